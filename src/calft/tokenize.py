@@ -1,0 +1,187 @@
+"""Batch tokenization of canonical strings, tokenizer loading and tokenizer fingerprints.
+
+Canonical strings are short and made of few characters ("-", digits, "."), and millions of them
+must be tokenized. A Hugging Face tokenizer works in stages: normalize, split into pre-tokens, run
+the model (BPE, Unigram, ...) on each pre-token. The pre-token boundaries of a canonical string
+depend only on its shape (the string with every digit replaced by 0) for the pre-tokenizers in
+use, so we pre-tokenize a few representatives per shape, run the model once per distinct piece,
+and assemble every string's tokens with numpy. Each shape is checked: all its representatives
+must split the same way, reproduce their own text piece by piece and match a full `encode`;
+otherwise that shape falls back to encoding every string in one batch call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+REPRESENTATIVES_PER_SHAPE = 64
+DIGITS = np.frombuffer(b"0123456789", dtype=np.uint8)
+
+
+def load_tokenizer(source: str):
+    """A fast Hugging Face tokenizer from a model folder, a tokenizer folder or a hub id."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if getattr(tokenizer, "backend_tokenizer", None) is None:
+        raise ValueError(f"tokenizer at '{source}' has no fast (Rust) backend; calft needs one")
+    return tokenizer
+
+
+def terminator_id(tokenizer, terminator: str) -> int:
+    """The id of the terminator token, which must be a single token of the vocabulary."""
+    token_id = tokenizer.convert_tokens_to_ids(terminator)
+    if token_id is None or token_id == tokenizer.unk_token_id and terminator != tokenizer.unk_token:
+        raise ValueError(f"terminator '{terminator}' is not a single token of this tokenizer")
+    return int(token_id)
+
+
+def fingerprint(tokenizer, terminator: str) -> str:
+    """A short hash of everything that decides canonical token sequences: the tokenizer's
+    normalizer, pre-tokenizer, model, added tokens, and the terminator."""
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    for runtime_setting in ("padding", "truncation"):
+        spec.pop(runtime_setting, None)
+    text = json.dumps(spec, sort_keys=True) + f"\nterminator={terminator}:{terminator_id(tokenizer, terminator)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def ragged_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of the index ranges [starts[i], starts[i] + lengths[i])."""
+    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return shift + np.arange(int(lengths.sum()))
+
+
+class _PieceTable:
+    """Token ids of every distinct piece seen so far, stored flat. Pieces of up to 8 bytes are
+    looked up by a packed uint64 key with numpy; only new pieces reach the tokenizer model."""
+
+    def __init__(self, model):
+        self.model = model
+        self.tokens: list[int] = []
+        self.starts: list[int] = []
+        self.lengths: list[int] = []
+        self.by_text: dict[str, int] = {}
+        self.keys = np.empty(0, dtype=np.uint64)
+        self.key_ids = np.empty(0, dtype=np.int64)
+
+    def id_for(self, piece: str) -> int:
+        if piece not in self.by_text:
+            ids = [t.id for t in self.model.tokenize(piece)]
+            self.by_text[piece] = len(self.starts)
+            self.starts.append(len(self.tokens))
+            self.lengths.append(len(ids))
+            self.tokens.extend(ids)
+        return self.by_text[piece]
+
+    def ids_for_column(self, chars: np.ndarray) -> np.ndarray:
+        """Piece id of every row of a byte matrix (one piece per row)."""
+        width = chars.shape[1]
+        if width > 8:
+            distinct, inverse = np.unique(chars.copy().view(f"V{width}").ravel(), return_inverse=True)
+            return np.array([self.id_for(v.tobytes().decode()) for v in distinct])[inverse]
+        keys = chars.astype(np.uint64) @ (np.uint64(256) ** np.arange(width - 1, -1, -1, dtype=np.uint64))
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        found = np.searchsorted(self.keys, distinct)
+        known = np.zeros(len(distinct), dtype=bool)
+        if len(self.keys):
+            known = (found < len(self.keys)) & (self.keys[np.minimum(found, len(self.keys) - 1)] == distinct)
+        new = distinct[~known]
+        if len(new):
+            new_ids = np.array([self.id_for(_key_text(k, width)) for k in new], dtype=np.int64)
+            merged = np.argsort(np.r_[self.keys, new], kind="stable")
+            self.keys = np.r_[self.keys, new][merged]
+            self.key_ids = np.r_[self.key_ids, new_ids][merged]
+            found = np.searchsorted(self.keys, distinct)
+        return self.key_ids[found][inverse]
+
+
+def _key_text(key: np.uint64, width: int) -> str:
+    return int(key).to_bytes(width, "big").decode()
+
+
+class CanonicalTokenizer:
+    """Tokenizes canonical strings exactly as `encode(s, add_special_tokens=False)` would."""
+
+    def __init__(self, tokenizer):
+        self.backend = tokenizer.backend_tokenizer
+        self.pieces = _PieceTable(self.backend.model)
+        self.fallback_rows = 0
+
+    def _encode_exact(self, strings: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.backend.encode_batch_fast(strings, add_special_tokens=False)]
+
+    def _split(self, text: str):
+        """Pre-token spans of `text`, or None when the normalizer changes it."""
+        normalizer, pre_tokenizer = self.backend.normalizer, self.backend.pre_tokenizer
+        if normalizer is not None and normalizer.normalize_str(text) != text:
+            return None
+        if pre_tokenizer is None:
+            return [(0, len(text))]
+        pieces = pre_tokenizer.pre_tokenize_str(text)
+        if any(text[a:b] != piece for piece, (a, b) in pieces):
+            return None
+        return [span for _, span in pieces]
+
+    def _shape_spans(self, chars: np.ndarray):
+        """Shared pre-token spans of a shape's representatives, verified against full encodes."""
+        picks = np.unique(np.linspace(0, len(chars) - 1, min(len(chars), REPRESENTATIVES_PER_SHAPE)).astype(int))
+        texts = [chars[i].tobytes().decode() for i in picks]
+        spans = {tuple(s) if s is not None else None for s in map(self._split, texts)}
+        if len(spans) != 1 or None in spans:
+            return None
+        spans = next(iter(spans))
+        expected = self._encode_exact(texts)
+        for text, ids in zip(texts, expected):
+            pieces = [self.pieces.id_for(text[a:b]) for a, b in spans]
+            assembled = [t for p in pieces for t in self._piece_tokens(p)]
+            if assembled != ids:
+                return None
+        return spans
+
+    def _piece_tokens(self, piece: int) -> list[int]:
+        start = self.pieces.starts[piece]
+        return self.pieces.tokens[start : start + self.pieces.lengths[piece]]
+
+    def _encode_shape(self, chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens (flat) and lengths for strings of one shape, given as a byte matrix."""
+        spans = self._shape_spans(chars)
+        if spans is None:
+            self.fallback_rows += len(chars)
+            ids = self._encode_exact([row.tobytes().decode() for row in chars])
+            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            return np.fromiter((t for seq in ids for t in seq), dtype=np.int64, count=int(lengths.sum())), lengths
+        piece_ids = np.empty((len(chars), len(spans)), dtype=np.int64)
+        for column, (a, b) in enumerate(spans):
+            piece_ids[:, column] = self.pieces.ids_for_column(chars[:, a:b])
+        starts = np.asarray(self.pieces.starts)[piece_ids].ravel()
+        counts = np.asarray(self.pieces.lengths)[piece_ids]
+        tokens = np.asarray(self.pieces.tokens, dtype=np.int64)[ragged_positions(starts, counts.ravel())]
+        return tokens, counts.sum(axis=1)
+
+    def encode(self, offsets: np.ndarray, data: np.ndarray, terminator: int) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of every string (Arrow layout: offsets, utf-8 bytes), each followed by the
+        terminator. Returns (flat tokens int64, lengths int64)."""
+        sizes = np.diff(offsets)
+        lengths = np.zeros(len(sizes), dtype=np.int64)
+        encoded = []
+        for size in np.unique(sizes):
+            rows = np.flatnonzero(sizes == size)
+            chars = data[offsets[rows][:, None] + np.arange(size)]
+            shapes = np.where(np.isin(chars, DIGITS), ord("0"), chars)
+            _, shape_of = np.unique(shapes.view(f"V{size}").ravel(), return_inverse=True)
+            for shape in np.unique(shape_of):
+                shape_rows = rows[shape_of == shape]
+                tokens, shape_lengths = self._encode_shape(chars[shape_of == shape])
+                lengths[shape_rows] = shape_lengths
+                encoded.append((shape_rows, tokens))
+        lengths += 1
+        out_offsets = np.cumsum(lengths) - lengths
+        flat = np.full(int(lengths.sum()), terminator, dtype=np.int64)
+        for rows, tokens in encoded:
+            flat[ragged_positions(out_offsets[rows], lengths[rows] - 1)] = tokens
+        return flat, lengths

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -99,13 +100,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield temporary
         os.replace(temporary, path)
     finally:
-        if temporary.exists():
-            if temporary.is_dir():
-                import shutil
-
-                shutil.rmtree(temporary)
-            else:
-                temporary.unlink()
+        if temporary.is_dir():
+            shutil.rmtree(temporary)
+        elif temporary.exists():
+            temporary.unlink()
 
 
 @contextlib.contextmanager

@@ -95,8 +95,7 @@ def _chain(first, rest):
 
 def _json_number(printed: str):
     """The printed text as a JSON number with the same text (25 -> 25, 25.0 -> 25.0)."""
-    value = float(printed)
-    return int(printed) if printed.lstrip("-").isdigit() else value
+    return int(printed) if printed.lstrip("-").isdigit() else float(printed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,13 +134,25 @@ def run_build_tries(args: argparse.Namespace) -> None:
     targets_info = artifacts.read_provenance(args.targets)
     tokenizer = load_tokenizer(args.tokenizer)
     term_id = terminator_id(tokenizer, args.terminator)
+    expected = fingerprint(tokenizer, args.terminator)
+    for other in args.same_tokenizer:
+        try:
+            same = fingerprint(load_tokenizer(other), args.terminator) == expected
+        except ValueError:  # the terminator is not even a token there
+            same = False
+        if not same:
+            raise ValueError(
+                f"the tokenizer of '{other}' differs from that of '{args.tokenizer}', so they cannot share "
+                "tries; give that model its own `tokenizer` name in the config"
+            )
     config = {
         "targets": targets_info["config"],
         "targets_code_version": targets_info["code_version"],
         "tokenizer": str(args.tokenizer),
         "terminator": args.terminator,
         "terminator_id": term_id,
-        "fingerprint": fingerprint(tokenizer, args.terminator),
+        "fingerprint": expected,
+        "same_tokenizer": list(args.same_tokenizer),
     }
     row_groups = pq.ParquetFile(args.targets).num_row_groups
     log(f"build-tries: {row_groups} families, tokenizer fingerprint {config['fingerprint']}, "
@@ -237,6 +248,9 @@ def parser() -> argparse.ArgumentParser:
                    help="token appended to every canonical output: the token that ends an assistant turn "
                    "(SmolLM2 and Qwen3: <|im_end|>)")
     t.add_argument("--output", required=True, help="parquet file to write")
+    t.add_argument("--same-tokenizer", action="append", default=[], metavar="SOURCE",
+                   help="another model or tokenizer that will use these tries; fails unless its tokenizer "
+                   "fingerprint equals this one's (repeatable)")
     t.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes that tokenize and build tries in parallel, one family at a time (default: 2)")
     t.set_defaults(run=run_build_tries)

@@ -15,6 +15,7 @@ import numpy as np
 
 from calft.families import Family, FamilyError, get_family
 from calft.prompts import Prompt
+from calft.ragged import ragged_groups
 
 QUANTILE_LOW = 0.001
 QUANTILE_HIGH = 0.999
@@ -37,9 +38,8 @@ class Chunk:
     @property
     def bin(self) -> np.ndarray:
         """Position of each row within its prompt's output space."""
-        starts = np.flatnonzero(np.r_[True, self.prompt_index[1:] != self.prompt_index[:-1]])
-        counts = np.diff(np.r_[starts, len(self.prompt_index)])
-        return np.arange(len(self.prompt_index)) - np.repeat(starts, counts)
+        _, counts = np.unique(self.prompt_index, return_counts=True)
+        return ragged_groups(counts)[1]
 
 
 def _stack_params(family: Family, prompts: list[Prompt]) -> dict[str, np.ndarray]:
@@ -48,13 +48,6 @@ def _stack_params(family: Family, prompts: list[Prompt]) -> dict[str, np.ndarray
 
 def _bound(value, size: int) -> np.ndarray | None:
     return None if value is None else np.broadcast_to(np.asarray(value, dtype=float), (size,))
-
-
-def _ragged(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For ragged groups of the given sizes: (group of each element, position within its group)."""
-    group = np.repeat(np.arange(len(counts)), counts)
-    starts = np.cumsum(counts) - counts
-    return group, np.arange(counts.sum()) - starts[group]
 
 
 def _normalize(mass: np.ndarray, group: np.ndarray, num_groups: int, family: Family, prompts) -> np.ndarray:
@@ -85,7 +78,7 @@ def _integer_chunk(family, prompts, params, max_bins, q_low, q_high):
         hi = np.where(np.isfinite(q), np.ceil(q), half)
     lo, hi = np.minimum(lo, hi).astype(np.int64), np.maximum(lo, hi).astype(np.int64)
     counts = np.minimum(hi - lo + 1, max_bins)
-    group, position = _ragged(counts)
+    group, position = ragged_groups(counts)
     values = lo[group] + position
     row_params = {name: value[group] for name, value in params.items()}
     row_law = family.frozen(row_params)
@@ -115,7 +108,7 @@ def _continuous_chunk(family, prompts, params, decimals, max_bins, q_low, q_high
     first = np.where(no_point, np.rint(np.round((lower + upper) / 2, decimals) / step).astype(np.int64), first)
     points = np.where(no_point, 1, points)
     counts = np.minimum(points, max_bins)
-    group, position = _ragged(counts)
+    group, position = ragged_groups(counts)
     capped = points[group] > max_bins
     # Same float arithmetic as numpy.linspace(0, n - 1, max_bins), truncated to integers.
     spacing = (points[group] - 1) / (max_bins - 1)
@@ -126,7 +119,7 @@ def _continuous_chunk(family, prompts, params, decimals, max_bins, q_low, q_high
     centres = grid_index * step
 
     # Edges per prompt: [lower, midpoints between consecutive centres, upper] (counts + 1 each).
-    edge_group, edge_position = _ragged(counts + 1)
+    edge_group, edge_position = ragged_groups(counts + 1)
     edge_row = np.cumsum(counts)[edge_group] - counts[edge_group] + edge_position  # row of the centre right of the edge
     is_first, is_last = edge_position == 0, edge_position == counts[edge_group]
     inner = ~(is_first | is_last)

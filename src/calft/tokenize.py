@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 
 import numpy as np
+
+from calft.ragged import ragged_positions
 
 REPRESENTATIVES_PER_SHAPE = 64
 DIGITS = np.frombuffer(b"0123456789", dtype=np.uint8)
@@ -48,12 +49,6 @@ def fingerprint(tokenizer, terminator: str) -> str:
         spec.pop(runtime_setting, None)
     text = json.dumps(spec, sort_keys=True) + f"\nterminator={terminator}:{terminator_id(tokenizer, terminator)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def ragged_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of the index ranges [starts[i], starts[i] + lengths[i])."""
-    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    return shift + np.arange(int(lengths.sum()))
 
 
 class _PieceTable:

@@ -6,7 +6,7 @@ appended) with their masses P_Y; many prompts are processed together.
 A trie is a table of nodes. Node 0 of each prompt is the root (the empty prefix); every other node
 is one distinct non-empty prefix and stores its parent, the token that leads to it, its prefix mass
 and q = mass / parent mass, which is the target probability of that token after the parent's prefix.
-Nodes are numbered depth-first-free: by depth, then lexicographically, so a node's children are
+Nodes are numbered breadth-first (by depth, then by token sequence), so a node's children are
 contiguous. Leaves (complete sequences) record the canonical row they spell.
 """
 
@@ -130,16 +130,3 @@ def build_tries(
         q=q[by_prompt],
         canonical_index=np.concatenate(parts["leaf"])[by_prompt].astype(np.int32),
     )
-
-
-def path_probability(trie_nodes: dict[str, np.ndarray], tokens: list[int]) -> float:
-    """Product of q along a token path from the root of one prompt's trie (0 if the path leaves it)."""
-    parent, token, q = trie_nodes["parent"], trie_nodes["token"], trie_nodes["q"]
-    current, probability = 0, 1.0
-    for t in tokens:
-        children = np.flatnonzero((parent == current) & (token == t))
-        if len(children) == 0:
-            return 0.0
-        current = int(children[0])
-        probability *= q[current]
-    return probability

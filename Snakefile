@@ -1,0 +1,24 @@
+# calft: Calibration Fine-Tuning as a Snakemake workflow. See README.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/discretize.smk"
+include: "workflow/rules/tries.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

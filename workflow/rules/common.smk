@@ -1,0 +1,155 @@
+# Config validation, output paths and input functions. Parse-time code only: cheap imports, no torch
+# (every SLURM job parses the workflow again).
+
+import re
+import shlex
+from pathlib import Path
+
+import jsonschema
+import yaml
+from snakemake.utils import validate
+
+
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def config_errors(config):
+    """Schema violations and cross-key problems, each as 'key.path: message'."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        key = ".".join(str(part) for part in error.path) or "(top level)"
+        errors.append(f"{key}: {error.message}")
+    if errors:
+        return errors
+    models = config["models"]
+    for name in config.get("run_models") or []:
+        if name not in models:
+            errors.append(f"run_models: unknown model '{name}'; defined models: {', '.join(models)}")
+    for name, model in models.items():
+        path = model.get("path")
+        if path and not Path(path).is_dir():
+            errors.append(f"models.{name}.path: folder '{path}' does not exist")
+    terminators = {}
+    for name, model in models.items():
+        first = terminators.setdefault(model["tokenizer"], (name, model["terminator"]))
+        if first[1] != model["terminator"]:
+            errors.append(
+                f"models.{name}.terminator: '{model['terminator']}' differs from '{first[1]}' of model "
+                f"'{first[0]}', which shares tokenizer '{model['tokenizer']}'"
+            )
+    return errors
+
+
+problems = config_errors(config)
+if problems:
+    raise WorkflowError("invalid calft config:\n  " + "\n  ".join(problems))
+validate(config, schema=str(SCHEMA))  # fills in the schema defaults
+
+
+# ----------------------------------------------------------------------------------------------
+# Output layout. Every stage writes under results/ (per model and method where it applies) and
+# logs/; prepared models go under resources/. Stages of later issues slot into these paths:
+#   results/<model>/<method>/adapter/                 soft/hard LoRA adapters (train)
+#   results/<model>/<method>/samples/<set>.parquet    1000 generations per prompt (sample)
+#   results/<model>/<method>/scores/<set>.parquet     valid rate, normalized W1 (score)
+#   results/<model>/<method>/logit_kl/<set>.parquet   trie logit KL (logit_kl)
+#   results/<model>/<method>/retention.parquet        TinyBenchmarks gp-IRT (retention)
+#   results/<model>/<method>/perplexity.parquet       PALOMA (perplexity)
+#   results/<model>/<method>/transfer/<eval>.parquet  open-ended, MCQ, NoveltyBench, SSOT (transfer)
+#   results/tables/*, results/figures/*               aggregate tables and figures (aggregate)
+
+MODELS = config["models"]
+RUN_MODELS = config["run_models"] or list(MODELS)
+TARGETS = config["targets"]
+PROMPTS = config["prompts"]
+
+TARGETS_PATH = "results/targets/{prompt_set}/d{decimals}_b{bins}.parquet"
+TRIES_PATH = "results/tries/{tokenizer}/{prompt_set}/d{decimals}_b{bins}.parquet"
+
+
+def _alternatives(names):
+    return "|".join(sorted(map(re.escape, names))) or "(?!)"
+
+
+wildcard_constraints:
+    model=_alternatives(MODELS),
+    embedded_model=_alternatives([m for m in MODELS if MODELS[m]["source"] == "embedded"]),
+    hub_model=_alternatives([m for m in MODELS if MODELS[m]["source"] != "embedded"]),
+    tokenizer=_alternatives({m["tokenizer"] for m in MODELS.values()}),
+    prompt_set="train|unseen|ood|unseen-full|ood-full",
+    decimals=r"\d+",
+    bins=r"\d+",
+
+
+def targets_file(prompt_set, bins):
+    return TARGETS_PATH.format(prompt_set=prompt_set, decimals=TARGETS["decimals"], bins=bins)
+
+
+def tries_file(tokenizer, prompt_set, bins):
+    return TRIES_PATH.format(tokenizer=tokenizer, prompt_set=prompt_set, decimals=TARGETS["decimals"], bins=bins)
+
+
+def model_inputs(name):
+    """What must exist before a job can load the model: the converted embedded folder, the
+    download marker of a hub model, or nothing for a local folder given in config."""
+    model = MODELS[name]
+    if model["path"]:
+        return []
+    if model["source"] == "embedded":
+        return [f"resources/models/{name}"]
+    return [f"resources/models/{name}.json"]
+
+
+def model_source(name):
+    """How a job names the model to transformers: a folder, or a hub id resolved offline from the cache."""
+    model = MODELS[name]
+    if model["path"]:
+        return model["path"]
+    if model["source"] == "embedded":
+        return f"resources/models/{name}"
+    return model["source"]
+
+
+def tokenizer_users(tokenizer):
+    """The run models that use this tokenizer; the first one's files build the shared tries."""
+    return [name for name in RUN_MODELS if MODELS[name]["tokenizer"] == tokenizer]
+
+
+def same_tokenizer_options(wildcards):
+    """build-tries checks that every other model sharing the tokenizer really has the same one."""
+    others = tokenizer_users(wildcards.tokenizer)[1:]
+    return " ".join(f"--same-tokenizer {shlex.quote(model_source(name))}" for name in others)
+
+
+def discretize_selection(wildcards):
+    """CLI options choosing the prompts of a prompt set."""
+    options = f"--number-format {PROMPTS['number_format']}"
+    if wildcards.prompt_set == "train":
+        if PROMPTS["train_families"]:
+            options += f" --families {','.join(PROMPTS['train_families'])}"
+        if PROMPTS["train_per_family"]:
+            options += f" --per-family {PROMPTS['train_per_family']}"
+    return options
+
+
+def tries_inputs(wildcards):
+    return {
+        "targets": TARGETS_PATH.format(**wildcards),
+        "models": [path for name in tokenizer_users(wildcards.tokenizer) for path in model_inputs(name)],
+    }
+
+
+def all_outputs():
+    """Everything the stages that exist so far produce for the configured models."""
+    tokenizers = dict.fromkeys(MODELS[m]["tokenizer"] for m in RUN_MODELS)
+    outputs = [path for name in RUN_MODELS for path in model_inputs(name)]
+    if "hard" in config["methods"]:
+        outputs.append(targets_file("train", TARGETS["hard_max_bins"]))
+    for tokenizer in tokenizers:
+        if "soft" in config["methods"]:
+            outputs.append(tries_file(tokenizer, "train", TARGETS["soft_max_bins"]))
+        for prompt_set in PROMPTS["evaluation"]:
+            outputs.append(tries_file(tokenizer, prompt_set, TARGETS["eval_max_bins"]))
+    return outputs

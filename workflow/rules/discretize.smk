@@ -1,0 +1,20 @@
+# Discretize every prompt's target law into canonical strings with masses (calft.discretize).
+
+
+rule discretize:
+    output:
+        TARGETS_PATH,
+    params:
+        selection=discretize_selection,
+    log:
+        "logs/discretize/{prompt_set}_d{decimals}_b{bins}.log",
+    benchmark:
+        "results/benchmarks/discretize/{prompt_set}_d{decimals}_b{bins}.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft discretize --prompt-set {wildcards.prompt_set} --decimals {wildcards.decimals} "
+        "--max-bins {wildcards.bins} {params.selection} --output {output} > {log} 2>&1"

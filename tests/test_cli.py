@@ -56,6 +56,7 @@ def test_build_tries_end_to_end(tmp_path, merging_tokenizer_dir):
     [
         (["--families", "gaussian,gausian"], "unknown family 'gausian'"),
         (["--max-bins", "1"], "max_bins must be >= 2"),
+        (["--families", "poisson"], "family 'poisson' is not in prompt set 'train'"),
     ],
 )
 def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, capsys, arguments, message):

@@ -5,7 +5,7 @@ import pytest
 
 from calft.discretize import discretize, format_canonical
 from calft.prompts import prompt_set
-from calft.tokenize import CanonicalTokenizer, fingerprint, load_tokenizer, terminator_id
+from calft.tokenize import CanonicalTokenizer, fingerprint, load_backend, load_tokenizer, terminator_id
 from calft.tries import build_tries
 
 TOKENIZERS = {"smollm2": ("smollm2_dir", "<|im_end|>"), "merging": ("merging_tokenizer_dir", "<|end|>")}
@@ -19,7 +19,7 @@ def _random_prompts(count, seed):
 
 def _tokenized(tokenizer, term, prompts, decimals, max_bins):
     """Per chunk: (chunk, strings, flat tokens, lengths) through the fast path."""
-    canonical = CanonicalTokenizer(tokenizer)
+    canonical = CanonicalTokenizer(tokenizer.backend_tokenizer)
     for chunk in discretize(prompts, decimals, max_bins):
         offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
         text = data.tobytes().decode()
@@ -30,9 +30,10 @@ def _tokenized(tokenizer, term, prompts, decimals, max_bins):
 
 @pytest.fixture(params=list(TOKENIZERS))
 def tokenizer_and_terminator(request):
+    """The transformers tokenizer (what training uses) and the terminator id."""
     folder_fixture, terminator = TOKENIZERS[request.param]
     tokenizer = load_tokenizer(str(request.getfixturevalue(folder_fixture)))
-    return tokenizer, terminator_id(tokenizer, terminator)
+    return tokenizer, terminator_id(tokenizer.backend_tokenizer, terminator)
 
 
 def test_smollm2_splits_digits_and_merging_tokenizer_does_not(smollm2_tokenizer, merging_tokenizer_dir):
@@ -54,9 +55,9 @@ def test_fallback_when_the_normalizer_rewrites_text(smollm2_dir):
 
     tokenizer = load_tokenizer(str(smollm2_dir))
     tokenizer.backend_tokenizer.normalizer = normalizers.Replace(".", ",")
-    term = terminator_id(tokenizer, "<|im_end|>")
+    term = terminator_id(tokenizer.backend_tokenizer, "<|im_end|>")
     prompts = [p for p in prompt_set("unseen") if p.family in ("gaussian", "binomial")]
-    canonical = CanonicalTokenizer(tokenizer)
+    canonical = CanonicalTokenizer(tokenizer.backend_tokenizer)
     for chunk in discretize(prompts, 2, 200):
         offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
         text = data.tobytes().decode()
@@ -117,7 +118,7 @@ def test_trie_targets_match_brute_force(tokenizer_and_terminator, seed):
 
 
 def test_integer_family_lets_the_terminator_compete_with_digits(smollm2_tokenizer):
-    term = terminator_id(smollm2_tokenizer, "<|im_end|>")
+    term = terminator_id(smollm2_tokenizer.backend_tokenizer, "<|im_end|>")
     prompt = next(p for p in prompt_set("unseen") if p.family == "binomial")
     (chunk, strings, tokens, lengths), = _tokenized(smollm2_tokenizer, term, [prompt], 5, 16384)
     trie = build_tries(chunk.prompt_index, chunk.bin, tokens, lengths, chunk.mass)
@@ -133,15 +134,22 @@ def test_sequences_must_be_prefix_free():
         build_tries(np.array([0, 0]), np.array([0, 1]), tokens, np.array([1, 2]), np.array([0.5, 0.5]))
 
 
-def test_fingerprint_is_stable_and_discriminating(smollm2_dir, smollm2_tokenizer, merging_tokenizer_dir, tmp_path):
-    first = fingerprint(smollm2_tokenizer, "<|im_end|>")
-    assert first == fingerprint(load_tokenizer(str(smollm2_dir)), "<|im_end|>")
-    smollm2_tokenizer.save_pretrained(tmp_path)  # the same tokenizer in another folder
-    assert first == fingerprint(load_tokenizer(str(tmp_path)), "<|im_end|>")
-    assert first != fingerprint(smollm2_tokenizer, "<|endoftext|>")
-    assert first != fingerprint(load_tokenizer(str(merging_tokenizer_dir)), "<|end|>")
+@pytest.mark.parametrize("folder_fixture, terminator", TOKENIZERS.values())
+def test_direct_backend_load_equals_the_transformers_tokenizer(request, folder_fixture, terminator):
+    folder = str(request.getfixturevalue(folder_fixture))
+    assert fingerprint(load_backend(folder), terminator) == fingerprint(
+        load_tokenizer(folder).backend_tokenizer, terminator)
 
 
-def test_terminator_must_be_one_token(smollm2_tokenizer):
+def test_fingerprint_is_stable_and_discriminating(smollm2_dir, merging_tokenizer_dir, tmp_path):
+    first = fingerprint(load_backend(str(smollm2_dir)), "<|im_end|>")
+    assert first == fingerprint(load_backend(str(smollm2_dir)), "<|im_end|>")
+    load_tokenizer(str(smollm2_dir)).save_pretrained(tmp_path)  # the same tokenizer in another folder
+    assert first == fingerprint(load_backend(str(tmp_path)), "<|im_end|>")
+    assert first != fingerprint(load_backend(str(smollm2_dir)), "<|endoftext|>")
+    assert first != fingerprint(load_backend(str(merging_tokenizer_dir)), "<|end|>")
+
+
+def test_terminator_must_be_one_token(smollm2_dir):
     with pytest.raises(ValueError, match="not a single token"):
-        terminator_id(smollm2_tokenizer, "<|not a token|>")
+        terminator_id(load_backend(str(smollm2_dir)), "<|not a token|>")

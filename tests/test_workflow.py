@@ -109,10 +109,10 @@ def test_lint_is_clean():
 
 
 def test_schema_families_match_the_registry():
-    from calft.families import FAMILIES
+    from calft.families import SEEN
 
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    assert schema["$defs"]["family"]["enum"] == list(FAMILIES)
+    assert schema["$defs"]["seen_family"]["enum"] == list(SEEN)
 
 
 def _micro_config(tmp_path: Path, **changes) -> Path:
@@ -141,6 +141,7 @@ def _micro_config(tmp_path: Path, **changes) -> Path:
     "changes, key",
     [
         ({"prompts.train_families": ["gaussian", "gausian"]}, "prompts.train_families.1"),
+        ({"prompts.train_families": ["poisson"]}, "prompts.train_families.0: 'poisson' is not one of"),
         ({"run_models": ["smol", "qwen"]}, "run_models: unknown model 'qwen'"),
         ({"models.smol.terminatr": "<|im_end|>"}, "models.smol"),
         ({"sampling.num_samples": -5}, "sampling.num_samples"),
@@ -177,7 +178,7 @@ def test_micro_workflow_runs_for_real(tmp_path):
     from calft.tokenize import fingerprint, load_tokenizer
 
     info = artifacts.read_provenance(tries)
-    assert info["config"]["fingerprint"] == fingerprint(load_tokenizer(str(model)), "<|im_end|>")
+    assert info["config"]["fingerprint"] == fingerprint(load_tokenizer(str(model)).backend_tokenizer, "<|im_end|>")
     for log in ["prepare_model/smol.log", "discretize/train_d2_b50.log", "build_tries/smollm2/train_d2_b50.log"]:
         assert (tmp_path / "logs" / log).exists()
     assert (tmp_path / "results" / "benchmarks" / "build_tries" / "smollm2" / "train_d2_b50.tsv").exists()
@@ -187,8 +188,8 @@ def test_micro_workflow_runs_for_real(tmp_path):
 
     # a single target rebuilds only what it needs
     tries.unlink()
-    single = snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(config),
-                       "results/tries/smollm2/train/d2_b50.parquet")
+    single = snakemake("results/tries/smollm2/train/d2_b50.parquet", "--cores", "2",
+                       "--directory", str(tmp_path), "--configfile", str(config))
     assert "build_tries" in single.stdout + single.stderr
     assert "discretize" not in re.findall(r"^(\w+)\s+\d+$", single.stdout + single.stderr, re.M)
     assert tries.exists()

@@ -104,12 +104,13 @@ def _json_number(printed: str):
 _worker_state: dict = {}
 
 
-def _init_tries_worker(tokenizer_source: str) -> None:
-    from calft.tokenize import CanonicalTokenizer, load_tokenizer
+def _init_tries_worker(backend_json: str) -> None:
+    from tokenizers import Tokenizer
+
+    from calft.tokenize import CanonicalTokenizer
 
     keep_freed_memory()
-    tokenizer = load_tokenizer(tokenizer_source)
-    _worker_state["tokenizer"] = CanonicalTokenizer(tokenizer)
+    _worker_state["tokenizer"] = CanonicalTokenizer(Tokenizer.from_str(backend_json))
 
 
 def _tries_for_row_group(targets: str, row_group: int, terminator: int):
@@ -129,15 +130,15 @@ def _tries_for_row_group(targets: str, row_group: int, terminator: int):
 
 
 def run_build_tries(args: argparse.Namespace) -> None:
-    from calft.tokenize import fingerprint, load_tokenizer, terminator_id
+    from calft.tokenize import fingerprint, load_backend, terminator_id
 
     targets_info = artifacts.read_provenance(args.targets)
-    tokenizer = load_tokenizer(args.tokenizer)
-    term_id = terminator_id(tokenizer, args.terminator)
-    expected = fingerprint(tokenizer, args.terminator)
+    backend = load_backend(args.tokenizer)
+    term_id = terminator_id(backend, args.terminator)
+    expected = fingerprint(backend, args.terminator)
     for other in args.same_tokenizer:
         try:
-            same = fingerprint(load_tokenizer(other), args.terminator) == expected
+            same = fingerprint(load_backend(other), args.terminator) == expected
         except ValueError:  # the terminator is not even a token there
             same = False
         if not same:
@@ -160,7 +161,7 @@ def run_build_tries(args: argparse.Namespace) -> None:
     nodes = 0
     with artifacts.parquet_writer(args.output, artifacts.TRIES_SCHEMA, artifacts.provenance("tries", config)) as writer:
         with concurrent.futures.ProcessPoolExecutor(
-            max_workers=args.workers, initializer=_init_tries_worker, initargs=(str(args.tokenizer),)
+            max_workers=args.workers, initializer=_init_tries_worker, initargs=(backend.to_str(),)
         ) as pool:
             futures = [
                 pool.submit(_tries_for_row_group, str(args.targets), group, term_id) for group in range(row_groups)
@@ -189,9 +190,9 @@ def _trie_batch(labels: list[str], trie) -> pa.RecordBatch:
 
 
 def run_fingerprint(args: argparse.Namespace) -> None:
-    from calft.tokenize import fingerprint, load_tokenizer
+    from calft.tokenize import fingerprint, load_backend
 
-    print(fingerprint(load_tokenizer(args.tokenizer), args.terminator))
+    print(fingerprint(load_backend(args.tokenizer), args.terminator))
 
 
 def run_prepare_model(args: argparse.Namespace) -> None:

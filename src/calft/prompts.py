@@ -243,10 +243,13 @@ def prompt_set(
     `per_family` evenly spaced grid rows per family (for scaled-down local runs)."""
     if name not in PROMPT_SETS:
         raise ValueError(f"unknown prompt set '{name}'; choose from {', '.join(PROMPT_SETS)}")
-    for family_id in families or ():
-        get_family(family_id)
     split = PROMPT_SETS[name]
     pool = SEEN if split in ("train", "unseen") else HELD_OUT
+    for family_id in families or ():
+        get_family(family_id)
+        if family_id not in pool:
+            kind = "seen" if pool is SEEN else "held-out"
+            raise FamilyError(f"family '{family_id}' is not in prompt set '{name}', which has only the {kind} families")
     prompts = []
     for family_id in pool:
         if families is not None and family_id not in families:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +25,7 @@ DIGITS = np.frombuffer(b"0123456789", dtype=np.uint8)
 
 
 def load_tokenizer(source: str):
-    """A fast Hugging Face tokenizer from a model folder, a tokenizer folder or a hub id."""
+    """A fast Hugging Face tokenizer (transformers) from a model folder, a tokenizer folder or a hub id."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -33,21 +34,41 @@ def load_tokenizer(source: str):
     return tokenizer
 
 
-def terminator_id(tokenizer, terminator: str) -> int:
+def load_backend(source: str):
+    """The Rust tokenizer (`tokenizers.Tokenizer`) of a model folder or a hub id in the local cache.
+
+    Reads tokenizer.json directly when there is one (0.2 s instead of 7 s through transformers); it
+    is the same backend transformers builds, which the fingerprint check of later stages confirms.
+    """
+    from tokenizers import Tokenizer
+
+    folder = Path(source)
+    if (folder / "tokenizer.json").is_file():
+        return Tokenizer.from_file(str(folder / "tokenizer.json"))
+    if not folder.exists():
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source, "tokenizer.json")
+        if isinstance(cached, str):
+            return Tokenizer.from_file(cached)
+    return load_tokenizer(source).backend_tokenizer
+
+
+def terminator_id(backend, terminator: str) -> int:
     """The id of the terminator token, which must be a single token of the vocabulary."""
-    token_id = tokenizer.convert_tokens_to_ids(terminator)
-    if token_id is None or token_id == tokenizer.unk_token_id and terminator != tokenizer.unk_token:
+    token_id = backend.token_to_id(terminator)
+    if token_id is None:
         raise ValueError(f"terminator '{terminator}' is not a single token of this tokenizer")
     return int(token_id)
 
 
-def fingerprint(tokenizer, terminator: str) -> str:
+def fingerprint(backend, terminator: str) -> str:
     """A short hash of everything that decides canonical token sequences: the tokenizer's
     normalizer, pre-tokenizer, model, added tokens, and the terminator."""
-    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    spec = json.loads(backend.to_str())
     for runtime_setting in ("padding", "truncation"):
         spec.pop(runtime_setting, None)
-    text = json.dumps(spec, sort_keys=True) + f"\nterminator={terminator}:{terminator_id(tokenizer, terminator)}"
+    text = json.dumps(spec, sort_keys=True) + f"\nterminator={terminator}:{terminator_id(backend, terminator)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -100,10 +121,10 @@ def _key_text(key: np.uint64, width: int) -> str:
 
 
 class CanonicalTokenizer:
-    """Tokenizes canonical strings exactly as `encode(s, add_special_tokens=False)` would."""
+    """Tokenizes canonical strings exactly as `backend.encode(s, add_special_tokens=False)` would."""
 
-    def __init__(self, tokenizer):
-        self.backend = tokenizer.backend_tokenizer
+    def __init__(self, backend):
+        self.backend = backend
         self.pieces = _PieceTable(self.backend.model)
         self.fallback_rows = 0
 

@@ -55,7 +55,7 @@ def paper_dry_run(tmp_path_factory):
     import os
 
     env = {**os.environ, "HOME": str(home)}
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "all", "-n"],
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "all", "-n", "--forceall"],
                             cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return dry_run_jobs(result.stdout + result.stderr)

@@ -17,10 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calft import artifacts
-from calft.discretize import QUANTILE_HIGH, QUANTILE_LOW, discretize, format_canonical
-from calft.families import FamilyError
-from calft.prompts import NUMBER_FORMATS, PROMPT_SETS, prompt_set
-from calft.tries import build_tries
+from calft.prompts import NUMBER_FORMATS, PROMPT_SETS, FamilyError, prompt_set
 
 
 def log(message: str) -> None:
@@ -44,6 +41,8 @@ def keep_freed_memory() -> None:
 
 
 def run_discretize(args: argparse.Namespace) -> None:
+    from calft.discretize import QUANTILE_HIGH, QUANTILE_LOW, discretize, format_canonical
+
     families = args.families.split(",") if args.families else None
     prompts = prompt_set(args.prompt_set, args.number_format, families, args.per_family)
     config = {
@@ -114,6 +113,8 @@ def _init_tries_worker(backend_json: str) -> None:
 
 
 def _tries_for_row_group(targets: str, row_group: int, terminator: int):
+    from calft.tries import build_tries
+
     table = pq.ParquetFile(targets).read_row_group(row_group, columns=["prompt_id", "bin", "canonical", "mass"])
     prompt_ids = table.column("prompt_id").combine_chunks()
     offsets, data = artifacts.string_buffers(table.column("canonical"))

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
-from scipy import stats
 
 Params = Mapping[str, float | np.ndarray]
 
@@ -35,6 +34,8 @@ class Family:
 
     @property
     def law(self):
+        from scipy import stats  # imported on first use: the workflow parses without it
+
         return getattr(stats, self.scipy_name)
 
     def frozen(self, params: Params):

@@ -13,6 +13,7 @@ otherwise that shape falls back to encoding every string in one batch call.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -73,33 +74,39 @@ def fingerprint(backend, terminator: str) -> str:
 
 
 class _PieceTable:
-    """Token ids of every distinct piece seen so far, stored flat. Pieces of up to 8 bytes are
-    looked up by a packed uint64 key with numpy; only new pieces reach the tokenizer model."""
+    """Token ids of every distinct piece seen so far, stored flat in numpy arrays. Pieces of up to 8
+    bytes are looked up by a packed uint64 key with numpy; only new pieces reach the tokenizer model."""
 
     def __init__(self, model):
         self.model = model
-        self.tokens: list[int] = []
-        self.starts: list[int] = []
-        self.lengths: list[int] = []
         self.by_text: dict[str, int] = {}
+        self.tokens = np.empty(0, dtype=np.int64)
+        self.starts = np.empty(0, dtype=np.int64)
+        self.lengths = np.empty(0, dtype=np.int64)
         self.keys = np.empty(0, dtype=np.uint64)
         self.key_ids = np.empty(0, dtype=np.int64)
 
-    def id_for(self, piece: str) -> int:
-        if piece not in self.by_text:
-            ids = [t.id for t in self.model.tokenize(piece)]
-            self.by_text[piece] = len(self.starts)
-            self.starts.append(len(self.tokens))
-            self.lengths.append(len(ids))
-            self.tokens.extend(ids)
-        return self.by_text[piece]
+    def _add(self, pieces: list[str]) -> None:
+        ids = [[t.id for t in self.model.tokenize(piece)] for piece in pieces]
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        self.by_text.update(zip(pieces, range(len(self.starts), len(self.starts) + len(pieces))))
+        self.starts = np.r_[self.starts, len(self.tokens) + np.cumsum(lengths) - lengths]
+        self.lengths = np.r_[self.lengths, lengths]
+        self.tokens = np.r_[self.tokens, np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64)]
+
+    def ids_for_texts(self, pieces: list[str]) -> np.ndarray:
+        self._add(list(dict.fromkeys(p for p in pieces if p not in self.by_text)))
+        return np.array([self.by_text[p] for p in pieces], dtype=np.int64)
+
+    def tokens_of(self, piece: int) -> list[int]:
+        return self.tokens[self.starts[piece] : self.starts[piece] + self.lengths[piece]].tolist()
 
     def ids_for_column(self, chars: np.ndarray) -> np.ndarray:
         """Piece id of every row of a byte matrix (one piece per row)."""
         width = chars.shape[1]
         if width > 8:
             distinct, inverse = np.unique(chars.copy().view(f"V{width}").ravel(), return_inverse=True)
-            return np.array([self.id_for(v.tobytes().decode()) for v in distinct])[inverse]
+            return self.ids_for_texts([v.tobytes().decode() for v in distinct])[inverse]
         keys = chars.astype(np.uint64) @ (np.uint64(256) ** np.arange(width - 1, -1, -1, dtype=np.uint64))
         distinct, inverse = np.unique(keys, return_inverse=True)
         found = np.searchsorted(self.keys, distinct)
@@ -108,7 +115,7 @@ class _PieceTable:
             known = (found < len(self.keys)) & (self.keys[np.minimum(found, len(self.keys) - 1)] == distinct)
         new = distinct[~known]
         if len(new):
-            new_ids = np.array([self.id_for(_key_text(k, width)) for k in new], dtype=np.int64)
+            new_ids = self.ids_for_texts([_key_text(k, width) for k in new])
             merged = np.argsort(np.r_[self.keys, new], kind="stable")
             self.keys = np.r_[self.keys, new][merged]
             self.key_ids = np.r_[self.key_ids, new_ids][merged]
@@ -153,15 +160,10 @@ class CanonicalTokenizer:
         spans = next(iter(spans))
         expected = self._encode_exact(texts)
         for text, ids in zip(texts, expected):
-            pieces = [self.pieces.id_for(text[a:b]) for a, b in spans]
-            assembled = [t for p in pieces for t in self._piece_tokens(p)]
-            if assembled != ids:
+            pieces = self.pieces.ids_for_texts([text[a:b] for a, b in spans])
+            if [t for p in pieces for t in self.pieces.tokens_of(p)] != ids:
                 return None
         return spans
-
-    def _piece_tokens(self, piece: int) -> list[int]:
-        start = self.pieces.starts[piece]
-        return self.pieces.tokens[start : start + self.pieces.lengths[piece]]
 
     def _encode_shape(self, chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tokens (flat) and lengths for strings of one shape, given as a byte matrix."""
@@ -174,9 +176,9 @@ class CanonicalTokenizer:
         piece_ids = np.empty((len(chars), len(spans)), dtype=np.int64)
         for column, (a, b) in enumerate(spans):
             piece_ids[:, column] = self.pieces.ids_for_column(chars[:, a:b])
-        starts = np.asarray(self.pieces.starts)[piece_ids].ravel()
-        counts = np.asarray(self.pieces.lengths)[piece_ids]
-        tokens = np.asarray(self.pieces.tokens, dtype=np.int64)[ragged_positions(starts, counts.ravel())]
+        starts = self.pieces.starts[piece_ids].ravel()
+        counts = self.pieces.lengths[piece_ids]
+        tokens = self.pieces.tokens[ragged_positions(starts, counts.ravel())]
         return tokens, counts.sum(axis=1)
 
     def encode(self, offsets: np.ndarray, data: np.ndarray, terminator: int) -> tuple[np.ndarray, np.ndarray]:

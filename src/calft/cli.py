@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import ctypes
+import itertools
 import json
 import os
 import sys
@@ -68,7 +69,7 @@ def run_discretize(args: argparse.Namespace) -> None:
     }
     rows = 0
     with artifacts.parquet_writer(args.output, artifacts.TARGETS_SCHEMA, artifacts.provenance("targets", config)) as writer:
-        for chunk in _chain(first, chunks):
+        for chunk in itertools.chain([first], chunks):
             offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
             index = chunk.prompt_index
             batch = pa.record_batch(
@@ -85,11 +86,6 @@ def run_discretize(args: argparse.Namespace) -> None:
             rows += len(index)
             log(f"  {chunk.family}: {len(np.unique(index))} prompts, {len(index)} values")
     log(f"wrote {rows} rows to {args.output}")
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 def _json_number(printed: str):

@@ -50,6 +50,14 @@ def test_batch_tokenization_equals_per_string_encode(tokenizer_and_terminator):
         assert [list(g) for g in got] == expected
 
 
+def test_real_tokenizers_take_the_piecewise_path(tokenizer_and_terminator):
+    tokenizer, term = tokenizer_and_terminator
+    canonical = CanonicalTokenizer(tokenizer.backend_tokenizer)
+    for chunk in discretize(_random_prompts(6, 3), 5, 1001):
+        canonical.encode(*format_canonical(chunk.grid_index, chunk.decimals), term)
+    assert canonical.piecewise and canonical.fallback_rows == 0
+
+
 def test_fallback_when_the_normalizer_rewrites_text(smollm2_dir):
     from tokenizers import normalizers
 
@@ -66,6 +74,19 @@ def test_fallback_when_the_normalizer_rewrites_text(smollm2_dir):
         expected = [tokenizer(s, add_special_tokens=False).input_ids + [term] for s in strings]
         assert [list(g) for g in np.split(tokens, np.cumsum(lengths)[:-1])] == expected
     assert canonical.fallback_rows > 0
+
+
+def test_added_number_token_takes_the_exact_path(smollm2_dir):
+    from tokenizers import AddedToken
+
+    tokenizer = load_tokenizer(str(smollm2_dir))
+    # "987" is in ~0.4% of the strings: too rare for the per-shape representatives to catch
+    tokenizer.backend_tokenizer.add_tokens([AddedToken("987", normalized=False)])
+    term = terminator_id(tokenizer.backend_tokenizer, "<|im_end|>")
+    (chunk, strings, tokens, lengths), = _tokenized(tokenizer, term, prompt_set("unseen")[1:2], 5, 16384)
+    expected = [tokenizer(s, add_special_tokens=False).input_ids + [term] for s in strings]
+    assert [list(g) for g in np.split(tokens, np.cumsum(lengths)[:-1])] == expected
+    assert any(tokenizer.convert_tokens_to_ids("987") in e for e in expected)
 
 
 def _brute_force_targets(sequences, masses):

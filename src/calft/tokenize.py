@@ -23,6 +23,7 @@ from calft.ragged import ragged_positions
 
 REPRESENTATIVES_PER_SHAPE = 64
 DIGITS = np.frombuffer(b"0123456789", dtype=np.uint8)
+NUMBER_CHARS = set("0123456789-.")
 
 
 def load_tokenizer(source: str):
@@ -132,6 +133,10 @@ class CanonicalTokenizer:
 
     def __init__(self, backend):
         self.backend = backend
+        # Added tokens are matched before pre-tokenization; one made of number characters would
+        # cut across our pieces, so such a vocabulary always takes the exact path.
+        added = backend.get_added_tokens_decoder().values()
+        self.piecewise = not any(token.content and set(token.content) <= NUMBER_CHARS for token in added)
         self.pieces = _PieceTable(self.backend.model)
         self.fallback_rows = 0
 
@@ -151,7 +156,10 @@ class CanonicalTokenizer:
         return [span for _, span in pieces]
 
     def _shape_spans(self, chars: np.ndarray):
-        """Shared pre-token spans of a shape's representatives, verified against full encodes."""
+        """Shared pre-token spans of a shape's representatives, verified against full encodes.
+        None when the shape must be encoded string by string."""
+        if not self.piecewise or chars.max(initial=0) >= 128:  # spans count characters, not bytes
+            return None
         picks = np.unique(np.linspace(0, len(chars) - 1, min(len(chars), REPRESENTATIVES_PER_SHAPE)).astype(int))
         texts = [chars[i].tobytes().decode() for i in picks]
         spans = {tuple(s) if s is not None else None for s in map(self._split, texts)}

@@ -4,7 +4,9 @@ The baseline follows the reference implementation's algorithm (reference spec §
 SciPy law per prompt, one Python format call per canonical string, one `tokenizer.encode` call per
 canonical string, and a trie of Python dicts keyed by token tuples. Ours is the real CLI
 (`calft discretize` then `calft build-tries`). Each side runs in its own process; we record wall
-time and the peak resident memory of its whole process tree (workers included).
+time and the peak resident memory of its whole process tree (workers included). Ours is measured
+twice: through the CLI (two processes, 2 workers, parquet written) and, for the same work as the
+baseline, in memory in one process with one thread.
 
     python benchmarks/targets_and_tries.py --model resources/models/smollm2-135m-instruct
 
@@ -137,6 +139,23 @@ def run_baseline(args) -> None:
     print(f"baseline: {len(prompts)} prompts, {sum(len(t) for t in tries)} trie nodes", file=sys.stderr)
 
 
+def run_ours_in_memory(args) -> None:
+    """Our modules, the same work as the baseline: one process, one thread, nothing written."""
+    from calft.discretize import discretize, format_canonical
+    from calft.prompts import prompt_set
+    from calft.tokenize import CanonicalTokenizer, load_backend, terminator_id
+    from calft.tries import build_tries
+
+    backend = load_backend(args.model)
+    terminator = terminator_id(backend, args.terminator)
+    canonical = CanonicalTokenizer(backend)
+    nodes = 0
+    for chunk in discretize(prompt_set("train", per_family=args.per_family or None), args.decimals, args.max_bins):
+        tokens, lengths = canonical.encode(*format_canonical(chunk.grid_index, chunk.decimals), terminator)
+        nodes += len(build_tries(chunk.prompt_index, chunk.bin, tokens, lengths, chunk.mass).node)
+    print(f"ours in memory: {nodes} trie nodes", file=sys.stderr)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -163,11 +182,14 @@ def main() -> None:
                         "(no baseline) or a number of prompts per family")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--internal-baseline", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--internal-ours", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--per-family", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--max-bins", type=int, default=1001, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.internal_baseline:
         return run_baseline(args)
+    if args.internal_ours:
+        return run_ours_in_memory(args)
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -176,19 +198,23 @@ def main() -> None:
             args.max_bins = int(bins)
             label = f"d={args.decimals}, max_bins={args.max_bins}"
             full = measure(ours(args, Path(scratch), 0))
-            rows.append((label, "ours, full training grid (1988 prompts)", *full))
+            rows.append((label, "ours, CLI (2 processes, writes parquet), 1988 prompts", *full))
             if subset == "none":
                 continue
             per_family = 0 if subset == "all" else int(subset)
             name = "full training grid" if not per_family else f"{per_family} prompts per family"
             mine = measure(ours(args, Path(scratch), per_family)) if per_family else full
-            base = measure([sys.executable, __file__, "--internal-baseline", "--model", args.model,
-                            "--terminator", args.terminator, "--decimals", str(args.decimals),
-                            "--max-bins", str(args.max_bins), "--per-family", str(per_family)])
+            in_process = [sys.executable, __file__, "--model", args.model, "--terminator", args.terminator,
+                          "--decimals", str(args.decimals), "--max-bins", str(args.max_bins),
+                          "--per-family", str(per_family)]
+            memory = measure(in_process + ["--internal-ours"])
+            base = measure(in_process + ["--internal-baseline"])
             if per_family:
-                rows.append((label, f"ours, {name}", *mine))
-            rows.append((label, f"baseline, {name}", *base))
-            rows.append((label, f"ratio baseline/ours, {name}", base[0] / mine[0], base[1] / mine[1]))
+                rows.append((label, f"ours, CLI, {name}", *mine))
+            rows.append((label, f"ours, in memory, 1 process, {name}", *memory))
+            rows.append((label, f"baseline, in memory, 1 process, {name}", *base))
+            rows.append((label, "ratio baseline/ours CLI", base[0] / mine[0], base[1] / mine[1]))
+            rows.append((label, "ratio baseline/ours in memory", base[0] / memory[0], base[1] / memory[1]))
     print(f"\n{'setting':<22} {'run':<44} {'wall s / ratio':>14} {'peak GB / ratio':>16}")
     for label, run, wall, peak in rows:
         print(f"{label:<22} {run:<44} {wall:>14.2f} {peak:>16.2f}")

@@ -11,7 +11,7 @@ baseline, in memory in one process with one thread.
     python benchmarks/targets_and_tries.py --model resources/models/smollm2-135m-instruct
 
 At (d=5, 16384) the baseline needs tens of GB over the full training grid, so by default it runs on
-10 evenly spaced prompts per family (`calft discretize --per-family 10`, 212 prompts) and both
+10 evenly spaced prompts per family (`calft discretize --per-family 10`, 240 prompts) and both
 sides are timed on that same subset; ours also runs on the full grid.
 """
 

@@ -38,7 +38,7 @@ class Chunk:
     @property
     def bin(self) -> np.ndarray:
         """Position of each row within its prompt's output space."""
-        _, counts = np.unique(self.prompt_index, return_counts=True)
+        counts = np.bincount(self.prompt_index - self.prompt_index[0])  # a chunk's prompts are contiguous
         return ragged_groups(counts)[1]
 
 

@@ -12,6 +12,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/discretize.smk"
 include: "workflow/rules/tries.smk"
+include: "workflow/rules/train.smk"
 
 
 localrules:

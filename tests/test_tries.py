@@ -6,7 +6,7 @@ import pytest
 from calft.discretize import discretize, format_canonical
 from calft.prompts import prompt_set
 from calft.tokenize import CanonicalTokenizer, fingerprint, load_backend, load_tokenizer, terminator_id
-from calft.tries import build_tries
+from calft.tries import PAD, build_tries
 
 TOKENIZERS = {"smollm2": ("smollm2_dir", "<|im_end|>"), "merging": ("merging_tokenizer_dir", "<|end|>")}
 
@@ -18,14 +18,18 @@ def _random_prompts(count, seed):
 
 
 def _tokenized(tokenizer, term, prompts, decimals, max_bins):
-    """Per chunk: (chunk, strings, flat tokens, lengths) through the fast path."""
+    """Per chunk: (chunk, strings, padded token matrix, token lists) through the fast path."""
     canonical = CanonicalTokenizer(tokenizer.backend_tokenizer)
     for chunk in discretize(prompts, decimals, max_bins):
         offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
         text = data.tobytes().decode()
         strings = [text[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-        tokens, lengths = canonical.encode(offsets, data, term)
-        yield chunk, strings, tokens, lengths
+        sequences = canonical.encode(offsets, data, term)
+        yield chunk, strings, sequences, _rows(sequences)
+
+
+def _rows(sequences):
+    return [[int(t) for t in row if t != PAD] for row in sequences]
 
 
 @pytest.fixture(params=list(TOKENIZERS))
@@ -44,10 +48,8 @@ def test_smollm2_splits_digits_and_merging_tokenizer_does_not(smollm2_tokenizer,
 
 def test_batch_tokenization_equals_per_string_encode(tokenizer_and_terminator):
     tokenizer, term = tokenizer_and_terminator
-    for _, strings, tokens, lengths in _tokenized(tokenizer, term, _random_prompts(12, 0), 5, 1001):
-        expected = [tokenizer(s, add_special_tokens=False).input_ids + [term] for s in strings]
-        got = np.split(tokens, np.cumsum(lengths)[:-1])
-        assert [list(g) for g in got] == expected
+    for _, strings, _, rows in _tokenized(tokenizer, term, _random_prompts(12, 0), 5, 1001):
+        assert rows == [tokenizer(s, add_special_tokens=False).input_ids + [term] for s in strings]
 
 
 def test_real_tokenizers_take_the_piecewise_path(tokenizer_and_terminator):
@@ -70,9 +72,8 @@ def test_fallback_when_the_normalizer_rewrites_text(smollm2_dir):
         offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
         text = data.tobytes().decode()
         strings = [text[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-        tokens, lengths = canonical.encode(offsets, data, term)
         expected = [tokenizer(s, add_special_tokens=False).input_ids + [term] for s in strings]
-        assert [list(g) for g in np.split(tokens, np.cumsum(lengths)[:-1])] == expected
+        assert _rows(canonical.encode(offsets, data, term)) == expected
     assert canonical.fallback_rows > 0
 
 
@@ -83,9 +84,9 @@ def test_added_number_token_takes_the_exact_path(smollm2_dir):
     # "987" is in ~0.4% of the strings: too rare for the per-shape representatives to catch
     tokenizer.backend_tokenizer.add_tokens([AddedToken("987", normalized=False)])
     term = terminator_id(tokenizer.backend_tokenizer, "<|im_end|>")
-    (chunk, strings, tokens, lengths), = _tokenized(tokenizer, term, prompt_set("unseen")[1:2], 5, 16384)
+    (chunk, strings, _, rows), = _tokenized(tokenizer, term, prompt_set("unseen")[1:2], 5, 16384)
     expected = [tokenizer(s, add_special_tokens=False).input_ids + [term] for s in strings]
-    assert [list(g) for g in np.split(tokens, np.cumsum(lengths)[:-1])] == expected
+    assert rows == expected
     assert any(tokenizer.convert_tokens_to_ids("987") in e for e in expected)
 
 
@@ -110,9 +111,8 @@ def _node_prefixes(trie, rows):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_trie_targets_match_brute_force(tokenizer_and_terminator, seed):
     tokenizer, term = tokenizer_and_terminator
-    for chunk, strings, tokens, lengths in _tokenized(tokenizer, term, _random_prompts(4, seed), 3, 300):
-        trie = build_tries(chunk.prompt_index, chunk.bin, tokens, lengths, chunk.mass)
-        sequences = np.split(tokens, np.cumsum(lengths)[:-1])
+    for chunk, strings, matrix, sequences in _tokenized(tokenizer, term, _random_prompts(4, seed), 3, 300):
+        trie = build_tries(chunk.prompt_index, chunk.bin, matrix, chunk.mass)
         for index in np.unique(chunk.prompt_index):
             rows = np.flatnonzero(chunk.prompt_index == index)
             nodes = np.flatnonzero(trie.prompt_index == index)
@@ -141,8 +141,8 @@ def test_trie_targets_match_brute_force(tokenizer_and_terminator, seed):
 def test_integer_family_lets_the_terminator_compete_with_digits(smollm2_tokenizer):
     term = terminator_id(smollm2_tokenizer.backend_tokenizer, "<|im_end|>")
     prompt = next(p for p in prompt_set("unseen") if p.family == "binomial")
-    (chunk, strings, tokens, lengths), = _tokenized(smollm2_tokenizer, term, [prompt], 5, 16384)
-    trie = build_tries(chunk.prompt_index, chunk.bin, tokens, lengths, chunk.mass)
+    (chunk, strings, matrix, _), = _tokenized(smollm2_tokenizer, term, [prompt], 5, 16384)
+    trie = build_tries(chunk.prompt_index, chunk.bin, matrix, chunk.mass)
     one = smollm2_tokenizer.convert_tokens_to_ids("1")
     node_one = trie.node[(trie.depth == 1) & (trie.token == one)][0]
     after_one = trie.token[trie.parent == node_one]
@@ -150,9 +150,9 @@ def test_integer_family_lets_the_terminator_compete_with_digits(smollm2_tokenize
 
 
 def test_sequences_must_be_prefix_free():
-    tokens = np.array([5, 5, 6])
+    sequences = np.array([[5, PAD], [5, 6]])
     with pytest.raises(ValueError, match="prefix-free"):
-        build_tries(np.array([0, 0]), np.array([0, 1]), tokens, np.array([1, 2]), np.array([0.5, 0.5]))
+        build_tries(np.array([0, 0]), np.array([0, 1]), sequences, np.array([0.5, 0.5]))
 
 
 @pytest.mark.parametrize("folder_fixture, terminator", TOKENIZERS.values())

@@ -122,6 +122,8 @@ def _micro_config(tmp_path: Path, **changes) -> Path:
         "methods": ["soft", "hard"],
         "prompts": {"train_families": ["gaussian", "binomial"], "train_per_family": 1, "evaluation": ["ood"]},
         "targets": {"decimals": 2, "soft_max_bins": 50, "hard_max_bins": 100, "eval_max_bins": 100},
+        "training": {"global_batch_size": 4, "per_device_batch_size": 4, "soft_epochs": 1, "hard_epochs": 1,
+                     "hard_samples_per_prompt_per_epoch": 4, "hard_group_size": 4, "gpus": 0},
     }
     for dotted, value in changes.items():
         *parents, leaf = dotted.split(".")
@@ -150,6 +152,8 @@ def _micro_config(tmp_path: Path, **changes) -> Path:
         ({"models.smol.path": "/does/not/exist"}, "models.smol.path: folder '/does/not/exist' does not exist"),
         ({"models.other": {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|endoftext|>"}},
          "which shares tokenizer 'smollm2'"),
+        ({"training.hard_group_size": 3}, "training.hard_group_size: 3 does not divide"),
+        ({"training.learning_rate": 0}, "training.learning_rate"),
     ],
 )
 def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path, changes, key):
@@ -182,12 +186,17 @@ def test_micro_workflow_runs_for_real(tmp_path):
     for log in ["prepare_model/smol.log", "discretize/train_d2_b50.log", "build_tries/smollm2/train_d2_b50.log"]:
         assert (tmp_path / "logs" / log).exists()
     assert (tmp_path / "results" / "benchmarks" / "build_tries" / "smollm2" / "train_d2_b50.tsv").exists()
+    for method, steps in (("soft", 1), ("hard", 2)):  # 2 prompts x 1 path, 2 prompts x 4 draws; 4 per step
+        assert (tmp_path / "results" / "smol" / method / "adapter" / "adapter_model.safetensors").exists()
+        log = pd.read_parquet(tmp_path / "results" / "smol" / method / "train_log.parquet")
+        assert list(log.step) == list(range(1, steps + 1)) and log.loss.notna().all()
+        assert (tmp_path / "logs" / "train" / "smol" / f"{method}.log").exists()
 
     again = snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
 
     # a single target rebuilds only what it needs
-    tries.unlink()
+    shutil.rmtree(tries)
     single = snakemake("results/tries/smollm2/train/d2_b50.parquet", "--cores", "2",
                        "--directory", str(tmp_path), "--configfile", str(config))
     assert "build_tries" in single.stdout + single.stderr

@@ -42,7 +42,7 @@ def keep_freed_memory() -> None:
 
 
 def run_discretize(args: argparse.Namespace) -> None:
-    from calft.discretize import QUANTILE_HIGH, QUANTILE_LOW, discretize, format_canonical
+    from calft.discretize import QUANTILE_HIGH, QUANTILE_LOW
 
     families = args.families.split(",") if args.families else None
     prompts = prompt_set(args.prompt_set, args.number_format, families, args.per_family)
@@ -56,36 +56,52 @@ def run_discretize(args: argparse.Namespace) -> None:
         "quantile_low": QUANTILE_LOW,
         "quantile_high": QUANTILE_HIGH,
     }
-    chunks = discretize(prompts, args.decimals, args.max_bins)
-    first = next(chunks)  # validates every law of the first family before a file is opened
-    log(f"discretize {args.prompt_set}: {len(prompts)} prompts at d={args.decimals}, max_bins={args.max_bins}")
-    prompt_ids = [p.prompt_id for p in prompts]
-    columns = {
-        "prompt_id": prompt_ids,
+    info = artifacts.provenance("targets", config)
+    runs = [list(run) for _, run in itertools.groupby(prompts, key=lambda p: p.family)]
+    log(f"discretize {args.prompt_set}: {len(prompts)} prompts in {len(runs)} families at d={args.decimals}, "
+        f"max_bins={args.max_bins}, {args.workers} worker(s)")
+    rows = 0
+    with artifacts.atomic_path(args.output) as folder:
+        folder.mkdir()
+        with concurrent.futures.ProcessPoolExecutor(max_workers=args.workers, initializer=keep_freed_memory) as pool:
+            futures = [
+                pool.submit(_targets_part, run, args.decimals, args.max_bins, folder / f"part-{i:04d}.parquet", info)
+                for i, run in enumerate(runs)
+            ]
+            for run, future in zip(runs, futures):
+                count = future.result()
+                rows += count
+                log(f"  {run[0].family}: {len(run)} prompts, {count} values")
+    log(f"wrote {rows} rows to {args.output}")
+
+
+def _targets_part(prompts: list, decimals: int, max_bins: int, part: Path, info: dict) -> int:
+    """Discretize the prompts of one family and write them as one part; returns the row count."""
+    from calft.discretize import discretize, format_canonical
+
+    (chunk,) = discretize(prompts, decimals, max_bins)
+    offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
+    labels = {
+        "prompt_id": [p.prompt_id for p in prompts],
         "family": [p.family for p in prompts],
         "split": [p.split for p in prompts],
         "params": [json.dumps({k: _json_number(v) for k, v in p.printed.items()}) for p in prompts],
         "prompt": [p.text for p in prompts],
     }
-    rows = 0
-    with artifacts.parquet_writer(args.output, artifacts.TARGETS_SCHEMA, artifacts.provenance("targets", config)) as writer:
-        for chunk in itertools.chain([first], chunks):
-            offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
-            index = chunk.prompt_index
-            batch = pa.record_batch(
-                [artifacts.dictionary_column(columns[name], index) for name in columns]
-                + [
-                    pa.array(chunk.bin, pa.int32()),
-                    artifacts.string_column(offsets, data),
-                    pa.array(chunk.value),
-                    pa.array(chunk.mass),
-                ],
-                schema=artifacts.TARGETS_SCHEMA,
-            )
-            writer.write_batch(batch, row_group_size=len(index))
-            rows += len(index)
-            log(f"  {chunk.family}: {len(np.unique(index))} prompts, {len(index)} values")
-    log(f"wrote {rows} rows to {args.output}")
+    index = pa.array(chunk.prompt_index, pa.int32())
+    batch = pa.record_batch(
+        [pa.DictionaryArray.from_arrays(index, pa.array(values, pa.string())) for values in labels.values()]
+        + [
+            pa.array(chunk.bin, pa.int32()),
+            artifacts.string_column(offsets, data),
+            pa.array(chunk.value),
+            pa.array(chunk.mass),
+        ],
+        schema=artifacts.TARGETS_SCHEMA,
+    )
+    with artifacts.parquet_writer(part, artifacts.TARGETS_SCHEMA, info) as writer:
+        writer.write_batch(batch, row_group_size=len(index))
+    return len(index)
 
 
 def _json_number(printed: str):
@@ -108,22 +124,19 @@ def _init_tries_worker(backend_json: str) -> None:
     _worker_state["tokenizer"] = CanonicalTokenizer(Tokenizer.from_str(backend_json))
 
 
-def _tries_for_row_group(targets: str, row_group: int, terminator: int):
+def _tries_part(targets_part: Path, terminator: int, part: Path, info: dict) -> tuple[int, int]:
+    """Build the tries of one part (one family) of the targets and write them as one part."""
     from calft.tries import build_tries
 
-    table = pq.ParquetFile(targets).read_row_group(row_group, columns=["prompt_id", "bin", "canonical", "mass"])
+    table = pq.read_table(targets_part, columns=["prompt_id", "bin", "canonical", "mass"])
     prompt_ids = table.column("prompt_id").combine_chunks()
     offsets, data = artifacts.string_buffers(table.column("canonical"))
-    tokens, lengths = _worker_state["tokenizer"].encode(offsets, data, terminator)
-    trie = build_tries(
-        np.asarray(prompt_ids.indices, dtype=np.int64),
-        table.column("bin").to_numpy(),
-        tokens,
-        lengths,
-        table.column("mass").to_numpy(),
-    )
-    labels = prompt_ids.dictionary.to_pylist()
-    return labels, trie
+    sequences = _worker_state["tokenizer"].encode(offsets, data, terminator)
+    prompt_index = np.asarray(prompt_ids.indices, dtype=np.int32)
+    trie = build_tries(prompt_index, table.column("bin").to_numpy(), sequences, table.column("mass").to_numpy())
+    with artifacts.parquet_writer(part, artifacts.TRIES_SCHEMA, info) as writer:
+        writer.write_batch(_trie_batch(prompt_ids.dictionary, trie), row_group_size=len(trie.node))
+    return len(np.unique(prompt_index)), len(trie.node)
 
 
 def run_build_tries(args: argparse.Namespace) -> None:
@@ -152,34 +165,63 @@ def run_build_tries(args: argparse.Namespace) -> None:
         "fingerprint": expected,
         "same_tokenizer": list(args.same_tokenizer),
     }
-    row_groups = pq.ParquetFile(args.targets).num_row_groups
-    log(f"build-tries: {row_groups} families, tokenizer fingerprint {config['fingerprint']}, "
+    info = artifacts.provenance("tries", config)
+    targets_parts = artifacts.parts(args.targets)
+    log(f"build-tries: {len(targets_parts)} families, tokenizer fingerprint {config['fingerprint']}, "
         f"terminator {args.terminator!r} (id {term_id}), {args.workers} worker(s)")
     nodes = 0
-    with artifacts.parquet_writer(args.output, artifacts.TRIES_SCHEMA, artifacts.provenance("tries", config)) as writer:
+    with artifacts.atomic_path(args.output) as folder:
+        folder.mkdir()
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=args.workers, initializer=_init_tries_worker, initargs=(backend.to_str(),)
         ) as pool:
             futures = [
-                pool.submit(_tries_for_row_group, str(args.targets), group, term_id) for group in range(row_groups)
+                pool.submit(_tries_part, targets_part, term_id, folder / targets_part.name, info)
+                for targets_part in targets_parts
             ]
             for done, future in enumerate(futures, 1):
-                labels, trie = future.result()
-                writer.write_batch(_trie_batch(labels, trie), row_group_size=len(trie.node))
-                nodes += len(trie.node)
-                log(f"  {done}/{row_groups}: {len(np.unique(trie.prompt_index))} prompts, {len(trie.node)} nodes")
+                prompts, count = future.result()
+                nodes += count
+                log(f"  {done}/{len(futures)}: {prompts} prompts, {count} nodes")
     log(f"wrote {nodes} trie nodes to {args.output}")
 
 
-def _trie_batch(labels: list[str], trie) -> pa.RecordBatch:
+def _trie_batch(labels: pa.Array, trie) -> pa.RecordBatch:
     return pa.record_batch(
         [
-            artifacts.dictionary_column(labels, trie.prompt_index),
+            pa.DictionaryArray.from_arrays(pa.array(trie.prompt_index), labels),
             pa.array(trie.node), pa.array(trie.parent), pa.array(trie.depth), pa.array(trie.token),
             pa.array(trie.mass), pa.array(trie.q), pa.array(trie.canonical_index),
         ],
         schema=artifacts.TRIES_SCHEMA,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from calft.train import Interrupted, Run, train
+
+    if args.method == "soft" and not args.tries:
+        raise ValueError("--tries is required for soft-target training")
+    for path in [args.targets] + ([args.tries] if args.tries else []):
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path} does not exist")
+    if not Path(args.model_dir).is_dir() and args.model_dir.count("/") != 1:
+        raise FileNotFoundError(f"--model-dir {args.model_dir}: neither a folder nor a hub id")
+    run = Run(
+        method=args.method, model_dir=Path(args.model_dir), model=json.loads(args.model_config),
+        settings=json.loads(args.training), targets=Path(args.targets),
+        tries=Path(args.tries) if args.tries else None, adapter=Path(args.adapter),
+        train_log=Path(args.train_log), checkpoints=Path(args.checkpoints), threads=args.threads,
+    )
+    try:
+        train(run, log)
+    except Interrupted as stopped:
+        log(str(stopped))
+        raise SystemExit(3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,8 +256,9 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "discretize",
         help="discretize the target law of every prompt of a prompt set into canonical strings",
-        description="Write one parquet table with a row per (prompt, canonical output): prompt_id, family, "
-        "split, params, prompt, bin, canonical, value, mass.",
+        description="Write a folder of parquet parts (one per family, computed in parallel) with a row per "
+        "(prompt, canonical output): prompt_id, family, split, params, prompt, bin, canonical, value, mass. "
+        "Read it whole with pyarrow.parquet.read_table(FOLDER).",
     )
     d.add_argument("--prompt-set", required=True, choices=list(PROMPT_SETS),
                    help="train: 1988-prompt training grid; unseen / ood: the paper's 24 / 18 evaluation "
@@ -224,7 +267,7 @@ def parser() -> argparse.ArgumentParser:
                    help="d: continuous values are printed with exactly d decimals (the paper uses 5)")
     d.add_argument("--max-bins", type=int, required=True,
                    help="cap on the number of canonical outputs per prompt (paper: 1001 soft, 16384 hard/eval)")
-    d.add_argument("--output", required=True, help="parquet file to write")
+    d.add_argument("--output", required=True, help="folder to write (conventionally named *.parquet)")
     d.add_argument("--number-format", choices=NUMBER_FORMATS, default="clean",
                    help="how prompt parameters are printed: 'clean' (integers without .0, 4 significant "
                    "digits) or 'reference' (the reference implementation's raw float repr)")
@@ -232,26 +275,54 @@ def parser() -> argparse.ArgumentParser:
                    help="comma-separated family ids to keep (default: every family of the set)")
     d.add_argument("--per-family", type=int, default=None,
                    help="keep at most this many evenly spaced grid rows per family (default: all)")
+    d.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="processes that discretize families in parallel (default: 2)")
     d.set_defaults(run=run_discretize)
 
     t = sub.add_parser(
         "build-tries",
         help="tokenize every canonical output and build the per-prompt token tries",
-        description="Write one parquet table with a row per trie node: prompt_id, node, parent, depth, token, "
-        "mass, q (target probability of token after the parent prefix), canonical_index.",
+        description="Write a folder of parquet parts (one per family, built in parallel) with a row per trie "
+        "node: prompt_id, node, parent, depth, token, mass, q (target probability of token after the parent "
+        "prefix), canonical_index. Read it whole with pyarrow.parquet.read_table(FOLDER).",
     )
-    t.add_argument("--targets", required=True, help="parquet file written by 'calft discretize'")
+    t.add_argument("--targets", required=True, help="folder written by 'calft discretize'")
     t.add_argument("--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
     t.add_argument("--terminator", required=True,
                    help="token appended to every canonical output: the token that ends an assistant turn "
                    "(SmolLM2 and Qwen3: <|im_end|>)")
-    t.add_argument("--output", required=True, help="parquet file to write")
+    t.add_argument("--output", required=True, help="folder to write (conventionally named *.parquet)")
     t.add_argument("--same-tokenizer", action="append", default=[], metavar="SOURCE",
                    help="another model or tokenizer that will use these tries; fails unless its tokenizer "
                    "fingerprint equals this one's (repeatable)")
     t.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes that tokenize and build tries in parallel, one family at a time (default: 2)")
     t.set_defaults(run=run_build_tries)
+
+    r = sub.add_parser(
+        "train",
+        help="train a soft- or hard-target LoRA adapter (resumes from its checkpoint; torchrun for several GPUs)",
+        description="Calibration Fine-Tuning of one model. Writes a peft adapter folder and a parquet "
+        "training log (step, epoch, loss, lr, examples, tokens, seconds). Launch under torchrun for DDP "
+        "over several GPUs; on SIGTERM it checkpoints and exits with status 3, and a rerun resumes.",
+    )
+    r.add_argument("--method", required=True, choices=["soft", "hard"],
+                   help="soft: KL to the trie's next-token targets on a sampled path; hard: cross-entropy "
+                   "on sampled completions")
+    r.add_argument("--model-dir", required=True,
+                   help="model folder (weights, tokenizer, chat template), or a hub id in the local cache")
+    r.add_argument("--model-config", required=True,
+                   help="JSON of the model's config entry: dtype, terminator, chat_template_kwargs, "
+                   "generation_prefix, template_date")
+    r.add_argument("--training", required=True, help="JSON of the config's `training` section (defaults filled)")
+    r.add_argument("--targets", required=True,
+                   help="training targets from 'calft discretize' (soft: the soft bins; hard: the hard bins)")
+    r.add_argument("--tries", default=None, help="soft only: the tries of the soft-bin targets")
+    r.add_argument("--adapter", required=True, help="output peft adapter folder")
+    r.add_argument("--train-log", required=True, help="output parquet training log")
+    r.add_argument("--checkpoints", required=True, help="folder for the resumable training state")
+    r.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
+    r.set_defaults(run=run_train)
 
     f = sub.add_parser("fingerprint", help="print the tokenizer fingerprint that keys shared tries")
     f.add_argument("--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from calft.ragged import ragged_positions
+from calft.tries import PAD
+
 
 REPRESENTATIVES_PER_SHAPE = 64
+MAX_DENSE_DIGITS = 6  # digit-only pieces up to this width use a lookup table of 10**width entries
 DIGITS = np.frombuffer(b"0123456789", dtype=np.uint8)
 NUMBER_CHARS = set("0123456789-.")
 
@@ -75,17 +77,17 @@ def fingerprint(backend, terminator: str) -> str:
 
 
 class _PieceTable:
-    """Token ids of every distinct piece seen so far, stored flat in numpy arrays. Pieces of up to 8
-    bytes are looked up by a packed uint64 key with numpy; only new pieces reach the tokenizer model."""
+    """Token ids of every distinct piece seen so far, stored flat in numpy arrays. A column of pieces
+    is mapped to piece ids with numpy (a dense lookup table for short or digit-only pieces, a sort
+    otherwise); only new pieces reach the tokenizer model."""
 
     def __init__(self, model):
         self.model = model
         self.by_text: dict[str, int] = {}
-        self.tokens = np.empty(0, dtype=np.int64)
+        self.tokens = np.empty(0, dtype=np.int32)
         self.starts = np.empty(0, dtype=np.int64)
         self.lengths = np.empty(0, dtype=np.int64)
-        self.keys = np.empty(0, dtype=np.uint64)
-        self.key_ids = np.empty(0, dtype=np.int64)
+        self.dense: dict[tuple[int, int], np.ndarray] = {}  # (base, width) -> piece id per key, -1 unknown
 
     def _add(self, pieces: list[str]) -> None:
         ids = [[t.id for t in self.model.tokenize(piece)] for piece in pieces]
@@ -93,7 +95,7 @@ class _PieceTable:
         self.by_text.update(zip(pieces, range(len(self.starts), len(self.starts) + len(pieces))))
         self.starts = np.r_[self.starts, len(self.tokens) + np.cumsum(lengths) - lengths]
         self.lengths = np.r_[self.lengths, lengths]
-        self.tokens = np.r_[self.tokens, np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64)]
+        self.tokens = np.r_[self.tokens, np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32)]
 
     def ids_for_texts(self, pieces: list[str]) -> np.ndarray:
         self._add(list(dict.fromkeys(p for p in pieces if p not in self.by_text)))
@@ -105,27 +107,50 @@ class _PieceTable:
     def ids_for_column(self, chars: np.ndarray) -> np.ndarray:
         """Piece id of every row of a byte matrix (one piece per row)."""
         width = chars.shape[1]
-        if width > 8:
-            distinct, inverse = np.unique(chars.copy().view(f"V{width}").ravel(), return_inverse=True)
-            return self.ids_for_texts([v.tobytes().decode() for v in distinct])[inverse]
-        keys = chars.astype(np.uint64) @ (np.uint64(256) ** np.arange(width - 1, -1, -1, dtype=np.uint64))
-        distinct, inverse = np.unique(keys, return_inverse=True)
-        found = np.searchsorted(self.keys, distinct)
-        known = np.zeros(len(distinct), dtype=bool)
-        if len(self.keys):
-            known = (found < len(self.keys)) & (self.keys[np.minimum(found, len(self.keys) - 1)] == distinct)
-        new = distinct[~known]
-        if len(new):
-            new_ids = self.ids_for_texts([_key_text(k, width) for k in new])
-            merged = np.argsort(np.r_[self.keys, new], kind="stable")
-            self.keys = np.r_[self.keys, new][merged]
-            self.key_ids = np.r_[self.key_ids, new_ids][merged]
-            found = np.searchsorted(self.keys, distinct)
-        return self.key_ids[found][inverse]
+        digits_only = 2 < width <= MAX_DENSE_DIGITS and _is_digit(chars).all()
+        if width <= 2 or digits_only:
+            base = 10 if digits_only else 256
+            keys = (chars - DIGITS[0] if digits_only else chars).astype(np.int64) @ (
+                base ** np.arange(width - 1, -1, -1, dtype=np.int64))
+            table = self.dense.setdefault((base, width), np.full(base**width, -1, dtype=np.int64))
+            ids = table[keys]
+            if (ids < 0).any():
+                new = np.unique(keys[ids < 0])
+                table[new] = self.ids_for_texts([_key_text(k, width, base) for k in new])
+                ids = table[keys]
+            return ids
+        distinct, inverse = np.unique(chars.copy().view(f"V{width}").ravel(), return_inverse=True)
+        return self.ids_for_texts([v.tobytes().decode() for v in distinct])[inverse]
 
 
-def _key_text(key: np.uint64, width: int) -> str:
-    return int(key).to_bytes(width, "big").decode()
+def _is_digit(chars: np.ndarray) -> np.ndarray:
+    return (chars >= DIGITS[0]) & (chars <= DIGITS[-1])
+
+
+def _shape_codes(chars: np.ndarray) -> np.ndarray:
+    """One code per row for its shape (the string with every digit replaced by 0)."""
+    symbol = np.select([_is_digit(chars), chars == ord("-"), chars == ord(".")], [0, 1, 2], 3).astype(np.uint64)
+    if chars.shape[1] <= 32 and (symbol < 3).all():  # two bits per character
+        return symbol @ (np.uint64(4) ** np.arange(chars.shape[1], dtype=np.uint64))
+    shapes = np.where(_is_digit(chars), DIGITS[0], chars)
+    return np.unique(shapes.view(f"V{chars.shape[1]}").ravel(), return_inverse=True)[1]
+
+
+def _key_text(key: int, width: int, base: int) -> str:
+    return f"{key:0{width}d}" if base == 10 else int(key).to_bytes(width, "big").decode()
+
+
+def _padded(sequences: list[list[int]]) -> np.ndarray:
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    matrix = np.full((len(sequences), int(lengths.max(initial=0))), PAD, dtype=np.int32)
+    matrix[np.arange(matrix.shape[1]) < lengths[:, None]] = np.fromiter(
+        itertools.chain.from_iterable(sequences), dtype=np.int32, count=int(lengths.sum()))
+    return matrix
+
+
+def sequence_lengths(matrix: np.ndarray) -> np.ndarray:
+    """Tokens per row of a right-padded token matrix."""
+    return (matrix != PAD).sum(axis=1)
 
 
 class CanonicalTokenizer:
@@ -166,48 +191,46 @@ class CanonicalTokenizer:
         if len(spans) != 1 or None in spans:
             return None
         spans = next(iter(spans))
-        expected = self._encode_exact(texts)
-        for text, ids in zip(texts, expected):
-            pieces = self.pieces.ids_for_texts([text[a:b] for a, b in spans])
-            if [t for p in pieces for t in self.pieces.tokens_of(p)] != ids:
-                return None
-        return spans
+        pieces = self.pieces.ids_for_texts([text[a:b] for text in texts for a, b in spans])
+        assembled = [[t for p in row for t in self.pieces.tokens_of(p)] for row in pieces.reshape(len(texts), -1)]
+        return spans if assembled == self._encode_exact(texts) else None
 
-    def _encode_shape(self, chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Tokens (flat) and lengths for strings of one shape, given as a byte matrix."""
+    def _encode_shape(self, chars: np.ndarray) -> np.ndarray:
+        """Right-padded token matrix for strings of one shape, given as a byte matrix."""
         spans = self._shape_spans(chars)
         if spans is None:
             self.fallback_rows += len(chars)
-            ids = self._encode_exact([row.tobytes().decode() for row in chars])
-            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-            return np.fromiter((t for seq in ids for t in seq), dtype=np.int64, count=int(lengths.sum())), lengths
-        piece_ids = np.empty((len(chars), len(spans)), dtype=np.int64)
-        for column, (a, b) in enumerate(spans):
-            piece_ids[:, column] = self.pieces.ids_for_column(chars[:, a:b])
-        starts = self.pieces.starts[piece_ids].ravel()
-        counts = self.pieces.lengths[piece_ids]
-        tokens = self.pieces.tokens[ragged_positions(starts, counts.ravel())]
-        return tokens, counts.sum(axis=1)
+            return _padded(self._encode_exact([row.tobytes().decode() for row in chars]))
+        blocks, ragged = [], False
+        for a, b in spans:
+            ids = self.pieces.ids_for_column(chars[:, a:b])
+            counts = self.pieces.lengths[ids]
+            width = int(counts.max())
+            position = np.minimum(self.pieces.starts[ids][:, None] + np.arange(width), len(self.pieces.tokens) - 1)
+            block = self.pieces.tokens[position]
+            if (counts != width).any():
+                ragged = True
+                block[np.arange(width) >= counts[:, None]] = PAD
+            blocks.append(block)
+        matrix = np.hstack(blocks)
+        if ragged:  # move the padding inside a row to its end
+            matrix = np.take_along_axis(matrix, np.argsort(matrix == PAD, axis=1, kind="stable"), axis=1)
+        return matrix
 
-    def encode(self, offsets: np.ndarray, data: np.ndarray, terminator: int) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, offsets: np.ndarray, data: np.ndarray, terminator: int) -> np.ndarray:
         """Token ids of every string (Arrow layout: offsets, utf-8 bytes), each followed by the
-        terminator. Returns (flat tokens int64, lengths int64)."""
+        terminator, as a right-padded int32 matrix (PAD = -1)."""
         sizes = np.diff(offsets)
-        lengths = np.zeros(len(sizes), dtype=np.int64)
         encoded = []
         for size in np.unique(sizes):
             rows = np.flatnonzero(sizes == size)
             chars = data[offsets[rows][:, None] + np.arange(size)]
-            shapes = np.where(np.isin(chars, DIGITS), ord("0"), chars)
-            _, shape_of = np.unique(shapes.view(f"V{size}").ravel(), return_inverse=True)
+            shape_of = _shape_codes(chars)
             for shape in np.unique(shape_of):
-                shape_rows = rows[shape_of == shape]
-                tokens, shape_lengths = self._encode_shape(chars[shape_of == shape])
-                lengths[shape_rows] = shape_lengths
-                encoded.append((shape_rows, tokens))
-        lengths += 1
-        out_offsets = np.cumsum(lengths) - lengths
-        flat = np.full(int(lengths.sum()), terminator, dtype=np.int64)
+                encoded.append((rows[shape_of == shape], self._encode_shape(chars[shape_of == shape])))
+        width = 1 + max((m.shape[1] for _, m in encoded), default=0)
+        matrix = np.full((len(sizes), width), PAD, dtype=np.int32)
         for rows, tokens in encoded:
-            flat[ragged_positions(out_offsets[rows], lengths[rows] - 1)] = tokens
-        return flat, lengths
+            matrix[rows, : tokens.shape[1]] = tokens
+            matrix[rows, sequence_lengths(tokens)] = terminator
+        return matrix

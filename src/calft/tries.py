@@ -23,7 +23,7 @@ PAD = -1
 class Trie:
     """Flat node table for a run of prompts; `prompt_index` orders the rows by prompt."""
 
-    prompt_index: np.ndarray  # int64
+    prompt_index: np.ndarray  # int32
     node: np.ndarray  # int32, id within the prompt's trie, root = 0
     parent: np.ndarray  # int32, -1 for the root
     depth: np.ndarray  # int16, prefix length in tokens
@@ -33,53 +33,56 @@ class Trie:
     canonical_index: np.ndarray  # int32, row within the prompt's output space for leaves, else -1
 
 
-def pad_sequences(tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Ragged sequences (flat tokens, lengths) as a right-padded matrix."""
-    width = int(lengths.max()) if len(lengths) else 0
-    matrix = np.full((len(lengths), width), PAD, dtype=np.int64)
-    mask = np.arange(width)[None, :] < lengths[:, None]
-    matrix[mask] = tokens
-    return matrix
+def _ranked(sequences: np.ndarray) -> tuple[np.ndarray, int]:
+    """Tokens replaced by their rank among the distinct tokens present (PAD ranks 0), which keeps
+    their order; canonical strings use a few dozen distinct tokens, so ranks fit in a byte."""
+    present = np.zeros(int(sequences.max(initial=0)) + 2, dtype=bool)  # PAD (-1) lands on the last slot
+    present[sequences] = True
+    rank = np.cumsum(present[:-1], dtype=np.int64)  # token t -> 1 + number of smaller tokens present
+    distinct = int(rank[-1]) + 1 if len(rank) else 1
+    table = np.append(rank, 0).astype(np.uint8 if distinct <= 256 else np.int32)
+    return table[sequences], distinct
 
 
-def _packed_columns(matrix: np.ndarray) -> list[np.ndarray]:
-    """The matrix's columns packed several tokens per uint64, preserving lexicographic order."""
-    bits = int(matrix.max(initial=0) + 2).bit_length()
-    per_key = max(1, 63 // bits)
-    shifted = (matrix + 1).astype(np.uint64)  # PAD (-1) sorts first
-    keys = []
-    for start in range(0, matrix.shape[1], per_key):
-        key = np.zeros(len(matrix), dtype=np.uint64)
-        for column in range(start, start + per_key):
-            key <<= np.uint64(bits)
-            if column < matrix.shape[1]:
-                key |= shifted[:, column]
-        keys.append(key)
-    return keys
+def _sort_order(prompt_index: np.ndarray, ranked: np.ndarray, distinct: int) -> np.ndarray:
+    """Row order by (prompt, token sequence): the fields are packed into as few uint64 keys as fit."""
+    fields = [(prompt_index, max(1, int(prompt_index.max(initial=0)).bit_length()))]
+    fields += [(ranked[:, column], max(1, (distinct - 1).bit_length())) for column in range(ranked.shape[1])]
+    keys, used = [], 64
+    for values, bits in fields:
+        if used + bits > 64:
+            keys.append(np.zeros(len(prompt_index), dtype=np.uint64))
+            used = 0
+        keys[-1] <<= np.uint64(bits)
+        keys[-1] |= values.astype(np.uint64)
+        used += bits
+    if len(keys) == 1:
+        return np.argsort(keys[0], kind="stable")  # rows arrive in long sorted runs
+    return np.lexsort(keys[::-1])
 
 
 def build_tries(
     prompt_index: np.ndarray,
     canonical_index: np.ndarray,
-    tokens: np.ndarray,
-    lengths: np.ndarray,
+    sequences: np.ndarray,
     mass: np.ndarray,
 ) -> Trie:
     """Build the tries of all prompts at once.
 
     Each row is one canonical output: its prompt, its position in the prompt's output space, its
-    token sequence (flat `tokens`, `lengths` per row, terminator included) and its mass. Sequences
-    of one prompt must be distinct and prefix-free, which a terminator appended to every sequence
-    guarantees.
+    token sequence (a row of the right-padded matrix `sequences`, PAD = -1, terminator included)
+    and its mass. Sequences of one prompt must be distinct and prefix-free, which a terminator
+    appended to every sequence guarantees.
     """
-    matrix = pad_sequences(tokens, lengths)
-    order = np.lexsort(tuple(reversed(_packed_columns(matrix))) + (prompt_index,))
-    matrix, prompt_index = matrix[order], prompt_index[order]
-    lengths, mass, canonical_index = lengths[order], mass[order], canonical_index[order]
-    rows, width = matrix.shape
+    ranked, distinct = _ranked(sequences)
+    order = _sort_order(prompt_index, ranked, distinct)
+    sequences, ranked, prompt_index = sequences[order], ranked[order], prompt_index[order]
+    mass, canonical_index = mass[order], canonical_index[order]
+    lengths = (ranked != 0).sum(axis=1)
+    rows, width = sequences.shape
 
     # first_diff[i]: first column where row i differs from row i-1; -1 where row i starts a prompt.
-    differs = matrix[1:] != matrix[:-1]
+    differs = ranked[1:] != ranked[:-1]
     first_diff = np.full(rows, -1, dtype=np.int64)
     first_diff[1:] = np.where(differs.any(axis=1), differs.argmax(axis=1), width)
     first_diff[1:][prompt_index[1:] != prompt_index[:-1]] = -1
@@ -88,45 +91,51 @@ def build_tries(
     if (first_diff[1:] >= np.minimum(lengths[1:], lengths[:-1]))[first_diff[1:] >= 0].any():
         raise ValueError("token sequences are not prefix-free; is the terminator appended?")
 
-    parts = {key: [] for key in ("prompt", "depth", "token", "mass", "parent", "leaf")}
-    group_prev = None
-    offset = 0
+    # Depth by depth: a row opens a node at depth t when it is alive there and differs from the
+    # previous row before column t. Nodes of one depth come out ordered by (prompt, sequence).
+    prompts = int(prompt_index.max(initial=-1)) + 1
+    levels = []
+    live_mass = np.empty_like(mass)
     for depth in range(width + 1):
         alive = lengths >= depth
         new = alive & (first_diff < depth)
-        group = np.cumsum(new) - 1  # node index at this depth for every alive row
+        group = np.cumsum(new, dtype=np.int32) - 1  # node at this depth of every alive row
         creators = np.flatnonzero(new)
-        count = len(creators)
-        parts["prompt"].append(prompt_index[creators])
-        parts["depth"].append(np.full(count, depth, dtype=np.int16))
-        parts["token"].append(matrix[creators, depth - 1] if depth else np.full(count, PAD))
-        parts["mass"].append(np.bincount(group[alive], weights=mass[alive], minlength=count))
-        parts["parent"].append(group_prev[creators] + previous_offset if depth else np.full(count, -1))
-        is_leaf = lengths[creators] == depth
-        parts["leaf"].append(np.where(is_leaf, canonical_index[creators], -1))
-        group_prev, previous_offset = group, offset
-        offset += count
+        # a node's rows run from its creator to the next creator; rows already ended weigh nothing
+        np.multiply(mass, alive, out=live_mass)
+        level_mass = np.add.reduceat(live_mass, creators) if len(creators) else np.zeros(0)
+        levels.append((depth, creators, group, level_mass))
 
-    node_prompt = np.concatenate(parts["prompt"])
-    parent = np.concatenate(parts["parent"])
-    node_mass = np.concatenate(parts["mass"])
-    q = np.ones(len(node_mass))
-    has_parent = parent >= 0
-    q[has_parent] = node_mass[has_parent] / node_mass[parent[has_parent]]
-
-    # Renumber from global depth-major ids to per-prompt ids (prompt, depth, lexicographic).
-    by_prompt = np.argsort(node_prompt, kind="stable")
-    starts = np.searchsorted(node_prompt[by_prompt], node_prompt[by_prompt], side="left")
-    local = np.empty(len(by_prompt), dtype=np.int64)
-    local[by_prompt] = np.arange(len(by_prompt)) - starts
-    parent_local = np.where(has_parent, local[np.maximum(parent, 0)], -1)
-    return Trie(
-        prompt_index=node_prompt[by_prompt],
-        node=local[by_prompt].astype(np.int32),
-        parent=parent_local[by_prompt].astype(np.int32),
-        depth=np.concatenate(parts["depth"])[by_prompt],
-        token=np.concatenate(parts["token"])[by_prompt].astype(np.int32),
-        mass=node_mass[by_prompt],
-        q=q[by_prompt],
-        canonical_index=np.concatenate(parts["leaf"])[by_prompt].astype(np.int32),
+    # Per-prompt numbering by (depth, sequence) from counts alone: no sort over nodes.
+    counts = np.stack([np.bincount(prompt_index[creators], minlength=prompts) for _, creators, _, _ in levels], axis=1)
+    depth_offset = np.cumsum(counts, axis=1) - counts  # first local id of each (prompt, depth)
+    prompt_start = np.cumsum(counts.sum(axis=1)) - counts.sum(axis=1)
+    total = int(counts.sum())
+    out = Trie(
+        prompt_index=np.empty(total, dtype=np.int32), node=np.empty(total, dtype=np.int32),
+        parent=np.empty(total, dtype=np.int32), depth=np.empty(total, dtype=np.int16),
+        token=np.empty(total, dtype=np.int32), mass=np.empty(total), q=np.empty(total),
+        canonical_index=np.empty(total, dtype=np.int32),
     )
+    out.canonical_index[:] = -1
+    previous_local = previous_mass = previous_group = None
+    for depth, creators, group, level_mass in levels:
+        prompt = prompt_index[creators]
+        level_first = np.cumsum(counts[:, depth]) - counts[:, depth]  # first node of each prompt here
+        at = (prompt_start + depth_offset[:, depth] - level_first)[prompt] + np.arange(len(creators))
+        local = at - prompt_start[prompt]
+        out.prompt_index[at] = prompt
+        out.node[at] = local
+        out.depth[at] = depth
+        out.mass[at] = level_mass
+        leaf = lengths[creators] == depth
+        out.canonical_index[at[leaf]] = canonical_index[creators[leaf]]
+        if depth:
+            parent = previous_group[creators]
+            out.parent[at] = previous_local[parent]
+            out.token[at] = sequences[creators, depth - 1]
+            out.q[at] = level_mass / previous_mass[parent]
+        else:
+            out.parent[at], out.token[at], out.q[at] = -1, PAD, 1.0
+        previous_local, previous_mass, previous_group = local, level_mass, group
+    return out

@@ -1,6 +1,7 @@
 # Config validation, output paths and input functions. Parse-time code only: cheap imports, no torch
 # (every SLURM job parses the workflow again).
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -42,16 +43,33 @@ def config_errors(config):
     return errors
 
 
+def training_errors(training):
+    """Group sizes must divide the draws per prompt and both batch sizes (checked after defaults)."""
+    errors = []
+    for method, draws in (("soft", "soft_paths_per_prompt_per_epoch"), ("hard", "hard_samples_per_prompt_per_epoch")):
+        group = training[f"{method}_group_size"]
+        for key in (draws, "global_batch_size", "per_device_batch_size"):
+            if training[key] % group:
+                errors.append(f"training.{method}_group_size: {group} does not divide training.{key} ({training[key]})")
+    if training["global_batch_size"] % training["per_device_batch_size"]:
+        errors.append(f"training.per_device_batch_size: {training['per_device_batch_size']} does not divide "
+                      f"training.global_batch_size ({training['global_batch_size']})")
+    return errors
+
+
 problems = config_errors(config)
+if not problems:
+    validate(config, schema=str(SCHEMA))  # fills in the schema defaults
+    problems = training_errors(config["training"])
 if problems:
     raise WorkflowError("invalid calft config:\n  " + "\n  ".join(problems))
-validate(config, schema=str(SCHEMA))  # fills in the schema defaults
 
 
 # ----------------------------------------------------------------------------------------------
 # Output layout. Every stage writes under results/ (per model and method where it applies) and
 # logs/; prepared models go under resources/. Stages of later issues slot into these paths:
-#   results/<model>/<method>/adapter/                 soft/hard LoRA adapters (train)
+#   results/<model>/<method>/adapter/                 soft/hard LoRA adapters (train), with
+#   results/<model>/<method>/train_log.parquet        their training logs
 #   results/<model>/<method>/samples/<set>.parquet    1000 generations per prompt (sample)
 #   results/<model>/<method>/scores/<set>.parquet     valid rate, normalized W1 (score)
 #   results/<model>/<method>/logit_kl/<set>.parquet   trie logit KL (logit_kl)
@@ -67,6 +85,8 @@ PROMPTS = config["prompts"]
 
 TARGETS_PATH = "results/targets/{prompt_set}/d{decimals}_b{bins}.parquet"
 TRIES_PATH = "results/tries/{tokenizer}/{prompt_set}/d{decimals}_b{bins}.parquet"
+ADAPTER_PATH = "results/{model}/{method}/adapter"
+TRAIN_LOG_PATH = "results/{model}/{method}/train_log.parquet"
 
 
 def _alternatives(names):
@@ -141,12 +161,27 @@ def tries_inputs(wildcards):
     }
 
 
+def train_inputs(wildcards, method):
+    """The prepared model and the training targets at the method's bins."""
+    bins = TARGETS["soft_max_bins"] if method == "soft" else TARGETS["hard_max_bins"]
+    return {"model": model_inputs(wildcards.model), "targets": targets_file("train", bins)}
+
+
+def train_launcher(wildcards, resources):
+    """`calft`, or torchrun over the job's GPUs when it has more than one (DDP on one node)."""
+    if int(resources.gpu) > 1:
+        return f"torchrun --standalone --nproc-per-node {int(resources.gpu)} -m calft.cli"
+    return "calft"
+
+
 def all_outputs():
     """Everything the stages that exist so far produce for the configured models."""
     tokenizers = dict.fromkeys(MODELS[m]["tokenizer"] for m in RUN_MODELS)
     outputs = [path for name in RUN_MODELS for path in model_inputs(name)]
-    if "hard" in config["methods"]:
-        outputs.append(targets_file("train", TARGETS["hard_max_bins"]))
+    for name in RUN_MODELS:
+        for method in ("soft", "hard"):
+            if method in config["methods"]:
+                outputs.append(ADAPTER_PATH.format(model=name, method=method))
     for tokenizer in tokenizers:
         if "soft" in config["methods"]:
             outputs.append(tries_file(tokenizer, "train", TARGETS["soft_max_bins"]))

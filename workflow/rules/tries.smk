@@ -1,11 +1,12 @@
 # Token tries over the canonical strings, once per tokenizer shared by several models (calft.tries).
+# The output is a folder of parquet parts, one per family, written by parallel workers.
 
 
 rule build_tries:
     input:
         unpack(tries_inputs),
     output:
-        TRIES_PATH,
+        directory(TRIES_PATH),
     params:
         tokenizer=lambda wildcards: model_source(tokenizer_users(wildcards.tokenizer)[0]),
         terminator=lambda wildcards: MODELS[tokenizer_users(wildcards.tokenizer)[0]]["terminator"],

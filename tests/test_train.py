@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -215,10 +216,12 @@ def test_sigterm_then_rerun_gives_the_uninterrupted_adapter(tiny_model_dir, micr
     assert np.allclose(log_a.loss, log_b.loss)
 
 
-def test_two_process_ddp_matches_one_process(tiny_model_dir, micro_data, tmp_path):
-    """torchrun with 2 CPU ranks (gloo) and the same global batch trains the same adapter."""
+@pytest.mark.parametrize("distributed", ["ddp", "fsdp"])
+def test_two_process_training_matches_one_process(tiny_model_dir, micro_data, tmp_path, distributed):
+    """torchrun with 2 CPU ranks (gloo), DDP or FSDP2, and the same global batch trains the same
+    adapter as one process, through a checkpoint and its resumption."""
     one, two = tmp_path / "one", tmp_path / "two"
-    overrides = dict(hard_epochs=1, lora_dropout=0.0)
+    overrides = dict(hard_epochs=1, lora_dropout=0.0, distributed=distributed, checkpoint_every=3)
     subprocess.run(_train_command(tiny_model_dir, micro_data, one, **overrides), check=True, capture_output=True)
     command = _train_command(tiny_model_dir, micro_data, two, **overrides)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
@@ -226,8 +229,14 @@ def test_two_process_ddp_matches_one_process(tiny_model_dir, micro_data, tmp_pat
     result = subprocess.run(torchrun + command[1:], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = _adapter_weights(one / "adapter"), _adapter_weights(two / "adapter")
-    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     assert np.allclose(pd.read_parquet(one / "log.parquet").loss, pd.read_parquet(two / "log.parquet").loss, atol=1e-5)
+    # the step-3 checkpoint of the 2-rank run, resumed by 2 ranks, ends with the same adapter
+    shutil.rmtree(two / "adapter")
+    result = subprocess.run(torchrun + command[1:], capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and "resuming from step 3" in result.stderr, result.stderr[-3000:]
+    c = _adapter_weights(two / "adapter")
+    assert all(torch.allclose(b[k], c[k], atol=1e-6) for k in b)
 
 
 def test_real_training_run_lowers_the_loss_and_the_adapter_loads(smollm2_dir, tmp_path):

@@ -129,10 +129,11 @@ def _is_digit(chars: np.ndarray) -> np.ndarray:
 
 def _shape_codes(chars: np.ndarray) -> np.ndarray:
     """One code per row for its shape (the string with every digit replaced by 0)."""
-    symbol = np.select([_is_digit(chars), chars == ord("-"), chars == ord(".")], [0, 1, 2], 3).astype(np.uint64)
-    if chars.shape[1] <= 32 and (symbol < 3).all():  # two bits per character
-        return symbol @ (np.uint64(4) ** np.arange(chars.shape[1], dtype=np.uint64))
     shapes = np.where(_is_digit(chars), DIGITS[0], chars)
+    if chars.shape[1] <= 8:  # the bytes of a shape fit one uint64
+        padded = np.zeros((len(chars), 8), dtype=np.uint8)
+        padded[:, : chars.shape[1]] = shapes
+        return np.unique(padded.view(np.uint64).ravel(), return_inverse=True)[1]
     return np.unique(shapes.view(f"V{chars.shape[1]}").ravel(), return_inverse=True)[1]
 
 

@@ -1,7 +1,7 @@
 """The Calibration Fine-Tuning training loop: soft or hard targets, LoRA, one file read top to bottom.
 
-Runs on CPU, on one GPU, or on several GPUs of one node under torchrun (DDP: each rank takes every
-W-th item of a global batch). The global batch size is the configured quantity, so the optimizer
+Runs on CPU, on one GPU, or on several GPUs of one node under torchrun: DDP (each rank takes every
+W-th item of a global batch), or FSDP2 sharding for models too large to hold once per GPU. The global batch size is the configured quantity, so the optimizer
 step count is the paper's whatever the number of devices. Checkpoints (adapter, optimizer,
 scheduler, RNG, log) are written every `checkpoint_every` steps and when SIGTERM arrives (SLURM's
 warning before a time limit or preemption); a rerun resumes from the last one and ends with the
@@ -84,11 +84,59 @@ def _load_model(run: Run, device: torch.device):
     return model.to(device)
 
 
+def _shard(model, world: int, device: torch.device) -> None:
+    """FSDP2 over the ranks: each LoRA matrix in its own (float32) group, then every decoder layer
+    (the bf16 base weights), then the root. In place; the model keeps its interface."""
+    from peft.tuners.lora import LoraLayer
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device.type, (world,))
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            for adapter in module.active_adapters:
+                fully_shard(module.lora_A[adapter], mesh=mesh)
+                fully_shard(module.lora_B[adapter], mesh=mesh)
+    layer_classes = set(model.base_model.model._no_split_modules or [])
+    for module in model.modules():
+        if type(module).__name__ in layer_classes:
+            fully_shard(module, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+
+
+def _training_state(model, optimizer, sharded: bool) -> tuple[dict, dict]:
+    """(LoRA weights, optimizer state), whole on every rank (a collective under FSDP)."""
+    if not sharded:
+        weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if "lora_" in k}
+        return weights, optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    weights = {k: v for k, v in get_model_state_dict(model, options=options).items() if "lora_" in k}
+    return weights, get_optimizer_state_dict(model, optimizer, options=options)
+
+
+def _restore_training_state(model, optimizer, weights: dict, optimizer_state: dict, sharded: bool) -> None:
+    if not sharded:
+        missing = set(weights) - set(model.state_dict())
+        if missing:
+            raise ValueError(f"checkpoint has unknown adapter weights: {sorted(missing)[:3]}")
+        model.load_state_dict(weights, strict=False)
+        optimizer.load_state_dict(optimizer_state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, strict=False)
+    set_model_state_dict(model, weights, options=options)
+    set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
+
+
 def _fingerprint(run: Run) -> str:
-    """What a checkpoint must match to be resumed: method, settings, model and input provenance."""
+    """What a checkpoint must match to be resumed: method, settings, model, input provenance, code."""
     inputs = [artifacts.read_provenance(run.targets)] + ([artifacts.read_provenance(run.tries)] if run.tries else [])
     inputs = [{k: v for k, v in info.items() if k != "created"} for info in inputs]
-    text = json.dumps([run.method, run.settings, run.model, str(run.model_dir), inputs], sort_keys=True)
+    text = json.dumps([run.method, run.settings, run.model, str(run.model_dir), inputs, artifacts.code_version()],
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -124,12 +172,16 @@ def train(run: Run, log=print) -> None:
     steps_per_epoch = math.ceil(items_per_epoch / items_per_step)
     total_steps = steps_per_epoch * epochs
 
-    # -- model, optimizer, schedule (HF cosine with linear warmup, floor(ratio * steps) warmup steps)
+    # -- model (DDP, or FSDP2 for models too large for one device), optimizer, schedule
+    # (HF cosine with linear warmup, floor(ratio * steps) warmup steps)
     model = _load_model(run, device)
+    sharded = world > 1 and s["distributed"] == "fsdp"
+    if sharded:
+        _shard(model, world, device)
+    engine = torch.nn.parallel.DistributedDataParallel(model) if world > 1 and not sharded else model
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=s["learning_rate"], weight_decay=s["weight_decay"])
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(s["warmup_ratio"] * total_steps), total_steps)
-    engine = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     # -- resume
     checkpoint = run.checkpoints / "state.pt"
@@ -138,10 +190,7 @@ def train(run: Run, log=print) -> None:
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         if state["fingerprint"] == fingerprint:
-            from peft import set_peft_model_state_dict
-
-            set_peft_model_state_dict(model, state["adapter"])
-            optimizer.load_state_dict(state["optimizer"])
+            _restore_training_state(model, optimizer, state["adapter"], state["optimizer"], sharded)
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
             if device.type == "cuda" and state.get("cuda_rng") is not None:
@@ -152,12 +201,11 @@ def train(run: Run, log=print) -> None:
             log(f"ignoring {checkpoint}: it belongs to another configuration")
 
     def save_checkpoint():
+        weights, optimizer_state = _training_state(model, optimizer, sharded)  # every rank takes part
         if rank != 0:
             return
-        from peft import get_peft_model_state_dict
-
         state = {"fingerprint": fingerprint, "step": step, "rows": rows,
-                 "adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
+                 "adapter": weights, "optimizer": optimizer_state,
                  "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
                  "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
         run.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -167,7 +215,8 @@ def train(run: Run, log=print) -> None:
     stop = {"requested": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     log(f"{run.method}: {len(ids)} prompts x {samples} per epoch in groups of {group}, {epochs} epochs, "
-        f"{total_steps} steps of {s['global_batch_size']} sequences on {world} x {device.type}")
+        f"{total_steps} steps of {s['global_batch_size']} sequences on {world} x {device.type}"
+        + (f" ({'fsdp' if sharded else 'ddp'})" if world > 1 else ""))
 
     # -- the loop
     model.train()
@@ -186,7 +235,10 @@ def train(run: Run, log=print) -> None:
                 # sum over the global batch's sequences / their number; DDP averages over ranks
                 loss = weight * losses.sum() * world / (len(global_batch) * group)
                 last = index == micro_batches - 1
-                if world > 1 and not last:
+                if sharded:
+                    model.set_requires_gradient_sync(last)
+                    loss.backward()
+                elif world > 1 and not last:
                     with engine.no_sync():
                         loss.backward()
                 else:
@@ -215,11 +267,12 @@ def train(run: Run, log=print) -> None:
                 save_checkpoint()
 
     # -- outputs: the peft adapter folder and the training log, each written atomically
+    weights, _ = _training_state(model, optimizer, sharded)
     if rank == 0:
         info = artifacts.provenance(f"adapter-{run.method}", {"method": run.method, "model": run.model,
                                                                "training": s, "fingerprint": fingerprint})
         with artifacts.atomic_path(run.adapter) as folder:
-            model.save_pretrained(folder)
+            model.save_pretrained(folder, state_dict=weights)
             tokenizer.save_pretrained(folder)
             (folder / "calft_provenance.json").write_text(json.dumps(info, indent=2, sort_keys=True))
         with artifacts.parquet_writer(run.train_log, LOG_SCHEMA, info) as writer:

@@ -36,6 +36,18 @@ class PackedBatch:
     tokens: int  # tokens in the tree (computed once each)
 
 
+def tree_attention(parents: list[int]) -> torch.Tensor:
+    """(T, T) bool: node i may attend to node j when j is i or one of its ancestors. Parents come
+    before their children; -1 marks a root."""
+    size = len(parents)
+    ancestors = torch.zeros((size, size), dtype=torch.bool)
+    for node, parent in enumerate(parents):
+        if parent >= 0:
+            ancestors[node] = ancestors[parent]
+        ancestors[node, node] = True
+    return ancestors
+
+
 def pack(items: list[Item], prompt_ids: list[list[int]]) -> PackedBatch:
     """Tree-pack the items (each a prompt with its continuations) of one micro-batch."""
     children: dict[tuple[int, int], int] = {}  # (parent node, token) -> node
@@ -64,11 +76,6 @@ def pack(items: list[Item], prompt_ids: list[list[int]]) -> PackedBatch:
                 targets.append((path[len(prompt) - 1 + k], ids, probs, continuation))
             continuation += 1
     size = len(tokens)
-    ancestors = torch.zeros((size, size), dtype=torch.bool)
-    for node, parent in enumerate(parents):
-        if parent >= 0:
-            ancestors[node] = ancestors[parent]
-        ancestors[node, node] = True
     keep, target_col = torch.unique(torch.tensor([t[0] for t in targets]), return_inverse=True)
     widest = max(len(t[1]) for t in targets)
     target_ids = torch.zeros((len(targets), widest), dtype=torch.long)
@@ -79,7 +86,7 @@ def pack(items: list[Item], prompt_ids: list[list[int]]) -> PackedBatch:
     return PackedBatch(
         input_ids=torch.tensor([tokens]),
         position_ids=torch.tensor([depths]),
-        attention_mask=ancestors[None, None],
+        attention_mask=tree_attention(parents)[None, None],
         keep=keep,
         target_col=target_col,
         target_ids=target_ids,

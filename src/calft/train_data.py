@@ -46,15 +46,20 @@ class SoftTargets:
     """The tries of the training prompts, with a path sampler."""
 
     def __init__(self, tries_path):
-        table = pq.read_table(tries_path, columns=["prompt_id", "node", "parent", "token", "mass", "q", "canonical_index"])
+        table = pq.read_table(tries_path, columns=["prompt_id", "node", "parent", "depth", "token", "mass", "q",
+                                                   "canonical_index"])
         self.prompt_ids, prompt = _prompt_order(table)
         order = np.lexsort((table.column("node").to_numpy(), prompt))
         self.prompt = prompt[order]
-        node_start = np.searchsorted(self.prompt, np.arange(len(self.prompt_ids)))
+        self.node_start = np.searchsorted(self.prompt, np.arange(len(self.prompt_ids) + 1))
+        node_start = self.node_start[:-1]
         parent = table.column("parent").to_numpy()[order].astype(np.int64)
         self.parent = np.where(parent >= 0, parent + node_start[self.prompt], -1)
         self.token = table.column("token").to_numpy()[order].astype(np.int64)
         self.q = table.column("q").to_numpy()[order]
+        self.depth = table.column("depth").to_numpy()[order].astype(np.int64)
+        self.mass = table.column("mass").to_numpy()[order]
+        self.is_leaf = table.column("canonical_index").to_numpy()[order] >= 0
         # children of a node are contiguous rows, ordered by parent
         has_parent = np.flatnonzero(self.parent >= 0)
         self.child_count = np.bincount(self.parent[has_parent], minlength=len(self.parent))
@@ -62,10 +67,12 @@ class SoftTargets:
         starts = np.cumsum(self.child_count) - self.child_count
         inner = self.child_count > 0
         self.first_child[inner] = has_parent[starts[inner]]
-        leaves = np.flatnonzero(table.column("canonical_index").to_numpy()[order] >= 0)
+        leaves = np.flatnonzero(self.is_leaf)
         self.leaves_of = np.split(leaves, np.searchsorted(self.prompt[leaves], np.arange(1, len(self.prompt_ids))))
-        mass = table.column("mass").to_numpy()[order]
-        self.leaf_cdf = [np.cumsum(mass[rows]) / mass[rows].sum() for rows in self.leaves_of]
+        self.leaf_cdf = [np.cumsum(self.mass[rows]) / self.mass[rows].sum() for rows in self.leaves_of]
+
+    def children(self, node: int) -> np.ndarray:
+        return np.arange(self.first_child[node], self.first_child[node] + self.child_count[node])
 
     def continuation(self, prompt: int, rng: np.random.Generator) -> Continuation:
         leaf = self.leaves_of[prompt][min(np.searchsorted(self.leaf_cdf[prompt], rng.random(), side="right"),
@@ -75,7 +82,7 @@ class SoftTargets:
             path.append(self.parent[path[-1]])
         path = path[::-1]  # root, ..., leaf (the leaf is reached by the terminator)
         inner = path[:-1]
-        children = [np.arange(self.first_child[n], self.first_child[n] + self.child_count[n]) for n in inner]
+        children = [self.children(n) for n in inner]
         return Continuation(
             tokens=self.token[path[1:-1]],
             target_ids=[self.token[c] for c in children],

@@ -1,0 +1,136 @@
+"""Sampling: N independent single-sample answers per prompt (reference spec §8.1, §15).
+
+The prompt is prefilled once and its key/value cache shared by every continuation; rows that emit a
+stop token leave the batch. Each sample has its own seed, from which a stream of uniforms drives
+inverse-CDF sampling (over token ids, after temperature and top-p), so a sample depends on its seed
+only, never on the batch size or on the other rows (the reference seeds a whole batch with its first
+seed, spec §18.4).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from calft.chat import ChatFormat, prompt_ids, terminator_id
+from calft.parse import judge
+
+SAMPLES_SCHEMA = pa.schema([
+    ("prompt_id", pa.string()), ("family", pa.string()), ("split", pa.string()),
+    ("sample_idx", pa.int32()), ("seed", pa.int64()), ("text", pa.string()), ("num_tokens", pa.int32()),
+    ("stopped", pa.bool_()),  # ended with a stop token (else cut at max_new_tokens)
+    ("value", pa.float64()), ("valid", pa.bool_()),
+])
+
+
+def sample_seed(base_seed: int, prompt_id: str, index: int) -> int:
+    """The seed of sample `index` of a prompt: independent across prompts and samples, the same for
+    every model and method (common random numbers make their comparison sharper)."""
+    digest = hashlib.sha256(f"{base_seed}/{prompt_id}/{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def _draw(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """Tokens by inverse CDF over token ids: the first id whose cumulative probability exceeds u."""
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        ordered, order = probs.sort(dim=-1, descending=True)
+        outside = ordered.cumsum(dim=-1) - ordered >= top_p  # keep the smallest set reaching top_p
+        probs = probs.scatter(-1, order, ordered.masked_fill(outside, 0.0))
+    cdf = probs.double().cumsum(dim=-1)
+    target = uniforms.to(cdf) * cdf[:, -1]
+    return torch.searchsorted(cdf, target[:, None], right=True).squeeze(1).clamp_max(logits.shape[-1] - 1)
+
+
+@torch.no_grad()
+def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, stop_ids: set[int],
+           temperature: float = 1.0, top_p: float = 1.0, chunk_size: int = 256) -> list[tuple[list[int], bool]]:
+    """For each seed: (generated token ids without the stop token, whether a stop token ended it)."""
+    device = next(model.parameters()).device
+    prefill = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
+    uniforms = torch.tensor(np.stack([np.random.default_rng(s).random(max_new_tokens) for s in seeds]))
+    stops = torch.tensor(sorted(stop_ids), device=device)
+    results: list[tuple[list[int], bool]] = []
+    for start in range(0, len(seeds), chunk_size):
+        rows = min(chunk_size, len(seeds) - start)
+        cache = copy.deepcopy(prefill.past_key_values)
+        cache.batch_repeat_interleave(rows)
+        logits = prefill.logits[0, -1].expand(rows, -1)
+        alive = torch.arange(rows)
+        tokens = [[] for _ in range(rows)]
+        stopped = [False] * rows
+        for step in range(max_new_tokens):
+            chosen = _draw(logits, uniforms[start + alive, step], temperature, top_p)
+            ended = torch.isin(chosen, stops)
+            for row, token, end in zip(alive.tolist(), chosen.tolist(), ended.tolist()):
+                if end:
+                    stopped[row] = True
+                else:
+                    tokens[row].append(token)
+            keep = ~ended.cpu()
+            if step == max_new_tokens - 1 or not keep.any():
+                break
+            if not keep.all():
+                cache.batch_select_indices(torch.nonzero(keep).squeeze(1).to(device))
+                alive, chosen = alive[keep], chosen[keep.to(device)]
+            logits = model(input_ids=chosen[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
+        results.extend(zip(tokens, stopped))
+    return results
+
+
+def load_model(model_dir, adapter: Path | None, dtype: str, device: torch.device):
+    """The base model, with the LoRA adapter applied (unmerged) when one is given, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype), attn_implementation="sdpa")
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+        if not any("lora_" in name for name, _ in model.named_parameters()):
+            raise ValueError(f"adapter {adapter} put no LoRA weights into the model")
+    return model.to(device).eval()
+
+
+def sample_prompt_set(model_dir, adapter: Path | None, model_config: dict, targets: Path, settings: dict,
+                      log=print) -> pd.DataFrame:
+    """Sample every prompt of an evaluation targets file; one row per sample, parsed and judged."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    chat = ChatFormat.from_config(model_config)
+    stop_ids = {terminator_id(tokenizer, chat)}
+    try:
+        eos = GenerationConfig.from_pretrained(model_dir).eos_token_id
+        stop_ids |= set(eos if isinstance(eos, list) else [eos]) - {None}
+    except OSError:
+        pass
+    model = load_model(model_dir, adapter, model_config.get("dtype", "bfloat16"), device)
+    prompts = pq.read_table(targets, columns=["prompt_id", "family", "split", "params", "prompt"]).to_pandas()
+    prompts = prompts.drop_duplicates("prompt_id").astype(str)
+    rendered = prompt_ids(tokenizer, list(prompts.prompt), chat)
+    n = settings["num_samples"]
+    frames = []
+    for (_, prompt), ids in zip(prompts.iterrows(), rendered):
+        seeds = [sample_seed(settings["seed"], prompt.prompt_id, i) for i in range(n)]
+        generated = sample(model, ids, seeds, settings["max_new_tokens"], stop_ids,
+                           settings["temperature"], settings["top_p"], settings.get("chunk_size", 256))
+        texts = tokenizer.batch_decode([tokens for tokens, _ in generated], skip_special_tokens=True)
+        values, valid = judge(texts, prompt.family, json.loads(prompt.params))
+        frames.append(pd.DataFrame({
+            "prompt_id": prompt.prompt_id, "family": prompt.family, "split": prompt.split,
+            "sample_idx": np.arange(n, dtype=np.int32), "seed": np.array(seeds, dtype=np.int64), "text": texts,
+            "num_tokens": np.array([len(t) for t, _ in generated], dtype=np.int32),
+            "stopped": [s for _, s in generated], "value": values, "valid": valid,
+        }))
+        log(f"  {prompt.prompt_id}: {n} samples, valid rate {valid.mean():.3f}")
+    return pd.concat(frames, ignore_index=True)

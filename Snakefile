@@ -13,6 +13,10 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/discretize.smk"
 include: "workflow/rules/tries.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/logit_kl.smk"
+include: "workflow/rules/aggregate.smk"
 
 
 localrules:

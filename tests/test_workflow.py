@@ -119,11 +119,12 @@ def _micro_config(tmp_path: Path, **changes) -> Path:
     config = {
         "models": {"smol": {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>",
                             "dtype": "float32"}},
-        "methods": ["soft", "hard"],
+        "methods": ["base", "soft", "hard"],
         "prompts": {"train_families": ["gaussian", "binomial"], "train_per_family": 1, "evaluation": ["ood"]},
         "targets": {"decimals": 2, "soft_max_bins": 50, "hard_max_bins": 100, "eval_max_bins": 100},
         "training": {"global_batch_size": 4, "per_device_batch_size": 4, "soft_epochs": 1, "hard_epochs": 1,
                      "hard_samples_per_prompt_per_epoch": 4, "hard_group_size": 4, "gpus": 0},
+        "sampling": {"num_samples": 3, "max_new_tokens": 6, "logit_kl_paths": 2, "logit_kl_exact": False, "gpus": 0},
     }
     for dotted, value in changes.items():
         *parents, leaf = dotted.split(".")
@@ -192,10 +193,36 @@ def test_micro_workflow_runs_for_real(tmp_path):
         assert list(log.step) == list(range(1, steps + 1)) and log.loss.notna().all()
         assert (tmp_path / "logs" / "train" / "smol" / f"{method}.log").exists()
 
+    for method in ("base", "soft", "hard"):
+        samples = pd.read_parquet(tmp_path / "results" / "smol" / method / "samples" / "ood.parquet")
+        assert len(samples) == 18 * 3 and set(samples.columns) >= {"prompt_id", "sample_idx", "seed", "text", "value", "valid"}
+        scores = pd.read_parquet(tmp_path / "results" / "smol" / method / "scores" / "ood.parquet")
+        kl = pd.read_parquet(tmp_path / "results" / "smol" / method / "logit_kl" / "ood.parquet")
+        assert len(scores) == len(kl) == 18 and (kl.logit_kl > 0).all()
+    table = pd.read_csv(tmp_path / "results" / "tables" / "structured_ood.csv", header=[0, 1], index_col=0)
+    assert list(table.index) == ["smol"] and table.shape[1] == 9
+    markdown = (tmp_path / "results" / "tables" / "structured_ood.md").read_text()
+    assert "| smol |" in markdown and "W1 (norm.) base" in markdown
+    for figure in ("figure2_family_median_w1.png", "figure3_ood_samples_smol.png", "per_family_ood_logit_kl.png"):
+        assert (tmp_path / "results" / "figures" / figure).stat().st_size > 1000
+
     again = snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    # a single target rebuilds only what it needs
+    # tables and figures rebuild from the cached parquet alone: no model, no GPU rule
+    shutil.rmtree(tmp_path / "resources")
+    shutil.rmtree(tmp_path / "results" / "tables")
+    shutil.rmtree(tmp_path / "results" / "figures")
+    rebuilt = snakemake("tables", "--allowed-rules", "aggregate", "--cores", "1",
+                        "--directory", str(tmp_path), "--configfile", str(config))
+    jobs = re.findall(r"^(\w+)\s+\d+$", rebuilt.stdout + rebuilt.stderr, re.M)
+    assert "aggregate" in jobs and not {"sample", "logit_kl", "train_soft", "prepare_embedded_model"} & set(jobs)
+    assert (tmp_path / "results" / "tables" / "structured_ood.tex").exists()
+    report = snakemake("tables", "--report", str(tmp_path / "report.html"), "--directory", str(tmp_path),
+                       "--configfile", str(config))
+    assert (tmp_path / "report.html").stat().st_size > 10000, report.stderr[-2000:]
+
+    # a single target rebuilds only what it needs (the model is prepared again: it was removed above)
     shutil.rmtree(tries)
     single = snakemake("results/tries/smollm2/train/d2_b50.parquet", "--cores", "2",
                        "--directory", str(tmp_path), "--configfile", str(config))

@@ -225,6 +225,109 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# sample, score, logit-kl, aggregate
+
+
+def _existing(*paths) -> None:
+    for path in paths:
+        if path is not None and not Path(path).exists():
+            raise FileNotFoundError(f"{path} does not exist")
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    from calft.sample import SAMPLES_SCHEMA, sample_prompt_set
+
+    _existing(args.targets, args.adapter)
+    settings = json.loads(args.sampling)
+    if settings.get("backend", "hf") != "hf":
+        raise ValueError(f"sampling.backend '{settings['backend']}' is not available; use 'hf'")
+    model_config = json.loads(args.model_config)
+    adapter = Path(args.adapter) if args.adapter else None
+    log(f"sample {args.targets}: {settings['num_samples']} per prompt, adapter {adapter}")
+    frame = sample_prompt_set(args.model_dir, adapter, model_config, Path(args.targets), settings, log)
+    info = artifacts.provenance("samples", {"model": model_config, "adapter": args.adapter, "sampling": settings,
+                                            "targets": artifacts.read_provenance(args.targets)["config"]})
+    with artifacts.parquet_writer(args.output, SAMPLES_SCHEMA, info) as writer:
+        writer.write_table(pa.Table.from_pandas(frame, schema=SAMPLES_SCHEMA, preserve_index=False))
+    log(f"wrote {len(frame)} samples, valid rate {frame.valid.mean():.3f}, to {args.output}")
+
+
+def run_score(args: argparse.Namespace) -> None:
+    from calft.score import SCORES_SCHEMA, score_samples
+
+    _existing(args.samples, args.targets)
+    samples = pq.read_table(args.samples).to_pandas()
+    prompts = pq.read_table(args.targets, columns=["prompt_id", "family", "split", "params"]).to_pandas()
+    prompts = prompts.drop_duplicates("prompt_id").astype(str)
+    scores = score_samples(samples, prompts)
+    info = artifacts.provenance("scores", {"samples": artifacts.read_provenance(args.samples)["config"]})
+    with artifacts.parquet_writer(args.output, SCORES_SCHEMA, info) as writer:
+        writer.write_table(pa.Table.from_pandas(scores, schema=SCORES_SCHEMA, preserve_index=False))
+    log(f"scored {len(scores)} prompts: mean valid rate {scores.valid_rate.mean():.3f}")
+
+
+def run_logit_kl(args: argparse.Namespace) -> None:
+    import torch
+    from transformers import AutoTokenizer
+
+    from calft.chat import ChatFormat, prompt_ids
+    from calft.logit_kl import logit_kl_table
+    from calft.sample import load_model
+    from calft.train_data import SoftTargets
+
+    _existing(args.targets, args.tries, args.adapter)
+    model_config = json.loads(args.model_config)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    model = load_model(args.model_dir, Path(args.adapter) if args.adapter else None,
+                       model_config.get("dtype", "bfloat16"), device)
+    prompts = pq.read_table(args.targets, columns=["prompt_id", "family", "split", "prompt"]).to_pandas()
+    prompts = prompts.drop_duplicates("prompt_id").astype(str)
+    rendered = prompt_ids(tokenizer, list(prompts.prompt), ChatFormat.from_config(model_config))
+    table = logit_kl_table(model, SoftTargets(args.tries), prompts, rendered, args.paths, args.seed, args.exact, log)
+    info = artifacts.provenance("logit_kl", {"model": model_config, "adapter": args.adapter, "paths": args.paths,
+                                             "seed": args.seed, "exact": args.exact,
+                                             "tries": artifacts.read_provenance(args.tries)["config"]})
+    schema = pa.schema([("prompt_id", pa.string()), ("family", pa.string()), ("split", pa.string()),
+                        ("logit_kl", pa.float64()), ("logit_kl_exact", pa.float64())])
+    with artifacts.parquet_writer(args.output, schema, info) as writer:
+        writer.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False))
+
+
+def run_aggregate(args: argparse.Namespace) -> None:
+    from calft import aggregate
+
+    results, tables, figures = Path(args.results), Path(args.tables), Path(args.figures)
+    models, prompt_sets = args.models.split(","), args.prompt_sets.split(",")
+    per_prompt = aggregate.load(results, models, prompt_sets)
+    summary = aggregate.summary(per_prompt)
+    tables.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+    with artifacts.atomic_path(tables / "per_prompt.csv") as path:
+        per_prompt.to_csv(path, index=False)
+    with artifacts.atomic_path(tables / "summary.csv") as path:
+        summary.to_csv(path, index=False)
+    for prompt_set in prompt_sets:
+        table = aggregate.paper_table(summary, prompt_set)
+        title = f"Structured sampling, {aggregate.SET_TITLES.get(prompt_set, prompt_set)}"
+        for suffix, text in (("csv", table.to_csv()), ("md", aggregate.to_markdown(table, title)),
+                             ("tex", aggregate.to_latex(table, title))):
+            with artifacts.atomic_path(tables / f"structured_{prompt_set}.{suffix}") as path:
+                path.write_text(text)
+        for metric in ("normalized_w1", "logit_kl"):
+            with artifacts.atomic_path(figures / f"per_family_{prompt_set}_{metric}.png") as path:
+                aggregate.figure_per_family(per_prompt, prompt_set, metric, path)
+    with artifacts.atomic_path(figures / "figure2_family_median_w1.png") as path:
+        aggregate.figure_family_median(summary, prompt_sets, path)
+    if "ood" in prompt_sets and args.ood_targets:
+        targets = pq.read_table(args.ood_targets, columns=["prompt_id", "family", "params"]).to_pandas().astype(str)
+        for model in models:
+            with artifacts.atomic_path(figures / f"figure3_ood_samples_{model}.png") as path:
+                aggregate.figure_ood_samples(results, targets, model, path)
+    log(f"wrote tables to {tables} and figures to {figures}")
+
+
+# ---------------------------------------------------------------------------------------------
 # fingerprint, prepare-model
 
 
@@ -323,6 +426,56 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoints", required=True, help="folder for the resumable training state")
     r.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     r.set_defaults(run=run_train)
+
+    model_options = argparse.ArgumentParser(add_help=False)
+    model_options.add_argument("--model-dir", required=True, help="model folder, or a hub id in the local cache")
+    model_options.add_argument("--adapter", default=None, help="peft adapter folder (omit for the base model)")
+    model_options.add_argument("--model-config", required=True,
+                               help="JSON of the model's config entry (dtype, terminator, chat settings)")
+
+    sa = sub.add_parser("sample", parents=[model_options],
+                        help="sample N answers per evaluation prompt, parse and judge them",
+                        description="Write one parquet row per sample: prompt_id, family, split, sample_idx, "
+                        "seed, text, num_tokens, stopped, value, valid.")
+    sa.add_argument("--sampling", required=True,
+                    help="JSON of the config's `sampling` section: num_samples, max_new_tokens, temperature, "
+                    "top_p, seed, backend (hf), chunk_size (rows decoded together)")
+    sa.add_argument("--targets", required=True, help="evaluation targets from 'calft discretize' (the prompts)")
+    sa.add_argument("--output", required=True, help="parquet file to write")
+    sa.set_defaults(run=run_sample)
+
+    sc = sub.add_parser("score", help="per-prompt valid rate, W1 and normalized W1 from samples",
+                        description="Write one parquet row per prompt: valid rate, W1 against the target law's "
+                        "quantiles, its Q95-Q05 spread and the normalized W1.")
+    sc.add_argument("--samples", required=True, help="samples from 'calft sample'")
+    sc.add_argument("--targets", required=True, help="the evaluation targets the samples answer")
+    sc.add_argument("--output", required=True, help="parquet file to write")
+    sc.set_defaults(run=run_score)
+
+    lk = sub.add_parser("logit-kl", parents=[model_options],
+                        help="trie logit KL per prompt: Monte-Carlo over a few paths, optionally exact",
+                        description="Write one parquet row per prompt: logit_kl (mean training loss over "
+                        "--paths sampled trie paths) and logit_kl_exact (its expectation over all paths, "
+                        "with --exact; NaN otherwise).")
+    lk.add_argument("--tries", required=True, help="evaluation tries from 'calft build-tries'")
+    lk.add_argument("--targets", required=True, help="the evaluation targets of those tries (prompt texts)")
+    lk.add_argument("--paths", type=int, default=4, help="sampled paths per prompt (paper: 4)")
+    lk.add_argument("--seed", type=int, default=11, help="seed of the path draws")
+    lk.add_argument("--exact", action="store_true", help="also compute the exact expectation over all paths")
+    lk.add_argument("--output", required=True, help="parquet file to write")
+    lk.set_defaults(run=run_logit_kl)
+
+    ag = sub.add_parser("aggregate", help="tables and figures from the per-prompt parquet files (no model)",
+                        description="Read results/<model>/<method>/{scores,logit_kl,samples}/<set>.parquet and "
+                        "write Tables 6/7 (csv, md, tex), summary and per-prompt CSVs, Figure 2, Figure 3 and "
+                        "per-family figures.")
+    ag.add_argument("--results", default="results", help="results folder")
+    ag.add_argument("--models", required=True, help="comma-separated model names, in table order")
+    ag.add_argument("--prompt-sets", required=True, help="comma-separated evaluation prompt sets")
+    ag.add_argument("--ood-targets", default=None, help="OOD evaluation targets, for Figure 3")
+    ag.add_argument("--tables", default="results/tables", help="folder for the tables")
+    ag.add_argument("--figures", default="results/figures", help="folder for the figures")
+    ag.set_defaults(run=run_aggregate)
 
     f = sub.add_parser("fingerprint", help="print the tokenizer fingerprint that keys shared tries")
     f.add_argument("--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")

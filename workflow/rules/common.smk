@@ -87,6 +87,11 @@ TARGETS_PATH = "results/targets/{prompt_set}/d{decimals}_b{bins}.parquet"
 TRIES_PATH = "results/tries/{tokenizer}/{prompt_set}/d{decimals}_b{bins}.parquet"
 ADAPTER_PATH = "results/{model}/{method}/adapter"
 TRAIN_LOG_PATH = "results/{model}/{method}/train_log.parquet"
+SAMPLES_PATH = "results/{model}/{method}/samples/{prompt_set}.parquet"
+SCORES_PATH = "results/{model}/{method}/scores/{prompt_set}.parquet"
+LOGIT_KL_PATH = "results/{model}/{method}/logit_kl/{prompt_set}.parquet"
+TABLES = "results/tables"
+FIGURES = "results/figures"
 
 
 def _alternatives(names):
@@ -99,6 +104,7 @@ wildcard_constraints:
     hub_model=_alternatives([m for m in MODELS if MODELS[m]["source"] != "embedded"]),
     tokenizer=_alternatives({m["tokenizer"] for m in MODELS.values()}),
     prompt_set="train|unseen|ood|unseen-full|ood-full",
+    method="base|soft|hard",
     decimals=r"\d+",
     bins=r"\d+",
 
@@ -174,6 +180,47 @@ def train_launcher(wildcards, resources):
     return "calft"
 
 
+def evaluation_inputs(wildcards):
+    """The model, the adapter (soft and hard), and the evaluation targets of the prompt set."""
+    inputs = {"model": model_inputs(wildcards.model),
+              "targets": targets_file(wildcards.prompt_set, TARGETS["eval_max_bins"])}
+    if wildcards.method != "base":
+        inputs["adapter"] = ADAPTER_PATH.format(model=wildcards.model, method=wildcards.method)
+    return inputs
+
+
+def adapter_option(wildcards, input):
+    return f"--adapter {input.adapter}" if wildcards.method != "base" else ""
+
+
+def evaluated_methods():
+    return [method for method in ("base", "soft", "hard") if method in config["methods"]]
+
+
+def aggregate_inputs(wildcards):
+    """Per-prompt scores, logit KL and OOD samples of every run model, method and prompt set."""
+    inputs = []
+    for name in RUN_MODELS:
+        for method in evaluated_methods():
+            for prompt_set in PROMPTS["evaluation"]:
+                keys = dict(model=name, method=method, prompt_set=prompt_set)
+                inputs += [SCORES_PATH.format(**keys), LOGIT_KL_PATH.format(**keys)]
+                if prompt_set == "ood":
+                    inputs.append(SAMPLES_PATH.format(**keys))
+    return inputs
+
+
+def aggregate_outputs():
+    sets = PROMPTS["evaluation"]
+    outputs = [f"{TABLES}/summary.csv", f"{TABLES}/per_prompt.csv"]
+    outputs += [f"{TABLES}/structured_{s}.{suffix}" for s in sets for suffix in ("csv", "md", "tex")]
+    outputs += [f"{FIGURES}/per_family_{s}_{metric}.png" for s in sets for metric in ("normalized_w1", "logit_kl")]
+    outputs.append(f"{FIGURES}/figure2_family_median_w1.png")
+    if "ood" in sets:
+        outputs += [f"{FIGURES}/figure3_ood_samples_{name}.png" for name in RUN_MODELS]
+    return outputs
+
+
 def all_outputs():
     """Everything the stages that exist so far produce for the configured models."""
     tokenizers = dict.fromkeys(MODELS[m]["tokenizer"] for m in RUN_MODELS)
@@ -182,6 +229,7 @@ def all_outputs():
         for method in ("soft", "hard"):
             if method in config["methods"]:
                 outputs.append(ADAPTER_PATH.format(model=name, method=method))
+    outputs += aggregate_outputs()
     for tokenizer in tokenizers:
         if "soft" in config["methods"]:
             outputs.append(tries_file(tokenizer, "train", TARGETS["soft_max_bins"]))

@@ -1,0 +1,34 @@
+# Tables and figures from the per-prompt parquet files, on CPU, without any model (calft.aggregate).
+# Rebuild them from cached parquet alone with: snakemake --cores 1 tables --allowed-rules aggregate
+
+
+localrules:
+    aggregate,
+    tables,
+
+
+rule aggregate:
+    input:
+        aggregate_inputs,
+        ood_targets=[targets_file("ood", TARGETS["eval_max_bins"])] if "ood" in PROMPTS["evaluation"] else [],
+    output:
+        [report(path, category="structured sampling") if path.endswith((".png", ".md")) else path
+         for path in aggregate_outputs()],
+    params:
+        models=",".join(RUN_MODELS),
+        prompt_sets=",".join(PROMPTS["evaluation"]),
+        ood_targets=lambda wildcards, input: f"--ood-targets {input.ood_targets}" if input.ood_targets else "",
+    log:
+        "logs/aggregate/aggregate.log",
+    benchmark:
+        "results/benchmarks/aggregate/aggregate.tsv"
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft aggregate --results results --models {params.models} --prompt-sets {params.prompt_sets} "
+        "{params.ood_targets} --tables {TABLES} --figures {FIGURES} > {log} 2>&1"
+
+
+rule tables:
+    input:
+        aggregate_outputs(),

@@ -1,0 +1,29 @@
+# Sampling: N generations per evaluation prompt for base and each adapter, parsed and judged (calft.sample).
+
+
+rule sample:
+    input:
+        unpack(evaluation_inputs),
+    output:
+        SAMPLES_PATH,
+    params:
+        model_dir=lambda wildcards: model_source(wildcards.model),
+        model_config=lambda wildcards: json.dumps(MODELS[wildcards.model]),
+        sampling=json.dumps(config["sampling"]),
+        adapter=adapter_option,
+    log:
+        "logs/sample/{model}/{method}/{prompt_set}.log",
+    benchmark:
+        "results/benchmarks/sample/{model}/{method}/{prompt_set}.tsv"
+    threads: 2
+    resources:
+        gpu=config["sampling"]["gpus"],
+        gpu_model="a100",
+        mem_mb=32000,
+        runtime=120,
+    conda:
+        "../../envs/gpu.yaml"
+    shell:
+        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} calft sample --model-dir {params.model_dir:q} {params.adapter} "
+        "--model-config {params.model_config:q} --sampling {params.sampling:q} --targets {input.targets} "
+        "--output {output} > {log} 2>&1"

@@ -18,6 +18,8 @@ rule aggregate:
         models=",".join(RUN_MODELS),
         prompt_sets=",".join(PROMPTS["evaluation"]),
         ood_targets=lambda wildcards, input: f"--ood-targets {input.ood_targets}" if input.ood_targets else "",
+        tables=lambda wildcards, output: Path(output[0]).parent,  # summary.csv comes first
+        figures=lambda wildcards, output: Path(output[-1]).parent,  # figures come last
     log:
         "logs/aggregate/aggregate.log",
     benchmark:
@@ -26,7 +28,7 @@ rule aggregate:
         "../../envs/cpu.yaml"
     shell:
         "calft aggregate --results results --models {params.models} --prompt-sets {params.prompt_sets} "
-        "{params.ood_targets} --tables {TABLES} --figures {FIGURES} > {log} 2>&1"
+        "{params.ood_targets} --tables {params.tables} --figures {params.figures} > {log} 2>&1"
 
 
 rule tables:

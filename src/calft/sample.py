@@ -1,7 +1,7 @@
 """Sampling: N independent single-sample answers per prompt (reference spec §8.1, §15).
 
-The prompt is prefilled once and its key/value cache shared by every continuation; rows that emit a
-stop token leave the batch. Each sample has its own seed, from which a stream of uniforms drives
+The prompt is prefilled once and its key/value cache shared by every continuation; rows with equal
+generations so far share their forward, and rows that emit a stop token leave the batch. Each sample has its own seed, from which a stream of uniforms drives
 inverse-CDF sampling (over token ids, after temperature and top-p), so a sample depends on its seed
 only, never on the batch size or on the other rows (the reference seeds a whole batch with its first
 seed, spec §18.4).
@@ -53,35 +53,40 @@ def _draw(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_
 @torch.no_grad()
 def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, stop_ids: set[int],
            temperature: float = 1.0, top_p: float = 1.0, chunk_size: int = 256) -> list[tuple[list[int], bool]]:
-    """For each seed: (generated token ids without the stop token, whether a stop token ended it)."""
+    """For each seed: (generated token ids without the stop token, whether a stop token ended it).
+
+    Rows whose generations so far are equal share one forward (and one cache row): all rows share
+    the prompt, and many share their first tokens, so each step runs one row per distinct history.
+    """
     device = next(model.parameters()).device
     prefill = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
     uniforms = torch.tensor(np.stack([np.random.default_rng(s).random(max_new_tokens) for s in seeds]))
     stops = torch.tensor(sorted(stop_ids), device=device)
+    vocabulary = prefill.logits.shape[-1]
     results: list[tuple[list[int], bool]] = []
     for start in range(0, len(seeds), chunk_size):
         rows = min(chunk_size, len(seeds) - start)
         cache = copy.deepcopy(prefill.past_key_values)
-        cache.batch_repeat_interleave(rows)
-        logits = prefill.logits[0, -1].expand(rows, -1)
+        logits = prefill.logits[0, -1:]  # one distinct history: the prompt
+        history = torch.zeros(rows, dtype=torch.long, device=device)  # each alive row's distinct history
         alive = torch.arange(rows)
         tokens = [[] for _ in range(rows)]
         stopped = [False] * rows
         for step in range(max_new_tokens):
-            chosen = _draw(logits, uniforms[start + alive, step], temperature, top_p)
+            chosen = _draw(logits[history], uniforms[start + alive, step], temperature, top_p)
             ended = torch.isin(chosen, stops)
             for row, token, end in zip(alive.tolist(), chosen.tolist(), ended.tolist()):
                 if end:
                     stopped[row] = True
                 else:
                     tokens[row].append(token)
-            keep = ~ended.cpu()
+            keep = ~ended
             if step == max_new_tokens - 1 or not keep.any():
                 break
-            if not keep.all():
-                cache.batch_select_indices(torch.nonzero(keep).squeeze(1).to(device))
-                alive, chosen = alive[keep], chosen[keep.to(device)]
-            logits = model(input_ids=chosen[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
+            alive = alive[keep.cpu()]
+            distinct, history = torch.unique(history[keep] * vocabulary + chosen[keep], return_inverse=True)
+            cache.batch_select_indices(distinct // vocabulary)
+            logits = model(input_ids=(distinct % vocabulary)[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
         results.extend(zip(tokens, stopped))
     return results
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -95,6 +96,12 @@ def parts(path: str | Path) -> list[Path]:
     if not found:
         raise ValueError(f"{path} is not a calft artifact (a folder without parquet parts)")
     return found
+
+
+def read_prompts(path: str | Path, columns: list[str]) -> pd.DataFrame:
+    """One row per prompt of a targets artifact (its first row), the given columns as strings."""
+    table = pq.read_table(path, columns=["prompt_id", *[c for c in columns if c != "prompt_id"]]).to_pandas()
+    return table.drop_duplicates("prompt_id").astype(str).reset_index(drop=True)
 
 
 def read_provenance(path: str | Path) -> dict:

@@ -37,6 +37,12 @@ def keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 2**40)
 
 
+def _existing(*paths) -> None:
+    for path in paths:
+        if path is not None and not Path(path).exists():
+            raise FileNotFoundError(f"{path} does not exist")
+
+
 # ---------------------------------------------------------------------------------------------
 # discretize
 
@@ -206,9 +212,7 @@ def run_train(args: argparse.Namespace) -> None:
 
     if args.method == "soft" and not args.tries:
         raise ValueError("--tries is required for soft-target training")
-    for path in [args.targets] + ([args.tries] if args.tries else []):
-        if not Path(path).exists():
-            raise FileNotFoundError(f"{path} does not exist")
+    _existing(args.targets, args.tries)
     if not Path(args.model_dir).is_dir() and args.model_dir.count("/") != 1:
         raise FileNotFoundError(f"--model-dir {args.model_dir}: neither a folder nor a hub id")
     run = Run(
@@ -226,12 +230,6 @@ def run_train(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # sample, score, logit-kl, aggregate
-
-
-def _existing(*paths) -> None:
-    for path in paths:
-        if path is not None and not Path(path).exists():
-            raise FileNotFoundError(f"{path} does not exist")
 
 
 def run_sample(args: argparse.Namespace) -> None:
@@ -257,8 +255,7 @@ def run_score(args: argparse.Namespace) -> None:
 
     _existing(args.samples, args.targets)
     samples = pq.read_table(args.samples).to_pandas()
-    prompts = pq.read_table(args.targets, columns=["prompt_id", "family", "split", "params"]).to_pandas()
-    prompts = prompts.drop_duplicates("prompt_id").astype(str)
+    prompts = artifacts.read_prompts(args.targets, ["family", "split", "params"])
     scores = score_samples(samples, prompts)
     info = artifacts.provenance("scores", {"samples": artifacts.read_provenance(args.samples)["config"]})
     with artifacts.parquet_writer(args.output, SCORES_SCHEMA, info) as writer:
@@ -281,8 +278,7 @@ def run_logit_kl(args: argparse.Namespace) -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     model = load_model(args.model_dir, Path(args.adapter) if args.adapter else None,
                        model_config.get("dtype", "bfloat16"), device)
-    prompts = pq.read_table(args.targets, columns=["prompt_id", "family", "split", "prompt"]).to_pandas()
-    prompts = prompts.drop_duplicates("prompt_id").astype(str)
+    prompts = artifacts.read_prompts(args.targets, ["family", "split", "prompt"])
     rendered = prompt_ids(tokenizer, list(prompts.prompt), ChatFormat.from_config(model_config))
     table = logit_kl_table(model, SoftTargets(args.tries), prompts, rendered, args.paths, args.seed, args.exact, log)
     info = artifacts.provenance("logit_kl", {"model": model_config, "adapter": args.adapter, "paths": args.paths,

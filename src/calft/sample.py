@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
+from calft import artifacts
 from calft.chat import ChatFormat, prompt_ids, terminator_id
 from calft.parse import judge
 
@@ -120,8 +120,7 @@ def sample_prompt_set(model_dir, adapter: Path | None, model_config: dict, targe
     except OSError:
         pass
     model = load_model(model_dir, adapter, model_config.get("dtype", "bfloat16"), device)
-    prompts = pq.read_table(targets, columns=["prompt_id", "family", "split", "params", "prompt"]).to_pandas()
-    prompts = prompts.drop_duplicates("prompt_id").astype(str)
+    prompts = artifacts.read_prompts(targets, ["family", "split", "params", "prompt"])
     rendered = prompt_ids(tokenizer, list(prompts.prompt), chat)
     n = settings["num_samples"]
     frames = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -27,10 +28,9 @@ def score_samples(samples: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
     for prompt in prompts.itertuples():
         params = json.loads(prompt.params)
         group = grouped.get(prompt.prompt_id)
-        values = group["value"].to_numpy(float) if group is not None else []
-        valid = group["valid"].to_numpy(bool) if group is not None else []
-        scores = prompt_scores(pd.Series(values, dtype=float).to_numpy(), pd.Series(valid, dtype=bool).to_numpy(),
-                               prompt.family, params)
+        values = group["value"].to_numpy(float) if group is not None else np.empty(0)
+        valid = group["valid"].to_numpy(bool) if group is not None else np.empty(0, dtype=bool)
+        scores = prompt_scores(values, valid, prompt.family, params)
         rows.append({"prompt_id": prompt.prompt_id, "family": prompt.family, "split": prompt.split,
                      "params": prompt.params, "num_samples": len(valid), "num_valid": scores["num_valid"],
                      "valid_rate": scores["valid_rate"], "w1": scores["w1"],

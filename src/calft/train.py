@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from calft import artifacts
@@ -66,9 +65,8 @@ def _distributed() -> tuple[int, int, torch.device]:
 
 def _prompts(targets: Path) -> tuple[list[str], list[str], list[str]]:
     """(prompt ids, families, prompt texts) of the training targets, in file order."""
-    table = pq.read_table(targets, columns=["prompt_id", "family", "prompt"]).to_pandas()
-    first = table.drop_duplicates("prompt_id")
-    return list(first.prompt_id.astype(str)), list(first.family.astype(str)), list(first.prompt.astype(str))
+    prompts = artifacts.read_prompts(targets, ["family", "prompt"])
+    return list(prompts.prompt_id), list(prompts.family), list(prompts.prompt)
 
 
 def _load_model(run: Run, device: torch.device):

@@ -44,6 +44,9 @@ def test_smollm2_splits_digits_and_merging_tokenizer_does_not(smollm2_tokenizer,
     assert len(smollm2_tokenizer("3.14159", add_special_tokens=False).input_ids) == 7
     merging = load_tokenizer(str(merging_tokenizer_dir))
     assert len(merging("3.14159", add_special_tokens=False).input_ids) < 7
+    # digit runs skip the BPE model only where no vocabulary entry joins digits
+    assert CanonicalTokenizer(smollm2_tokenizer.backend_tokenizer).digit_tokens is not None
+    assert CanonicalTokenizer(merging.backend_tokenizer).digit_tokens is None
 
 
 def test_batch_tokenization_equals_per_string_encode(tokenizer_and_terminator):

@@ -141,6 +141,20 @@ def _key_text(key: int, width: int, base: int) -> str:
     return f"{key:0{width}d}" if base == 10 else int(key).to_bytes(width, "big").decode()
 
 
+def _atomic_digit_tokens(backend) -> np.ndarray | None:
+    """The token of each digit 0-9 when the model is a plain BPE with no vocabulary entry of two or
+    more digits: no merge can then join digits, so a run of digits is one token per digit."""
+    from tokenizers.models import BPE
+
+    model = backend.model
+    if not isinstance(model, BPE) or model.continuing_subword_prefix or model.end_of_word_suffix:
+        return None
+    if any(len(token) > 1 and set(token) <= set("0123456789") for token in backend.get_vocab()):
+        return None
+    ids = [model.token_to_id(digit) for digit in "0123456789"]
+    return None if None in ids else np.array(ids, dtype=np.int32)
+
+
 def _padded(sequences: list[list[int]]) -> np.ndarray:
     lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
     matrix = np.full((len(sequences), int(lengths.max(initial=0))), PAD, dtype=np.int32)
@@ -164,6 +178,7 @@ class CanonicalTokenizer:
         added = backend.get_added_tokens_decoder().values()
         self.piecewise = not any(token.content and set(token.content) <= NUMBER_CHARS for token in added)
         self.pieces = _PieceTable(self.backend.model)
+        self.digit_tokens = _atomic_digit_tokens(self.backend)
         self.fallback_rows = 0
 
     def _encode_exact(self, strings: list[str]) -> list[list[int]]:
@@ -204,6 +219,9 @@ class CanonicalTokenizer:
             return _padded(self._encode_exact([row.tobytes().decode() for row in chars]))
         blocks, ragged = [], False
         for a, b in spans:
+            if self.digit_tokens is not None and _is_digit(chars[:, a:b]).all():
+                blocks.append(self.digit_tokens[chars[:, a:b] - DIGITS[0]])
+                continue
             ids = self.pieces.ids_for_column(chars[:, a:b])
             counts = self.pieces.lengths[ids]
             width = int(counts.max())

@@ -21,7 +21,7 @@ PAD = -1
 
 @dataclass
 class Trie:
-    """Flat node table for a run of prompts; `prompt_index` orders the rows by prompt."""
+    """Flat node table for a run of prompts, one row per node, ordered by depth, then prompt."""
 
     prompt_index: np.ndarray  # int32
     node: np.ndarray  # int32, id within the prompt's trie, root = 0
@@ -106,10 +106,10 @@ def build_tries(
         level_mass = np.add.reduceat(live_mass, creators) if len(creators) else np.zeros(0)
         levels.append((depth, creators, group, level_mass))
 
-    # Per-prompt numbering by (depth, sequence) from counts alone: no sort over nodes.
+    # Rows come out depth-major, each depth a contiguous block ordered by (prompt, sequence); local
+    # ids number each prompt's nodes by (depth, sequence), from counts alone: no sort over nodes.
     counts = np.stack([np.bincount(prompt_index[creators], minlength=prompts) for _, creators, _, _ in levels], axis=1)
     depth_offset = np.cumsum(counts, axis=1) - counts  # first local id of each (prompt, depth)
-    prompt_start = np.cumsum(counts.sum(axis=1)) - counts.sum(axis=1)
     total = int(counts.sum())
     out = Trie(
         prompt_index=np.empty(total, dtype=np.int32), node=np.empty(total, dtype=np.int32),
@@ -117,25 +117,25 @@ def build_tries(
         token=np.empty(total, dtype=np.int32), mass=np.empty(total), q=np.empty(total),
         canonical_index=np.empty(total, dtype=np.int32),
     )
-    out.canonical_index[:] = -1
+    start = 0
     previous_local = previous_mass = previous_group = None
     for depth, creators, group, level_mass in levels:
+        block = slice(start, start + len(creators))
+        start += len(creators)
         prompt = prompt_index[creators]
-        level_first = np.cumsum(counts[:, depth]) - counts[:, depth]  # first node of each prompt here
-        at = (prompt_start + depth_offset[:, depth] - level_first)[prompt] + np.arange(len(creators))
-        local = at - prompt_start[prompt]
-        out.prompt_index[at] = prompt
-        out.node[at] = local
-        out.depth[at] = depth
-        out.mass[at] = level_mass
-        leaf = lengths[creators] == depth
-        out.canonical_index[at[leaf]] = canonical_index[creators[leaf]]
+        level_first = np.cumsum(counts[:, depth]) - counts[:, depth]  # first row of each prompt in the block
+        local = (depth_offset[:, depth] - level_first)[prompt] + np.arange(len(creators))
+        out.prompt_index[block] = prompt
+        out.node[block] = local
+        out.depth[block] = depth
+        out.mass[block] = level_mass
+        out.canonical_index[block] = np.where(lengths[creators] == depth, canonical_index[creators], -1)
         if depth:
             parent = previous_group[creators]
-            out.parent[at] = previous_local[parent]
-            out.token[at] = sequences[creators, depth - 1]
-            out.q[at] = level_mass / previous_mass[parent]
+            out.parent[block] = previous_local[parent]
+            out.token[block] = sequences[creators, depth - 1]
+            out.q[block] = level_mass / previous_mass[parent]
         else:
-            out.parent[at], out.token[at], out.q[at] = -1, PAD, 1.0
+            out.parent[block], out.token[block], out.q[block] = -1, PAD, 1.0
         previous_local, previous_mass, previous_group = local, level_mass, group
     return out

@@ -18,7 +18,7 @@ from calft.logit_kl import exact, monte_carlo
 from calft.losses import example_losses, pack
 from calft.metrics import family_median, prompt_scores, target_spread, wasserstein_to_law
 from calft.parse import judge, parse_number, strip_reasoning
-from calft.sample import sample, sample_seed
+from calft.sample import _draw, sample, sample_seed
 from calft.train_data import Continuation, Item, SoftTargets
 
 
@@ -104,6 +104,32 @@ def test_samples_do_not_depend_on_the_batch_size(tiny_model_dir):
     assert one == batched == halves
     assert len({tuple(t) for t, _ in batched}) > 50  # different seeds, different samples
     assert sample(model, ids, seeds[:3], 6, stop) != sample(model, ids, [sample_seed(12, "p", i) for i in range(3)], 6, stop)
+
+
+def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir):
+    """Shared prefill, merged histories and skipped cache copies change nothing: each row is what a
+    full forward over prompt + tokens so far, drawn with the row's own uniforms, gives."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    model.lm_head.weight.data *= 30  # a peaked model: rows merge, split and stop at the same steps
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ids = prompt_ids(tokenizer, ["Generate exactly ONE random number."], ChatFormat("<|im_end|>"))[0]
+    with torch.no_grad():
+        likely = model(input_ids=torch.tensor([ids])).logits[0, -1].topk(3).indices.tolist()
+    stop = {likely[0]}  # the likeliest token ends rows early
+    seeds = [sample_seed(3, "r", i) for i in range(40)]
+    for seed, (tokens, _) in zip(seeds, sample(model, ids, seeds, 8, stop, chunk_size=40)):
+        uniforms = torch.tensor(np.random.default_rng(seed).random(8))
+        expected = []
+        for step in range(8):
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([ids + expected])).logits[:, -1]
+            token = int(_draw(logits, uniforms[step : step + 1], 1.0, 1.0))
+            if token in stop:
+                break
+            expected.append(token)
+        assert tokens == expected
 
 
 def test_sampler_follows_the_model_distribution(tiny_model_dir):

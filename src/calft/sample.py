@@ -85,7 +85,9 @@ def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, 
                 break
             alive = alive[keep.cpu()]
             distinct, history = torch.unique(history[keep] * vocabulary + chosen[keep], return_inverse=True)
-            cache.batch_select_indices(distinct // vocabulary)
+            source = distinct // vocabulary  # the cache row each new history extends
+            if len(source) != len(logits) or not torch.equal(source, torch.arange(len(logits), device=device)):
+                cache.batch_select_indices(source)  # a copy of the whole cache: skipped when rows stay put
             logits = model(input_ids=(distinct % vocabulary)[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
         results.extend(zip(tokens, stopped))
     return results

@@ -4,10 +4,10 @@ arguments and files, calls the pure stage modules and writes atomic parquet arti
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import ctypes
 import itertools
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -56,42 +56,35 @@ def _existing(*paths) -> None:
 def run_discretize(args: argparse.Namespace) -> None:
     from calft.discretize import QUANTILE_HIGH, QUANTILE_LOW
 
-    # the workers import SciPy's laws (about a second) while this process lists the prompts
-    with multiprocessing.Pool(args.workers, initializer=_init_targets_worker) as pool:
-        families = args.families.split(",") if args.families else None
-        prompts = prompt_set(args.prompt_set, args.number_format, families, args.per_family)
-        config = {
-            "prompt_set": args.prompt_set,
-            "decimals": args.decimals,
-            "max_bins": args.max_bins,
-            "number_format": args.number_format,
-            "families": families,
-            "per_family": args.per_family,
-            "quantile_low": QUANTILE_LOW,
-            "quantile_high": QUANTILE_HIGH,
-        }
-        info = artifacts.provenance("targets", config)
-        runs = [list(run) for _, run in itertools.groupby(prompts, key=lambda p: p.family)]
-        log(f"discretize {args.prompt_set}: {len(prompts)} prompts in {len(runs)} families at d={args.decimals}, "
-            f"max_bins={args.max_bins}, {args.workers} worker(s)")
-        rows = 0
-        with artifacts.atomic_path(args.output) as folder:
-            folder.mkdir()
-            results = [
-                pool.apply_async(_targets_part, (run, args.decimals, args.max_bins,
-                                                 folder / f"part-{i:04d}.parquet", info))
+    families = args.families.split(",") if args.families else None
+    prompts = prompt_set(args.prompt_set, args.number_format, families, args.per_family)
+    config = {
+        "prompt_set": args.prompt_set,
+        "decimals": args.decimals,
+        "max_bins": args.max_bins,
+        "number_format": args.number_format,
+        "families": families,
+        "per_family": args.per_family,
+        "quantile_low": QUANTILE_LOW,
+        "quantile_high": QUANTILE_HIGH,
+    }
+    info = artifacts.provenance("targets", config)
+    runs = [list(run) for _, run in itertools.groupby(prompts, key=lambda p: p.family)]
+    log(f"discretize {args.prompt_set}: {len(prompts)} prompts in {len(runs)} families at d={args.decimals}, "
+        f"max_bins={args.max_bins}, {args.workers} worker(s)")
+    rows = 0
+    with artifacts.atomic_path(args.output) as folder:
+        folder.mkdir()
+        with concurrent.futures.ProcessPoolExecutor(max_workers=args.workers, initializer=keep_freed_memory) as pool:
+            futures = [
+                pool.submit(_targets_part, run, args.decimals, args.max_bins, folder / f"part-{i:04d}.parquet", info)
                 for i, run in enumerate(runs)
             ]
-            for run, result in zip(runs, results):
-                count = result.get()
+            for run, future in zip(runs, futures):
+                count = future.result()
                 rows += count
                 log(f"  {run[0].family}: {len(run)} prompts, {count} values")
-        log(f"wrote {rows} rows to {args.output}")
-
-
-def _init_targets_worker() -> None:
-    keep_freed_memory()
-    from scipy import stats  # noqa: F401
+    log(f"wrote {rows} rows to {args.output}")
 
 
 def _targets_part(prompts: list, decimals: int, max_bins: int, part: Path, info: dict) -> int:
@@ -162,45 +155,46 @@ def run_build_tries(args: argparse.Namespace) -> None:
     from calft.tokenize import fingerprint, load_backend, terminator_id
 
     targets_info = artifacts.read_provenance(args.targets)
-    targets_parts = artifacts.parts(args.targets)
     backend = load_backend(args.tokenizer)
     term_id = terminator_id(backend, args.terminator)
-    # the workers start loading the tokenizer now, while this process fingerprints it
-    with multiprocessing.Pool(args.workers, initializer=_init_tries_worker, initargs=(backend.to_str(),)) as pool:
-        expected = fingerprint(backend, args.terminator)
-        for other in args.same_tokenizer:
-            try:
-                same = fingerprint(load_backend(other), args.terminator) == expected
-            except ValueError:  # the terminator is not even a token there
-                same = False
-            if not same:
-                raise ValueError(
-                    f"the tokenizer of '{other}' differs from that of '{args.tokenizer}', so they cannot "
-                    "share tries; give that model its own `tokenizer` name in the config"
-                )
-        config = {
-            "targets": targets_info["config"],
-            "targets_code_version": targets_info["code_version"],
-            "tokenizer": str(args.tokenizer),
-            "terminator": args.terminator,
-            "terminator_id": term_id,
-            "fingerprint": expected,
-            "same_tokenizer": list(args.same_tokenizer),
-        }
-        info = artifacts.provenance("tries", config)
-        log(f"build-tries: {len(targets_parts)} families, tokenizer fingerprint {config['fingerprint']}, "
-            f"terminator {args.terminator!r} (id {term_id}), {args.workers} worker(s)")
-        nodes = 0
-        with artifacts.atomic_path(args.output) as folder:
-            folder.mkdir()
-            results = [
-                pool.apply_async(_tries_part, (targets_part, term_id, folder / targets_part.name, info))
+    expected = fingerprint(backend, args.terminator)
+    for other in args.same_tokenizer:
+        try:
+            same = fingerprint(load_backend(other), args.terminator) == expected
+        except ValueError:  # the terminator is not even a token there
+            same = False
+        if not same:
+            raise ValueError(
+                f"the tokenizer of '{other}' differs from that of '{args.tokenizer}', so they cannot share "
+                "tries; give that model its own `tokenizer` name in the config"
+            )
+    config = {
+        "targets": targets_info["config"],
+        "targets_code_version": targets_info["code_version"],
+        "tokenizer": str(args.tokenizer),
+        "terminator": args.terminator,
+        "terminator_id": term_id,
+        "fingerprint": expected,
+        "same_tokenizer": list(args.same_tokenizer),
+    }
+    info = artifacts.provenance("tries", config)
+    targets_parts = artifacts.parts(args.targets)
+    log(f"build-tries: {len(targets_parts)} families, tokenizer fingerprint {config['fingerprint']}, "
+        f"terminator {args.terminator!r} (id {term_id}), {args.workers} worker(s)")
+    nodes = 0
+    with artifacts.atomic_path(args.output) as folder:
+        folder.mkdir()
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=args.workers, initializer=_init_tries_worker, initargs=(backend.to_str(),)
+        ) as pool:
+            futures = [
+                pool.submit(_tries_part, targets_part, term_id, folder / targets_part.name, info)
                 for targets_part in targets_parts
             ]
-            for done, result in enumerate(results, 1):
-                prompts, count = result.get()
+            for done, future in enumerate(futures, 1):
+                prompts, count = future.result()
                 nodes += count
-                log(f"  {done}/{len(results)}: {prompts} prompts, {count} nodes")
+                log(f"  {done}/{len(futures)}: {prompts} prompts, {count} nodes")
     log(f"wrote {nodes} trie nodes to {args.output}")
 
 

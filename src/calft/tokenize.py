@@ -101,9 +101,6 @@ class _PieceTable:
         self._add(list(dict.fromkeys(p for p in pieces if p not in self.by_text)))
         return np.array([self.by_text[p] for p in pieces], dtype=np.int64)
 
-    def tokens_of(self, piece: int) -> list[int]:
-        return self.tokens[self.starts[piece] : self.starts[piece] + self.lengths[piece]].tolist()
-
     def ids_for_column(self, chars: np.ndarray) -> np.ndarray:
         """Piece id of every row of a byte matrix (one piece per row)."""
         width = chars.shape[1]
@@ -196,9 +193,18 @@ class CanonicalTokenizer:
             return None
         return [span for _, span in pieces]
 
-    def _shape_spans(self, chars: np.ndarray):
-        """Shared pre-token spans of a shape's representatives, verified against full encodes.
-        None when the shape must be encoded string by string."""
+    def _encode_shape(self, chars: np.ndarray) -> np.ndarray:
+        """Right-padded token matrix for strings of one shape, given as a byte matrix."""
+        matrix = self._piecewise(chars)
+        if matrix is None:
+            self.fallback_rows += len(chars)
+            return _padded(self._encode_exact([row.tobytes().decode() for row in chars]))
+        return matrix
+
+    def _piecewise(self, chars: np.ndarray) -> np.ndarray | None:
+        """The shape assembled piece by piece, checked on its representatives: they must share their
+        pre-token spans, and their assembled rows must equal full encodes. None when the shape must
+        be encoded string by string."""
         if not self.piecewise or chars.max(initial=0) >= 128:  # spans count characters, not bytes
             return None
         picks = np.unique(np.linspace(0, len(chars) - 1, min(len(chars), REPRESENTATIVES_PER_SHAPE)).astype(int))
@@ -206,17 +212,13 @@ class CanonicalTokenizer:
         spans = {tuple(s) if s is not None else None for s in map(self._split, texts)}
         if len(spans) != 1 or None in spans:
             return None
-        spans = next(iter(spans))
-        pieces = self.pieces.ids_for_texts([text[a:b] for text in texts for a, b in spans])
-        assembled = [[t for p in row for t in self.pieces.tokens_of(p)] for row in pieces.reshape(len(texts), -1)]
-        return spans if assembled == self._encode_exact(texts) else None
+        matrix = self._assemble(chars, next(iter(spans)))
+        exact = [row[row != PAD].tolist() for row in matrix[picks]] == self._encode_exact(texts)
+        return matrix if exact else None
 
-    def _encode_shape(self, chars: np.ndarray) -> np.ndarray:
-        """Right-padded token matrix for strings of one shape, given as a byte matrix."""
-        spans = self._shape_spans(chars)
-        if spans is None:
-            self.fallback_rows += len(chars)
-            return _padded(self._encode_exact([row.tobytes().decode() for row in chars]))
+    def _assemble(self, chars: np.ndarray, spans) -> np.ndarray:
+        """Token matrix of strings that split at `spans`: digit runs by the digit tokens where that is
+        exact, other pieces by the piece table."""
         blocks, ragged = [], False
         for a, b in spans:
             if self.digit_tokens is not None and _is_digit(chars[:, a:b]).all():

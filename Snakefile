@@ -8,19 +8,17 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
-include: "workflow/rules/models.smk"
-include: "workflow/rules/discretize.smk"
-include: "workflow/rules/tries.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/sample.smk"
-include: "workflow/rules/score.smk"
-include: "workflow/rules/logit_kl.smk"
-include: "workflow/rules/eval_data.smk"
+include: "workflow/rules/modeling.smk"
+include: "workflow/rules/targets.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/retention.smk"
-include: "workflow/rules/perplexity.smk"
 include: "workflow/rules/transfer.smk"
-include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
 
 
 localrules:

@@ -91,7 +91,7 @@ def _measure_once(command: list[str]) -> tuple[float, float]:
 
 
 def baseline_output_space(prompt, decimals, max_bins):
-    from calft.families import get_family
+    from calft.targets.families import get_family
 
     family = get_family(prompt.family)
     law = family.frozen(prompt.params)
@@ -136,8 +136,8 @@ def baseline_trie(backend, terminator, strings, masses):
 
 
 def run_baseline(args) -> None:
-    from calft.prompts import prompt_set
-    from calft.tokenize import load_backend, terminator_id
+    from calft.targets.prompts import prompt_set
+    from calft.targets.canonical import load_backend, terminator_id
 
     prompts = prompt_set("train", per_family=args.per_family or None)
     backend = load_backend(args.model)
@@ -151,10 +151,10 @@ def run_baseline(args) -> None:
 
 def run_ours_in_memory(args) -> None:
     """Our modules, the same work as the baseline: one process, one thread, nothing written."""
-    from calft.discretize import discretize, format_canonical
-    from calft.prompts import prompt_set
-    from calft.tokenize import CanonicalTokenizer, load_backend, terminator_id
-    from calft.tries import build_tries
+    from calft.targets.discretize import discretize, format_canonical
+    from calft.targets.prompts import prompt_set
+    from calft.targets.canonical import CanonicalTokenizer, load_backend, terminator_id
+    from calft.targets.tries import build_tries
 
     backend = load_backend(args.model)
     terminator = terminator_id(backend, args.terminator)

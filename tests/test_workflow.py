@@ -36,11 +36,13 @@ def dry_run_jobs(output: str) -> list[dict]:
             continue
         resources = re.search(r"^\s+resources: (.*)$", block, re.M)
         wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        inputs = re.search(r"^\s+input: (.*)$", block, re.M)
         split = lambda text: dict(item.split("=", 1) for item in text.split(", ")) if text else {}
         jobs.append({
             "rule": rule.group(1),
             "resources": split(resources.group(1) if resources else ""),
             "wildcards": split(wildcards.group(1) if wildcards else ""),
+            "inputs": inputs.group(1).split(", ") if inputs else [],
         })
     return jobs
 
@@ -124,87 +126,38 @@ def test_lint_is_clean():
     assert "Congratulations" in result.stdout + result.stderr
 
 
-def test_schema_families_match_the_registry():
-    from calft.families import SEEN
-
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    assert schema["$defs"]["seen_family"]["enum"] == list(SEEN)
-
-
-def test_workflow_checks_the_data_of_the_retention_suites_the_stage_runs():
-    from calft.retention import SUITES
-
-    declared = re.search(r"RETENTION_TASKS = (\{.*?\})  #", (ROOT / "workflow" / "rules" / "common.smk").read_text(), re.S)
-    assert yaml.safe_load(declared.group(1)) == {suite: list(tasks) for suite, tasks in SUITES.items()}
-
-
-def _micro_config(tmp_path: Path, **changes) -> Path:
-    config = {
-        "models": {"smol": {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>",
-                            "dtype": "float32"}},
-        "methods": ["base", "soft", "hard"],
-        "prompts": {"train_families": ["gaussian", "binomial"], "train_per_family": 1, "evaluation": ["ood"]},
-        "targets": {"decimals": 2, "soft_max_bins": 50, "hard_max_bins": 100, "eval_max_bins": 100},
-        "training": {"global_batch_size": 4, "per_device_batch_size": 4, "soft_epochs": 1, "hard_epochs": 1,
-                     "hard_samples_per_prompt_per_epoch": 4, "hard_group_size": 4, "gpus": 0},
-        "sampling": {"num_samples": 3, "max_new_tokens": 6, "logit_kl_paths": 2, "logit_kl_exact": False, "gpus": 0},
-        "retention": {"suite": "offline", "probe_items": 2, "batch_size": 2, "max_gen_toks": 8, "gpus": 0},
-        "perplexity": {"offline": True, "slices": ["pydoc_topics", "stdlib_docstrings"], "offline_max_documents": 1,
-                       "offline_max_chars": 1500, "context": 128, "stride": 64, "gpus": 0},
-        "transfer": {"open_ended": {"num_samples": 2, "max_new_tokens": 4, "max_prompts": 2},
-                     "mcq": {"num_samples": 2, "max_new_tokens": 12},
-                     "ssot": {"num_samples": 2, "max_new_tokens": 8}, "noveltybench": {"enabled": False},
-                     "gpus": 0},
-    }
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split(".")
-        node = config
-        for key in parents:
-            node = node.setdefault(key, {})
-        if value is None:
-            node.pop(leaf)
-        else:
-            node[leaf] = value
+def _config_file(tmp_path: Path, values: dict) -> Path:
     path = tmp_path / "micro.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(values))
     return path
 
 
-@pytest.mark.parametrize(
-    "changes, key",
-    [
-        ({"prompts.train_families": ["gaussian", "gausian"]}, "prompts.train_families.1"),
-        ({"prompts.train_families": ["poisson"]}, "prompts.train_families.0: 'poisson' is not one of"),
-        ({"run_models": ["smol", "qwen"]}, "run_models: unknown model 'qwen'"),
-        ({"models.smol.terminatr": "<|im_end|>"}, "models.smol"),
-        ({"sampling.num_samples": -5}, "sampling.num_samples"),
-        ({"models.smol.terminator": None}, "models.smol: 'terminator' is a required property"),
-        ({"targets.decimals": "five"}, "targets.decimals"),
-        ({"models.smol.path": "/does/not/exist"}, "models.smol.path: folder '/does/not/exist' does not exist"),
-        ({"models.other": {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|endoftext|>"}},
-         "which shares tokenizer 'smollm2'"),
-        ({"training.hard_group_size": 3}, "training.hard_group_size: 3 does not divide"),
-        ({"training.learning_rate": 0}, "training.learning_rate"),
-        ({"perplexity.offline": False, "perplexity.data_dir": "/no/paloma"},
-         "perplexity.data_dir: no PALOMA files /no/paloma/pydoc_topics/test/*.jsonl.gz"),
-        ({"retention.data_dir": "/no/probes"}, "retention.data_dir: '/no/probes' has no arithmetic.parquet"),
-        ({"retention.suite": "tinybench"}, "retention.suite"),
-        ({"transfer.noveltybench.enabled": True, "transfer.noveltybench.data_dir": "/no/nb"},
-         "transfer.noveltybench.data_dir: no curated.jsonl in '/no/nb'"),
-    ],
-)
-def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path, changes, key):
-    config = _micro_config(tmp_path, **changes)
+def test_invalid_config_stops_snakemake_before_any_job_naming_the_key(tmp_path, micro_config):
+    """The wiring of calft.config into the workflow; the cases themselves are in test_config.py."""
+    config = _config_file(tmp_path, micro_config(**{"prompts.train_families": ["gaussian", "gausian"],
+                                                    "sampling.num_samples": 100.0}))
     result = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(config), check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "invalid calft config" in output and key in output, output
+    assert "invalid calft config" in output and "prompts.train_families.1" in output
+    assert "sampling.num_samples: 100.0 is not of type 'integer'" in output
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 
+def test_the_report_reads_exactly_the_inputs_of_the_aggregate_rule(paper_dry_run):
+    from calft.layout import ReportSelection, report_inputs
+
+    paper = yaml.safe_load((ROOT / "config.paper.yaml").read_text())
+    (aggregate,) = [job for job in paper_dry_run if job["rule"] == "aggregate"]
+    selection = ReportSelection(tuple(paper["models"]), ("base", "soft", "hard"), ("unseen", "ood"), retention=True,
+                                perplexity=True, open_ended=True, mcq=True, noveltybench=True, ssot=True)
+    read = {str(path) for paths in report_inputs(selection).values() for path in paths.values()}
+    assert set(aggregate["inputs"]) == read | {"results/targets/ood/d5_b16384.parquet"}
+
+
 @pytest.mark.slow
-def test_micro_workflow_runs_for_real(tmp_path):
-    config = _micro_config(tmp_path)
+def test_micro_workflow_runs_for_real(tmp_path, micro_config):
+    config = _config_file(tmp_path, micro_config())
     snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(config))
     model = tmp_path / "resources" / "models" / "smol"
     assert (model / "model.safetensors").exists() and (model / "calft_model.json").exists()
@@ -216,7 +169,7 @@ def test_micro_workflow_runs_for_real(tmp_path):
     assert (tmp_path / "results" / "targets" / "train" / "d2_b100.parquet").exists()
     assert (tmp_path / "results" / "tries" / "smollm2" / "ood" / "d2_b100.parquet").exists()
 
-    from calft.tokenize import fingerprint, load_tokenizer
+    from calft.targets.canonical import fingerprint, load_tokenizer
 
     info = artifacts.read_provenance(tries)
     assert info["config"]["fingerprint"] == fingerprint(load_tokenizer(str(model)).backend_tokenizer, "<|im_end|>")

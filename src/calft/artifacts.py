@@ -110,6 +110,19 @@ def parts(path: str | Path) -> list[Path]:
     return found
 
 
+def require(*paths) -> None:
+    """Fail with a message naming the first of `paths` (None skipped) that does not exist."""
+    for path in paths:
+        if path is not None and not Path(path).exists():
+            raise FileNotFoundError(f"{path} does not exist")
+
+
+def write_frame(frame: pd.DataFrame, schema: pa.Schema, path: str | Path, info: dict) -> None:
+    """A data frame as an atomic parquet artifact with its provenance."""
+    with parquet_writer(path, schema, info) as writer:
+        writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+
+
 def read_prompts(path: str | Path, columns: list[str]) -> pd.DataFrame:
     """One row per prompt of a targets artifact (its first row), the given columns as strings."""
     table = pq.read_table(path, columns=["prompt_id", *[c for c in columns if c != "prompt_id"]]).to_pandas()

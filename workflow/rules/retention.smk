@@ -1,5 +1,71 @@
-# Retention: the TinyBenchmarks tasks (or the offline probes) through lm-eval, for base and each
-# adapter; per-task accuracy and gp-IRT (calft.retention).
+# Retention and perplexity (calft.retention): the TinyBenchmarks tasks (or the offline probes) and
+# PALOMA perplexity (or the offline slices) through lm-eval, for base and each adapter. Their data is
+# generated offline for the local default, or fetched once on the head node (localrules: compute
+# nodes need no internet).
+
+
+localrules:
+    retention_data_tinybenchmarks,
+    fetch_irt_parameters,
+
+
+rule retention_data_offline:
+    output:
+        directory(layout.RETENTION_DATA.format(suite="offline")),
+    params:
+        settings=json.dumps(RETENTION),
+    log:
+        "logs/eval_data/retention_offline.log",
+    benchmark:
+        "results/benchmarks/eval_data/retention_offline.tsv"
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft eval-data retention-offline --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
+
+
+rule retention_data_tinybenchmarks:
+    output:
+        directory(layout.RETENTION_DATA.format(suite="tinybenchmarks")),
+    params:
+        settings=json.dumps(RETENTION),
+    log:
+        "logs/eval_data/retention_tinybenchmarks.log",
+    benchmark:
+        "results/benchmarks/eval_data/retention_tinybenchmarks.tsv"
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft eval-data retention-tinybenchmarks --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
+
+
+rule fetch_irt_parameters:
+    output:
+        RETENTION["irt_parameters"] or layout.IRT_PARAMETERS,
+    params:
+        url=RETENTION["irt_url"],
+        sha256=f"--sha256 {shlex.quote(RETENTION['irt_sha256'])}" if RETENTION["irt_sha256"] else "",
+    log:
+        "logs/eval_data/fetch_irt_parameters.log",
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft fetch-irt --url {params.url:q} {params.sha256} --output {output:q} > {log:q} 2>&1"
+
+
+rule perplexity_data_offline:
+    output:
+        directory(layout.PALOMA_OFFLINE),
+    params:
+        settings=json.dumps(PERPLEXITY),
+    log:
+        "logs/eval_data/perplexity_offline.log",
+    benchmark:
+        "results/benchmarks/eval_data/perplexity_offline.tsv"
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft eval-data perplexity-offline --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule retention:
@@ -8,13 +74,11 @@ rule retention:
         data=RETENTION_DATA,
         irt=[RETENTION["irt_parameters"]] if USE_IRT else [],
     output:
-        tasks=RETENTION_PATH,
-        examples=RETENTION_EXAMPLES_PATH,
+        tasks=layout.RETENTION,
+        examples=layout.RETENTION_EXAMPLES,
     params:
-        model_dir=lambda wildcards: model_source(wildcards.model),
-        model_config=lambda wildcards: json.dumps(MODELS[wildcards.model]),
+        **EVALUATED_MODEL_PARAMS,
         retention=json.dumps(RETENTION),
-        adapter=adapter_option,
         irt=irt_option,
     log:
         "logs/retention/{model}/{method}.log",
@@ -23,13 +87,37 @@ rule retention:
     threads: 2
     resources:
         gpu=RETENTION["gpus"],
-        gpu_model="a100",
         mem_mb=64000,
         runtime=120,
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS={threads} calft retention "
-        "--model-dir {params.model_dir:q} {params.adapter} --model-config {params.model_config:q} "
-        "--retention {params.retention:q} --data-dir {input.data} {params.irt} "
-        "--examples {output.examples} --output {output.tasks} > {log} 2>&1"
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 calft retention --model-dir {params.model_dir:q} {params.adapter} "
+        "--model-config {params.model_config:q} --retention {params.retention:q} --data-dir {input.data:q} "
+        "{params.irt} --examples {output.examples:q} --output {output.tasks:q} > {log:q} 2>&1"
+
+
+rule perplexity:
+    input:
+        unpack(model_and_adapter),
+        data=PERPLEXITY_DATA,
+    output:
+        layout.PERPLEXITY,
+    params:
+        **EVALUATED_MODEL_PARAMS,
+        perplexity=json.dumps(PERPLEXITY),
+    log:
+        "logs/perplexity/{model}/{method}.log",
+    benchmark:
+        "results/benchmarks/perplexity/{model}/{method}.tsv"
+    threads: 2
+    resources:
+        gpu=PERPLEXITY["gpus"],
+        mem_mb=64000,
+        runtime=240,
+    conda:
+        "../../envs/gpu.yaml"
+    shell:
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 calft perplexity --model-dir {params.model_dir:q} {params.adapter} "
+        "--model-config {params.model_config:q} --perplexity {params.perplexity:q} --data-dir {input.data:q} "
+        "--output {output:q} > {log:q} 2>&1"

@@ -1,18 +1,17 @@
 # Transfer evaluations (calft.transfer): open-ended random generation for base, each adapter and
-# SSOT prompting of the base model; MCQ answer-position balance for base and each adapter.
+# SSOT prompting of the base model; MCQ answer-position balance and NoveltyBench for base and each
+# adapter.
 
 
 rule open_ended:
     input:
         unpack(model_and_adapter),
     output:
-        per_prompt=OPEN_ENDED_PATH,
-        samples=OPEN_ENDED_SAMPLES_PATH,
+        per_prompt=layout.OPEN_ENDED,
+        samples=layout.OPEN_ENDED_SAMPLES,
     params:
-        model_dir=lambda wildcards: model_source(wildcards.model),
-        model_config=lambda wildcards: json.dumps(MODELS[wildcards.model]),
+        **EVALUATED_MODEL_PARAMS,
         settings=lambda wildcards: generation_settings(TRANSFER["open_ended"], wildcards),
-        adapter=adapter_option,
         ssot=ssot_option,
     log:
         "logs/open_ended/{model}/{method}.log",
@@ -21,28 +20,25 @@ rule open_ended:
     threads: 2
     resources:
         gpu=TRANSFER["gpus"],
-        gpu_model="a100",
         mem_mb=32000,
         runtime=120,
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} calft open-ended --model-dir {params.model_dir:q} {params.adapter} "
+        "HF_HUB_OFFLINE=1 calft open-ended --model-dir {params.model_dir:q} {params.adapter} "
         "--model-config {params.model_config:q} --settings {params.settings:q} {params.ssot} "
-        "--samples {output.samples} --output {output.per_prompt} > {log} 2>&1"
+        "--samples {output.samples:q} --output {output.per_prompt:q} > {log:q} 2>&1"
 
 
 rule mcq:
     input:
         unpack(model_and_adapter),
     output:
-        summary=MCQ_PATH,
-        samples=MCQ_SAMPLES_PATH,
+        summary=layout.MCQ,
+        samples=layout.MCQ_SAMPLES,
     params:
-        model_dir=lambda wildcards: model_source(wildcards.model),
-        model_config=lambda wildcards: json.dumps(MODELS[wildcards.model]),
+        **EVALUATED_MODEL_PARAMS,
         settings=json.dumps(TRANSFER["mcq"]),
-        adapter=adapter_option,
     log:
         "logs/mcq/{model}/{method}.log",
     benchmark:
@@ -50,15 +46,14 @@ rule mcq:
     threads: 2
     resources:
         gpu=TRANSFER["gpus"],
-        gpu_model="a100",
         mem_mb=32000,
         runtime=120,
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} calft mcq --model-dir {params.model_dir:q} {params.adapter} "
+        "HF_HUB_OFFLINE=1 calft mcq --model-dir {params.model_dir:q} {params.adapter} "
         "--model-config {params.model_config:q} --settings {params.settings:q} "
-        "--samples {output.samples} --output {output.summary} > {log} 2>&1"
+        "--samples {output.samples:q} --output {output.summary:q} > {log:q} 2>&1"
 
 
 localrules:
@@ -67,7 +62,7 @@ localrules:
 
 rule download_noveltybench_model:
     output:
-        "resources/noveltybench/{evaluator}.json",
+        layout.NOVELTY_EVALUATOR_MARKER,
     wildcard_constraints:
         evaluator="similarity_model|reward_model",
     params:
@@ -77,7 +72,7 @@ rule download_noveltybench_model:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft prepare-model --source {params.model_id:q} --output {output} > {log} 2>&1"
+        "calft prepare-model --source {params.model_id:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule noveltybench:
@@ -87,13 +82,11 @@ rule noveltybench:
         similarity=evaluator_inputs("similarity_model"),
         reward=evaluator_inputs("reward_model"),
     output:
-        summary=NOVELTY_PATH,
-        generations=NOVELTY_GENERATIONS_PATH,
+        summary=layout.NOVELTY,
+        generations=layout.NOVELTY_GENERATIONS,
     params:
-        model_dir=lambda wildcards: model_source(wildcards.model),
-        model_config=lambda wildcards: json.dumps(MODELS[wildcards.model]),
+        **EVALUATED_MODEL_PARAMS,
         settings=json.dumps(NOVELTY),
-        adapter=adapter_option,
     log:
         "logs/noveltybench/{model}/{method}.log",
     benchmark:
@@ -101,12 +94,11 @@ rule noveltybench:
     threads: 2
     resources:
         gpu=TRANSFER["gpus"],
-        gpu_model="a100",
         mem_mb=128000,
         runtime=480,
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} calft noveltybench --model-dir {params.model_dir:q} "
-        "{params.adapter} --model-config {params.model_config:q} --settings {params.settings:q} "
-        "--data-dir {input.prompts} --generations {output.generations} --output {output.summary} > {log} 2>&1"
+        "HF_HUB_OFFLINE=1 calft noveltybench --model-dir {params.model_dir:q} {params.adapter} "
+        "--model-config {params.model_config:q} --settings {params.settings:q} --data-dir {input.prompts:q} "
+        "--generations {output.generations:q} --output {output.summary:q} > {log:q} 2>&1"

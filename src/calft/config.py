@@ -1,0 +1,83 @@
+"""Validation of a whole workflow config, called by the workflow before any job is planned.
+
+Three layers, each naming the key at fault: the schema (types, ranges, unknown keys; its defaults are
+filled in), the cross-key rules of each typed section and between models, and the data that jobs
+will read but no rule makes. Cheap to import: every SLURM job parses the workflow again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from calft import layout, settings
+from calft.retention.suites import SUITES
+from calft.settings import SettingsError
+
+SECTIONS = {section.LABEL: section for section in settings.SECTIONS}
+
+
+class ConfigError(SettingsError):
+    def __str__(self) -> str:
+        return "invalid calft config:\n  " + "\n  ".join(self.problems)
+
+
+def _section_value(config: dict, label: str):
+    node = config
+    for key in label.split("."):
+        node = node[key]
+    return node
+
+
+def model_problems(config: dict) -> list[str]:
+    """Run models must be defined, local folders must exist, models sharing tries share a terminator."""
+    models, problems = config["models"], []
+    for name in config["run_models"] or []:
+        if name not in models:
+            problems.append(f"run_models: unknown model '{name}'; defined models: {', '.join(models)}")
+    for name, model in models.items():
+        if model["path"] and not Path(model["path"]).is_dir():
+            problems.append(f"models.{name}.path: folder '{model['path']}' does not exist")
+    first_of_tokenizer = {}
+    for name, model in models.items():
+        first, terminator = first_of_tokenizer.setdefault(model["tokenizer"], (name, model["terminator"]))
+        if terminator != model["terminator"]:
+            problems.append(f"models.{name}.terminator: '{model['terminator']}' differs from '{terminator}' of model "
+                            f"'{first}', which shares tokenizer '{model['tokenizer']}'")
+    return problems
+
+
+def data_problems(config: dict) -> list[str]:
+    """Data that the retention, perplexity and NoveltyBench jobs read but no rule makes must exist."""
+    problems = []
+    retention, perplexity = config["retention"], config["perplexity"]
+    if retention["enabled"] and retention["data_dir"]:
+        for task in SUITES[retention["suite"]]:
+            if not (Path(retention["data_dir"]) / f"{task}.parquet").is_file():
+                problems.append(f"retention.data_dir: '{retention['data_dir']}' has no {task}.parquet "
+                                f"(suite {retention['suite']})")
+    if perplexity["enabled"] and not perplexity["offline"]:
+        for name in perplexity["slices"]:
+            if not layout.paloma_files(perplexity["data_dir"], name, perplexity["split"]):
+                folder = Path(perplexity["data_dir"]) / name / perplexity["split"]
+                problems.append(f"perplexity.data_dir: no PALOMA files {folder}/*.jsonl.gz for slice '{name}' "
+                                "(PALOMA is gated: download allenai/paloma there, or set perplexity.offline)")
+    novelty = config["transfer"]["noveltybench"]
+    if novelty["enabled"]:
+        for split in novelty["splits"]:
+            name = layout.NOVELTY_PROMPT_FILES[split]
+            if not (Path(novelty["data_dir"]) / name).is_file():
+                problems.append(f"transfer.noveltybench.data_dir: no {name} in '{novelty['data_dir']}' "
+                                "(NoveltyBench's prompt files; or set transfer.noveltybench.enabled: false)")
+    return problems
+
+
+def validate(config: dict) -> None:
+    """Check a workflow config and fill in the schema's defaults in place; raise ConfigError with
+    every problem found."""
+    problems = settings.schema_problems(config)
+    if not problems:
+        for label, section in SECTIONS.items():
+            problems += section(**_section_value(config, label)).problems()
+        problems += model_problems(config) + data_problems(config)
+    if problems:
+        raise ConfigError(problems)

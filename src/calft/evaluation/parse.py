@@ -1,0 +1,71 @@
+"""Parsing generations (pure Python and numpy). Junk never raises: it is simply invalid.
+
+* Numbers (reference spec §2.3, §8.1): a generation is valid when, after removing reasoning blocks
+  and surrounding whitespace, the whole text is exactly one decimal or scientific literal whose
+  value is finite, in the family's support (inclusive bounds) and, for integer families,
+  integer-valued.
+* SSOT answers (§9): the content of the first <answer> tag.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from calft.targets.families import get_family
+
+THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", re.S)
+NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")  # ASCII digits only
+INTEGER_TOLERANCE = 1e-9
+
+
+def strip_reasoning(text: str) -> str:
+    """The text without <think>...</think> blocks (an unclosed one runs to the end), stripped."""
+    return THINK_BLOCK.sub("", text).strip()
+
+
+def parse_number(text: str) -> float | None:
+    """The value of a text that is exactly one finite number literal, else None."""
+    cleaned = strip_reasoning(text)
+    if not NUMBER.fullmatch(cleaned):
+        return None
+    value = float(cleaned)
+    return value if math.isfinite(value) else None
+
+
+def judge(texts: list[str], family_id: str, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(value, valid) for every generation: value NaN when it does not parse."""
+    family = get_family(family_id)
+    values = np.array([np.nan if (v := parse_number(t)) is None else v for t in texts], dtype=float)
+    low, high = family.support(params)
+    valid = np.isfinite(values)
+    if low is not None:
+        valid &= values >= low
+    if high is not None:
+        valid &= values <= high
+    if family.integer:
+        with np.errstate(invalid="ignore"):
+            valid &= np.abs(values - np.round(values)) <= INTEGER_TOLERANCE
+    return values, valid
+
+
+ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
+OPEN_ANSWER_TAG = re.compile(r"<answer>(.*)$", re.S | re.I)
+HARMONY_RESIDUE = re.compile(r"assistant(?:final|commentary)(?=<)")
+
+
+def extract_ssot_answer(text: str, strict: bool = True) -> str:
+    """The SSOT answer: the first <answer>...</answer> content; without one, '' when strict, else
+    an unclosed <answer> to the end, or the last non-empty line outside the protocol's tags."""
+    cleaned = HARMONY_RESIDUE.sub("", strip_reasoning(text)).replace("assistantanswer>", "<answer>")
+    if match := ANSWER_TAG.search(cleaned):
+        return match.group(1).strip()
+    if strict:
+        return ""
+    if match := OPEN_ANSWER_TAG.search(cleaned):
+        return match.group(1).strip()
+    outside = re.sub(r"<(random_string|thinking)>.*?</\1>", "", cleaned, flags=re.S | re.I)
+    lines = [line.strip() for line in re.sub(r"</?\w+>", "", outside).splitlines() if line.strip()]
+    return lines[-1] if lines else ""

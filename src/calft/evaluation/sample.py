@@ -1,0 +1,128 @@
+"""Sampling: N independent single-sample answers per prompt (reference spec §8.1, §15).
+
+The prompt is prefilled once and its key/value cache shared by every continuation; rows with equal
+generations so far share their forward, and rows that emit a stop token leave the batch. Each
+sample has its own seed, from which a stream of uniforms drives inverse-CDF sampling (over token
+ids, after temperature and top-p), so a sample depends on its seed only, never on the batch size or
+on the other rows (the reference seeds a whole batch with its first seed, spec §18.4).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from calft.evaluation.parse import extract_ssot_answer, judge
+from calft.modeling.chat import SSOT_NUMERIC, prompt_ids, ssot_format
+from calft.modeling.loader import LoadedModel
+from calft.settings import Generation, Sampling
+
+log = logging.getLogger(__name__).info
+
+SAMPLES_SCHEMA = pa.schema([
+    ("prompt_id", pa.string()), ("family", pa.string()), ("split", pa.string()),
+    ("sample_idx", pa.int32()), ("seed", pa.int64()), ("text", pa.string()), ("num_tokens", pa.int32()),
+    ("stopped", pa.bool_()),  # ended with a stop token (else cut at max_new_tokens)
+    ("value", pa.float64()), ("valid", pa.bool_()),
+])
+
+
+def sample_seed(base_seed: int, prompt_id: str, index: int) -> int:
+    """The seed of sample `index` of a prompt: independent across prompts and samples, the same for
+    every model and method (common random numbers make their comparison sharper)."""
+    digest = hashlib.sha256(f"{base_seed}/{prompt_id}/{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def _draw(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """Tokens by inverse CDF over token ids: the first id whose cumulative probability exceeds u."""
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        ordered, order = probs.sort(dim=-1, descending=True)
+        outside = ordered.cumsum(dim=-1) - ordered >= top_p  # keep the smallest set reaching top_p
+        probs = probs.scatter(-1, order, ordered.masked_fill(outside, 0.0))
+    cdf = probs.double().cumsum(dim=-1)
+    target = uniforms.to(cdf) * cdf[:, -1]
+    return torch.searchsorted(cdf, target[:, None], right=True).squeeze(1).clamp_max(logits.shape[-1] - 1)
+
+
+@torch.no_grad()
+def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, stop_ids: set[int],
+           temperature: float = 1.0, top_p: float = 1.0, chunk_size: int = 256) -> list[tuple[list[int], bool]]:
+    """For each seed: (generated token ids without the stop token, whether a stop token ended it).
+
+    Rows whose generations so far are equal share one forward (and one cache row): all rows share
+    the prompt, and many share their first tokens, so each step runs one row per distinct history.
+    """
+    device = next(model.parameters()).device
+    prefill = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
+    uniforms = torch.tensor(np.stack([np.random.default_rng(s).random(max_new_tokens) for s in seeds]))
+    stops = torch.tensor(sorted(stop_ids), device=device)
+    vocabulary = prefill.logits.shape[-1]
+    results: list[tuple[list[int], bool]] = []
+    for start in range(0, len(seeds), chunk_size):
+        rows = min(chunk_size, len(seeds) - start)
+        cache = copy.deepcopy(prefill.past_key_values)
+        logits = prefill.logits[0, -1:]  # one distinct history: the prompt
+        history = torch.zeros(rows, dtype=torch.long, device=device)  # each alive row's distinct history
+        alive = torch.arange(rows)
+        tokens = [[] for _ in range(rows)]
+        stopped = [False] * rows
+        for step in range(max_new_tokens):
+            chosen = _draw(logits[history], uniforms[start + alive, step], temperature, top_p)
+            ended = torch.isin(chosen, stops)
+            for row, token, end in zip(alive.tolist(), chosen.tolist(), ended.tolist()):
+                if end:
+                    stopped[row] = True
+                else:
+                    tokens[row].append(token)
+            keep = ~ended
+            if step == max_new_tokens - 1 or not keep.any():
+                break
+            alive = alive[keep.cpu()]
+            distinct, history = torch.unique(history[keep] * vocabulary + chosen[keep], return_inverse=True)
+            source = distinct // vocabulary  # the cache row each new history extends
+            if len(source) != len(logits) or not torch.equal(source, torch.arange(len(logits), device=device)):
+                cache.batch_select_indices(source)  # a copy of the whole cache: skipped when rows stay put
+            logits = model(input_ids=(distinct % vocabulary)[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
+        results.extend(zip(tokens, stopped))
+    return results
+
+
+def generate(loaded: LoadedModel, ids: list[int], seeds: list[int], settings: Generation):
+    """For each seed of a rendered prompt: the decoded answer (special tokens skipped), its number of
+    tokens, and whether a stop token ended it. Returns the three lists."""
+    generated = sample(loaded.model, ids, seeds, settings.max_new_tokens, loaded.stop_ids, settings.temperature,
+                       settings.top_p, settings.chunk_size)
+    texts = loaded.tokenizer.batch_decode([tokens for tokens, _ in generated], skip_special_tokens=True)
+    return texts, [len(tokens) for tokens, _ in generated], [stopped for _, stopped in generated]
+
+
+def sample_prompt_set(loaded: LoadedModel, prompts: pd.DataFrame, settings: Sampling, ssot: bool = False) -> pd.DataFrame:
+    """Sample every prompt (rows of a targets file: prompt_id, family, split, params, prompt); one row
+    per sample, parsed and judged. With `ssot`, the String Seed of Thought instruction comes first
+    and the answer is judged from its <answer> tag."""
+    chat = ssot_format(loaded.chat) if ssot else loaded.chat
+    rendered = prompt_ids(loaded.tokenizer, list(prompts.prompt), chat, SSOT_NUMERIC if ssot else None)
+    n = settings.num_samples
+    frames = []
+    for prompt, ids in zip(prompts.itertuples(), rendered):
+        seeds = [sample_seed(settings.seed, prompt.prompt_id, i) for i in range(n)]
+        texts, num_tokens, stopped = generate(loaded, ids, seeds, settings)
+        answers = [extract_ssot_answer(text) for text in texts] if ssot else texts
+        values, valid = judge(answers, prompt.family, json.loads(prompt.params))
+        frames.append(pd.DataFrame({
+            "prompt_id": prompt.prompt_id, "family": prompt.family, "split": prompt.split,
+            "sample_idx": np.arange(n, dtype=np.int32), "seed": np.array(seeds, dtype=np.int64), "text": texts,
+            "num_tokens": np.array(num_tokens, dtype=np.int32), "stopped": stopped, "value": values,
+            "valid": valid,
+        }))
+        log(f"  {prompt.prompt_id}: {n} samples, valid rate {valid.mean():.3f}")
+    return pd.concat(frames, ignore_index=True)

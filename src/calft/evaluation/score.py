@@ -1,0 +1,38 @@
+"""Scoring: per-prompt valid rate, W1 and normalized W1 from the samples (reference spec §8.2).
+
+CPU only, from parquet: the samples of one (model, method, prompt set) and the prompts' laws.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from calft.evaluation.metrics import prompt_scores, target_spread
+
+SCORES_SCHEMA = pa.schema([
+    ("prompt_id", pa.string()), ("family", pa.string()), ("split", pa.string()), ("params", pa.string()),
+    ("num_samples", pa.int32()), ("num_valid", pa.int32()), ("valid_rate", pa.float64()),
+    ("w1", pa.float64()), ("spread", pa.float64()), ("normalized_w1", pa.float64()),
+])
+
+
+def score_samples(samples: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
+    """One row per prompt of `prompts` (prompt_id, family, split, params); a prompt without samples
+    scores NaN rather than disappearing."""
+    rows = []
+    grouped = {key: group for key, group in samples.groupby("prompt_id", observed=True)}
+    for prompt in prompts.itertuples():
+        params = json.loads(prompt.params)
+        group = grouped.get(prompt.prompt_id)
+        values = group["value"].to_numpy(float) if group is not None else np.empty(0)
+        valid = group["valid"].to_numpy(bool) if group is not None else np.empty(0, dtype=bool)
+        scores = prompt_scores(values, valid, prompt.family, params)
+        rows.append({"prompt_id": prompt.prompt_id, "family": prompt.family, "split": prompt.split,
+                     "params": prompt.params, "num_samples": len(valid), "num_valid": scores["num_valid"],
+                     "valid_rate": scores["valid_rate"], "w1": scores["w1"],
+                     "spread": target_spread(prompt.family, params), "normalized_w1": scores["normalized_w1"]})
+    return pd.DataFrame(rows)

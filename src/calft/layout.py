@@ -1,0 +1,122 @@
+"""Where every file lives: one layout for the workflow (common.smk) and the report.
+
+Templates are paths relative to the workflow's working directory, with Snakemake wildcards in
+braces. Per-model outputs sit under results/<model>/<method>/ (method: base, soft, hard, or ssot
+for String Seed of Thought prompting of the base model); shared targets under results/targets/,
+tries per tokenizer under results/tries/<tokenizer>/; prepared models and data under resources/.
+`report_inputs` is the exact list of files the tables and figures are made of: the aggregate rule
+depends on it and the report reads it, so neither can miss a file the other expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS = "results"
+
+TARGETS = "results/targets/{prompt_set}/d{decimals}_b{bins}.parquet"
+TRIES = "results/tries/{tokenizer}/{prompt_set}/d{decimals}_b{bins}.parquet"
+ADAPTER = "results/{model}/{method}/adapter"
+TRAIN_LOG = "results/{model}/{method}/train_log.parquet"
+CHECKPOINTS = "results/{model}/{method}/checkpoints"
+SAMPLES = "results/{model}/{method}/samples/{prompt_set}.parquet"
+SCORES = "results/{model}/{method}/scores/{prompt_set}.parquet"
+LOGIT_KL = "results/{model}/{method}/logit_kl/{prompt_set}.parquet"
+RETENTION = "results/{model}/{method}/retention.parquet"
+RETENTION_EXAMPLES = "results/{model}/{method}/retention_examples.parquet"
+PERPLEXITY = "results/{model}/{method}/perplexity.parquet"
+OPEN_ENDED = "results/{model}/{method}/transfer/open_ended.parquet"
+OPEN_ENDED_SAMPLES = "results/{model}/{method}/transfer/open_ended_samples.parquet"
+MCQ = "results/{model}/{method}/transfer/mcq.parquet"
+MCQ_SAMPLES = "results/{model}/{method}/transfer/mcq_samples.parquet"
+NOVELTY = "results/{model}/{method}/transfer/noveltybench.parquet"
+NOVELTY_GENERATIONS = "results/{model}/{method}/transfer/noveltybench_generations.parquet"
+TABLES = "results/tables"
+FIGURES = "results/figures"
+
+EMBEDDED_MODEL = "resources/models/{model}"  # a converted safetensors folder
+HUB_MODEL_MARKER = "resources/models/{model}.json"  # names the snapshot in the Hugging Face cache
+RETENTION_DATA = "resources/retention/{suite}"  # <task>.parquet per task of the suite
+IRT_PARAMETERS = "resources/retention/tinyBenchmarks.pkl"
+PALOMA_OFFLINE = "resources/paloma-offline"
+NOVELTY_EVALUATOR_MARKER = "resources/noveltybench/{evaluator}.json"
+NOVELTY_PROMPT_FILES = {"curated": "curated.jsonl", "wildchat": "wildchat_1k.jsonl"}
+
+EVALUATED_METHODS = ("base", "soft", "hard")
+
+
+def paloma_files(data_dir: str | Path, slice_name: str, split: str) -> list[Path]:
+    """A PALOMA slice's documents: <data_dir>/<slice>/<split>/*.jsonl[.gz]."""
+    return sorted((Path(data_dir) / slice_name / split).glob("*.jsonl*"))
+
+
+def under(results: str | Path, template: str, **keys) -> Path:
+    """A results template's path for `keys`, inside another results folder than results/."""
+    return Path(results) / template.format(**keys).removeprefix(f"{RESULTS}/")
+
+
+@dataclass(frozen=True)
+class ReportSelection:
+    """What the tables and figures cover: models, evaluated methods, prompt sets, optional stages."""
+
+    models: tuple[str, ...]
+    methods: tuple[str, ...]  # among EVALUATED_METHODS
+    prompt_sets: tuple[str, ...]
+    retention: bool = False
+    perplexity: bool = False
+    open_ended: bool = False
+    mcq: bool = False
+    noveltybench: bool = False
+    ssot: bool = False
+
+    @property
+    def transfer(self) -> bool:
+        return self.open_ended or self.mcq or self.noveltybench
+
+
+def report_inputs(selection: ReportSelection, results: str | Path = RESULTS) -> dict[str, dict[tuple, Path]]:
+    """Every file the report reads, by kind, keyed by (model, method[, prompt set])."""
+    inputs: dict[str, dict[tuple, Path]] = {kind: {} for kind in (
+        "scores", "logit_kl", "ood_samples", "retention", "perplexity", "open_ended", "mcq", "noveltybench")}
+    for model in selection.models:
+        for method in selection.methods:
+            for prompt_set in selection.prompt_sets:
+                keys = dict(model=model, method=method, prompt_set=prompt_set)
+                inputs["scores"][model, method, prompt_set] = under(results, SCORES, **keys)
+                inputs["logit_kl"][model, method, prompt_set] = under(results, LOGIT_KL, **keys)
+                if prompt_set == "ood":
+                    inputs["ood_samples"][model, method] = under(results, SAMPLES, **keys)
+            for kind, template in (("retention", RETENTION), ("perplexity", PERPLEXITY), ("open_ended", OPEN_ENDED),
+                                   ("mcq", MCQ), ("noveltybench", NOVELTY)):
+                if getattr(selection, kind):
+                    inputs[kind][model, method] = under(results, template, model=model, method=method)
+        if selection.ssot:
+            for prompt_set in selection.prompt_sets:
+                inputs["scores"][model, "ssot", prompt_set] = under(results, SCORES, model=model, method="ssot",
+                                                                    prompt_set=prompt_set)
+            if selection.open_ended:
+                inputs["open_ended"][model, "ssot"] = under(results, OPEN_ENDED, model=model, method="ssot")
+    return inputs
+
+
+def _tables(names: list[str], tables: str | Path) -> list[Path]:
+    return [Path(tables) / f"{name}.{suffix}" for name in names for suffix in ("csv", "md", "tex")]
+
+
+def report_outputs(selection: ReportSelection, tables: str | Path = TABLES,
+                   figures: str | Path = FIGURES) -> list[Path]:
+    """Every table and figure the report writes; summary.csv first, the figures last."""
+    sets = selection.prompt_sets
+    outputs = [Path(tables) / "summary.csv", Path(tables) / "per_prompt.csv"]
+    outputs += _tables([f"structured_{s}" for s in sets], tables)
+    outputs += _tables((["retention_perplexity"] if selection.retention or selection.perplexity else [])
+                       + (["retention_tasks"] if selection.retention else [])
+                       + (["perplexity_slices"] if selection.perplexity else []), tables)
+    outputs += _tables((["transfer"] if selection.transfer else [])
+                       + ([f"ssot_{s}" for s in sets] if selection.ssot else []), tables)
+    outputs += [Path(figures) / f"per_family_{s}_{metric}.png" for s in sets for metric in ("normalized_w1", "logit_kl")]
+    outputs.append(Path(figures) / "figure2_family_median_w1.png")
+    if "ood" in sets:
+        outputs += [Path(figures) / f"figure3_ood_samples_{model}.png" for model in selection.models]
+    return outputs

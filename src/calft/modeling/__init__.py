@@ -1,0 +1,1 @@
+"""Modeling: chat formatting, the one model loader, and model preparation."""

@@ -1,0 +1,91 @@
+"""Chat formatting of prompts, the same for training and evaluation (reference spec §2.2-2.4).
+
+The prompt is the only user message; the model's chat template renders it with the generation
+prompt and the configured template variables (Qwen3 `enable_thinking`, GPT-OSS
+`reasoning_effort`, a pinned date for templates that print today's date), then the configured
+generation prefix is appended. The rendered text already holds every special token the model
+expects (BOS included), so it is tokenized with `add_special_tokens=False`: exactly one BOS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+
+from calft.settings import ModelEntry
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """How one model's prompts are rendered; built from the model's config entry."""
+
+    terminator: str
+    chat_template_kwargs: dict = field(default_factory=dict)
+    generation_prefix: str | None = None
+    template_date: str | None = None  # YYYY-MM-DD, pinned for templates that print a date
+
+    @classmethod
+    def from_entry(cls, model: ModelEntry) -> "ChatFormat":
+        return cls(terminator=model.terminator, chat_template_kwargs=dict(model.chat_template_kwargs),
+                   generation_prefix=model.generation_prefix, template_date=model.template_date)
+
+    def template_variables(self) -> dict:
+        variables = dict(self.chat_template_kwargs)
+        if self.template_date:
+            date = dt.date.fromisoformat(self.template_date)
+            variables.setdefault("date_string", date.strftime("%d %b %Y"))  # Llama-3.x templates
+            variables.setdefault("current_date", date.isoformat())  # GPT-OSS (harmony) templates
+        return variables
+
+
+def render(tokenizer, prompt: str, chat: ChatFormat, system: str | None = None) -> str:
+    """The prompt as the model sees it: rendered chat text ending where the answer starts,
+    after an optional system instruction."""
+    if not tokenizer.chat_template:
+        text = f"{system}\n\n{prompt}" if system else prompt
+    else:
+        messages = [{"role": "system", "content": system}] if system else []
+        text = tokenizer.apply_chat_template(
+            messages + [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True,
+            **chat.template_variables(),
+        )
+    return text + (chat.generation_prefix or "")
+
+
+def prompt_ids(tokenizer, prompts: list[str], chat: ChatFormat, system: str | None = None) -> list[list[int]]:
+    """Token ids of the rendered prompts, with no special tokens added a second time."""
+    texts = [render(tokenizer, prompt, chat, system) for prompt in prompts]
+    return tokenizer(texts, add_special_tokens=False).input_ids
+
+
+def terminator_id(tokenizer, chat: ChatFormat) -> int:
+    token_id = tokenizer.convert_tokens_to_ids(chat.terminator)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        raise ValueError(f"terminator '{chat.terminator}' is not a single token of this tokenizer")
+    return int(token_id)
+
+
+SSOT_NUMERIC = (
+    "You are a careful assistant. Whenever a request involves randomness, first write a long, complex "
+    "random string with no visible pattern inside <random_string></random_string> tags. Then reason "
+    "inside <thinking></thinking> tags and make every random decision from that exact string, using "
+    "all of it. Finally give only the final answer inside <answer></answer> tags. Follow this tag "
+    "format strictly."
+)
+SSOT_OPEN_ENDED = (
+    "You are a careful assistant. Some questions have many valid answers; for them, produce ONE "
+    "diverse answer. First write a long, complex random string with no visible pattern inside "
+    "<random_string></random_string> tags. Then reason inside <thinking></thinking> tags and choose "
+    "your answer from that exact string, using all of it. Finally give only the answer inside "
+    "<answer></answer> tags. Follow this tag format strictly."
+)
+
+
+def ssot_format(chat: ChatFormat) -> ChatFormat:
+    """String Seed of Thought needs room to reason (reference spec §9): thinking switched on where
+    the template has the switch (Qwen3), no forced final-channel prefix (GPT-OSS)."""
+    kwargs = dict(chat.chat_template_kwargs)
+    if "enable_thinking" in kwargs:
+        kwargs["enable_thinking"] = True
+    return dataclasses.replace(chat, chat_template_kwargs=kwargs, generation_prefix=None)

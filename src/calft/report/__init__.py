@@ -1,0 +1,1 @@
+"""Report: the paper's tables and figures from the cached parquet files."""

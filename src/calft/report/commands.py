@@ -1,0 +1,85 @@
+"""The report stage's command: every table and figure from the cached parquet files, no model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from calft import artifacts, layout
+
+log = logging.getLogger(__name__).info
+
+
+def _write_text(path: Path, text: str) -> None:
+    with artifacts.atomic_path(path) as temporary:
+        temporary.write_text(text)
+
+
+def _write_table(tables: Path, name: str, table, columns, title: str) -> None:
+    from calft.report import tables as report
+
+    _write_text(tables / f"{name}.csv", table.to_csv())
+    _write_text(tables / f"{name}.md", report.to_markdown(table, title, columns))
+    _write_text(tables / f"{name}.tex", report.to_latex(table, title, columns))
+
+
+def aggregate(results: str, models: list[str], methods: list[str], prompt_sets: list[str], ood_targets: str | None,
+              tables: str, figures: str, retention: bool, perplexity: bool, open_ended: bool, mcq: bool,
+              noveltybench: bool, ssot: bool) -> None:
+    from calft.report import figures as plots
+    from calft.report import tables as report
+
+    selection = layout.ReportSelection(tuple(models), tuple(methods), tuple(prompt_sets), retention, perplexity,
+                                       open_ended, mcq, noveltybench, ssot)
+    inputs = layout.report_inputs(selection, results)
+    tables, figures = Path(tables), Path(figures)
+    rows = report.load(inputs)
+    per_prompt = rows[rows.method != "ssot"]
+    summary = report.summary(per_prompt)
+    tables.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+    _write_text(tables / "per_prompt.csv", per_prompt.to_csv(index=False))
+    _write_text(tables / "summary.csv", summary.to_csv(index=False))
+    for prompt_set in prompt_sets:
+        title = f"Structured sampling, {report.SET_TITLES.get(prompt_set, prompt_set)}"
+        _write_table(tables, f"structured_{prompt_set}", report.paper_table(summary, prompt_set), report.COLUMNS, title)
+        for metric in ("normalized_w1", "logit_kl"):
+            with artifacts.atomic_path(figures / f"per_family_{prompt_set}_{metric}.png") as path:
+                plots.figure_per_family(per_prompt, prompt_set, metric, path)
+    with artifacts.atomic_path(figures / "figure2_family_median_w1.png") as path:
+        plots.figure_family_median(summary, prompt_sets, path)
+
+    if retention or perplexity:
+        retention_rows = report.load_retention(inputs) if retention else None
+        perplexity_rows = report.load_perplexity(inputs) if perplexity else None
+        table, columns = report.table2(retention_rows, perplexity_rows, models)
+        _write_table(tables, "retention_perplexity", table, columns, "Retention and PALOMA perplexity (Table 2)")
+        if retention:
+            table, columns = report.task_table(retention_rows, models)
+            _write_table(tables, "retention_tasks", table, columns, "Retention per task (Table 21)")
+        if perplexity:
+            table, columns = report.slice_table(perplexity_rows, models)
+            _write_table(tables, "perplexity_slices", table, columns, "PALOMA perplexity per slice (Tables 22-23)")
+
+    transfer = report.load_transfer(inputs)
+    if selection.transfer:
+        table, columns = report.transfer_table(transfer, models)
+        _write_table(tables, "transfer", table, columns, "Transfer beyond numbers (Table 1)")
+    if ssot:
+        ssot_summary = pd.concat([summary, report.summary(rows[rows.method == "ssot"])])
+        for prompt_set in prompt_sets:
+            table, columns = report.ssot_table(ssot_summary, transfer, prompt_set, models)
+            title = f"SSOT baseline, {report.SET_TITLES.get(prompt_set, prompt_set)} (Tables 8-9)"
+            _write_table(tables, f"ssot_{prompt_set}", table, columns, title)
+
+    if inputs["ood_samples"] and ood_targets:
+        targets = pq.read_table(ood_targets, columns=["prompt_id", "family", "params"]).to_pandas().astype(str)
+        for model in models:
+            samples = {method: report.read(path) for (name, method), path in inputs["ood_samples"].items()
+                       if name == model}
+            with artifacts.atomic_path(figures / f"figure3_ood_samples_{model}.png") as path:
+                plots.figure_ood_samples(samples, targets, model, path)
+    log(f"wrote tables to {tables} and figures to {figures}")

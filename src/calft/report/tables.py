@@ -1,0 +1,230 @@
+"""The paper's tables from parquet only, CPU, no model: structured sampling (Tables 6-7), retention
+and perplexity (Tables 2, 21-23), transfer (Table 1) and SSOT (Tables 8-9).
+
+The inputs are exactly the files of `calft.layout.report_inputs`, the same list the aggregate rule
+depends on; a missing one is an error that names it. Aggregates per (model, method, prompt set):
+normalized W1 as the paper's family median (undefined, '—', when a family has no finite value),
+logit KL and valid rate as equal-family means.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from calft.evaluation.metrics import family_mean, family_median
+
+METHODS = ["base", "soft", "hard"]
+SET_TITLES = {"ood": "held-out (OOD) families", "unseen": "unseen parameters of seen families",
+              "ood-full": "held-out families, full grid", "unseen-full": "unseen parameters, full grid"}
+COLUMNS = [("normalized_w1", "W1 (norm.)", "min"), ("logit_kl", "logit KL", "min"), ("valid_rate", "valid rate", "max")]
+
+
+def read(path: Path) -> pd.DataFrame:
+    """A report input; missing, it is an error that names it (never a silently missing row)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} does not exist: the report needs it (run the workflow to make it)")
+    return pd.read_parquet(path)
+
+
+def load(inputs: dict) -> pd.DataFrame:
+    """Per-prompt rows of every (model, method, prompt set) of the inputs: scores joined with logit KL
+    (SSOT has no logit KL: NaN)."""
+    frames = []
+    for (model, method, prompt_set), path in inputs["scores"].items():
+        frame = read(path).assign(logit_kl=np.nan, logit_kl_exact=np.nan)
+        kl = inputs["logit_kl"].get((model, method, prompt_set))
+        if kl is not None:
+            frame = frame.drop(columns=["logit_kl", "logit_kl_exact"]).merge(
+                read(kl)[["prompt_id", "logit_kl", "logit_kl_exact"]], on="prompt_id", how="left")
+        frames.append(frame.assign(model=model, method=method, prompt_set=prompt_set))
+    return pd.concat(frames, ignore_index=True)
+
+
+def summary(per_prompt: pd.DataFrame) -> pd.DataFrame:
+    """One row per (prompt set, model, method) with the paper's aggregates."""
+    rows = []
+    for (prompt_set, model, method), group in per_prompt.groupby(["prompt_set", "model", "method"], sort=False):
+        rows.append({
+            "prompt_set": prompt_set, "model": model, "method": method,
+            "normalized_w1": family_median(group, "normalized_w1"),
+            "logit_kl": family_mean(group, "logit_kl"),
+            "logit_kl_exact": family_mean(group, "logit_kl_exact"),
+            "valid_rate": family_mean(group, "valid_rate"),
+            "families": group["family"].nunique(), "prompts": len(group),
+        })
+    return pd.DataFrame(rows)
+
+
+def paper_table(summary_rows: pd.DataFrame, prompt_set: str) -> pd.DataFrame:
+    """Tables 6/7 shape: a row per model, a column per (metric, method); NaN means undefined."""
+    subset = summary_rows[summary_rows.prompt_set == prompt_set]
+    wide = subset.pivot(index="model", columns="method", values=[c for c, _, _ in COLUMNS])
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([[c for c, _, _ in COLUMNS], METHODS]))
+    return wide.reindex(subset.model.unique())
+
+
+def _methods(table: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(table.columns.get_level_values(1)))
+
+
+def _cells(table: pd.DataFrame, columns, bold) -> list[list[str]]:
+    """Formatted cells, the best method of each metric in each row marked with `bold`."""
+    methods = _methods(table)
+    rows = []
+    for key, row in table.iterrows():
+        cells = [" / ".join(map(str, key)) if isinstance(key, tuple) else str(key)]
+        for column, _, best in columns:
+            values = row[column]
+            finite = values[np.isfinite(values.astype(float))]
+            target = None if finite.empty else (finite.min() if best == "min" else finite.max())
+            winners = set(finite.index[finite == target])
+            distinct = len(winners) < len(finite)  # bold only where the best stands out (ties all bold)
+            for method in methods:
+                value = values[method]
+                text = "—" if not np.isfinite(value) else f"{value:.3f}"
+                cells.append(bold(text) if method in winners and distinct else text)
+        rows.append(cells)
+    return rows
+
+
+def _headers(table: pd.DataFrame, columns) -> list[str]:
+    names = table.index.names if isinstance(table.index, pd.MultiIndex) else [table.index.name or "model"]
+    return [" / ".join(names)] + [f"{label} {method}" for _, label, _ in columns for method in _methods(table)]
+
+
+def to_markdown(table: pd.DataFrame, title: str, columns=COLUMNS) -> str:
+    headers = _headers(table, columns)
+    lines = [f"**{title}** (best per row in bold; — = undefined)", "",
+             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(table, columns, lambda t: f"**{t}**")]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: pd.DataFrame, title: str, columns=COLUMNS) -> str:
+    methods = _methods(table)
+    spec = "l" + "c" * len(methods) * len(columns)
+    groups = " & ".join(rf"\multicolumn{{{len(methods)}}}{{c}}{{{label}}}" for _, label, _ in columns)
+    lines = [rf"% {title}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", rf"{_headers(table, columns)[0]} & {groups} \\",
+             " & " + " & ".join(methods * len(columns)) + r" \\", r"\midrule"]
+    lines += [" & ".join(c.replace("—", "--").replace("_", r"\_") for c in cells) + r" \\"
+              for cells in _cells(table, columns, lambda t: rf"\textbf{{{t}}}")]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def _per_method(paths: dict[tuple, Path]) -> pd.DataFrame:
+    """The rows of each (model, method)'s file, with those two columns."""
+    return pd.concat([read(path).assign(model=model, method=method) for (model, method), path in paths.items()],
+                     ignore_index=True)
+
+
+def load_retention(inputs: dict) -> pd.DataFrame:
+    """Per-task retention rows; `score` is gp-IRT where it exists, else accuracy."""
+    table = _per_method(inputs["retention"])
+    table["score"] = table.gpirt.fillna(table.accuracy)
+    table["task"] = np.where(table.kind == "gsm8k", table.task + " " + table.metric, table.task)
+    return table
+
+
+def load_perplexity(inputs: dict) -> pd.DataFrame:
+    return _per_method(inputs["perplexity"])
+
+
+def _wide(rows: pd.DataFrame, index: list[str], values: list[str], order: list,
+          methods: list[str] = METHODS) -> pd.DataFrame:
+    wide = rows.pivot_table(index=index, columns="method", values=values, aggfunc="first", dropna=False)
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([values, methods]))
+    return wide.reindex(order)
+
+
+def retention_score_label(retention: pd.DataFrame) -> str:
+    return "gp-IRT" if retention.gpirt.notna().all() else "mean accuracy"
+
+
+def table2(retention: pd.DataFrame | None, perplexity: pd.DataFrame | None, models: list[str]):
+    """Paper Table 2 shape: per model, the retention aggregate (mean over the task rows of gp-IRT,
+    or of accuracy when the suite has no IRT parameters) and the pooled PALOMA perplexity."""
+    rows, columns = [], []
+    if retention is not None:
+        rows.append(retention.groupby(["model", "method"], as_index=False).score.mean().rename(
+            columns={"score": "retention"}))
+        columns.append(("retention", retention_score_label(retention), "max"))
+    if perplexity is not None:
+        pooled = perplexity[perplexity.slice == "all"][["model", "method", "perplexity"]]
+        rows.append(pooled)
+        columns.append(("perplexity", "PALOMA ppl", "min"))
+    merged = rows[0] if len(rows) == 1 else rows[0].merge(rows[1], on=["model", "method"], how="outer")
+    present = [m for m in models if m in set(merged.model)]
+    return _wide(merged, ["model"], [c for c, _, _ in columns], present), columns
+
+
+def task_table(retention: pd.DataFrame, models: list[str]):
+    """Paper Table 21 shape: per model and task, gp-IRT (when every task has it) and accuracy."""
+    tasks = list(dict.fromkeys(retention.task))
+    order = [(m, t) for m in models for t in tasks if ((retention.model == m) & (retention.task == t)).any()]
+    columns = [("accuracy", "accuracy", "max")]
+    if retention_score_label(retention) == "gp-IRT":
+        columns.insert(0, ("gpirt", "gp-IRT", "max"))
+    return _wide(retention, ["model", "task"], [c for c, _, _ in columns], pd.MultiIndex.from_tuples(
+        order, names=["model", "task"])), columns
+
+
+def slice_table(perplexity: pd.DataFrame, models: list[str]):
+    """Paper Tables 22-23 shape: per model and slice, perplexity and bits per byte."""
+    slices = list(dict.fromkeys(perplexity.slice))
+    order = [(m, s) for m in models for s in slices if ((perplexity.model == m) & (perplexity.slice == s)).any()]
+    columns = [("perplexity", "perplexity", "min"), ("bits_per_byte", "bits/byte", "min")]
+    return _wide(perplexity, ["model", "slice"], ["perplexity", "bits_per_byte"], pd.MultiIndex.from_tuples(
+        order, names=["model", "slice"])), columns
+
+
+def load_transfer(inputs: dict) -> pd.DataFrame | None:
+    """Per (model, method): mean open-ended support size and unique fractions, MCQ parse rate and TV,
+    NoveltyBench utility; for the evaluations of the inputs (SSOT included)."""
+    parts = []
+    if inputs["open_ended"]:
+        parts.append(_per_method(inputs["open_ended"]).groupby(["model", "method"], as_index=False)[
+            ["support_size", "unique_fraction", "unique_fraction_insensitive"]].mean())
+    if inputs["mcq"]:
+        parts.append(_per_method(inputs["mcq"]).groupby(["model", "method"], as_index=False)[["parse_rate", "tv"]].mean())
+    if inputs["noveltybench"]:
+        novelty = _per_method(inputs["noveltybench"])
+        parts.append(novelty[novelty.split == "all"][["model", "method", "mean_distinct", "mean_utility"]])
+    if not parts:
+        return None
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged.merge(part, on=["model", "method"], how="outer")
+    return merged
+
+
+TRANSFER_COLUMNS = [("support_size", "top-90% support", "max"), ("unique_fraction", "unique rate", "max"),
+                    ("unique_fraction_insensitive", "unique rate (case/punct.)", "max"),
+                    ("tv", "MCQ TV", "min"), ("parse_rate", "MCQ parse rate", "max"),
+                    ("mean_utility", "NoveltyBench utility", "max")]
+
+
+def transfer_table(transfer: pd.DataFrame, models: list[str]):
+    """Paper Table 1 shape: per model, base / soft / hard open-ended support size and unique rate
+    (means over prompts), MCQ TV and parse rate, NoveltyBench utility (the columns that exist)."""
+    columns = [c for c in TRANSFER_COLUMNS if c[0] in transfer]
+    present = [m for m in models if m in set(transfer.model)]
+    return _wide(transfer[transfer.method.isin(METHODS)], ["model"], [c for c, _, _ in columns], present), columns
+
+
+SSOT_METHODS = ["base", "soft", "ssot"]
+
+
+def ssot_table(summary_rows: pd.DataFrame, transfer: pd.DataFrame | None, prompt_set: str, models: list[str]):
+    """Paper Tables 8-9 shape: base, soft and SSOT family-median normalized W1 and valid rate on a
+    prompt set, with the open-ended unique rate where it was measured."""
+    rows = summary_rows[summary_rows.prompt_set == prompt_set][["model", "method", "normalized_w1", "valid_rate"]]
+    columns = [("normalized_w1", "W1 (norm.)", "min"), ("valid_rate", "valid rate", "max")]
+    if transfer is not None and "unique_fraction" in transfer:
+        rows = rows.merge(transfer[["model", "method", "unique_fraction"]], on=["model", "method"], how="left")
+        columns.append(("unique_fraction", "open-ended unique rate", "max"))
+    present = [m for m in models if m in set(rows.model)]
+    return _wide(rows, ["model"], [c for c, _, _ in columns], present, SSOT_METHODS), columns

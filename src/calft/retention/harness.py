@@ -1,0 +1,80 @@
+"""The model as lm-evaluation-harness sees it: lm-eval's HF model with calft's chat formatting and
+PALOMA's strided perplexity windows.
+
+* Chat rendering is the model's template with the config's template variables (pinned date, thinking
+  switch) plus its generation prefix, exactly as in training and sampling.
+* `loglikelihood_rolling` scores a document in windows of `context` tokens advancing by `stride`, so
+  every token after the first is scored exactly once with at least context - stride tokens of left
+  context; the document is tokenized without special tokens and exactly one BOS is prepended when
+  the tokenizer adds one by default (then the first text token is scored too).
+"""
+
+from __future__ import annotations
+
+import torch
+from lm_eval.models.huggingface import HFLM
+
+from calft.modeling.loader import LoadedModel
+
+
+def strided_windows(length: int, context: int, stride: int) -> list[tuple[int, int, int]]:
+    """(begin, end, first scored position) of each window over a sequence of `length` tokens.
+    Position t is scored as the prediction of token t from tokens < t; position 0 never is."""
+    if not 0 < stride <= context:
+        raise ValueError(f"stride {stride} must be in (0, context={context}]")
+    windows, scored_until = [], 1
+    for begin in range(0, max(length - 1, 0), stride):
+        end = min(begin + context, length)
+        windows.append((begin, end, max(scored_until, begin + 1)))
+        scored_until = end
+        if end == length:
+            break
+    return windows
+
+
+def expects_bos(tokenizer) -> bool:
+    """Whether the tokenizer starts every encoding with its BOS token (Llama, Gemma: yes)."""
+    bos = tokenizer.bos_token_id
+    return bos is not None and tokenizer("a").input_ids[:1] == [bos]
+
+
+class CalftLM(HFLM):
+    """lm-eval's HFLM around a calft-loaded model (base, or base plus an unmerged LoRA adapter)."""
+
+    def __init__(self, loaded: LoadedModel, batch_size: int, context: int = 2048, stride: int = 1024,
+                 max_gen_toks: int = 256):
+        self.chat = loaded.chat
+        super().__init__(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=batch_size,
+                         chat_template_args=self.chat.template_variables())
+        self.context, self.stride, self._max_gen_toks = context, stride, max_gen_toks
+        self.bos = loaded.tokenizer.bos_token_id if expects_bos(loaded.tokenizer) else None
+
+    @property
+    def max_gen_toks(self) -> int:
+        return self._max_gen_toks
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        text = super().apply_chat_template(chat_history, add_generation_prompt)
+        return text + (self.chat.generation_prefix or "") if add_generation_prompt else text
+
+    def document_ids(self, text: str) -> list[int]:
+        ids = self.tokenizer(text, add_special_tokens=False).input_ids
+        return ([self.bos] if self.bos is not None else []) + ids
+
+    @torch.no_grad()
+    def document_nll(self, ids: list[int]) -> float:
+        """Summed natural-log NLL of a token sequence's scored positions (float32 softmax)."""
+        tokens = torch.tensor(ids, device=self.device)
+        total = 0.0
+        for begin, end, first in strided_windows(len(ids), self.context, self.stride):
+            kept = self.model(tokens[None, begin:end], logits_to_keep=end - first + 1).logits[0, :-1]
+            total += torch.nn.functional.cross_entropy(kept.float(), tokens[first:end], reduction="sum").item()
+        return total
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        results = []
+        for request in requests:
+            (text,) = request.args
+            ids = self.document_ids(text)
+            results.append(-self.document_nll(ids) if len(ids) > 1 else 0.0)
+        return results

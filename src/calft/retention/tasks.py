@@ -1,0 +1,212 @@
+"""Retention: TinyBenchmarks through lm-evaluation-harness, with gp-IRT (reference spec §13).
+
+Tasks are declared below as lm-eval task configs, one per task kind, and pointed at local parquet
+files (`<data_dir>/<task>.parquet`, the test split). Every kind prompts with the dataset's
+`input_formatted` field (tinyBenchmarks' few-shot leaderboard prompt), rendered through the chat
+template. The suites and their tasks are declared in `calft.retention.suites`.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from calft.retention.suites import IRT_SCENARIOS, SUITES
+from calft.settings import Retention
+
+GSM8K_STOP = ["Question:", "</s>", "<|im_end|>"]
+NUMBER = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?")
+
+EXAMPLES_SCHEMA = pa.schema([
+    ("task", pa.string()), ("kind", pa.string()), ("metric", pa.string()), ("doc_id", pa.int32()),
+    ("score", pa.float64()),
+    ("generation", pa.string()),  # generation tasks: the greedy answer
+    ("loglikelihoods", pa.list_(pa.float64())),  # multiple-choice tasks: one per choice
+])
+TASKS_SCHEMA = pa.schema([
+    ("task", pa.string()), ("kind", pa.string()), ("metric", pa.string()), ("items", pa.int32()),
+    ("accuracy", pa.float64()), ("irt", pa.float64()), ("pirt", pa.float64()), ("gpirt", pa.float64()),
+])
+
+
+# ---------------------------------------------------------------------------------------------
+# Answer extraction and per-document scoring (called by lm-eval)
+
+
+def normalize_number(text: str) -> str | None:
+    """Commas dropped, exact decimal value; integers without a fractional part."""
+    try:
+        value = Decimal(text.replace(",", ""))
+    except InvalidOperation:
+        return None
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def gsm8k_gold(answer: str) -> str | None:
+    return normalize_number(answer.rsplit("####", 1)[-1].strip())
+
+
+def gsm8k_strict(generation: str) -> str | None:
+    """The only number after the first '####' on its line; None when absent or ambiguous."""
+    if "####" not in generation:
+        return None
+    numbers = NUMBER.findall(generation.split("####", 1)[1].split("\n", 1)[0])
+    return normalize_number(numbers[0]) if len(numbers) == 1 else None
+
+
+def gsm8k_flexible(generation: str) -> str | None:
+    """The last number anywhere in the generation."""
+    numbers = NUMBER.findall(generation)
+    return normalize_number(numbers[-1]) if numbers else None
+
+
+def _gsm8k_results(doc: dict, results: list[str]) -> dict:
+    gold = gsm8k_gold(doc["answer"])
+    return {"strict": float(gsm8k_strict(results[0]) == gold), "flexible": float(gsm8k_flexible(results[0]) == gold)}
+
+
+def _clean_hellaswag(text: str) -> str:
+    text = text.strip().replace(" [title]", ". ")
+    text = re.sub(r"\[.*?\]", "", text)
+    return text.replace("  ", " ")
+
+
+def _hellaswag_docs(dataset):
+    return dataset.map(lambda doc: {"choices": [_clean_hellaswag(e) for e in doc["endings"]],
+                                    "gold": int(doc["label"])})
+
+
+def _truthfulqa_mc2(doc: dict, results: list) -> dict:
+    loglikelihoods = np.array([ll for ll, _ in results])
+    probabilities = np.exp(loglikelihoods - loglikelihoods.max())
+    probabilities /= probabilities.sum()
+    return {"acc": float(probabilities[np.array(doc["mc2_targets"]["labels"]) == 1].sum())}
+
+
+def _winogrande_options(doc: dict) -> list[str]:
+    """Contexts: the prompt with the gold option cut from its end, followed by each option."""
+    options = [doc["option1"], doc["option2"]]
+    gold = options[int(doc["answer"]) - 1]
+    prefix = doc["input_formatted"].rstrip()
+    if prefix.endswith(gold):
+        prefix = prefix[: -len(gold)]
+    return [prefix + option for option in options]
+
+
+def _winogrande_continuation(doc: dict) -> str:
+    return doc["sentence"].split("_", 1)[1].strip()
+
+
+def _winogrande_gold(doc: dict) -> int:
+    return int(doc["answer"]) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Task declarations
+
+
+def task_config(name: str, kind: str, data_file: Path, max_gen_toks: int) -> dict:
+    """The lm-eval task config of one task of the given kind over a local parquet file."""
+    common = {"task": f"calft_{name}", "dataset_path": "parquet",
+              "dataset_kwargs": {"data_files": {"test": str(data_file)}}, "test_split": "test",
+              "num_fewshot": 0, "doc_to_text": "{{input_formatted}}", "metadata": {"version": 1}}
+    accuracy = [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]
+    kinds = {
+        "mmlu": {"output_type": "multiple_choice", "doc_to_choice": ["A", "B", "C", "D"],
+                 "doc_to_target": "answer", "metric_list": accuracy},
+        "hellaswag": {"output_type": "multiple_choice", "process_docs": _hellaswag_docs,
+                      "doc_to_choice": "choices", "doc_to_target": "gold",
+                      "metric_list": [{"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}]},
+        "truthfulqa": {"output_type": "multiple_choice", "doc_to_choice": "{{mc2_targets.choices}}",
+                       "doc_to_target": 0, "process_results": _truthfulqa_mc2, "metric_list": accuracy},
+        "winogrande": {"output_type": "multiple_choice", "doc_to_text": _winogrande_gold,
+                       "doc_to_choice": _winogrande_options, "doc_to_target": _winogrande_continuation,
+                       "metric_list": accuracy},
+        "gsm8k": {"output_type": "generate_until", "doc_to_target": "{{answer}}",
+                  "generation_kwargs": {"until": GSM8K_STOP, "do_sample": False, "temperature": 0.0,
+                                        "max_gen_toks": max_gen_toks},
+                  "process_results": _gsm8k_results,
+                  "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True}
+                                  for m in ("strict", "flexible")]},
+    }
+    return common | kinds[kind]
+
+
+def metric_names(kind: str) -> list[str]:
+    return {"hellaswag": ["acc_norm"], "gsm8k": ["strict", "flexible"]}.get(kind, ["acc"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def evaluate(lm, data_dir: Path, settings: Retention) -> pd.DataFrame:
+    """Per-example scores of every task of the suite: task, kind, metric, doc_id, score, and the
+    model's answer (generated text, or the choice log-likelihoods)."""
+    from lm_eval import simple_evaluate
+
+    tasks = SUITES[settings.suite]
+    configs = [task_config(name, kind, Path(data_dir) / f"{name}.parquet", settings.max_gen_toks)
+               for name, kind in tasks.items()]
+    output = simple_evaluate(model=lm, tasks=configs, limit=settings.limit, log_samples=True,
+                             apply_chat_template=settings.apply_chat_template, bootstrap_iters=0,
+                             random_seed=settings.seed, numpy_random_seed=settings.seed,
+                             torch_random_seed=settings.seed, fewshot_random_seed=settings.seed)
+    rows = []
+    for name, kind in tasks.items():
+        for sample in output["samples"][f"calft_{name}"]:
+            response = sample["filtered_resps"]
+            generation = response[0] if kind == "gsm8k" else None
+            loglikelihoods = None if kind == "gsm8k" else [float(r[0]) for r in response]
+            for metric in metric_names(kind):
+                rows.append({"task": name, "kind": kind, "metric": metric, "doc_id": int(sample["doc_id"]),
+                             "score": float(sample[metric]), "generation": generation,
+                             "loglikelihoods": loglikelihoods})
+    return pd.DataFrame(rows).sort_values(["task", "metric", "doc_id"], ignore_index=True)
+
+
+def summarize(examples: pd.DataFrame, bundles: dict) -> pd.DataFrame:
+    """One row per (task, metric): accuracy, and irt/pirt/gpirt when the kind has IRT parameters in
+    `bundles` (bundle name -> irt.Bundle) and all of the scenario's 100 items were evaluated."""
+    from calft.retention import irt
+
+    rows = []
+    for (task, kind, metric), group in examples.groupby(["task", "kind", "metric"], sort=False):
+        row = {"task": task, "kind": kind, "metric": metric, "items": len(group), "accuracy": group.score.mean(),
+               "irt": np.nan, "pirt": np.nan, "gpirt": np.nan}
+        bundle_name, scenario = IRT_SCENARIOS.get(task, (None, None))
+        if bundle_name in bundles and len(group) == 100:
+            row |= irt.estimate(bundles[bundle_name], scenario, group.sort_values("doc_id").score.to_numpy())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: the IRT file is a downloaded binary."""
+
+    ALLOWED = {("builtins", name) for name in ("dict", "list", "tuple", "set", "int", "float", "str", "slice")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED or module.split(".")[0] == "numpy":
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"IRT parameter file refers to {module}.{name}; only numpy arrays are allowed")
+
+
+def load_bundles(path: Path) -> dict:
+    """The 'mmlu' and 'lb' bundles of tinyBenchmarks' IRT parameter file."""
+    from calft.retention.irt import Bundle
+
+    with open(path, "rb") as stream:
+        raw = _ArrayUnpickler(stream).load()
+    missing = {"mmlu", "lb"} - set(raw)
+    if missing:
+        raise ValueError(f"{path} lacks the IRT bundles {sorted(missing)}")
+    return {name: Bundle.from_release(raw[name]) for name in ("mmlu", "lb")}

@@ -1,0 +1,176 @@
+"""The targets stage's commands: discretize a prompt set's laws, build the token tries of its
+canonical outputs. Both write folders of parquet parts, one per family, from parallel workers."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import itertools
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from calft import artifacts
+
+log = logging.getLogger(__name__).info
+
+
+def keep_freed_memory() -> None:
+    """Let glibc reuse freed memory instead of returning it to the OS: these stages allocate many
+    large temporary arrays, and fresh pages cost more than the math."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_mmap_max, m_trim_threshold = -4, -1
+    libc.mallopt(m_mmap_max, 0)
+    libc.mallopt(m_trim_threshold, 2**40)
+
+
+# ---------------------------------------------------------------------------------------------
+# discretize
+
+
+def discretize(prompt_set: str, decimals: int, max_bins: int, output: str, number_format: str,
+               families: list[str] | None, per_family: int | None, workers: int) -> None:
+    from calft.targets.discretize import QUANTILE_HIGH, QUANTILE_LOW
+    from calft.targets.prompts import prompt_set as select_prompts
+
+    keep_freed_memory()
+    prompts = select_prompts(prompt_set, number_format, families, per_family)
+    config = {"prompt_set": prompt_set, "decimals": decimals, "max_bins": max_bins, "number_format": number_format,
+              "families": families, "per_family": per_family, "quantile_low": QUANTILE_LOW,
+              "quantile_high": QUANTILE_HIGH}
+    info = artifacts.provenance("targets", config)
+    runs = [list(run) for _, run in itertools.groupby(prompts, key=lambda p: p.family)]
+    log(f"discretize {prompt_set}: {len(prompts)} prompts in {len(runs)} families at d={decimals}, "
+        f"max_bins={max_bins}, {workers} worker(s)")
+    rows = 0
+    with artifacts.atomic_path(output) as folder:
+        folder.mkdir()
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=keep_freed_memory) as pool:
+            futures = [pool.submit(_targets_part, run, decimals, max_bins, folder / f"part-{i:04d}.parquet", info)
+                       for i, run in enumerate(runs)]
+            for run, future in zip(runs, futures):
+                count = future.result()
+                rows += count
+                log(f"  {run[0].family}: {len(run)} prompts, {count} values")
+    log(f"wrote {rows} rows to {output}")
+
+
+def _targets_part(prompts: list, decimals: int, max_bins: int, part: Path, info: dict) -> int:
+    """Discretize the prompts of one family and write them as one part; returns the row count."""
+    from calft.targets.discretize import discretize as discretize_laws
+    from calft.targets.discretize import format_canonical
+
+    (chunk,) = discretize_laws(prompts, decimals, max_bins)
+    offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
+    labels = {
+        "prompt_id": [p.prompt_id for p in prompts],
+        "family": [p.family for p in prompts],
+        "split": [p.split for p in prompts],
+        "params": [json.dumps({k: _json_number(v) for k, v in p.printed.items()}) for p in prompts],
+        "prompt": [p.text for p in prompts],
+    }
+    index = pa.array(chunk.prompt_index, pa.int32())
+    batch = pa.record_batch(
+        [pa.DictionaryArray.from_arrays(index, pa.array(values, pa.string())) for values in labels.values()]
+        + [pa.array(chunk.bin, pa.int32()), artifacts.string_column(offsets, data), pa.array(chunk.value),
+           pa.array(chunk.mass)],
+        schema=artifacts.TARGETS_SCHEMA,
+    )
+    with artifacts.parquet_writer(part, artifacts.TARGETS_SCHEMA, info) as writer:
+        writer.write_batch(batch, row_group_size=len(index))
+    return len(index)
+
+
+def _json_number(printed: str):
+    """The printed text as a JSON number with the same text (25 -> 25, 25.0 -> 25.0)."""
+    return int(printed) if printed.lstrip("-").isdigit() else float(printed)
+
+
+# ---------------------------------------------------------------------------------------------
+# build-tries
+
+_worker_state: dict = {}
+
+
+def _init_tries_worker(backend_json: str) -> None:
+    from tokenizers import Tokenizer
+
+    from calft.targets.canonical import CanonicalTokenizer
+
+    keep_freed_memory()
+    _worker_state["tokenizer"] = CanonicalTokenizer(Tokenizer.from_str(backend_json))
+
+
+def _tries_part(targets_part: Path, terminator: int, part: Path, info: dict) -> tuple[int, int]:
+    """Build the tries of one part (one family) of the targets and write them as one part."""
+    from calft.targets.tries import build_tries as build
+
+    table = pq.ParquetFile(targets_part).read(columns=["prompt_id", "bin", "canonical", "mass"])
+    prompt_ids = table.column("prompt_id").combine_chunks()
+    offsets, data = artifacts.string_buffers(table.column("canonical"))
+    sequences = _worker_state["tokenizer"].encode(offsets, data, terminator)
+    prompt_index = np.asarray(prompt_ids.indices, dtype=np.int32)
+    trie = build(prompt_index, table.column("bin").to_numpy(), sequences, table.column("mass").to_numpy())
+    with artifacts.parquet_writer(part, artifacts.TRIES_SCHEMA, info) as writer:
+        writer.write_batch(_trie_batch(prompt_ids.dictionary, trie), row_group_size=len(trie.node))
+    return len(np.unique(prompt_index)), len(trie.node)
+
+
+def _trie_batch(labels: pa.Array, trie) -> pa.RecordBatch:
+    return pa.record_batch(
+        [pa.DictionaryArray.from_arrays(pa.array(trie.prompt_index), labels),
+         pa.array(trie.node), pa.array(trie.parent), pa.array(trie.depth), pa.array(trie.token),
+         pa.array(trie.mass), pa.array(trie.q), pa.array(trie.canonical_index)],
+        schema=artifacts.TRIES_SCHEMA,
+    )
+
+
+def build_tries(targets: str, tokenizer: str, terminator: str, output: str, same_tokenizer: list[str],
+                workers: int) -> None:
+    from calft.targets.canonical import fingerprint, load_backend, terminator_id
+
+    keep_freed_memory()
+    targets_info = artifacts.read_provenance(targets)
+    backend = load_backend(tokenizer)
+    term_id = terminator_id(backend, terminator)
+    expected = fingerprint(backend, terminator)
+    for other in same_tokenizer:
+        try:
+            same = fingerprint(load_backend(other), terminator) == expected
+        except ValueError:  # the terminator is not even a token there
+            same = False
+        if not same:
+            raise ValueError(f"the tokenizer of '{other}' differs from that of '{tokenizer}', so they cannot share "
+                             "tries; give that model its own `tokenizer` name in the config")
+    config = {"targets": targets_info["config"], "targets_code_version": targets_info["code_version"],
+              "tokenizer": str(tokenizer), "terminator": terminator, "terminator_id": term_id,
+              "fingerprint": expected, "same_tokenizer": list(same_tokenizer)}
+    info = artifacts.provenance("tries", config)
+    targets_parts = artifacts.parts(targets)
+    log(f"build-tries: {len(targets_parts)} families, tokenizer fingerprint {expected}, "
+        f"terminator {terminator!r} (id {term_id}), {workers} worker(s)")
+    nodes = 0
+    with artifacts.atomic_path(output) as folder:
+        folder.mkdir()
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_init_tries_worker,
+                                                    initargs=(backend.to_str(),)) as pool:
+            futures = [pool.submit(_tries_part, targets_part, term_id, folder / targets_part.name, info)
+                       for targets_part in targets_parts]
+            for done, future in enumerate(futures, 1):
+                prompts, count = future.result()
+                nodes += count
+                log(f"  {done}/{len(futures)}: {prompts} prompts, {count} nodes")
+    log(f"wrote {nodes} trie nodes to {output}")
+
+
+def print_fingerprint(tokenizer: str, terminator: str) -> None:
+    from calft.targets.canonical import fingerprint, load_backend
+
+    print(fingerprint(load_backend(tokenizer), terminator))

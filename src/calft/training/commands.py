@@ -1,0 +1,30 @@
+"""The training stage's command: train one model's soft or hard LoRA adapter, resumably."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from calft.settings import ModelEntry, Training
+
+
+def train(method: str, model_dir: str, model_config: ModelEntry, training: Training, targets: str,
+          tries: str | None, adapter: str, train_log: str, checkpoints: str, threads: int) -> None:
+    """Exit status 3 when stopped by SIGTERM after a checkpoint (rerun to resume)."""
+    from calft.training.loop import Interrupted, Run, train as run_training
+
+    if method == "soft" and not tries:
+        raise ValueError("--tries is required for soft-target training")
+    for path in (targets, tries):
+        if path is not None and not Path(path).exists():
+            raise FileNotFoundError(f"{path} does not exist")
+    if not Path(model_dir).is_dir() and model_dir.count("/") != 1:
+        raise FileNotFoundError(f"--model-dir {model_dir}: neither a folder nor a hub id")
+    run = Run(method=method, model_dir=Path(model_dir), model=model_config, settings=training,
+              targets=Path(targets), tries=Path(tries) if tries else None, adapter=Path(adapter),
+              train_log=Path(train_log), checkpoints=Path(checkpoints), threads=threads)
+    try:
+        run_training(run)
+    except Interrupted as stopped:
+        logging.getLogger(__name__).info(str(stopped))
+        raise SystemExit(3)

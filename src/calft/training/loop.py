@@ -1,0 +1,275 @@
+"""The Calibration Fine-Tuning training loop: soft or hard targets, LoRA, one file read top to bottom.
+
+Runs on CPU, on one GPU, or on several GPUs of one node under torchrun: DDP (each rank takes every
+W-th item of a global batch), or FSDP2 sharding for models too large to hold once per GPU. The global batch size is the configured quantity, so the optimizer
+step count is the paper's whatever the number of devices. Checkpoints (adapter, optimizer,
+scheduler, RNG, log) are written every `checkpoint_every` steps and when SIGTERM arrives (SLURM's
+warning before a time limit or preemption); a rerun resumes from the last one and ends with the
+same adapter as an uninterrupted run. Knows nothing of Snakemake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import torch
+
+from calft import artifacts
+from calft.modeling.chat import ChatFormat, prompt_ids, terminator_id
+from calft.modeling.loader import load_base, load_tokenizer
+from calft.settings import ModelEntry, Training
+from calft.training.data import HardTargets, SoftTargets, batches, epoch_items
+from calft.training.losses import example_losses, pack
+
+log = logging.getLogger(__name__).info
+
+LOG_SCHEMA = pa.schema([
+    ("step", pa.int32()), ("epoch", pa.int16()), ("loss", pa.float64()), ("lr", pa.float64()),
+    ("examples", pa.int32()), ("tokens", pa.int64()), ("seconds", pa.float64()),
+])
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGTERM after writing a checkpoint; rerun to resume."""
+
+
+@dataclass
+class Run:
+    method: str  # soft | hard
+    model_dir: Path
+    model: ModelEntry
+    settings: Training
+    targets: Path  # training targets (prompt texts and families; the hard-target bins)
+    tries: Path | None  # soft: the 1001-bin tries
+    adapter: Path  # output: peft adapter folder
+    train_log: Path  # output: parquet log
+    checkpoints: Path  # folder for resumable state
+    threads: int = 0  # CPU threads (0 = torch's default)
+
+
+def _distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device), joining the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if world > 1:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return int(os.environ.get("RANK", "0")), world, device
+
+
+def _prompts(targets: Path) -> tuple[list[str], list[str], list[str]]:
+    """(prompt ids, families, prompt texts) of the training targets, in file order."""
+    prompts = artifacts.read_prompts(targets, ["family", "prompt"])
+    return list(prompts.prompt_id), list(prompts.family), list(prompts.prompt)
+
+
+def lora_model(run: Run, device: torch.device):
+    """The base model with fresh LoRA adapters (float32, on a bf16 base) on the device."""
+    from peft import LoraConfig, get_peft_model
+
+    s = run.settings
+    lora = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
+                      target_modules=list(s.lora_target_modules), bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(load_base(run.model_dir, run.model), lora).to(device)
+
+
+def _shard(model, world: int, device: torch.device) -> None:
+    """FSDP2 over the ranks: each LoRA matrix in its own (float32) group, then every decoder layer
+    (the bf16 base weights), then the root. In place; the model keeps its interface."""
+    from peft.tuners.lora import LoraLayer
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device.type, (world,))
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            for adapter in module.active_adapters:
+                fully_shard(module.lora_A[adapter], mesh=mesh)
+                fully_shard(module.lora_B[adapter], mesh=mesh)
+    layer_classes = set(model.base_model.model._no_split_modules or [])
+    for module in model.modules():
+        if type(module).__name__ in layer_classes:
+            fully_shard(module, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+
+
+def _training_state(model, optimizer, sharded: bool) -> tuple[dict, dict]:
+    """(LoRA weights, optimizer state), whole on every rank (a collective under FSDP)."""
+    if not sharded:
+        weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if "lora_" in k}
+        return weights, optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    weights = {k: v for k, v in get_model_state_dict(model, options=options).items() if "lora_" in k}
+    return weights, get_optimizer_state_dict(model, optimizer, options=options)
+
+
+def _restore_training_state(model, optimizer, weights: dict, optimizer_state: dict, sharded: bool) -> None:
+    if not sharded:
+        missing = set(weights) - set(model.state_dict())
+        if missing:
+            raise ValueError(f"checkpoint has unknown adapter weights: {sorted(missing)[:3]}")
+        model.load_state_dict(weights, strict=False)
+        optimizer.load_state_dict(optimizer_state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, strict=False)
+    set_model_state_dict(model, weights, options=options)
+    set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
+
+
+def _fingerprint(run: Run) -> str:
+    """What a checkpoint must match to be resumed: method, settings, model, input provenance, code."""
+    inputs = [artifacts.read_provenance(run.targets)] + ([artifacts.read_provenance(run.tries)] if run.tries else [])
+    inputs = [{k: v for k, v in info.items() if k != "created"} for info in inputs]
+    text = json.dumps([run.method, run.settings.to_dict(), run.model.to_dict(), str(run.model_dir), inputs,
+                       artifacts.code_version()], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def train(run: Run) -> None:
+    rank, world, device = _distributed()
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    s = run.settings
+    torch.manual_seed(s.seed)
+    from transformers import get_cosine_schedule_with_warmup
+
+    # -- data: prompts rendered with the model's chat template, targets per method
+    tokenizer = load_tokenizer(run.model_dir)
+    chat = ChatFormat.from_entry(run.model)
+    ids, families, texts = _prompts(run.targets)
+    schedule = s.schedule(run.method)
+    epochs, samples, group = schedule.epochs, schedule.draws_per_prompt, schedule.group_size
+    if run.method == "soft":
+        targets = SoftTargets(run.tries)
+    else:
+        targets = HardTargets(run.targets, tokenizer, terminator_id(tokenizer, chat))
+    if targets.prompt_ids != ids:
+        raise ValueError(f"{run.tries or run.targets} and {run.targets} list different prompts")
+    rendered = prompt_ids(tokenizer, texts, chat)
+    items_per_step, items_per_micro = s.global_batch_size // group, s.per_device_batch_size // group
+    items_per_epoch = len(ids) * samples // group
+    steps_per_epoch = math.ceil(items_per_epoch / items_per_step)
+    total_steps = steps_per_epoch * epochs
+
+    # -- model (DDP, or FSDP2 for models too large for one device), optimizer, schedule
+    # (HF cosine with linear warmup, floor(ratio * steps) warmup steps)
+    model = lora_model(run, device)
+    sharded = world > 1 and s.distributed == "fsdp"
+    if sharded:
+        _shard(model, world, device)
+    engine = torch.nn.parallel.DistributedDataParallel(model) if world > 1 and not sharded else model
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=s.learning_rate, weight_decay=s.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(s.warmup_ratio * total_steps), total_steps)
+
+    # -- resume
+    checkpoint = run.checkpoints / "state.pt"
+    fingerprint = _fingerprint(run)
+    step, rows = 0, []
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state["fingerprint"] == fingerprint:
+            _restore_training_state(model, optimizer, state["adapter"], state["optimizer"], sharded)
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            if device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            step, rows = state["step"], state["rows"]
+            log(f"resuming from step {step} of {total_steps}")
+        else:
+            log(f"ignoring {checkpoint}: it belongs to another configuration")
+
+    def save_checkpoint():
+        weights, optimizer_state = _training_state(model, optimizer, sharded)  # every rank takes part
+        if rank != 0:
+            return
+        state = {"fingerprint": fingerprint, "step": step, "rows": rows,
+                 "adapter": weights, "optimizer": optimizer_state,
+                 "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        with artifacts.atomic_path(checkpoint) as temporary:
+            torch.save(state, temporary)
+
+    stop = {"requested": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    log(f"{run.method}: {len(ids)} prompts x {samples} per epoch in groups of {group}, {epochs} epochs, "
+        f"{total_steps} steps of {s.global_batch_size} sequences on {world} x {device.type}"
+        + (f" ({'fsdp' if sharded else 'ddp'})" if world > 1 else ""))
+
+    # -- the loop
+    model.train()
+    for epoch in range(step // steps_per_epoch, epochs):
+        items = epoch_items(targets, families, samples, group, s.seed, epoch)
+        for global_batch in batches(items, items_per_step)[step - epoch * steps_per_epoch :]:
+            started = time.perf_counter()
+            mine = global_batch[rank::world]
+            micro_batches = math.ceil(math.ceil(len(global_batch) / world) / items_per_micro)
+            loss_sum, tokens = torch.zeros((), device=device), 0
+            for index in range(micro_batches):
+                chunk = mine[index * items_per_micro : (index + 1) * items_per_micro]
+                weight = 1.0 if chunk else 0.0  # a rank with fewer items runs a zero-weight batch
+                batch = pack(chunk or global_batch[:1], rendered)
+                losses = example_losses(engine, batch, schedule.tau, schedule.epsilon)
+                # sum over the global batch's sequences / their number; DDP averages over ranks
+                loss = weight * losses.sum() * world / (len(global_batch) * group)
+                last = index == micro_batches - 1
+                if sharded:
+                    model.set_requires_gradient_sync(last)
+                    loss.backward()
+                elif world > 1 and not last:
+                    with engine.no_sync():
+                        loss.backward()
+                else:
+                    loss.backward()
+                loss_sum += weight * losses.detach().sum()
+                tokens += batch.tokens if chunk else 0
+            if world > 1:
+                torch.distributed.all_reduce(loss_sum)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            rows.append({"step": step, "epoch": epoch, "loss": loss_sum.item() / (len(global_batch) * group), "lr": lr,
+                         "examples": len(global_batch) * group, "tokens": tokens * world,
+                         "seconds": time.perf_counter() - started})
+            log(f"step {step}/{total_steps} epoch {epoch} loss {rows[-1]['loss']:.4f} lr {lr:.2e} "
+                f"{rows[-1]['seconds']:.2f}s")
+            requested = torch.tensor(float(stop["requested"]), device=device)
+            if world > 1:
+                torch.distributed.all_reduce(requested)
+            if requested.item():
+                save_checkpoint()
+                raise Interrupted(f"stopped by SIGTERM at step {step}; rerun to resume from the checkpoint")
+            if step % s.checkpoint_every == 0 and step < total_steps:
+                save_checkpoint()
+
+    # -- outputs: the peft adapter folder and the training log, each written atomically
+    weights, _ = _training_state(model, optimizer, sharded)
+    if rank == 0:
+        info = artifacts.provenance(f"adapter-{run.method}", {"method": run.method, "model": run.model.to_dict(),
+                                                               "training": s.to_dict(), "fingerprint": fingerprint})
+        with artifacts.atomic_path(run.adapter) as folder:
+            model.save_pretrained(folder, state_dict=weights)
+            tokenizer.save_pretrained(folder)
+            (folder / "calft_provenance.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+        with artifacts.parquet_writer(run.train_log, LOG_SCHEMA, info) as writer:
+            writer.write_table(pa.Table.from_pylist(rows, schema=LOG_SCHEMA))
+    if world > 1:
+        torch.distributed.destroy_process_group()

@@ -1,0 +1,158 @@
+"""Calibration losses on tree-packed batches (paper eqs. 1-4; reference spec §5.2, §6).
+
+A micro-batch is packed as one token tree: the sequences prompt + continuation of all its items
+are inserted into a trie, so every shared prefix is computed once. Items share their chat
+template's opening (system prompt, "Generate exactly ONE random number from a"), the continuations
+of one item share its whole prompt, and continuations share their own common digits. The tree is
+one row whose attention mask lets each token see exactly its ancestors and whose position ids are
+token depths, so each sequence is computed exactly as if it were alone. Logits are taken only at
+the nodes that carry targets (`logits_to_keep` with indices), never at every prompt position.
+
+Soft and hard targets share one loss: the forward KL(q || softmax(z / tau)) at each of the L+1
+prefixes, averaged over the prefixes of a continuation; a hard target is q = one-hot, for which it
+is the cross-entropy. Losses are computed in float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from calft.training.data import Item
+
+
+@dataclass
+class PackedBatch:
+    input_ids: torch.Tensor  # (1, T) the tree's tokens, parents before children
+    position_ids: torch.Tensor  # (1, T) depth of each token in its sequence
+    attention_mask: torch.Tensor  # (1, 1, T, T) bool, True where the key is an ancestor (or self)
+    keep: torch.Tensor  # (K,) nodes whose logits are needed
+    target_col: torch.Tensor  # (N,) index into `keep` of each target
+    target_ids: torch.Tensor  # (N, C) candidate tokens, padded with 0
+    target_probs: torch.Tensor  # (N, C) their probabilities, padded with 0
+    target_example: torch.Tensor  # (N,) continuation each target belongs to
+    num_continuations: int
+    tokens: int  # tokens in the tree (computed once each)
+
+
+def tree_attention(parents: list[int]) -> torch.Tensor:
+    """(T, T) bool: node i may attend to node j when j is i or one of its ancestors. Parents come
+    before their children; -1 marks a root."""
+    size = len(parents)
+    ancestors = torch.zeros((size, size), dtype=torch.bool)
+    for node, parent in enumerate(parents):
+        if parent >= 0:
+            ancestors[node] = ancestors[parent]
+        ancestors[node, node] = True
+    return ancestors
+
+
+def pack(items: list[Item], prompt_ids: list[list[int]]) -> PackedBatch:
+    """Tree-pack the items (each a prompt with its continuations) of one micro-batch."""
+    children: dict[tuple[int, int], int] = {}  # (parent node, token) -> node
+    tokens, parents, depths = [], [], []
+    targets = []  # (node, ids, probs, continuation)
+
+    def walk(sequence) -> list[int]:
+        node, path = -1, []
+        for depth, token in enumerate(sequence):
+            key = (node, int(token))
+            if key not in children:
+                children[key] = len(tokens)
+                tokens.append(int(token))
+                parents.append(node)
+                depths.append(depth)
+            node = children[key]
+            path.append(node)
+        return path
+
+    continuation = 0
+    for item in items:
+        prompt = prompt_ids[item.prompt]
+        for cont in item.continuations:
+            path = walk(list(prompt) + [int(t) for t in cont.tokens])
+            for k, (ids, probs) in enumerate(zip(cont.target_ids, cont.target_probs)):
+                targets.append((path[len(prompt) - 1 + k], ids, probs, continuation))
+            continuation += 1
+    size = len(tokens)
+    keep, target_col = torch.unique(torch.tensor([t[0] for t in targets]), return_inverse=True)
+    widest = max(len(t[1]) for t in targets)
+    target_ids = torch.zeros((len(targets), widest), dtype=torch.long)
+    target_probs = torch.zeros((len(targets), widest), dtype=torch.float32)
+    for i, (_, ids, probs, _) in enumerate(targets):
+        target_ids[i, : len(ids)] = torch.as_tensor(ids)
+        target_probs[i, : len(probs)] = torch.as_tensor(probs, dtype=torch.float32)
+    return PackedBatch(
+        input_ids=torch.tensor([tokens]),
+        position_ids=torch.tensor([depths]),
+        attention_mask=tree_attention(parents)[None, None],
+        keep=keep,
+        target_col=target_col,
+        target_ids=target_ids,
+        target_probs=target_probs,
+        target_example=torch.tensor([t[3] for t in targets]),
+        num_continuations=continuation,
+        tokens=size,
+    )
+
+
+def prefix_kl(logits: torch.Tensor, target_ids: torch.Tensor, target_probs: torch.Tensor,
+              tau: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
+    """KL(q~ || softmax(logits / tau)) per row, q~ = max(q, epsilon) renormalized over the candidates.
+
+    logits (N, V); target_ids, target_probs (N, C) with zero-probability padding (never smoothed)."""
+    log_pi = torch.log_softmax(logits.float() / tau, dim=-1).gather(-1, target_ids)
+    present = target_probs > 0
+    q = torch.where(present, target_probs.clamp_min(epsilon), torch.zeros_like(target_probs))
+    q = q / q.sum(dim=-1, keepdim=True)
+    terms = torch.where(present, q * (torch.log(q.clamp_min(1e-45)) - log_pi), torch.zeros_like(q))
+    return terms.sum(dim=-1)
+
+
+def example_losses(model, batch: PackedBatch, tau: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
+    """Per-continuation loss: the mean over its prefixes of the prefix KL (one forward pass)."""
+    device = next(model.parameters()).device
+    logits = model(
+        input_ids=batch.input_ids.to(device),
+        attention_mask=batch.attention_mask.to(device),
+        position_ids=batch.position_ids.to(device),
+        logits_to_keep=batch.keep.to(device),
+        use_cache=False,
+    ).logits
+    selected = logits[0, batch.target_col.to(device)]
+    per_prefix = prefix_kl(selected, batch.target_ids.to(device), batch.target_probs.to(device), tau, epsilon)
+    example = batch.target_example.to(device)
+    totals = torch.zeros(batch.num_continuations, device=device).index_add(0, example, per_prefix)
+    counts = torch.zeros(batch.num_continuations, device=device).index_add(0, example, torch.ones_like(per_prefix))
+    return totals / counts
+
+
+def naive_example_losses(model, items: list[Item], prompt_ids: list[list[int]], pad_id: int,
+                         tau: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
+    """The same losses computed the straightforward way: every continuation is its own sequence
+    (the prompt recomputed each time) and full-vocabulary logits are taken at every position.
+    The reference for tests and the benchmark baseline."""
+    device = next(model.parameters()).device
+    sequences, spans = [], []
+    for item in items:
+        prompt = list(prompt_ids[item.prompt])
+        for cont in item.continuations:
+            sequences.append(prompt + [int(t) for t in cont.tokens])
+            spans.append((len(prompt), cont))
+    length = max(map(len, sequences))
+    input_ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), length), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        input_ids[row, : len(sequence)] = torch.tensor(sequence)
+        attention[row, : len(sequence)] = 1
+    logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), use_cache=False).logits
+    losses = []
+    for row, (prompt_length, cont) in enumerate(spans):
+        prefix_losses = []
+        for k, (ids, probs) in enumerate(zip(cont.target_ids, cont.target_probs)):
+            prefix_losses.append(prefix_kl(
+                logits[row, prompt_length - 1 + k][None], torch.as_tensor(ids, device=device)[None],
+                torch.as_tensor(probs, dtype=torch.float32, device=device)[None], tau, epsilon))
+        losses.append(torch.cat(prefix_losses).mean())
+    return torch.stack(losses)

@@ -1,0 +1,1 @@
+"""Transfer: open-ended random generation, MCQ answer balance and NoveltyBench."""

@@ -1,0 +1,67 @@
+"""The transfer stage's commands: open-ended generation, MCQ balance and NoveltyBench."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from calft import artifacts
+from calft.settings import Mcq, ModelEntry, NoveltyBench, OpenEnded
+
+log = logging.getLogger(__name__).info
+
+
+def _load(model_dir: str, model_config: ModelEntry, adapter: str | None):
+    from calft.modeling.loader import load
+
+    artifacts.require(adapter)
+    return load(model_dir, model_config, Path(adapter) if adapter else None)
+
+
+def open_ended(model_dir: str, adapter: str | None, model_config: ModelEntry, settings: OpenEnded, ssot: bool,
+               samples: str, output: str) -> None:
+    from calft.transfer import open_ended as evaluation
+
+    per_prompt, generated = evaluation.open_ended(_load(model_dir, model_config, adapter), settings, ssot)
+    info = artifacts.provenance("open_ended", {"model": model_config.to_dict(), "adapter": adapter, "ssot": ssot,
+                                               "settings": settings.to_dict(),
+                                               "thresholds": evaluation.THRESHOLDS.tolist()})
+    artifacts.write_frame(generated, evaluation.OPEN_ENDED_SAMPLES_SCHEMA, samples, info)
+    artifacts.write_frame(per_prompt, evaluation.OPEN_ENDED_SCHEMA, output, info)
+    log(f"open-ended: mean support {per_prompt.support_size.mean():.1f}, "
+        f"mean unique fraction {per_prompt.unique_fraction.mean():.3f}")
+
+
+def mcq(model_dir: str, adapter: str | None, model_config: ModelEntry, settings: Mcq, samples: str,
+        output: str) -> None:
+    from calft.transfer import mcq as evaluation
+
+    summary, generated = evaluation.mcq(_load(model_dir, model_config, adapter), settings)
+    info = artifacts.provenance("mcq", {"model": model_config.to_dict(), "adapter": adapter,
+                                        "settings": settings.to_dict()})
+    artifacts.write_frame(generated, evaluation.MCQ_SAMPLES_SCHEMA, samples, info)
+    artifacts.write_frame(pd.DataFrame([summary]), evaluation.MCQ_SCHEMA, output, info)
+    log(f"mcq: {summary}")
+
+
+def noveltybench(model_dir: str, adapter: str | None, model_config: ModelEntry, settings: NoveltyBench,
+                 data_dir: str, generations: str, output: str) -> None:
+    import torch
+
+    from calft.transfer import noveltybench as evaluation
+
+    prompts = evaluation.read_prompts(Path(data_dir), settings.splits, settings.prompts_limit)
+    loaded = _load(model_dir, model_config, adapter)
+    generated = evaluation.generate(loaded, prompts, settings)
+    device = loaded.device
+    del loaded
+    summary, generated = evaluation.evaluate(generated, prompts, settings, device)
+    info = artifacts.provenance("noveltybench", {"model": model_config.to_dict(), "adapter": adapter,
+                                                 "settings": settings.to_dict()})
+    artifacts.write_frame(generated, evaluation.GENERATIONS_SCHEMA, generations, info)
+    artifacts.write_frame(summary, evaluation.SCHEMA, output, info)
+    log("noveltybench:\n" + summary.to_string(index=False))
+    if torch.cuda.is_available():
+        log(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")

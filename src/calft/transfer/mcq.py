@@ -1,0 +1,80 @@
+"""MCQ answer-position balance (reference spec §11): generated medical multiple-choice questions of
+one fixed prompt, the strict parser, the parse rate and the TV distance of the declared answer
+letters to uniform (missing when nothing parses, spec §18.14)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy.stats import chisquare
+
+from calft.evaluation.sample import generate, sample_seed
+from calft.modeling.chat import prompt_ids
+from calft.modeling.loader import LoadedModel
+from calft.settings import Mcq
+from calft.transfer.metrics import tv_to_uniform
+from calft.transfer.parse import parse_mcq
+
+MCQ_PROMPT = """You are a medical education expert who creates high-quality multiple-choice questions for medical students and professionals.
+
+Please generate a medical multiple-choice question (single answer, 4 options). The question should cover medical knowledge and be of moderate difficulty.
+
+Please strictly follow this format:
+Question: [Question content]
+A. [Option A content]
+B. [Option B content]
+C. [Option C content]
+D. [Option D content]
+Correct Answer: [A/B/C/D]
+Explanation: [Brief explanation]
+
+Requirements:
+(1) The question should have practical medical value.
+(2) All four options should be plausible with reasonable distractors.
+(3) Only one correct answer.
+(4) Output directly without any additional content.
+(5) Cover different medical knowledge areas (e.g., internal medicine, surgery, pharmacology, pathology, diagnostics).
+(6) The correct answer should be evenly distributed among A, B, C, D options to avoid bias toward any particular option.
+"""
+
+MCQ_SCHEMA = pa.schema([
+    ("generations", pa.int32()), ("parseable", pa.int32()), ("parse_rate", pa.float64()),
+    ("count_A", pa.int32()), ("count_B", pa.int32()), ("count_C", pa.int32()), ("count_D", pa.int32()),
+    ("tv", pa.float64()),  # null when nothing parses
+    ("max_deviation", pa.float64()), ("chi2_p", pa.float64()), ("unique_options_rate", pa.float64()),
+])
+MCQ_SAMPLES_SCHEMA = pa.schema([
+    ("sample_idx", pa.int32()), ("seed", pa.int64()), ("text", pa.string()), ("parseable", pa.bool_()),
+    ("answer", pa.string()), ("errors", pa.list_(pa.string())),
+])
+
+
+def mcq_summary(samples: pd.DataFrame) -> dict:
+    """Parse rate, answer-letter counts, TV to uniform (NaN when nothing parses), max deviation,
+    chi-square p-value, and the rate of parseable questions with four distinct options."""
+    parsed = samples[samples.parseable]
+    counts = parsed.answer.value_counts().reindex(list("ABCD"), fill_value=0).to_numpy()
+    frequencies = counts / counts.sum() if counts.sum() else np.full(4, np.nan)
+    return {
+        "generations": len(samples), "parseable": len(parsed), "parse_rate": len(parsed) / len(samples),
+        **{f"count_{letter}": int(c) for letter, c in zip("ABCD", counts)},
+        "tv": tv_to_uniform(counts), "max_deviation": float(np.max(np.abs(frequencies - 0.25))),
+        "chi2_p": float(chisquare(counts).pvalue) if counts.sum() else float("nan"),
+        "unique_options_rate": float(parsed.distinct_options.mean()) if len(parsed) else float("nan"),
+    }
+
+
+def mcq(loaded: LoadedModel, settings: Mcq) -> tuple[dict, pd.DataFrame]:
+    """`num_samples` generated questions of the fixed prompt, parsed strictly, and their summary."""
+    (ids,) = prompt_ids(loaded.tokenizer, [MCQ_PROMPT], loaded.chat)
+    seeds = [sample_seed(settings.seed, "mcq", i) for i in range(settings.num_samples)]
+    texts, _, _ = generate(loaded, ids, seeds, settings)
+    parsed = [parse_mcq(text) for text in texts]
+    samples = pd.DataFrame({
+        "sample_idx": np.arange(len(texts)), "seed": seeds, "text": texts,
+        "parseable": [not errors for _, errors in parsed],
+        "answer": [fields.get("answer") for fields, _ in parsed], "errors": [errors for _, errors in parsed],
+        "distinct_options": [len({fields.get(k) for k in "ABCD"}) == 4 for fields, _ in parsed],
+    })
+    return mcq_summary(samples), samples.drop(columns="distinct_options")

@@ -1,0 +1,159 @@
+"""NoveltyBench (reference spec §12): several generations per prompt, partitioned into functionally
+equivalent groups, rated by a reward model; utility rewards each new group's quality, patience 0.8.
+
+Three stages in one job, each with its own model loaded and released in turn: the evaluated model
+(base, or base with its LoRA adapter applied) generates; the similarity classifier partitions (with
+the benchmark's lexical short-circuit for short answers); the reward model rates. The benchmark's
+prompt files and both evaluator models come from configured paths or hub ids.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from calft import layout
+from calft.evaluation.sample import generate as generate_texts
+from calft.evaluation.sample import sample_seed
+from calft.modeling.chat import prompt_ids
+from calft.modeling.loader import LoadedModel
+from calft.settings import Generation, NoveltyBench
+from calft.transfer.metrics import lexically_equivalent, novelty_utility, partition
+
+log = logging.getLogger(__name__).info
+
+PROMPT_COUNTS = {"curated": 100, "wildchat": 1000}
+RATING_THRESHOLDS = [-7.71875, -6.28125, -6.0, -5.71875, -5.5, -5.0, -4.375, -3.4375, -2.046875]
+SIDE_TOKENS = 128
+
+SCHEMA = pa.schema([("split", pa.string()), ("prompts", pa.int32()), ("mean_distinct", pa.float64()),
+                    ("mean_utility", pa.float64())])
+GENERATIONS_SCHEMA = pa.schema([
+    ("split", pa.string()), ("prompt_index", pa.int32()), ("generation", pa.int32()), ("seed", pa.int64()),
+    ("text", pa.string()), ("partition", pa.int32()), ("reward", pa.float64()), ("rating", pa.int32()),
+])
+
+
+def read_prompts(data_dir: Path, splits: list[str], limit: int | None) -> dict[str, list[str]]:
+    """Each split's `prompt` fields, stripped; the full splits must have the benchmark's counts."""
+    prompts = {}
+    for split in splits:
+        name, expected = layout.NOVELTY_PROMPT_FILES[split], PROMPT_COUNTS[split]
+        lines = (Path(data_dir) / name).read_text(encoding="utf-8").splitlines()
+        texts = [json.loads(line)["prompt"].strip() for line in lines if line.strip()]
+        if len(texts) != expected:
+            raise ValueError(f"{Path(data_dir) / name} has {len(texts)} prompts; NoveltyBench's {split} has {expected}")
+        prompts[split] = texts[:limit]
+    return prompts
+
+
+def rating(reward: float) -> int:
+    """1-10: one plus the number of thresholds strictly below the reward."""
+    return bisect.bisect_left(RATING_THRESHOLDS, reward) + 1
+
+
+def generate(loaded: LoadedModel, prompts: dict[str, list[str]], settings: NoveltyBench) -> pd.DataFrame:
+    """`generations` samples per prompt at temperature 1 and top-p 1, all of a prompt decoded together."""
+    sampling = Generation(num_samples=settings.generations, max_new_tokens=settings.max_new_tokens, temperature=1.0,
+                          top_p=1.0, seed=settings.seed, chunk_size=settings.generations)
+    rows = []
+    for split, texts in prompts.items():
+        for j, ids in enumerate(prompt_ids(loaded.tokenizer, texts, loaded.chat)):
+            seeds = [sample_seed(settings.seed, f"noveltybench/{split}/{j}", g) for g in range(settings.generations)]
+            outputs, _, _ = generate_texts(loaded, ids, seeds, sampling)
+            rows += [{"split": split, "prompt_index": j, "generation": g, "seed": seed, "text": text.strip()}
+                     for g, (seed, text) in enumerate(zip(seeds, outputs))]
+        log(f"  generated {split}: {len(texts)} prompts")
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def classifier_equivalence(classifier, tokenizer, threshold: float, batch_size: int = 16):
+    """equivalent(texts, i, js): the lexical short-circuit, else class-1 probability > threshold on
+    `[CLS] a [SEP] b [SEP]`, each side truncated to 128 tokens."""
+    device = next(classifier.parameters()).device
+
+    def truncated(text: str) -> str:
+        return tokenizer.decode(tokenizer(text, add_special_tokens=False).input_ids[:SIDE_TOKENS])
+
+    def equivalent(texts: list[str], i: int, later: list[int]) -> list[bool]:
+        decisions = [lexically_equivalent(texts[i], texts[j]) for j in later]
+        pending = [k for k, d in enumerate(decisions) if d is None]
+        first = truncated(texts[i])
+        for start in range(0, len(pending), batch_size):
+            chunk = pending[start:start + batch_size]
+            batch = tokenizer([first] * len(chunk), [truncated(texts[later[k]]) for k in chunk], padding=True,
+                              return_tensors="pt").to(device)
+            probability = torch.softmax(classifier(**batch).logits.float(), dim=-1)[:, 1]
+            for k, p in zip(chunk, probability.tolist()):
+                decisions[k] = p > threshold
+        return decisions
+
+    return equivalent
+
+
+@torch.no_grad()
+def rewards(reward_model, tokenizer, prompt: str, texts: list[str], batch_size: int = 4) -> list[float]:
+    """The reward model's scalar for each [user: prompt, assistant: text] conversation, rendered by
+    its chat template (which holds BOS) and tokenized without adding special tokens again."""
+    device = next(reward_model.parameters()).device
+    rendered = [tokenizer.apply_chat_template([{"role": "user", "content": prompt},
+                                               {"role": "assistant", "content": text}], tokenize=False)
+                for text in texts]
+    scores = []
+    for start in range(0, len(rendered), batch_size):
+        batch = tokenizer(rendered[start:start + batch_size], padding=True, truncation=True,
+                          add_special_tokens=False, return_tensors="pt").to(device)
+        scores += reward_model(**batch).logits[:, 0].float().tolist()
+    return scores
+
+
+def _release(model) -> None:
+    del model
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def evaluate(generations: pd.DataFrame, prompts: dict[str, list[str]], settings: NoveltyBench,
+             device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Partition and rate the generations; per-split and overall mean distinct and mean utility."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(settings.similarity_model)
+    classifier = AutoModelForSequenceClassification.from_pretrained(settings.similarity_model).to(device).eval()
+    equivalent = classifier_equivalence(classifier, tokenizer, settings.similarity_threshold)
+    groups = []
+    for _, group in generations.groupby(["split", "prompt_index"], sort=False):
+        texts = group.text.tolist()
+        groups.append(partition(len(texts), lambda i, later, texts=texts: equivalent(texts, i, later)))
+    generations = generations.assign(partition=np.concatenate(groups))
+    _release(classifier)
+    log("  partitioned")
+
+    tokenizer = AutoTokenizer.from_pretrained(settings.reward_model)
+    reward_model = AutoModelForSequenceClassification.from_pretrained(
+        settings.reward_model, dtype=getattr(torch, settings.reward_dtype)).to(device).eval()
+    scores = []
+    for (split, j), group in generations.groupby(["split", "prompt_index"], sort=False):
+        scores += rewards(reward_model, tokenizer, prompts[split][j], group.text.tolist())
+    _release(reward_model)
+    generations = generations.assign(reward=scores, rating=[rating(r) for r in scores])
+
+    per_prompt = generations.groupby(["split", "prompt_index"], sort=False).apply(
+        lambda g: pd.Series({"distinct": g.partition.nunique(),
+                             "utility": novelty_utility(g.rating.to_numpy(), g.partition.tolist(),
+                                                        settings.patience)}), include_groups=False).reset_index()
+    rows = [{"split": split, "prompts": len(g), "mean_distinct": g.distinct.mean(), "mean_utility": g.utility.mean()}
+            for split, g in per_prompt.groupby("split", sort=False)]
+    rows.append({"split": "all", "prompts": len(per_prompt), "mean_distinct": per_prompt.distinct.mean(),
+                 "mean_utility": per_prompt.utility.mean()})
+    return pd.DataFrame(rows), generations

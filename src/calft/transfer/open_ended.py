@@ -1,0 +1,108 @@
+"""Open-ended random generation (reference spec §10), for base, each adapter, and SSOT prompting of
+the base model.
+
+Generations come from calft's sampler (per-sample seeds, shared prompt prefill), so they depend on
+their seeds only. 102 "[Verb] a random [category]" prompts; the top-p support size of
+the first generated token from the model's probabilities (not under SSOT: its first token is the
+seed protocol's), and the unique-output fraction under the reference normalization and a case- and
+punctuation-insensitive one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from calft.evaluation.parse import extract_ssot_answer
+from calft.evaluation.sample import generate, sample_seed
+from calft.modeling.chat import SSOT_OPEN_ENDED, prompt_ids, ssot_format
+from calft.modeling.loader import LoadedModel
+from calft.settings import OpenEnded
+from calft.transfer.metrics import top_p_support, unique_fraction
+from calft.transfer.parse import normalize_open_answer
+
+log = logging.getLogger(__name__).info
+
+VERBS = ["Think of", "Choose", "Name", "Pick"]
+CATEGORIES = [
+    "word", "first name", "city", "country", "animal", "food", "job", "hobby", "sport", "color", "flower", "tree",
+    "disease", "medicine", "body part", "musical instrument", "book title", "movie title", "historical figure",
+    "fictional character", "vegetable", "fruit", "bird", "fish", "mammal", "reptile", "insect", "sea creature",
+    "language", "nationality", "mountain", "river", "lake", "island", "planet", "constellation",
+    "chemical element", "gemstone", "metal", "household object", "kitchen tool", "piece of clothing",
+    "shoe type", "hat style", "vehicle", "car brand", "musical genre", "song title", "band name", "composer",
+    "actor", "actress", "director", "painter", "sculptor", "architect", "philosopher", "scientist",
+    "mathematician", "inventor", "academic subject", "school supply", "weather condition", "season", "month",
+    "weekday", "holiday", "board game", "video game", "toy", "cartoon character", "superhero",
+    "mythological figure", "fairy-tale character", "dinosaur", "dog breed", "cat breed", "farm animal",
+    "wild animal", "snack", "dessert", "drink", "spice", "herb", "restaurant dish", "disease symptom",
+    "medical specialty", "hospital department", "medicine brand", "vitamin", "bone", "muscle", "organ",
+    "facial feature", "surname", "baby name for a girl", "baby name for a boy", "capital city",
+    "UNESCO world heritage site", "famous landmark", "religion", "programming language",
+]
+THRESHOLDS = np.array([0.01, *np.round(np.arange(0.05, 0.951, 0.05), 2), 0.99])
+PRIMARY_THRESHOLD = 0.9
+
+OPEN_ENDED_SCHEMA = pa.schema([
+    ("prompt_index", pa.int32()), ("category", pa.string()), ("prompt", pa.string()),
+    ("support_size", pa.int64()),  # top-90% first-token support; null under SSOT
+    ("support_sizes", pa.list_(pa.int64())),  # at each of THRESHOLDS
+    ("samples", pa.int32()), ("empty", pa.int32()),
+    ("unique_fraction", pa.float64()),  # reference normalization: case and punctuation kept
+    ("unique_fraction_insensitive", pa.float64()),
+])
+OPEN_ENDED_SAMPLES_SCHEMA = pa.schema([
+    ("prompt_index", pa.int32()), ("sample_idx", pa.int32()), ("seed", pa.int64()), ("text", pa.string()),
+    ("answer", pa.string()), ("normalized", pa.string()), ("normalized_insensitive", pa.string()),
+])
+
+
+def open_ended_prompts() -> list[str]:
+    return [f"{VERBS[k % 4]} a random {category}. Output ONLY the answer." for k, category in enumerate(CATEGORIES)]
+
+
+def prompt_subset(count: int | None) -> list[int]:
+    """Indices of `count` evenly spaced prompts (all 102 when None)."""
+    total = len(CATEGORIES)
+    return list(range(total)) if count is None or count >= total else \
+        np.linspace(0, total - 1, count).round().astype(int).tolist()
+
+
+@torch.no_grad()
+def first_token_probabilities(model, ids: list[int]) -> np.ndarray:
+    """The model's next-token distribution after a rendered prompt, over the full vocabulary."""
+    device = next(model.parameters()).device
+    logits = model(input_ids=torch.tensor([ids], device=device), logits_to_keep=1).logits[0, -1]
+    return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+
+def open_ended(loaded: LoadedModel, settings: OpenEnded, ssot: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-prompt support sizes and unique fractions, and every sample with its normalizations."""
+    indices = prompt_subset(settings.max_prompts)
+    prompts = [open_ended_prompts()[k] for k in indices]
+    chat = ssot_format(loaded.chat) if ssot else loaded.chat
+    rendered = prompt_ids(loaded.tokenizer, prompts, chat, SSOT_OPEN_ENDED if ssot else None)
+    rows, samples = [], []
+    for k, prompt, ids in zip(indices, prompts, rendered):
+        seeds = [sample_seed(settings.seed, f"open_ended/{k:03d}", i) for i in range(settings.num_samples)]
+        texts, _, _ = generate(loaded, ids, seeds, settings)
+        answers = [extract_ssot_answer(t) for t in texts] if ssot else texts
+        normalized = [normalize_open_answer(a) for a in answers]
+        insensitive = [normalize_open_answer(a, insensitive=True) for a in answers]
+        sizes = None if ssot else top_p_support(first_token_probabilities(loaded.model, ids)[None], THRESHOLDS)[0]
+        rows.append({
+            "prompt_index": k, "category": CATEGORIES[k], "prompt": prompt,
+            "support_size": None if sizes is None else int(sizes[np.isclose(THRESHOLDS, PRIMARY_THRESHOLD)][0]),
+            "support_sizes": None if sizes is None else sizes.tolist(),
+            "samples": len(texts), "empty": sum(not a for a in normalized),
+            "unique_fraction": unique_fraction(normalized), "unique_fraction_insensitive": unique_fraction(insensitive),
+        })
+        samples.append(pd.DataFrame({"prompt_index": k, "sample_idx": np.arange(len(texts)), "seed": seeds,
+                                     "text": texts, "answer": answers, "normalized": normalized,
+                                     "normalized_insensitive": insensitive}))
+        log(f"  {prompt}: support {rows[-1]['support_size']}, unique {rows[-1]['unique_fraction']:.2f}")
+    return pd.DataFrame(rows), pd.concat(samples, ignore_index=True)

@@ -1,0 +1,59 @@
+"""Parsing transfer generations (pure Python). Junk never raises.
+
+* Open-ended answers (reference spec §10): the reference normalization, and a case- and
+  punctuation-insensitive one.
+* Generated multiple-choice questions (§11): the strict line parser.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from calft.evaluation.parse import strip_reasoning
+
+STRAY_THINK_TAG = re.compile(r"</?think>")
+WRAPPING_QUOTES = re.compile(r'^(["\'])(.*)\1$', re.S)
+
+
+def normalize_open_answer(text: str, insensitive: bool = False) -> str:
+    """The first non-empty line without reasoning, whitespace collapsed, wrapping quotes removed
+    (the reference's normalization); `insensitive` also case-folds and drops punctuation."""
+    lines = [line.strip() for line in STRAY_THINK_TAG.sub("", strip_reasoning(text)).splitlines()]
+    answer = " ".join(next((line for line in lines if line), "").split())
+    answer = WRAPPING_QUOTES.sub(r"\2", answer)
+    if insensitive:
+        answer = "".join(c for c in answer.casefold() if not unicodedata.category(c).startswith("P"))
+        answer = " ".join(answer.split())
+    return answer
+
+
+MCQ_MARKERS = {"Question:": "question", "A.": "A", "B.": "B", "C.": "C", "D.": "D",
+               "Correct Answer:": "answer", "Explanation:": "explanation"}
+
+
+def parse_mcq(text: str) -> tuple[dict[str, str], list[str]]:
+    """(fields, errors) of a generated multiple-choice question. Every non-empty line must start
+    with one of the seven markers, each exactly once and non-empty, and the correct answer must be
+    exactly one of A-D; parseable means no errors."""
+    fields, errors = {}, []
+    for line in STRAY_THINK_TAG.sub("", strip_reasoning(text)).splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        marker = next((m for m in MCQ_MARKERS if line.startswith(m)), None)
+        if marker is None:
+            errors.append("unexpected_line")
+            continue
+        name = MCQ_MARKERS[marker]
+        if name in fields:
+            errors.append(f"duplicate_{name}")
+        fields[name] = " ".join(line[len(marker):].split())
+    for name in MCQ_MARKERS.values():
+        if name not in fields:
+            errors.append(f"missing_{name}")
+        elif not fields[name]:
+            errors.append(f"empty_{name}")
+    if fields.get("answer") and fields["answer"] not in ("A", "B", "C", "D"):
+        errors.append("invalid_answer")
+    return fields, errors

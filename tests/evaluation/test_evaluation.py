@@ -1,0 +1,189 @@
+"""Structured-sampling evaluation: parser, metrics and aggregation, sampler determinism, logit KL."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from calft.modeling.chat import ChatFormat, prompt_ids
+from calft.cli import main
+from calft.evaluation.logit_kl import exact, monte_carlo
+from calft.training.losses import example_losses, pack
+from calft.evaluation.metrics import family_median, prompt_scores, target_spread, wasserstein_to_law
+from calft.evaluation.parse import judge, parse_number, strip_reasoning
+from calft.evaluation.sample import _draw, sample, sample_seed
+from calft.training.data import Continuation, Item, SoftTargets
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, value", [
+    ("3.5", 3.5), (" -2 ", -2.0), ("+.5", 0.5), ("3.", 3.0), ("1e3", 1000.0), ("-1.5E-2", -0.015),
+    ("<think>hmm 7</think>\n4.25", 4.25), ("<think>never closed 5", None), ("", None), ("3.5 apples", None),
+    ("1, 2", None), ("**3**", None), ("x=3", None), ("3.5\n4.5", None), ("nan", None), ("inf", None),
+    ("1e999", None), ("--3", None), (".", None), ("٣", None),
+])
+def test_parser(text, value):
+    assert parse_number(text) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_parser_never_raises_on_junk(text):
+    result = parse_number(text)
+    assert result is None or math.isfinite(result)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False, width=32))
+def test_parser_reads_back_printed_numbers(x):
+    assert parse_number(repr(x)) == pytest.approx(float(repr(x)))
+
+
+def test_validity_support_and_integers():
+    values, valid = judge(["3", "3.0", "3.5", "-1", "x", "1e12"], "poisson", {"lambda": 4.0})
+    assert list(valid) == [True, True, False, False, False, True]
+    assert np.isnan(values[4])
+    _, valid = judge(["0.5", "1", "0", "1.0001"], "beta", {"alpha": 2.0, "beta": 2.0})
+    assert list(valid) == [True, True, True, False]  # inclusive bounds
+    assert strip_reasoning("<think>a</think> <think>b</think> 1 ") == "1"
+
+
+# -- metrics and aggregation -----------------------------------------------------------------
+
+
+def test_w1_matches_scipy_against_the_quantile_grid():
+    law = scipy.stats.norm(1.0, 2.0)
+    x = np.random.default_rng(0).normal(0.0, 3.0, 500)
+    grid = law.ppf((np.arange(1, 501) - 0.5) / 500)
+    assert wasserstein_to_law(x, law) == pytest.approx(scipy.stats.wasserstein_distance(x, grid), rel=1e-12)
+
+
+def test_w1_by_hand_and_normalization():
+    law = scipy.stats.uniform(0, 1)  # quantiles at 0.25, 0.75 for N = 2
+    assert wasserstein_to_law(np.array([0.0, 1.0]), law) == pytest.approx(0.25)
+    assert math.isnan(wasserstein_to_law(np.array([]), law))
+    scores = prompt_scores(np.array([0.0, 1.0, 7.0]), np.array([True, True, False]), "uniform", {"a": 0.0, "b": 1.0})
+    assert scores["valid_rate"] == pytest.approx(2 / 3) and scores["w1"] == pytest.approx(0.25)
+    assert scores["normalized_w1"] == pytest.approx(0.25 / 0.9)
+    assert target_spread("gaussian", {"mu": 3.5, "sigma": 3.0}) == pytest.approx(9.8691, abs=1e-4)  # spec §1.5
+
+
+def test_family_median_rule_including_an_undefined_family():
+    scores = pd.DataFrame({
+        "family": ["a", "a", "b", "c", "c"],
+        "normalized_w1": [0.1, np.nan, 0.5, 0.2, 0.4],
+    })
+    assert family_median(scores, "normalized_w1") == pytest.approx(0.3)  # a: 0.1, b: 0.5, c: 0.3
+    scores.loc[2, "normalized_w1"] = np.inf  # family b has no finite value
+    assert math.isnan(family_median(scores, "normalized_w1"))
+
+
+# -- sampler ---------------------------------------------------------------------------------
+
+
+def test_samples_do_not_depend_on_the_batch_size(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ids = prompt_ids(tokenizer, ["Generate exactly ONE random number."], ChatFormat("<|im_end|>"))[0]
+    seeds = [sample_seed(11, "p", i) for i in range(64)]
+    stop = {tokenizer.convert_tokens_to_ids("<|im_end|>")}
+    one = [r for s in seeds for r in sample(model, ids, [s], 6, stop, chunk_size=1)]
+    batched = sample(model, ids, seeds, 6, stop, chunk_size=64)
+    halves = sample(model, ids, seeds, 6, stop, chunk_size=24)
+    assert one == batched == halves
+    assert len({tuple(t) for t, _ in batched}) > 50  # different seeds, different samples
+    assert sample(model, ids, seeds[:3], 6, stop) != sample(model, ids, [sample_seed(12, "p", i) for i in range(3)], 6, stop)
+
+
+def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir):
+    """Shared prefill, merged histories and skipped cache copies change nothing: each row is what a
+    full forward over prompt + tokens so far, drawn with the row's own uniforms, gives."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    model.lm_head.weight.data *= 30  # a peaked model: rows merge, split and stop at the same steps
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ids = prompt_ids(tokenizer, ["Generate exactly ONE random number."], ChatFormat("<|im_end|>"))[0]
+    with torch.no_grad():
+        likely = model(input_ids=torch.tensor([ids])).logits[0, -1].topk(3).indices.tolist()
+    stop = {likely[0]}  # the likeliest token ends rows early
+    seeds = [sample_seed(3, "r", i) for i in range(40)]
+    for seed, (tokens, _) in zip(seeds, sample(model, ids, seeds, 8, stop, chunk_size=40)):
+        uniforms = torch.tensor(np.random.default_rng(seed).random(8))
+        expected = []
+        for step in range(8):
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([ids + expected])).logits[:, -1]
+            token = int(_draw(logits, uniforms[step : step + 1], 1.0, 1.0))
+            if token in stop:
+                break
+            expected.append(token)
+        assert tokens == expected
+
+
+def test_sampler_follows_the_model_distribution(tiny_model_dir):
+    """One step: the empirical first-token frequencies match softmax(logits / T) after top-p."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    ids = [1, 2, 3, 4]
+    # sharpen the random model so that a few tokens carry the mass
+    model.lm_head.weight.data *= 40
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+    probs = torch.softmax(logits / 0.7, -1)
+    top = probs.topk(3)
+    n = 3000
+    draws = sample(model, ids, [sample_seed(5, "q", i) for i in range(n)], 1, {-1}, temperature=0.7, chunk_size=1000)
+    counts = np.bincount([t[0] for t, _ in draws], minlength=len(probs))
+    for p, token in zip(top.values.tolist(), top.indices.tolist()):
+        assert abs(counts[token] / n - p) < 4 * math.sqrt(p * (1 - p) / n) + 1e-3
+
+
+# -- logit KL --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def eval_tries(tmp_path_factory, tiny_model_dir):
+    folder = tmp_path_factory.mktemp("eval-tries")
+    assert main(["discretize", "--prompt-set", "ood", "--families", "poisson,weibull", "--decimals", "1",
+                 "--max-bins", "30", "--output", str(folder / "targets.parquet")]) == 0
+    assert main(["build-tries", "--targets", str(folder / "targets.parquet"), "--tokenizer", str(tiny_model_dir),
+                 "--terminator", "<|im_end|>", "--output", str(folder / "tries.parquet")]) == 0
+    return folder
+
+
+def test_exact_logit_kl_equals_the_mean_over_all_enumerated_paths(tiny_model_dir, eval_tries):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    targets = SoftTargets(eval_tries / "tries.parquet")
+    table = pd.read_parquet(eval_tries / "targets.parquet").drop_duplicates("prompt_id")
+    rendered = prompt_ids(tokenizer, list(table.prompt.astype(str)), ChatFormat("<|im_end|>"))
+    for prompt in (0, len(rendered) - 1):  # a Poisson and a Weibull prompt
+        leaves = targets.leaves_of[prompt]
+        total = 0.0
+        for leaf in leaves:  # every path, one forward each
+            path = [leaf]
+            while targets.parent[path[-1]] >= 0:
+                path.append(targets.parent[path[-1]])
+            inner = path[::-1][:-1]
+            c = Continuation(tokens=targets.token[path[::-1][1:-1]], target_ids=[targets.token[targets.children(n)] for n in inner],
+                             target_probs=[targets.q[targets.children(n)] for n in inner])
+            loss = example_losses(model, pack([Item(0, [c])], {0: rendered[prompt]}), 1.0, 1e-8).item()
+            total += targets.mass[leaf] * loss
+        assert exact(model, targets, prompt, rendered[prompt], chunk_nodes=7) == pytest.approx(total, rel=1e-5)
+        mc = monte_carlo(model, targets, prompt, rendered[prompt], "p", 64, 11)
+        assert mc == pytest.approx(total, rel=0.25)  # the estimate scatters around the exact value

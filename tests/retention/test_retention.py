@@ -1,0 +1,329 @@
+"""Retention (lm-eval tasks, gp-IRT) and PALOMA perplexity: math by hand, data, real lm-eval runs."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import pickle
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from calft.cli import main
+from calft.retention import data as eval_data
+from calft.retention import irt
+from calft.retention import tasks as retention
+from calft.modeling.loader import load
+from calft.settings import ModelEntry, Retention
+
+MODEL_CONFIG = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
+MODEL_ENTRY = ModelEntry.from_dict(MODEL_CONFIG)
+
+
+# ---------------------------------------------------------------------------------------------
+# gp-IRT
+
+
+def _bundle(**overrides) -> irt.Bundle:
+    """Six items in one scenario with subscenarios a (items 0-3) and b (4-5); items 0, 1, 4 seen.
+    A = 1 and B = 0 everywhere, so theta's MLE makes p = mean(responses) on every item."""
+    raw = {"seen_examples": [0, 1, 4], "examples_weights": {"s": [0.5, 0.25, 0.25]},
+           "irt_parameters": {"A": np.ones((1, 1, 6)), "B": np.zeros((1, 1, 6))},
+           "optimal_lambdas": {"s": 0.4}, "scenarios_position": {"s": list(range(6))},
+           "subscenarios_position": {"s": {"a": [0, 1, 2, 3], "b": [4, 5]}}}
+    return irt.Bundle.from_release(raw | overrides)
+
+
+def test_gp_irt_by_hand():
+    # balance weights: 6/(2*4) = 0.75 on subscenario a, 6/(2*2) = 1.5 on b; p = 2/3 on every item
+    # p-IRT = 0.5 * mean(0.75*1, 0.75*0, 1.5*1) + 0.5 * mean(0.75*2/3, 0.75*2/3, 1.5*2/3) = 0.375 + 1/3
+    # IRT = 0.5*1 + 0.25*0 + 0.25*1 = 0.75; gp-IRT = 0.4*0.75 + 0.6*(0.375 + 1/3) = 0.725
+    bundle = _bundle()
+    np.testing.assert_allclose(irt.balance_weights(bundle), [0.75] * 4 + [1.5] * 2)
+    estimates = irt.estimate(bundle, "s", np.array([1.0, 0.0, 1.0]))
+    assert estimates["irt"] == pytest.approx(0.75)
+    assert estimates["pirt"] == pytest.approx(0.375 + 1 / 3, abs=1e-6)
+    assert estimates["gpirt"] == pytest.approx(0.725, abs=1e-6)
+
+
+def test_gp_irt_takes_each_scenarios_own_slice_of_the_seen_items():
+    raw = {"seen_examples": [0, 1, 4, 5], "examples_weights": {"s": [0.5, 0.5], "t": [0.5, 0.5]},
+           "irt_parameters": {"A": np.ones((1, 1, 8)), "B": np.zeros((1, 1, 8))},
+           "optimal_lambdas": {"s": 1.0, "t": 1.0},
+           "scenarios_position": {"s": [0, 1, 2, 3], "t": [4, 5, 6, 7]},
+           "subscenarios_position": {"s": {"x": [0, 1, 2, 3]}, "t": {"y": [4, 5, 6, 7]}}}
+    bundle = irt.Bundle.from_release(raw)
+    np.testing.assert_array_equal(bundle.seen_of("t", 2), [4, 5])
+    assert irt.estimate(bundle, "t", np.array([1.0, 0.0]))["gpirt"] == pytest.approx(0.5)
+
+
+def test_summary_reports_gp_irt_only_for_complete_tinybenchmarks_tasks():
+    bundle = _bundle(seen_examples=list(range(100)), examples_weights={"mmlu": np.full(100, 0.01)},
+                     irt_parameters={"A": np.ones((1, 1, 200)), "B": np.zeros((1, 1, 200))},
+                     optimal_lambdas={"mmlu": 0.5}, scenarios_position={"mmlu": list(range(200))},
+                     subscenarios_position={"mmlu": {"all": list(range(200))}})
+    rows = [{"task": task, "kind": "mmlu", "metric": "acc", "doc_id": i, "score": float(i % 2)}
+            for task, n in (("mmlu", 100), ("multiple_choice", 100)) for i in range(n)]
+    summary = retention.summarize(pd.DataFrame(rows), {"mmlu": bundle}).set_index("task")
+    assert summary.loc["mmlu", "accuracy"] == 0.5
+    assert summary.loc["mmlu", "irt"] == pytest.approx(0.5)
+    assert math.isnan(summary.loc["multiple_choice", "gpirt"])  # a probe is not an IRT scenario
+
+
+def test_irt_file_loads_arrays_and_refuses_code(tmp_path):
+    raw = {"seen_examples": np.arange(3), "examples_weights": {"s": np.ones(3)},
+           "irt_parameters": {"A": np.ones((1, 1, 6)), "B": np.zeros((1, 1, 6))}, "optimal_lambdas": {"s": 0.4},
+           "scenarios_position": {"s": np.arange(6)}, "subscenarios_position": {"s": {"a": np.arange(6)}}}
+    good = tmp_path / "irt.pkl"
+    good.write_bytes(pickle.dumps({"mmlu": raw, "lb": raw}))
+    assert retention.load_bundles(good)["lb"].size == 6
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"mmlu": print, "lb": raw}))
+    with pytest.raises(pickle.UnpicklingError, match="builtins.print"):
+        retention.load_bundles(evil)
+
+
+# ---------------------------------------------------------------------------------------------
+# GSM8K answers
+
+
+@pytest.mark.parametrize("generation, strict, flexible", [
+    ("3 + 4 = 7\n#### 7", "7", "7"),
+    ("so 1,234 in total\n#### 1,234\n\n", "1234", "1234"),
+    ("#### 12.50", "12.5", "12.5"),
+    ("#### -3.0 dollars", "-3", "-3"),
+    ("#### 3 or 4", None, "4"),
+    ("The answer is 42.", None, "42"),
+    ("no number at all", None, None),
+    ("####\n5", None, "5"),
+])
+def test_gsm8k_strict_and_flexible(generation, strict, flexible):
+    assert retention.gsm8k_strict(generation) == strict
+    assert retention.gsm8k_flexible(generation) == flexible
+
+
+def test_gsm8k_gold_is_after_the_last_marker():
+    assert retention.gsm8k_gold("48/2 = 24\n#### 24") == "24"
+    assert retention.gsm8k_gold("#### 1\nmore #### 1,000") == "1000"
+
+
+def test_winogrande_contexts_cut_the_gold_option_from_the_prompt():
+    doc = {"sentence": "The cup fell off the table because _ was slippery.", "option1": "the cup",
+           "option2": "the table", "answer": "2", "input_formatted": "Shots.\n\nThe cup fell off the table because the table"}
+    assert retention._winogrande_options(doc) == ["Shots.\n\nThe cup fell off the table because the cup",
+                                                  "Shots.\n\nThe cup fell off the table because the table"]
+    assert retention._winogrande_continuation(doc) == "was slippery."
+    assert retention._winogrande_gold(doc) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline data
+
+
+def test_offline_probes_build_deterministically_with_correct_answers():
+    first, again, other = (eval_data.arithmetic_probe(30, seed) for seed in (11, 11, 12))
+    pd.testing.assert_frame_equal(first, again)
+    assert not first.question.equals(other.question)
+    for answer in first.answer:
+        work, final = answer.split("\n#### ")
+        assert eval(work.split(" = ")[0].replace("/", "//")) == int(final) == int(work.split(" = ")[1])
+    assert all(p.endswith(f"Question: {q}\nAnswer:") and p.count("####") == 3
+               for p, q in zip(first.input_formatted, first.question))
+
+    choices = eval_data.choice_probe(60, 11)
+    pd.testing.assert_frame_equal(choices, eval_data.choice_probe(60, 11))
+    for row in choices.itertuples():
+        correct, options = row.choices[row.answer], list(row.choices)
+        assert len(set(options)) == 4
+        if row.question.startswith("What is"):
+            a, b = map(int, row.question[len("What is "):-1].split(" + "))
+            assert correct == str(a + b)
+        elif "largest" in row.question:
+            assert int(correct) == max(map(int, options))
+        else:
+            assert correct == min(options)
+    assert set(choices.answer) == {0, 1, 2, 3}
+
+
+def test_offline_slices_round_trip_through_palomas_layout(tmp_path):
+    slices = eval_data.offline_slices(max_documents=5, max_chars=4000)
+    assert slices == eval_data.offline_slices(max_documents=5, max_chars=4000)
+    assert set(slices) == {"pydoc_topics", "stdlib_docstrings"}
+    for name, documents in slices.items():
+        assert 0 < len(documents) <= 5 and all(0 < len(d["text"]) <= 4000 for d in documents)
+        eval_data.write_slice(tmp_path / name, documents)
+        with gzip.open(tmp_path / name / "test" / "part-0000.jsonl.gz", "rt", encoding="utf-8") as stream:
+            assert [json.loads(line) for line in stream] == documents
+    assert (tmp_path / "pydoc_topics" / "test" / "part-0000.jsonl.gz").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Perplexity windows and bits per byte
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 8, 9, 33, 100])
+def test_strided_windows_score_every_token_once_with_enough_context(length):
+    from calft.retention.harness import strided_windows
+
+    context, stride = 8, 3
+    windows = strided_windows(length, context, stride)
+    scored = [t for _, end, first in windows for t in range(first, end)]
+    assert scored == list(range(1, length))
+    for begin, end, first in windows:
+        assert end - begin <= context
+        assert begin == 0 or first - begin >= context - stride
+
+
+def test_bits_per_byte_is_nll_over_ln2_bytes_and_one_forward_for_short_texts(tiny_model_dir, tmp_path):
+    import torch
+
+    from calft.retention import perplexity
+    from calft.retention.harness import CalftLM
+
+    text = "The quick brown fox jumps over the lazy dog. Ünïcödé costs more bytes than characters."
+    eval_data.write_slice(tmp_path / "known", [{"text": text}, {"text": "   "}])
+    lm = CalftLM(load(str(tiny_model_dir), MODEL_ENTRY), batch_size=1, context=256, stride=128)
+    table = perplexity.evaluate(lm, tmp_path, ["known"], "test", None).set_index("slice")
+    ids = lm.document_ids(text)
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([ids])).logits[0, :-1]
+    full = torch.nn.functional.cross_entropy(logits.float(), torch.tensor(ids[1:]), reduction="sum").item()
+    row = table.loc["known"]
+    assert row.documents == 1  # the blank document is skipped
+    assert row.tokens == len(ids) - 1 and row.bytes == len(text.encode("utf-8")) > len(text)
+    assert row.nll == pytest.approx(full, rel=1e-5)
+    assert row.bits_per_byte == pytest.approx(full / (math.log(2) * len(text.encode("utf-8"))), rel=1e-5)
+    assert row.perplexity == pytest.approx(math.exp(full / (len(ids) - 1)), rel=1e-5)
+
+    lm.context, lm.stride = 8, 4  # strided: every token still scored once, with less context
+    strided = lm.document_nll(ids)
+    assert math.isfinite(strided) and strided != pytest.approx(full, rel=1e-6)
+    lm.bos = 0  # a model that expects BOS gets exactly one, and its first text token is scored
+    assert lm.document_ids(text)[0] == 0 and lm.document_ids(text)[1:] == ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Real lm-eval runs
+
+
+def _tinybenchmarks_shaped(folder):
+    """Two items of each tinyBenchmarks task in that dataset's schema."""
+    folder.mkdir()
+    mmlu = [{"input_formatted": f"Question {i}?\nA. a\nB. b\nC. c\nD. d\nAnswer:", "answer": i} for i in range(2)]
+    hellaswag = [{"input_formatted": "A man sits down. He", "endings": ["eats [title] lunch.", "runs  fast."],
+                  "label": str(i)} for i in range(2)]
+    truthfulqa = [{"input_formatted": "Q: Is the sky green?\nA:", "mc2_targets": {
+        "choices": ["No.", "Yes.", "Only at night."], "labels": [1, 0, 0]}} for _ in range(2)]
+    winogrande = [{"sentence": "The cup fell off the table because _ was slippery.", "option1": "the cup",
+                   "option2": "the table", "answer": str(i + 1),
+                   "input_formatted": "The cup fell off the table because " + ["the cup", "the table"][i]}
+                  for i in range(2)]
+    gsm8k = [{"input_formatted": "Question: What is 2 + 2?\nAnswer:", "answer": "2 + 2 = 4\n#### 4"}] * 2
+    for name, rows in (("mmlu", mmlu), ("hellaswag", hellaswag), ("truthfulqa", truthfulqa),
+                       ("winogrande", winogrande), ("gsm8k", gsm8k)):
+        pd.DataFrame(rows).to_parquet(folder / f"{name}.parquet")
+    return folder
+
+
+def test_every_tinybenchmarks_task_kind_runs_through_lm_eval(tiny_model_dir, tmp_path):
+    from calft.retention.harness import CalftLM
+
+    data = _tinybenchmarks_shaped(tmp_path / "tiny")
+    lm = CalftLM(load(str(tiny_model_dir), MODEL_ENTRY), batch_size=2, max_gen_toks=8)
+    examples = retention.evaluate(lm, data, Retention.from_dict({"suite": "tinybenchmarks", "max_gen_toks": 8}))
+    counts = examples.groupby(["task", "metric"]).size().to_dict()
+    assert counts == {("gsm8k", "flexible"): 2, ("gsm8k", "strict"): 2, ("hellaswag", "acc_norm"): 2,
+                      ("mmlu", "acc"): 2, ("truthfulqa", "acc"): 2, ("winogrande", "acc"): 2}
+    assert examples.score.between(0, 1).all()
+    truthful = examples[examples.task == "truthfulqa"].iloc[0]
+    probabilities = np.exp(truthful.loglikelihoods) / np.exp(truthful.loglikelihoods).sum()
+    assert truthful.score == pytest.approx(probabilities[0]) and 0 < truthful.score < 1
+    assert all(len(ll) == n for ll, n in zip(examples[examples.kind != "gsm8k"].loglikelihoods,
+                                             examples[examples.kind != "gsm8k"].kind.map(
+                                                 {"mmlu": 4, "hellaswag": 2, "truthfulqa": 3, "winogrande": 2})))
+
+
+@pytest.fixture(scope="module")
+def random_adapter(smollm2_dir, tmp_path_factory):
+    """A LoRA adapter with non-zero random weights on the embedded model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
+    config = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    folder = tmp_path_factory.mktemp("adapter")
+    get_peft_model(model, config).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_retention_and_perplexity_cli_on_the_embedded_model(smollm2_dir, random_adapter, tmp_path):
+    probes = tmp_path / "probes"
+    slices = tmp_path / "slices"
+    assert main(["eval-data", "retention-offline", "--settings", json.dumps({"probe_items": 3, "seed": 11}),
+                 "--output", str(probes)]) == 0
+    assert main(["eval-data", "perplexity-offline", "--settings",
+                 json.dumps({"offline_max_documents": 1, "offline_max_chars": 3000}), "--output", str(slices)]) == 0
+    retention_settings = {"suite": "offline", "limit": None, "batch_size": 3, "max_gen_toks": 24,
+                          "apply_chat_template": True, "seed": 11}
+    perplexity_settings = {"slices": ["pydoc_topics", "stdlib_docstrings"], "split": "test", "context": 256,
+                           "stride": 128, "max_documents": 1}
+    outputs = {}
+    for method, adapter in (("base", []), ("adapter", ["--adapter", str(random_adapter)])):
+        model = ["--model-dir", str(smollm2_dir), "--model-config", json.dumps(MODEL_CONFIG), *adapter]
+        folder = tmp_path / method
+        assert main(["retention", *model, "--retention", json.dumps(retention_settings), "--data-dir", str(probes),
+                     "--examples", str(folder / "examples.parquet"), "--output", str(folder / "tasks.parquet")]) == 0
+        assert main(["perplexity", *model, "--perplexity", json.dumps(perplexity_settings), "--data-dir", str(slices),
+                     "--output", str(folder / "perplexity.parquet")]) == 0
+        outputs[method] = {name: pq.read_table(folder / f"{name}.parquet").to_pandas()
+                           for name in ("examples", "tasks", "perplexity")}
+    base, tuned = outputs["base"], outputs["adapter"]
+    assert list(base["tasks"].task) == ["arithmetic", "arithmetic", "multiple_choice"]
+    assert base["tasks"]["items"].tolist() == [3, 3, 3] and base["tasks"].gpirt.isna().all()
+    choice = lambda frame: np.stack(frame[frame.kind == "mmlu"].loglikelihoods)  # noqa: E731
+    assert not np.allclose(choice(base["examples"]), choice(tuned["examples"]))
+    assert base["perplexity"].slice.tolist() == ["pydoc_topics", "stdlib_docstrings", "all"]
+    assert (base["perplexity"].tokens == tuned["perplexity"].tokens).all()
+    assert not np.allclose(base["perplexity"].nll, tuned["perplexity"].nll)
+    info = json.loads(pq.read_schema(tmp_path / "adapter" / "tasks.parquet").metadata[b"calft"])
+    assert info["config"]["adapter"] == str(random_adapter) and info["config"]["retention"]["suite"] == "offline"
+
+
+def test_tinybenchmarks_fetch_reads_hub_layout_mirrors_and_checks_row_counts(tmp_path):
+    """The hub code path, on local mirrors laid out like the hub repositories (configs in README)."""
+    mirror = tmp_path / "mirror"
+    for task, (dataset, configuration, split) in eval_data.TINYBENCHMARKS.items():
+        folder = mirror / dataset
+        name = configuration or "default"
+        (folder / name).mkdir(parents=True)
+        pd.DataFrame({"input_formatted": [f"{task} {i}" for i in range(100)], "answer": 0}).to_parquet(
+            folder / name / f"{split}.parquet")
+        (folder / "README.md").write_text(f"---\nconfigs:\n- config_name: {name}\n  data_files:\n"
+                                          f"  - split: {split}\n    path: {name}/{split}.parquet\n---\n")
+    output = tmp_path / "tinybenchmarks"
+    eval_data.fetch_tinybenchmarks(output, str(mirror))
+    assert sorted(p.stem for p in output.glob("*.parquet")) == sorted(eval_data.TINYBENCHMARKS)
+    assert pd.read_parquet(output / "gsm8k.parquet").input_formatted[99] == "gsm8k 99"
+
+    short = mirror / "tinyBenchmarks" / "tinyGSM8k" / "main" / "test.parquet"
+    pd.read_parquet(short).head(99).to_parquet(short)
+    with pytest.raises(ValueError, match="has 99 rows"):
+        eval_data.fetch_tinybenchmarks(tmp_path / "again", str(mirror))
+
+
+def test_irt_fetch_records_and_checks_the_checksum(tmp_path):
+    source = tmp_path / "release.pkl"
+    source.write_bytes(b"irt parameters")
+    digest = eval_data.fetch_irt_parameters(source.as_uri(), tmp_path / "irt.pkl", None)
+    assert digest == hashlib.sha256(b"irt parameters").hexdigest()
+    assert (tmp_path / "irt.pkl").read_bytes() == b"irt parameters"
+    with pytest.raises(ValueError, match="differs from retention.irt_sha256"):
+        eval_data.fetch_irt_parameters(source.as_uri(), tmp_path / "other.pkl", "0" * 64)
+    assert not (tmp_path / "other.pkl").exists() and not list(tmp_path.glob("*.partial"))

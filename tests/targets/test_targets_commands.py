@@ -1,0 +1,84 @@
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from calft import artifacts
+from calft.cli import main
+
+
+def test_discretize_writes_the_targets_table(tmp_path):
+    output = tmp_path / "targets.parquet"
+    assert main(["discretize", "--prompt-set", "ood", "--decimals", "3", "--max-bins", "101",
+                 "--output", str(output)]) == 0
+    parts = artifacts.parts(output)
+    assert len(parts) == 6  # one part per held-out family
+    assert all(pq.read_schema(part).remove_metadata() == artifacts.TARGETS_SCHEMA for part in parts)
+    table = pd.read_parquet(output)
+    assert table["prompt_id"].nunique() == 18 and set(table["split"]) == {"ood"}
+    assert table.groupby("prompt_id", observed=True)["mass"].sum().sub(1).abs().max() < 1e-9
+    truncnorm = table[table["prompt_id"] == "truncnorm_mu_1_sigma_1p5_lower_m1_upper_2"]
+    assert json.loads(truncnorm["params"].iloc[0]) == {"mu": 1, "sigma": 1.5, "lower": -1, "upper": 2}
+    assert (truncnorm["canonical"].str.split(".").str[1].str.len() == 3).all()
+    info = artifacts.read_provenance(output)
+    assert info["artifact"] == "targets" and info["config"]["max_bins"] == 101
+    assert info["code_version"].startswith("0.")
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_reference_number_format_is_recorded_in_params(tmp_path):
+    output = tmp_path / "targets.parquet"
+    main(["discretize", "--prompt-set", "unseen", "--decimals", "1", "--max-bins", "10",
+          "--number-format", "reference", "--families", "binomial", "--output", str(output)])
+    table = pd.read_parquet(output)
+    assert table["params"].iloc[0] == '{"n": 25.0, "p": 0.5}'
+    assert "n=25.0, p=0.5" in table["prompt"].iloc[0]
+
+
+def test_build_tries_end_to_end(tmp_path, merging_tokenizer_dir):
+    targets, tries = tmp_path / "targets.parquet", tmp_path / "tries.parquet"
+    main(["discretize", "--prompt-set", "train", "--decimals", "2", "--max-bins", "50",
+          "--families", "gaussian,skellam", "--per-family", "2", "--output", str(targets)])
+    assert main(["build-tries", "--targets", str(targets), "--tokenizer", str(merging_tokenizer_dir),
+                 "--terminator", "<|end|>", "--output", str(tries), "--workers", "2"]) == 0
+    nodes = pd.read_parquet(tries)
+    assert set(nodes["prompt_id"]) == set(pd.read_parquet(targets)["prompt_id"])
+    assert (nodes.groupby("prompt_id", observed=True)["canonical_index"].apply(lambda c: (c >= 0).sum())
+            == pd.read_parquet(targets).groupby("prompt_id", observed=True).size()).all()
+    info = artifacts.read_provenance(tries)
+    assert info["config"]["terminator"] == "<|end|>" and len(info["config"]["fingerprint"]) == 16
+    assert info["config"]["targets"]["families"] == ["gaussian", "skellam"]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--families", "gaussian,gausian"], "unknown family 'gausian'"),
+        (["--max-bins", "1"], "max_bins: 1 is less than the minimum of 2"),
+        (["--families", "poisson"], "family 'poisson' is not in prompt set 'train'"),
+    ],
+)
+def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, capsys, arguments, message):
+    output = tmp_path / "targets.parquet"
+    base = {"--prompt-set": "train", "--decimals": "2", "--max-bins": "10", "--output": str(output)}
+    for flag, value in zip(arguments[::2], arguments[1::2]):
+        base[flag] = value
+    assert main(["discretize", *[x for pair in base.items() for x in pair]]) == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_models_sharing_tries_must_share_the_tokenizer(tmp_path, smollm2_dir, merging_tokenizer_dir, capsys):
+    targets = tmp_path / "targets.parquet"
+    main(["discretize", "--prompt-set", "ood", "--decimals", "1", "--max-bins", "10", "--families", "poisson",
+          "--output", str(targets)])
+    copy = tmp_path / "copy"
+    from calft.targets.canonical import load_tokenizer
+
+    load_tokenizer(str(smollm2_dir)).save_pretrained(copy)
+    common = ["build-tries", "--targets", str(targets), "--tokenizer", str(smollm2_dir), "--terminator", "<|im_end|>"]
+    assert main([*common, "--same-tokenizer", str(copy), "--output", str(tmp_path / "ok.parquet")]) == 0
+    assert main([*common, "--same-tokenizer", str(merging_tokenizer_dir), "--output", str(tmp_path / "no.parquet")]) == 2
+    assert "cannot share tries" in capsys.readouterr().err
+    assert not (tmp_path / "no.parquet").exists()

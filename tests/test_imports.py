@@ -1,0 +1,45 @@
+"""The package's layering: stages import only the core modules and the stages before them, and the
+core modules import no stage (config and cli, which sit above every stage, excepted)."""
+
+import ast
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parents[1] / "src" / "calft"
+CORE = {"errors", "settings", "layout", "artifacts"}
+STAGES = ["modeling", "targets", "training", "evaluation", "transfer", "retention", "report"]
+TOP = {"config", "cli"}
+
+
+def imported_calft_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("calft"):
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.startswith("calft")}
+    return names
+
+
+def unit(module: str) -> str:
+    """The layer a dotted module name belongs to: a core or top module, or a stage."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "calft"
+
+
+def test_no_module_imports_upward():
+    rank = {name: 0 for name in CORE} | {stage: i + 1 for i, stage in enumerate(STAGES)}
+    rank |= {name: len(STAGES) + 1 for name in TOP}
+    for path in SOURCE.rglob("*.py"):
+        own = unit("calft." + ".".join(path.relative_to(SOURCE).with_suffix("").parts))
+        for module in imported_calft_modules(path):
+            target = unit(module)
+            if target not in rank or target == own:
+                continue
+            assert rank[target] < rank[own] or own in CORE and target in CORE, f"{path.name} imports {module}"
+
+
+def test_stage_subpackages_match_the_rule_files():
+    rules = {path.stem for path in (SOURCE.parents[1] / "workflow" / "rules").glob("*.smk")} - {"common"}
+    packages = {path.name for path in SOURCE.iterdir() if (path / "__init__.py").exists()}
+    assert rules == packages == set(STAGES)

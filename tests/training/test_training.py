@@ -1,0 +1,279 @@
+"""Training: exact losses, shared-prompt packing, LoRA-only gradients, balanced batches, resume,
+DDP equivalence, and a real short run of the embedded model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from calft.cli import main
+from calft.modeling.chat import ChatFormat, prompt_ids, render
+from calft.settings import ModelEntry, Training
+from calft.training.balance import balanced_order
+from calft.training.data import HardTargets, SoftTargets, batches, epoch_items
+from calft.training.losses import example_losses, naive_example_losses, pack, prefix_kl
+
+SMOL = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
+SMOL_CHAT = ChatFormat.from_entry(ModelEntry.from_dict(SMOL))
+
+
+@pytest.fixture(scope="module")
+def micro_data(tmp_path_factory, tiny_model_dir):
+    """Targets (soft and hard bins) and soft tries for 6 training prompts of 3 families."""
+    folder = tmp_path_factory.mktemp("micro-data")
+    selection = ["--prompt-set", "train", "--families", "uniform,binomial,gaussian", "--per-family", "2",
+                 "--decimals", "2"]
+    assert main(["discretize", *selection, "--max-bins", "40", "--output", str(folder / "soft.parquet")]) == 0
+    assert main(["discretize", *selection, "--max-bins", "120", "--output", str(folder / "hard.parquet")]) == 0
+    assert main(["build-tries", "--targets", str(folder / "soft.parquet"), "--tokenizer", str(tiny_model_dir),
+                 "--terminator", "<|im_end|>", "--output", str(folder / "tries.parquet")]) == 0
+    return folder
+
+
+def _model(folder, lora_dropout=0.0, seed=0):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
+    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=lora_dropout, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                        init_lora_weights=False)  # random B: the adapter changes the output from the start
+    return get_peft_model(model, config)
+
+
+def _items_and_prompts(tiny_model_dir, micro_data, method, group):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    table = pd.read_parquet(micro_data / "soft.parquet").drop_duplicates("prompt_id")
+    chat = SMOL_CHAT
+    rendered = prompt_ids(tokenizer, list(table.prompt.astype(str)), chat)
+    if method == "soft":
+        targets = SoftTargets(micro_data / "tries.parquet")
+    else:
+        targets = HardTargets(micro_data / "hard.parquet", tokenizer, tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    items = epoch_items(targets, list(table.family.astype(str)), group, group, seed=3, epoch=0)
+    return items, rendered, tokenizer.pad_token_id
+
+
+def test_prefix_kl_equals_a_direct_kl_on_full_logits(tiny_model_dir, micro_data):
+    items, rendered, pad = _items_and_prompts(tiny_model_dir, micro_data, "soft", 1)
+    model = _model(tiny_model_dir)
+    item = items[0]
+    cont = item.continuations[0]
+    sequence = torch.tensor([rendered[item.prompt] + [int(t) for t in cont.tokens]])
+    logits = model(input_ids=sequence).logits[0].float()
+    start = len(rendered[item.prompt]) - 1
+    tau = 0.7
+    direct = []
+    for k, (ids, probs) in enumerate(zip(cont.target_ids, cont.target_probs)):
+        q = torch.zeros(logits.shape[-1])
+        q[torch.as_tensor(ids)] = torch.as_tensor(probs, dtype=torch.float32)
+        log_p = torch.log_softmax(logits[start + k] / tau, -1)
+        direct.append(torch.nn.functional.kl_div(log_p, q, reduction="sum"))
+    ours = example_losses(model, pack([item], rendered), tau=tau)
+    assert len(cont.target_ids) == len(cont.tokens) + 1
+    assert ours.item() == pytest.approx(torch.stack(direct).mean().item(), rel=1e-5)
+
+
+def test_epsilon_smoothing_renormalizes_over_the_candidates():
+    logits = torch.zeros(1, 5)
+    ids, probs = torch.tensor([[1, 2, 0]]), torch.tensor([[1.0, 0.0, 0.0]])
+    probs[0, 1] = 1e-30  # a present candidate with negligible mass gets epsilon
+    value = prefix_kl(logits, ids, probs, epsilon=0.25).item()
+    q = torch.tensor([0.8, 0.2])  # max(q, eps) renormalized
+    assert value == pytest.approx(float((q * (q.log() - torch.log(torch.tensor(0.2)))).sum()), rel=1e-6)
+
+
+@pytest.mark.parametrize("method, group", [("soft", 1), ("soft", 3), ("hard", 4)])
+def test_shared_prompt_packing_equals_the_naive_computation(tiny_model_dir, micro_data, method, group):
+    items, rendered, pad = _items_and_prompts(tiny_model_dir, micro_data, method, group)
+    batch_items = items[:3]
+    model = _model(tiny_model_dir)
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    tree = pack(batch_items, rendered)
+    sequences = [tuple(rendered[i.prompt]) + tuple(int(t) for t in c.tokens) for i in batch_items for c in i.continuations]
+    assert tree.tokens == len({s[: n + 1] for s in sequences for n in range(len(s))}) < sum(map(len, sequences))
+    packed = example_losses(model, tree, tau=1.3, epsilon=1e-8)
+    packed.sum().backward()
+    packed_grads = {n: p.grad.clone() for n, p in trainable.items()}
+    model.zero_grad()
+    naive = naive_example_losses(model, batch_items, rendered, pad, tau=1.3, epsilon=1e-8)
+    naive.sum().backward()
+    assert len(packed) == 3 * group
+    assert torch.allclose(packed, naive, atol=1e-5)
+    for name, parameter in trainable.items():
+        assert torch.allclose(packed_grads[name], parameter.grad, atol=1e-5), name
+
+
+def test_gradients_reach_only_lora_parameters(tiny_model_dir, micro_data):
+    items, rendered, pad = _items_and_prompts(tiny_model_dir, micro_data, "hard", 4)
+    model = _model(tiny_model_dir)
+    example_losses(model, pack(items[:2], rendered)).sum().backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert with_grad and all("lora_" in n for n in with_grad)
+    assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
+
+
+def test_every_batch_is_family_balanced():
+    sizes = {"a": 121, "b": 13, "c": 125, "d": 44, "e": 25, "f": 12}
+    families = np.repeat(list(sizes), list(sizes.values()))
+    for epoch in range(3):
+        order = balanced_order(families, seed=11, epoch=epoch)
+        assert sorted(order) == list(range(len(families)))
+        ordered = families[order]
+        for start in range(0, len(ordered) - 32 + 1, 32):  # every full batch of 32
+            window = ordered[start : start + 32]
+            for family, size in sizes.items():
+                expected = 32 * size / len(families)
+                assert abs((window == family).sum() - expected) < 2.5, (epoch, start, family)
+    assert not np.array_equal(balanced_order(families, 11, 0), balanced_order(families, 11, 1))
+
+
+def test_hard_draws_are_fresh_every_epoch_and_fixed_by_seed(tiny_model_dir, micro_data):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    targets = HardTargets(micro_data / "hard.parquet", tokenizer, tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    families = ["uniform", "uniform", "binomial", "binomial", "gaussian", "gaussian"]
+
+    def draws(epoch, seed=11):
+        return [tuple(c.tokens) for item in epoch_items(targets, families, 8, 4, seed, epoch) for c in item.continuations]
+
+    assert draws(0) == draws(0)
+    assert draws(0) != draws(1)
+    assert len(draws(0)) == 6 * 8 and len(batches(epoch_items(targets, families, 8, 4, 11, 0), 3)) == 4
+
+
+def test_chat_prompt_has_exactly_one_bos_and_a_pinned_date(smollm2_tokenizer):
+    tokenizer = smollm2_tokenizer
+    chat = SMOL_CHAT
+    text = render(tokenizer, "Generate a number.", chat)
+    assert text.endswith("<|im_start|>assistant\n") and "Generate a number." in text
+    original = tokenizer.chat_template
+    try:
+        tokenizer.chat_template = "{{ bos_token }}{{ date_string }}|{% for m in messages %}{{ m['content'] }}{% endfor %}"
+        ids = prompt_ids(tokenizer, ["hi"], ChatFormat("<|im_end|>", template_date="2026-01-01"))[0]
+        assert ids[0] == tokenizer.bos_token_id and ids[1] != tokenizer.bos_token_id
+        assert tokenizer.decode(ids[1:]) == "01 Jan 2026|hi"
+    finally:
+        tokenizer.chat_template = original
+
+
+def _train_command(tiny_model_dir, micro_data, out, method="hard", **overrides):
+    settings = dict(global_batch_size=8, per_device_batch_size=4, hard_epochs=2, hard_samples_per_prompt_per_epoch=8,
+                    hard_group_size=4, checkpoint_every=2, learning_rate=1e-3, lora_r=4) | overrides
+    return [sys.executable, "-m", "calft.cli", "train", "--method", method, "--model-dir", str(tiny_model_dir),
+            "--model-config", json.dumps(SMOL), "--training", json.dumps(settings),
+            "--targets", str(micro_data / ("hard.parquet" if method == "hard" else "soft.parquet")),
+            *(["--tries", str(micro_data / "tries.parquet")] if method == "soft" else []),
+            "--adapter", str(out / "adapter"), "--train-log", str(out / "log.parquet"),
+            "--checkpoints", str(out / "checkpoints"), "--threads", "1"]
+
+
+def _adapter_weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(Path(folder) / "adapter_model.safetensors")
+
+
+def test_sigterm_then_rerun_gives_the_uninterrupted_adapter(tiny_model_dir, micro_data, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    subprocess.run(_train_command(tiny_model_dir, micro_data, straight), check=True, capture_output=True)
+    process = subprocess.Popen(_train_command(tiny_model_dir, micro_data, resumed), stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # stop it once it has passed its first checkpoint
+        if "step 3/" in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    rest = process.communicate()[1]
+    assert process.returncode == 3, rest
+    assert "rerun to resume" in rest and not (resumed / "adapter").exists()
+    rerun = subprocess.run(_train_command(tiny_model_dir, micro_data, resumed), check=True, capture_output=True, text=True)
+    resumed_at = int(rerun.stderr.split("resuming from step ")[1].split()[0])
+    assert resumed_at >= 3
+    a, b = _adapter_weights(straight / "adapter"), _adapter_weights(resumed / "adapter")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    log_a, log_b = pd.read_parquet(straight / "log.parquet"), pd.read_parquet(resumed / "log.parquet")
+    assert list(log_a.step) == list(range(1, 13)) == list(log_b.step)  # 6 prompts x 8 draws / 8 per step x 2 epochs
+    assert np.allclose(log_a.loss, log_b.loss)
+
+
+@pytest.mark.parametrize("distributed", ["ddp", "fsdp"])
+def test_two_process_training_matches_one_process(tiny_model_dir, micro_data, tmp_path, distributed):
+    """torchrun with 2 CPU ranks (gloo), DDP or FSDP2, and the same global batch trains the same
+    adapter as one process, through a checkpoint and its resumption."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    overrides = dict(hard_epochs=1, lora_dropout=0.0, distributed=distributed, checkpoint_every=3)
+    subprocess.run(_train_command(tiny_model_dir, micro_data, one, **overrides), check=True, capture_output=True)
+    command = _train_command(tiny_model_dir, micro_data, two, **overrides)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    result = subprocess.run(torchrun + command[1:], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = _adapter_weights(one / "adapter"), _adapter_weights(two / "adapter")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert np.allclose(pd.read_parquet(one / "log.parquet").loss, pd.read_parquet(two / "log.parquet").loss, atol=1e-5)
+    # the step-3 checkpoint of the 2-rank run, resumed by 2 ranks, ends with the same adapter
+    shutil.rmtree(two / "adapter")
+    result = subprocess.run(torchrun + command[1:], capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and "resuming from step 3" in result.stderr, result.stderr[-3000:]
+    c = _adapter_weights(two / "adapter")
+    assert all(torch.allclose(b[k], c[k], atol=1e-6) for k in b)
+
+
+def test_real_training_run_lowers_the_loss_and_the_adapter_loads(smollm2_dir, tmp_path):
+    """The embedded SmolLM2: a few soft steps, then the saved adapter, loaded with peft, fits held
+    training targets better than the base model."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    data = tmp_path / "data"
+    selection = ["--prompt-set", "train", "--families", "gaussian,uniform", "--per-family", "4", "--decimals", "2"]
+    assert main(["discretize", *selection, "--max-bins", "100", "--output", str(data / "soft.parquet")]) == 0
+    assert main(["build-tries", "--targets", str(data / "soft.parquet"), "--tokenizer", str(smollm2_dir),
+                 "--terminator", "<|im_end|>", "--output", str(data / "tries.parquet")]) == 0
+    command = _train_command(smollm2_dir, data, tmp_path, method="soft", soft_epochs=2, global_batch_size=4,
+                             per_device_batch_size=4, learning_rate=2e-3, lora_r=8, warmup_ratio=0.0)
+    subprocess.run(command, check=True, capture_output=True)
+    log = pd.read_parquet(tmp_path / "log.parquet")
+    assert len(log) == 4 and (log.tokens > 0).all() and log.lr.iloc[0] > log.lr.iloc[-1]
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    table = pd.read_parquet(data / "soft.parquet").drop_duplicates("prompt_id")
+    rendered = prompt_ids(tokenizer, list(table.prompt.astype(str)), SMOL_CHAT)
+    items = epoch_items(SoftTargets(data / "tries.parquet"), list(table.family.astype(str)), 4, 4, seed=99, epoch=0)
+    batch = pack(items, rendered)
+    base = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
+    with torch.no_grad():
+        before = example_losses(base, batch).mean().item()
+        tuned = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+        after = example_losses(tuned, batch).mean().item()
+    assert after < 0.8 * before, (before, after)
+    info = json.loads((tmp_path / "adapter" / "calft_provenance.json").read_text())
+    assert info["artifact"] == "adapter-soft" and info["config"]["training"]["learning_rate"] == 2e-3
+
+
+def test_bf16_base_keeps_float32_lora_parameters_and_float32_loss(tiny_model_dir, micro_data, tmp_path):
+    from calft.training.loop import Run, lora_model
+
+    run = Run(method="hard", model_dir=tiny_model_dir, model=ModelEntry.from_dict(SMOL | {"dtype": "bfloat16"}),
+              settings=Training.from_dict({}), targets=micro_data / "hard.parquet", tries=None,
+              adapter=tmp_path / "a", train_log=tmp_path / "l.parquet", checkpoints=tmp_path / "c")
+    model = lora_model(run, torch.device("cpu"))
+    lora = [p for n, p in model.named_parameters() if "lora_" in n]
+    frozen = [p for n, p in model.named_parameters() if "lora_" not in n]
+    assert lora and all(p.dtype == torch.float32 and p.requires_grad for p in lora)
+    assert all(p.dtype == torch.bfloat16 for p in frozen)
+    items, rendered, _ = _items_and_prompts(tiny_model_dir, micro_data, "hard", 4)
+    losses = example_losses(model, pack(items[:1], rendered))
+    assert losses.dtype == torch.float32 and torch.isfinite(losses).all()

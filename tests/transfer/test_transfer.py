@@ -1,0 +1,230 @@
+"""Transfer evaluations: metrics and parsers on constructed inputs, real runs on small real models."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calft.cli import main
+from calft.evaluation.parse import extract_ssot_answer
+from calft.transfer import mcq, metrics, noveltybench, open_ended
+from calft.transfer.parse import normalize_open_answer, parse_mcq
+
+MODEL_CONFIG = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Open-ended generation
+
+
+def test_top_p_support_counts_the_most_probable_tokens():
+    probabilities = np.array([[0.2, 0.5, 0.3, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    sizes = metrics.top_p_support(probabilities, np.array([0.5, 0.8, 0.9, 1.5]))
+    np.testing.assert_array_equal(sizes, [[1, 2, 3, 4], [2, 4, 4, 4]])  # 1.5 is never reached: all tokens
+
+
+@pytest.mark.parametrize("text, reference, insensitive", [
+    ("Paris", "Paris", "paris"),
+    ("  Paris.\nThe capital of France", "Paris.", "paris"),
+    ('"New   York"', "New York", "new york"),
+    ("<think>hmm</think>\n\n'Rome'", "Rome", "rome"),
+    ("</think> Oslo", "Oslo", "oslo"),
+    ("", "", ""),
+])
+def test_open_ended_normalizations(text, reference, insensitive):
+    assert normalize_open_answer(text) == reference
+    assert normalize_open_answer(text, insensitive=True) == insensitive
+
+
+def test_unique_fraction_counts_empties_in_the_denominator_only():
+    answers = ["Paris", "Paris.", "paris", "", "Paris"]
+    assert metrics.unique_fraction([normalize_open_answer(a) for a in answers]) == 3 / 5
+    assert metrics.unique_fraction([normalize_open_answer(a, insensitive=True) for a in answers]) == 1 / 5
+
+
+def test_open_ended_prompts_follow_the_paper_template():
+    prompts = open_ended.open_ended_prompts()
+    assert len(prompts) == 102 and len(set(prompts)) == 102
+    assert prompts[0] == "Think of a random word. Output ONLY the answer."
+    assert prompts[5] == "Choose a random food. Output ONLY the answer."
+    assert prompts[101] == "Choose a random programming language. Output ONLY the answer."
+    assert open_ended.prompt_subset(None) == list(range(102))
+    assert open_ended.prompt_subset(3) == [0, 50, 101]
+
+
+# ---------------------------------------------------------------------------------------------
+# MCQ balance
+
+WELL_FORMED = """Question: Which vitamin deficiency causes scurvy?
+A. Vitamin A
+B. Vitamin C
+C. Vitamin D
+D. Vitamin K
+Correct Answer: B
+Explanation: Vitamin C is needed for collagen synthesis."""
+
+
+def test_mcq_parser_accepts_the_format():
+    fields, errors = parse_mcq(WELL_FORMED)
+    assert errors == [] and fields["answer"] == "B" and fields["C"] == "Vitamin D"
+    assert parse_mcq("\n\n" + WELL_FORMED.replace("\n", "\n\n") + "\n")[1] == []  # blank lines are fine
+
+
+@pytest.mark.parametrize("text, error", [
+    (WELL_FORMED.replace("Question:", "**Question:**"), "unexpected_line"),
+    ("Sure! Here is a question.\n" + WELL_FORMED, "unexpected_line"),
+    (WELL_FORMED + "\nIt also helps wound healing.", "unexpected_line"),
+    (WELL_FORMED.replace("Correct Answer: B", "Correct Answer: B."), "invalid_answer"),
+    (WELL_FORMED.replace("Correct Answer: B", "Correct Answer: B) Vitamin C"), "invalid_answer"),
+    (WELL_FORMED.replace("D. Vitamin K", "D."), "empty_D"),
+    (WELL_FORMED.replace("D. Vitamin K\n", ""), "missing_D"),
+    (WELL_FORMED + "\nA. Vitamin E", "duplicate_A"),
+    ("", "missing_question"),
+])
+def test_mcq_parser_rejects_malformed_questions(text, error):
+    assert error in parse_mcq(text)[1]
+
+
+def test_mcq_tv_is_missing_when_nothing_parses():
+    assert metrics.tv_to_uniform([10, 0, 0, 0]) == pytest.approx(0.75)
+    assert metrics.tv_to_uniform([5, 5, 5, 5]) == 0.0
+    samples = pd.DataFrame({"parseable": [False, False], "answer": [None, "B"], "distinct_options": [False, True]})
+    summary = mcq.mcq_summary(samples)
+    assert summary["parse_rate"] == 0 and math.isnan(summary["tv"]) and math.isnan(summary["chi2_p"])
+    samples = pd.DataFrame({"parseable": [True, True, True, False], "answer": ["A", "A", "C", None],
+                            "distinct_options": [True, False, True, True]})
+    summary = mcq.mcq_summary(samples)
+    # frequencies 2/3, 0, 1/3, 0: TV = (5/12 + 1/4 + 1/12 + 1/4) / 2
+    assert summary["parse_rate"] == 0.75 and summary["tv"] == pytest.approx(0.5)
+    assert summary["count_A"] == 2 and summary["count_B"] == 0 and summary["unique_options_rate"] == pytest.approx(2 / 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# NoveltyBench
+
+
+def test_lexical_short_circuit_and_greedy_partition():
+    assert metrics.lexically_equivalent("New York", "new york city") is True  # 2*2 >= 3
+    assert metrics.lexically_equivalent("a cat", "the dog") is False
+    assert metrics.lexically_equivalent("one two three four five six", "one") is None  # classifier decides
+    texts = ["Paris", "paris", "Rome", "PARIS", "Rome Italy"]
+    ids = metrics.partition(len(texts), lambda i, later: [metrics.lexically_equivalent(texts[i], texts[j]) for j in later])
+    assert ids == [0, 0, 1, 0, 1]
+
+
+def test_utility_with_patience_by_hand():
+    # earned ratings 5, 0 (repeats partition 0), 3; discounts 1, 0.8, 0.64
+    assert metrics.novelty_utility(np.array([5, 5, 3]), [0, 0, 1]) == pytest.approx((5 + 0.64 * 3) / 2.44)
+    assert metrics.novelty_utility(np.array([4, 4]), [0, 1], patience=0.5) == pytest.approx(4.0)
+
+
+def test_reward_ratings_count_the_thresholds_strictly_below():
+    assert noveltybench.rating(-8.0) == 1
+    assert noveltybench.rating(-6.0) == 3  # -7.71875 and -6.28125 are below, -6.0 is not
+    assert noveltybench.rating(0.0) == 10
+
+
+# ---------------------------------------------------------------------------------------------
+# SSOT
+
+
+@pytest.mark.parametrize("text, strict, loose", [
+    ("<random_string>x9Q</random_string><thinking>...</thinking><answer> 4.2 </answer>", "4.2", "4.2"),
+    ("<ANSWER>7</ANSWER> and <answer>8</answer>", "7", "7"),
+    ("<think>plan</think><answer>3</answer>", "3", "3"),
+    ("assistantfinal<answer>5</answer>", "5", "5"),
+    ("assistantanswer>6</answer>", "6", "6"),
+    ("<random_string>abc</random_string>\n<answer>12", "", "12"),
+    ("<random_string>abc</random_string>\n<thinking>t</thinking>\n9.5\n", "", "9.5"),
+    ("nothing at all", "", "nothing at all"),
+])
+def test_ssot_answer_extraction(text, strict, loose):
+    assert extract_ssot_answer(text) == strict
+    assert extract_ssot_answer(text, strict=False) == loose
+
+
+# ---------------------------------------------------------------------------------------------
+# Real runs
+
+
+def test_open_ended_and_mcq_cli_on_a_tiny_model(tiny_model_dir, tmp_path):
+    model = ["--model-dir", str(tiny_model_dir), "--model-config", json.dumps(MODEL_CONFIG)]
+    settings = {"num_samples": 6, "max_new_tokens": 5, "max_prompts": 3, "temperature": 1.0, "top_p": 1.0, "seed": 11}
+    for ssot in (False, True):
+        flag = ["--ssot"] if ssot else []
+        assert main(["open-ended", *model, "--settings", json.dumps(settings), *flag,
+                     "--samples", str(tmp_path / f"s{ssot}.parquet"), "--output", str(tmp_path / f"o{ssot}.parquet")]) == 0
+    direct, ssot = pd.read_parquet(tmp_path / "oFalse.parquet"), pd.read_parquet(tmp_path / "oTrue.parquet")
+    assert direct.prompt_index.tolist() == [0, 50, 101] and (direct.samples == 6).all()
+    for sizes, primary in zip(direct.support_sizes, direct.support_size):
+        assert len(sizes) == 21 and (np.diff(sizes) >= 0).all() and sizes[-3] == primary  # index of 0.9
+    assert direct.unique_fraction.between(0, 1).all() and ssot.support_size.isna().all()
+    samples = pd.read_parquet(tmp_path / "sFalse.parquet")
+    assert len(samples) == 18 and samples.seed.nunique() == 18
+
+    mcq_settings = {"num_samples": 4, "max_new_tokens": 8, "temperature": 1.0, "top_p": 1.0, "seed": 11}
+    assert main(["mcq", *model, "--settings", json.dumps(mcq_settings), "--samples", str(tmp_path / "m.parquet"),
+                 "--output", str(tmp_path / "mcq.parquet")]) == 0
+    summary = pd.read_parquet(tmp_path / "mcq.parquet")
+    generations = pd.read_parquet(tmp_path / "m.parquet")
+    assert summary.generations.item() == 4 and summary.parse_rate.item() == generations.parseable.mean()
+
+
+def _tiny_evaluators(folder, smollm2_dir):
+    """A tiny BERT pair classifier with a word-piece vocabulary, and a tiny Llama reward model with
+    SmolLM2's tokenizer and chat template: NoveltyBench's models, in miniature."""
+    import torch
+    from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, BertTokenizerFast,
+                              LlamaConfig, LlamaForSequenceClassification)
+
+    torch.manual_seed(0)
+    similarity, reward = folder / "similarity", folder / "reward"
+    similarity.mkdir()
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(c) for c in range(33, 127)] + ["the", "a", "story"]
+    (similarity / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizerFast(vocab_file=str(similarity / "vocab.txt")).save_pretrained(similarity)
+    BertForSequenceClassification(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1,
+                                             num_attention_heads=2, intermediate_size=32)).save_pretrained(similarity)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, num_labels=1,
+                         pad_token_id=tokenizer.pad_token_id)
+    LlamaForSequenceClassification(config).save_pretrained(reward)
+    tokenizer.save_pretrained(reward)
+    return similarity, reward
+
+
+def test_noveltybench_cli_generates_partitions_and_rates(tiny_model_dir, smollm2_dir, tmp_path):
+    similarity, reward = _tiny_evaluators(tmp_path, smollm2_dir)
+    data = tmp_path / "prompts"
+    data.mkdir()
+    for name, count in (("curated.jsonl", 100), ("wildchat_1k.jsonl", 1000)):
+        (data / name).write_text("".join(json.dumps({"id": i, "prompt": f" Tell me a story {i}. "}) + "\n"
+                                         for i in range(count)))
+    settings = {"splits": ["curated", "wildchat"], "prompts_limit": 2, "generations": 4, "max_new_tokens": 12,
+                "seed": 11, "similarity_model": str(similarity), "similarity_threshold": 0.102,
+                "reward_model": str(reward), "reward_dtype": "float32", "patience": 0.8}
+    assert main(["noveltybench", "--model-dir", str(tiny_model_dir), "--model-config", json.dumps(MODEL_CONFIG),
+                 "--settings", json.dumps(settings), "--data-dir", str(data),
+                 "--generations", str(tmp_path / "g.parquet"), "--output", str(tmp_path / "n.parquet")]) == 0
+    summary = pd.read_parquet(tmp_path / "n.parquet").set_index("split")
+    generations = pd.read_parquet(tmp_path / "g.parquet")
+    assert list(summary.index) == ["curated", "wildchat", "all"] and (summary.prompts == [2, 2, 4]).all()
+    assert len(generations) == 16 and generations.rating.between(1, 10).all()
+    for _, group in generations.groupby(["split", "prompt_index"]):
+        ids = group.partition.tolist()
+        assert ids[0] == 0 and all(i <= max(ids[:k], default=-1) + 1 for k, i in enumerate(ids))
+        expected = metrics.novelty_utility(group.rating.to_numpy(), ids)
+        assert 1 <= expected <= 10
+    per_prompt = generations.groupby(["split", "prompt_index"]).apply(
+        lambda g: metrics.novelty_utility(g.rating.to_numpy(), g.partition.tolist()), include_groups=False)
+    assert summary.loc["all", "mean_utility"] == pytest.approx(per_prompt.mean())
+
+    (data / "curated.jsonl").write_text('{"prompt": "only one"}\n')
+    assert main(["noveltybench", "--model-dir", str(tiny_model_dir), "--model-config", json.dumps(MODEL_CONFIG),
+                 "--settings", json.dumps(settings), "--data-dir", str(data),
+                 "--generations", str(tmp_path / "g2.parquet"), "--output", str(tmp_path / "n2.parquet")]) == 2

@@ -1,0 +1,37 @@
+# Models (calft.modeling). Both rules run on the submit host (localrules): compute nodes often have
+# no internet access, and later jobs load models from resources/ or from the Hugging Face cache offline.
+
+
+localrules:
+    prepare_embedded_model,
+    download_hub_model,
+
+
+rule prepare_embedded_model:
+    output:
+        directory(layout.EMBEDDED_MODEL.replace("{model}", "{embedded_model}")),
+    log:
+        "logs/prepare_model/{embedded_model}.log",
+    benchmark:
+        "results/benchmarks/prepare_model/{embedded_model}.tsv"
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft prepare-model --source embedded --output {output:q} > {log:q} 2>&1"
+
+
+rule download_hub_model:
+    output:
+        layout.HUB_MODEL_MARKER.replace("{model}", "{hub_model}"),
+    params:
+        model_id=lambda wildcards: MODELS[wildcards.hub_model]["source"],
+        revision=lambda wildcards: MODELS[wildcards.hub_model]["revision"] or "main",
+    log:
+        "logs/prepare_model/{hub_model}.log",
+    benchmark:
+        "results/benchmarks/prepare_model/{hub_model}.tsv"
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft prepare-model --source {params.model_id:q} --revision {params.revision:q} "
+        "--output {output:q} > {log:q} 2>&1"

@@ -1,0 +1,48 @@
+# Targets (calft.targets): every prompt's target law discretized into canonical strings with masses,
+# and the token tries over them, once per tokenizer shared by several models. Both outputs are
+# folders of parquet parts, one per family, written by parallel workers.
+
+
+rule discretize:
+    output:
+        directory(layout.TARGETS),
+    params:
+        selection=discretize_selection,
+    log:
+        "logs/discretize/{prompt_set}_d{decimals}_b{bins}.log",
+    benchmark:
+        "results/benchmarks/discretize/{prompt_set}_d{decimals}_b{bins}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft discretize --prompt-set {wildcards.prompt_set:q} --decimals {wildcards.decimals:q} "
+        "--max-bins {wildcards.bins:q} {params.selection} --workers {threads} --output {output:q} > {log:q} 2>&1"
+
+
+rule build_tries:
+    input:
+        unpack(tries_inputs),
+    output:
+        directory(layout.TRIES),
+    params:
+        tokenizer=lambda wildcards: model_source(tokenizer_users(wildcards.tokenizer)[0]),
+        terminator=lambda wildcards: MODELS[tokenizer_users(wildcards.tokenizer)[0]]["terminator"],
+        same_tokenizer=same_tokenizer_options,
+    log:
+        "logs/build_tries/{tokenizer}/{prompt_set}_d{decimals}_b{bins}.log",
+    benchmark:
+        "results/benchmarks/build_tries/{tokenizer}/{prompt_set}_d{decimals}_b{bins}.tsv"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "HF_HUB_OFFLINE=1 calft build-tries --targets {input.targets:q} --tokenizer {params.tokenizer:q} "
+        "--terminator {params.terminator:q} {params.same_tokenizer} --workers {threads} --output {output:q} "
+        "> {log:q} 2>&1"

@@ -3,6 +3,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from calft import artifacts
+from calft.errors import UserError
 
 
 def test_interrupted_write_leaves_no_file(tmp_path):
@@ -28,5 +29,5 @@ def test_complete_write_records_provenance(tmp_path):
 def test_foreign_parquet_is_rejected(tmp_path):
     path = tmp_path / "plain.parquet"
     pq.write_table(pa.table({"x": [1]}), path)
-    with pytest.raises(ValueError, match="not a calft artifact"):
+    with pytest.raises(UserError, match="not a calft artifact"):
         artifacts.read_provenance(path)

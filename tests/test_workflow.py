@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -242,3 +243,33 @@ def test_micro_workflow_runs_for_real(tmp_path, micro_config):
     assert "build_tries" in single.stdout + single.stderr
     assert "discretize" not in re.findall(r"^(\w+)\s+\d+$", single.stdout + single.stderr, re.M)
     assert tries.exists()
+
+
+# Params that hold whole options, built in common.smk with every value passed through shlex.quote.
+OPTION_PARAMS = {"adapter", "exact", "irt", "launcher", "ood_targets", "same_tokenizer", "selection", "sha256", "ssot",
+                 "tries"}
+
+
+def test_every_value_interpolated_into_a_shell_command_is_quoted():
+    for path in (ROOT / "workflow" / "rules").glob("*.smk"):
+        for shell in re.findall(r"shell:\n((?:\s+\".*\"\n)+)", path.read_text()):
+            for field in re.findall(r"\{([^}]*)\}", shell):
+                name = field.removesuffix(":q")
+                assert field.endswith(":q") or name == "threads" or name.removeprefix("params.") in OPTION_PARAMS, \
+                    f"{path.name}: {{{field}}} is interpolated unquoted"
+
+
+@pytest.mark.slow
+def test_a_hostile_model_path_reaches_the_command_intact_and_runs_nothing(tmp_path, micro_config, smollm2_dir):
+    """A local model folder named with a space and a command substitution: the job gets the path as
+    one argument, and the substitution never runs."""
+    folder = tmp_path / "model dir $(touch PWNED)"
+    shutil.copytree(smollm2_dir, folder)
+    config = _config_file(tmp_path, micro_config(**{"models.smol.path": str(folder)}))
+    planned = snakemake("-n", "-p", "--forceall", "--directory", str(tmp_path), "--configfile", str(config))
+    commands = [line for line in planned.stdout.splitlines() if "calft build-tries" in line]
+    assert commands and all(shlex.split(c)[shlex.split(c).index("--tokenizer") + 1] == str(folder) for c in commands)
+    snakemake("results/tries/smollm2/ood/d2_b100.parquet", "--cores", "2", "--directory", str(tmp_path),
+              "--configfile", str(config))
+    assert (tmp_path / "results" / "tries" / "smollm2" / "ood" / "d2_b100.parquet").is_dir()
+    assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()

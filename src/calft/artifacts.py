@@ -1,20 +1,26 @@
-"""Parquet artifacts: explicit schemas, provenance metadata, atomic writes.
+"""Parquet artifacts: explicit schemas, provenance metadata, atomic writes, verified reads.
 
 Every artifact carries, in its Arrow schema metadata under the key "calft", the artifact kind, the
 configuration that produced it and the code version. Artifacts are single parquet files, or folders
-of parquet parts written in parallel (the tries). Both are written under a temporary name in the
-same folder and renamed into place only when complete, so an interrupted job never leaves an
-artifact that looks finished.
+of parquet parts written in parallel (targets and tries). Both are written under a temporary name in
+the same folder and swapped into place only when complete: the final path always holds either the
+old complete artifact or the new complete one, never a mix, and an interrupted writer leaves at most
+a hidden temporary that the next write of the same artifact removes. Pages carry checksums, and
+reads verify them and the artifact's invariants (masses, probabilities), so a damaged file is an
+error, never wrong numbers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -24,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calft import __version__
+from calft.errors import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,11 +109,11 @@ def parts(path: str | Path) -> list[Path]:
     path = Path(path)
     if not path.is_dir():
         if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist")
+            raise UserError(f"{path} does not exist")
         return [path]
     found = sorted(path.glob("*.parquet"))
     if not found:
-        raise ValueError(f"{path} is not a calft artifact (a folder without parquet parts)")
+        raise UserError(f"{path} is not a calft artifact (a folder without parquet parts)")
     return found
 
 
@@ -114,7 +121,147 @@ def require(*paths) -> None:
     """Fail with a message naming the first of `paths` (None skipped) that does not exist."""
     for path in paths:
         if path is not None and not Path(path).exists():
-            raise FileNotFoundError(f"{path} does not exist")
+            raise UserError(f"{path} does not exist")
+
+
+def _provenance_of(schema: pa.Schema, part) -> dict:
+    metadata = schema.metadata or {}
+    try:
+        info = json.loads(metadata[b"calft"]) if b"calft" in metadata else None
+    except ValueError:
+        info = None
+    if not isinstance(info, dict) or "artifact" not in info:
+        raise UserError(f"{part} is not a calft artifact (no readable 'calft' metadata)")
+    return info
+
+
+def read_provenance(path: str | Path) -> dict:
+    """The provenance of a parquet file, or of a folder of parquet parts (all parts share it)."""
+    part = parts(path)[0]
+    try:
+        schema = pq.read_schema(part)
+    except (pa.ArrowException, OSError) as error:
+        raise UserError(f"{part} cannot be read as parquet ({error}): the file is damaged or not an artifact") from None
+    return _provenance_of(schema, part)
+
+
+def _check_targets(part: Path, table: pa.Table) -> None:
+    """Masses are finite and non-negative, and sum to 1 per prompt."""
+    if "mass" not in table.column_names:
+        return
+    mass = table.column("mass").to_numpy()
+    if not np.all(np.isfinite(mass) & (mass >= 0)):
+        raise UserError(f"{part}: masses outside [0, inf): the file is damaged")
+    if "prompt_id" in table.column_names:
+        prompts = table.unify_dictionaries().column("prompt_id")
+        if pa.types.is_dictionary(prompts.type):
+            index = np.concatenate([chunk.indices.to_numpy() for chunk in prompts.chunks])
+        else:
+            index = np.unique(prompts.to_numpy(), return_inverse=True)[1]
+        totals = np.bincount(index, weights=mass)
+        present = np.bincount(index) > 0
+        if np.any(np.abs(totals[present] - 1) > 1e-6):
+            raise UserError(f"{part}: masses do not sum to 1 for every prompt: the file is damaged")
+
+
+def _check_tries(part: Path, table: pa.Table) -> None:
+    """Target probabilities q and prefix masses lie in [0, 1]."""
+    for name in ("q", "mass"):
+        if name in table.column_names:
+            values = table.column(name).to_numpy()
+            if not np.all((values >= 0) & (values <= 1 + 1e-9)):
+                raise UserError(f"{part}: {name} outside [0, 1]: the file is damaged")
+
+
+INVARIANTS = {"targets": _check_targets, "tries": _check_tries}
+
+
+class _Replaced(Exception):
+    """A folder artifact was swapped for a newer one while it was being read."""
+
+
+def _read_part(stream, part: Path, kind: str | None, columns: list[str] | None) -> tuple[pa.Table, dict]:
+    try:
+        reader = pq.ParquetFile(stream, page_checksum_verification=True)
+        info = _provenance_of(reader.schema_arrow, part)
+        if kind is not None and info["artifact"] != kind:
+            raise UserError(f"{part} is a '{info['artifact']}' artifact where a '{kind}' artifact is expected")
+        missing = [c for c in columns or [] if c not in reader.schema_arrow.names]
+        if missing:
+            raise UserError(f"{part} has no column {missing[0]!r} (a {info['artifact']} artifact of another layout?)")
+        table = reader.read(columns=columns)
+    except (pa.ArrowException, OSError) as error:
+        raise UserError(f"{part} cannot be read ({error}): the file is damaged") from None
+    INVARIANTS.get(info["artifact"], lambda *_: None)(part, table)
+    return table, info
+
+
+def _read_once(path: Path, kind: str | None, columns: list[str] | None) -> list[pa.Table]:
+    """Every part of one version of the artifact: a folder's parts are opened through one handle on
+    the folder, so a concurrent writer swapping in a new version cannot mix two versions."""
+    if not path.is_dir():
+        require(path)
+        with open(path, "rb") as stream:
+            return [_read_part(stream, path, kind, columns)[0]]
+    folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        names = sorted(name for name in os.listdir(folder) if name.endswith(".parquet"))
+        if not names:
+            raise UserError(f"{path} is not a calft artifact (a folder without parquet parts)")
+        tables, provenance = [], set()
+        for name in names:
+            try:
+                descriptor = os.open(name, os.O_RDONLY, dir_fd=folder)
+            except FileNotFoundError:
+                raise _Replaced from None
+            with os.fdopen(descriptor, "rb") as stream:
+                table, info = _read_part(stream, path / name, kind, columns)
+            tables.append(table)
+            provenance.add(json.dumps(info, sort_keys=True))
+        if len(provenance) > 1:
+            raise UserError(f"{path} holds parts of different artifacts: the folder was assembled by hand?")
+        return tables
+    finally:
+        os.close(folder)
+
+
+def read_table(path: str | Path, kind: str | None = None, columns: list[str] | None = None,
+               allow_empty: bool = False) -> pa.Table:
+    """An artifact (file or folder of parts) as one table, read with page checksums verified and
+    its invariants checked. `kind` is the artifact kind the caller expects; a file of another kind,
+    a missing column, a damaged file or (unless allowed) no rows at all is a UserError naming it."""
+    for _ in range(5):
+        try:
+            tables = _read_once(Path(path), kind, columns)
+            break
+        except _Replaced:
+            continue
+    else:
+        raise UserError(f"{path} kept being replaced while it was read")
+    table = pa.concat_tables(tables)
+    if not allow_empty and table.num_rows == 0:
+        raise UserError(f"{path} has no rows")
+    return table
+
+
+def check_kind(path: str | Path, kind: str) -> dict:
+    """The provenance of an artifact that must be of the given kind."""
+    info = read_provenance(path)
+    if info["artifact"] != kind:
+        raise UserError(f"{path} is a '{info['artifact']}' artifact where a '{kind}' artifact is expected")
+    return info
+
+
+def check_same_targets(derived: str | Path, kind: str, targets: str | Path) -> None:
+    """`derived`, a `kind` artifact (samples, tries), was made from the targets in `targets`, as its
+    provenance records."""
+    made_from = check_kind(derived, kind)["config"].get("targets")
+    given = check_kind(targets, "targets")["config"]
+    if made_from != given:
+        describe = lambda config: (f"prompt set {config.get('prompt_set')!r}, d={config.get('decimals')}, "  # noqa: E731
+                                   f"{config.get('max_bins')} bins") if isinstance(config, dict) else "unknown targets"
+        raise UserError(f"{derived} was made from {describe(made_from)} but {targets} holds {describe(given)}: "
+                        "they do not belong together")
 
 
 def write_frame(frame: pd.DataFrame, schema: pa.Schema, path: str | Path, info: dict) -> None:
@@ -125,49 +272,109 @@ def write_frame(frame: pd.DataFrame, schema: pa.Schema, path: str | Path, info: 
 
 def read_prompts(path: str | Path, columns: list[str]) -> pd.DataFrame:
     """One row per prompt of a targets artifact (its first row), the given columns as strings."""
-    table = pq.read_table(path, columns=["prompt_id", *[c for c in columns if c != "prompt_id"]]).to_pandas()
+    table = read_table(path, "targets", ["prompt_id", *[c for c in columns if c != "prompt_id"]]).to_pandas()
     return table.drop_duplicates("prompt_id").astype(str).reset_index(drop=True)
 
 
-def read_provenance(path: str | Path) -> dict:
-    """The provenance of a parquet file, or of a folder of parquet parts (all parts share it)."""
-    path = parts(path)[0]
-    metadata = pq.read_schema(path).metadata or {}
-    if b"calft" not in metadata:
-        raise ValueError(f"{path} is not a calft artifact (no 'calft' metadata)")
-    return json.loads(metadata[b"calft"])
+# ---------------------------------------------------------------------------------------------
+# Atomic writes
+
+_HOST = socket.gethostname()
+
+
+def _temporary_name(path: Path, role: str) -> Path:
+    return path.with_name(f".{path.name}.{role}-{_HOST}-{os.getpid()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove what writers of `path` on this host left when they were killed (their process is gone)."""
+    for leftover in path.parent.glob(f".{path.name}.*-*"):
+        role_host_pid = leftover.name[len(path.name) + 2:]
+        role, _, host_pid = role_host_pid.partition("-")
+        host, _, pid = host_pid.rpartition("-")
+        if role in ("partial", "old") and host == _HOST and pid.isdigit() and not _alive(int(pid)):
+            _remove(leftover)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def _install(temporary: Path, path: Path) -> None:
+    """Put the complete `temporary` at `path`; an existing artifact there is swapped out whole."""
+    if temporary.is_dir() and (path.is_dir() or path.is_file()):
+        if _exchange(temporary, path):
+            return  # the old artifact is now at `temporary`, removed by the caller
+        aside = _temporary_name(path, "old")
+        os.rename(path, aside)  # no exchange: a moment without the artifact, never a partial one
+        os.rename(temporary, path)
+        _remove(aside)
+        return
+    os.replace(temporary, path)
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next(p for p in [path.parent, *path.parent.parents] if p.exists())
+        raise UserError(f"cannot write {path}: {blocking} is a file, not a folder") from None
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling path (for a file or a folder); rename it to `path` only if the
-    block succeeds. A folder replaces an existing folder of the same name."""
+    """Yield a temporary sibling path (for a file or a folder) that becomes `path` only if the block
+    succeeds; an existing artifact at `path` is replaced whole, in one step where the OS allows."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    _make_parent(path)
+    remove_stale_temporaries(path)
+    temporary = _temporary_name(path, "partial")
+    _remove(temporary)
     try:
         yield temporary
-        if temporary.is_dir() and path.is_dir():
-            shutil.rmtree(path)
-        os.replace(temporary, path)
+        _install(temporary, path)
     finally:
-        if temporary.is_dir():
-            shutil.rmtree(temporary)
-        elif temporary.exists():
-            temporary.unlink()
+        _remove(temporary)
 
 
 @contextlib.contextmanager
 def parquet_writer(path: str | Path, schema: pa.Schema, info: dict):
-    """A ParquetWriter on a temporary file that becomes `path` when the block completes.
-    Only dictionary-typed columns are dictionary-encoded: trying it on millions of distinct floats
-    doubles the write time for nothing. No column statistics: calft reads whole columns, and
-    computing them costs a fifth of the write."""
+    """A ParquetWriter on a temporary file that becomes `path` when the block completes. Pages carry
+    checksums. Only dictionary-typed columns are dictionary-encoded: trying it on millions of
+    distinct floats doubles the write time for nothing. No column statistics: calft reads whole
+    columns, and computing them costs a fifth of the write."""
     dictionary_columns = [field.name for field in schema if pa.types.is_dictionary(field.type)]
     with atomic_path(path) as temporary:
         writer = pq.ParquetWriter(
             temporary, with_provenance(schema, info), compression="zstd", use_dictionary=dictionary_columns,
-            write_statistics=False)
+            write_statistics=False, write_page_checksum=True)
         try:
             yield writer
         finally:

@@ -9,10 +9,12 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 from calft import settings
-from calft.errors import UserError
+from calft.errors import Stopped, UserError
 from calft.targets.prompts import NUMBER_FORMATS, PROMPT_SETS
 
 
@@ -46,14 +48,16 @@ def _schema_integer(label: str, *path: str):
     return parse
 
 
-def _at_least(minimum: int):
+def _within(minimum: int, maximum: int):
+    """An argparse type: an integer in [minimum, maximum]."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is less than the minimum of {minimum}")
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is outside [{minimum}, {maximum}]")
         return value
 
     return parse
@@ -109,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--per-family", type=_schema_integer("prompts.train_per_family", "properties", "prompts",
                                                         "properties", "train_per_family"), default=None,
                    help="keep at most this many evenly spaced grid rows per family (default: all)")
-    d.add_argument("--workers", type=_at_least(1), default=workers,
+    d.add_argument("--workers", type=_within(1, 256), default=workers,
                    help=f"processes that discretize families in parallel (default: {workers})")
 
     t = _command(sub, "build-tries", "calft.targets.commands:build_tries",
@@ -126,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--same-tokenizer", action="append", default=[], metavar="SOURCE",
                    help="another model or tokenizer that will use these tries; fails unless its tokenizer "
                    "fingerprint equals this one's (repeatable)")
-    t.add_argument("--workers", type=_at_least(1), default=workers,
+    t.add_argument("--workers", type=_within(1, 256), default=workers,
                    help=f"processes that tokenize and build tries in parallel, one family at a time (default: "
                    f"{workers})")
 
@@ -158,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--adapter", required=True, help="output peft adapter folder")
     r.add_argument("--train-log", required=True, help="output parquet training log")
     r.add_argument("--checkpoints", required=True, help="folder for the resumable training state")
-    r.add_argument("--threads", type=_at_least(0), default=0, help="CPU threads for torch (default: torch's choice)")
+    r.add_argument("--threads", type=_within(0, 1024), default=0, help="CPU threads for torch (default: torch's choice)")
 
     model_options = argparse.ArgumentParser(add_help=False)
     model_options.add_argument("--model-dir", required=True, help="model folder, or a hub id in the local cache")
@@ -304,9 +308,14 @@ def configure_logging() -> None:
     logger.propagate = False
 
 
+def _stop(signum: int, _frame) -> None:
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; the exit status: 0, 2 for a user mistake (one line on stderr), 3 for
-    training stopped by SIGTERM."""
+    """Run one subcommand. Exit status: 0; 2 for a user mistake (one line on stderr naming the
+    option, file or key); 3 for training stopped by SIGTERM after a checkpoint; 128 + the signal
+    for a command stopped by SIGINT or SIGTERM (within a second, its temporaries removed)."""
     try:
         args = vars(parser().parse_args(argv))
     except SystemExit as stopped:  # argparse: --help, or a bad option already explained
@@ -314,11 +323,20 @@ def main(argv: list[str] | None = None) -> int:
     command, target = args.pop("command"), args.pop("target")
     module, function = target.split(":")
     configure_logging()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)} \
+        if in_main_thread else {}
     try:
         getattr(importlib.import_module(module), function)(**args)
-    except (UserError, ValueError, FileNotFoundError) as error:
+    except UserError as error:
         print(f"calft {command}: error: {error}", file=sys.stderr)
         return 2
+    except Stopped as stopped:
+        print(f"calft {command}: {stopped}", file=sys.stderr)
+        return 128 + stopped.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 

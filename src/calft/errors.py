@@ -6,3 +6,12 @@ from __future__ import annotations
 class UserError(Exception):
     """A mistake in what the user gave calft (never a bug). The command line prints it as one line
     that names the option, file or key, and exits with status 2; tracebacks are for bugs only."""
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived: the command stops at once and removes its temporaries. A
+    BaseException, so that no `except Exception` swallows it."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"stopped by signal {signum}")

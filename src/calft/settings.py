@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import functools
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ClassVar
@@ -37,8 +38,9 @@ def schema() -> dict:
 
 @functools.cache
 def _validator_class():
-    """Draft 2020-12 that fills in defaults (as Snakemake's `validate` does) and whose integers are
-    integers: JSON Schema's `integer` would take 100.0, which crashes the job that receives it."""
+    """Draft 2020-12 that fills in defaults (as Snakemake's `validate` does), whose integers are
+    integers (JSON Schema's `integer` would take 100.0, which crashes the job that receives it) and
+    whose numbers are finite (NaN passes every comparison)."""
     import jsonschema
 
     base = jsonschema.Draft202012Validator
@@ -51,9 +53,12 @@ def _validator_class():
                     instance.setdefault(name, copy.deepcopy(property_schema["default"]))
         yield from validate_properties(validator, properties, instance, subschema)
 
-    integers = base.TYPE_CHECKER.redefine(
-        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
-    return jsonschema.validators.extend(base, {"properties": properties_with_defaults}, type_checker=integers)
+    checker = base.TYPE_CHECKER.redefine_many({
+        "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
+        "number": lambda _, value: isinstance(value, (int, float)) and not isinstance(value, bool)
+        and math.isfinite(value),
+    })
+    return jsonschema.validators.extend(base, {"properties": properties_with_defaults}, type_checker=checker)
 
 
 def schema_at(path: tuple[str, ...]) -> dict:
@@ -254,6 +259,7 @@ class Retention(Section):
     suite: str
     data_dir: str | None
     tinybenchmarks_source: str
+    tinybenchmarks_revisions: dict
     irt_parameters: str | None
     irt_url: str
     irt_sha256: str | None

@@ -12,14 +12,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calft.modeling.chat import ChatFormat, prompt_ids
+from calft import artifacts
 from calft.cli import main
 from calft.evaluation.logit_kl import exact, monte_carlo
-from calft.training.losses import example_losses, pack
 from calft.evaluation.metrics import family_median, prompt_scores, target_spread, wasserstein_to_law
 from calft.evaluation.parse import judge, parse_number, strip_reasoning
 from calft.evaluation.sample import _draw, sample, sample_seed
+from calft.modeling.chat import ChatFormat, prompt_ids
 from calft.training.data import Continuation, Item, SoftTargets
+from calft.training.losses import example_losses, pack
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -187,3 +188,41 @@ def test_exact_logit_kl_equals_the_mean_over_all_enumerated_paths(tiny_model_dir
         assert exact(model, targets, prompt, rendered[prompt], chunk_nodes=7) == pytest.approx(total, rel=1e-5)
         mc = monte_carlo(model, targets, prompt, rendered[prompt], "p", 64, 11)
         assert mc == pytest.approx(total, rel=0.25)  # the estimate scatters around the exact value
+
+
+# -- inputs that do not belong together ----------------------------------------------------------
+
+TINY = '{"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}'
+
+
+def test_logit_kl_refuses_tries_of_another_tokenizer_or_terminator(tiny_model_dir, merging_tokenizer_dir, eval_tries,
+                                                                  tmp_path, capsys):
+    targets = str(eval_tries / "targets.parquet")
+    assert main(["build-tries", "--targets", targets, "--tokenizer", str(merging_tokenizer_dir), "--terminator",
+                 "<|end|>", "--output", str(tmp_path / "other.parquet")]) == 0
+    assert main(["build-tries", "--targets", targets, "--tokenizer", str(tiny_model_dir), "--terminator",
+                 "<|endoftext|>", "--output", str(tmp_path / "endoftext.parquet")]) == 0
+    for tries in ("other.parquet", "endoftext.parquet"):
+        assert main(["logit-kl", "--model-dir", str(tiny_model_dir), "--model-config", TINY, "--tries",
+                     str(tmp_path / tries), "--targets", targets, "--output", str(tmp_path / "kl.parquet")]) == 2
+        assert "was built for another tokenizer or terminator" in capsys.readouterr().err
+    assert not (tmp_path / "kl.parquet").exists()
+
+
+def test_score_refuses_samples_of_other_prompts_and_empty_samples(eval_tries, tmp_path, capsys):
+    from calft.evaluation.sample import SAMPLES_SCHEMA
+
+    assert main(["discretize", "--prompt-set", "unseen", "--families", "gaussian", "--decimals", "1", "--max-bins", "30",
+                 "--output", str(tmp_path / "unseen.parquet")]) == 0
+    targets = artifacts.read_provenance(eval_tries / "targets.parquet")["config"]
+    rows = pd.DataFrame({"prompt_id": ["poisson_lambda_1"], "family": ["poisson"], "split": ["ood"], "sample_idx": [0],
+                         "seed": [1], "text": ["3"], "num_tokens": [1], "stopped": [True], "value": [3.0],
+                         "valid": [True]})
+    for name, frame in (("samples.parquet", rows), ("empty.parquet", rows.iloc[:0])):
+        artifacts.write_frame(frame, SAMPLES_SCHEMA, tmp_path / name, artifacts.provenance("samples", {"targets": targets}))
+    command = ["score", "--output", str(tmp_path / "scores.parquet")]
+    assert main([*command, "--samples", str(tmp_path / "samples.parquet"), "--targets", str(tmp_path / "unseen.parquet")]) == 2
+    assert "do not belong together" in capsys.readouterr().err
+    assert main([*command, "--samples", str(tmp_path / "empty.parquet"), "--targets", str(eval_tries / "targets.parquet")]) == 2
+    assert "has no rows" in capsys.readouterr().err
+    assert main([*command, "--samples", str(tmp_path / "samples.parquet"), "--targets", str(eval_tries / "targets.parquet")]) == 0

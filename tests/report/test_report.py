@@ -7,22 +7,31 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from calft import artifacts
 from calft.layout import ReportSelection, report_inputs
 from calft.report import tables as aggregate
+
+
+def _artifact(frame: pd.DataFrame, path) -> None:
+    """A frame written as the workflow writes artifacts: checksummed pages, provenance."""
+    kind = path.stem
+    artifacts.write_frame(frame, pa.Schema.from_pandas(frame, preserve_index=False), path,
+                          artifacts.provenance(kind, {}))
 
 
 def test_table1_and_the_ssot_table_from_parquet(tmp_path):
     for method, unique in (("base", 0.2), ("soft", 0.6), ("hard", 0.5), ("ssot", 0.3)):
         folder = tmp_path / "m" / method / "transfer"
         folder.mkdir(parents=True)
-        pd.DataFrame({"prompt_index": [0, 1], "support_size": [2.0, 4.0] if method != "ssot" else [None, None],
-                      "unique_fraction": [unique, unique + 0.2], "unique_fraction_insensitive": unique}).to_parquet(
-            folder / "open_ended.parquet")
+        open_ended = pd.DataFrame({"prompt_index": [0, 1], "support_size": [2.0, 4.0] if method != "ssot" else [None, None],
+                                   "unique_fraction": [unique, unique + 0.2], "unique_fraction_insensitive": unique})
+        _artifact(open_ended, folder / "open_ended.parquet")
         if method != "ssot":
-            pd.DataFrame({"parse_rate": [0.0 if method == "base" else 0.9],
-                          "tv": [np.nan if method == "base" else 0.1]}).to_parquet(folder / "mcq.parquet")
+            _artifact(pd.DataFrame({"parse_rate": [0.0 if method == "base" else 0.9],
+                                    "tv": [np.nan if method == "base" else 0.1]}), folder / "mcq.parquet")
     selection = ReportSelection(("m",), ("base", "soft", "hard"), ("ood",), open_ended=True, mcq=True, ssot=True)
     transfer_rows = aggregate.load_transfer(report_inputs(selection, tmp_path))
     table, columns = aggregate.transfer_table(transfer_rows, ["m"])
@@ -47,10 +56,10 @@ def test_table2_averages_gp_irt_over_the_task_rows_and_pools_perplexity(tmp_path
                               "metric": ["acc", "strict", "flexible"], "items": 100,
                               "accuracy": [0.5, 0.2, 0.3], "irt": 0.0, "pirt": 0.0,
                               "gpirt": [0.6 + shift, 0.1 + shift, 0.2 + shift]})
-        tasks.to_parquet(folder / "retention.parquet")
-        pd.DataFrame({"slice": ["a", "all"], "documents": 1, "tokens": 10, "bytes": 40, "nll": [20.0, 20.0 + shift],
-                      "perplexity": [np.exp(2.0), np.exp((20 + shift) / 10)], "bits_per_byte": 0.5}).to_parquet(
-            folder / "perplexity.parquet")
+        _artifact(tasks, folder / "retention.parquet")
+        slices = pd.DataFrame({"slice": ["a", "all"], "documents": 1, "tokens": 10, "bytes": 40, "nll": [20.0, 20.0 + shift],
+                               "perplexity": [np.exp(2.0), np.exp((20 + shift) / 10)], "bits_per_byte": 0.5})
+        _artifact(slices, folder / "perplexity.parquet")
     inputs = report_inputs(ReportSelection(("m",), ("base", "soft"), ("ood",), retention=True, perplexity=True), tmp_path)
     retention_rows = aggregate.load_retention(inputs)
     table, columns = aggregate.table2(retention_rows, aggregate.load_perplexity(inputs), ["m"])

@@ -7,6 +7,8 @@ import hashlib
 import json
 import math
 import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from calft.cli import main
+from calft.errors import UserError
 from calft.retention import data as eval_data
 from calft.retention import irt
 from calft.retention import tasks as retention
@@ -74,17 +77,54 @@ def test_summary_reports_gp_irt_only_for_complete_tinybenchmarks_tasks():
     assert math.isnan(summary.loc["multiple_choice", "gpirt"])  # a probe is not an IRT scenario
 
 
-def test_irt_file_loads_arrays_and_refuses_code(tmp_path):
+def _release(tmp_path, content) -> tuple[str, str]:
+    """A release file: its file:// URL and its sha256."""
+    path = tmp_path / f"release-{len(list(tmp_path.glob('release-*')))}.pkl"
+    path.write_bytes(pickle.dumps(content))
+    return path.as_uri(), hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class _RunsCode:
+    """Unpickling this runs numpy's own `runstring`: code execution through an allowed-looking global."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from numpy.testing._private.utils import runstring
+
+        return runstring, (f"open({str(self.marker)!r}, 'w').close()", {})
+
+
+def test_irt_release_becomes_an_archive_and_code_in_it_never_runs(tmp_path):
     raw = {"seen_examples": np.arange(3), "examples_weights": {"s": np.ones(3)},
-           "irt_parameters": {"A": np.ones((1, 1, 6)), "B": np.zeros((1, 1, 6))}, "optimal_lambdas": {"s": 0.4},
-           "scenarios_position": {"s": np.arange(6)}, "subscenarios_position": {"s": {"a": np.arange(6)}}}
-    good = tmp_path / "irt.pkl"
-    good.write_bytes(pickle.dumps({"mmlu": raw, "lb": raw}))
-    assert retention.load_bundles(good)["lb"].size == 6
-    evil = tmp_path / "evil.pkl"
-    evil.write_bytes(pickle.dumps({"mmlu": print, "lb": raw}))
-    with pytest.raises(pickle.UnpicklingError, match="builtins.print"):
-        retention.load_bundles(evil)
+           "irt_parameters": {"A": np.ones((1, 1, 6)), "B": np.zeros((1, 1, 6))},
+           "optimal_lambdas": {"s": np.float64(0.4)},
+           "scenarios_position": {"s": list(range(6))}, "subscenarios_position": {"s": {"a": np.arange(6)}}}
+    url, digest = _release(tmp_path, {"mmlu": raw, "lb": raw})
+    assert eval_data.fetch_irt_parameters(url, tmp_path / "irt.npz", digest) == digest
+    bundle = eval_data.load_bundles(tmp_path / "irt.npz")["lb"]
+    expected = irt.Bundle.from_release(raw)
+    assert bundle.size == 6 and bundle.optimal_lambdas == {"s": 0.4}
+    assert irt.estimate(bundle, "s", np.array([1.0, 0.0, 1.0])) == irt.estimate(expected, "s", np.array([1.0, 0.0, 1.0]))
+
+    marker = tmp_path / "code-ran"
+    for content, refusal in (({"mmlu": _RunsCode(marker), "lb": raw}, "numpy.testing._private.utils.runstring"),
+                             ({"mmlu": print, "lb": raw}, "builtins.print"),
+                             ({"mmlu": np.array([{"x": 1}], dtype=object), "lb": raw}, "array of Python objects")):
+        url, digest = _release(tmp_path, content)
+        with pytest.raises(UserError, match=re.escape(refusal)):
+            eval_data.fetch_irt_parameters(url, tmp_path / "evil.npz", digest)
+        assert not marker.exists() and not (tmp_path / "evil.npz").exists()
+
+
+def test_the_irt_download_is_refused_unless_its_checksum_is_recorded_and_matches(tmp_path):
+    url, digest = _release(tmp_path, {"mmlu": {}, "lb": {}})
+    with pytest.raises(UserError, match=f"retention.irt_sha256 is not set.*has sha256 {digest}"):
+        eval_data.fetch_irt_parameters(url, tmp_path / "irt.npz", None)
+    with pytest.raises(UserError, match="differs from retention.irt_sha256"):
+        eval_data.fetch_irt_parameters(url, tmp_path / "irt.npz", "0" * 64)
+    assert list(tmp_path.iterdir()) == [Path(url.removeprefix("file://"))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,22 +348,26 @@ def test_tinybenchmarks_fetch_reads_hub_layout_mirrors_and_checks_row_counts(tmp
         (folder / "README.md").write_text(f"---\nconfigs:\n- config_name: {name}\n  data_files:\n"
                                           f"  - split: {split}\n    path: {name}/{split}.parquet\n---\n")
     output = tmp_path / "tinybenchmarks"
-    eval_data.fetch_tinybenchmarks(output, str(mirror))
+    assert eval_data.fetch_tinybenchmarks(output, str(mirror)) == {task: "local" for task in eval_data.TINYBENCHMARKS}
     assert sorted(p.stem for p in output.glob("*.parquet")) == sorted(eval_data.TINYBENCHMARKS)
     assert pd.read_parquet(output / "gsm8k.parquet").input_formatted[99] == "gsm8k 99"
 
     short = mirror / "tinyBenchmarks" / "tinyGSM8k" / "main" / "test.parquet"
     pd.read_parquet(short).head(99).to_parquet(short)
-    with pytest.raises(ValueError, match="has 99 rows"):
+    with pytest.raises(UserError, match="has 99 rows"):
         eval_data.fetch_tinybenchmarks(tmp_path / "again", str(mirror))
 
 
-def test_irt_fetch_records_and_checks_the_checksum(tmp_path):
-    source = tmp_path / "release.pkl"
-    source.write_bytes(b"irt parameters")
-    digest = eval_data.fetch_irt_parameters(source.as_uri(), tmp_path / "irt.pkl", None)
-    assert digest == hashlib.sha256(b"irt parameters").hexdigest()
-    assert (tmp_path / "irt.pkl").read_bytes() == b"irt parameters"
-    with pytest.raises(ValueError, match="differs from retention.irt_sha256"):
-        eval_data.fetch_irt_parameters(source.as_uri(), tmp_path / "other.pkl", "0" * 64)
-    assert not (tmp_path / "other.pkl").exists() and not list(tmp_path.glob("*.partial"))
+def test_retention_refuses_a_prepared_data_folder_whose_files_changed(tmp_path, capsys):
+    probes = tmp_path / "probes"
+    assert main(["eval-data", "retention-offline", "--settings", json.dumps({"probe_items": 2}),
+                 "--output", str(probes)]) == 0
+    recorded = json.loads((probes / eval_data.PROVENANCE).read_text())["files"]
+    assert sorted(recorded) == ["arithmetic.parquet", "multiple_choice.parquet"]
+    (probes / ".snakemake_timestamp").write_text("")  # hidden files are not data
+    eval_data.verify_data(probes)
+    pd.read_parquet(probes / "arithmetic.parquet").head(1).to_parquet(probes / "arithmetic.parquet")
+    assert main(["retention", "--model-dir", "m", "--model-config", json.dumps(MODEL_CONFIG), "--retention",
+                 json.dumps({"suite": "offline"}), "--data-dir", str(probes), "--examples", str(tmp_path / "e"),
+                 "--output", str(tmp_path / "o")]) == 2
+    assert "no longer holds the files recorded" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from calft.errors import UserError
 from calft.targets.discretize import discretize, format_canonical, output_spaces
 from calft.targets.families import FamilyError, get_family
 from calft.targets.prompts import make_prompt, prompt_set
@@ -106,7 +107,7 @@ def test_empty_output_space_names_the_family():
 
 
 def test_bad_settings():
-    with pytest.raises(ValueError, match="max_bins"):
+    with pytest.raises(UserError, match="max_bins"):
         list(discretize(prompt_set("unseen")[:1], 5, 1))
-    with pytest.raises(ValueError, match="decimals"):
+    with pytest.raises(UserError, match="decimals"):
         list(discretize(prompt_set("unseen")[:1], -1, 100))

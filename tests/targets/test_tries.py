@@ -3,9 +3,10 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from calft.errors import UserError
+from calft.targets.canonical import CanonicalTokenizer, fingerprint, load_backend, load_tokenizer, terminator_id
 from calft.targets.discretize import discretize, format_canonical
 from calft.targets.prompts import prompt_set
-from calft.targets.canonical import CanonicalTokenizer, fingerprint, load_backend, load_tokenizer, terminator_id
 from calft.targets.tries import PAD, build_tries
 
 TOKENIZERS = {"smollm2": ("smollm2_dir", "<|im_end|>"), "merging": ("merging_tokenizer_dir", "<|end|>")}
@@ -154,7 +155,7 @@ def test_integer_family_lets_the_terminator_compete_with_digits(smollm2_tokenize
 
 def test_sequences_must_be_prefix_free():
     sequences = np.array([[5, PAD], [5, 6]])
-    with pytest.raises(ValueError, match="prefix-free"):
+    with pytest.raises(UserError, match="prefix-free"):
         build_tries(np.array([0, 0]), np.array([0, 1]), sequences, np.array([0.5, 0.5]))
 
 
@@ -175,5 +176,5 @@ def test_fingerprint_is_stable_and_discriminating(smollm2_dir, merging_tokenizer
 
 
 def test_terminator_must_be_one_token(smollm2_dir):
-    with pytest.raises(ValueError, match="not a single token"):
+    with pytest.raises(UserError, match="not a single token"):
         terminator_id(load_backend(str(smollm2_dir)), "<|not a token|>")

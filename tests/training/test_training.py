@@ -277,3 +277,18 @@ def test_bf16_base_keeps_float32_lora_parameters_and_float32_loss(tiny_model_dir
     items, rendered, _ = _items_and_prompts(tiny_model_dir, micro_data, "hard", 4)
     losses = example_losses(model, pack(items[:1], rendered))
     assert losses.dtype == torch.float32 and torch.isfinite(losses).all()
+
+
+def test_soft_training_refuses_tries_of_another_tokenizer_or_other_prompts(tiny_model_dir, merging_tokenizer_dir,
+                                                                           micro_data, tmp_path, capsys):
+    other = tmp_path / "other.parquet"
+    assert main(["build-tries", "--targets", str(micro_data / "soft.parquet"), "--tokenizer",
+                 str(merging_tokenizer_dir), "--terminator", "<|end|>", "--output", str(other)]) == 0
+    command = _train_command(tiny_model_dir, micro_data, tmp_path / "out", method="soft")[3:]
+    tries = command.index("--tries") + 1
+    assert main([*command[:tries], str(other), *command[tries + 1:]]) == 2
+    assert "was built for another tokenizer or terminator" in capsys.readouterr().err
+    targets = command.index("--targets") + 1
+    assert main([*command[:targets], str(micro_data / "hard.parquet"), *command[targets + 1:]]) == 2
+    assert "do not belong together" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -195,7 +195,8 @@ def aggregate_outputs():
 
 def aggregate_options():
     """The aggregate command's selection: methods, prompt sets and the optional stages' tables."""
-    options = [f"--methods {','.join(REPORT.methods)}", f"--prompt-sets {','.join(REPORT.prompt_sets)}"]
+    options = [f"--methods {shlex.quote(','.join(REPORT.methods))}",
+               f"--prompt-sets {shlex.quote(','.join(REPORT.prompt_sets))}"]
     flags = {"--retention": REPORT.retention, "--perplexity": REPORT.perplexity, "--open-ended": REPORT.open_ended,
              "--mcq": REPORT.mcq, "--noveltybench": REPORT.noveltybench, "--ssot": REPORT.ssot}
     return " ".join(options + [flag for flag, on in flags.items() if on])

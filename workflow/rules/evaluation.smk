@@ -74,4 +74,4 @@ rule logit_kl:
     shell:
         "HF_HUB_OFFLINE=1 calft logit-kl --model-dir {params.model_dir:q} {params.adapter} "
         "--model-config {params.model_config:q} --tries {input.tries:q} --targets {input.targets:q} "
-        "--paths {params.paths} --seed {params.seed} {params.exact} --output {output:q} > {log:q} 2>&1"
+        "--paths {params.paths:q} --seed {params.seed:q} {params.exact} --output {output:q} > {log:q} 2>&1"

@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from calft import artifacts
 from calft.settings import ModelEntry, Sampling
+from calft.errors import UserError
 
 log = logging.getLogger(__name__).info
 
@@ -21,7 +21,7 @@ def sample(model_dir: str, adapter: str | None, model_config: ModelEntry, sampli
 
     artifacts.require(targets, adapter)
     if sampling.backend != "hf":
-        raise ValueError(f"sampling.backend '{sampling.backend}' is not available; use 'hf'")
+        raise UserError(f"sampling.backend '{sampling.backend}' is not available; use 'hf'")
     log(f"sample {targets}: {sampling.num_samples} per prompt, adapter {adapter}, ssot {ssot}")
     prompts = artifacts.read_prompts(targets, ["family", "split", "params", "prompt"])
     loaded = load(model_dir, model_config, Path(adapter) if adapter else None)
@@ -36,8 +36,8 @@ def sample(model_dir: str, adapter: str | None, model_config: ModelEntry, sampli
 def score(samples: str, targets: str, output: str) -> None:
     from calft.evaluation.score import SCORES_SCHEMA, score_samples
 
-    artifacts.require(samples, targets)
-    frame = pq.read_table(samples).to_pandas()
+    artifacts.check_same_targets(samples, "samples", targets)
+    frame = artifacts.read_table(samples, "samples").to_pandas()
     prompts = artifacts.read_prompts(targets, ["family", "split", "params"])
     scores = score_samples(frame, prompts)
     info = artifacts.provenance("scores", {"samples": artifacts.read_provenance(samples)["config"]})
@@ -54,9 +54,13 @@ def logit_kl(model_dir: str, adapter: str | None, model_config: ModelEntry, trie
     from calft.evaluation.logit_kl import logit_kl_table
     from calft.modeling.chat import prompt_ids
     from calft.modeling.loader import load
+    from calft.targets.canonical import check_fingerprint
     from calft.training.data import SoftTargets
 
     artifacts.require(targets, tries, adapter)
+    artifacts.check_same_targets(tries, "tries", targets)
+    check_fingerprint(tries, artifacts.read_provenance(tries)["config"]["fingerprint"], model_dir,
+                      model_config.terminator)
     prompts = artifacts.read_prompts(targets, ["family", "split", "prompt"])
     loaded = load(model_dir, model_config, Path(adapter) if adapter else None)
     rendered = prompt_ids(loaded.tokenizer, list(prompts.prompt), loaded.chat)

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
+from calft.errors import UserError
 from calft.settings import ModelEntry
 
 
@@ -62,7 +63,7 @@ def prompt_ids(tokenizer, prompts: list[str], chat: ChatFormat, system: str | No
 def terminator_id(tokenizer, chat: ChatFormat) -> int:
     token_id = tokenizer.convert_tokens_to_ids(chat.terminator)
     if token_id is None or token_id == tokenizer.unk_token_id:
-        raise ValueError(f"terminator '{chat.terminator}' is not a single token of this tokenizer")
+        raise UserError(f"terminator '{chat.terminator}' is not a single token of this tokenizer")
     return int(token_id)
 
 

@@ -3,11 +3,13 @@ a model (training, sampling, logit KL, transfer, retention, perplexity)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from calft.errors import UserError
 from calft.modeling.chat import ChatFormat, terminator_id
 from calft.settings import ModelEntry
 
@@ -16,18 +18,29 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+@contextlib.contextmanager
+def _loading(what: str, source):
+    """transformers and peft report a missing or unreadable folder or hub id as OSError or ValueError."""
+    try:
+        yield
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot load the {what} from '{source}' ({error})") from None
+
+
 def load_tokenizer(model_dir):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_dir)
+    with _loading("tokenizer", model_dir):
+        return AutoTokenizer.from_pretrained(model_dir)
 
 
 def load_base(model_dir, entry: ModelEntry):
     """The base model's weights in the configured dtype, on the CPU."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, entry.dtype),
-                                                attn_implementation="sdpa")
+    with _loading("model", model_dir):
+        return AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, entry.dtype),
+                                                    attn_implementation="sdpa")
 
 
 def stop_token_ids(model_dir, tokenizer, chat: ChatFormat) -> set[int]:
@@ -64,8 +77,9 @@ def load(model_dir, entry: ModelEntry, adapter: Path | None = None, device: torc
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter)
+        with _loading("adapter", adapter):
+            model = PeftModel.from_pretrained(model, adapter)
         if not any("lora_" in name for name, _ in model.named_parameters()):
-            raise ValueError(f"adapter {adapter} put no LoRA weights into the model")
+            raise UserError(f"adapter {adapter} put no LoRA weights into the model")
     model = model.to(device or default_device()).eval()
     return LoadedModel(model, tokenizer, chat, stop_token_ids(model_dir, tokenizer, chat))

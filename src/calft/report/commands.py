@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from calft import artifacts, layout
 
@@ -76,7 +75,7 @@ def aggregate(results: str, models: list[str], methods: list[str], prompt_sets: 
             _write_table(tables, f"ssot_{prompt_set}", table, columns, title)
 
     if inputs["ood_samples"] and ood_targets:
-        targets = pq.read_table(ood_targets, columns=["prompt_id", "family", "params"]).to_pandas().astype(str)
+        targets = artifacts.read_table(ood_targets, "targets", ["prompt_id", "family", "params"]).to_pandas().astype(str)
         for model in models:
             samples = {method: report.read(path) for (name, method), path in inputs["ood_samples"].items()
                        if name == model}

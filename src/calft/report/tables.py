@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from calft import artifacts
+from calft.errors import UserError
 from calft.evaluation.metrics import family_mean, family_median
 
 METHODS = ["base", "soft", "hard"]
@@ -25,8 +27,8 @@ COLUMNS = [("normalized_w1", "W1 (norm.)", "min"), ("logit_kl", "logit KL", "min
 def read(path: Path) -> pd.DataFrame:
     """A report input; missing, it is an error that names it (never a silently missing row)."""
     if not Path(path).exists():
-        raise FileNotFoundError(f"{path} does not exist: the report needs it (run the workflow to make it)")
-    return pd.read_parquet(path)
+        raise UserError(f"{path} does not exist: the report needs it (run the workflow to make it)")
+    return artifacts.read_table(path, allow_empty=True).to_pandas()
 
 
 def load(inputs: dict) -> pd.DataFrame:

@@ -21,6 +21,7 @@ def eval_data(what: str, settings: str, output: str) -> None:
         section = Perplexity.from_json(settings)
     else:
         section = Retention.from_json(settings)
+    fetched = None
     with artifacts.atomic_path(output) as folder:
         folder.mkdir()
         if what == "retention-offline":
@@ -29,13 +30,14 @@ def eval_data(what: str, settings: str, output: str) -> None:
             data.choice_probe(section.probe_items, section.seed).to_parquet(folder / "multiple_choice.parquet",
                                                                               index=False)
         elif what == "retention-tinybenchmarks":
-            data.fetch_tinybenchmarks(folder, section.tinybenchmarks_source)
+            fetched = data.fetch_tinybenchmarks(folder, section.tinybenchmarks_source, section.tinybenchmarks_revisions)
         else:
             for name, documents in data.offline_slices(section.offline_max_documents,
                                                        section.offline_max_chars).items():
                 data.write_slice(folder / name, documents)
-        (folder / "calft_provenance.json").write_text(
-            json.dumps(artifacts.provenance(f"eval_data/{what}", section.to_dict()), indent=2))
+        info = artifacts.provenance(f"eval_data/{what}", section.to_dict())
+        (folder / data.PROVENANCE).write_text(json.dumps(info | {"revisions": fetched,
+                                                                 "files": data.file_checksums(folder)}, indent=2))
     log(f"wrote {what} data to {output}")
 
 
@@ -57,11 +59,15 @@ def _harness_model(model_dir: str, model_config: ModelEntry, adapter: str | None
 def retention(model_dir: str, adapter: str | None, model_config: ModelEntry, retention: Retention, data_dir: str,
               irt_parameters: str | None, examples: str, output: str) -> None:
     from calft.retention import tasks
+    from calft.retention.data import load_bundles
+
+    from calft.retention.data import verify_data
 
     artifacts.require(data_dir, irt_parameters)
+    verify_data(Path(data_dir))
     bundles, irt_sha256 = {}, None
     if irt_parameters:
-        bundles, irt_sha256 = tasks.load_bundles(Path(irt_parameters)), artifacts.sha256(irt_parameters)
+        bundles, irt_sha256 = load_bundles(Path(irt_parameters)), artifacts.sha256(irt_parameters)
     lm = _harness_model(model_dir, model_config, adapter, batch_size=retention.batch_size,
                         max_gen_toks=retention.max_gen_toks)
     scores = tasks.evaluate(lm, Path(data_dir), retention)
@@ -77,8 +83,10 @@ def retention(model_dir: str, adapter: str | None, model_config: ModelEntry, ret
 def perplexity(model_dir: str, adapter: str | None, model_config: ModelEntry, perplexity: Perplexity, data_dir: str,
                output: str) -> None:
     from calft.retention import perplexity as paloma
+    from calft.retention.data import verify_data
 
     artifacts.require(data_dir)
+    verify_data(Path(data_dir))
     lm = _harness_model(model_dir, model_config, adapter, batch_size=1, context=perplexity.context,
                         stride=perplexity.stride)
     table = paloma.evaluate(lm, Path(data_dir), perplexity.slices, perplexity.split, perplexity.max_documents)

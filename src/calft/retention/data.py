@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib
 import inspect
 import json
+import pickle
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -21,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calft.artifacts import sha256
+from calft.artifacts import atomic_path, sha256
+from calft.errors import UserError
 
 TINYBENCHMARKS = {  # task -> (hub dataset, configuration, split)
     "mmlu": ("tinyBenchmarks/tinyMMLU", "all", "test"),
@@ -30,12 +33,12 @@ TINYBENCHMARKS = {  # task -> (hub dataset, configuration, split)
     "winogrande": ("tinyBenchmarks/tinyWinogrande", "winogrande_xl", "validation"),
     "gsm8k": ("tinyBenchmarks/tinyGSM8k", "main", "test"),
 }
-IRT_URL = "https://raw.githubusercontent.com/felipemaiapolo/tinyBenchmarks/main/tinyBenchmarks.pkl"
 
 NAMES = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonah", "Kemi", "Lars"]
 ITEMS = ["apples", "marbles", "stickers", "books", "pencils", "cookies", "shells", "coins", "cards", "stamps"]
 WORDS = ["anchor", "bridge", "candle", "dragon", "engine", "forest", "garden", "harbor", "island", "jungle",
          "kettle", "ladder", "meadow", "needle", "orchard", "pepper", "quartz", "ribbon", "saddle", "timber"]
+PROVENANCE = "calft_provenance.json"
 DOCSTRING_MODULES = ["argparse", "collections", "contextlib", "csv", "dataclasses", "difflib", "functools",
                      "heapq", "itertools", "json", "logging", "pathlib", "statistics", "string", "textwrap"]
 
@@ -153,30 +156,134 @@ def write_slice(folder: Path, documents: list[dict]) -> None:
 # Cluster data (fetched on the head node)
 
 
-def fetch_tinybenchmarks(output: Path, source: str = "hub") -> None:
+def fetch_tinybenchmarks(output: Path, source: str = "hub", revisions: dict | None = None) -> dict:
     """The five tinyBenchmarks datasets as <output>/<task>.parquet (each must have 100 rows).
-    `source` is 'hub', or a local folder holding <hub dataset id>/ folders (offline mirrors)."""
+    `source` is 'hub', or a local folder holding <hub dataset id>/ folders (offline mirrors). Hub
+    datasets are read at the configured revision (task -> commit; default: the current main, whose
+    commit is resolved first); returns task -> the commit read ('local' for a mirror)."""
     from datasets import load_dataset
 
     output.mkdir(parents=True, exist_ok=True)
+    read = {}
     for task, (dataset, configuration, split) in TINYBENCHMARKS.items():
-        path = dataset if source == "hub" else str(Path(source) / dataset)
+        if source == "hub":
+            from huggingface_hub import HfApi
+
+            path, revision = dataset, HfApi().dataset_info(dataset, revision=(revisions or {}).get(task) or "main").sha
+        else:
+            path, revision = str(Path(source) / dataset), None
         with tempfile.TemporaryDirectory() as cache:  # a fresh read: never a stale cached copy
-            frame = load_dataset(path, configuration, split=split, cache_dir=cache).to_pandas()
+            frame = load_dataset(path, configuration, split=split, cache_dir=cache, revision=revision).to_pandas()
         if len(frame) != 100:
-            raise ValueError(f"{dataset} ({split}) has {len(frame)} rows; tinyBenchmarks datasets have 100")
+            raise UserError(f"{dataset} ({split}) has {len(frame)} rows; tinyBenchmarks datasets have 100")
         frame.to_parquet(output / f"{task}.parquet", index=False)
+        read[task] = revision or "local"
+    return read
+
+
+def file_checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every data file of a prepared data folder, by path relative to it (hidden files,
+    such as Snakemake's timestamp, and the provenance record excluded)."""
+    return {str(path.relative_to(folder)): sha256(path) for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.name != PROVENANCE and not path.name.startswith(".")}
+
+
+def verify_data(folder: Path) -> None:
+    """A data folder prepared by calft still holds the files its provenance records."""
+    record = folder / PROVENANCE
+    if not record.is_file():
+        return  # the user's own data: nothing recorded to check
+    recorded = json.loads(record.read_text()).get("files", {})
+    if file_checksums(folder) != recorded:
+        raise UserError(f"{folder} no longer holds the files recorded in {record}: prepare it again")
+
+
+# tinyBenchmarks' IRT release is a pickle. It is unpickled once, when fetched, with nothing but plain
+# containers and numpy arrays allowed (numbers and strings need no global), and converted into a
+# numpy archive that later jobs read without unpickling anything.
+IRT_RELEASE_GLOBALS = {("builtins", name) for name in ("dict", "list", "tuple", "set", "frozenset")} | {
+    (module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _ReleaseUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in IRT_RELEASE_GLOBALS:
+            raise UserError(f"the IRT parameter file refers to {module}.{name}; only plain containers and numpy "
+                            "arrays are accepted")
+        return super().find_class(module, name)
+
+
+def _to_tree(node, arrays: dict):
+    """A JSON tree of the release, its arrays moved into `arrays` (by name)."""
+    if isinstance(node, dict):
+        return {"dict": {str(key): _to_tree(value, arrays) for key, value in node.items()}}
+    if isinstance(node, (list, tuple, set, frozenset, np.ndarray)):
+        array = np.asarray(list(node) if isinstance(node, (set, frozenset)) else node)
+        if array.dtype.hasobject:
+            if isinstance(node, np.ndarray):
+                raise UserError("the IRT parameter file holds an array of Python objects; only numbers are accepted")
+            return {"list": [_to_tree(value, arrays) for value in node]}
+        name = f"a{len(arrays)}"
+        arrays[name] = array
+        return {"array": name}
+    if isinstance(node, (bool, int, float, np.number)):
+        return {"number": node.item() if isinstance(node, np.number) else node}
+    if isinstance(node, str):
+        return {"text": node}
+    raise UserError(f"the IRT parameter file holds a {type(node).__name__}; only containers and numbers are accepted")
+
+
+def _from_tree(node, arrays):
+    kind, value = next(iter(node.items()))
+    if kind == "dict":
+        return {key: _from_tree(child, arrays) for key, child in value.items()}
+    if kind == "list":
+        return [_from_tree(child, arrays) for child in value]
+    return arrays[value] if kind == "array" else value
+
+
+def convert_irt_release(release: bytes, output: Path) -> None:
+    """The IRT pickle as a numpy archive: its arrays, and its structure as JSON in `__tree__`."""
+    import io
+
+    try:
+        raw = _ReleaseUnpickler(io.BytesIO(release)).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+        raise UserError(f"the IRT parameter file is not a valid release ({error})") from None
+    arrays: dict[str, np.ndarray] = {}
+    tree = _to_tree(raw, arrays)
+    with atomic_path(output) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, __tree__=np.array(json.dumps(tree)), **arrays)
+
+
+def load_bundles(path: Path) -> dict:
+    """The 'mmlu' and 'lb' bundles of a converted IRT parameter archive (no unpickling)."""
+    from calft.retention.irt import Bundle
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} is not a converted IRT parameter archive ({error}); fetch it with calft fetch-irt") \
+            from None
+    raw = _from_tree(json.loads(str(arrays.pop("__tree__"))), arrays)
+    missing = {"mmlu", "lb"} - set(raw)
+    if missing:
+        raise UserError(f"{path} lacks the IRT bundles {sorted(missing)}")
+    return {name: Bundle.from_release(raw[name]) for name in ("mmlu", "lb")}
 
 
 def fetch_irt_parameters(url: str, output: Path, expected_sha256: str | None) -> str:
-    """Download the IRT parameter file; verify the checksum when one is configured. Returns it."""
-    partial = output.with_name(output.name + ".partial")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with urllib.request.urlopen(url, timeout=120) as response, open(partial, "wb") as stream:
-        stream.write(response.read())
-    digest = sha256(partial)
-    if expected_sha256 and digest != expected_sha256:
-        partial.unlink()
-        raise ValueError(f"{url}: sha256 {digest} differs from retention.irt_sha256 {expected_sha256}")
-    partial.replace(output)
+    """Download the IRT release, verify its checksum (an unverified download is refused) and convert
+    it into a numpy archive at `output`. Returns the release's sha256."""
+    with urllib.request.urlopen(url, timeout=120) as response:
+        release = response.read()
+    digest = hashlib.sha256(release).hexdigest()
+    if not expected_sha256:
+        raise UserError(f"retention.irt_sha256 is not set, and calft uses no unverified download: {url} has sha256 "
+                        f"{digest}; check it against a trusted copy of the release and set retention.irt_sha256")
+    if digest != expected_sha256:
+        raise UserError(f"{url}: sha256 {digest} differs from retention.irt_sha256 {expected_sha256}")
+    convert_irt_release(release, output)
     return digest

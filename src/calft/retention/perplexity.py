@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from calft import layout
+from calft.errors import UserError
 
 SCHEMA = pa.schema([
     ("slice", pa.string()), ("documents", pa.int64()), ("tokens", pa.int64()), ("bytes", pa.int64()),
@@ -47,7 +48,7 @@ def task_config(slice_name: str, files: list[Path]) -> dict:
 def slice_files(data_dir: Path, slice_name: str, split: str) -> list[Path]:
     files = layout.paloma_files(data_dir, slice_name, split)
     if not files:
-        raise FileNotFoundError(f"no *.jsonl or *.jsonl.gz files in {Path(data_dir) / slice_name / split}")
+        raise UserError(f"no *.jsonl or *.jsonl.gz files in {Path(data_dir) / slice_name / split}")
     return files
 
 

@@ -8,7 +8,6 @@ template. The suites and their tasks are declared in `calft.retention.suites`.
 
 from __future__ import annotations
 
-import pickle
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from calft.errors import UserError
 from calft.retention.suites import IRT_SCENARIOS, SUITES
 from calft.settings import Retention
 
@@ -187,26 +187,3 @@ def summarize(examples: pd.DataFrame, bundles: dict) -> pd.DataFrame:
             row |= irt.estimate(bundles[bundle_name], scenario, group.sort_values("doc_id").score.to_numpy())
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and numpy arrays only: the IRT file is a downloaded binary."""
-
-    ALLOWED = {("builtins", name) for name in ("dict", "list", "tuple", "set", "int", "float", "str", "slice")}
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED or module.split(".")[0] == "numpy":
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"IRT parameter file refers to {module}.{name}; only numpy arrays are allowed")
-
-
-def load_bundles(path: Path) -> dict:
-    """The 'mmlu' and 'lb' bundles of tinyBenchmarks' IRT parameter file."""
-    from calft.retention.irt import Bundle
-
-    with open(path, "rb") as stream:
-        raw = _ArrayUnpickler(stream).load()
-    missing = {"mmlu", "lb"} - set(raw)
-    if missing:
-        raise ValueError(f"{path} lacks the IRT bundles {sorted(missing)}")
-    return {name: Bundle.from_release(raw[name]) for name in ("mmlu", "lb")}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calft.errors import UserError
 from calft.targets.tries import PAD
 
 
@@ -32,9 +33,12 @@ def load_tokenizer(source: str):
     """A fast Hugging Face tokenizer (transformers) from a model folder, a tokenizer folder or a hub id."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        raise UserError(f"no tokenizer at '{source}' ({error})") from None
     if getattr(tokenizer, "backend_tokenizer", None) is None:
-        raise ValueError(f"tokenizer at '{source}' has no fast (Rust) backend; calft needs one")
+        raise UserError(f"tokenizer at '{source}' has no fast (Rust) backend; calft needs one")
     return tokenizer
 
 
@@ -44,25 +48,32 @@ def load_backend(source: str):
     Reads tokenizer.json directly when there is one (0.2 s instead of 7 s through transformers); it
     is the same backend transformers builds, which the fingerprint check of later stages confirms.
     """
-    from tokenizers import Tokenizer
-
     folder = Path(source)
     if (folder / "tokenizer.json").is_file():
-        return Tokenizer.from_file(str(folder / "tokenizer.json"))
+        return _tokenizer_file(folder / "tokenizer.json")
     if not folder.exists():
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(source, "tokenizer.json")
         if isinstance(cached, str):
-            return Tokenizer.from_file(cached)
+            return _tokenizer_file(Path(cached))
     return load_tokenizer(source).backend_tokenizer
+
+
+def _tokenizer_file(path: Path):
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as error:  # the tokenizers library raises plain Exceptions for bad files
+        raise UserError(f"{path} is not a valid tokenizer file ({error})") from None
 
 
 def terminator_id(backend, terminator: str) -> int:
     """The id of the terminator token, which must be a single token of the vocabulary."""
     token_id = backend.token_to_id(terminator)
     if token_id is None:
-        raise ValueError(f"terminator '{terminator}' is not a single token of this tokenizer")
+        raise UserError(f"terminator '{terminator}' is not a single token of this tokenizer")
     return int(token_id)
 
 
@@ -74,6 +85,14 @@ def fingerprint(backend, terminator: str) -> str:
         spec.pop(runtime_setting, None)
     text = json.dumps(spec, sort_keys=True) + f"\nterminator={terminator}:{terminator_id(backend, terminator)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_fingerprint(tries: str, recorded: str, tokenizer: str, terminator: str) -> None:
+    """Tries are only valid for the tokenizer and terminator they were built with."""
+    expected = fingerprint(load_backend(tokenizer), terminator)
+    if recorded != expected:
+        raise UserError(f"{tries} was built for another tokenizer or terminator (fingerprint {recorded}); "
+                        f"'{tokenizer}' with terminator {terminator!r} has fingerprint {expected}: build its own tries")
 
 
 class _PieceTable:

@@ -4,31 +4,69 @@ canonical outputs. Both write folders of parquet parts, one per family, from par
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ctypes
 import itertools
 import json
 import logging
+import multiprocessing
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from calft import artifacts
+from calft.errors import UserError
 
 log = logging.getLogger(__name__).info
+
+
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
 
 
 def keep_freed_memory() -> None:
     """Let glibc reuse freed memory instead of returning it to the OS: these stages allocate many
     large temporary arrays, and fresh pages cost more than the math."""
+    if libc := _libc():
+        m_mmap_max, m_trim_threshold = -4, -1
+        libc.mallopt(m_mmap_max, 0)
+        libc.mallopt(m_trim_threshold, 2**40)
+
+
+def _start_worker(parent: int, initializer, initargs: tuple) -> None:
+    """A worker dies with its parent (PR_SET_PDEATHSIG), leaves SIGINT to it, and dies on SIGTERM."""
+    if libc := _libc():
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    keep_freed_memory()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int, initializer=None, initargs: tuple = ()):
+    """Worker processes that never outlive this one: a killed parent takes them along, and a stopped
+    one (SIGINT, SIGTERM, an error) kills them at once instead of waiting for their tasks."""
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
+                                                  initargs=(os.getpid(), initializer, initargs))
     try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_mmap_max, m_trim_threshold = -4, -1
-    libc.mallopt(m_mmap_max, 0)
-    libc.mallopt(m_trim_threshold, 2**40)
+        yield pool
+    except BaseException:
+        for process in multiprocessing.active_children():
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +90,7 @@ def discretize(prompt_set: str, decimals: int, max_bins: int, output: str, numbe
     rows = 0
     with artifacts.atomic_path(output) as folder:
         folder.mkdir()
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=keep_freed_memory) as pool:
+        with worker_pool(min(workers, len(runs))) as pool:
             futures = [pool.submit(_targets_part, run, decimals, max_bins, folder / f"part-{i:04d}.parquet", info)
                        for i, run in enumerate(runs)]
             for run, future in zip(runs, futures):
@@ -104,7 +142,6 @@ def _init_tries_worker(backend_json: str) -> None:
 
     from calft.targets.canonical import CanonicalTokenizer
 
-    keep_freed_memory()
     _worker_state["tokenizer"] = CanonicalTokenizer(Tokenizer.from_str(backend_json))
 
 
@@ -112,7 +149,7 @@ def _tries_part(targets_part: Path, terminator: int, part: Path, info: dict) -> 
     """Build the tries of one part (one family) of the targets and write them as one part."""
     from calft.targets.tries import build_tries as build
 
-    table = pq.ParquetFile(targets_part).read(columns=["prompt_id", "bin", "canonical", "mass"])
+    table = artifacts.read_table(targets_part, "targets", ["prompt_id", "bin", "canonical", "mass"])
     prompt_ids = table.column("prompt_id").combine_chunks()
     offsets, data = artifacts.string_buffers(table.column("canonical"))
     sequences = _worker_state["tokenizer"].encode(offsets, data, terminator)
@@ -144,10 +181,10 @@ def build_tries(targets: str, tokenizer: str, terminator: str, output: str, same
     for other in same_tokenizer:
         try:
             same = fingerprint(load_backend(other), terminator) == expected
-        except ValueError:  # the terminator is not even a token there
+        except UserError:  # the terminator is not even a token there
             same = False
         if not same:
-            raise ValueError(f"the tokenizer of '{other}' differs from that of '{tokenizer}', so they cannot share "
+            raise UserError(f"the tokenizer of '{other}' differs from that of '{tokenizer}', so they cannot share "
                              "tries; give that model its own `tokenizer` name in the config")
     config = {"targets": targets_info["config"], "targets_code_version": targets_info["code_version"],
               "tokenizer": str(tokenizer), "terminator": terminator, "terminator_id": term_id,
@@ -159,8 +196,7 @@ def build_tries(targets: str, tokenizer: str, terminator: str, output: str, same
     nodes = 0
     with artifacts.atomic_path(output) as folder:
         folder.mkdir()
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_init_tries_worker,
-                                                    initargs=(backend.to_str(),)) as pool:
+        with worker_pool(min(workers, len(targets_parts)), _init_tries_worker, (backend.to_str(),)) as pool:
             futures = [pool.submit(_tries_part, targets_part, term_id, folder / targets_part.name, info)
                        for targets_part in targets_parts]
             for done, future in enumerate(futures, 1):

@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from calft.errors import UserError
 from calft.targets.families import Family, FamilyError, get_family
 from calft.targets.prompts import Prompt
 from calft.targets.ragged import ragged_groups
@@ -102,6 +103,9 @@ def _continuous_chunk(family, prompts, params, decimals, max_bins, q_low, q_high
     lower, upper = np.where(broken, -10.0, lower), np.where(broken, 10.0, upper)
 
     step = 10.0**-decimals
+    if np.max(np.maximum(np.abs(lower), np.abs(upper))) / step >= 2.0**53:
+        raise UserError(f"decimals={decimals} is too fine for family '{family.id}': its values would need more "
+                        "significant digits than a float64 holds")
     first = np.ceil(lower / step).astype(np.int64)
     points = np.floor(upper / step).astype(np.int64) - first + 1
     no_point = points <= 0
@@ -144,11 +148,11 @@ def discretize(
 ) -> Iterator[Chunk]:
     """Yield the output spaces of `prompts`, one Chunk per run of consecutive same-family prompts."""
     if decimals < 0:
-        raise ValueError(f"decimals must be >= 0, got {decimals}")
+        raise UserError(f"decimals must be >= 0, got {decimals}")
     if max_bins < 2:
-        raise ValueError(f"max_bins must be >= 2, got {max_bins}")
+        raise UserError(f"max_bins must be >= 2, got {max_bins}")
     if not 0 < quantile_low < quantile_high < 1:
-        raise ValueError(f"need 0 < quantile_low < quantile_high < 1, got {quantile_low}, {quantile_high}")
+        raise UserError(f"need 0 < quantile_low < quantile_high < 1, got {quantile_low}, {quantile_high}")
     start = 0
     for family_id, run in itertools.groupby(prompts, key=lambda p: p.family):
         run = list(run)

@@ -12,10 +12,12 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from calft.errors import UserError
+
 Params = Mapping[str, float | np.ndarray]
 
 
-class FamilyError(ValueError):
+class FamilyError(UserError):
     """An unknown family or a parameter outside its family's domain."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calft.errors import UserError
 from calft.targets.families import HELD_OUT, SEEN, FamilyError, get_family
 
 TEMPLATE = (
@@ -200,7 +201,7 @@ def render_number(value: float, number_format: str = "clean") -> str:
     if number_format == "reference":
         return str(float(value))
     if number_format != "clean":
-        raise ValueError(f"number_format must be one of {NUMBER_FORMATS}, got '{number_format}'")
+        raise UserError(f"number_format must be one of {NUMBER_FORMATS}, got '{number_format}'")
     rounded = float(f"{value:.4g}")
     if rounded == 0:
         return "0"
@@ -242,7 +243,7 @@ def prompt_set(
     """The prompts of one named set, optionally restricted to some families and thinned to
     `per_family` evenly spaced grid rows per family (for scaled-down local runs)."""
     if name not in PROMPT_SETS:
-        raise ValueError(f"unknown prompt set '{name}'; choose from {', '.join(PROMPT_SETS)}")
+        raise UserError(f"unknown prompt set '{name}'; choose from {', '.join(PROMPT_SETS)}")
     split = PROMPT_SETS[name]
     pool = SEEN if split in ("train", "unseen") else HELD_OUT
     for family_id in families or ():

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calft.errors import UserError
+
 PAD = -1
 
 
@@ -87,9 +89,9 @@ def build_tries(
     first_diff[1:] = np.where(differs.any(axis=1), differs.argmax(axis=1), width)
     first_diff[1:][prompt_index[1:] != prompt_index[:-1]] = -1
     if rows and (first_diff[1:] == width).any():
-        raise ValueError("two canonical outputs of one prompt tokenize to the same sequence")
+        raise UserError("two canonical outputs of one prompt tokenize to the same sequence")
     if (first_diff[1:] >= np.minimum(lengths[1:], lengths[:-1]))[first_diff[1:] >= 0].any():
-        raise ValueError("token sequences are not prefix-free; is the terminator appended?")
+        raise UserError("token sequences are not prefix-free; is the terminator appended?")
 
     # Depth by depth: a row opens a node at depth t when it is alive there and differs from the
     # previous row before column t. Nodes of one depth come out ordered by (prompt, sequence).

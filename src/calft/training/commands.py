@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from calft import artifacts
+from calft.errors import UserError
 from calft.settings import ModelEntry, Training
 
 
@@ -14,12 +16,16 @@ def train(method: str, model_dir: str, model_config: ModelEntry, training: Train
     from calft.training.loop import Interrupted, Run, train as run_training
 
     if method == "soft" and not tries:
-        raise ValueError("--tries is required for soft-target training")
-    for path in (targets, tries):
-        if path is not None and not Path(path).exists():
-            raise FileNotFoundError(f"{path} does not exist")
+        raise UserError("--tries is required for soft-target training")
+    artifacts.require(targets, tries)
     if not Path(model_dir).is_dir() and model_dir.count("/") != 1:
-        raise FileNotFoundError(f"--model-dir {model_dir}: neither a folder nor a hub id")
+        raise UserError(f"--model-dir {model_dir}: neither a folder nor a hub id")
+    if tries:
+        from calft.targets.canonical import check_fingerprint
+
+        artifacts.check_same_targets(tries, "tries", targets)
+        check_fingerprint(tries, artifacts.read_provenance(tries)["config"]["fingerprint"], model_dir,
+                          model_config.terminator)
     run = Run(method=method, model_dir=Path(model_dir), model=model_config, settings=training,
               targets=Path(targets), tries=Path(tries) if tries else None, adapter=Path(adapter),
               train_log=Path(train_log), checkpoints=Path(checkpoints), threads=threads)

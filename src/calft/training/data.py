@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from calft import artifacts
 from calft.training.balance import balanced_order
@@ -46,8 +45,8 @@ class SoftTargets:
     """The tries of the training prompts, with a path sampler."""
 
     def __init__(self, tries_path):
-        table = pq.read_table(tries_path, columns=["prompt_id", "node", "parent", "depth", "token", "mass", "q",
-                                                   "canonical_index"])
+        table = artifacts.read_table(tries_path, "tries", ["prompt_id", "node", "parent", "depth", "token", "mass",
+                                                           "q", "canonical_index"])
         self.prompt_ids, prompt = _prompt_order(table)
         order = np.lexsort((table.column("node").to_numpy(), prompt))
         self.prompt = prompt[order]
@@ -94,7 +93,7 @@ class HardTargets:
     """The canonical outputs of the training prompts (hard-target bins), with a completion sampler."""
 
     def __init__(self, targets_path, tokenizer, terminator: int):
-        table = pq.read_table(targets_path, columns=["prompt_id", "canonical", "mass"])
+        table = artifacts.read_table(targets_path, "targets", ["prompt_id", "canonical", "mass"])
         self.prompt_ids, prompt = _prompt_order(table)
         order = np.argsort(prompt, kind="stable")
         offsets, data = artifacts.string_buffers(table.column("canonical").take(order))

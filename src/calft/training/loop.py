@@ -24,6 +24,7 @@ import pyarrow as pa
 import torch
 
 from calft import artifacts
+from calft.errors import UserError
 from calft.modeling.chat import ChatFormat, prompt_ids, terminator_id
 from calft.modeling.loader import load_base, load_tokenizer
 from calft.settings import ModelEntry, Training
@@ -159,7 +160,7 @@ def train(run: Run) -> None:
     else:
         targets = HardTargets(run.targets, tokenizer, terminator_id(tokenizer, chat))
     if targets.prompt_ids != ids:
-        raise ValueError(f"{run.tries or run.targets} and {run.targets} list different prompts")
+        raise UserError(f"{run.tries} and {run.targets} list different prompts: they do not belong together")
     rendered = prompt_ids(tokenizer, texts, chat)
     items_per_step, items_per_micro = s.global_batch_size // group, s.per_device_batch_size // group
     items_per_epoch = len(ids) * samples // group

@@ -21,6 +21,7 @@ import pyarrow as pa
 import torch
 
 from calft import layout
+from calft.errors import UserError
 from calft.evaluation.sample import generate as generate_texts
 from calft.evaluation.sample import sample_seed
 from calft.modeling.chat import prompt_ids
@@ -50,7 +51,7 @@ def read_prompts(data_dir: Path, splits: list[str], limit: int | None) -> dict[s
         lines = (Path(data_dir) / name).read_text(encoding="utf-8").splitlines()
         texts = [json.loads(line)["prompt"].strip() for line in lines if line.strip()]
         if len(texts) != expected:
-            raise ValueError(f"{Path(data_dir) / name} has {len(texts)} prompts; NoveltyBench's {split} has {expected}")
+            raise UserError(f"{Path(data_dir) / name} has {len(texts)} prompts; NoveltyBench's {split} has {expected}")
         prompts[split] = texts[:limit]
     return prompts
 

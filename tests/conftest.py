@@ -88,3 +88,105 @@ def tiny_model_dir(smollm2_dir, tmp_path_factory) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# Tiny random-weight replicas of the paper's architectures, built offline from each family's real
+# configuration class, with SmolLM2's tokenizer, the family's special tokens and a small chat
+# template of the family's structure. Sliding windows of 4 tokens make the local layers matter.
+_PIECE = "{{ '\\n' }}"
+CHAT_TEMPLATES = {
+    "qwen3": ("{% for m in messages %}<|im_start|>{{ m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+              "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% if enable_thinking is defined and "
+              "not enable_thinking %}{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}"),
+    "gemma3": ("{{ bos_token }}{% for m in messages %}{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' "
+               "else m['role']) + '\\n' + m['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
+               "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"),
+    "llama3": ("{{ bos_token }}{% if date_string is not defined %}{% set date_string = strftime_now('%d %b %Y') %}"
+               "{% endif %}{{ '<|start_header_id|>system<|end_header_id|>\\n\\nCutting Knowledge Date: December 2023\\n"
+               "Today Date: ' + date_string + '\\n\\n<|eot_id|>' }}{% for m in messages %}{{ '<|start_header_id|>' + "
+               "m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+               "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"),
+    "gpt-oss": ("{{ '<|start|>system<|message|>You are a model.\\nCurrent date: ' + strftime_now('%Y-%m-%d') + "
+                "'\\n\\nReasoning: ' + (reasoning_effort | default('medium')) + '<|end|>' }}{% for m in messages %}"
+                "{{ '<|start|>' + m['role'] + '<|message|>' + m['content'] + '<|end|>' }}{% endfor %}"
+                "{% if add_generation_prompt %}{{ '<|start|>assistant' }}{% endif %}"),
+}
+FAMILY_TOKENS = {
+    "qwen3": {"special": ["<|im_start|>", "<|im_end|>"], "other": ["<think>", "</think>"]},
+    "gemma3": {"special": ["<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>",
+                           "<image_soft_token>"], "bos": "<bos>", "eos": "<eos>"},
+    "llama3": {"special": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+               "bos": "<|begin_of_text|>", "eos": "<|eot_id|>"},
+    "gpt-oss": {"special": ["<|start|>", "<|message|>", "<|end|>", "<|channel|>", "<|return|>"], "eos": "<|return|>"},
+}
+# name -> (family, model entry of the config: terminator and chat settings as in config.paper.yaml)
+ARCHITECTURES = {
+    "qwen3": ("qwen3", {"terminator": "<|im_end|>", "chat_template_kwargs": {"enable_thinking": False}}),
+    "gemma3-text": ("gemma3", {"terminator": "<end_of_turn>"}),
+    "gemma3-multimodal": ("gemma3", {"terminator": "<end_of_turn>"}),
+    "llama3": ("llama3", {"terminator": "<|eot_id|>", "template_date": "2026-01-01"}),
+    "gpt-oss": ("gpt-oss", {"terminator": "<|return|>", "chat_template_kwargs": {"reasoning_effort": "low"},
+                            "generation_prefix": "<|channel|>final<|message|>", "template_date": "2026-01-01"}),
+}
+
+
+def _replica_config(name: str, tokenizer):
+    from transformers import (Gemma3Config, Gemma3TextConfig, GptOssConfig, LlamaConfig, Qwen3Config,
+                              SiglipVisionConfig)
+
+    common = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=512,
+                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                  pad_token_id=tokenizer.pad_token_id)
+    windowed = dict(sliding_window=4, layer_types=["sliding_attention", "full_attention"])
+    if name == "qwen3":
+        return Qwen3Config(**common, tie_word_embeddings=True)
+    if name == "llama3":
+        return LlamaConfig(**common, tie_word_embeddings=True)
+    if name == "gpt-oss":
+        return GptOssConfig(**common | dict(intermediate_size=32, max_position_embeddings=131072), **windowed,
+                            num_local_experts=4, num_experts_per_tok=2)
+    text = Gemma3TextConfig(**common, **windowed, query_pre_attn_scalar=8)
+    if name == "gemma3-text":
+        return text
+    vision = SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                image_size=28, patch_size=14)
+    ids = tokenizer.convert_tokens_to_ids
+    return Gemma3Config(text_config=text.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4,
+                        boi_token_index=ids("<start_of_image>"), eoi_token_index=ids("<end_of_image>"),
+                        image_token_index=ids("<image_soft_token>"))
+
+
+@pytest.fixture(scope="session")
+def replica(smollm2_dir, tmp_path_factory):
+    """replica(name) -> (model folder, model config entry): a tiny random-weight model of a paper
+    architecture (see ARCHITECTURES), built once per session."""
+    built = {}
+
+    def build(name: str):
+        if name not in built:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+            family, entry = ARCHITECTURES[name]
+            tokens = FAMILY_TOKENS[family]
+            tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+            tokenizer.add_special_tokens({"additional_special_tokens": tokens["special"]})
+            tokenizer.add_tokens(tokens.get("other", []))
+            for role in ("bos", "eos"):
+                if role in tokens:
+                    setattr(tokenizer, f"{role}_token", tokens[role])
+            tokenizer.add_bos_token = "bos" in tokens  # as Gemma's and Llama's tokenizers do
+            tokenizer.chat_template = CHAT_TEMPLATES[family]
+            config = _replica_config(name, tokenizer)
+            torch.manual_seed(0)
+            model = AutoModelForCausalLM.from_config(config)
+            folder = tmp_path_factory.mktemp(f"replica-{name}")
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            GenerationConfig(eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(entry["terminator"])],
+                             bos_token_id=tokenizer.bos_token_id).save_pretrained(folder)
+            built[name] = folder, {"source": "embedded", "tokenizer": name, "dtype": "float32"} | entry
+        return built[name]
+
+    return build

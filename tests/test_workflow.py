@@ -51,24 +51,15 @@ def dry_run_jobs(output: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def paper_dry_run(tmp_path_factory):
     """`snakemake --profile slurm all -n` exactly as the README says, with the profile installed in
-    ~/.config/snakemake as the README instructs."""
+    ~/.config/snakemake as the README instructs, on a checkout without any data: the workflow fetches
+    every model and data set itself."""
     home = tmp_path_factory.mktemp("home")
     (home / ".config" / "snakemake").mkdir(parents=True)
     (home / ".config" / "snakemake" / "slurm").symlink_to(ROOT / "profiles" / "slurm")
     import os
 
     env = {**os.environ, "HOME": str(home)}
-    paloma = tmp_path_factory.mktemp("paloma")  # PALOMA is gated: users download it; here one tiny file per slice
-    for name in yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())[
-            "properties"]["perplexity"]["properties"]["slices"]["default"]:
-        (paloma / name / "test").mkdir(parents=True)
-        (paloma / name / "test" / "part.jsonl").write_text('{"text": "A document."}\n')
-    novelty = tmp_path_factory.mktemp("noveltybench")  # the benchmark's public prompt files, placed by users
-    for name, count in (("curated.jsonl", 100), ("wildchat_1k.jsonl", 1000)):
-        (novelty / name).write_text("".join(f'{{"prompt": "Tell me a story {i}."}}\n' for i in range(count)))
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "all", "-n", "--forceall",
-                             "--config", f"perplexity={{data_dir: {paloma}}}",
-                             f"transfer={{noveltybench: {{data_dir: {novelty}}}}}"],
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "all", "-n", "--forceall"],
                             cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return dry_run_jobs(result.stdout + result.stderr)
@@ -94,6 +85,24 @@ def test_paper_dag_has_the_jobs_of_12_models(paper_dry_run):
     assert counts["mcq"] == counts["noveltybench"] == 3 * PAPER_MODELS
     assert counts["sample"] == 2 * 4 * PAPER_MODELS  # two prompt sets, SSOT included
     assert counts["download_noveltybench_model"] == 2
+    assert counts["fetch_paloma"] == counts["fetch_noveltybench_prompts"] == 1
+
+
+def test_the_paper_config_reproduces_the_reference_inputs():
+    """Every calft improvement that changes a model's inputs or targets is off in config.paper.yaml."""
+    from calft import config
+
+    paper = yaml.safe_load((ROOT / "config.paper.yaml").read_text())
+    config.validate(paper)
+    assert paper["prompts"]["number_format"] == "reference"
+    assert paper["training"]["hard_group_size"] == 1 and paper["training"]["order"] == "reference"
+    assert paper["perplexity"]["prepend_bos"] is False
+    assert paper["transfer"]["noveltybench"]["reward_add_special_tokens"] is True
+    terminators = {"qwen3": "<|im_end|>", "gemma3": "<eos>", "llama3": "<|eot_id|>", "gpt-oss": "<|return|>"}
+    for name, model in paper["models"].items():
+        assert model["add_special_tokens"] is True, name
+        assert model["terminator"] == terminators[model["tokenizer"]], name
+        assert re.fullmatch(r"[0-9a-f]{40}", model["revision"]), name
 
 
 def test_paper_jobs_get_the_profile_resources(paper_dry_run):

@@ -277,6 +277,34 @@ def read_prompts(path: str | Path, columns: list[str]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
+# Data folders prepared by calft (evaluation data) record the checksums of their files
+
+DATA_PROVENANCE = "calft_provenance.json"
+
+
+def data_files(folder: Path) -> dict[str, str]:
+    """sha256 of every data file of a prepared data folder, by path relative to it (hidden files,
+    such as Snakemake's timestamp, and the provenance record excluded)."""
+    return {str(path.relative_to(folder)): sha256(path) for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.name != DATA_PROVENANCE and not path.name.startswith(".")}
+
+
+def record_data(folder: Path, info: dict) -> None:
+    """Write a prepared data folder's provenance, with the checksums of its files."""
+    (folder / DATA_PROVENANCE).write_text(json.dumps(info | {"files": data_files(folder)}, indent=2))
+
+
+def verify_data(folder: str | Path) -> None:
+    """A data folder prepared by calft still holds exactly the files its provenance records."""
+    folder = Path(folder)
+    record = folder / DATA_PROVENANCE
+    if not record.is_file():
+        return  # the user's own data: nothing recorded to check
+    if data_files(folder) != json.loads(record.read_text()).get("files", {}):
+        raise UserError(f"{folder} no longer holds the files recorded in {record}: prepare it again")
+
+
+# ---------------------------------------------------------------------------------------------
 # Atomic writes
 
 _HOST = socket.gethostname()

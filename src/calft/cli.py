@@ -255,10 +255,20 @@ def parser() -> argparse.ArgumentParser:
     ed = _command(sub, "eval-data", "calft.retention.commands:eval_data",
                   help="prepare retention or perplexity data (offline, or fetched)",
                   description="Writes a data folder: the offline retention probes, the tinyBenchmarks datasets "
-                  "fetched from the hub (head node), or the offline perplexity slices.")
-    ed.add_argument("what", choices=["retention-offline", "retention-tinybenchmarks", "perplexity-offline"])
+                  "fetched from the hub (head node), the offline perplexity slices, or PALOMA fetched from the hub "
+                  "(gated; head node). Its calft_provenance.json records the commits read and every file's "
+                  "checksum, which the jobs that read the folder verify.")
+    ed.add_argument("what", choices=["retention-offline", "retention-tinybenchmarks", "perplexity-offline", "paloma"])
     ed.add_argument("--settings", required=True, help="JSON of the config's retention or perplexity section")
     ed.add_argument("--output", required=True, help="folder to write")
+
+    fn = _command(sub, "fetch-noveltybench", "calft.transfer.commands:fetch_noveltybench",
+                  help="download NoveltyBench's prompt files (head node)",
+                  description="Writes curated.jsonl and wildchat_1k.jsonl from the configured prompts_url, with "
+                  "their checksums in the folder's calft_provenance.json.")
+    fn.add_argument("--settings", type=_typed(settings.NoveltyBench), required=True,
+                    help="JSON of the config's transfer.noveltybench section")
+    fn.add_argument("--output", required=True, help="folder to write")
 
     fi = _command(sub, "fetch-irt", "calft.retention.commands:fetch_irt",
                   help="download tinyBenchmarks' IRT parameter file (head node)")

@@ -55,19 +55,19 @@ def data_problems(config: dict) -> list[str]:
             if not (Path(retention["data_dir"]) / f"{task}.parquet").is_file():
                 problems.append(f"retention.data_dir: '{retention['data_dir']}' has no {task}.parquet "
                                 f"(suite {retention['suite']})")
-    if perplexity["enabled"] and not perplexity["offline"]:
+    if perplexity["enabled"] and not perplexity["offline"] and perplexity["data_dir"]:
         for name in perplexity["slices"]:
             if not layout.paloma_files(perplexity["data_dir"], name, perplexity["split"]):
                 folder = Path(perplexity["data_dir"]) / name / perplexity["split"]
                 problems.append(f"perplexity.data_dir: no PALOMA files {folder}/*.jsonl.gz for slice '{name}' "
-                                "(PALOMA is gated: download allenai/paloma there, or set perplexity.offline)")
+                                "(unset it to let the workflow fetch PALOMA, or set perplexity.offline)")
     novelty = config["transfer"]["noveltybench"]
-    if novelty["enabled"]:
+    if novelty["enabled"] and novelty["data_dir"]:
         for split in novelty["splits"]:
             name = layout.NOVELTY_PROMPT_FILES[split]
             if not (Path(novelty["data_dir"]) / name).is_file():
                 problems.append(f"transfer.noveltybench.data_dir: no {name} in '{novelty['data_dir']}' "
-                                "(NoveltyBench's prompt files; or set transfer.noveltybench.enabled: false)")
+                                "(unset it to let the workflow fetch them, or set transfer.noveltybench.enabled: false)")
     return problems
 
 

@@ -39,8 +39,10 @@ EMBEDDED_MODEL = "resources/models/{model}"  # a converted safetensors folder
 HUB_MODEL_MARKER = "resources/models/{model}.json"  # names the snapshot in the Hugging Face cache
 RETENTION_DATA = "resources/retention/{suite}"  # <task>.parquet per task of the suite
 IRT_PARAMETERS = "resources/retention/tinyBenchmarks.npz"
+PALOMA = "resources/paloma"
 PALOMA_OFFLINE = "resources/paloma-offline"
 NOVELTY_EVALUATOR_MARKER = "resources/noveltybench/{evaluator}.json"
+NOVELTY_PROMPTS = "resources/noveltybench/prompts"
 NOVELTY_PROMPT_FILES = {"curated": "curated.jsonl", "wildchat": "wildchat_1k.jsonl"}
 
 EVALUATED_METHODS = ("base", "soft", "hard")

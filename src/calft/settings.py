@@ -135,6 +135,7 @@ class ModelEntry(Section):
     chat_template_kwargs: dict
     generation_prefix: str | None
     template_date: str | None
+    add_special_tokens: bool
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ class Training(Section):
     soft_paths_per_prompt_per_epoch: int
     soft_group_size: int
     hard_group_size: int
+    order: str
     checkpoint_every: int
     distributed: str
     gpus: int
@@ -238,7 +240,8 @@ class NoveltyBench(Section):
     SCHEMA_PATH = ("properties", "transfer", "properties", "noveltybench")
     LABEL = "transfer.noveltybench"
     enabled: bool
-    data_dir: str
+    data_dir: str | None
+    prompts_url: str
     splits: list
     prompts_limit: int | None
     generations: int
@@ -248,6 +251,7 @@ class NoveltyBench(Section):
     similarity_threshold: float
     reward_model: str
     reward_dtype: str
+    reward_add_special_tokens: bool
     patience: float
 
 
@@ -278,9 +282,12 @@ class Perplexity(Section):
     LABEL = "perplexity"
     enabled: bool
     offline: bool
-    data_dir: str
+    data_dir: str | None
+    paloma_repository: str
+    paloma_revision: str | None
     slices: list
     split: str
+    prepend_bos: bool
     context: int
     stride: int
     max_documents: int | None

@@ -6,8 +6,11 @@ import gzip
 import hashlib
 import json
 import math
+import os
 import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from calft import artifacts
 from calft.cli import main
 from calft.errors import UserError
 from calft.retention import data as eval_data
@@ -362,12 +366,61 @@ def test_retention_refuses_a_prepared_data_folder_whose_files_changed(tmp_path, 
     probes = tmp_path / "probes"
     assert main(["eval-data", "retention-offline", "--settings", json.dumps({"probe_items": 2}),
                  "--output", str(probes)]) == 0
-    recorded = json.loads((probes / eval_data.PROVENANCE).read_text())["files"]
+    recorded = json.loads((probes / artifacts.DATA_PROVENANCE).read_text())["files"]
     assert sorted(recorded) == ["arithmetic.parquet", "multiple_choice.parquet"]
     (probes / ".snakemake_timestamp").write_text("")  # hidden files are not data
-    eval_data.verify_data(probes)
+    artifacts.verify_data(probes)
     pd.read_parquet(probes / "arithmetic.parquet").head(1).to_parquet(probes / "arithmetic.parquet")
     assert main(["retention", "--model-dir", "m", "--model-config", json.dumps(MODEL_CONFIG), "--retention",
                  json.dumps({"suite": "offline"}), "--data-dir", str(probes), "--examples", str(tmp_path / "e"),
                  "--output", str(tmp_path / "o")]) == 2
     assert "no longer holds the files recorded" in capsys.readouterr().err
+
+
+def _hub_dataset(cache, repository: str, files: dict[str, bytes], commit: str) -> None:
+    """A dataset repository as the Hugging Face cache holds it: one snapshot, `main` pointing at it."""
+    root = cache / f"datasets--{repository.replace('/', '--')}"
+    for name, content in files.items():
+        (root / "snapshots" / commit / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "snapshots" / commit / name).write_bytes(content)
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(commit)
+
+
+def _offline_calft(cache, *arguments) -> subprocess.CompletedProcess:
+    """calft in a fresh process whose Hugging Face hub is the given cache, offline (as on a node
+    without internet access; huggingface_hub reads these variables when imported)."""
+    env = os.environ | {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "calft.cli", *arguments], env=env, capture_output=True, text=True)
+
+
+def test_tinybenchmarks_and_paloma_come_from_hub_snapshots_whose_commits_are_recorded(tmp_path):
+    import io
+
+    cache = tmp_path / "hub"
+    for task, (dataset, configuration, split) in eval_data.TINYBENCHMARKS.items():
+        name = configuration or "default"
+        table = io.BytesIO()
+        pd.DataFrame({"input_formatted": [f"{task} {i}" for i in range(100)], "answer": 0}).to_parquet(table)
+        readme = (f"---\nconfigs:\n- config_name: {name}\n  data_files:\n  - split: {split}\n"
+                  f"    path: {name}/{split}.parquet\n---\n")
+        _hub_dataset(cache, dataset, {f"{name}/{split}.parquet": table.getvalue(), "README.md": readme.encode()},
+                     f"{task[:4]:0<4}" + "a" * 36)
+    result = _offline_calft(cache, "eval-data", "retention-tinybenchmarks", "--settings", "{}", "--output",
+                            str(tmp_path / "tiny"))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "tiny" / artifacts.DATA_PROVENANCE).read_text())
+    assert record["revisions"]["gsm8k"] == "gsm8" + "a" * 36 and sorted(record["files"]) == sorted(
+        f"{task}.parquet" for task in eval_data.TINYBENCHMARKS)
+
+    slices = {"c4_en": b'{"text": "a document"}\n', "ptb": b'{"text": "another"}\n'}
+    _hub_dataset(cache, "allenai/paloma", {f"{name}/test/part.jsonl": text for name, text in slices.items()}
+                 | {"mc4/test/part.jsonl": b'{"text": "not asked for"}\n'}, "b" * 40)
+    settings = json.dumps({"slices": list(slices)})
+    result = _offline_calft(cache, "eval-data", "paloma", "--settings", settings, "--output", str(tmp_path / "paloma"))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "paloma" / artifacts.DATA_PROVENANCE).read_text())
+    assert record["revisions"] == "b" * 40 and sorted(record["files"]) == ["c4_en/test/part.jsonl", "ptb/test/part.jsonl"]
+    result = _offline_calft(cache, "eval-data", "paloma", "--settings", json.dumps({"paloma_revision": "c" * 40}),
+                            "--output", str(tmp_path / "missing"))
+    assert result.returncode == 2 and "cannot fetch the dataset allenai/paloma at revision cccc" in result.stderr

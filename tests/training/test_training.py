@@ -292,3 +292,16 @@ def test_soft_training_refuses_tries_of_another_tokenizer_or_other_prompts(tiny_
     assert main([*command[:targets], str(micro_data / "hard.parquet"), *command[targets + 1:]]) == 2
     assert "do not belong together" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_reference_order_is_balanced_only_at_the_start_of_an_epoch():
+    from calft.training.balance import reference_order
+
+    sizes = {"a": 121, "b": 13, "c": 125, "d": 44, "e": 25, "f": 12}
+    families = np.repeat(list(sizes), list(sizes.values()))
+    order = reference_order(families, seed=11, epoch=0)
+    assert sorted(order) == list(range(len(families)))
+    ordered = families[order]
+    assert set(ordered[:6]) == set(sizes)  # the first round has one item of every family
+    assert set(ordered[-4:]) == {"c"}  # the tail: the largest family alone
+    assert not np.array_equal(order, reference_order(families, 11, 1))

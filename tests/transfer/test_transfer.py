@@ -228,3 +228,21 @@ def test_noveltybench_cli_generates_partitions_and_rates(tiny_model_dir, smollm2
     assert main(["noveltybench", "--model-dir", str(tiny_model_dir), "--model-config", json.dumps(MODEL_CONFIG),
                  "--settings", json.dumps(settings), "--data-dir", str(data),
                  "--generations", str(tmp_path / "g2.parquet"), "--output", str(tmp_path / "n2.parquet")]) == 2
+
+
+def test_noveltybench_prompts_are_fetched_under_calfts_names_and_verified(tmp_path, capsys):
+    from calft import artifacts
+
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    for name, count in (("curated.jsonl", 100), ("wildchat-1k.jsonl", 1000)):
+        (upstream / name).write_text("".join(json.dumps({"prompt": f"Story {i}"}) + "\n" for i in range(count)))
+    settings = json.dumps({"prompts_url": upstream.as_uri() + "/"})
+    output = tmp_path / "prompts"
+    assert main(["fetch-noveltybench", "--settings", settings, "--output", str(output)]) == 0
+    assert sorted(json.loads((output / artifacts.DATA_PROVENANCE).read_text())["files"]) == [
+        "curated.jsonl", "wildchat_1k.jsonl"]
+    assert len(noveltybench.read_prompts(output, ["curated", "wildchat"], None)["wildchat"]) == 1000
+    (upstream / "curated.jsonl").write_text('{"prompt": "only one"}\n')
+    assert main(["fetch-noveltybench", "--settings", settings, "--output", str(tmp_path / "short")]) == 2
+    assert "NoveltyBench's curated has 100" in capsys.readouterr().err and not (tmp_path / "short").exists()

@@ -28,7 +28,8 @@ TRANSFER = config["transfer"]
 NOVELTY = TRANSFER["noveltybench"]
 
 RETENTION_DATA = RETENTION["data_dir"] or layout.RETENTION_DATA.format(suite=RETENTION["suite"])
-PERPLEXITY_DATA = layout.PALOMA_OFFLINE if PERPLEXITY["offline"] else PERPLEXITY["data_dir"]
+PERPLEXITY_DATA = layout.PALOMA_OFFLINE if PERPLEXITY["offline"] else PERPLEXITY["data_dir"] or layout.PALOMA
+NOVELTY_DATA = NOVELTY["data_dir"] or layout.NOVELTY_PROMPTS
 USE_IRT = RETENTION["suite"] == "tinybenchmarks" and bool(RETENTION["irt_parameters"])
 REPORT = layout.ReportSelection(
     models=tuple(RUN_MODELS),

@@ -7,6 +7,7 @@
 localrules:
     retention_data_tinybenchmarks,
     fetch_irt_parameters,
+    fetch_paloma,
 
 
 rule retention_data_offline:
@@ -51,6 +52,22 @@ rule fetch_irt_parameters:
         "../../envs/cpu.yaml"
     shell:
         "calft fetch-irt --url {params.url:q} {params.sha256} --output {output:q} > {log:q} 2>&1"
+
+
+rule fetch_paloma:
+    output:
+        directory(layout.PALOMA),
+    params:
+        settings=json.dumps(PERPLEXITY),
+    log:
+        "logs/eval_data/fetch_paloma.log",
+    benchmark:
+        "results/benchmarks/eval_data/fetch_paloma.tsv"
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "HF_HUB_DISABLE_PROGRESS_BARS=1 calft eval-data paloma --settings {params.settings:q} --output {output:q} "
+        "> {log:q} 2>&1"
 
 
 rule perplexity_data_offline:

@@ -58,6 +58,22 @@ rule mcq:
 
 localrules:
     download_noveltybench_model,
+    fetch_noveltybench_prompts,
+
+
+rule fetch_noveltybench_prompts:
+    output:
+        directory(layout.NOVELTY_PROMPTS),
+    params:
+        settings=json.dumps(NOVELTY),
+    log:
+        "logs/noveltybench/fetch_prompts.log",
+    benchmark:
+        "results/benchmarks/noveltybench/fetch_prompts.tsv"
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft fetch-noveltybench --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule download_noveltybench_model:
@@ -78,7 +94,7 @@ rule download_noveltybench_model:
 rule noveltybench:
     input:
         unpack(model_and_adapter),
-        prompts=NOVELTY["data_dir"],
+        prompts=NOVELTY_DATA,
         similarity=evaluator_inputs("similarity_model"),
         reward=evaluator_inputs("reward_model"),
     output:

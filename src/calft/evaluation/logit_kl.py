@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from calft.modeling.attention import tree_attention_mask
 from calft.training.losses import example_losses, pack, prefix_kl, tree_attention
 from calft.evaluation.sample import sample_seed
 from calft.training.data import Item, SoftTargets
@@ -74,10 +75,11 @@ def exact(model, targets: SoftTargets, prompt: int, prompt_ids: list[int], chunk
         tokens = list(prompt_ids) + [int(targets.token[n]) for n in ordered]
         positions = list(range(len(prompt_ids))) + [len(prompt_ids) - 1 + int(targets.depth[n]) for n in ordered]
         keep = torch.tensor([index[n] for n in chunk])
+        position_ids = torch.tensor(positions, device=device)
         logits = model(
             input_ids=torch.tensor([tokens], device=device),
-            position_ids=torch.tensor([positions], device=device),
-            attention_mask=tree_attention(parents)[None, None].to(device),
+            position_ids=position_ids[None],
+            attention_mask=tree_attention_mask(model, tree_attention(parents).to(device), position_ids),
             logits_to_keep=keep.to(device),
             use_cache=False,
         ).logits[0]

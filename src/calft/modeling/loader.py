@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from calft.errors import UserError
+from calft.modeling.attention import implementation_for
 from calft.modeling.chat import ChatFormat, terminator_id
 from calft.settings import ModelEntry
 
@@ -35,12 +36,14 @@ def load_tokenizer(model_dir):
 
 
 def load_base(model_dir, entry: ModelEntry):
-    """The base model's weights in the configured dtype, on the CPU."""
-    from transformers import AutoModelForCausalLM
+    """The base model's weights in the configured dtype, on the CPU, with an attention
+    implementation that honours tree masks (calft.modeling.attention)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     with _loading("model", model_dir):
+        implementation = implementation_for(AutoConfig.from_pretrained(model_dir))
         return AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, entry.dtype),
-                                                    attn_implementation="sdpa")
+                                                    attn_implementation=implementation)
 
 
 def stop_token_ids(model_dir, tokenizer, chat: ChatFormat) -> set[int]:

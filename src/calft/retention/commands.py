@@ -3,7 +3,6 @@ retention suite and PALOMA perplexity through lm-eval."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -14,13 +13,12 @@ log = logging.getLogger(__name__).info
 
 
 def eval_data(what: str, settings: str, output: str) -> None:
-    """Offline retention probes, tinyBenchmarks from the hub, or offline perplexity slices."""
+    """Offline retention probes, tinyBenchmarks from the hub, offline perplexity slices, or PALOMA
+    from the hub (gated), in a folder whose provenance records the commits read and every file's
+    checksum."""
     from calft.retention import data
 
-    if what == "perplexity-offline":
-        section = Perplexity.from_json(settings)
-    else:
-        section = Retention.from_json(settings)
+    section = (Perplexity if what in ("perplexity-offline", "paloma") else Retention).from_json(settings)
     fetched = None
     with artifacts.atomic_path(output) as folder:
         folder.mkdir()
@@ -31,13 +29,14 @@ def eval_data(what: str, settings: str, output: str) -> None:
                                                                               index=False)
         elif what == "retention-tinybenchmarks":
             fetched = data.fetch_tinybenchmarks(folder, section.tinybenchmarks_source, section.tinybenchmarks_revisions)
+        elif what == "paloma":
+            fetched = data.fetch_paloma(folder, section.paloma_repository, section.paloma_revision, section.slices,
+                                        section.split)
         else:
             for name, documents in data.offline_slices(section.offline_max_documents,
                                                        section.offline_max_chars).items():
                 data.write_slice(folder / name, documents)
-        info = artifacts.provenance(f"eval_data/{what}", section.to_dict())
-        (folder / data.PROVENANCE).write_text(json.dumps(info | {"revisions": fetched,
-                                                                 "files": data.file_checksums(folder)}, indent=2))
+        artifacts.record_data(folder, artifacts.provenance(f"eval_data/{what}", section.to_dict()) | {"revisions": fetched})
     log(f"wrote {what} data to {output}")
 
 
@@ -61,10 +60,8 @@ def retention(model_dir: str, adapter: str | None, model_config: ModelEntry, ret
     from calft.retention import tasks
     from calft.retention.data import load_bundles
 
-    from calft.retention.data import verify_data
-
     artifacts.require(data_dir, irt_parameters)
-    verify_data(Path(data_dir))
+    artifacts.verify_data(data_dir)
     bundles, irt_sha256 = {}, None
     if irt_parameters:
         bundles, irt_sha256 = load_bundles(Path(irt_parameters)), artifacts.sha256(irt_parameters)
@@ -83,12 +80,11 @@ def retention(model_dir: str, adapter: str | None, model_config: ModelEntry, ret
 def perplexity(model_dir: str, adapter: str | None, model_config: ModelEntry, perplexity: Perplexity, data_dir: str,
                output: str) -> None:
     from calft.retention import perplexity as paloma
-    from calft.retention.data import verify_data
 
     artifacts.require(data_dir)
-    verify_data(Path(data_dir))
+    artifacts.verify_data(data_dir)
     lm = _harness_model(model_dir, model_config, adapter, batch_size=1, context=perplexity.context,
-                        stride=perplexity.stride)
+                        stride=perplexity.stride, prepend_bos=perplexity.prepend_bos)
     table = paloma.evaluate(lm, Path(data_dir), perplexity.slices, perplexity.split, perplexity.max_documents)
     info = artifacts.provenance("perplexity", {"model": model_config.to_dict(), "adapter": adapter,
                                                "perplexity": perplexity.to_dict(), "bos": lm.bos is not None})

@@ -16,6 +16,7 @@ import importlib
 import inspect
 import json
 import pickle
+import shutil
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -23,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calft.artifacts import atomic_path, sha256
+from calft import layout
+from calft.artifacts import atomic_path
 from calft.errors import UserError
 
 TINYBENCHMARKS = {  # task -> (hub dataset, configuration, split)
@@ -38,7 +40,6 @@ NAMES = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines"
 ITEMS = ["apples", "marbles", "stickers", "books", "pencils", "cookies", "shells", "coins", "cards", "stamps"]
 WORDS = ["anchor", "bridge", "candle", "dragon", "engine", "forest", "garden", "harbor", "island", "jungle",
          "kettle", "ladder", "meadow", "needle", "orchard", "pepper", "quartz", "ribbon", "saddle", "timber"]
-PROVENANCE = "calft_provenance.json"
 DOCSTRING_MODULES = ["argparse", "collections", "contextlib", "csv", "dataclasses", "difflib", "functools",
                      "heapq", "itertools", "json", "logging", "pathlib", "statistics", "string", "textwrap"]
 
@@ -158,44 +159,53 @@ def write_slice(folder: Path, documents: list[dict]) -> None:
 
 def fetch_tinybenchmarks(output: Path, source: str = "hub", revisions: dict | None = None) -> dict:
     """The five tinyBenchmarks datasets as <output>/<task>.parquet (each must have 100 rows).
-    `source` is 'hub', or a local folder holding <hub dataset id>/ folders (offline mirrors). Hub
-    datasets are read at the configured revision (task -> commit; default: the current main, whose
-    commit is resolved first); returns task -> the commit read ('local' for a mirror)."""
+    `source` is 'hub' (a snapshot of each dataset repository at its configured revision, default
+    the current main) or a local folder holding <hub dataset id>/ mirrors. Returns task -> the
+    commit read ('local' for a mirror)."""
     from datasets import load_dataset
 
     output.mkdir(parents=True, exist_ok=True)
     read = {}
     for task, (dataset, configuration, split) in TINYBENCHMARKS.items():
         if source == "hub":
-            from huggingface_hub import HfApi
-
-            path, revision = dataset, HfApi().dataset_info(dataset, revision=(revisions or {}).get(task) or "main").sha
+            folder = hub_snapshot(dataset, (revisions or {}).get(task))
+            read[task] = folder.name
         else:
-            path, revision = str(Path(source) / dataset), None
+            folder, read[task] = Path(source) / dataset, "local"
         with tempfile.TemporaryDirectory() as cache:  # a fresh read: never a stale cached copy
-            frame = load_dataset(path, configuration, split=split, cache_dir=cache, revision=revision).to_pandas()
+            frame = load_dataset(str(folder), configuration, split=split, cache_dir=cache).to_pandas()
         if len(frame) != 100:
             raise UserError(f"{dataset} ({split}) has {len(frame)} rows; tinyBenchmarks datasets have 100")
         frame.to_parquet(output / f"{task}.parquet", index=False)
-        read[task] = revision or "local"
     return read
 
 
-def file_checksums(folder: Path) -> dict[str, str]:
-    """sha256 of every data file of a prepared data folder, by path relative to it (hidden files,
-    such as Snakemake's timestamp, and the provenance record excluded)."""
-    return {str(path.relative_to(folder)): sha256(path) for path in sorted(folder.rglob("*"))
-            if path.is_file() and path.name != PROVENANCE and not path.name.startswith(".")}
+def hub_snapshot(repository: str, revision: str | None, patterns: list[str] | None = None) -> Path:
+    """A dataset repository's snapshot folder in the Hugging Face cache, at `revision` (default: the
+    current main); the folder's name is the commit."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repository, repo_type="dataset", revision=revision or "main",
+                                      allow_patterns=patterns))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:
+        raise UserError(f"cannot fetch the dataset {repository} at revision {revision or 'main'} ({error}); gated "
+                        "datasets need `huggingface-cli login` and accepted terms") from None
 
 
-def verify_data(folder: Path) -> None:
-    """A data folder prepared by calft still holds the files its provenance records."""
-    record = folder / PROVENANCE
-    if not record.is_file():
-        return  # the user's own data: nothing recorded to check
-    recorded = json.loads(record.read_text()).get("files", {})
-    if file_checksums(folder) != recorded:
-        raise UserError(f"{folder} no longer holds the files recorded in {record}: prepare it again")
+def fetch_paloma(output: Path, repository: str, revision: str | None, slices: list[str], split: str) -> str:
+    """PALOMA's slices (gated: the user's Hugging Face login) copied into <output>/<slice>/<split>/.
+    Returns the commit read."""
+    snapshot = hub_snapshot(repository, revision, [f"{name}/{split}/*" for name in slices])
+    for name in slices:
+        files = layout.paloma_files(snapshot, name, split)
+        if not files:
+            raise UserError(f"{repository} at {snapshot.name} has no {name}/{split}/*.jsonl.gz files")
+        (output / name / split).mkdir(parents=True)
+        for file in files:
+            shutil.copyfile(file, output / name / split / file.name)
+    return snapshot.name
 
 
 # tinyBenchmarks' IRT release is a pickle. It is unpickled once, when fetched, with nothing but plain

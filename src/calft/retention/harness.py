@@ -42,12 +42,13 @@ class CalftLM(HFLM):
     """lm-eval's HFLM around a calft-loaded model (base, or base plus an unmerged LoRA adapter)."""
 
     def __init__(self, loaded: LoadedModel, batch_size: int, context: int = 2048, stride: int = 1024,
-                 max_gen_toks: int = 256):
+                 max_gen_toks: int = 256, prepend_bos: bool = True):
         self.chat = loaded.chat
+        loaded.tokenizer.chat_template = self.chat.pinned(loaded.tokenizer.chat_template)
         super().__init__(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=batch_size,
                          chat_template_args=self.chat.template_variables())
         self.context, self.stride, self._max_gen_toks = context, stride, max_gen_toks
-        self.bos = loaded.tokenizer.bos_token_id if expects_bos(loaded.tokenizer) else None
+        self.bos = loaded.tokenizer.bos_token_id if prepend_bos and expects_bos(loaded.tokenizer) else None
 
     @property
     def max_gen_toks(self) -> int:

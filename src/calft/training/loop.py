@@ -28,6 +28,7 @@ from calft.errors import UserError
 from calft.modeling.chat import ChatFormat, prompt_ids, terminator_id
 from calft.modeling.loader import load_base, load_tokenizer
 from calft.settings import ModelEntry, Training
+from calft.training.balance import ORDERS
 from calft.training.data import HardTargets, SoftTargets, batches, epoch_items
 from calft.training.losses import example_losses, pack
 
@@ -75,14 +76,29 @@ def _prompts(targets: Path) -> tuple[list[str], list[str], list[str]]:
     return list(prompts.prompt_id), list(prompts.family), list(prompts.prompt)
 
 
+def language_model_targets(model, names: list[str]) -> list[str]:
+    """The full names of the modules called `names` inside the language model. Multimodal
+    checkpoints (Gemma-3 4B and up) have the same projection names in their vision tower, which
+    never gets a gradient from text: LoRA there would only stall DDP."""
+    decoder = {id(module) for module in model.get_decoder().modules()}
+    targets = [name for name, module in model.named_modules()
+               if name.rsplit(".", 1)[-1] in names and id(module) in decoder]
+    if not targets:
+        raise UserError(f"training.lora_target_modules: no module named {', '.join(names)} in the language model")
+    return targets
+
+
 def lora_model(run: Run, device: torch.device):
-    """The base model with fresh LoRA adapters (float32, on a bf16 base) on the device."""
+    """The base model with fresh LoRA adapters on the language model's projections (float32, on a
+    bf16 base), on the device."""
     from peft import LoraConfig, get_peft_model
 
     s = run.settings
+    model = load_base(run.model_dir, run.model)
     lora = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
-                      target_modules=list(s.lora_target_modules), bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(load_base(run.model_dir, run.model), lora).to(device)
+                      target_modules=language_model_targets(model, list(s.lora_target_modules)), bias="none",
+                      task_type="CAUSAL_LM")
+    return get_peft_model(model, lora).to(device)
 
 
 def _shard(model, world: int, device: torch.device) -> None:
@@ -216,7 +232,7 @@ def train(run: Run) -> None:
     # -- the loop
     model.train()
     for epoch in range(step // steps_per_epoch, epochs):
-        items = epoch_items(targets, families, samples, group, s.seed, epoch)
+        items = epoch_items(targets, families, samples, group, s.seed, epoch, ORDERS[s.order])
         for global_batch in batches(items, items_per_step)[step - epoch * steps_per_epoch :]:
             started = time.perf_counter()
             mine = global_batch[rank::world]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from calft.modeling.attention import tree_attention_mask
 from calft.training.data import Item
 
 
@@ -26,7 +27,7 @@ from calft.training.data import Item
 class PackedBatch:
     input_ids: torch.Tensor  # (1, T) the tree's tokens, parents before children
     position_ids: torch.Tensor  # (1, T) depth of each token in its sequence
-    attention_mask: torch.Tensor  # (1, 1, T, T) bool, True where the key is an ancestor (or self)
+    ancestors: torch.Tensor  # (T, T) bool, True where the key is an ancestor of the query (or itself)
     keep: torch.Tensor  # (K,) nodes whose logits are needed
     target_col: torch.Tensor  # (N,) index into `keep` of each target
     target_ids: torch.Tensor  # (N, C) candidate tokens, padded with 0
@@ -86,7 +87,7 @@ def pack(items: list[Item], prompt_ids: list[list[int]]) -> PackedBatch:
     return PackedBatch(
         input_ids=torch.tensor([tokens]),
         position_ids=torch.tensor([depths]),
-        attention_mask=tree_attention(parents)[None, None],
+        ancestors=tree_attention(parents),
         keep=keep,
         target_col=target_col,
         target_ids=target_ids,
@@ -115,7 +116,7 @@ def example_losses(model, batch: PackedBatch, tau: float = 1.0, epsilon: float =
     device = next(model.parameters()).device
     logits = model(
         input_ids=batch.input_ids.to(device),
-        attention_mask=batch.attention_mask.to(device),
+        attention_mask=tree_attention_mask(model, batch.ancestors.to(device), batch.position_ids[0].to(device)),
         position_ids=batch.position_ids.to(device),
         logits_to_keep=batch.keep.to(device),
         use_cache=False,

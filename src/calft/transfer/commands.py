@@ -52,6 +52,7 @@ def noveltybench(model_dir: str, adapter: str | None, model_config: ModelEntry, 
 
     from calft.transfer import noveltybench as evaluation
 
+    artifacts.verify_data(data_dir)
     prompts = evaluation.read_prompts(Path(data_dir), settings.splits, settings.prompts_limit)
     loaded = _load(model_dir, model_config, adapter)
     generated = evaluation.generate(loaded, prompts, settings)
@@ -65,3 +66,15 @@ def noveltybench(model_dir: str, adapter: str | None, model_config: ModelEntry, 
     log("noveltybench:\n" + summary.to_string(index=False))
     if torch.cuda.is_available():
         log(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+
+
+def fetch_noveltybench(settings: NoveltyBench, output: str) -> None:
+    """NoveltyBench's prompt files, in a folder whose provenance records their checksums."""
+    from calft.transfer import noveltybench as evaluation
+
+    with artifacts.atomic_path(output) as folder:
+        folder.mkdir()
+        evaluation.fetch_prompts(settings.prompts_url, folder)
+        evaluation.read_prompts(folder, settings.splits, None)  # the full splits, with the benchmark's counts
+        artifacts.record_data(folder, artifacts.provenance("eval_data/noveltybench", settings.to_dict()))
+    log(f"fetched NoveltyBench's prompts from {settings.prompts_url} to {output}")

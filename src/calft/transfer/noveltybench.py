@@ -32,6 +32,7 @@ from calft.transfer.metrics import lexically_equivalent, novelty_utility, partit
 log = logging.getLogger(__name__).info
 
 PROMPT_COUNTS = {"curated": 100, "wildchat": 1000}
+UPSTREAM_FILES = {"curated": "curated.jsonl", "wildchat": "wildchat-1k.jsonl"}  # names in the benchmark's repository
 RATING_THRESHOLDS = [-7.71875, -6.28125, -6.0, -5.71875, -5.5, -5.0, -4.375, -3.4375, -2.046875]
 SIDE_TOKENS = 128
 
@@ -54,6 +55,18 @@ def read_prompts(data_dir: Path, splits: list[str], limit: int | None) -> dict[s
             raise UserError(f"{Path(data_dir) / name} has {len(texts)} prompts; NoveltyBench's {split} has {expected}")
         prompts[split] = texts[:limit]
     return prompts
+
+
+def fetch_prompts(base_url: str, output: Path) -> None:
+    """The benchmark's prompt files from its data folder at `base_url`, under calft's names."""
+    import urllib.request
+
+    for split, upstream in UPSTREAM_FILES.items():
+        try:
+            with urllib.request.urlopen(base_url + upstream, timeout=120) as response:
+                (output / layout.NOVELTY_PROMPT_FILES[split]).write_bytes(response.read())
+        except OSError as error:
+            raise UserError(f"cannot fetch {base_url + upstream} ({error})") from None
 
 
 def rating(reward: float) -> int:
@@ -102,9 +115,11 @@ def classifier_equivalence(classifier, tokenizer, threshold: float, batch_size: 
 
 
 @torch.no_grad()
-def rewards(reward_model, tokenizer, prompt: str, texts: list[str], batch_size: int = 4) -> list[float]:
+def rewards(reward_model, tokenizer, prompt: str, texts: list[str], add_special_tokens: bool,
+            batch_size: int = 4) -> list[float]:
     """The reward model's scalar for each [user: prompt, assistant: text] conversation, rendered by
-    its chat template (which holds BOS) and tokenized without adding special tokens again."""
+    its chat template (which holds BOS) and tokenized without adding special tokens again (with
+    them, as the reference does, when `add_special_tokens`)."""
     device = next(reward_model.parameters()).device
     rendered = [tokenizer.apply_chat_template([{"role": "user", "content": prompt},
                                                {"role": "assistant", "content": text}], tokenize=False)
@@ -112,7 +127,7 @@ def rewards(reward_model, tokenizer, prompt: str, texts: list[str], batch_size: 
     scores = []
     for start in range(0, len(rendered), batch_size):
         batch = tokenizer(rendered[start:start + batch_size], padding=True, truncation=True,
-                          add_special_tokens=False, return_tensors="pt").to(device)
+                          add_special_tokens=add_special_tokens, return_tensors="pt").to(device)
         scores += reward_model(**batch).logits[:, 0].float().tolist()
     return scores
 
@@ -145,7 +160,8 @@ def evaluate(generations: pd.DataFrame, prompts: dict[str, list[str]], settings:
         settings.reward_model, dtype=getattr(torch, settings.reward_dtype)).to(device).eval()
     scores = []
     for (split, j), group in generations.groupby(["split", "prompt_index"], sort=False):
-        scores += rewards(reward_model, tokenizer, prompts[split][j], group.text.tolist())
+        scores += rewards(reward_model, tokenizer, prompts[split][j], group.text.tolist(),
+                          settings.reward_add_special_tokens)
     _release(reward_model)
     generations = generations.assign(reward=scores, rating=[rating(r) for r in scores])
 

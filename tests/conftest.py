@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,43 @@ CACHE = Path(os.environ.get("CALFT_TEST_CACHE", Path.home() / ".cache" / "calft-
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
+def profile_gpu_resources() -> list[str]:
+    """`--set-resources` giving the training rules the GPUs the SLURM profile gives them: locally too,
+    training then runs torchrun over that many ranks (gloo, on CPU), as in a SLURM run, so that the
+    two runs compute the same adapters bit for bit."""
+    import yaml
+
+    declared = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
+    gpus = {rule: declared[rule]["gpu"] for rule in ("train_soft", "train_hard")}
+    return ["--resources", f"gpu={max(gpus.values())}", "--set-resources",
+            *[f"{rule}:gpu={count}" for rule, count in gpus.items()]]
+
+
+def run_snakemake(*args, cwd=ROOT, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *args],
+                            cwd=cwd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def local_micro_run(tmp_path_factory, micro_config) -> tuple[Path, Path]:
+    """The .test micro configuration run locally once per session, its training launched as under the
+    SLURM profile: (a copy of its tables as first written, its working folder)."""
+    import shutil
+
+    import yaml
+
+    workdir = tmp_path_factory.mktemp("local-micro-run")
+    (workdir / "micro.yaml").write_text(yaml.safe_dump(micro_config()))
+    run_snakemake("--cores", "2", *profile_gpu_resources(), "--configfile", "micro.yaml", cwd=workdir)
+    tables = tmp_path_factory.mktemp("local-micro-tables") / "tables"
+    shutil.copytree(workdir / "results" / "tables", tables)
+    return tables, workdir
+
+
+@pytest.fixture(scope="session")
 def micro_config():
     """A builder of the .test micro configuration with dotted-key changes (None removes a key)."""
     import yaml

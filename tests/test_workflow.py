@@ -14,18 +14,12 @@ import pytest
 import yaml
 
 from calft import artifacts
+from conftest import profile_gpu_resources
+from conftest import run_snakemake as snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "Snakefile"
 PAPER_MODELS = 12
-
-
-def snakemake(*args, cwd=ROOT, env=None, check=True):
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), *args],
-                            cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def dry_run_jobs(output: str) -> list[dict]:
@@ -166,9 +160,12 @@ def test_the_report_reads_exactly_the_inputs_of_the_aggregate_rule(paper_dry_run
 
 
 @pytest.mark.slow
-def test_micro_workflow_runs_for_real(tmp_path, micro_config):
-    config = _config_file(tmp_path, micro_config())
-    snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(config))
+def test_micro_workflow_runs_for_real(local_micro_run):
+    """The whole workflow on the embedded model (training launched as under the SLURM profile, over
+    4 gloo ranks); then nothing to do, tables rebuilt from parquet alone, a report, a single target."""
+    _, tmp_path = local_micro_run
+    config = tmp_path / "micro.yaml"
+    gpus = profile_gpu_resources()
     model = tmp_path / "resources" / "models" / "smol"
     assert (model / "model.safetensors").exists() and (model / "calft_model.json").exists()
     tries = tmp_path / "results" / "tries" / "smollm2" / "train" / "d2_b50.parquet"
@@ -227,27 +224,27 @@ def test_micro_workflow_runs_for_real(tmp_path, micro_config):
     for figure in ("figure2_family_median_w1.png", "figure3_ood_samples_smol.png", "per_family_ood_logit_kl.png"):
         assert (tmp_path / "results" / "figures" / figure).stat().st_size > 1000
 
-    again = snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(config))
+    again = snakemake("--cores", "2", *gpus, "--directory", str(tmp_path), "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
 
     # tables and figures rebuild from the cached parquet alone: no model, no GPU rule
     shutil.rmtree(tmp_path / "resources")
     shutil.rmtree(tmp_path / "results" / "tables")
     shutil.rmtree(tmp_path / "results" / "figures")
-    rebuilt = snakemake("tables", "--allowed-rules", "aggregate", "--cores", "1",
+    rebuilt = snakemake("tables", "--allowed-rules", "aggregate", "--cores", "1", *gpus,
                         "--directory", str(tmp_path), "--configfile", str(config))
     jobs = re.findall(r"^(\w+)\s+\d+$", rebuilt.stdout + rebuilt.stderr, re.M)
     assert "aggregate" in jobs and not {"sample", "logit_kl", "train_soft", "prepare_embedded_model",
                                         "retention", "perplexity"} & set(jobs)
     assert (tmp_path / "results" / "tables" / "structured_ood.tex").exists()
     assert (tmp_path / "results" / "tables" / "retention_perplexity.tex").exists()
-    report = snakemake("tables", "--report", str(tmp_path / "report.html"), "--directory", str(tmp_path),
+    report = snakemake("tables", "--report", str(tmp_path / "report.html"), *gpus, "--directory", str(tmp_path),
                        "--configfile", str(config))
     assert (tmp_path / "report.html").stat().st_size > 10000, report.stderr[-2000:]
 
     # a single target rebuilds only what it needs (the model is prepared again: it was removed above)
     shutil.rmtree(tries)
-    single = snakemake("results/tries/smollm2/train/d2_b50.parquet", "--cores", "2",
+    single = snakemake("results/tries/smollm2/train/d2_b50.parquet", "--cores", "2", *gpus,
                        "--directory", str(tmp_path), "--configfile", str(config))
     assert "build_tries" in single.stdout + single.stderr
     assert "discretize" not in re.findall(r"^(\w+)\s+\d+$", single.stdout + single.stderr, re.M)

@@ -322,6 +322,15 @@ def _stop(signum: int, _frame) -> None:
     raise Stopped(signum)
 
 
+def _cap_threads() -> None:
+    """Never more compute threads than the CPUs this process may run on: a cluster without cgroups
+    grants a job more CPUs than its node has cores, and oversubscribed threads crawl."""
+    available = len(os.sched_getaffinity(0))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(name, "").isdigit() and int(os.environ[name]) > available:
+            os.environ[name] = str(available)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand. Exit status: 0; 2 for a user mistake (one line on stderr naming the
     option, file or key); 3 for training stopped by SIGTERM after a checkpoint; 128 + the signal
@@ -333,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     command, target = args.pop("command"), args.pop("target")
     module, function = target.split(":")
     configure_logging()
+    _cap_threads()
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        logging.getLogger("calft").info(f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}")
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)} \
         if in_main_thread else {}

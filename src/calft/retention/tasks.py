@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from calft.errors import UserError
 from calft.retention.suites import IRT_SCENARIOS, SUITES
 from calft.settings import Retention
 

@@ -55,7 +55,7 @@ class Run:
     adapter: Path  # output: peft adapter folder
     train_log: Path  # output: parquet log
     checkpoints: Path  # folder for resumable state
-    threads: int = 0  # CPU threads (0 = torch's default)
+    threads: int = 0  # CPU threads (0: every CPU of this process, shared among the ranks of a node)
 
 
 def _distributed() -> tuple[int, int, torch.device]:
@@ -159,8 +159,9 @@ def _fingerprint(run: Run) -> str:
 
 def train(run: Run) -> None:
     rank, world, device = _distributed()
-    if run.threads:
-        torch.set_num_threads(run.threads)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    available = len(os.sched_getaffinity(0))  # the ranks of a node share its CPUs
+    torch.set_num_threads(max(1, min(run.threads or available, available // local_world)))
     s = run.settings
     torch.manual_seed(s.seed)
     from transformers import get_cosine_schedule_with_warmup

@@ -1,0 +1,152 @@
+"""`snakemake --profile slurm` for real, on the single-node cluster of `.ci/slurm-cluster` (real
+accounting, fake `gpu:a100` GRES): the micro configuration through profiles/slurm itself, with only
+its account and partition placeholders and its first status-check delay replaced. Every job goes
+through sbatch and sacct, the GPU jobs get what the profile declares, the tables equal a local
+run's, a single target submits only what it needs, and a failed job is reported with SLURM's state
+and leaves no output that looks complete. Skipped where no cluster answers (`.ci/run` starts one)."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from calft import layout
+
+ROOT = Path(__file__).resolve().parents[1]
+PLACEHOLDERS = {"CHANGE_ME_ACCOUNT": "calft-test", "CHANGE_ME_CPU_PARTITION": "cpu", "CHANGE_ME_GPU_PARTITION": "gpu"}
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: .*/rule_(\w+)/")
+
+pytestmark = pytest.mark.slurm
+
+
+def _cluster_answers() -> bool:
+    return shutil.which("sinfo") is not None and subprocess.run(["sinfo"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory) -> Path:
+    """profiles/slurm with its placeholders filled in for the test cluster, and a first status
+    check after 5 s instead of 40 (everything else as committed)."""
+    if not _cluster_answers():
+        pytest.skip("no SLURM cluster answers (start one with .ci/slurm-cluster up)")
+    text = (ROOT / "profiles" / "slurm" / "config.yaml").read_text()
+    for placeholder, value in PLACEHOLDERS.items():
+        assert placeholder in text
+        text = text.replace(placeholder, value)
+    folder = tmp_path_factory.mktemp("profile") / "slurm"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(text + "\nslurm-init-seconds-before-status-checks: 5\n")
+    return folder
+
+
+def _snakemake(profile: Path, workdir: Path, *targets: str) -> tuple[subprocess.CompletedProcess, dict[int, str]]:
+    """A Snakemake run through the profile; returns it and the SLURM job ids it submitted, by rule.
+    OMP_WAIT_POLICY=PASSIVE: the jobs share two real cores, and spinning OpenMP threads would starve
+    each other."""
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *targets, "--profile", str(profile),
+         "--configfile", "micro.yaml"],  # targets first: --configfile would take them as more config files
+        cwd=workdir, capture_output=True, text=True, env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
+    return result, {int(job): rule for job, rule in SUBMITTED.findall(result.stdout + result.stderr)}
+
+
+def _sacct(jobs) -> dict[int, dict]:
+    fields = ["JobID", "JobName", "Comment", "State", "Partition", "AllocTRES", "Timelimit", "ReqMem", "Account"]
+    output = subprocess.run(["sacct", "-X", "-P", "-n", "-j", ",".join(map(str, jobs)), "--format", ",".join(fields)],
+                            capture_output=True, text=True, check=True).stdout
+    rows = [dict(zip(fields, line.split("|"))) for line in output.splitlines() if line]
+    return {int(row["JobID"]): row for row in rows}
+
+
+@pytest.fixture(scope="module")
+def slurm_run(profile, tmp_path_factory, micro_config):
+    workdir = tmp_path_factory.mktemp("slurm-run")
+    (workdir / "micro.yaml").write_text(yaml.safe_dump(micro_config()))
+    started = time.monotonic()
+    result, submitted = _snakemake(profile, workdir)
+    minutes = (time.monotonic() - started) / 60
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    print(f"\nthe micro workflow through the SLURM profile took {minutes:.1f} min, {len(submitted)} SLURM jobs")
+    return workdir, submitted
+
+
+def test_every_job_went_through_sbatch_and_sacct_lists_it_under_its_rule(slurm_run):
+    workdir, submitted = slurm_run
+    local = {"all", "aggregate", "prepare_embedded_model", "download_hub_model", "retention_data_tinybenchmarks",
+             "fetch_irt_parameters", "fetch_paloma", "download_noveltybench_model", "fetch_noveltybench_prompts"}
+    planned = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n", "--forceall",
+                              "--configfile", "micro.yaml", "--quiet", "rules"], cwd=workdir, capture_output=True,
+                             text=True, check=True).stdout
+    expected = {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", planned, re.M) if rule not in local | {"total"}}
+    counted = {}
+    for rule in submitted.values():
+        counted[rule] = counted.get(rule, 0) + 1
+    assert counted == expected
+    for job, row in _sacct(submitted).items():
+        assert row["State"] == "COMPLETED" and row["Account"] == "calft-test", row
+        assert row["Comment"].startswith(f"rule_{submitted[job]}"), row
+
+
+def _megabytes(memory: str) -> float:
+    """sacct's ReqMem ('250G', '62.50G', '4000M') in MB."""
+    return float(memory[:-1]) * {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2}[memory[-1]]
+
+
+def test_gpu_jobs_got_the_resources_the_profile_declares_and_saw_their_gpus(slurm_run):
+    workdir, submitted = slurm_run
+    declared = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
+    rows = _sacct(submitted)
+    logs = {"train_soft": "logs/train/smol/soft.log", "train_hard": "logs/train/smol/hard.log",
+            "sample": "logs/sample/smol/base/ood.log"}
+    for rule, log in logs.items():
+        row = next(rows[job] for job, name in submitted.items() if name == rule)
+        wanted = declared[rule]
+        assert row["Partition"] == "gpu", row
+        assert f"gres/gpu:{wanted['gpu_model']}={wanted['gpu']}" in row["AllocTRES"], row
+        assert _megabytes(row["ReqMem"]) == wanted["mem_mb"], row
+        hours, minutes = divmod(wanted["runtime"], 60)
+        assert row["Timelimit"] == f"{hours:02d}:{minutes:02d}:00", row
+        visible = re.search(r"CUDA_VISIBLE_DEVICES=([\d,]+)", (workdir / log).read_text()).group(1)
+        assert len(visible.split(",")) == wanted["gpu"], (rule, visible)
+
+
+def test_the_tables_equal_a_local_run_of_the_same_config(slurm_run, local_micro_run):
+    workdir, _ = slurm_run
+    local_tables, _ = local_micro_run
+    names = sorted(p.name for p in local_tables.iterdir())
+    assert names and names == sorted(p.name for p in (workdir / layout.TABLES).iterdir())
+    assert all(filecmp.cmp(local_tables / name, workdir / layout.TABLES / name, shallow=False) for name in names)
+
+
+def test_a_single_target_submits_only_the_jobs_it_needs(slurm_run, profile):
+    workdir, _ = slurm_run
+    keys = dict(model="smol", method="soft", prompt_set="ood")
+    for template in (layout.SAMPLES, layout.SCORES):
+        (workdir / template.format(**keys)).unlink()
+    result, submitted = _snakemake(profile, workdir, layout.SCORES.format(**keys))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(submitted.values()) == ["sample", "score"]
+
+
+def test_a_failed_job_is_reported_with_slurms_state_and_leaves_no_output(slurm_run, profile):
+    workdir, _ = slurm_run
+    keys = dict(model="smol", method="hard", prompt_set="ood")
+    samples, scores = (workdir / template.format(**keys) for template in (layout.SAMPLES, layout.SCORES))
+    samples.write_bytes(samples.read_bytes()[:-100])  # damaged: score refuses it
+    scores.unlink()
+    result, submitted = _snakemake(profile, workdir, str(scores.relative_to(workdir)), "--allowed-rules", "score")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and list(submitted.values()) == ["score"]
+    assert re.search(rf"SLURM-job '{next(iter(submitted))}' failed, SLURM status is: 'FAILED'\. Reasons?: ", output)
+    assert not scores.exists() and not list(scores.parent.glob(f".{scores.name}*"))
+    again, _ = _snakemake(profile, workdir, str(scores.relative_to(workdir)), "--allowed-rules", "score", "-n")
+    assert "score" in again.stdout + again.stderr and "Nothing to be done" not in again.stdout + again.stderr

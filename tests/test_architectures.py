@@ -21,7 +21,7 @@ import torch
 
 from calft.cli import main
 from calft.evaluation.logit_kl import exact
-from calft.evaluation.sample import _draw, sample, sample_seed
+from calft.evaluation.sample import COMPACT_EVERY, _draw, sample, sample_seed
 from calft.modeling.chat import ChatFormat, prompt_ids
 from calft.modeling.loader import load, load_base, load_tokenizer
 from calft.settings import ModelEntry
@@ -90,23 +90,26 @@ def test_packed_losses_and_gradients_equal_the_naive_computation(architecture, m
         assert torch.allclose(packed_grads[key], parameter.grad, atol=1e-5), (name, key)
 
 
-def test_sampler_equals_token_by_token_sampling_without_a_cache(architecture):
+@pytest.mark.parametrize("strategy", ["shared", "batched"])
+def test_sampler_equals_token_by_token_sampling_without_a_cache(architecture, strategy):
     name, folder, entry, data = architecture
     loaded = load(folder, entry, device=torch.device("cpu"))
     _, _, rendered = _rendered(folder, entry, data)
     ids = rendered[0]
     seeds = [sample_seed(3, name, i) for i in range(12)]
-    for seed, (tokens, _) in zip(seeds, sample(loaded.model, ids, seeds, 6, loaded.stop_ids, 1.0, 1.0, 12)):
-        uniforms = torch.tensor(np.random.default_rng(seed).random(6))
+    steps = COMPACT_EVERY + 2
+    for seed, (tokens, _) in zip(seeds, sample(loaded.model, ids, seeds, steps, loaded.stop_ids, 1.0, 1.0, 12,
+                                               strategy)):
+        uniforms = torch.tensor(np.random.default_rng(seed).random(steps))
         expected = []
-        for step in range(6):
+        for step in range(steps):
             with torch.no_grad():
                 logits = loaded.model(input_ids=torch.tensor([ids + expected])).logits[:, -1]
             token = int(_draw(logits, uniforms[step: step + 1], 1.0, 1.0))
             if token in loaded.stop_ids:
                 break
             expected.append(token)
-        assert tokens == expected, name
+        assert tokens == expected, (name, strategy)
 
 
 def test_exact_logit_kl_equals_the_mean_over_all_enumerated_paths(architecture):

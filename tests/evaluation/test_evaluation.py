@@ -17,7 +17,7 @@ from calft.cli import main
 from calft.evaluation.logit_kl import exact, monte_carlo
 from calft.evaluation.metrics import family_median, prompt_scores, target_spread, wasserstein_to_law
 from calft.evaluation.parse import judge, parse_number, strip_reasoning
-from calft.evaluation.sample import _draw, sample, sample_seed
+from calft.evaluation.sample import COMPACT_EVERY, _draw, sample, sample_seed
 from calft.modeling.chat import ChatFormat, prompt_ids
 from calft.training.data import Continuation, Item, SoftTargets
 from calft.training.losses import example_losses, pack
@@ -91,7 +91,8 @@ def test_family_median_rule_including_an_undefined_family():
 # -- sampler ---------------------------------------------------------------------------------
 
 
-def test_samples_do_not_depend_on_the_batch_size(tiny_model_dir):
+@pytest.mark.parametrize("strategy", ["shared", "batched"])
+def test_samples_do_not_depend_on_the_batch_size(tiny_model_dir, strategy):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
@@ -99,17 +100,19 @@ def test_samples_do_not_depend_on_the_batch_size(tiny_model_dir):
     ids = prompt_ids(tokenizer, ["Generate exactly ONE random number."], ChatFormat("<|im_end|>"))[0]
     seeds = [sample_seed(11, "p", i) for i in range(64)]
     stop = {tokenizer.convert_tokens_to_ids("<|im_end|>")}
-    one = [r for s in seeds for r in sample(model, ids, [s], 6, stop, chunk_size=1)]
-    batched = sample(model, ids, seeds, 6, stop, chunk_size=64)
-    halves = sample(model, ids, seeds, 6, stop, chunk_size=24)
+    one = [r for s in seeds for r in sample(model, ids, [s], 6, stop, chunk_size=1, strategy=strategy)]
+    batched = sample(model, ids, seeds, 6, stop, chunk_size=64, strategy=strategy)
+    halves = sample(model, ids, seeds, 6, stop, chunk_size=24, strategy=strategy)
     assert one == batched == halves
     assert len({tuple(t) for t, _ in batched}) > 50  # different seeds, different samples
     assert sample(model, ids, seeds[:3], 6, stop) != sample(model, ids, [sample_seed(12, "p", i) for i in range(3)], 6, stop)
 
 
-def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir):
-    """Shared prefill, merged histories and skipped cache copies change nothing: each row is what a
-    full forward over prompt + tokens so far, drawn with the row's own uniforms, gives."""
+@pytest.mark.parametrize("strategy", ["shared", "batched"])
+def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir, strategy):
+    """Shared prefill, merged histories, skipped cache copies and compacted batches change nothing:
+    each row is what a full forward over prompt + tokens so far, drawn with the row's own uniforms,
+    gives."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
@@ -120,17 +123,20 @@ def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir):
         likely = model(input_ids=torch.tensor([ids])).logits[0, -1].topk(3).indices.tolist()
     stop = {likely[0]}  # the likeliest token ends rows early
     seeds = [sample_seed(3, "r", i) for i in range(40)]
-    for seed, (tokens, _) in zip(seeds, sample(model, ids, seeds, 8, stop, chunk_size=40)):
-        uniforms = torch.tensor(np.random.default_rng(seed).random(8))
+    steps = 3 * COMPACT_EVERY  # the batched sampler drops stopped rows twice on the way
+    results = sample(model, ids, seeds, steps, stop, chunk_size=40, strategy=strategy)
+    assert 0 < sum(stopped for _, stopped in results) < len(seeds)
+    for seed, (tokens, stopped) in zip(seeds, results):
+        uniforms = torch.tensor(np.random.default_rng(seed).random(steps))
         expected = []
-        for step in range(8):
+        for step in range(steps):
             with torch.no_grad():
                 logits = model(input_ids=torch.tensor([ids + expected])).logits[:, -1]
             token = int(_draw(logits, uniforms[step : step + 1], 1.0, 1.0))
             if token in stop:
                 break
             expected.append(token)
-        assert tokens == expected
+        assert tokens == expected and stopped == (len(expected) < steps)
 
 
 def test_sampler_follows_the_model_distribution(tiny_model_dir):

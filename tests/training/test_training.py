@@ -15,13 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from calft.cli import main
 from calft.modeling.chat import ChatFormat, prompt_ids, render
 from calft.settings import ModelEntry, Training
 from calft.training.balance import balanced_order
 from calft.training.data import HardTargets, SoftTargets, batches, epoch_items
-from calft.training.losses import example_losses, naive_example_losses, pack, prefix_kl
+from calft.training.losses import example_losses, naive_example_losses, pack, prefix_kl, tree_attention
 
 SMOL = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
 SMOL_CHAT = ChatFormat.from_entry(ModelEntry.from_dict(SMOL))
@@ -93,6 +95,22 @@ def test_epsilon_smoothing_renormalizes_over_the_candidates():
     value = prefix_kl(logits, ids, probs, epsilon=0.25).item()
     q = torch.tensor([0.8, 0.2])  # max(q, eps) renormalized
     assert value == pytest.approx(float((q * (q.log() - torch.log(torch.tensor(0.2)))).sum()), rel=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=60))
+def test_tree_attention_marks_exactly_each_nodes_ancestors(draws):
+    """A forest whose parents come before their children (each draw picks a parent among the nodes
+    before it, or none): row i is True exactly at i and along its parent chain."""
+    parents = [int(d * (i + 1)) - 1 for i, d in enumerate(draws)]
+    parents = [min(p, i - 1) for i, p in enumerate(parents)]
+    expected = torch.zeros((len(parents), len(parents)), dtype=torch.bool)
+    for node in range(len(parents)):
+        chain = node
+        while chain >= 0:
+            expected[node, chain] = True
+            chain = parents[chain]
+    assert torch.equal(tree_attention(torch.tensor(parents)), expected)
 
 
 @pytest.mark.parametrize("method, group", [("soft", 1), ("soft", 3), ("hard", 4)])

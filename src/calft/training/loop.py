@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from calft.modeling.loader import load_base, load_tokenizer
 from calft.settings import ModelEntry, Training
 from calft.training.balance import ORDERS
 from calft.training.data import HardTargets, SoftTargets, batches, epoch_items
-from calft.training.losses import example_losses, pack
+from calft.training.losses import PackedBatch, example_losses, pack
 
 log = logging.getLogger(__name__).info
 
@@ -157,6 +158,16 @@ def _fingerprint(run: Run) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _micro_batches(global_batch: list, rank: int, world: int, items_per_micro: int,
+                   rendered: list[list[int]]) -> list[tuple[PackedBatch, float]]:
+    """This rank's share of a global batch, packed per micro-batch, each with its loss weight: every
+    rank runs the same number of micro-batches, and one with fewer items runs zero-weight ones."""
+    mine = global_batch[rank::world]
+    count = math.ceil(math.ceil(len(global_batch) / world) / items_per_micro)
+    chunks = [mine[index * items_per_micro : (index + 1) * items_per_micro] for index in range(count)]
+    return [(pack(chunk or global_batch[:1], rendered), 1.0 if chunk else 0.0) for chunk in chunks]
+
+
 def train(run: Run) -> None:
     rank, world, device = _distributed()
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -230,23 +241,25 @@ def train(run: Run) -> None:
         f"{total_steps} steps of {s.global_batch_size} sequences on {world} x {device.type}"
         + (f" ({'fsdp' if sharded else 'ddp'})" if world > 1 else ""))
 
-    # -- the loop
+    # -- the loop (a thread packs the next step's micro-batches while the device computes)
     model.train()
+    packer = ThreadPoolExecutor(max_workers=1)
     for epoch in range(step // steps_per_epoch, epochs):
         items = epoch_items(targets, families, samples, group, s.seed, epoch, ORDERS[s.order])
-        for global_batch in batches(items, items_per_step)[step - epoch * steps_per_epoch :]:
+        remaining = batches(items, items_per_step)[step - epoch * steps_per_epoch :]
+        packed = [packer.submit(_micro_batches, batch, rank, world, items_per_micro, rendered) for batch in remaining[:1]]
+        for position, global_batch in enumerate(remaining):
             started = time.perf_counter()
-            mine = global_batch[rank::world]
-            micro_batches = math.ceil(math.ceil(len(global_batch) / world) / items_per_micro)
+            micro_batches = packed.pop().result()
+            if position + 1 < len(remaining):  # pack the next step while this one computes
+                packed.append(packer.submit(_micro_batches, remaining[position + 1], rank, world, items_per_micro,
+                                            rendered))
             loss_sum, tokens = torch.zeros((), device=device), 0
-            for index in range(micro_batches):
-                chunk = mine[index * items_per_micro : (index + 1) * items_per_micro]
-                weight = 1.0 if chunk else 0.0  # a rank with fewer items runs a zero-weight batch
-                batch = pack(chunk or global_batch[:1], rendered)
+            for index, (batch, weight) in enumerate(micro_batches):
                 losses = example_losses(engine, batch, schedule.tau, schedule.epsilon)
                 # sum over the global batch's sequences / their number; DDP averages over ranks
                 loss = weight * losses.sum() * world / (len(global_batch) * group)
-                last = index == micro_batches - 1
+                last = index == len(micro_batches) - 1
                 if sharded:
                     model.set_requires_gradient_sync(last)
                     loss.backward()
@@ -256,7 +269,7 @@ def train(run: Run) -> None:
                 else:
                     loss.backward()
                 loss_sum += weight * losses.detach().sum()
-                tokens += batch.tokens if chunk else 0
+                tokens += batch.tokens if weight else 0
             if world > 1:
                 torch.distributed.all_reduce(loss_sum)
             lr = scheduler.get_last_lr()[0]

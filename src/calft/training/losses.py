@@ -27,7 +27,7 @@ from calft.training.data import Item
 class PackedBatch:
     input_ids: torch.Tensor  # (1, T) the tree's tokens, parents before children
     position_ids: torch.Tensor  # (1, T) depth of each token in its sequence
-    ancestors: torch.Tensor  # (T, T) bool, True where the key is an ancestor of the query (or itself)
+    parents: torch.Tensor  # (T,) each token's parent in the tree, -1 for the root
     keep: torch.Tensor  # (K,) nodes whose logits are needed
     target_col: torch.Tensor  # (N,) index into `keep` of each target
     target_ids: torch.Tensor  # (N, C) candidate tokens, padded with 0
@@ -37,15 +37,19 @@ class PackedBatch:
     tokens: int  # tokens in the tree (computed once each)
 
 
-def tree_attention(parents: list[int]) -> torch.Tensor:
-    """(T, T) bool: node i may attend to node j when j is i or one of its ancestors. Parents come
-    before their children; -1 marks a root."""
+def tree_attention(parents: torch.Tensor) -> torch.Tensor:
+    """(T, T) bool: node i may attend to node j when j is i or one of its ancestors, built where
+    `parents` lives (-1 marks a root). Pointer doubling: after k rounds each row holds the ancestors
+    within 2^k steps, so a tree of depth D takes log2(D) whole-matrix operations, not T row copies."""
     size = len(parents)
-    ancestors = torch.zeros((size, size), dtype=torch.bool)
-    for node, parent in enumerate(parents):
-        if parent >= 0:
-            ancestors[node] = ancestors[parent]
-        ancestors[node, node] = True
+    nodes = torch.arange(size, device=parents.device)
+    jump = torch.where(parents < 0, nodes, parents)  # a root is its own parent
+    ancestors = torch.zeros((size, size), dtype=torch.bool, device=parents.device)
+    ancestors[nodes, nodes] = True
+    ancestors[nodes, jump] = True
+    while not torch.equal(jump[jump], jump):  # until every jump has reached its root
+        ancestors |= ancestors[jump]
+        jump = jump[jump]
     return ancestors
 
 
@@ -87,7 +91,7 @@ def pack(items: list[Item], prompt_ids: list[list[int]]) -> PackedBatch:
     return PackedBatch(
         input_ids=torch.tensor([tokens]),
         position_ids=torch.tensor([depths]),
-        ancestors=tree_attention(parents),
+        parents=torch.tensor(parents),
         keep=keep,
         target_col=target_col,
         target_ids=target_ids,
@@ -116,7 +120,8 @@ def example_losses(model, batch: PackedBatch, tau: float = 1.0, epsilon: float =
     device = next(model.parameters()).device
     logits = model(
         input_ids=batch.input_ids.to(device),
-        attention_mask=tree_attention_mask(model, batch.ancestors.to(device), batch.position_ids[0].to(device)),
+        attention_mask=tree_attention_mask(model, tree_attention(batch.parents.to(device)),
+                                           batch.position_ids[0].to(device)),
         position_ids=batch.position_ids.to(device),
         logits_to_keep=batch.keep.to(device),
         use_cache=False,

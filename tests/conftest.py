@@ -26,8 +26,10 @@ def profile_gpu_resources() -> list[str]:
 
 
 def run_snakemake(*args, cwd=ROOT, check=True) -> subprocess.CompletedProcess:
+    """Snakemake on the Snakefile; OMP_WAIT_POLICY=PASSIVE, since its jobs may share the cores with
+    other runs (spinning OpenMP threads starve each other)."""
     result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *args],
-                            cwd=cwd, capture_output=True, text=True)
+                            cwd=cwd, capture_output=True, text=True, env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result

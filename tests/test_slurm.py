@@ -48,15 +48,25 @@ def profile(tmp_path_factory) -> Path:
     return folder
 
 
-def _snakemake(profile: Path, workdir: Path, *targets: str) -> tuple[subprocess.CompletedProcess, dict[int, str]]:
-    """A Snakemake run through the profile; returns it and the SLURM job ids it submitted, by rule.
-    OMP_WAIT_POLICY=PASSIVE: the jobs share two real cores, and spinning OpenMP threads would starve
-    each other."""
-    result = subprocess.run(
+def _start_snakemake(profile: Path, workdir: Path, *targets: str) -> subprocess.Popen:
+    """A Snakemake run through the profile, started. OMP_WAIT_POLICY=PASSIVE: the jobs share two real
+    cores, and spinning OpenMP threads would starve each other."""
+    return subprocess.Popen(
         [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *targets, "--profile", str(profile),
          "--configfile", "micro.yaml"],  # targets first: --configfile would take them as more config files
-        cwd=workdir, capture_output=True, text=True, env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
-    return result, {int(job): rule for job, rule in SUBMITTED.findall(result.stdout + result.stderr)}
+        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
+
+
+def _finish(process: subprocess.Popen) -> tuple[int, str, dict[int, str]]:
+    """Wait for a run: its exit status, its output, and the SLURM job ids it submitted, by rule."""
+    stdout, stderr = process.communicate()
+    output = stdout + stderr
+    return process.returncode, output, {int(job): rule for job, rule in SUBMITTED.findall(output)}
+
+
+def _snakemake(profile: Path, workdir: Path, *targets: str) -> tuple[int, str, dict[int, str]]:
+    return _finish(_start_snakemake(profile, workdir, *targets))
 
 
 def _sacct(jobs) -> dict[int, dict]:
@@ -68,14 +78,17 @@ def _sacct(jobs) -> dict[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(profile, tmp_path_factory, micro_config):
+def slurm_run(profile, tmp_path_factory, micro_config, request):
     workdir = tmp_path_factory.mktemp("slurm-run")
     (workdir / "micro.yaml").write_text(yaml.safe_dump(micro_config()))
     started = time.monotonic()
-    result, submitted = _snakemake(profile, workdir)
+    process = _start_snakemake(profile, workdir)
+    request.getfixturevalue("local_micro_run")  # the local reference run meanwhile: the SLURM run mostly waits
+    code, output, submitted = _finish(process)
     minutes = (time.monotonic() - started) / 60
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    print(f"\nthe micro workflow through the SLURM profile took {minutes:.1f} min, {len(submitted)} SLURM jobs")
+    assert code == 0, output[-10000:]
+    print(f"\nthe micro workflow through the SLURM profile (beside the local run) took {minutes:.1f} min, "
+          f"{len(submitted)} SLURM jobs")
     return workdir, submitted
 
 
@@ -132,8 +145,8 @@ def test_a_single_target_submits_only_the_jobs_it_needs(slurm_run, profile):
     keys = dict(model="smol", method="soft", prompt_set="ood")
     for template in (layout.SAMPLES, layout.SCORES):
         (workdir / template.format(**keys)).unlink()
-    result, submitted = _snakemake(profile, workdir, layout.SCORES.format(**keys))
-    assert result.returncode == 0, result.stderr[-3000:]
+    code, output, submitted = _snakemake(profile, workdir, layout.SCORES.format(**keys))
+    assert code == 0, output[-3000:]
     assert sorted(submitted.values()) == ["sample", "score"]
 
 
@@ -143,10 +156,11 @@ def test_a_failed_job_is_reported_with_slurms_state_and_leaves_no_output(slurm_r
     samples, scores = (workdir / template.format(**keys) for template in (layout.SAMPLES, layout.SCORES))
     samples.write_bytes(samples.read_bytes()[:-100])  # damaged: score refuses it
     scores.unlink()
-    result, submitted = _snakemake(profile, workdir, str(scores.relative_to(workdir)), "--allowed-rules", "score")
-    output = result.stdout + result.stderr
-    assert result.returncode != 0 and list(submitted.values()) == ["score"]
-    assert re.search(rf"SLURM-job '{next(iter(submitted))}' failed, SLURM status is: 'FAILED'\. Reasons?: ", output)
+    code, output, submitted = _snakemake(profile, workdir, str(scores.relative_to(workdir)), "--allowed-rules", "score")
+    retries = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["retries"]
+    assert code != 0 and list(submitted.values()) == ["score"] * (1 + retries)  # the profile retries once
+    for job in submitted:
+        assert re.search(rf"SLURM-job '{job}' failed, SLURM status is: 'FAILED'\. Reasons?: ", output), output[-3000:]
     assert not scores.exists() and not list(scores.parent.glob(f".{scores.name}*"))
-    again, _ = _snakemake(profile, workdir, str(scores.relative_to(workdir)), "--allowed-rules", "score", "-n")
-    assert "score" in again.stdout + again.stderr and "Nothing to be done" not in again.stdout + again.stderr
+    _, again, _ = _snakemake(profile, workdir, str(scores.relative_to(workdir)), "--allowed-rules", "score", "-n")
+    assert "score" in again and "Nothing to be done" not in again

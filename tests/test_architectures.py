@@ -105,7 +105,7 @@ def test_sampler_equals_token_by_token_sampling_without_a_cache(architecture, st
         for step in range(steps):
             with torch.no_grad():
                 logits = loaded.model(input_ids=torch.tensor([ids + expected])).logits[:, -1]
-            token = int(_draw(logits, uniforms[step: step + 1], 1.0, 1.0))
+            token = int(_draw(logits, uniforms[step: step + 1], 1.0, 1.0)[0])
             if token in loaded.stop_ids:
                 break
             expected.append(token)

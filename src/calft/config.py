@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from calft import layout, settings
+from calft.artifacts.records import RECORD
 from calft.retention.suites import SUITES
 from calft.settings import SettingsError
 
@@ -46,8 +47,18 @@ def model_problems(config: dict) -> list[str]:
     return problems
 
 
+def _untrusted(section: dict, label: str) -> list[str]:
+    """A data_dir that calft did not prepare is read only when the config trusts it."""
+    folder = Path(section["data_dir"])
+    if folder.is_dir() and not (folder / RECORD).exists() and not section["trust_data_dir"]:
+        return [f"{label}.data_dir: '{folder}' has no {RECORD} (calft did not prepare it), so changed files would "
+                f"pass unnoticed: unset it to let the workflow prepare the data, or set {label}.trust_data_dir: true"]
+    return []
+
+
 def data_problems(config: dict) -> list[str]:
-    """Data that the retention, perplexity and NoveltyBench jobs read but no rule makes must exist."""
+    """Data that the retention, perplexity and NoveltyBench jobs read but no rule makes must exist,
+    and be either prepared by calft or trusted."""
     problems = []
     retention, perplexity = config["retention"], config["perplexity"]
     if retention["enabled"] and retention["data_dir"]:
@@ -55,12 +66,14 @@ def data_problems(config: dict) -> list[str]:
             if not (Path(retention["data_dir"]) / f"{task}.parquet").is_file():
                 problems.append(f"retention.data_dir: '{retention['data_dir']}' has no {task}.parquet "
                                 f"(suite {retention['suite']})")
+        problems += _untrusted(retention, "retention")
     if perplexity["enabled"] and not perplexity["offline"] and perplexity["data_dir"]:
         for name in perplexity["slices"]:
             if not layout.paloma_files(perplexity["data_dir"], name, perplexity["split"]):
                 folder = Path(perplexity["data_dir"]) / name / perplexity["split"]
                 problems.append(f"perplexity.data_dir: no PALOMA files {folder}/*.jsonl.gz for slice '{name}' "
                                 "(unset it to let the workflow fetch PALOMA, or set perplexity.offline)")
+        problems += _untrusted(perplexity, "perplexity")
     novelty = config["transfer"]["noveltybench"]
     if novelty["enabled"] and novelty["data_dir"]:
         for split in novelty["splits"]:
@@ -68,6 +81,7 @@ def data_problems(config: dict) -> list[str]:
             if not (Path(novelty["data_dir"]) / name).is_file():
                 problems.append(f"transfer.noveltybench.data_dir: no {name} in '{novelty['data_dir']}' "
                                 "(unset it to let the workflow fetch them, or set transfer.noveltybench.enabled: false)")
+        problems += _untrusted(novelty, "transfer.noveltybench")
     return problems
 
 

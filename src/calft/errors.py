@@ -8,6 +8,11 @@ class UserError(Exception):
     that names the option, file or key, and exits with status 2; tracebacks are for bugs only."""
 
 
+class RunError(Exception):
+    """A run-time failure that is not a bug (non-finite numbers, a worker killed, a full disk): one
+    line on stderr naming what failed, exit status 1."""
+
+
 class Stopped(BaseException):
     """SIGINT or SIGTERM arrived: the command stops at once and removes its temporaries. A
     BaseException, so that no `except Exception` swallows it."""

@@ -71,8 +71,10 @@ def schema_at(path: tuple[str, ...]) -> dict:
 
 def schema_problems(instance: Any, path: tuple[str, ...] = (), label: str = "") -> list[str]:
     """'key.path: message' for each schema violation of `instance` (checked against the subschema at
-    `path`), filling in defaults in place. `label` prefixes the keys."""
-    validator = _validator_class()(schema_at(path))
+    `path`; `format: date` must be a real date), filling in defaults in place. `label` prefixes the
+    keys."""
+    validator_class = _validator_class()
+    validator = validator_class(schema_at(path), format_checker=validator_class.FORMAT_CHECKER)
     problems = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path]):
         key = ".".join([label, *map(str, error.path)] if label else map(str, error.path)) or "(top level)"
@@ -241,6 +243,7 @@ class NoveltyBench(Section):
     LABEL = "transfer.noveltybench"
     enabled: bool
     data_dir: str | None
+    trust_data_dir: bool
     prompts_url: str
     splits: list
     prompts_limit: int | None
@@ -262,6 +265,7 @@ class Retention(Section):
     enabled: bool
     suite: str
     data_dir: str | None
+    trust_data_dir: bool
     tinybenchmarks_source: str
     tinybenchmarks_revisions: dict
     irt_parameters: str | None
@@ -283,6 +287,7 @@ class Perplexity(Section):
     enabled: bool
     offline: bool
     data_dir: str | None
+    trust_data_dir: bool
     paloma_repository: str
     paloma_revision: str | None
     slices: list

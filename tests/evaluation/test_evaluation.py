@@ -132,7 +132,7 @@ def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir, 
         for step in range(steps):
             with torch.no_grad():
                 logits = model(input_ids=torch.tensor([ids + expected])).logits[:, -1]
-            token = int(_draw(logits, uniforms[step : step + 1], 1.0, 1.0))
+            token = int(_draw(logits, uniforms[step : step + 1], 1.0, 1.0)[0])
             if token in stop:
                 break
             expected.append(token)
@@ -216,8 +216,6 @@ def test_logit_kl_refuses_tries_of_another_tokenizer_or_terminator(tiny_model_di
 
 
 def test_score_refuses_samples_of_other_prompts_and_empty_samples(eval_tries, tmp_path, capsys):
-    from calft.evaluation.sample import SAMPLES_SCHEMA
-
     assert main(["discretize", "--prompt-set", "unseen", "--families", "gaussian", "--decimals", "1", "--max-bins", "30",
                  "--output", str(tmp_path / "unseen.parquet")]) == 0
     targets = artifacts.read_provenance(eval_tries / "targets.parquet")["config"]
@@ -225,7 +223,7 @@ def test_score_refuses_samples_of_other_prompts_and_empty_samples(eval_tries, tm
                          "seed": [1], "text": ["3"], "num_tokens": [1], "stopped": [True], "value": [3.0],
                          "valid": [True]})
     for name, frame in (("samples.parquet", rows), ("empty.parquet", rows.iloc[:0])):
-        artifacts.write_frame(frame, SAMPLES_SCHEMA, tmp_path / name, artifacts.provenance("samples", {"targets": targets}))
+        artifacts.write_frame(frame, tmp_path / name, artifacts.provenance("samples", {"targets": targets}))
     command = ["score", "--output", str(tmp_path / "scores.parquet")]
     assert main([*command, "--samples", str(tmp_path / "samples.parquet"), "--targets", str(tmp_path / "unseen.parquet")]) == 2
     assert "do not belong together" in capsys.readouterr().err

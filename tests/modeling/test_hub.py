@@ -38,7 +38,8 @@ def test_prepare_hub_model_resolves_the_cached_snapshot(tmp_path, hub_env):
     marker = tmp_path / "model.json"
     calft(env, "prepare-model", "--source", REPO, "--output", str(marker))
     info = json.loads(marker.read_text())
-    assert info["model_id"] == REPO and info["snapshot"] == str(snapshot)
+    assert info["artifact"] == "hub_model"
+    assert info["config"]["model_id"] == REPO and info["config"]["snapshot"] == str(snapshot)
 
 
 def test_hub_id_tokenizer_comes_from_the_cache(hub_env, smollm2_dir):

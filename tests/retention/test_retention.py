@@ -293,16 +293,19 @@ def test_every_tinybenchmarks_task_kind_runs_through_lm_eval(tiny_model_dir, tmp
 
 @pytest.fixture(scope="module")
 def random_adapter(smollm2_dir, tmp_path_factory):
-    """A LoRA adapter with non-zero random weights on the embedded model."""
+    """A LoRA adapter with non-zero random weights on the embedded model, recorded as training does."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
+
+    from calft.modeling.loader import record_adapter
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
     config = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     folder = tmp_path_factory.mktemp("adapter")
     get_peft_model(model, config).save_pretrained(folder)
+    record_adapter(folder, model, {"method": "random"})
     return folder
 
 
@@ -366,10 +369,10 @@ def test_retention_refuses_a_prepared_data_folder_whose_files_changed(tmp_path, 
     probes = tmp_path / "probes"
     assert main(["eval-data", "retention-offline", "--settings", json.dumps({"probe_items": 2}),
                  "--output", str(probes)]) == 0
-    recorded = json.loads((probes / artifacts.DATA_PROVENANCE).read_text())["files"]
+    recorded = json.loads((probes / artifacts.RECORD).read_text())["files"]
     assert sorted(recorded) == ["arithmetic.parquet", "multiple_choice.parquet"]
-    (probes / ".snakemake_timestamp").write_text("")  # hidden files are not data
-    artifacts.verify_data(probes)
+    (probes / ".snakemake_timestamp").write_text("")  # Snakemake's marker is not data
+    artifacts.verify_data(probes, False, "retention")
     pd.read_parquet(probes / "arithmetic.parquet").head(1).to_parquet(probes / "arithmetic.parquet")
     assert main(["retention", "--model-dir", "m", "--model-config", json.dumps(MODEL_CONFIG), "--retention",
                  json.dumps({"suite": "offline"}), "--data-dir", str(probes), "--examples", str(tmp_path / "e"),
@@ -409,7 +412,7 @@ def test_tinybenchmarks_and_paloma_come_from_hub_snapshots_whose_commits_are_rec
     result = _offline_calft(cache, "eval-data", "retention-tinybenchmarks", "--settings", "{}", "--output",
                             str(tmp_path / "tiny"))
     assert result.returncode == 0, result.stderr
-    record = json.loads((tmp_path / "tiny" / artifacts.DATA_PROVENANCE).read_text())
+    record = json.loads((tmp_path / "tiny" / artifacts.RECORD).read_text())
     assert record["revisions"]["gsm8k"] == "gsm8" + "a" * 36 and sorted(record["files"]) == sorted(
         f"{task}.parquet" for task in eval_data.TINYBENCHMARKS)
 
@@ -419,7 +422,7 @@ def test_tinybenchmarks_and_paloma_come_from_hub_snapshots_whose_commits_are_rec
     settings = json.dumps({"slices": list(slices)})
     result = _offline_calft(cache, "eval-data", "paloma", "--settings", settings, "--output", str(tmp_path / "paloma"))
     assert result.returncode == 0, result.stderr
-    record = json.loads((tmp_path / "paloma" / artifacts.DATA_PROVENANCE).read_text())
+    record = json.loads((tmp_path / "paloma" / artifacts.RECORD).read_text())
     assert record["revisions"] == "b" * 40 and sorted(record["files"]) == ["c4_en/test/part.jsonl", "ptb/test/part.jsonl"]
     result = _offline_calft(cache, "eval-data", "paloma", "--settings", json.dumps({"paloma_revision": "c" * 40}),
                             "--output", str(tmp_path / "missing"))

@@ -278,7 +278,8 @@ def test_real_training_run_lowers_the_loss_and_the_adapter_loads(smollm2_dir, tm
         after = example_losses(tuned, batch).mean().item()
     assert after < 0.8 * before, (before, after)
     info = json.loads((tmp_path / "adapter" / "calft_provenance.json").read_text())
-    assert info["artifact"] == "adapter-soft" and info["config"]["training"]["learning_rate"] == 2e-3
+    assert info["artifact"] == "adapter" and info["config"]["method"] == "soft"
+    assert info["config"]["training"]["learning_rate"] == 2e-3
 
 
 def test_bf16_base_keeps_float32_lora_parameters_and_float32_loss(tiny_model_dir, micro_data, tmp_path):

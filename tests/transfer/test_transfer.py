@@ -207,7 +207,7 @@ def test_noveltybench_cli_generates_partitions_and_rates(tiny_model_dir, smollm2
                                          for i in range(count)))
     settings = {"splits": ["curated", "wildchat"], "prompts_limit": 2, "generations": 4, "max_new_tokens": 12,
                 "seed": 11, "similarity_model": str(similarity), "similarity_threshold": 0.102,
-                "reward_model": str(reward), "reward_dtype": "float32", "patience": 0.8}
+                "reward_model": str(reward), "reward_dtype": "float32", "patience": 0.8, "trust_data_dir": True}
     assert main(["noveltybench", "--model-dir", str(tiny_model_dir), "--model-config", json.dumps(MODEL_CONFIG),
                  "--settings", json.dumps(settings), "--data-dir", str(data),
                  "--generations", str(tmp_path / "g.parquet"), "--output", str(tmp_path / "n.parquet")]) == 0
@@ -240,7 +240,7 @@ def test_noveltybench_prompts_are_fetched_under_calfts_names_and_verified(tmp_pa
     settings = json.dumps({"prompts_url": upstream.as_uri() + "/"})
     output = tmp_path / "prompts"
     assert main(["fetch-noveltybench", "--settings", settings, "--output", str(output)]) == 0
-    assert sorted(json.loads((output / artifacts.DATA_PROVENANCE).read_text())["files"]) == [
+    assert sorted(json.loads((output / artifacts.RECORD).read_text())["files"]) == [
         "curated.jsonl", "wildchat_1k.jsonl"]
     assert len(noveltybench.read_prompts(output, ["curated", "wildchat"], None)["wildchat"]) == 1000
     (upstream / "curated.jsonl").write_text('{"prompt": "only one"}\n')

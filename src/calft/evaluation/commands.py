@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pyarrow as pa
-
 from calft import artifacts
 from calft.settings import ModelEntry, Sampling
 from calft.errors import UserError
@@ -16,7 +14,7 @@ log = logging.getLogger(__name__).info
 
 def sample(model_dir: str, adapter: str | None, model_config: ModelEntry, sampling: Sampling, targets: str,
            output: str, ssot: bool) -> None:
-    from calft.evaluation.sample import SAMPLES_SCHEMA, sample_prompt_set
+    from calft.evaluation.sample import sample_prompt_set
     from calft.modeling.loader import load
 
     artifacts.require(targets, adapter)
@@ -29,24 +27,23 @@ def sample(model_dir: str, adapter: str | None, model_config: ModelEntry, sampli
     info = artifacts.provenance("samples", {"model": model_config.to_dict(), "adapter": adapter,
                                             "sampling": sampling.to_dict(), "ssot": ssot,
                                             "targets": artifacts.read_provenance(targets)["config"]})
-    artifacts.write_frame(frame, SAMPLES_SCHEMA, output, info)
+    artifacts.write_frame(frame, output, info)
     log(f"wrote {len(frame)} samples, valid rate {frame.valid.mean():.3f}, to {output}")
 
 
 def score(samples: str, targets: str, output: str) -> None:
-    from calft.evaluation.score import SCORES_SCHEMA, score_samples
+    from calft.evaluation.score import score_samples
 
     artifacts.check_same_targets(samples, "samples", targets)
     frame = artifacts.read_table(samples, "samples").to_pandas()
     prompts = artifacts.read_prompts(targets, ["family", "split", "params"])
+    unknown = set(frame.prompt_id) - set(prompts.prompt_id)
+    if unknown:
+        raise UserError(f"{samples} holds samples of prompts that {targets} does not have, e.g. {sorted(unknown)[0]!r}")
     scores = score_samples(frame, prompts)
     info = artifacts.provenance("scores", {"samples": artifacts.read_provenance(samples)["config"]})
-    artifacts.write_frame(scores, SCORES_SCHEMA, output, info)
+    artifacts.write_frame(scores, output, info)
     log(f"scored {len(scores)} prompts: mean valid rate {scores.valid_rate.mean():.3f}")
-
-
-LOGIT_KL_SCHEMA = pa.schema([("prompt_id", pa.string()), ("family", pa.string()), ("split", pa.string()),
-                             ("logit_kl", pa.float64()), ("logit_kl_exact", pa.float64())])
 
 
 def logit_kl(model_dir: str, adapter: str | None, model_config: ModelEntry, tries: str, targets: str, paths: int,
@@ -62,10 +59,12 @@ def logit_kl(model_dir: str, adapter: str | None, model_config: ModelEntry, trie
     check_fingerprint(tries, artifacts.read_provenance(tries)["config"]["fingerprint"], model_dir,
                       model_config.terminator)
     prompts = artifacts.read_prompts(targets, ["family", "split", "prompt"])
+    trie = SoftTargets(tries)
     loaded = load(model_dir, model_config, Path(adapter) if adapter else None)
+    trie.check_tokens(loaded.model.config.get_text_config().vocab_size)
     rendered = prompt_ids(loaded.tokenizer, list(prompts.prompt), loaded.chat)
-    table = logit_kl_table(loaded.model, SoftTargets(tries), prompts, rendered, paths, seed, exact)
+    table = logit_kl_table(loaded.model, trie, prompts, rendered, paths, seed, exact)
     info = artifacts.provenance("logit_kl", {"model": model_config.to_dict(), "adapter": adapter, "paths": paths,
                                              "seed": seed, "exact": exact,
                                              "tries": artifacts.read_provenance(tries)["config"]})
-    artifacts.write_frame(table, LOGIT_KL_SCHEMA, output, info)
+    artifacts.write_frame(table, output, info)

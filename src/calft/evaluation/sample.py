@@ -17,23 +17,15 @@ import logging
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import torch
 
+from calft.errors import RunError
 from calft.evaluation.parse import extract_ssot_answer, judge
 from calft.modeling.chat import SSOT_NUMERIC, prompt_ids, ssot_format
 from calft.modeling.loader import LoadedModel
 from calft.settings import Generation, Sampling
 
 log = logging.getLogger(__name__).info
-
-SAMPLES_SCHEMA = pa.schema([
-    ("prompt_id", pa.string()), ("family", pa.string()), ("split", pa.string()),
-    ("sample_idx", pa.int32()), ("seed", pa.int64()), ("text", pa.string()), ("num_tokens", pa.int32()),
-    ("stopped", pa.bool_()),  # ended with a stop token (else cut at max_new_tokens)
-    ("value", pa.float64()), ("valid", pa.bool_()),
-])
-
 
 def sample_seed(base_seed: int, prompt_id: str, index: int) -> int:
     """The seed of sample `index` of a prompt: independent across prompts and samples, the same for
@@ -42,16 +34,25 @@ def sample_seed(base_seed: int, prompt_id: str, index: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def _draw(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """Tokens by inverse CDF over token ids: the first id whose cumulative probability exceeds u."""
+def _draw(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float,
+          top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens by inverse CDF over token ids (the first id whose cumulative probability exceeds u),
+    and whether every row's probabilities were finite (a device flag: the caller decides when to
+    look)."""
     probs = torch.softmax(logits.float() / temperature, dim=-1)
+    finite = torch.isfinite(probs).all()
     if top_p < 1.0:
         ordered, order = probs.sort(dim=-1, descending=True)
         outside = ordered.cumsum(dim=-1) - ordered >= top_p  # keep the smallest set reaching top_p
         probs = probs.scatter(-1, order, ordered.masked_fill(outside, 0.0))
     cdf = probs.double().cumsum(dim=-1)
     target = uniforms.to(cdf) * cdf[:, -1]
-    return torch.searchsorted(cdf, target[:, None], right=True).squeeze(1).clamp_max(logits.shape[-1] - 1)
+    return torch.searchsorted(cdf, target[:, None], right=True).squeeze(1).clamp_max(logits.shape[-1] - 1), finite
+
+
+def _refuse_non_finite(step: int) -> None:
+    raise RunError(f"the model's next-token probabilities are not finite (NaN or inf) at generated token {step + 1}: "
+                   "its weights, its adapter or the temperature produce garbage; no sample was written")
 
 
 @torch.no_grad()
@@ -92,7 +93,9 @@ def _sample_shared(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, 
     tokens = [[] for _ in range(rows)]
     stopped = [False] * rows
     for step in range(max_new_tokens):
-        chosen = _draw(logits[history], uniforms[alive, step], temperature, top_p)
+        chosen, finite = _draw(logits[history], uniforms[alive, step], temperature, top_p)
+        if not finite:
+            _refuse_non_finite(step)
         ended = torch.isin(chosen, stops)
         for row, token, end in zip(alive.tolist(), chosen.tolist(), ended.tolist()):
             if end:
@@ -128,8 +131,10 @@ def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor,
     length = torch.full((rows,), max_new_tokens, dtype=torch.long, device=device)  # tokens before the stop
     alive = torch.arange(rows, device=device)  # the chunk row of each batch row
     running = torch.ones(rows, dtype=torch.bool, device=device)  # per batch row: no stop token yet
+    finite = torch.ones((), dtype=torch.bool, device=device)  # every draw so far from finite probabilities
     for step in range(max_new_tokens):
-        chosen = _draw(logits, uniforms[alive, step], temperature, top_p)
+        chosen, finite_now = _draw(logits, uniforms[alive, step], temperature, top_p)
+        finite &= finite_now
         ended = running & torch.isin(chosen, stops)
         generated[alive, step] = chosen
         length[alive] = torch.where(ended, step, length[alive])
@@ -137,7 +142,9 @@ def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor,
         if step == max_new_tokens - 1:
             break
         if step % COMPACT_EVERY == COMPACT_EVERY - 1:
-            remaining = int(running.sum())  # the only host synchronisation: once every COMPACT_EVERY steps
+            remaining, all_finite = torch.stack([running.sum(), finite.long()]).tolist()  # the host looks
+            if not all_finite:
+                _refuse_non_finite(step)
             if remaining == 0:
                 break
             if remaining <= len(alive) // 2:
@@ -145,6 +152,8 @@ def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor,
                 cache.batch_select_indices(kept)
                 alive, running, chosen = alive[kept], running[kept], chosen[kept]
         logits = model(input_ids=chosen[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
+    if not finite:
+        _refuse_non_finite(step)
     generated, length = generated.cpu(), length.cpu().tolist()
     return [(generated[row, :n].tolist(), n < max_new_tokens) for row, n in enumerate(length)]
 

@@ -9,16 +9,8 @@ import json
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from calft.evaluation.metrics import prompt_scores, target_spread
-
-SCORES_SCHEMA = pa.schema([
-    ("prompt_id", pa.string()), ("family", pa.string()), ("split", pa.string()), ("params", pa.string()),
-    ("num_samples", pa.int32()), ("num_valid", pa.int32()), ("valid_rate", pa.float64()),
-    ("w1", pa.float64()), ("spread", pa.float64()), ("normalized_w1", pa.float64()),
-])
-
 
 def score_samples(samples: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
     """One row per prompt of `prompts` (prompt_id, family, split, params); a prompt without samples

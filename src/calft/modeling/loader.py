@@ -1,18 +1,29 @@
 """The one model loader: tokenizer, chat format, stop tokens and weights, for every stage that runs
-a model (training, sampling, logit KL, transfer, retention, perplexity)."""
+a model (training, sampling, logit KL, transfer, retention, perplexity).
+
+An adapter is applied only if calft trained it on this base model (its provenance records the base
+model's architecture fingerprint and the checksum of its weights) and every one of its LoRA weights
+arrived in the model unchanged and finite.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from calft import artifacts
 from calft.errors import UserError
 from calft.modeling.attention import implementation_for
 from calft.modeling.chat import ChatFormat, terminator_id
 from calft.settings import ModelEntry
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def default_device() -> torch.device:
@@ -24,8 +35,9 @@ def _loading(what: str, source):
     """transformers and peft report a missing or unreadable folder or hub id as OSError or ValueError."""
     try:
         yield
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot load the {what} from '{source}' ({error})") from None
+    except (OSError, ValueError, RuntimeError) as error:  # RuntimeError: weights of the wrong shape
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot load the {what} from '{source}' ({first_line})") from None
 
 
 def load_tokenizer(model_dir):
@@ -44,6 +56,67 @@ def load_base(model_dir, entry: ModelEntry):
         implementation = implementation_for(AutoConfig.from_pretrained(model_dir))
         return AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, entry.dtype),
                                                     attn_implementation=implementation)
+
+
+def base_fingerprint(model) -> str:
+    """A digest of the model's architecture (its config without paths, dtypes and private keys):
+    what an adapter trained on it fits."""
+
+    def architecture(node):
+        if isinstance(node, dict):
+            return {key: architecture(value) for key, value in node.items()
+                    if not str(key).startswith("_") and key not in ("transformers_version", "dtype", "torch_dtype",
+                                                                "use_cache")}
+        return node
+
+    text = json.dumps(architecture(model.config.to_dict()), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def record_adapter(folder: Path, base_model, config: dict) -> None:
+    """Write the provenance of the peft adapter saved in `folder`, trained on `base_model`: `config`
+    plus the base model's fingerprint, the checksum of the weights file and the weights training
+    left identically zero (any other weight found all zero did not load)."""
+    from safetensors.torch import load_file
+
+    weights = Path(folder) / ADAPTER_WEIGHTS
+    zero = sorted(name for name, tensor in load_file(weights).items() if not tensor.any())
+    artifacts.write_record(folder, artifacts.provenance("adapter", config | {
+        "base_model": base_fingerprint(base_model), "weights_sha256": artifacts.sha256(weights),
+        "zero_weights": zero}))
+
+
+def _check_adapter_record(adapter: Path, model) -> dict:
+    """The adapter was trained by calft on this base model, and its weights file is the one it wrote."""
+    config = artifacts.read_record(adapter, "adapter")["config"]
+    if config.get("base_model") != base_fingerprint(model):
+        trained_on = config.get("model", {}).get("source") if isinstance(config.get("model"), dict) else None
+        raise UserError(f"adapter {adapter} was trained on another base model ({trained_on or 'unknown'}) than the "
+                        "one loaded: their architectures differ")
+    weights = adapter / ADAPTER_WEIGHTS
+    artifacts.require(weights)
+    if artifacts.sha256(weights) != config.get("weights_sha256"):
+        raise UserError(f"{weights} is not the file calft wrote when it trained the adapter (its checksum differs)")
+    return config
+
+
+def _check_adapter_weights(adapter: Path, model, zero_weights: list[str]) -> None:
+    """Every LoRA weight of the file, and no other, is in the model, unchanged, finite, and not all
+    zero unless training left it so."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    saved = load_file(adapter / ADAPTER_WEIGHTS)
+    loaded = get_peft_model_state_dict(model)
+    if set(saved) != set(loaded):
+        different = sorted(set(saved) ^ set(loaded))
+        raise UserError(f"adapter {adapter} does not fit the model: {len(different)} weights differ by name, "
+                        f"e.g. {different[0]}")
+    for name, tensor in saved.items():
+        if not torch.isfinite(tensor).all():
+            raise UserError(f"adapter {adapter} has non-finite values in {name}")
+        if not torch.equal(loaded[name].to(tensor), tensor) or (name not in zero_weights and not tensor.any()):
+            raise UserError(f"adapter {adapter}: {name} did not load into the model")
 
 
 def stop_token_ids(model_dir, tokenizer, chat: ChatFormat) -> set[int]:
@@ -80,9 +153,10 @@ def load(model_dir, entry: ModelEntry, adapter: Path | None = None, device: torc
     if adapter is not None:
         from peft import PeftModel
 
+        adapter = Path(adapter)
+        record = _check_adapter_record(adapter, model)
         with _loading("adapter", adapter):
             model = PeftModel.from_pretrained(model, adapter)
-        if not any("lora_" in name for name, _ in model.named_parameters()):
-            raise UserError(f"adapter {adapter} put no LoRA weights into the model")
+        _check_adapter_weights(adapter, model, record.get("zero_weights", []))
     model = model.to(device or default_device()).eval()
     return LoadedModel(model, tokenizer, chat, stop_token_ids(model_dir, tokenizer, chat))

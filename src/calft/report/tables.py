@@ -24,11 +24,12 @@ SET_TITLES = {"ood": "held-out (OOD) families", "unseen": "unseen parameters of 
 COLUMNS = [("normalized_w1", "W1 (norm.)", "min"), ("logit_kl", "logit KL", "min"), ("valid_rate", "valid rate", "max")]
 
 
-def read(path: Path) -> pd.DataFrame:
-    """A report input; missing, it is an error that names it (never a silently missing row)."""
+def read(path: Path, kind: str) -> pd.DataFrame:
+    """A report input, a `kind` artifact; missing, it is an error that names it (never a silently
+    missing row)."""
     if not Path(path).exists():
         raise UserError(f"{path} does not exist: the report needs it (run the workflow to make it)")
-    return artifacts.read_table(path, allow_empty=True).to_pandas()
+    return artifacts.read_table(path, kind).to_pandas()
 
 
 def load(inputs: dict) -> pd.DataFrame:
@@ -36,11 +37,11 @@ def load(inputs: dict) -> pd.DataFrame:
     (SSOT has no logit KL: NaN)."""
     frames = []
     for (model, method, prompt_set), path in inputs["scores"].items():
-        frame = read(path).assign(logit_kl=np.nan, logit_kl_exact=np.nan)
+        frame = read(path, "scores").assign(logit_kl=np.nan, logit_kl_exact=np.nan)
         kl = inputs["logit_kl"].get((model, method, prompt_set))
         if kl is not None:
             frame = frame.drop(columns=["logit_kl", "logit_kl_exact"]).merge(
-                read(kl)[["prompt_id", "logit_kl", "logit_kl_exact"]], on="prompt_id", how="left")
+                read(kl, "logit_kl")[["prompt_id", "logit_kl", "logit_kl_exact"]], on="prompt_id", how="left")
         frames.append(frame.assign(model=model, method=method, prompt_set=prompt_set))
     return pd.concat(frames, ignore_index=True)
 
@@ -117,22 +118,22 @@ def to_latex(table: pd.DataFrame, title: str, columns=COLUMNS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _per_method(paths: dict[tuple, Path]) -> pd.DataFrame:
-    """The rows of each (model, method)'s file, with those two columns."""
-    return pd.concat([read(path).assign(model=model, method=method) for (model, method), path in paths.items()],
-                     ignore_index=True)
+def _per_method(inputs: dict, kind: str) -> pd.DataFrame:
+    """The rows of each (model, method)'s `kind` file, with those two columns."""
+    return pd.concat([read(path, kind).assign(model=model, method=method)
+                      for (model, method), path in inputs[kind].items()], ignore_index=True)
 
 
 def load_retention(inputs: dict) -> pd.DataFrame:
     """Per-task retention rows; `score` is gp-IRT where it exists, else accuracy."""
-    table = _per_method(inputs["retention"])
+    table = _per_method(inputs, "retention")
     table["score"] = table.gpirt.fillna(table.accuracy)
     table["task"] = np.where(table.kind == "gsm8k", table.task + " " + table.metric, table.task)
     return table
 
 
 def load_perplexity(inputs: dict) -> pd.DataFrame:
-    return _per_method(inputs["perplexity"])
+    return _per_method(inputs, "perplexity")
 
 
 def _wide(rows: pd.DataFrame, index: list[str], values: list[str], order: list,
@@ -188,12 +189,12 @@ def load_transfer(inputs: dict) -> pd.DataFrame | None:
     NoveltyBench utility; for the evaluations of the inputs (SSOT included)."""
     parts = []
     if inputs["open_ended"]:
-        parts.append(_per_method(inputs["open_ended"]).groupby(["model", "method"], as_index=False)[
+        parts.append(_per_method(inputs, "open_ended").groupby(["model", "method"], as_index=False)[
             ["support_size", "unique_fraction", "unique_fraction_insensitive"]].mean())
     if inputs["mcq"]:
-        parts.append(_per_method(inputs["mcq"]).groupby(["model", "method"], as_index=False)[["parse_rate", "tv"]].mean())
+        parts.append(_per_method(inputs, "mcq").groupby(["model", "method"], as_index=False)[["parse_rate", "tv"]].mean())
     if inputs["noveltybench"]:
-        novelty = _per_method(inputs["noveltybench"])
+        novelty = _per_method(inputs, "noveltybench")
         parts.append(novelty[novelty.split == "all"][["model", "method", "mean_distinct", "mean_utility"]])
     if not parts:
         return None

@@ -20,7 +20,7 @@ def eval_data(what: str, settings: str, output: str) -> None:
 
     section = (Perplexity if what in ("perplexity-offline", "paloma") else Retention).from_json(settings)
     fetched = None
-    with artifacts.atomic_path(output) as folder:
+    with artifacts.atomic_path(output, f"eval_data/{what}") as folder:
         folder.mkdir()
         if what == "retention-offline":
             data.arithmetic_probe(section.probe_items, section.seed).to_parquet(folder / "arithmetic.parquet",
@@ -61,7 +61,7 @@ def retention(model_dir: str, adapter: str | None, model_config: ModelEntry, ret
     from calft.retention.data import load_bundles
 
     artifacts.require(data_dir, irt_parameters)
-    artifacts.verify_data(data_dir)
+    artifacts.verify_data(data_dir, retention.trust_data_dir, "retention")
     bundles, irt_sha256 = {}, None
     if irt_parameters:
         bundles, irt_sha256 = load_bundles(Path(irt_parameters)), artifacts.sha256(irt_parameters)
@@ -72,8 +72,8 @@ def retention(model_dir: str, adapter: str | None, model_config: ModelEntry, ret
     info = artifacts.provenance("retention", {"model": model_config.to_dict(), "adapter": adapter,
                                               "retention": retention.to_dict(), "irt_parameters": irt_parameters,
                                               "irt_sha256": irt_sha256})
-    artifacts.write_frame(scores, tasks.EXAMPLES_SCHEMA, examples, info)
-    artifacts.write_frame(summary, tasks.TASKS_SCHEMA, output, info)
+    artifacts.write_frame(scores, examples, info | {"artifact": "retention_examples"})
+    artifacts.write_frame(summary, output, info)
     log("retention:\n" + summary.to_string(index=False))
 
 
@@ -82,11 +82,11 @@ def perplexity(model_dir: str, adapter: str | None, model_config: ModelEntry, pe
     from calft.retention import perplexity as paloma
 
     artifacts.require(data_dir)
-    artifacts.verify_data(data_dir)
+    artifacts.verify_data(data_dir, perplexity.trust_data_dir, "perplexity")
     lm = _harness_model(model_dir, model_config, adapter, batch_size=1, context=perplexity.context,
                         stride=perplexity.stride, prepend_bos=perplexity.prepend_bos)
     table = paloma.evaluate(lm, Path(data_dir), perplexity.slices, perplexity.split, perplexity.max_documents)
     info = artifacts.provenance("perplexity", {"model": model_config.to_dict(), "adapter": adapter,
                                                "perplexity": perplexity.to_dict(), "bos": lm.bos is not None})
-    artifacts.write_frame(table, paloma.SCHEMA, output, info)
+    artifacts.write_frame(table, output, info)
     log("perplexity:\n" + table.to_string(index=False))

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from calft import layout
-from calft.artifacts import atomic_path
+from calft.artifacts import atomic_path, open_regular, provenance
 from calft.errors import UserError
 
 TINYBENCHMARKS = {  # task -> (hub dataset, configuration, split)
@@ -253,8 +253,9 @@ def _from_tree(node, arrays):
     return arrays[value] if kind == "array" else value
 
 
-def convert_irt_release(release: bytes, output: Path) -> None:
-    """The IRT pickle as a numpy archive: its arrays, and its structure as JSON in `__tree__`."""
+def convert_irt_release(release: bytes, output: Path, info: dict) -> None:
+    """The IRT pickle as a numpy archive: its arrays, its structure as JSON in `__tree__`, and its
+    provenance `info` in `__provenance__`."""
     import io
 
     try:
@@ -263,8 +264,8 @@ def convert_irt_release(release: bytes, output: Path) -> None:
         raise UserError(f"the IRT parameter file is not a valid release ({error})") from None
     arrays: dict[str, np.ndarray] = {}
     tree = _to_tree(raw, arrays)
-    with atomic_path(output) as temporary, open(temporary, "wb") as stream:
-        np.savez(stream, __tree__=np.array(json.dumps(tree)), **arrays)
+    with atomic_path(output, "irt_parameters") as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, __tree__=np.array(json.dumps(tree)), __provenance__=np.array(json.dumps(info)), **arrays)
 
 
 def load_bundles(path: Path) -> dict:
@@ -272,16 +273,18 @@ def load_bundles(path: Path) -> dict:
     from calft.retention.irt import Bundle
 
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open_regular(path) as stream, np.load(stream, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path} is not a converted IRT parameter archive ({error}); fetch it with calft fetch-irt") \
-            from None
-    raw = _from_tree(json.loads(str(arrays.pop("__tree__"))), arrays)
-    missing = {"mmlu", "lb"} - set(raw)
-    if missing:
-        raise UserError(f"{path} lacks the IRT bundles {sorted(missing)}")
-    return {name: Bundle.from_release(raw[name]) for name in ("mmlu", "lb")}
+        raw = _from_tree(json.loads(str(arrays.pop("__tree__"))), arrays)
+        missing = {"mmlu", "lb"} - set(raw)
+        if missing:
+            raise UserError(f"{path} lacks the IRT bundles {sorted(missing)}")
+        return {name: Bundle.from_release(raw[name]) for name in ("mmlu", "lb")}
+    except UserError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a damaged zip, JSON or tree raises its own kinds
+        raise UserError(f"{path} is not a converted IRT parameter archive ({type(error).__name__}: {error}); fetch it "
+                        "again with calft fetch-irt") from None
 
 
 def fetch_irt_parameters(url: str, output: Path, expected_sha256: str | None) -> str:
@@ -295,5 +298,5 @@ def fetch_irt_parameters(url: str, output: Path, expected_sha256: str | None) ->
                         f"{digest}; check it against a trusted copy of the release and set retention.irt_sha256")
     if digest != expected_sha256:
         raise UserError(f"{url}: sha256 {digest} differs from retention.irt_sha256 {expected_sha256}")
-    convert_irt_release(release, output)
+    convert_irt_release(release, output, provenance("irt_parameters", {"url": url, "sha256": digest}))
     return digest

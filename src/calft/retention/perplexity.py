@@ -13,15 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from calft import layout
 from calft.errors import UserError
 
-SCHEMA = pa.schema([
-    ("slice", pa.string()), ("documents", pa.int64()), ("tokens", pa.int64()), ("bytes", pa.int64()),
-    ("nll", pa.float64()), ("perplexity", pa.float64()), ("bits_per_byte", pa.float64()),
-])
 
 
 def _text(doc: dict) -> str:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from calft.retention.suites import IRT_SCENARIOS, SUITES
 from calft.settings import Retention
@@ -22,16 +21,6 @@ from calft.settings import Retention
 GSM8K_STOP = ["Question:", "</s>", "<|im_end|>"]
 NUMBER = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?")
 
-EXAMPLES_SCHEMA = pa.schema([
-    ("task", pa.string()), ("kind", pa.string()), ("metric", pa.string()), ("doc_id", pa.int32()),
-    ("score", pa.float64()),
-    ("generation", pa.string()),  # generation tasks: the greedy answer
-    ("loglikelihoods", pa.list_(pa.float64())),  # multiple-choice tasks: one per choice
-])
-TASKS_SCHEMA = pa.schema([
-    ("task", pa.string()), ("kind", pa.string()), ("metric", pa.string()), ("items", pa.int32()),
-    ("accuracy", pa.float64()), ("irt", pa.float64()), ("pirt", pa.float64()), ("gpirt", pa.float64()),
-])
 
 
 # ---------------------------------------------------------------------------------------------

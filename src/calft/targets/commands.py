@@ -12,13 +12,14 @@ import logging
 import multiprocessing
 import os
 import signal
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from calft import artifacts
-from calft.errors import UserError
+from calft.errors import RunError, UserError
 
 log = logging.getLogger(__name__).info
 
@@ -61,10 +62,12 @@ def worker_pool(workers: int, initializer=None, initargs: tuple = ()):
                                                   initargs=(os.getpid(), initializer, initargs))
     try:
         yield pool
-    except BaseException:
+    except BaseException as error:
         for process in multiprocessing.active_children():
             process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
+        if isinstance(error, BrokenProcessPool):
+            raise RunError("a worker process died (killed by a signal, or by the out-of-memory killer)") from None
         raise
     pool.shutdown()
 
@@ -88,7 +91,7 @@ def discretize(prompt_set: str, decimals: int, max_bins: int, output: str, numbe
     log(f"discretize {prompt_set}: {len(prompts)} prompts in {len(runs)} families at d={decimals}, "
         f"max_bins={max_bins}, {workers} worker(s)")
     rows = 0
-    with artifacts.atomic_path(output) as folder:
+    with artifacts.atomic_path(output, "targets") as folder:
         folder.mkdir()
         with worker_pool(min(workers, len(runs))) as pool:
             futures = [pool.submit(_targets_part, run, decimals, max_bins, folder / f"part-{i:04d}.parquet", info)
@@ -194,7 +197,7 @@ def build_tries(targets: str, tokenizer: str, terminator: str, output: str, same
     log(f"build-tries: {len(targets_parts)} families, tokenizer fingerprint {expected}, "
         f"terminator {terminator!r} (id {term_id}), {workers} worker(s)")
     nodes = 0
-    with artifacts.atomic_path(output) as folder:
+    with artifacts.atomic_path(output, "tries") as folder:
         folder.mkdir()
         with worker_pool(min(workers, len(targets_parts)), _init_tries_worker, (backend.to_str(),)) as pool:
             futures = [pool.submit(_tries_part, targets_part, term_id, folder / targets_part.name, info)

@@ -11,7 +11,7 @@ from calft.settings import ModelEntry, Training
 
 
 def train(method: str, model_dir: str, model_config: ModelEntry, training: Training, targets: str,
-          tries: str | None, adapter: str, train_log: str, checkpoints: str, threads: int) -> None:
+          tries: str | None, adapter: str, train_log: str, checkpoints: str, threads: int, restart: bool) -> None:
     """Exit status 3 when stopped by SIGTERM after a checkpoint (rerun to resume)."""
     from calft.training.loop import Interrupted, Run, train as run_training
 
@@ -28,7 +28,7 @@ def train(method: str, model_dir: str, model_config: ModelEntry, training: Train
                           model_config.terminator)
     run = Run(method=method, model_dir=Path(model_dir), model=model_config, settings=training,
               targets=Path(targets), tries=Path(tries) if tries else None, adapter=Path(adapter),
-              train_log=Path(train_log), checkpoints=Path(checkpoints), threads=threads)
+              train_log=Path(train_log), checkpoints=Path(checkpoints), threads=threads, restart=restart)
     try:
         run_training(run)
     except Interrupted as stopped:

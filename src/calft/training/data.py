@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calft import artifacts
+from calft.errors import UserError
 from calft.training.balance import balanced_order
 
 
@@ -45,8 +46,8 @@ class SoftTargets:
     """The tries of the training prompts, with a path sampler."""
 
     def __init__(self, tries_path):
-        table = artifacts.read_table(tries_path, "tries", ["prompt_id", "node", "parent", "depth", "token", "mass",
-                                                           "q", "canonical_index"])
+        self.path = tries_path
+        table = artifacts.read_table(tries_path, "tries", artifacts.TRIE_COLUMNS)
         self.prompt_ids, prompt = _prompt_order(table)
         order = np.lexsort((table.column("node").to_numpy(), prompt))
         self.prompt = prompt[order]
@@ -69,6 +70,11 @@ class SoftTargets:
         leaves = np.flatnonzero(self.is_leaf)
         self.leaves_of = np.split(leaves, np.searchsorted(self.prompt[leaves], np.arange(1, len(self.prompt_ids))))
         self.leaf_cdf = [np.cumsum(self.mass[rows]) / self.mass[rows].sum() for rows in self.leaves_of]
+
+    def check_tokens(self, vocabulary_size: int) -> None:
+        """Every token of the tries is a token of the model."""
+        if self.token.max() >= vocabulary_size:
+            raise UserError(f"{self.path} holds token {self.token.max()}, beyond the model's {vocabulary_size} tokens")
 
     def children(self, node: int) -> np.ndarray:
         return np.arange(self.first_child[node], self.first_child[node] + self.child_count[node])

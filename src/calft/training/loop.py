@@ -25,20 +25,17 @@ import pyarrow as pa
 import torch
 
 from calft import artifacts
-from calft.errors import UserError
+from calft.artifacts.kinds import TRAIN_LOG_SCHEMA
+from calft.errors import RunError, UserError
 from calft.modeling.chat import ChatFormat, prompt_ids, terminator_id
-from calft.modeling.loader import load_base, load_tokenizer
+from calft.modeling.loader import load_base, load_tokenizer, record_adapter
 from calft.settings import ModelEntry, Training
+from calft.training import checkpoint
 from calft.training.balance import ORDERS
 from calft.training.data import HardTargets, SoftTargets, batches, epoch_items
 from calft.training.losses import PackedBatch, example_losses, pack
 
 log = logging.getLogger(__name__).info
-
-LOG_SCHEMA = pa.schema([
-    ("step", pa.int32()), ("epoch", pa.int16()), ("loss", pa.float64()), ("lr", pa.float64()),
-    ("examples", pa.int32()), ("tokens", pa.int64()), ("seconds", pa.float64()),
-])
 
 
 class Interrupted(Exception):
@@ -55,8 +52,9 @@ class Run:
     tries: Path | None  # soft: the 1001-bin tries
     adapter: Path  # output: peft adapter folder
     train_log: Path  # output: parquet log
-    checkpoints: Path  # folder for resumable state
+    checkpoints: Path  # the resumable state: a checkpoint folder, replaced at every save
     threads: int = 0  # CPU threads (0: every CPU of this process, shared among the ranks of a node)
+    restart: bool = False  # ignore the checkpoint and train from the first step
 
 
 def _distributed() -> tuple[int, int, torch.device]:
@@ -149,6 +147,17 @@ def _restore_training_state(model, optimizer, weights: dict, optimizer_state: di
     set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
 
 
+def _all_finite(loss: torch.Tensor, parameters: list, world: int) -> torch.Tensor:
+    """1.0 when the loss and every gradient (this rank's shard of it under FSDP) are finite on every
+    rank, else 0.0; a device tensor, so the caller decides when to synchronise."""
+    grads = [getattr(p.grad, "_local_tensor", p.grad) for p in parameters if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=loss.device)
+    finite = (torch.isfinite(loss) & torch.isfinite(norm)).float()
+    if world > 1:
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    return finite
+
+
 def _fingerprint(run: Run) -> str:
     """What a checkpoint must match to be resumed: method, settings, model, input provenance, code."""
     inputs = [artifacts.read_provenance(run.targets)] + ([artifacts.read_provenance(run.tries)] if run.tries else [])
@@ -198,6 +207,8 @@ def train(run: Run) -> None:
     # -- model (DDP, or FSDP2 for models too large for one device), optimizer, schedule
     # (HF cosine with linear warmup, floor(ratio * steps) warmup steps)
     model = lora_model(run, device)
+    if run.method == "soft":
+        targets.check_tokens(model.config.get_text_config().vocab_size)
     sharded = world > 1 and s.distributed == "fsdp"
     if sharded:
         _shard(model, world, device)
@@ -207,33 +218,29 @@ def train(run: Run) -> None:
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(s.warmup_ratio * total_steps), total_steps)
 
     # -- resume
-    checkpoint = run.checkpoints / "state.pt"
     fingerprint = _fingerprint(run)
-    step, rows = 0, []
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state["fingerprint"] == fingerprint:
+    step, rows, saved = 0, [], None
+    if not run.restart and run.checkpoints.is_dir() and any(run.checkpoints.iterdir()):
+        recorded, state = checkpoint.load(run.checkpoints)
+        if recorded == fingerprint:
             _restore_training_state(model, optimizer, state["adapter"], state["optimizer"], sharded)
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
-            if device.type == "cuda" and state.get("cuda_rng") is not None:
+            if device.type == "cuda" and state["cuda_rng"] is not None:
                 torch.cuda.set_rng_state(state["cuda_rng"], device)
-            step, rows = state["step"], state["rows"]
+            step, rows, saved = state["step"], state["rows"], state["step"]
             log(f"resuming from step {step} of {total_steps}")
         else:
-            log(f"ignoring {checkpoint}: it belongs to another configuration")
+            log(f"ignoring {run.checkpoints}: it belongs to another configuration")
 
     def save_checkpoint():
         weights, optimizer_state = _training_state(model, optimizer, sharded)  # every rank takes part
-        if rank != 0:
-            return
-        state = {"fingerprint": fingerprint, "step": step, "rows": rows,
-                 "adapter": weights, "optimizer": optimizer_state,
-                 "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-        run.checkpoints.mkdir(parents=True, exist_ok=True)
-        with artifacts.atomic_path(checkpoint) as temporary:
-            torch.save(state, temporary)
+        if rank == 0:
+            checkpoint.save(run.checkpoints, {
+                "step": step, "rows": rows, "adapter": weights, "optimizer": optimizer_state,
+                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, fingerprint)
+        return step
 
     stop = {"requested": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
@@ -272,12 +279,17 @@ def train(run: Run) -> None:
                 tokens += batch.tokens if weight else 0
             if world > 1:
                 torch.distributed.all_reduce(loss_sum)
+            loss_value, finite = torch.stack([loss_sum, _all_finite(loss_sum, trainable, world)]).tolist()
+            if not finite:
+                kept = f"the checkpoint of step {saved} in {run.checkpoints} is kept" if saved else "no checkpoint yet"
+                raise RunError(f"non-finite loss or gradient at step {step + 1} (epoch {epoch}), training stopped "
+                               f"({kept}); training.learning_rate {s.learning_rate} may be too high")
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            rows.append({"step": step, "epoch": epoch, "loss": loss_sum.item() / (len(global_batch) * group), "lr": lr,
+            rows.append({"step": step, "epoch": epoch, "loss": loss_value / (len(global_batch) * group), "lr": lr,
                          "examples": len(global_batch) * group, "tokens": tokens * world,
                          "seconds": time.perf_counter() - started})
             log(f"step {step}/{total_steps} epoch {epoch} loss {rows[-1]['loss']:.4f} lr {lr:.2e} "
@@ -289,18 +301,18 @@ def train(run: Run) -> None:
                 save_checkpoint()
                 raise Interrupted(f"stopped by SIGTERM at step {step}; rerun to resume from the checkpoint")
             if step % s.checkpoint_every == 0 and step < total_steps:
-                save_checkpoint()
+                saved = save_checkpoint()
 
     # -- outputs: the peft adapter folder and the training log, each written atomically
     weights, _ = _training_state(model, optimizer, sharded)
     if rank == 0:
-        info = artifacts.provenance(f"adapter-{run.method}", {"method": run.method, "model": run.model.to_dict(),
-                                                               "training": s.to_dict(), "fingerprint": fingerprint})
-        with artifacts.atomic_path(run.adapter) as folder:
+        config = {"method": run.method, "model": run.model.to_dict(), "training": s.to_dict(),
+                  "fingerprint": fingerprint}
+        with artifacts.atomic_path(run.adapter, "adapter") as folder:
             model.save_pretrained(folder, state_dict=weights)
             tokenizer.save_pretrained(folder)
-            (folder / "calft_provenance.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-        with artifacts.parquet_writer(run.train_log, LOG_SCHEMA, info) as writer:
-            writer.write_table(pa.Table.from_pylist(rows, schema=LOG_SCHEMA))
+            record_adapter(folder, model.get_base_model(), config)
+        with artifacts.parquet_writer(run.train_log, TRAIN_LOG_SCHEMA, artifacts.provenance("train_log", config)) as writer:
+            writer.write_table(pa.Table.from_pylist(rows, schema=TRAIN_LOG_SCHEMA))
     if world > 1:
         torch.distributed.destroy_process_group()

@@ -28,8 +28,8 @@ def open_ended(model_dir: str, adapter: str | None, model_config: ModelEntry, se
     info = artifacts.provenance("open_ended", {"model": model_config.to_dict(), "adapter": adapter, "ssot": ssot,
                                                "settings": settings.to_dict(),
                                                "thresholds": evaluation.THRESHOLDS.tolist()})
-    artifacts.write_frame(generated, evaluation.OPEN_ENDED_SAMPLES_SCHEMA, samples, info)
-    artifacts.write_frame(per_prompt, evaluation.OPEN_ENDED_SCHEMA, output, info)
+    artifacts.write_frame(generated, samples, info | {"artifact": "open_ended_samples"})
+    artifacts.write_frame(per_prompt, output, info)
     log(f"open-ended: mean support {per_prompt.support_size.mean():.1f}, "
         f"mean unique fraction {per_prompt.unique_fraction.mean():.3f}")
 
@@ -41,8 +41,8 @@ def mcq(model_dir: str, adapter: str | None, model_config: ModelEntry, settings:
     summary, generated = evaluation.mcq(_load(model_dir, model_config, adapter), settings)
     info = artifacts.provenance("mcq", {"model": model_config.to_dict(), "adapter": adapter,
                                         "settings": settings.to_dict()})
-    artifacts.write_frame(generated, evaluation.MCQ_SAMPLES_SCHEMA, samples, info)
-    artifacts.write_frame(pd.DataFrame([summary]), evaluation.MCQ_SCHEMA, output, info)
+    artifacts.write_frame(generated, samples, info | {"artifact": "mcq_samples"})
+    artifacts.write_frame(pd.DataFrame([summary]), output, info)
     log(f"mcq: {summary}")
 
 
@@ -52,7 +52,7 @@ def noveltybench(model_dir: str, adapter: str | None, model_config: ModelEntry, 
 
     from calft.transfer import noveltybench as evaluation
 
-    artifacts.verify_data(data_dir)
+    artifacts.verify_data(data_dir, settings.trust_data_dir, "transfer.noveltybench")
     prompts = evaluation.read_prompts(Path(data_dir), settings.splits, settings.prompts_limit)
     loaded = _load(model_dir, model_config, adapter)
     generated = evaluation.generate(loaded, prompts, settings)
@@ -61,8 +61,8 @@ def noveltybench(model_dir: str, adapter: str | None, model_config: ModelEntry, 
     summary, generated = evaluation.evaluate(generated, prompts, settings, device)
     info = artifacts.provenance("noveltybench", {"model": model_config.to_dict(), "adapter": adapter,
                                                  "settings": settings.to_dict()})
-    artifacts.write_frame(generated, evaluation.GENERATIONS_SCHEMA, generations, info)
-    artifacts.write_frame(summary, evaluation.SCHEMA, output, info)
+    artifacts.write_frame(generated, generations, info | {"artifact": "noveltybench_generations"})
+    artifacts.write_frame(summary, output, info)
     log("noveltybench:\n" + summary.to_string(index=False))
     if torch.cuda.is_available():
         log(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
@@ -72,7 +72,7 @@ def fetch_noveltybench(settings: NoveltyBench, output: str) -> None:
     """NoveltyBench's prompt files, in a folder whose provenance records their checksums."""
     from calft.transfer import noveltybench as evaluation
 
-    with artifacts.atomic_path(output) as folder:
+    with artifacts.atomic_path(output, "eval_data/noveltybench") as folder:
         folder.mkdir()
         evaluation.fetch_prompts(settings.prompts_url, folder)
         evaluation.read_prompts(folder, settings.splits, None)  # the full splits, with the benchmark's counts

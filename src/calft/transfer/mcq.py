@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from scipy.stats import chisquare
 
 from calft.evaluation.sample import generate, sample_seed
@@ -38,16 +37,6 @@ Requirements:
 (6) The correct answer should be evenly distributed among A, B, C, D options to avoid bias toward any particular option.
 """
 
-MCQ_SCHEMA = pa.schema([
-    ("generations", pa.int32()), ("parseable", pa.int32()), ("parse_rate", pa.float64()),
-    ("count_A", pa.int32()), ("count_B", pa.int32()), ("count_C", pa.int32()), ("count_D", pa.int32()),
-    ("tv", pa.float64()),  # null when nothing parses
-    ("max_deviation", pa.float64()), ("chi2_p", pa.float64()), ("unique_options_rate", pa.float64()),
-])
-MCQ_SAMPLES_SCHEMA = pa.schema([
-    ("sample_idx", pa.int32()), ("seed", pa.int64()), ("text", pa.string()), ("parseable", pa.bool_()),
-    ("answer", pa.string()), ("errors", pa.list_(pa.string())),
-])
 
 
 def mcq_summary(samples: pd.DataFrame) -> dict:

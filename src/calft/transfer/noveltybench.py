@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import torch
 
 from calft import layout
@@ -36,12 +35,6 @@ UPSTREAM_FILES = {"curated": "curated.jsonl", "wildchat": "wildchat-1k.jsonl"}  
 RATING_THRESHOLDS = [-7.71875, -6.28125, -6.0, -5.71875, -5.5, -5.0, -4.375, -3.4375, -2.046875]
 SIDE_TOKENS = 128
 
-SCHEMA = pa.schema([("split", pa.string()), ("prompts", pa.int32()), ("mean_distinct", pa.float64()),
-                    ("mean_utility", pa.float64())])
-GENERATIONS_SCHEMA = pa.schema([
-    ("split", pa.string()), ("prompt_index", pa.int32()), ("generation", pa.int32()), ("seed", pa.int64()),
-    ("text", pa.string()), ("partition", pa.int32()), ("reward", pa.float64()), ("rating", pa.int32()),
-])
 
 
 def read_prompts(data_dir: Path, splits: list[str], limit: int | None) -> dict[str, list[str]]:
@@ -49,12 +42,27 @@ def read_prompts(data_dir: Path, splits: list[str], limit: int | None) -> dict[s
     prompts = {}
     for split in splits:
         name, expected = layout.NOVELTY_PROMPT_FILES[split], PROMPT_COUNTS[split]
-        lines = (Path(data_dir) / name).read_text(encoding="utf-8").splitlines()
-        texts = [json.loads(line)["prompt"].strip() for line in lines if line.strip()]
+        path = Path(data_dir) / name
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"cannot read {path} ({error})") from None
+        texts = [_prompt_text(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
         if len(texts) != expected:
             raise UserError(f"{Path(data_dir) / name} has {len(texts)} prompts; NoveltyBench's {split} has {expected}")
         prompts[split] = texts[:limit]
     return prompts
+
+
+def _prompt_text(path: Path, number: int, line: str) -> str:
+    """The stripped `prompt` field of one JSON line of a prompt file."""
+    try:
+        text = json.loads(line)["prompt"]
+    except (ValueError, KeyError, TypeError):
+        text = None
+    if not isinstance(text, str):
+        raise UserError(f"{path}, line {number}: not a JSON object with a string 'prompt'")
+    return text.strip()
 
 
 def fetch_prompts(base_url: str, output: Path) -> None:

@@ -14,7 +14,6 @@ import logging
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import torch
 
 from calft.evaluation.parse import extract_ssot_answer
@@ -47,18 +46,6 @@ CATEGORIES = [
 THRESHOLDS = np.array([0.01, *np.round(np.arange(0.05, 0.951, 0.05), 2), 0.99])
 PRIMARY_THRESHOLD = 0.9
 
-OPEN_ENDED_SCHEMA = pa.schema([
-    ("prompt_index", pa.int32()), ("category", pa.string()), ("prompt", pa.string()),
-    ("support_size", pa.int64()),  # top-90% first-token support; null under SSOT
-    ("support_sizes", pa.list_(pa.int64())),  # at each of THRESHOLDS
-    ("samples", pa.int32()), ("empty", pa.int32()),
-    ("unique_fraction", pa.float64()),  # reference normalization: case and punctuation kept
-    ("unique_fraction_insensitive", pa.float64()),
-])
-OPEN_ENDED_SAMPLES_SCHEMA = pa.schema([
-    ("prompt_index", pa.int32()), ("sample_idx", pa.int32()), ("seed", pa.int64()), ("text", pa.string()),
-    ("answer", pa.string()), ("normalized", pa.string()), ("normalized_insensitive", pa.string()),
-])
 
 
 def open_ended_prompts() -> list[str]:

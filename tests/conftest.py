@@ -1,8 +1,13 @@
-"""Shared fixtures: the real embedded model (prepared once and cached) and a digit-merging tokenizer."""
+"""Shared fixtures: the real embedded model (prepared once and cached), a tiny model with its
+tokenizer, tiny replicas of the paper's architectures, the micro workflow run, a digit-merging
+tokenizer. The expensive ones are built once per test run and shared by the pytest-xdist workers."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,16 +18,48 @@ CACHE = Path(os.environ.get("CALFT_TEST_CACHE", Path.home() / ".cache" / "calft-
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def profile_gpu_resources() -> list[str]:
-    """`--set-resources` giving the training rules the GPUs the SLURM profile gives them: locally too,
-    training then runs torchrun over that many ranks (gloo, on CPU), as in a SLURM run, so that the
-    two runs compute the same adapters bit for bit."""
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on `path` (created), held for the block: one process at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder `name`, made by `build(folder)` once per test run: under pytest-xdist the first
+    worker that needs it builds it while the others wait, then all of them share it."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = root / name, root / f"{name}.done"
+    with locked(root / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+def pytest_collection_modifyitems(items):
+    """The SLURM tests first: they mostly wait for the cluster, so the other worker runs the rest."""
+    items.sort(key=lambda item: Path(str(item.fspath)).name != "test_slurm.py")
+
+
+def as_under_the_profile() -> list[str]:
+    """Snakemake options that launch the jobs of a local run as the SLURM profile launches them, so
+    that the two runs compute the same numbers bit for bit: training runs torchrun over the profile's
+    GPUs as ranks (gloo, on CPU), and every job gets the profile's threads as a job of this machine
+    sees them (calft never runs more threads than the CPUs it may use)."""
     import yaml
 
-    declared = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
-    gpus = {rule: declared[rule]["gpu"] for rule in ("train_soft", "train_hard")}
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    gpus = {rule: profile["set-resources"][rule]["gpu"] for rule in ("train_soft", "train_hard")}
+    cores = len(os.sched_getaffinity(0))
     return ["--resources", f"gpu={max(gpus.values())}", "--set-resources",
-            *[f"{rule}:gpu={count}" for rule, count in gpus.items()]]
+            *[f"{rule}:gpu={count}" for rule, count in gpus.items()], "--set-threads",
+            *[f"{rule}={min(threads, cores)}" for rule, threads in profile["set-threads"].items()]]
 
 
 def run_snakemake(*args, cwd=ROOT, check=True) -> subprocess.CompletedProcess:
@@ -36,19 +73,28 @@ def run_snakemake(*args, cwd=ROOT, check=True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def local_micro_run(tmp_path_factory, micro_config) -> tuple[Path, Path]:
-    """The .test micro configuration run locally once per session, its training launched as under the
-    SLURM profile: (a copy of its tables as first written, its working folder)."""
-    import shutil
+def micro_workflow_config(micro_config, tiny_model_dir):
+    """The .test micro configuration on the tiny model (with SmolLM2's tokenizer and chat template):
+    what the workflow tests exercise is the plumbing, which the 135M model would only slow down."""
+    return micro_config(**{"models.smol.path": str(tiny_model_dir)})
 
+
+@pytest.fixture(scope="session")
+def local_micro_run(tmp_path_factory, micro_workflow_config) -> tuple[Path, Path]:
+    """The micro workflow run locally once per test run, its training launched as under the SLURM
+    profile: (a copy of its tables as first written, its working folder)."""
     import yaml
 
-    workdir = tmp_path_factory.mktemp("local-micro-run")
-    (workdir / "micro.yaml").write_text(yaml.safe_dump(micro_config()))
-    run_snakemake("--cores", "2", *profile_gpu_resources(), "--configfile", "micro.yaml", cwd=workdir)
-    tables = tmp_path_factory.mktemp("local-micro-tables") / "tables"
-    shutil.copytree(workdir / "results" / "tables", tables)
-    return tables, workdir
+    def run(folder: Path) -> None:
+        (folder / "work").mkdir()
+        (folder / "work" / "micro.yaml").write_text(yaml.safe_dump(micro_workflow_config))
+        cores = 2 * len(os.sched_getaffinity(0))  # jobs mostly start Python: two per core overlap
+        run_snakemake("--cores", str(cores), *as_under_the_profile(), "--configfile", "micro.yaml",
+                      cwd=folder / "work")
+        shutil.copytree(folder / "work" / "results" / "tables", folder / "tables")
+
+    folder = built_once(tmp_path_factory, "local-micro-run", run)
+    return folder / "tables", folder / "work"
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +125,9 @@ def smollm2_dir() -> Path:
     from calft.modeling import prepare as models
 
     folder = CACHE / "smollm2-135m-instruct"
-    if not (folder / "model.safetensors").exists():
-        models.prepare_embedded(folder)
+    with locked(CACHE.parent / "calft-tests.lock"):
+        if not (folder / "model.safetensors").exists():
+            models.prepare_embedded(folder)
     return folder
 
 
@@ -123,11 +170,12 @@ def tiny_model_dir(smollm2_dir, tmp_path_factory) -> Path:
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-model")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    def build(folder: Path) -> None:
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    return built_once(tmp_path_factory, "tiny-model", build)
 
 
 # Tiny random-weight replicas of the paper's architectures, built offline from each family's real

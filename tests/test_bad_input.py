@@ -51,8 +51,7 @@ def _tree(folder: Path) -> dict:
 def _train(model_dir, targets, out: Path, *extra: str, method: str = "hard") -> list[str]:
     return ["train", "--method", method, "--model-dir", str(model_dir), "--model-config", MODEL_CONFIG,
             "--training", TRAINING, "--targets", str(targets), "--adapter", str(out / "adapter"),
-            "--train-log", str(out / "log.parquet"), "--checkpoints", str(out / "checkpoints"), "--threads", "1",
-            *extra]
+            "--train-log", str(out / "log.parquet"), "--checkpoints", str(out / "checkpoints"), *extra]
 
 
 @pytest.fixture(scope="module")

@@ -138,7 +138,8 @@ def test_a_damaged_targets_part_is_an_error_never_wrong_tries(tmp_path, smollm2_
     targets = tmp_path / "targets.parquet"
     assert main(["discretize", "--prompt-set", "ood", "--families", "weibull", "--decimals", "3", "--max-bins", "500",
                  "--output", str(targets)]) == 0
-    build = ["build-tries", "--targets", str(targets), "--tokenizer", str(smollm2_dir), "--terminator", "<|im_end|>"]
+    build = ["build-tries", "--targets", str(targets), "--tokenizer", str(smollm2_dir), "--terminator", "<|im_end|>",
+             "--workers", "1"]  # in this process: the reader is what is tested, not the pool
     assert main([*build, "--output", str(tmp_path / "reference.parquet")]) == 0
     reference = artifacts.read_table(tmp_path / "reference.parquet", "tries")
     (part,) = artifacts.parts(targets)

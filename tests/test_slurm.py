@@ -78,9 +78,9 @@ def _sacct(jobs) -> dict[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(profile, tmp_path_factory, micro_config, request):
+def slurm_run(profile, tmp_path_factory, micro_workflow_config, request):
     workdir = tmp_path_factory.mktemp("slurm-run")
-    (workdir / "micro.yaml").write_text(yaml.safe_dump(micro_config()))
+    (workdir / "micro.yaml").write_text(yaml.safe_dump(micro_workflow_config))
     started = time.monotonic()
     process = _start_snakemake(profile, workdir)
     request.getfixturevalue("local_micro_run")  # the local reference run meanwhile: the SLURM run mostly waits

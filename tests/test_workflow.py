@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from calft import artifacts
-from conftest import profile_gpu_resources
+from conftest import as_under_the_profile
 from conftest import run_snakemake as snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,15 +159,22 @@ def test_the_report_reads_exactly_the_inputs_of_the_aggregate_rule(paper_dry_run
     assert set(aggregate["inputs"]) == read | {"results/targets/ood/d5_b16384.parquet"}
 
 
+def test_an_embedded_model_is_prepared_by_its_rule_once(tmp_path, micro_config):
+    config = _config_file(tmp_path, micro_config())
+    planned = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(config), "--quiet", "rules")
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", planned.stdout, re.M))
+    assert counts["prepare_embedded_model"] == "1" and int(counts["total"]) > 30
+
+
 @pytest.mark.slow
-def test_micro_workflow_runs_for_real(local_micro_run):
-    """The whole workflow on the embedded model (training launched as under the SLURM profile, over
+def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
+    """The whole workflow on a local model folder (training launched as under the SLURM profile, over
     4 gloo ranks); then nothing to do, tables rebuilt from parquet alone, a report, a single target."""
     _, tmp_path = local_micro_run
     config = tmp_path / "micro.yaml"
-    gpus = profile_gpu_resources()
-    model = tmp_path / "resources" / "models" / "smol"
-    assert (model / "model.safetensors").exists() and (model / "calft_provenance.json").exists()
+    launch = as_under_the_profile()
+    model = tiny_model_dir
+    assert not (tmp_path / "resources" / "models").exists()  # a model with a path is used where it is
     tries = tmp_path / "results" / "tries" / "smollm2" / "train" / "d2_b50.parquet"
     targets = pd.read_parquet(tmp_path / "results" / "targets" / "train" / "d2_b50.parquet")
     assert set(targets["family"]) == {"gaussian", "binomial"} and targets["prompt_id"].nunique() == 2
@@ -180,7 +187,7 @@ def test_micro_workflow_runs_for_real(local_micro_run):
 
     info = artifacts.read_provenance(tries)
     assert info["config"]["fingerprint"] == fingerprint(load_tokenizer(str(model)).backend_tokenizer, "<|im_end|>")
-    for log in ["prepare_model/smol.log", "discretize/train_d2_b50.log", "build_tries/smollm2/train_d2_b50.log"]:
+    for log in ["discretize/train_d2_b50.log", "build_tries/smollm2/train_d2_b50.log"]:
         assert (tmp_path / "logs" / log).exists()
     assert (tmp_path / "results" / "benchmarks" / "build_tries" / "smollm2" / "train_d2_b50.tsv").exists()
     for method, steps in (("soft", 1), ("hard", 2)):  # 2 prompts x 1 path, 2 prompts x 4 draws; 4 per step
@@ -224,27 +231,27 @@ def test_micro_workflow_runs_for_real(local_micro_run):
     for figure in ("figure2_family_median_w1.png", "figure3_ood_samples_smol.png", "per_family_ood_logit_kl.png"):
         assert (tmp_path / "results" / "figures" / figure).stat().st_size > 1000
 
-    again = snakemake("--cores", "2", *gpus, "--directory", str(tmp_path), "--configfile", str(config))
+    again = snakemake("--cores", "2", *launch, "--directory", str(tmp_path), "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
 
     # tables and figures rebuild from the cached parquet alone: no model, no GPU rule
     shutil.rmtree(tmp_path / "resources")
     shutil.rmtree(tmp_path / "results" / "tables")
     shutil.rmtree(tmp_path / "results" / "figures")
-    rebuilt = snakemake("tables", "--allowed-rules", "aggregate", "--cores", "1", *gpus,
+    rebuilt = snakemake("tables", "--allowed-rules", "aggregate", "--cores", "1", *launch,
                         "--directory", str(tmp_path), "--configfile", str(config))
     jobs = re.findall(r"^(\w+)\s+\d+$", rebuilt.stdout + rebuilt.stderr, re.M)
     assert "aggregate" in jobs and not {"sample", "logit_kl", "train_soft", "prepare_embedded_model",
                                         "retention", "perplexity"} & set(jobs)
     assert (tmp_path / "results" / "tables" / "structured_ood.tex").exists()
     assert (tmp_path / "results" / "tables" / "retention_perplexity.tex").exists()
-    report = snakemake("tables", "--report", str(tmp_path / "report.html"), *gpus, "--directory", str(tmp_path),
+    report = snakemake("tables", "--report", str(tmp_path / "report.html"), *launch, "--directory", str(tmp_path),
                        "--configfile", str(config))
     assert (tmp_path / "report.html").stat().st_size > 10000, report.stderr[-2000:]
 
-    # a single target rebuilds only what it needs (the model is prepared again: it was removed above)
+    # a single target rebuilds only what it needs
     shutil.rmtree(tries)
-    single = snakemake("results/tries/smollm2/train/d2_b50.parquet", "--cores", "2", *gpus,
+    single = snakemake("results/tries/smollm2/train/d2_b50.parquet", "--cores", "2", *launch,
                        "--directory", str(tmp_path), "--configfile", str(config))
     assert "build_tries" in single.stdout + single.stderr
     assert "discretize" not in re.findall(r"^(\w+)\s+\d+$", single.stdout + single.stderr, re.M)
@@ -266,11 +273,11 @@ def test_every_value_interpolated_into_a_shell_command_is_quoted():
 
 
 @pytest.mark.slow
-def test_a_hostile_model_path_reaches_the_command_intact_and_runs_nothing(tmp_path, micro_config, smollm2_dir):
+def test_a_hostile_model_path_reaches_the_command_intact_and_runs_nothing(tmp_path, micro_config, tiny_model_dir):
     """A local model folder named with a space and a command substitution: the job gets the path as
     one argument, and the substitution never runs."""
     folder = tmp_path / "model dir $(touch PWNED)"
-    shutil.copytree(smollm2_dir, folder)
+    shutil.copytree(tiny_model_dir, folder)
     config = _config_file(tmp_path, micro_config(**{"models.smol.path": str(folder)}))
     planned = snakemake("-n", "-p", "--forceall", "--directory", str(tmp_path), "--configfile", str(config))
     commands = [line for line in planned.stdout.splitlines() if "calft build-tries" in line]

@@ -292,8 +292,8 @@ def test_every_tinybenchmarks_task_kind_runs_through_lm_eval(tiny_model_dir, tmp
 
 
 @pytest.fixture(scope="module")
-def random_adapter(smollm2_dir, tmp_path_factory):
-    """A LoRA adapter with non-zero random weights on the embedded model, recorded as training does."""
+def random_adapter(tiny_model_dir, tmp_path_factory):
+    """A LoRA adapter with non-zero random weights on the tiny model, recorded as training does."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -301,7 +301,7 @@ def random_adapter(smollm2_dir, tmp_path_factory):
     from calft.modeling.loader import record_adapter
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     config = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     folder = tmp_path_factory.mktemp("adapter")
     get_peft_model(model, config).save_pretrained(folder)
@@ -310,7 +310,7 @@ def random_adapter(smollm2_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_retention_and_perplexity_cli_on_the_embedded_model(smollm2_dir, random_adapter, tmp_path):
+def test_retention_and_perplexity_cli_with_and_without_an_adapter(tiny_model_dir, random_adapter, tmp_path):
     probes = tmp_path / "probes"
     slices = tmp_path / "slices"
     assert main(["eval-data", "retention-offline", "--settings", json.dumps({"probe_items": 3, "seed": 11}),
@@ -323,7 +323,7 @@ def test_retention_and_perplexity_cli_on_the_embedded_model(smollm2_dir, random_
                            "stride": 128, "max_documents": 1}
     outputs = {}
     for method, adapter in (("base", []), ("adapter", ["--adapter", str(random_adapter)])):
-        model = ["--model-dir", str(smollm2_dir), "--model-config", json.dumps(MODEL_CONFIG), *adapter]
+        model = ["--model-dir", str(tiny_model_dir), "--model-config", json.dumps(MODEL_CONFIG), *adapter]
         folder = tmp_path / method
         assert main(["retention", *model, "--retention", json.dumps(retention_settings), "--data-dir", str(probes),
                      "--examples", str(folder / "examples.parquet"), "--output", str(folder / "tasks.parquet")]) == 0

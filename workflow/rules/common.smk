@@ -1,6 +1,11 @@
 # Config validation, paths and input functions. Parse-time code only: cheap imports, no torch
 # (every SLURM job parses the workflow again). Paths come from calft.layout, the one results layout
 # that the report reads too; validation is calft.config, the same checks the commands run.
+#
+# Threads: model jobs declare one thread. Locally two one-thread jobs on two cores compute about
+# 1.5 times what one job on both does (small matrices scale poorly), so `--cores N` runs N of them;
+# a cluster profile sets its own (`set-threads`). The rules on the critical path (targets, tries,
+# training) have priority, so that training starts first and everything else fills the other cores.
 
 import json
 import re

@@ -16,7 +16,7 @@ rule sample:
         "logs/sample/{model}/{method}/{prompt_set}.log",
     benchmark:
         "results/benchmarks/sample/{model}/{method}/{prompt_set}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=SAMPLING["gpus"],
         mem_mb=32000,
@@ -64,7 +64,7 @@ rule logit_kl:
         "logs/logit_kl/{model}/{method}/{prompt_set}.log",
     benchmark:
         "results/benchmarks/logit_kl/{model}/{method}/{prompt_set}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=SAMPLING["gpus"],
         mem_mb=32000,

@@ -101,7 +101,7 @@ rule retention:
         "logs/retention/{model}/{method}.log",
     benchmark:
         "results/benchmarks/retention/{model}/{method}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=RETENTION["gpus"],
         mem_mb=64000,
@@ -127,7 +127,7 @@ rule perplexity:
         "logs/perplexity/{model}/{method}.log",
     benchmark:
         "results/benchmarks/perplexity/{model}/{method}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=PERPLEXITY["gpus"],
         mem_mb=64000,

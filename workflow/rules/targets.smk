@@ -13,6 +13,7 @@ rule discretize:
     benchmark:
         "results/benchmarks/discretize/{prompt_set}_d{decimals}_b{bins}.tsv"
     threads: 2
+    priority: 10  # on the critical path (targets, tries, training) of every run
     resources:
         mem_mb=8000,
         runtime=30,
@@ -37,6 +38,7 @@ rule build_tries:
     benchmark:
         "results/benchmarks/build_tries/{tokenizer}/{prompt_set}_d{decimals}_b{bins}.tsv"
     threads: 2
+    priority: 10
     resources:
         mem_mb=16000,
         runtime=60,

@@ -21,7 +21,8 @@ rule train_soft:
         "logs/train/{model}/{method}.log",
     benchmark:
         "results/benchmarks/train/{model}/{method}.tsv"
-    threads: 2
+    threads: 1
+    priority: 10  # the critical path: training starts as soon as its targets exist
     resources:
         gpu=TRAINING["gpus"],
         mem_mb=64000,

@@ -17,7 +17,7 @@ rule open_ended:
         "logs/open_ended/{model}/{method}.log",
     benchmark:
         "results/benchmarks/open_ended/{model}/{method}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=TRANSFER["gpus"],
         mem_mb=32000,
@@ -43,7 +43,7 @@ rule mcq:
         "logs/mcq/{model}/{method}.log",
     benchmark:
         "results/benchmarks/mcq/{model}/{method}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=TRANSFER["gpus"],
         mem_mb=32000,
@@ -107,7 +107,7 @@ rule noveltybench:
         "logs/noveltybench/{model}/{method}.log",
     benchmark:
         "results/benchmarks/noveltybench/{model}/{method}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=TRANSFER["gpus"],
         mem_mb=128000,

@@ -54,10 +54,28 @@ def _start_worker(parent: int, initializer, initargs: tuple) -> None:
         initializer(*initargs)
 
 
+class _InProcess(concurrent.futures.Executor):
+    """A single worker that is this process: each task runs when it is submitted."""
+
+    def submit(self, function, /, *args, **kwargs) -> concurrent.futures.Future:
+        future = concurrent.futures.Future()
+        try:
+            future.set_result(function(*args, **kwargs))
+        except Exception as error:  # delivered by future.result(), as a pool would
+            future.set_exception(error)
+        return future
+
+
 @contextlib.contextmanager
 def worker_pool(workers: int, initializer=None, initargs: tuple = ()):
     """Worker processes that never outlive this one: a killed parent takes them along, and a stopped
-    one (SIGINT, SIGTERM, an error) kills them at once instead of waiting for their tasks."""
+    one (SIGINT, SIGTERM, an error) kills them at once instead of waiting for their tasks. One worker
+    is this process itself: no process to start, nothing to send across."""
+    if workers == 1:
+        if initializer is not None:
+            initializer(*initargs)
+        yield _InProcess()
+        return
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
                                                   initargs=(os.getpid(), initializer, initargs))
     try:

@@ -36,10 +36,10 @@ import torch
 
 from calft.cli import main as calft
 from calft.evaluation.logit_kl import exact, monte_carlo
-from calft.evaluation.sample import sample, sample_seed
 from calft.modeling.chat import ChatFormat, prompt_ids
-from calft.training.data import HardTargets, SoftTargets, batches, epoch_items
-from calft.training.losses import example_losses, naive_example_losses, pack
+from calft.modeling.generation import sample, sample_seed
+from calft.modeling.trees import SoftTargets, example_losses, naive_example_losses, pack
+from calft.training.data import HardTargets, batches, epoch_items
 
 SHAPES = {
     "tiny": dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,

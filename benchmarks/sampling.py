@@ -22,11 +22,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from calft.modeling.chat import ChatFormat, prompt_ids
 from calft.cli import main as calft
 from calft.evaluation.logit_kl import exact, monte_carlo
-from calft.evaluation.sample import sample, sample_seed
-from calft.training.data import SoftTargets
+from calft.modeling.chat import ChatFormat, prompt_ids
+from calft.modeling.generation import sample, sample_seed
+from calft.modeling.trees import SoftTargets
 
 PROMPT = "Generate exactly ONE random number from a Gaussian distribution with parameters mu=3.5, sigma=3. Output ONLY the number."
 

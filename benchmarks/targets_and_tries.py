@@ -136,12 +136,12 @@ def baseline_trie(backend, terminator, strings, masses):
 
 
 def run_baseline(args) -> None:
+    from calft.targets.canonical import load_backend, single_token_id
     from calft.targets.prompts import prompt_set
-    from calft.targets.canonical import load_backend, terminator_id
 
     prompts = prompt_set("train", per_family=args.per_family or None)
     backend = load_backend(args.model)
-    terminator = terminator_id(backend, args.terminator)
+    terminator = single_token_id(backend, args.terminator)
     tries = []
     for prompt in prompts:
         strings, masses = baseline_output_space(prompt, args.decimals, args.max_bins)
@@ -151,18 +151,18 @@ def run_baseline(args) -> None:
 
 def run_ours_in_memory(args) -> None:
     """Our modules, the same work as the baseline: one process, one thread, nothing written."""
-    from calft.targets.discretize import discretize, format_canonical
+    from calft.targets.canonical import CanonicalTokenizer, load_backend, single_token_id
+    from calft.targets.discretize import discretize_laws, format_canonical
     from calft.targets.prompts import prompt_set
-    from calft.targets.canonical import CanonicalTokenizer, load_backend, terminator_id
-    from calft.targets.tries import build_tries
+    from calft.targets.tries import build_trie_forest
 
     backend = load_backend(args.model)
-    terminator = terminator_id(backend, args.terminator)
+    terminator = single_token_id(backend, args.terminator)
     canonical = CanonicalTokenizer(backend)
     nodes = 0
-    for chunk in discretize(prompt_set("train", per_family=args.per_family or None), args.decimals, args.max_bins):
+    for chunk in discretize_laws(prompt_set("train", per_family=args.per_family or None), args.decimals, args.max_bins):
         sequences = canonical.encode(*format_canonical(chunk.grid_index, chunk.decimals), terminator)
-        nodes += len(build_tries(chunk.prompt_index, chunk.bin, sequences, chunk.mass).node)
+        nodes += len(build_trie_forest(chunk.prompt_index, chunk.bin, sequences, chunk.mass).node)
     print(f"ours in memory: {nodes} trie nodes", file=sys.stderr)
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from calft.modeling.chat import ChatFormat, prompt_ids
 from calft.cli import main as calft
-from calft.training.losses import example_losses, naive_example_losses, pack
-from calft.training.data import HardTargets, SoftTargets, batches, epoch_items
+from calft.modeling.chat import ChatFormat, prompt_ids
+from calft.modeling.trees import SoftTargets, example_losses, naive_example_losses, pack
+from calft.training.data import HardTargets, batches, epoch_items
 
 
 def build_data(model: str, folder: Path) -> None:

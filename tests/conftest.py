@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +17,23 @@ import pytest
 
 CACHE = Path(os.environ.get("CALFT_TEST_CACHE", Path.home() / ".cache" / "calft-tests"))
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_settings(**parts) -> list[str]:
+    """A command's --settings option (calft.command): its parts as one JSON object."""
+    return ["--settings", json.dumps(parts)]
+
+
+def discretize(output, prompt_set: str, decimals: int, max_bins: int, **selection) -> list[str]:
+    """The arguments of `calft discretize`."""
+    return ["discretize", *cli_settings(prompt_set=prompt_set, decimals=decimals, max_bins=max_bins, **selection),
+            "--output", str(output)]
+
+
+def build_tries(targets, tokenizer, output, terminator: str = "<|im_end|>") -> list[str]:
+    """The arguments of `calft build-tries`."""
+    return ["build-tries", *cli_settings(terminator=terminator), "--targets", str(targets), "--tokenizer", str(tokenizer),
+            "--output", str(output)]
 
 
 @contextlib.contextmanager
@@ -133,9 +151,9 @@ def smollm2_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer(smollm2_dir):
-    from calft.targets.canonical import load_tokenizer
+    from calft.targets.canonical import load_fast_tokenizer
 
-    return load_tokenizer(str(smollm2_dir))
+    return load_fast_tokenizer(str(smollm2_dir))
 
 
 @pytest.fixture(scope="session")
@@ -219,8 +237,7 @@ ARCHITECTURES = {
 
 
 def _replica_config(name: str, tokenizer):
-    from transformers import (Gemma3Config, Gemma3TextConfig, GptOssConfig, LlamaConfig, Qwen3Config,
-                              SiglipVisionConfig)
+    from transformers import Gemma3Config, Gemma3TextConfig, GptOssConfig, LlamaConfig, Qwen3Config, SiglipVisionConfig
 
     common = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=512,

@@ -22,17 +22,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import torch
+from conftest import build_tries, cli_settings, discretize
 
 from calft import artifacts
 from calft.cli import main
 from calft.errors import RunError, UserError
 
 TINY = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
-MODEL_CONFIG = json.dumps(TINY)
-TRAINING = json.dumps({"global_batch_size": 4, "per_device_batch_size": 4, "hard_epochs": 1, "soft_epochs": 1,
-                       "hard_samples_per_prompt_per_epoch": 4, "hard_group_size": 4, "checkpoint_every": 1,
-                       "learning_rate": 0.001, "lora_r": 4})
-SAMPLING = json.dumps({"num_samples": 2, "max_new_tokens": 3})
+TRAINING = {"global_batch_size": 4, "per_device_batch_size": 4, "hard_epochs": 1, "soft_epochs": 1,
+            "hard_samples_per_prompt_per_epoch": 4, "hard_group_size": 4, "checkpoint_every": 1,
+            "learning_rate": 0.001, "lora_r": 4}
+SAMPLE = cli_settings(model=TINY, sampling={"num_samples": 2, "max_new_tokens": 3})
+MODEL = cli_settings(model=TINY)
+REPORT = cli_settings(models=["m"], methods=["base"], prompt_sets=["ood"])
 
 
 def _error(capsys) -> str:
@@ -48,10 +50,10 @@ def _tree(folder: Path) -> dict:
             for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-def _train(model_dir, targets, out: Path, *extra: str, method: str = "hard") -> list[str]:
-    return ["train", "--method", method, "--model-dir", str(model_dir), "--model-config", MODEL_CONFIG,
-            "--training", TRAINING, "--targets", str(targets), "--adapter", str(out / "adapter"),
-            "--train-log", str(out / "log.parquet"), "--checkpoints", str(out / "checkpoints"), *extra]
+def _train(model_dir, targets, out: Path, *extra: str, method: str = "hard", training: dict = TRAINING) -> list[str]:
+    return ["train", *cli_settings(method=method, model=TINY, training=training), "--model-dir", str(model_dir),
+            "--targets", str(targets), "--adapter", str(out / "adapter"), "--train-log", str(out / "log.parquet"),
+            "--checkpoints", str(out / "checkpoints"), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +62,16 @@ def work(tmp_path_factory, tiny_model_dir):
     report reads (model 'm', method base, prompt set ood)."""
     w = tmp_path_factory.mktemp("bad-input")
     steps = [
-        ["discretize", "--prompt-set", "ood", "--families", "poisson,weibull", "--decimals", "1", "--max-bins", "30",
-         "--output", str(w / "ood.parquet")],
-        ["build-tries", "--targets", str(w / "ood.parquet"), "--tokenizer", str(tiny_model_dir), "--terminator",
-         "<|im_end|>", "--output", str(w / "ood-tries.parquet")],
-        ["discretize", "--prompt-set", "train", "--families", "gaussian,binomial", "--per-family", "1", "--decimals",
-         "2", "--max-bins", "40", "--output", str(w / "train.parquet")],
-        ["build-tries", "--targets", str(w / "train.parquet"), "--tokenizer", str(tiny_model_dir), "--terminator",
-         "<|im_end|>", "--output", str(w / "train-tries.parquet")],
-        ["sample", "--model-dir", str(tiny_model_dir), "--model-config", MODEL_CONFIG, "--sampling", SAMPLING,
-         "--targets", str(w / "ood.parquet"), "--output", str(w / "samples.parquet")],
+        discretize(w / "ood.parquet", "ood", 1, 30, families=["poisson", "weibull"]),
+        build_tries(w / "ood.parquet", tiny_model_dir, w / "ood-tries.parquet"),
+        discretize(w / "train.parquet", "train", 2, 40, families=["gaussian", "binomial"], per_family=1),
+        build_tries(w / "train.parquet", tiny_model_dir, w / "train-tries.parquet"),
+        ["sample", *SAMPLE, "--model-dir", str(tiny_model_dir), "--targets", str(w / "ood.parquet"),
+         "--output", str(w / "samples.parquet")],
         ["score", "--samples", str(w / "samples.parquet"), "--targets", str(w / "ood.parquet"),
          "--output", str(w / "scores.parquet")],
-        ["logit-kl", "--model-dir", str(tiny_model_dir), "--model-config", MODEL_CONFIG, "--tries",
-         str(w / "ood-tries.parquet"), "--targets", str(w / "ood.parquet"), "--paths", "1",
+        ["logit-kl", *cli_settings(model=TINY, sampling={"logit_kl_paths": 1}), "--model-dir", str(tiny_model_dir),
+         "--tries", str(w / "ood-tries.parquet"), "--targets", str(w / "ood.parquet"),
          "--output", str(w / "logit_kl.parquet")],
         _train(tiny_model_dir, w / "train.parquet", w / "trained"),
     ]
@@ -91,26 +89,28 @@ def work(tmp_path_factory, tiny_model_dir):
 
 
 def test_an_output_path_replaces_only_calfts_own_artifact_of_the_same_kind(tmp_path, capsys, work):
-    discretize = ["discretize", "--prompt-set", "ood", "--families", "poisson", "--decimals", "2", "--max-bins", "20"]
+    def discretize_into(output):
+        return discretize(output, "ood", 2, 20, families=["poisson"])
+
     users = tmp_path / "d"
     (users / "sub").mkdir(parents=True)
     (users / "sub" / "data.txt").write_text("x")
-    assert main([*discretize, "--output", str(users)]) == 2
+    assert main(discretize_into(users)) == 2
     assert "exists and is not a calft artifact" in _error(capsys)
     assert (users / "sub" / "data.txt").read_text() == "x"
 
     plain = tmp_path / "notes.parquet"
     plain.write_text("mine")
-    assert main([*discretize, "--output", str(plain)]) == 2 and plain.read_text() == "mine"
+    assert main(discretize_into(plain)) == 2 and plain.read_text() == "mine"
     shutil.copy(work / "scores.parquet", tmp_path / "scores.parquet")
-    assert main([*discretize, "--output", str(tmp_path / "scores.parquet")]) == 2
+    assert main(discretize_into(tmp_path / "scores.parquet")) == 2
     assert "is a calft 'scores' artifact; calft replaces only its own 'targets' artifacts" in _error(capsys)
 
     (tmp_path / "empty").mkdir()
     for output in (tmp_path / "empty", tmp_path / "targets.parquet", tmp_path / "targets.parquet"):
-        assert main([*discretize, "--output", str(output)]) == 0  # an empty folder, nothing, the same kind
+        assert main(discretize_into(output)) == 0  # an empty folder, nothing, the same kind
     for output in ("", ".", "..", str(tmp_path / ("x" * 300))):
-        assert main([*discretize, "--output", output]) == 2
+        assert main(discretize_into(output)) == 2
         message = _error(capsys)
         assert "names no file or folder to write" in message or "longer than the 255 bytes" in message
 
@@ -122,14 +122,13 @@ def test_an_output_that_is_or_holds_an_input_is_refused(tmp_path, capsys, work, 
     before = _tree(tmp_path)
     samples, targets = str(tmp_path / "samples.parquet"), str(tmp_path / "ood.parquet")
     assert main(["score", "--samples", samples, "--targets", targets, "--output", samples]) == 2
-    assert main(["build-tries", "--targets", targets, "--tokenizer", str(tiny_model_dir), "--terminator",
-                 "<|im_end|>", "--output", targets]) == 2
+    assert main(build_tries(targets, tiny_model_dir, targets)) == 2
     assert _tree(tmp_path) == before
     results = tmp_path / "results"
     shutil.copytree(work / "results", results)
     before = _tree(tmp_path)
-    assert main(["aggregate", "--results", str(results), "--models", "m", "--methods", "base", "--prompt-sets", "ood",
-                 "--tables", str(results), "--figures", str(tmp_path / "figures")]) == 2
+    assert main(["aggregate", *REPORT, "--results", str(results), "--tables", str(results),
+                 "--figures", str(tmp_path / "figures")]) == 2
     assert "--tables" in _error(capsys) and _tree(tmp_path) == before
 
 
@@ -182,10 +181,11 @@ def test_a_verified_data_folder_cannot_be_bypassed(tmp_path, capsys, tiny_model_
     data = tmp_path / "slices"
     settings = json.dumps({"offline": True, "slices": ["stdlib_docstrings"], "offline_max_documents": 1,
                            "context": 64, "stride": 32})
-    assert main(["eval-data", "perplexity-offline", "--settings", settings, "--output", str(data)]) == 0
+    assert main(["perplexity-data", "--settings", settings, "--output", str(data)]) == 0
+
     def perplexity(section: str) -> list[str]:
-        return ["perplexity", "--model-dir", str(tiny_model_dir), "--model-config", MODEL_CONFIG, "--perplexity",
-                section, "--data-dir", str(data), "--output", str(tmp_path / "p.parquet")]
+        return ["perplexity", "--settings", json.dumps({"model": TINY, "perplexity": json.loads(section)}),
+                "--model-dir", str(tiny_model_dir), "--data-dir", str(data), "--output", str(tmp_path / "p.parquet")]
 
     with gzip.open(data / "stdlib_docstrings" / "test" / ".evil.jsonl.gz", "wt") as stream:
         stream.write(json.dumps({"text": "planted " * 50}) + "\n")
@@ -254,7 +254,7 @@ def test_tries_with_tokens_beyond_the_vocabulary_are_refused(tmp_path, capsys, w
     tries = tmp_path / "tries.parquet"
     shutil.copytree(work / "ood-tries.parquet", tries)
     _rewrite(tries, lambda t: _set(t, "token", np.where(t["token"].to_numpy() >= 0, 10**7, -1)))
-    assert main(["logit-kl", "--model-dir", str(tiny_model_dir), "--model-config", MODEL_CONFIG, "--tries", str(tries),
+    assert main(["logit-kl", *MODEL, "--model-dir", str(tiny_model_dir), "--tries", str(tries),
                  "--targets", str(work / "ood.parquet"), "--output", str(tmp_path / "kl.parquet")]) == 2
     assert "beyond the model's" in _error(capsys) and not (tmp_path / "kl.parquet").exists()
 
@@ -329,17 +329,16 @@ def _shrunk_rank(adapter: Path) -> None:
 def test_an_adapter_that_would_do_nothing_or_belongs_to_another_model_is_refused(tmp_path, capsys, work,
                                                                                  tiny_model_dir, change, message):
     adapter = _adapter_variant(work, tmp_path, change)
-    assert main(["sample", "--model-dir", str(tiny_model_dir), "--adapter", str(adapter), "--model-config",
-                 MODEL_CONFIG, "--sampling", SAMPLING, "--targets", str(work / "ood.parquet"),
-                 "--output", str(tmp_path / "s.parquet")]) == 2
+    assert main(["sample", *SAMPLE, "--model-dir", str(tiny_model_dir), "--adapter", str(adapter),
+                 "--targets", str(work / "ood.parquet"), "--output", str(tmp_path / "s.parquet")]) == 2
     assert message in _error(capsys) and not (tmp_path / "s.parquet").exists()
 
 
 def test_an_adapter_trained_on_another_architecture_is_refused(tmp_path, capsys, work, replica):
     folder, entry = replica("qwen3")
-    assert main(["sample", "--model-dir", str(folder), "--adapter", str(work / "trained" / "adapter"),
-                 "--model-config", json.dumps(entry), "--sampling", SAMPLING, "--targets", str(work / "ood.parquet"),
-                 "--output", str(tmp_path / "s.parquet")]) == 2
+    assert main(["sample", *cli_settings(model=entry, sampling={"num_samples": 2, "max_new_tokens": 3}),
+                 "--model-dir", str(folder), "--adapter", str(work / "trained" / "adapter"),
+                 "--targets", str(work / "ood.parquet"), "--output", str(tmp_path / "s.parquet")]) == 2
     assert "was trained on another base model (embedded)" in _error(capsys)
 
 
@@ -360,10 +359,9 @@ def test_training_stops_at_the_first_non_finite_loss_keeping_the_last_good_check
         return losses * float("nan") if calls["count"] >= 3 else losses
 
     monkeypatch.setattr(loop, "example_losses", poisoned)
-    training = json.loads(TRAINING) | {"hard_samples_per_prompt_per_epoch": 12, "hard_group_size": 4,
-                                       "global_batch_size": 4, "per_device_batch_size": 4, "checkpoint_every": 1}
-    command = _train(tiny_model_dir, work / "train.parquet", tmp_path)
-    command[command.index("--training") + 1] = json.dumps(training)
+    training = TRAINING | {"hard_samples_per_prompt_per_epoch": 12, "hard_group_size": 4,
+                           "global_batch_size": 4, "per_device_batch_size": 4, "checkpoint_every": 1}
+    command = _train(tiny_model_dir, work / "train.parquet", tmp_path, training=training)
     assert main(command) == 1
     message = _error(capsys)
     assert "non-finite loss or gradient at step 3" in message and "the checkpoint of step 2" in message
@@ -377,7 +375,7 @@ def test_training_stops_at_the_first_non_finite_loss_keeping_the_last_good_check
 def test_sampling_refuses_non_finite_probabilities(tiny_model_dir, strategy):
     from transformers import AutoModelForCausalLM
 
-    from calft.evaluation.sample import sample
+    from calft.modeling.generation import sample
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     with torch.no_grad():
@@ -421,7 +419,7 @@ def test_a_fifo_or_device_input_is_refused_at_once(tmp_path, work):
     commands = [
         ["score", "--samples", str(fifo), "--targets", str(work / "ood.parquet"), "--output", str(tmp_path / "s")],
         ["score", "--samples", "/dev/zero", "--targets", str(work / "ood.parquet"), "--output", str(tmp_path / "s")],
-        ["retention", "--model-dir", "m", "--model-config", MODEL_CONFIG, "--retention", '{"suite": "offline"}',
+        ["retention", *cli_settings(model=TINY, retention={"suite": "offline"}), "--model-dir", "m",
          "--data-dir", str(data), "--examples", str(tmp_path / "e"), "--output", str(tmp_path / "o")],
     ]
     for command in commands:
@@ -457,9 +455,8 @@ def _parent_of(process: Path) -> int | None:
 
 
 def test_a_killed_worker_is_one_line_with_status_1(tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "calft.cli", "discretize", "--prompt-set", "train",
-                                "--decimals", "5", "--max-bins", "16384", "--workers", "2", "--output",
-                                str(tmp_path / "t.parquet")], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "calft.cli", *discretize(tmp_path / "t.parquet", "train", 5, 16384),
+                                "--workers", "2"], stderr=subprocess.PIPE, text=True)
     for line in process.stderr:
         if "worker(s)" in line:
             break
@@ -476,7 +473,7 @@ def test_a_killed_worker_is_one_line_with_status_1(tmp_path):
 
 def test_malformed_irt_archives_and_noveltybench_prompt_files_are_one_line(tmp_path):
     from calft.retention.data import load_bundles
-    from calft.transfer.noveltybench import read_prompts
+    from calft.transfer.noveltybench import read_prompt_files
 
     for name, content in (("junk.npz", b"not a zip"), ("empty.npz", b"")):
         (tmp_path / name).write_bytes(content)
@@ -487,15 +484,16 @@ def test_malformed_irt_archives_and_noveltybench_prompt_files_are_one_line(tmp_p
         load_bundles(tmp_path / "no-tree.npz")
     (tmp_path / "curated.jsonl").write_text('{"prompt": "a"}\n[1, 2]\n')
     with pytest.raises(UserError, match=r"curated.jsonl, line 2: not a JSON object with a string 'prompt'"):
-        read_prompts(tmp_path, ["curated"], None)
+        read_prompt_files(tmp_path, ["curated"], None)
 
 
 def test_preparing_a_model_offline_or_with_a_bad_id_is_one_line(tmp_path):
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"),
                         "PIP_INDEX_URL": (tmp_path / "no-index").as_uri(), "PIP_NO_INDEX": "1"}
     for source in ("no-such-org/no-such-model", "embedded"):
-        result = subprocess.run([sys.executable, "-m", "calft.cli", "prepare-model", "--source", source, "--output",
-                                 str(tmp_path / "model")], env=env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run([sys.executable, "-m", "calft.cli", "prepare-model", *cli_settings(source=source),
+                                 "--output", str(tmp_path / "model")], env=env, capture_output=True, text=True,
+                                timeout=300)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and "Traceback" not in result.stderr and "cannot download" in lines[-1]
     assert not (tmp_path / "model").exists()
@@ -545,22 +543,21 @@ MALFORMATIONS = {"truncated": _truncated, "wrong kind": None, "wrong columns": _
                  "wrong types": _wrong_types, "NaN": _nan, "empty": _empty}
 # (command, the input's file in `work`, the argument list with {input}, {out} and {work} to fill in)
 READERS = [
-    ("build-tries", "train.parquet", ["build-tries", "--targets", "{input}", "--tokenizer", "{model}", "--terminator",
-                                      "<|im_end|>", "--output", "{out}/tries.parquet"]),
+    ("build-tries", "train.parquet", build_tries("{input}", "{model}", "{out}/tries.parquet")),
     ("train hard", "train.parquet", _train("{model}", "{input}", Path("{out}"))),
     ("train soft", "train-tries.parquet", _train("{model}", "{work}/train.parquet", Path("{out}"), "--tries", "{input}",
                                                  method="soft")),
-    ("sample", "ood.parquet", ["sample", "--model-dir", "{model}", "--model-config", MODEL_CONFIG, "--sampling",
-                               SAMPLING, "--targets", "{input}", "--output", "{out}/s.parquet"]),
+    ("sample", "ood.parquet", ["sample", *SAMPLE, "--model-dir", "{model}", "--targets", "{input}",
+                               "--output", "{out}/s.parquet"]),
     ("score samples", "samples.parquet", ["score", "--samples", "{input}", "--targets", "{work}/ood.parquet",
                                           "--output", "{out}/s.parquet"]),
     ("score targets", "ood.parquet", ["score", "--samples", "{work}/samples.parquet", "--targets", "{input}",
                                       "--output", "{out}/s.parquet"]),
-    ("logit-kl", "ood-tries.parquet", ["logit-kl", "--model-dir", "{model}", "--model-config", MODEL_CONFIG, "--tries",
-                                       "{input}", "--targets", "{work}/ood.parquet", "--output", "{out}/k.parquet"]),
+    ("logit-kl", "ood-tries.parquet", ["logit-kl", *MODEL, "--model-dir", "{model}", "--tries", "{input}",
+                                       "--targets", "{work}/ood.parquet", "--output", "{out}/k.parquet"]),
 ] + [(f"aggregate {kind}", f"results/m/base/{kind}/ood.parquet",
-      ["aggregate", "--results", "{out}/results", "--models", "m", "--methods", "base", "--prompt-sets", "ood",
-       "--ood-targets", "{work}/ood.parquet", "--tables", "{out}/tables", "--figures", "{out}/figures"]) for kind in ("scores", "logit_kl", "samples")]
+      ["aggregate", *REPORT, "--results", "{out}/results", "--ood-targets", "{work}/ood.parquet",
+       "--tables", "{out}/tables", "--figures", "{out}/figures"]) for kind in ("scores", "logit_kl", "samples")]
 
 
 def _filled(argument: str, placeholders: dict) -> str:

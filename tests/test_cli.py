@@ -1,6 +1,7 @@
 """The command line: every subcommand documents its options, dispatch is lazy, bad options fail
 with one line and status 2."""
 
+import json
 import subprocess
 import sys
 
@@ -10,14 +11,15 @@ from calft.cli import main, parser
 
 
 def test_help_explains_every_option():
-    for command, options in [("discretize", ["--prompt-set", "--decimals", "--max-bins", "--output",
-                                             "--number-format", "--families", "--per-family"]),
-                             ("build-tries", ["--targets", "--tokenizer", "--terminator", "--output", "--workers"])]:
+    for command, options in [("discretize", ["--settings", "--output", "--workers", "prompt_set", "decimals",
+                                             "max_bins", "number_format", "families", "per_family"]),
+                             ("build-tries", ["--settings", "--targets", "--tokenizer", "--output", "--workers",
+                                              "terminator"])]:
         text = subprocess.run([sys.executable, "-m", "calft.cli", command, "--help"],
                               capture_output=True, text=True, check=True).stdout
         for option in options:
             assert option in text
-        assert text.count("\n  --") >= len(options)
+        assert text.count("\n  --") >= len([option for option in options if option.startswith("--")])
 
 
 def test_every_subcommand_names_a_function_that_takes_exactly_its_options():
@@ -28,30 +30,50 @@ def test_every_subcommand_names_a_function_that_takes_exactly_its_options():
     for name, subparser in commands.items():
         module, function = subparser.get_default("target").split(":")
         parameters = set(inspect.signature(getattr(importlib.import_module(module), function)).parameters)
-        options = {action.dest for action in subparser._actions if action.dest not in ("help", "target")}
+        options = {action.dest for action in subparser._actions if action.dest not in ("help", "target", "offline")}
         assert parameters == options, name
 
 
-def test_help_imports_no_stage_and_no_torch():
+def test_help_imports_only_the_stages_declarations_and_no_torch():
     code = "import sys; from calft.cli import parser; parser(); print(sorted(m for m in sys.modules if m.startswith(('torch', 'pandas', 'calft.'))))"
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "torch" not in loaded and "pandas" not in loaded
-    assert "calft.training" not in loaded and "calft.evaluation" not in loaded
+    loaded = eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert not [name for name in loaded if name.startswith(("torch", "pandas"))]
+    stage_modules = [name for name in loaded if name.count(".") == 2]
+    assert stage_modules and all(name.endswith((".cli", ".settings", ".suites")) for name in stage_modules), stage_modules
+
+
+def _discretize(**settings):
+    return ["discretize", "--settings", json.dumps({"prompt_set": "ood", "decimals": 1, "max_bins": 10} | settings)]
+
+
+SMOL = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>"}
+
+
+def _model_settings(model=SMOL, **sections):
+    return json.dumps({"model": model, **sections})
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["discretize", "--prompt-set", "ood", "--decimals", "9", "--max-bins", "10", "--output", "x"],
-     "targets.decimals: 9 is greater than the maximum of 8"),
-    (["discretize", "--prompt-set", "ood", "--decimals", "2.5", "--max-bins", "10", "--output", "x"],
-     "'2.5' is not an integer"),
-    (["discretize", "--prompt-set", "ood", "--decimals", "2", "--max-bins", "1", "--output", "x"],
-     "max_bins: 1 is less than the minimum of 2"),
+    ([*_discretize(decimals=9), "--output", "x"], "settings.decimals: 9 is greater than the maximum of 8"),
+    ([*_discretize(decimals=2.5), "--output", "x"], "settings.decimals: 2.5 is not of type 'integer'"),
+    ([*_discretize(max_bins=1), "--output", "x"], "settings.max_bins: 1 is less than the minimum of 2"),
+    ([*_discretize(prompt_set="nope"), "--output", "x"], "settings.prompt_set: 'nope' is not one of"),
+    (["discretize", "--settings", "{}", "--output", "x"], "settings: 'prompt_set' is a required property"),
+    (["discretize", "--settings", "[1]", "--output", "x"], "settings: expected a JSON object, got list"),
     (["score", "--samples", "s", "--targets", "t", "--output", "o", "--bogus"], "unrecognized arguments: --bogus"),
-    (["sample", "--model-dir", "m", "--model-config", '{"source": "embedded"}', "--sampling", "{}",
-      "--targets", "t", "--output", "o"], "model: 'tokenizer' is a required property"),
-    (["sample", "--model-dir", "m", "--model-config",
-      '{"source": "embedded", "tokenizer": "t", "terminator": "x"}', "--sampling", '{"num_samples": 100.0}',
-      "--targets", "t", "--output", "o"], "sampling.num_samples: 100.0 is not of type 'integer'"),
+    (["sample", "--settings", _model_settings({"source": "embedded"}), "--model-dir", "m", "--targets", "t",
+      "--output", "o"], "settings.model: 'tokenizer' is a required property"),
+    (["sample", "--settings", _model_settings(sampling={"num_samples": 100.0}), "--model-dir", "m", "--targets", "t",
+      "--output", "o"], "settings.sampling.num_samples: 100.0 is not of type 'integer'"),
+    (["sample", "--settings", _model_settings(prompting="loud"), "--model-dir", "m", "--targets", "t",
+      "--output", "o"], "settings.prompting: 'loud' is not one of"),
+    (["train", "--settings", _model_settings(method="base"), "--model-dir", "m", "--targets", "t", "--adapter", "a",
+      "--train-log", "l", "--checkpoints", "c"], "settings.method: 'base' is not a trained method (soft, hard)"),
+    (["train", "--settings", _model_settings(method="soft", training={"soft_group_size": 3}), "--model-dir", "m",
+      "--targets", "t", "--adapter", "a", "--train-log", "l", "--checkpoints", "c"],
+     "training.soft_group_size: 3 does not divide"),
+    (["aggregate", "--settings", json.dumps({"models": ["m"], "prompt_sets": ["ood"], "methods": ["base", "x"]})],
+     "settings.methods: unknown method 'x'"),
 ])
 def test_bad_options_fail_with_one_line_naming_the_key(tmp_path, capsys, arguments, message):
     assert main(arguments) == 2
@@ -67,8 +89,7 @@ def bad_inputs(tmp_path_factory):
     from calft import artifacts
 
     folder = tmp_path_factory.mktemp("bad-inputs")
-    assert main(["discretize", "--prompt-set", "ood", "--families", "poisson", "--decimals", "1", "--max-bins", "10",
-                 "--output", str(folder / "targets.parquet")]) == 0
+    assert main([*_discretize(families=["poisson"]), "--output", str(folder / "targets.parquet")]) == 0
     info = artifacts.provenance("targets", {})
     with artifacts.parquet_writer(folder / "empty.parquet", artifacts.TARGETS_SCHEMA, info) as writer:
         writer.write_table(artifacts.TARGETS_SCHEMA.empty_table())
@@ -81,36 +102,40 @@ def bad_inputs(tmp_path_factory):
     return folder
 
 
-MODEL = '{{"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>"}}'  # braces doubled: .format
+def _braced(arguments: list[str]) -> list[str]:
+    """Arguments to fill with str.format: the braces of JSON doubled."""
+    return [argument.replace("{", "{{").replace("}", "}}") if argument.startswith("{\"") else argument
+            for argument in arguments]
+
+
+TERMINATOR = json.dumps({"terminator": "<|im_end|>"})
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["build-tries", "--targets", "{d}/no-canonical.parquet", "--tokenizer", "{d}/garbage-tokenizer", "--terminator",
-      "x", "--output", "{d}/out"], "is not a valid tokenizer file"),
-    (["build-tries", "--targets", "{d}/no-canonical.parquet", "--tokenizer", "{smol}", "--terminator", "<|im_end|>",
+    (["build-tries", "--settings", json.dumps({"terminator": "x"}), "--targets", "{d}/no-canonical.parquet",
+      "--tokenizer", "{d}/garbage-tokenizer", "--output", "{d}/out"], "is not a valid tokenizer file"),
+    (["build-tries", "--settings", TERMINATOR, "--targets", "{d}/no-canonical.parquet", "--tokenizer", "{smol}",
       "--output", "{d}/out"], "is not laid out as a 'targets' artifact (no column 'canonical')"),
-    (["sample", "--model-dir", "{d}/missing", "--model-config", MODEL, "--sampling", "{{}}", "--targets",
-      "{d}/targets.parquet", "--output", "{d}/out"], "cannot load the tokenizer from '{d}/missing'"),
-    (["sample", "--model-dir", "{smol}", "--model-config", MODEL, "--sampling", "{{}}", "--targets",
-      "{d}/empty.parquet", "--output", "{d}/out"], "empty.parquet has no rows"),
-    (["logit-kl", "--model-dir", "{smol}", "--model-config", MODEL, "--tries", "{d}/targets.parquet", "--targets",
-      "{d}/empty.parquet", "--output", "{d}/out"], "is a 'targets' artifact where a 'tries' artifact is expected"),
-    (["train", "--method", "hard", "--model-dir", "{smol}", "--model-config", MODEL, "--training", "{{}}",
-      "--targets", "{d}/empty.parquet", "--adapter", "{d}/a", "--train-log", "{d}/l", "--checkpoints", "{d}/c"],
-     "empty.parquet has no rows"),
-    (["discretize", "--prompt-set", "ood", "--decimals", "1", "--max-bins", "10", "--output", "{d}/a-file/t.parquet"],
-     "a-file is a file, not a folder"),
-    (["discretize", "--prompt-set", "ood", "--decimals", "1", "--max-bins", "10", "--per-family", "0",
-      "--output", "{d}/t"], "prompts.train_per_family: 0 is less than the minimum of 1"),
-    (["sample", "--model-dir", "m", "--model-config", MODEL, "--sampling", '{{"temperature": 0}}', "--targets", "t",
-      "--output", "o"], "sampling.temperature: 0 is less than the minimum of 0.001"),
-    (["sample", "--model-dir", "m", "--model-config", MODEL, "--sampling", '{{"top_p": 0}}', "--targets", "t",
-      "--output", "o"], "sampling.top_p: 0 is less than or equal to the minimum of 0"),
-    (["sample", "--model-dir", "m", "--model-config", MODEL.replace("}}", ', "dtype": "float99"}}'), "--sampling", "{{}}",
-      "--targets", "t", "--output", "o"], "model.dtype: 'float99' is not one of"),
+    (["sample", "--settings", _model_settings(), "--model-dir", "{d}/missing", "--targets", "{d}/targets.parquet",
+      "--output", "{d}/out"], "cannot load the tokenizer from '{d}/missing'"),
+    (["sample", "--settings", _model_settings(), "--model-dir", "{smol}", "--targets", "{d}/empty.parquet",
+      "--output", "{d}/out"], "empty.parquet has no rows"),
+    (["logit-kl", "--settings", _model_settings(), "--model-dir", "{smol}", "--tries", "{d}/targets.parquet",
+      "--targets", "{d}/empty.parquet", "--output", "{d}/out"],
+     "is a 'targets' artifact where a 'tries' artifact is expected"),
+    (["train", "--settings", _model_settings(method="hard"), "--model-dir", "{smol}", "--targets", "{d}/empty.parquet",
+      "--adapter", "{d}/a", "--train-log", "{d}/l", "--checkpoints", "{d}/c"], "empty.parquet has no rows"),
+    ([*_discretize(), "--output", "{d}/a-file/t.parquet"], "a-file is a file, not a folder"),
+    ([*_discretize(per_family=0), "--output", "{d}/t"], "settings.per_family: 0 is less than the minimum of 1"),
+    (["sample", "--settings", _model_settings(sampling={"temperature": 0}), "--model-dir", "m", "--targets", "t",
+      "--output", "o"], "settings.sampling.temperature: 0 is less than the minimum of 0.001"),
+    (["sample", "--settings", _model_settings(sampling={"top_p": 0}), "--model-dir", "m", "--targets", "t",
+      "--output", "o"], "settings.sampling.top_p: 0 is less than or equal to the minimum of 0"),
+    (["sample", "--settings", _model_settings(SMOL | {"dtype": "float99"}), "--model-dir", "m", "--targets", "t",
+      "--output", "o"], "settings.model.dtype: 'float99' is not one of"),
 ])
 def test_bad_inputs_get_one_line_naming_them_and_status_2(bad_inputs, smollm2_dir, capsys, arguments, message):
     fill = dict(d=bad_inputs, smol=smollm2_dir)
-    assert main([argument.format(**fill) for argument in arguments]) == 2
+    assert main([argument.format(**fill) for argument in _braced(arguments)]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.format(**fill) in error and "Traceback" not in error

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import build_tries, discretize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,8 +42,7 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 def _discretize(output: Path, per_family: int) -> list[str]:
-    return ["discretize", "--prompt-set", "train", "--families", FAMILIES, "--per-family", str(per_family),
-            "--decimals", "5", "--max-bins", "16384", "--workers", "2", "--output", str(output)]
+    return [*discretize(output, "train", 5, 16384, families=FAMILIES.split(","), per_family=per_family), "--workers", "2"]
 
 
 def _complete(output: Path, kind: str) -> dict:
@@ -82,8 +83,8 @@ def test_killed_commands_leave_the_old_or_the_new_artifact_and_no_orphans(tmp_pa
         version = lambda config: config["per_family"]  # noqa: E731
     else:
         kind = "tries"
-        old, new = ([command, "--targets", str(tries_inputs / f"targets-{n}.parquet"), "--tokenizer", str(smollm2_dir),
-                     "--terminator", "<|im_end|>", "--workers", "2", "--output", str(output)] for n in (2, 6))
+        old, new = ([*build_tries(tries_inputs / f"targets-{n}.parquet", smollm2_dir, output), "--workers", "2"]
+                    for n in (2, 6))
         version = lambda config: config["targets"]["per_family"]  # noqa: E731
     started = time.monotonic()
     assert main(new) == 0
@@ -123,7 +124,7 @@ def test_a_stopped_command_exits_at_once(tmp_path):
 def test_concurrent_writers_never_expose_a_partial_or_mixed_folder(tmp_path):
     output = tmp_path / "targets.parquet"
     runs = " && ".join([" ".join([sys.executable, "-m", "calft.cli", "{}"])] * 3)
-    writers = [subprocess.Popen(["bash", "-c", runs.replace("{}", " ".join(_discretize(output, n)))],
+    writers = [subprocess.Popen(["bash", "-c", runs.replace("{}", shlex.join(_discretize(output, n)))],
                                 stderr=subprocess.DEVNULL) for n in (1, 3)]
     seen = set()
     while any(writer.poll() is None for writer in writers):
@@ -136,11 +137,12 @@ def test_concurrent_writers_never_expose_a_partial_or_mixed_folder(tmp_path):
 
 def test_a_damaged_targets_part_is_an_error_never_wrong_tries(tmp_path, smollm2_dir):
     targets = tmp_path / "targets.parquet"
-    assert main(["discretize", "--prompt-set", "ood", "--families", "weibull", "--decimals", "3", "--max-bins", "500",
-                 "--output", str(targets)]) == 0
-    build = ["build-tries", "--targets", str(targets), "--tokenizer", str(smollm2_dir), "--terminator", "<|im_end|>",
-             "--workers", "1"]  # in this process: the reader is what is tested, not the pool
-    assert main([*build, "--output", str(tmp_path / "reference.parquet")]) == 0
+    assert main(discretize(targets, "ood", 3, 500, families=["weibull"])) == 0
+
+    def build(output):  # in this process: the reader is what is tested, not the pool
+        return [*build_tries(targets, smollm2_dir, output), "--workers", "1"]
+
+    assert main(build(tmp_path / "reference.parquet")) == 0
     reference = artifacts.read_table(tmp_path / "reference.parquet", "tries")
     (part,) = artifacts.parts(targets)
     original = part.read_bytes()
@@ -150,7 +152,7 @@ def test_a_damaged_targets_part_is_an_error_never_wrong_tries(tmp_path, smollm2_
         damaged[position] ^= 0x10
         part.write_bytes(bytes(damaged))
         output = tmp_path / f"tries-{position}.parquet"
-        code = main([*build, "--output", str(output)])
+        code = main(build(output))
         assert code in (0, 2)
         if code == 0:  # the flip hit bytes that carry no data (padding, a timestamp): same tries
             assert artifacts.read_table(output, "tries").equals(reference)
@@ -161,8 +163,7 @@ def test_masses_that_do_not_sum_to_one_are_refused(tmp_path):
     import pyarrow as pa
 
     targets = tmp_path / "targets.parquet"
-    assert main(["discretize", "--prompt-set", "ood", "--families", "poisson", "--decimals", "1", "--max-bins", "20",
-                 "--output", str(targets)]) == 0
+    assert main(discretize(targets, "ood", 1, 20, families=["poisson"])) == 0
     (part,) = artifacts.parts(targets)
     table = artifacts.read_table(targets, "targets")
     doubled = table.set_column(table.schema.get_field_index("mass"), "mass", pa.compute.multiply(table["mass"], 2.0))
@@ -181,9 +182,8 @@ numbers = st.one_of(st.integers(-10**12, 10**12), st.integers(-3, 20), st.floats
 def test_fuzzed_numbers_give_valid_output_or_a_one_line_refusal(tmp_path, capsys, decimals, max_bins, per_family,
                                                                  workers):
     output = tmp_path / "fuzz.parquet"
-    arguments = ["discretize", "--prompt-set", "ood", "--families", "poisson", "--decimals", str(decimals),
-                 "--max-bins", str(max_bins), "--per-family", str(per_family), "--workers", str(workers),
-                 "--output", str(output)]
+    arguments = [*discretize(output, "ood", decimals, max_bins, families=["poisson"], per_family=per_family),
+                 "--workers", str(workers)]
     capsys.readouterr()
     code = main(arguments)
     if code == 0:
@@ -203,9 +203,10 @@ def test_fuzzed_sampling_settings_are_checked_before_anything_runs(tmp_path, cap
               "max_new_tokens": max_new_tokens}
     sampling = json.dumps({k: v for k, v in values.items() if not isinstance(v, str) or not v})
     capsys.readouterr()
-    code = main(["sample", "--model-dir", "m", "--model-config",
-                 '{"source": "embedded", "tokenizer": "t", "terminator": "x"}', "--sampling", sampling,
-                 "--targets", str(tmp_path / "missing.parquet"), "--output", str(tmp_path / "out.parquet")])
+    model = {"source": "embedded", "tokenizer": "t", "terminator": "x"}
+    code = main(["sample", "--settings", json.dumps({"model": model, "sampling": json.loads(sampling)}),
+                 "--model-dir", "m", "--targets", str(tmp_path / "missing.parquet"), "--output",
+                 str(tmp_path / "out.parquet")])
     error = capsys.readouterr().err
     assert code == 2 and "Traceback" not in error
     assert "missing.parquet does not exist" in error or "sampling" in error

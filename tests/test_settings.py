@@ -6,12 +6,38 @@ import json
 import pytest
 
 from calft import settings
-from calft.settings import ModelEntry, SettingsError, Training
+from calft.modeling.settings import ModelEntry
+from calft.settings import SettingsError
+from calft.evaluation.settings import Sampling
+from calft.retention.settings import Perplexity
+from calft.training.settings import Training
 
 
-@pytest.mark.parametrize("section", [*settings.SECTIONS, ModelEntry])
+def _sections(module_names=("modeling", "targets", "training", "evaluation", "transfer", "retention", "report")):
+    """Every settings section of every stage (its `settings` module)."""
+    import importlib
+    import inspect
+
+    return [section for stage in module_names
+            for _, section in inspect.getmembers(importlib.import_module(f"calft.{stage}.settings"), inspect.isclass)
+            if issubclass(section, settings.Section) and hasattr(section, "SCHEMA_PATH")
+            and section.__module__ == f"calft.{stage}.settings"]
+
+
+def test_every_config_section_and_command_settings_has_a_typed_section():
+    from calft.config import SECTIONS
+
+    names = {section.__name__ for section in _sections()}
+    assert {section.__name__ for section in SECTIONS.values()} <= names
+    commands = {name for name in settings.schema()["$defs"] if name.endswith("_settings")}
+    assert commands == {section.SCHEMA_PATH[1] for section in _sections() if section.SCHEMA_PATH[0] == "$defs"} - {"model"}
+
+
+@pytest.mark.parametrize("section", _sections(), ids=lambda section: section.__name__)
 def test_fields_are_exactly_the_schema_keys_and_every_key_has_a_default_or_is_required(section):
-    subschema = settings.schema_at(section.SCHEMA_PATH)
+    subschema = settings.schema()
+    for key in section.SCHEMA_PATH:
+        subschema = subschema[key]
     assert {field.name for field in dataclasses.fields(section)} == set(subschema["properties"])
     for name, property_schema in subschema["properties"].items():
         assert "default" in property_schema or name in subschema.get("required", []), name
@@ -21,7 +47,7 @@ def test_defaults_come_from_the_schema():
     training = Training.from_dict({})
     schema = settings.schema()["properties"]["training"]["properties"]
     assert training.to_dict() == {key: value["default"] for key, value in schema.items()}
-    assert Training.from_json(training.to_json()) == training
+    assert Training.from_json(json.dumps(training.to_dict())) == training
 
 
 @pytest.mark.parametrize("values, message", [
@@ -42,7 +68,7 @@ def test_bad_values_are_refused_naming_the_key(values, message):
 def test_json_that_is_not_an_object_is_refused():
     for text, message in (("[1]", "expected a JSON object"), ("{", "not valid JSON")):
         with pytest.raises(SettingsError, match=message):
-            settings.Sampling.from_json(text)
+            Sampling.from_json(text)
 
 
 def test_model_entry_needs_its_identity_and_takes_the_rest_from_defaults():
@@ -54,4 +80,4 @@ def test_model_entry_needs_its_identity_and_takes_the_rest_from_defaults():
 
 def test_perplexity_stride_may_not_exceed_the_context():
     with pytest.raises(SettingsError, match="perplexity.stride: 300 exceeds perplexity.context"):
-        settings.Perplexity.from_dict({"context": 256, "stride": 300})
+        Perplexity.from_dict({"context": 256, "stride": 300})

@@ -94,7 +94,7 @@ def slurm_run(profile, tmp_path_factory, micro_workflow_config, request):
 
 def test_every_job_went_through_sbatch_and_sacct_lists_it_under_its_rule(slurm_run):
     workdir, submitted = slurm_run
-    local = {"all", "aggregate", "prepare_embedded_model", "download_hub_model", "retention_data_tinybenchmarks",
+    local = {"all", "aggregate", "prepare_embedded_model", "download_hub_model", "retention_data",
              "fetch_irt_parameters", "fetch_paloma", "download_noveltybench_model", "fetch_noveltybench_prompts"}
     planned = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n", "--forceall",
                               "--configfile", "micro.yaml", "--quiet", "rules"], cwd=workdir, capture_output=True,

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calft import layout, settings
+from calft import layout, methods, settings
 from calft.artifacts.records import RECORD
+from calft.evaluation.settings import Sampling
+from calft.retention.settings import Perplexity, Retention
 from calft.retention.suites import SUITES
 from calft.settings import SettingsError
+from calft.training.settings import Training
+from calft.transfer.settings import Mcq, NoveltyBench, OpenEnded
 
-SECTIONS = {section.LABEL: section for section in settings.SECTIONS}
+SECTIONS = {section.LABEL: section for section in (Training, Sampling, OpenEnded, Mcq, NoveltyBench, Retention,
+                                                   Perplexity)}
 
 
 class ConfigError(SettingsError):
@@ -27,6 +32,12 @@ def _section_value(config: dict, label: str):
     for key in label.split("."):
         node = node[key]
     return node
+
+
+def method_problems(config: dict) -> list[str]:
+    """`methods` names main methods of calft.methods (a baseline has its own switch)."""
+    return [f"methods: '{name}' is not a main method ({', '.join(methods.MAIN)})"
+            for name in config["methods"] if name not in methods.MAIN]
 
 
 def model_problems(config: dict) -> list[str]:
@@ -92,6 +103,6 @@ def validate(config: dict) -> None:
     if not problems:
         for label, section in SECTIONS.items():
             problems += section(**_section_value(config, label)).problems()
-        problems += model_problems(config) + data_problems(config)
+        problems += method_problems(config) + model_problems(config) + data_problems(config)
     if problems:
         raise ConfigError(problems)

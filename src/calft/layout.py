@@ -1,8 +1,8 @@
 """Where every file lives: one layout for the workflow (common.smk) and the report.
 
 Templates are paths relative to the workflow's working directory, with Snakemake wildcards in
-braces. Per-model outputs sit under results/<model>/<method>/ (method: base, soft, hard, or ssot
-for String Seed of Thought prompting of the base model); shared targets under results/targets/,
+braces. Per-model outputs sit under results/<model>/<method>/ (a method of calft.methods); shared
+targets under results/targets/,
 tries per tokenizer under results/tries/<tokenizer>/; prepared models and data under resources/.
 `report_inputs` is the exact list of files the tables and figures are made of: the aggregate rule
 depends on it and the report reads it, so neither can miss a file the other expects.
@@ -10,8 +10,9 @@ depends on it and the report reads it, so neither can miss a file the other expe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+from calft.methods import METHODS
 
 RESULTS = "results"
 
@@ -45,8 +46,6 @@ NOVELTY_EVALUATOR_MARKER = "resources/noveltybench/{evaluator}.json"
 NOVELTY_PROMPTS = "resources/noveltybench/prompts"
 NOVELTY_PROMPT_FILES = {"curated": "curated.jsonl", "wildchat": "wildchat_1k.jsonl"}
 
-EVALUATED_METHODS = ("base", "soft", "hard")
-
 
 def paloma_files(data_dir: str | Path, slice_name: str, split: str) -> list[Path]:
     """A PALOMA slice's documents: <data_dir>/<slice>/<split>/*.jsonl[.gz]."""
@@ -58,47 +57,26 @@ def under(results: str | Path, template: str, **keys) -> Path:
     return Path(results) / template.format(**keys).removeprefix(f"{RESULTS}/")
 
 
-@dataclass(frozen=True)
-class ReportSelection:
-    """What the tables and figures cover: models, evaluated methods, prompt sets, optional stages."""
-
-    models: tuple[str, ...]
-    methods: tuple[str, ...]  # among EVALUATED_METHODS
-    prompt_sets: tuple[str, ...]
-    retention: bool = False
-    perplexity: bool = False
-    open_ended: bool = False
-    mcq: bool = False
-    noveltybench: bool = False
-    ssot: bool = False
-
-    @property
-    def transfer(self) -> bool:
-        return self.open_ended or self.mcq or self.noveltybench
-
-
-def report_inputs(selection: ReportSelection, results: str | Path = RESULTS) -> dict[str, dict[tuple, Path]]:
-    """Every file the report reads, by kind, keyed by (model, method[, prompt set])."""
-    inputs: dict[str, dict[tuple, Path]] = {kind: {} for kind in (
-        "scores", "logit_kl", "ood_samples", "retention", "perplexity", "open_ended", "mcq", "noveltybench")}
+def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tuple, Path]]:
+    """Every file the report reads for a selection (calft.report.settings.ReportSelection), by kind,
+    keyed by (model, method[, prompt set]): each method's evaluations (calft.methods) among those the
+    selection covers, and the OOD samples of the main methods for Figure 3."""
+    per_set = {"scores": SCORES, "logit_kl": LOGIT_KL}
+    per_model = {"retention": RETENTION, "perplexity": PERPLEXITY, "open_ended": OPEN_ENDED, "mcq": MCQ,
+                 "noveltybench": NOVELTY}
+    inputs: dict[str, dict[tuple, Path]] = {kind: {} for kind in [*per_set, "ood_samples", *per_model]}
     for model in selection.models:
-        for method in selection.methods:
+        for name in selection.methods:
+            method = METHODS[name]
             for prompt_set in selection.prompt_sets:
-                keys = dict(model=model, method=method, prompt_set=prompt_set)
-                inputs["scores"][model, method, prompt_set] = under(results, SCORES, **keys)
-                inputs["logit_kl"][model, method, prompt_set] = under(results, LOGIT_KL, **keys)
-                if prompt_set == "ood":
-                    inputs["ood_samples"][model, method] = under(results, SAMPLES, **keys)
-            for kind, template in (("retention", RETENTION), ("perplexity", PERPLEXITY), ("open_ended", OPEN_ENDED),
-                                   ("mcq", MCQ), ("noveltybench", NOVELTY)):
+                keys = dict(model=model, method=name, prompt_set=prompt_set)
+                for kind in [kind for kind in per_set if kind in method.evaluations]:
+                    inputs[kind][model, name, prompt_set] = under(results, per_set[kind], **keys)
+                if prompt_set == "ood" and method.main:
+                    inputs["ood_samples"][model, name] = under(results, SAMPLES, **keys)
+            for kind in [kind for kind in per_model if kind in method.evaluations]:
                 if getattr(selection, kind):
-                    inputs[kind][model, method] = under(results, template, model=model, method=method)
-        if selection.ssot:
-            for prompt_set in selection.prompt_sets:
-                inputs["scores"][model, "ssot", prompt_set] = under(results, SCORES, model=model, method="ssot",
-                                                                    prompt_set=prompt_set)
-            if selection.open_ended:
-                inputs["open_ended"][model, "ssot"] = under(results, OPEN_ENDED, model=model, method="ssot")
+                    inputs[kind][model, name] = under(results, per_model[kind], model=model, method=name)
     return inputs
 
 
@@ -106,7 +84,7 @@ def _tables(names: list[str], tables: str | Path) -> list[Path]:
     return [Path(tables) / f"{name}.{suffix}" for name in names for suffix in ("csv", "md", "tex")]
 
 
-def report_outputs(selection: ReportSelection, tables: str | Path = TABLES,
+def report_outputs(selection, tables: str | Path = TABLES,
                    figures: str | Path = FIGURES) -> list[Path]:
     """Every table and figure the report writes; summary.csv first, the figures last."""
     sets = selection.prompt_sets
@@ -116,7 +94,7 @@ def report_outputs(selection: ReportSelection, tables: str | Path = TABLES,
                        + (["retention_tasks"] if selection.retention else [])
                        + (["perplexity_slices"] if selection.perplexity else []), tables)
     outputs += _tables((["transfer"] if selection.transfer else [])
-                       + ([f"ssot_{s}" for s in sets] if selection.ssot else []), tables)
+                       + [f"{baseline}_{s}" for baseline in selection.baselines for s in sets], tables)
     outputs += [Path(figures) / f"per_family_{s}_{metric}.png" for s in sets for metric in ("normalized_w1", "logit_kl")]
     outputs.append(Path(figures) / "figure2_family_median_w1.png")
     if "ood" in sets:

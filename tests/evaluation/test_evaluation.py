@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 import torch
+from conftest import build_tries, cli_settings, discretize
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,11 +18,9 @@ from calft.cli import main
 from calft.evaluation.logit_kl import exact, monte_carlo
 from calft.evaluation.metrics import family_median, prompt_scores, target_spread, wasserstein_to_law
 from calft.evaluation.parse import judge, parse_number, strip_reasoning
-from calft.evaluation.sample import COMPACT_EVERY, _draw, sample, sample_seed
 from calft.modeling.chat import ChatFormat, prompt_ids
-from calft.training.data import Continuation, Item, SoftTargets
-from calft.training.losses import example_losses, pack
-
+from calft.modeling.generation import COMPACT_EVERY, _draw, sample, sample_seed
+from calft.modeling.trees import Continuation, Item, SoftTargets, example_losses, pack
 
 # -- parsing ---------------------------------------------------------------------------------
 
@@ -164,10 +163,8 @@ def test_sampler_follows_the_model_distribution(tiny_model_dir):
 @pytest.fixture(scope="module")
 def eval_tries(tmp_path_factory, tiny_model_dir):
     folder = tmp_path_factory.mktemp("eval-tries")
-    assert main(["discretize", "--prompt-set", "ood", "--families", "poisson,weibull", "--decimals", "1",
-                 "--max-bins", "30", "--output", str(folder / "targets.parquet")]) == 0
-    assert main(["build-tries", "--targets", str(folder / "targets.parquet"), "--tokenizer", str(tiny_model_dir),
-                 "--terminator", "<|im_end|>", "--output", str(folder / "tries.parquet")]) == 0
+    assert main(discretize(folder / "targets.parquet", "ood", 1, 30, families=["poisson", "weibull"])) == 0
+    assert main(build_tries(folder / "targets.parquet", tiny_model_dir, folder / "tries.parquet")) == 0
     return folder
 
 
@@ -198,26 +195,23 @@ def test_exact_logit_kl_equals_the_mean_over_all_enumerated_paths(tiny_model_dir
 
 # -- inputs that do not belong together ----------------------------------------------------------
 
-TINY = '{"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}'
+TINY = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
 
 
 def test_logit_kl_refuses_tries_of_another_tokenizer_or_terminator(tiny_model_dir, merging_tokenizer_dir, eval_tries,
                                                                   tmp_path, capsys):
     targets = str(eval_tries / "targets.parquet")
-    assert main(["build-tries", "--targets", targets, "--tokenizer", str(merging_tokenizer_dir), "--terminator",
-                 "<|end|>", "--output", str(tmp_path / "other.parquet")]) == 0
-    assert main(["build-tries", "--targets", targets, "--tokenizer", str(tiny_model_dir), "--terminator",
-                 "<|endoftext|>", "--output", str(tmp_path / "endoftext.parquet")]) == 0
+    assert main(build_tries(targets, merging_tokenizer_dir, tmp_path / "other.parquet", "<|end|>")) == 0
+    assert main(build_tries(targets, tiny_model_dir, tmp_path / "endoftext.parquet", "<|endoftext|>")) == 0
     for tries in ("other.parquet", "endoftext.parquet"):
-        assert main(["logit-kl", "--model-dir", str(tiny_model_dir), "--model-config", TINY, "--tries",
+        assert main(["logit-kl", *cli_settings(model=TINY), "--model-dir", str(tiny_model_dir), "--tries",
                      str(tmp_path / tries), "--targets", targets, "--output", str(tmp_path / "kl.parquet")]) == 2
         assert "was built for another tokenizer or terminator" in capsys.readouterr().err
     assert not (tmp_path / "kl.parquet").exists()
 
 
 def test_score_refuses_samples_of_other_prompts_and_empty_samples(eval_tries, tmp_path, capsys):
-    assert main(["discretize", "--prompt-set", "unseen", "--families", "gaussian", "--decimals", "1", "--max-bins", "30",
-                 "--output", str(tmp_path / "unseen.parquet")]) == 0
+    assert main(discretize(tmp_path / "unseen.parquet", "unseen", 1, 30, families=["gaussian"])) == 0
     targets = artifacts.read_provenance(eval_tries / "targets.parquet")["config"]
     rows = pd.DataFrame({"prompt_id": ["poisson_lambda_1"], "family": ["poisson"], "split": ["ood"], "sample_idx": [0],
                          "seed": [1], "text": ["3"], "num_tokens": [1], "stopped": [True], "value": [3.0],

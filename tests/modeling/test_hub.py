@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import build_tries, cli_settings, discretize
 
 REPO = "calft-test/smollm2-copy"
 
@@ -36,7 +37,7 @@ def calft(env, *args):
 def test_prepare_hub_model_resolves_the_cached_snapshot(tmp_path, hub_env):
     env, snapshot = hub_env
     marker = tmp_path / "model.json"
-    calft(env, "prepare-model", "--source", REPO, "--output", str(marker))
+    calft(env, "prepare-model", *cli_settings(source=REPO), "--output", str(marker))
     info = json.loads(marker.read_text())
     assert info["artifact"] == "hub_model"
     assert info["config"]["model_id"] == REPO and info["config"]["snapshot"] == str(snapshot)
@@ -44,15 +45,22 @@ def test_prepare_hub_model_resolves_the_cached_snapshot(tmp_path, hub_env):
 
 def test_hub_id_tokenizer_comes_from_the_cache(hub_env, smollm2_dir):
     env, _ = hub_env
-    from_hub = calft(env, "fingerprint", "--tokenizer", REPO, "--terminator", "<|im_end|>")
-    assert from_hub == calft(env, "fingerprint", "--tokenizer", str(smollm2_dir), "--terminator", "<|im_end|>")
+    terminator = cli_settings(terminator="<|im_end|>")
+    from_hub = calft(env, "fingerprint", *terminator, "--tokenizer", REPO)
+    assert from_hub == calft(env, "fingerprint", *terminator, "--tokenizer", str(smollm2_dir))
 
 
-def test_build_tries_from_a_hub_id(tmp_path, hub_env, smollm2_dir):
+def test_build_tries_from_a_hub_id_equal_those_of_the_local_folder(tmp_path, hub_env, smollm2_dir):
+    import pandas as pd
+
+    from calft import artifacts
+
     env, _ = hub_env
-    targets, tries = tmp_path / "targets.parquet", tmp_path / "tries.parquet"
-    calft(env, "discretize", "--prompt-set", "ood", "--decimals", "1", "--max-bins", "20", "--families", "chi",
-          "--output", str(targets))
-    calft(env, "build-tries", "--targets", str(targets), "--tokenizer", REPO, "--terminator", "<|im_end|>",
-          "--same-tokenizer", str(smollm2_dir), "--output", str(tries))
-    assert tries.exists()
+    targets = tmp_path / "targets.parquet"
+    calft(env, *discretize(targets, "ood", 1, 20, families=["chi"]))
+    calft(env, *build_tries(targets, REPO, tmp_path / "hub.parquet"), "--same-tokenizer", str(smollm2_dir))
+    calft(env, *build_tries(targets, smollm2_dir, tmp_path / "local.parquet"))
+    hub, local = (pd.read_parquet(tmp_path / f"{name}.parquet") for name in ("hub", "local"))
+    assert len(hub) > len(pd.read_parquet(targets)) and hub.equals(local)
+    recorded = [artifacts.read_provenance(tmp_path / f"{name}.parquet")["config"] for name in ("hub", "local")]
+    assert recorded[0]["fingerprint"] == recorded[1]["fingerprint"] and recorded[0]["tokenizer"] == REPO

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from calft import artifacts
-from calft.layout import ReportSelection, report_inputs
+from calft.layout import report_inputs
 from calft.report import tables as aggregate
+from calft.report.settings import ReportSelection
 
 
 def _artifact(frame: pd.DataFrame, path) -> None:
@@ -33,7 +34,8 @@ def test_table1_and_the_ssot_table_from_parquet(tmp_path):
         if method != "ssot":
             _artifact(pd.DataFrame({"parse_rate": [0.0 if method == "base" else 0.9],
                                     "tv": [np.nan if method == "base" else 0.1]}), folder / "mcq.parquet")
-    selection = ReportSelection(("m",), ("base", "soft", "hard"), ("ood",), open_ended=True, mcq=True, ssot=True)
+    selection = ReportSelection.from_dict(dict(models=["m"], methods=["base", "soft", "hard", "ssot"], prompt_sets=["ood"],
+                                             open_ended=True, mcq=True))
     transfer_rows = aggregate.load_transfer(report_inputs(selection, tmp_path))
     table, columns = aggregate.transfer_table(transfer_rows, ["m"])
     assert [c for c, _, _ in columns] == ["support_size", "unique_fraction", "unique_fraction_insensitive", "tv",
@@ -61,7 +63,8 @@ def test_table2_averages_gp_irt_over_the_task_rows_and_pools_perplexity(tmp_path
         slices = pd.DataFrame({"slice": ["a", "all"], "documents": 1, "tokens": 10, "bytes": 40, "nll": [20.0, 20.0 + shift],
                                "perplexity": [np.exp(2.0), np.exp((20 + shift) / 10)], "bits_per_byte": 0.5})
         _artifact(slices, folder / "perplexity.parquet")
-    inputs = report_inputs(ReportSelection(("m",), ("base", "soft"), ("ood",), retention=True, perplexity=True), tmp_path)
+    inputs = report_inputs(ReportSelection.from_dict(dict(models=["m"], methods=["base", "soft"], prompt_sets=["ood"],
+                                                          retention=True, perplexity=True)), tmp_path)
     retention_rows = aggregate.load_retention(inputs)
     table, columns = aggregate.table2(retention_rows, aggregate.load_perplexity(inputs), ["m"])
     assert [label for _, label, _ in columns] == ["gp-IRT", "PALOMA ppl"]

@@ -17,15 +17,16 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import cli_settings
 
 from calft import artifacts
 from calft.cli import main
 from calft.errors import UserError
-from calft.retention import data as eval_data
-from calft.retention import irt
-from calft.retention import tasks as retention
 from calft.modeling.loader import load
-from calft.settings import ModelEntry, Retention
+from calft.modeling.settings import ModelEntry
+from calft.retention import data as eval_data
+from calft.retention import irt, tasks
+from calft.retention.settings import Retention
 
 MODEL_CONFIG = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
 MODEL_ENTRY = ModelEntry.from_dict(MODEL_CONFIG)
@@ -75,7 +76,7 @@ def test_summary_reports_gp_irt_only_for_complete_tinybenchmarks_tasks():
                      subscenarios_position={"mmlu": {"all": list(range(200))}})
     rows = [{"task": task, "kind": "mmlu", "metric": "acc", "doc_id": i, "score": float(i % 2)}
             for task, n in (("mmlu", 100), ("multiple_choice", 100)) for i in range(n)]
-    summary = retention.summarize(pd.DataFrame(rows), {"mmlu": bundle}).set_index("task")
+    summary = tasks.summarize(pd.DataFrame(rows), {"mmlu": bundle}).set_index("task")
     assert summary.loc["mmlu", "accuracy"] == 0.5
     assert summary.loc["mmlu", "irt"] == pytest.approx(0.5)
     assert math.isnan(summary.loc["multiple_choice", "gpirt"])  # a probe is not an IRT scenario
@@ -146,22 +147,22 @@ def test_the_irt_download_is_refused_unless_its_checksum_is_recorded_and_matches
     ("####\n5", None, "5"),
 ])
 def test_gsm8k_strict_and_flexible(generation, strict, flexible):
-    assert retention.gsm8k_strict(generation) == strict
-    assert retention.gsm8k_flexible(generation) == flexible
+    assert tasks.gsm8k_strict(generation) == strict
+    assert tasks.gsm8k_flexible(generation) == flexible
 
 
 def test_gsm8k_gold_is_after_the_last_marker():
-    assert retention.gsm8k_gold("48/2 = 24\n#### 24") == "24"
-    assert retention.gsm8k_gold("#### 1\nmore #### 1,000") == "1000"
+    assert tasks.gsm8k_gold("48/2 = 24\n#### 24") == "24"
+    assert tasks.gsm8k_gold("#### 1\nmore #### 1,000") == "1000"
 
 
 def test_winogrande_contexts_cut_the_gold_option_from_the_prompt():
     doc = {"sentence": "The cup fell off the table because _ was slippery.", "option1": "the cup",
            "option2": "the table", "answer": "2", "input_formatted": "Shots.\n\nThe cup fell off the table because the table"}
-    assert retention._winogrande_options(doc) == ["Shots.\n\nThe cup fell off the table because the cup",
+    assert tasks._winogrande_options(doc) == ["Shots.\n\nThe cup fell off the table because the cup",
                                                   "Shots.\n\nThe cup fell off the table because the table"]
-    assert retention._winogrande_continuation(doc) == "was slippery."
-    assert retention._winogrande_gold(doc) == 1
+    assert tasks._winogrande_continuation(doc) == "was slippery."
+    assert tasks._winogrande_gold(doc) == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ def test_bits_per_byte_is_nll_over_ln2_bytes_and_one_forward_for_short_texts(tin
     text = "The quick brown fox jumps over the lazy dog. Ünïcödé costs more bytes than characters."
     eval_data.write_slice(tmp_path / "known", [{"text": text}, {"text": "   "}])
     lm = CalftLM(load(str(tiny_model_dir), MODEL_ENTRY), batch_size=1, context=256, stride=128)
-    table = perplexity.evaluate(lm, tmp_path, ["known"], "test", None).set_index("slice")
+    table = perplexity.evaluate_slices(lm, tmp_path, ["known"], "test", None).set_index("slice")
     ids = lm.document_ids(text)
     with torch.no_grad():
         logits = lm.model(torch.tensor([ids])).logits[0, :-1]
@@ -278,7 +279,7 @@ def test_every_tinybenchmarks_task_kind_runs_through_lm_eval(tiny_model_dir, tmp
 
     data = _tinybenchmarks_shaped(tmp_path / "tiny")
     lm = CalftLM(load(str(tiny_model_dir), MODEL_ENTRY), batch_size=2, max_gen_toks=8)
-    examples = retention.evaluate(lm, data, Retention.from_dict({"suite": "tinybenchmarks", "max_gen_toks": 8}))
+    examples = tasks.evaluate_tasks(lm, data, Retention.from_dict({"suite": "tinybenchmarks", "max_gen_toks": 8}))
     counts = examples.groupby(["task", "metric"]).size().to_dict()
     assert counts == {("gsm8k", "flexible"): 2, ("gsm8k", "strict"): 2, ("hellaswag", "acc_norm"): 2,
                       ("mmlu", "acc"): 2, ("truthfulqa", "acc"): 2, ("winogrande", "acc"): 2}
@@ -313,22 +314,22 @@ def random_adapter(tiny_model_dir, tmp_path_factory):
 def test_retention_and_perplexity_cli_with_and_without_an_adapter(tiny_model_dir, random_adapter, tmp_path):
     probes = tmp_path / "probes"
     slices = tmp_path / "slices"
-    assert main(["eval-data", "retention-offline", "--settings", json.dumps({"probe_items": 3, "seed": 11}),
-                 "--output", str(probes)]) == 0
-    assert main(["eval-data", "perplexity-offline", "--settings",
-                 json.dumps({"offline_max_documents": 1, "offline_max_chars": 3000}), "--output", str(slices)]) == 0
+    assert main(["retention-data", *cli_settings(suite="offline", probe_items=3, seed=11), "--output", str(probes)]) == 0
+    assert main(["perplexity-data", *cli_settings(offline=True, offline_max_documents=1, offline_max_chars=3000),
+                 "--output", str(slices)]) == 0
     retention_settings = {"suite": "offline", "limit": None, "batch_size": 3, "max_gen_toks": 24,
                           "apply_chat_template": True, "seed": 11}
     perplexity_settings = {"slices": ["pydoc_topics", "stdlib_docstrings"], "split": "test", "context": 256,
                            "stride": 128, "max_documents": 1}
     outputs = {}
     for method, adapter in (("base", []), ("adapter", ["--adapter", str(random_adapter)])):
-        model = ["--model-dir", str(tiny_model_dir), "--model-config", json.dumps(MODEL_CONFIG), *adapter]
+        model = ["--model-dir", str(tiny_model_dir), *adapter]
         folder = tmp_path / method
-        assert main(["retention", *model, "--retention", json.dumps(retention_settings), "--data-dir", str(probes),
-                     "--examples", str(folder / "examples.parquet"), "--output", str(folder / "tasks.parquet")]) == 0
-        assert main(["perplexity", *model, "--perplexity", json.dumps(perplexity_settings), "--data-dir", str(slices),
-                     "--output", str(folder / "perplexity.parquet")]) == 0
+        assert main(["retention", *cli_settings(model=MODEL_CONFIG, retention=retention_settings), *model,
+                     "--data-dir", str(probes), "--examples", str(folder / "examples.parquet"),
+                     "--output", str(folder / "tasks.parquet")]) == 0
+        assert main(["perplexity", *cli_settings(model=MODEL_CONFIG, perplexity=perplexity_settings), *model,
+                     "--data-dir", str(slices), "--output", str(folder / "perplexity.parquet")]) == 0
         outputs[method] = {name: pq.read_table(folder / f"{name}.parquet").to_pandas()
                            for name in ("examples", "tasks", "perplexity")}
     base, tuned = outputs["base"], outputs["adapter"]
@@ -367,16 +368,14 @@ def test_tinybenchmarks_fetch_reads_hub_layout_mirrors_and_checks_row_counts(tmp
 
 def test_retention_refuses_a_prepared_data_folder_whose_files_changed(tmp_path, capsys):
     probes = tmp_path / "probes"
-    assert main(["eval-data", "retention-offline", "--settings", json.dumps({"probe_items": 2}),
-                 "--output", str(probes)]) == 0
+    assert main(["retention-data", *cli_settings(suite="offline", probe_items=2), "--output", str(probes)]) == 0
     recorded = json.loads((probes / artifacts.RECORD).read_text())["files"]
     assert sorted(recorded) == ["arithmetic.parquet", "multiple_choice.parquet"]
     (probes / ".snakemake_timestamp").write_text("")  # Snakemake's marker is not data
     artifacts.verify_data(probes, False, "retention")
     pd.read_parquet(probes / "arithmetic.parquet").head(1).to_parquet(probes / "arithmetic.parquet")
-    assert main(["retention", "--model-dir", "m", "--model-config", json.dumps(MODEL_CONFIG), "--retention",
-                 json.dumps({"suite": "offline"}), "--data-dir", str(probes), "--examples", str(tmp_path / "e"),
-                 "--output", str(tmp_path / "o")]) == 2
+    assert main(["retention", *cli_settings(model=MODEL_CONFIG, retention={"suite": "offline"}), "--model-dir", "m",
+                 "--data-dir", str(probes), "--examples", str(tmp_path / "e"), "--output", str(tmp_path / "o")]) == 2
     assert "no longer holds the files recorded" in capsys.readouterr().err
 
 
@@ -409,7 +408,7 @@ def test_tinybenchmarks_and_paloma_come_from_hub_snapshots_whose_commits_are_rec
                   f"    path: {name}/{split}.parquet\n---\n")
         _hub_dataset(cache, dataset, {f"{name}/{split}.parquet": table.getvalue(), "README.md": readme.encode()},
                      f"{task[:4]:0<4}" + "a" * 36)
-    result = _offline_calft(cache, "eval-data", "retention-tinybenchmarks", "--settings", "{}", "--output",
+    result = _offline_calft(cache, "retention-data", *cli_settings(suite="tinybenchmarks"), "--output",
                             str(tmp_path / "tiny"))
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "tiny" / artifacts.RECORD).read_text())
@@ -419,11 +418,11 @@ def test_tinybenchmarks_and_paloma_come_from_hub_snapshots_whose_commits_are_rec
     slices = {"c4_en": b'{"text": "a document"}\n', "ptb": b'{"text": "another"}\n'}
     _hub_dataset(cache, "allenai/paloma", {f"{name}/test/part.jsonl": text for name, text in slices.items()}
                  | {"mc4/test/part.jsonl": b'{"text": "not asked for"}\n'}, "b" * 40)
-    settings = json.dumps({"slices": list(slices)})
-    result = _offline_calft(cache, "eval-data", "paloma", "--settings", settings, "--output", str(tmp_path / "paloma"))
+    result = _offline_calft(cache, "perplexity-data", *cli_settings(slices=list(slices)), "--output",
+                            str(tmp_path / "paloma"))
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "paloma" / artifacts.RECORD).read_text())
     assert record["revisions"] == "b" * 40 and sorted(record["files"]) == ["c4_en/test/part.jsonl", "ptb/test/part.jsonl"]
-    result = _offline_calft(cache, "eval-data", "paloma", "--settings", json.dumps({"paloma_revision": "c" * 40}),
+    result = _offline_calft(cache, "perplexity-data", *cli_settings(paloma_revision="c" * 40),
                             "--output", str(tmp_path / "missing"))
     assert result.returncode == 2 and "cannot fetch the dataset allenai/paloma at revision cccc" in result.stderr

@@ -2,11 +2,25 @@ import numpy as np
 import pytest
 
 from calft.errors import UserError
-from calft.targets.discretize import discretize, format_canonical, output_spaces
+from calft.targets.discretize import discretize_laws, format_canonical
 from calft.targets.families import FamilyError, get_family
 from calft.targets.prompts import make_prompt, prompt_set
 
 ALL_SETS = ["train", "unseen", "ood", "unseen-full", "ood-full"]
+
+
+def output_spaces(prompts, decimals: int, max_bins: int) -> list[tuple[list[str], np.ndarray]]:
+    """Per prompt: (canonical strings, masses)."""
+    prompts = list(prompts)
+    result = []
+    for chunk in discretize_laws(prompts, decimals, max_bins):
+        offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
+        text = data.tobytes().decode()
+        strings = [text[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+        for index in np.unique(chunk.prompt_index):
+            rows = np.flatnonzero(chunk.prompt_index == index)
+            result.append(([strings[r] for r in rows], chunk.mass[rows]))
+    return result
 
 
 def _rows(prompts, decimals, max_bins):
@@ -56,12 +70,12 @@ def test_output_space_details_match_the_reference_rules():
 
 def test_training_totals():
     for max_bins, total in [(1001, 1_653_918), (16384, 26_974_336)]:
-        assert sum(len(c.mass) for c in discretize(prompt_set("train"), 5, max_bins)) == total
+        assert sum(len(c.mass) for c in discretize_laws(prompt_set("train"), 5, max_bins)) == total
 
 
 def test_cap_keeps_numpy_linspace_positions():
     prompt = make_prompt("gaussian", {"mu": 0, "sigma": 1}, "custom")
-    chunk = next(discretize([prompt], 3, 100))
+    chunk = next(discretize_laws([prompt], 3, 100))
     law = get_family("gaussian").frozen(prompt.params)
     first = int(np.ceil(law.ppf(0.001) / 1e-3))
     points = int(np.floor(law.ppf(0.999) / 1e-3)) - first + 1
@@ -103,11 +117,11 @@ def test_format_canonical_matches_python_formatting():
 def test_empty_output_space_names_the_family():
     prompt = make_prompt("binomial", {"n": 1_000_000, "p": 0.5}, "custom")  # lowest 16 values underflow
     with pytest.raises(FamilyError, match="family 'binomial' with n=1000000, p=0.5: the output space is empty"):
-        list(discretize([prompt], 5, 16))
+        list(discretize_laws([prompt], 5, 16))
 
 
 def test_bad_settings():
     with pytest.raises(UserError, match="max_bins"):
-        list(discretize(prompt_set("unseen")[:1], 5, 1))
+        list(discretize_laws(prompt_set("unseen")[:1], 5, 1))
     with pytest.raises(UserError, match="decimals"):
-        list(discretize(prompt_set("unseen")[:1], -1, 100))
+        list(discretize_laws(prompt_set("unseen")[:1], -1, 100))

@@ -3,6 +3,7 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import build_tries, discretize
 
 from calft import artifacts
 from calft.cli import main
@@ -10,8 +11,7 @@ from calft.cli import main
 
 def test_discretize_writes_the_targets_table(tmp_path):
     output = tmp_path / "targets.parquet"
-    assert main(["discretize", "--prompt-set", "ood", "--decimals", "3", "--max-bins", "101",
-                 "--output", str(output)]) == 0
+    assert main(discretize(output, "ood", 3, 101)) == 0
     parts = artifacts.parts(output)
     assert len(parts) == 6  # one part per held-out family
     assert all(pq.read_schema(part).remove_metadata() == artifacts.TARGETS_SCHEMA for part in parts)
@@ -29,8 +29,7 @@ def test_discretize_writes_the_targets_table(tmp_path):
 
 def test_reference_number_format_is_recorded_in_params(tmp_path):
     output = tmp_path / "targets.parquet"
-    main(["discretize", "--prompt-set", "unseen", "--decimals", "1", "--max-bins", "10",
-          "--number-format", "reference", "--families", "binomial", "--output", str(output)])
+    assert main(discretize(output, "unseen", 1, 10, number_format="reference", families=["binomial"])) == 0
     table = pd.read_parquet(output)
     assert table["params"].iloc[0] == '{"n": 25.0, "p": 0.5}'
     assert "n=25.0, p=0.5" in table["prompt"].iloc[0]
@@ -38,10 +37,8 @@ def test_reference_number_format_is_recorded_in_params(tmp_path):
 
 def test_build_tries_end_to_end(tmp_path, merging_tokenizer_dir):
     targets, tries = tmp_path / "targets.parquet", tmp_path / "tries.parquet"
-    main(["discretize", "--prompt-set", "train", "--decimals", "2", "--max-bins", "50",
-          "--families", "gaussian,skellam", "--per-family", "2", "--output", str(targets)])
-    assert main(["build-tries", "--targets", str(targets), "--tokenizer", str(merging_tokenizer_dir),
-                 "--terminator", "<|end|>", "--output", str(tries), "--workers", "2"]) == 0
+    assert main(discretize(targets, "train", 2, 50, families=["gaussian", "skellam"], per_family=2)) == 0
+    assert main([*build_tries(targets, merging_tokenizer_dir, tries, "<|end|>"), "--workers", "2"]) == 0
     nodes = pd.read_parquet(tries)
     assert set(nodes["prompt_id"]) == set(pd.read_parquet(targets)["prompt_id"])
     assert (nodes.groupby("prompt_id", observed=True)["canonical_index"].apply(lambda c: (c >= 0).sum())
@@ -54,31 +51,27 @@ def test_build_tries_end_to_end(tmp_path, merging_tokenizer_dir):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--families", "gaussian,gausian"], "unknown family 'gausian'"),
-        (["--max-bins", "1"], "max_bins: 1 is less than the minimum of 2"),
-        (["--families", "poisson"], "family 'poisson' is not in prompt set 'train'"),
+        (dict(families=["gaussian", "gausian"]), "unknown family 'gausian'"),
+        (dict(max_bins=1), "max_bins: 1 is less than the minimum of 2"),
+        (dict(families=["poisson"]), "family 'poisson' is not in prompt set 'train'"),
     ],
 )
 def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, capsys, arguments, message):
     output = tmp_path / "targets.parquet"
-    base = {"--prompt-set": "train", "--decimals": "2", "--max-bins": "10", "--output": str(output)}
-    for flag, value in zip(arguments[::2], arguments[1::2]):
-        base[flag] = value
-    assert main(["discretize", *[x for pair in base.items() for x in pair]]) == 2
+    assert main(discretize(output, **dict(prompt_set="train", decimals=2, max_bins=10) | arguments)) == 2
     assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
 def test_models_sharing_tries_must_share_the_tokenizer(tmp_path, smollm2_dir, merging_tokenizer_dir, capsys):
     targets = tmp_path / "targets.parquet"
-    main(["discretize", "--prompt-set", "ood", "--decimals", "1", "--max-bins", "10", "--families", "poisson",
-          "--output", str(targets)])
+    assert main(discretize(targets, "ood", 1, 10, families=["poisson"])) == 0
     copy = tmp_path / "copy"
-    from calft.targets.canonical import load_tokenizer
+    from calft.targets.canonical import load_fast_tokenizer
 
-    load_tokenizer(str(smollm2_dir)).save_pretrained(copy)
-    common = ["build-tries", "--targets", str(targets), "--tokenizer", str(smollm2_dir), "--terminator", "<|im_end|>"]
-    assert main([*common, "--same-tokenizer", str(copy), "--output", str(tmp_path / "ok.parquet")]) == 0
-    assert main([*common, "--same-tokenizer", str(merging_tokenizer_dir), "--output", str(tmp_path / "no.parquet")]) == 2
+    load_fast_tokenizer(str(smollm2_dir)).save_pretrained(copy)
+    assert main([*build_tries(targets, smollm2_dir, tmp_path / "ok.parquet"), "--same-tokenizer", str(copy)]) == 0
+    assert main([*build_tries(targets, smollm2_dir, tmp_path / "no.parquet"), "--same-tokenizer",
+                 str(merging_tokenizer_dir)]) == 2
     assert "cannot share tries" in capsys.readouterr().err
     assert not (tmp_path / "no.parquet").exists()

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from calft.errors import UserError
-from calft.targets.canonical import CanonicalTokenizer, fingerprint, load_backend, load_tokenizer, terminator_id
-from calft.targets.discretize import discretize, format_canonical
+from calft.targets.canonical import CanonicalTokenizer, fingerprint, load_backend, load_fast_tokenizer, single_token_id
+from calft.targets.discretize import discretize_laws, format_canonical
 from calft.targets.prompts import prompt_set
-from calft.targets.tries import PAD, build_tries
+from calft.targets.tries import PAD, build_trie_forest
 
 TOKENIZERS = {"smollm2": ("smollm2_dir", "<|im_end|>"), "merging": ("merging_tokenizer_dir", "<|end|>")}
 
@@ -21,7 +21,7 @@ def _random_prompts(count, seed):
 def _tokenized(tokenizer, term, prompts, decimals, max_bins):
     """Per chunk: (chunk, strings, padded token matrix, token lists) through the fast path."""
     canonical = CanonicalTokenizer(tokenizer.backend_tokenizer)
-    for chunk in discretize(prompts, decimals, max_bins):
+    for chunk in discretize_laws(prompts, decimals, max_bins):
         offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
         text = data.tobytes().decode()
         strings = [text[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
@@ -37,13 +37,13 @@ def _rows(sequences):
 def tokenizer_and_terminator(request):
     """The transformers tokenizer (what training uses) and the terminator id."""
     folder_fixture, terminator = TOKENIZERS[request.param]
-    tokenizer = load_tokenizer(str(request.getfixturevalue(folder_fixture)))
-    return tokenizer, terminator_id(tokenizer.backend_tokenizer, terminator)
+    tokenizer = load_fast_tokenizer(str(request.getfixturevalue(folder_fixture)))
+    return tokenizer, single_token_id(tokenizer.backend_tokenizer, terminator)
 
 
 def test_smollm2_splits_digits_and_merging_tokenizer_does_not(smollm2_tokenizer, merging_tokenizer_dir):
     assert len(smollm2_tokenizer("3.14159", add_special_tokens=False).input_ids) == 7
-    merging = load_tokenizer(str(merging_tokenizer_dir))
+    merging = load_fast_tokenizer(str(merging_tokenizer_dir))
     assert len(merging("3.14159", add_special_tokens=False).input_ids) < 7
     # digit runs skip the BPE model only where no vocabulary entry joins digits
     assert CanonicalTokenizer(smollm2_tokenizer.backend_tokenizer).digit_tokens is not None
@@ -59,7 +59,7 @@ def test_batch_tokenization_equals_per_string_encode(tokenizer_and_terminator):
 def test_real_tokenizers_take_the_piecewise_path(tokenizer_and_terminator):
     tokenizer, term = tokenizer_and_terminator
     canonical = CanonicalTokenizer(tokenizer.backend_tokenizer)
-    for chunk in discretize(_random_prompts(6, 3), 5, 1001):
+    for chunk in discretize_laws(_random_prompts(6, 3), 5, 1001):
         canonical.encode(*format_canonical(chunk.grid_index, chunk.decimals), term)
     assert canonical.piecewise and canonical.fallback_rows == 0
 
@@ -67,12 +67,12 @@ def test_real_tokenizers_take_the_piecewise_path(tokenizer_and_terminator):
 def test_fallback_when_the_normalizer_rewrites_text(smollm2_dir):
     from tokenizers import normalizers
 
-    tokenizer = load_tokenizer(str(smollm2_dir))
+    tokenizer = load_fast_tokenizer(str(smollm2_dir))
     tokenizer.backend_tokenizer.normalizer = normalizers.Replace(".", ",")
-    term = terminator_id(tokenizer.backend_tokenizer, "<|im_end|>")
+    term = single_token_id(tokenizer.backend_tokenizer, "<|im_end|>")
     prompts = [p for p in prompt_set("unseen") if p.family in ("gaussian", "binomial")]
     canonical = CanonicalTokenizer(tokenizer.backend_tokenizer)
-    for chunk in discretize(prompts, 2, 200):
+    for chunk in discretize_laws(prompts, 2, 200):
         offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
         text = data.tobytes().decode()
         strings = [text[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
@@ -84,10 +84,10 @@ def test_fallback_when_the_normalizer_rewrites_text(smollm2_dir):
 def test_added_number_token_takes_the_exact_path(smollm2_dir):
     from tokenizers import AddedToken
 
-    tokenizer = load_tokenizer(str(smollm2_dir))
+    tokenizer = load_fast_tokenizer(str(smollm2_dir))
     # "987" is in ~0.4% of the strings: too rare for the per-shape representatives to catch
     tokenizer.backend_tokenizer.add_tokens([AddedToken("987", normalized=False)])
-    term = terminator_id(tokenizer.backend_tokenizer, "<|im_end|>")
+    term = single_token_id(tokenizer.backend_tokenizer, "<|im_end|>")
     (chunk, strings, _, rows), = _tokenized(tokenizer, term, prompt_set("unseen")[1:2], 5, 16384)
     expected = [tokenizer(s, add_special_tokens=False).input_ids + [term] for s in strings]
     assert rows == expected
@@ -116,7 +116,7 @@ def _node_prefixes(trie, rows):
 def test_trie_targets_match_brute_force(tokenizer_and_terminator, seed):
     tokenizer, term = tokenizer_and_terminator
     for chunk, strings, matrix, sequences in _tokenized(tokenizer, term, _random_prompts(4, seed), 3, 300):
-        trie = build_tries(chunk.prompt_index, chunk.bin, matrix, chunk.mass)
+        trie = build_trie_forest(chunk.prompt_index, chunk.bin, matrix, chunk.mass)
         for index in np.unique(chunk.prompt_index):
             rows = np.flatnonzero(chunk.prompt_index == index)
             nodes = np.flatnonzero(trie.prompt_index == index)
@@ -143,10 +143,10 @@ def test_trie_targets_match_brute_force(tokenizer_and_terminator, seed):
 
 
 def test_integer_family_lets_the_terminator_compete_with_digits(smollm2_tokenizer):
-    term = terminator_id(smollm2_tokenizer.backend_tokenizer, "<|im_end|>")
+    term = single_token_id(smollm2_tokenizer.backend_tokenizer, "<|im_end|>")
     prompt = next(p for p in prompt_set("unseen") if p.family == "binomial")
     (chunk, strings, matrix, _), = _tokenized(smollm2_tokenizer, term, [prompt], 5, 16384)
-    trie = build_tries(chunk.prompt_index, chunk.bin, matrix, chunk.mass)
+    trie = build_trie_forest(chunk.prompt_index, chunk.bin, matrix, chunk.mass)
     one = smollm2_tokenizer.convert_tokens_to_ids("1")
     node_one = trie.node[(trie.depth == 1) & (trie.token == one)][0]
     after_one = trie.token[trie.parent == node_one]
@@ -156,20 +156,20 @@ def test_integer_family_lets_the_terminator_compete_with_digits(smollm2_tokenize
 def test_sequences_must_be_prefix_free():
     sequences = np.array([[5, PAD], [5, 6]])
     with pytest.raises(UserError, match="prefix-free"):
-        build_tries(np.array([0, 0]), np.array([0, 1]), sequences, np.array([0.5, 0.5]))
+        build_trie_forest(np.array([0, 0]), np.array([0, 1]), sequences, np.array([0.5, 0.5]))
 
 
 @pytest.mark.parametrize("folder_fixture, terminator", TOKENIZERS.values())
 def test_direct_backend_load_equals_the_transformers_tokenizer(request, folder_fixture, terminator):
     folder = str(request.getfixturevalue(folder_fixture))
     assert fingerprint(load_backend(folder), terminator) == fingerprint(
-        load_tokenizer(folder).backend_tokenizer, terminator)
+        load_fast_tokenizer(folder).backend_tokenizer, terminator)
 
 
 def test_fingerprint_is_stable_and_discriminating(smollm2_dir, merging_tokenizer_dir, tmp_path):
     first = fingerprint(load_backend(str(smollm2_dir)), "<|im_end|>")
     assert first == fingerprint(load_backend(str(smollm2_dir)), "<|im_end|>")
-    load_tokenizer(str(smollm2_dir)).save_pretrained(tmp_path)  # the same tokenizer in another folder
+    load_fast_tokenizer(str(smollm2_dir)).save_pretrained(tmp_path)  # the same tokenizer in another folder
     assert first == fingerprint(load_backend(str(tmp_path)), "<|im_end|>")
     assert first != fingerprint(load_backend(str(smollm2_dir)), "<|endoftext|>")
     assert first != fingerprint(load_backend(str(merging_tokenizer_dir)), "<|end|>")
@@ -177,4 +177,4 @@ def test_fingerprint_is_stable_and_discriminating(smollm2_dir, merging_tokenizer
 
 def test_terminator_must_be_one_token(smollm2_dir):
     with pytest.raises(UserError, match="not a single token"):
-        terminator_id(load_backend(str(smollm2_dir)), "<|not a token|>")
+        single_token_id(load_backend(str(smollm2_dir)), "<|not a token|>")

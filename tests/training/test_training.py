@@ -15,15 +15,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import build_tries, cli_settings, discretize
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calft.cli import main
 from calft.modeling.chat import ChatFormat, prompt_ids, render
-from calft.settings import ModelEntry, Training
+from calft.modeling.settings import ModelEntry
+from calft.modeling.trees import SoftTargets, example_losses, naive_example_losses, pack, prefix_kl, tree_attention
 from calft.training.balance import balanced_order
-from calft.training.data import HardTargets, SoftTargets, batches, epoch_items
-from calft.training.losses import example_losses, naive_example_losses, pack, prefix_kl, tree_attention
+from calft.training.data import HardTargets, batches, epoch_items
+from calft.training.settings import Training
 
 SMOL = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
 SMOL_CHAT = ChatFormat.from_entry(ModelEntry.from_dict(SMOL))
@@ -33,12 +35,10 @@ SMOL_CHAT = ChatFormat.from_entry(ModelEntry.from_dict(SMOL))
 def micro_data(tmp_path_factory, tiny_model_dir):
     """Targets (soft and hard bins) and soft tries for 6 training prompts of 3 families."""
     folder = tmp_path_factory.mktemp("micro-data")
-    selection = ["--prompt-set", "train", "--families", "uniform,binomial,gaussian", "--per-family", "2",
-                 "--decimals", "2"]
-    assert main(["discretize", *selection, "--max-bins", "40", "--output", str(folder / "soft.parquet")]) == 0
-    assert main(["discretize", *selection, "--max-bins", "120", "--output", str(folder / "hard.parquet")]) == 0
-    assert main(["build-tries", "--targets", str(folder / "soft.parquet"), "--tokenizer", str(tiny_model_dir),
-                 "--terminator", "<|im_end|>", "--output", str(folder / "tries.parquet")]) == 0
+    selection = dict(families=["uniform", "binomial", "gaussian"], per_family=2)
+    assert main(discretize(folder / "soft.parquet", "train", 2, 40, **selection)) == 0
+    assert main(discretize(folder / "hard.parquet", "train", 2, 120, **selection)) == 0
+    assert main(build_tries(folder / "soft.parquet", tiny_model_dir, folder / "tries.parquet")) == 0
     return folder
 
 
@@ -191,8 +191,8 @@ def test_chat_prompt_has_exactly_one_bos_and_a_pinned_date(smollm2_tokenizer):
 def _train_command(tiny_model_dir, micro_data, out, method="hard", **overrides):
     settings = dict(global_batch_size=8, per_device_batch_size=4, hard_epochs=2, hard_samples_per_prompt_per_epoch=8,
                     hard_group_size=4, checkpoint_every=2, learning_rate=1e-3, lora_r=4) | overrides
-    return [sys.executable, "-m", "calft.cli", "train", "--method", method, "--model-dir", str(tiny_model_dir),
-            "--model-config", json.dumps(SMOL), "--training", json.dumps(settings),
+    return [sys.executable, "-m", "calft.cli", "train", *cli_settings(method=method, model=SMOL, training=settings),
+            "--model-dir", str(tiny_model_dir),
             "--targets", str(micro_data / ("hard.parquet" if method == "hard" else "soft.parquet")),
             *(["--tries", str(micro_data / "tries.parquet")] if method == "soft" else []),
             "--adapter", str(out / "adapter"), "--train-log", str(out / "log.parquet"),
@@ -256,10 +256,8 @@ def test_real_training_run_lowers_the_loss_and_the_adapter_loads(smollm2_dir, tm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     data = tmp_path / "data"
-    selection = ["--prompt-set", "train", "--families", "gaussian,uniform", "--per-family", "4", "--decimals", "2"]
-    assert main(["discretize", *selection, "--max-bins", "100", "--output", str(data / "soft.parquet")]) == 0
-    assert main(["build-tries", "--targets", str(data / "soft.parquet"), "--tokenizer", str(smollm2_dir),
-                 "--terminator", "<|im_end|>", "--output", str(data / "tries.parquet")]) == 0
+    assert main(discretize(data / "soft.parquet", "train", 2, 100, families=["gaussian", "uniform"], per_family=4)) == 0
+    assert main(build_tries(data / "soft.parquet", smollm2_dir, data / "tries.parquet")) == 0
     command = _train_command(smollm2_dir, data, tmp_path, method="soft", soft_epochs=2, global_batch_size=4,
                              per_device_batch_size=4, learning_rate=2e-3, lora_r=8, warmup_ratio=0.0)
     subprocess.run(command, check=True, capture_output=True)
@@ -301,8 +299,7 @@ def test_bf16_base_keeps_float32_lora_parameters_and_float32_loss(tiny_model_dir
 def test_soft_training_refuses_tries_of_another_tokenizer_or_other_prompts(tiny_model_dir, merging_tokenizer_dir,
                                                                            micro_data, tmp_path, capsys):
     other = tmp_path / "other.parquet"
-    assert main(["build-tries", "--targets", str(micro_data / "soft.parquet"), "--tokenizer",
-                 str(merging_tokenizer_dir), "--terminator", "<|end|>", "--output", str(other)]) == 0
+    assert main(build_tries(micro_data / "soft.parquet", merging_tokenizer_dir, other, "<|end|>")) == 0
     command = _train_command(tiny_model_dir, micro_data, tmp_path / "out", method="soft")[3:]
     tries = command.index("--tries") + 1
     assert main([*command[:tries], str(other), *command[tries + 1:]]) == 2

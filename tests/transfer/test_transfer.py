@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import cli_settings
 
 from calft.cli import main
 from calft.evaluation.parse import extract_ssot_answer
@@ -152,11 +153,11 @@ def test_ssot_answer_extraction(text, strict, loose):
 
 
 def test_open_ended_and_mcq_cli_on_a_tiny_model(tiny_model_dir, tmp_path):
-    model = ["--model-dir", str(tiny_model_dir), "--model-config", json.dumps(MODEL_CONFIG)]
+    model = ["--model-dir", str(tiny_model_dir)]
     settings = {"num_samples": 6, "max_new_tokens": 5, "max_prompts": 3, "temperature": 1.0, "top_p": 1.0, "seed": 11}
     for ssot in (False, True):
-        flag = ["--ssot"] if ssot else []
-        assert main(["open-ended", *model, "--settings", json.dumps(settings), *flag,
+        prompting = "ssot" if ssot else "direct"
+        assert main(["open-ended", *cli_settings(model=MODEL_CONFIG, open_ended=settings, prompting=prompting), *model,
                      "--samples", str(tmp_path / f"s{ssot}.parquet"), "--output", str(tmp_path / f"o{ssot}.parquet")]) == 0
     direct, ssot = pd.read_parquet(tmp_path / "oFalse.parquet"), pd.read_parquet(tmp_path / "oTrue.parquet")
     assert direct.prompt_index.tolist() == [0, 50, 101] and (direct.samples == 6).all()
@@ -167,8 +168,8 @@ def test_open_ended_and_mcq_cli_on_a_tiny_model(tiny_model_dir, tmp_path):
     assert len(samples) == 18 and samples.seed.nunique() == 18
 
     mcq_settings = {"num_samples": 4, "max_new_tokens": 8, "temperature": 1.0, "top_p": 1.0, "seed": 11}
-    assert main(["mcq", *model, "--settings", json.dumps(mcq_settings), "--samples", str(tmp_path / "m.parquet"),
-                 "--output", str(tmp_path / "mcq.parquet")]) == 0
+    assert main(["mcq", *cli_settings(model=MODEL_CONFIG, mcq=mcq_settings), *model, "--samples",
+                 str(tmp_path / "m.parquet"), "--output", str(tmp_path / "mcq.parquet")]) == 0
     summary = pd.read_parquet(tmp_path / "mcq.parquet")
     generations = pd.read_parquet(tmp_path / "m.parquet")
     assert summary.generations.item() == 4 and summary.parse_rate.item() == generations.parseable.mean()
@@ -178,8 +179,8 @@ def _tiny_evaluators(folder, smollm2_dir):
     """A tiny BERT pair classifier with a word-piece vocabulary, and a tiny Llama reward model with
     SmolLM2's tokenizer and chat template: NoveltyBench's models, in miniature."""
     import torch
-    from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, BertTokenizerFast,
-                              LlamaConfig, LlamaForSequenceClassification)
+    from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, BertTokenizerFast, LlamaConfig,
+                              LlamaForSequenceClassification)
 
     torch.manual_seed(0)
     similarity, reward = folder / "similarity", folder / "reward"
@@ -208,8 +209,8 @@ def test_noveltybench_cli_generates_partitions_and_rates(tiny_model_dir, smollm2
     settings = {"splits": ["curated", "wildchat"], "prompts_limit": 2, "generations": 4, "max_new_tokens": 12,
                 "seed": 11, "similarity_model": str(similarity), "similarity_threshold": 0.102,
                 "reward_model": str(reward), "reward_dtype": "float32", "patience": 0.8, "trust_data_dir": True}
-    assert main(["noveltybench", "--model-dir", str(tiny_model_dir), "--model-config", json.dumps(MODEL_CONFIG),
-                 "--settings", json.dumps(settings), "--data-dir", str(data),
+    assert main(["noveltybench", *cli_settings(model=MODEL_CONFIG, noveltybench=settings), "--model-dir",
+                 str(tiny_model_dir), "--data-dir", str(data),
                  "--generations", str(tmp_path / "g.parquet"), "--output", str(tmp_path / "n.parquet")]) == 0
     summary = pd.read_parquet(tmp_path / "n.parquet").set_index("split")
     generations = pd.read_parquet(tmp_path / "g.parquet")
@@ -225,8 +226,8 @@ def test_noveltybench_cli_generates_partitions_and_rates(tiny_model_dir, smollm2
     assert summary.loc["all", "mean_utility"] == pytest.approx(per_prompt.mean())
 
     (data / "curated.jsonl").write_text('{"prompt": "only one"}\n')
-    assert main(["noveltybench", "--model-dir", str(tiny_model_dir), "--model-config", json.dumps(MODEL_CONFIG),
-                 "--settings", json.dumps(settings), "--data-dir", str(data),
+    assert main(["noveltybench", *cli_settings(model=MODEL_CONFIG, noveltybench=settings), "--model-dir",
+                 str(tiny_model_dir), "--data-dir", str(data),
                  "--generations", str(tmp_path / "g2.parquet"), "--output", str(tmp_path / "n2.parquet")]) == 2
 
 
@@ -242,7 +243,7 @@ def test_noveltybench_prompts_are_fetched_under_calfts_names_and_verified(tmp_pa
     assert main(["fetch-noveltybench", "--settings", settings, "--output", str(output)]) == 0
     assert sorted(json.loads((output / artifacts.RECORD).read_text())["files"]) == [
         "curated.jsonl", "wildchat_1k.jsonl"]
-    assert len(noveltybench.read_prompts(output, ["curated", "wildchat"], None)["wildchat"]) == 1000
+    assert len(noveltybench.read_prompt_files(output, ["curated", "wildchat"], None)["wildchat"]) == 1000
     (upstream / "curated.jsonl").write_text('{"prompt": "only one"}\n')
     assert main(["fetch-noveltybench", "--settings", settings, "--output", str(tmp_path / "short")]) == 2
     assert "NoveltyBench's curated has 100" in capsys.readouterr().err and not (tmp_path / "short").exists()

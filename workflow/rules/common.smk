@@ -1,6 +1,8 @@
 # Config validation, paths and input functions. Parse-time code only: cheap imports, no torch
 # (every SLURM job parses the workflow again). Paths come from calft.layout, the one results layout
-# that the report reads too; validation is calft.config, the same checks the commands run.
+# that the report reads too; methods from calft.methods; validation is calft.config, the same checks
+# the commands run. Every command gets its settings as one JSON section (`settings_json`), built
+# from the config here, and checked by the command against the same schema.
 #
 # Threads: model jobs declare one thread. Locally two one-thread jobs on two cores compute about
 # 1.5 times what one job on both does (small matrices scale poorly), so `--cores N` runs N of them;
@@ -14,6 +16,9 @@ from pathlib import Path
 
 from calft import layout
 from calft.config import ConfigError, validate
+from calft.methods import BASELINES, METHODS, TRAINED
+from calft.report.settings import ReportSelection
+from calft.retention.suites import SUITES
 
 try:
     validate(config)  # fills in the schema's defaults
@@ -36,17 +41,19 @@ RETENTION_DATA = RETENTION["data_dir"] or layout.RETENTION_DATA.format(suite=RET
 PERPLEXITY_DATA = layout.PALOMA_OFFLINE if PERPLEXITY["offline"] else PERPLEXITY["data_dir"] or layout.PALOMA
 NOVELTY_DATA = NOVELTY["data_dir"] or layout.NOVELTY_PROMPTS
 USE_IRT = RETENTION["suite"] == "tinybenchmarks" and bool(RETENTION["irt_parameters"])
-REPORT = layout.ReportSelection(
-    models=tuple(RUN_MODELS),
-    methods=tuple(method for method in layout.EVALUATED_METHODS if method in config["methods"]),
-    prompt_sets=tuple(PROMPTS["evaluation"]),
+RUN_METHODS = [name for name in METHODS if name in config["methods"]]  # in table order
+RUN_METHODS += [name for name in BASELINES if TRANSFER[name]["enabled"]]
+REPORT = dict(
+    models=RUN_MODELS,
+    methods=RUN_METHODS,
+    prompt_sets=PROMPTS["evaluation"],
     retention=RETENTION["enabled"],
     perplexity=PERPLEXITY["enabled"],
     open_ended=TRANSFER["open_ended"]["enabled"],
     mcq=TRANSFER["mcq"]["enabled"],
     noveltybench=NOVELTY["enabled"],
-    ssot=TRANSFER["ssot"]["enabled"],
 )
+REPORT_SELECTION = ReportSelection.from_dict(REPORT)
 
 
 def _alternatives(names):
@@ -59,7 +66,7 @@ wildcard_constraints:
     hub_model=_alternatives([m for m in MODELS if MODELS[m]["source"] != "embedded"]),
     tokenizer=_alternatives({m["tokenizer"] for m in MODELS.values()}),
     prompt_set="train|unseen|ood|unseen-full|ood-full",
-    method="base|soft|hard|ssot",
+    method=_alternatives(METHODS),
     decimals=r"\d+",
     bins=r"\d+",
 
@@ -93,17 +100,18 @@ def model_source(name):
     return model["source"]
 
 
-def adapter_option(wildcards, input):
-    return f"--adapter {shlex.quote(input.adapter)}" if wildcards.method in ("soft", "hard") else ""
+def settings_json(**sections):
+    """A command's --settings: the config sections (and small values) it reads, as one JSON object."""
+    return json.dumps(sections)
 
 
-# The params of the rules that load a model (`params: **MODEL_PARAMS`); those that evaluate one
-# also take the adapter of soft and hard (`**EVALUATED_MODEL_PARAMS`).
-MODEL_PARAMS = dict(
-    model_dir=lambda wildcards: model_source(wildcards.model),
-    model_config=lambda wildcards: json.dumps(MODELS[wildcards.model]),
-)
-EVALUATED_MODEL_PARAMS = MODEL_PARAMS | dict(adapter=adapter_option)
+def model_paths(wildcards, input):
+    """The model block of the rules that run a model (its folder or hub id, and the adapter of a
+    method that has one)."""
+    paths = f"--model-dir {shlex.quote(model_source(wildcards.model))}"
+    if "adapter" in input.keys():
+        paths += f" --adapter {shlex.quote(input.adapter)}"
+    return paths
 
 
 def tokenizer_users(tokenizer):
@@ -117,15 +125,12 @@ def same_tokenizer_options(wildcards):
     return " ".join(f"--same-tokenizer {shlex.quote(model_source(name))}" for name in others)
 
 
-def discretize_selection(wildcards):
-    """CLI options choosing the prompts of a prompt set."""
-    options = f"--number-format {shlex.quote(PROMPTS['number_format'])}"
-    if wildcards.prompt_set == "train":
-        if PROMPTS["train_families"]:
-            options += f" --families {shlex.quote(','.join(PROMPTS['train_families']))}"
-        if PROMPTS["train_per_family"]:
-            options += f" --per-family {PROMPTS['train_per_family']}"
-    return options
+def discretize_settings(wildcards):
+    """The prompts of a prompt set (the training grid may be thinned) and their discretization."""
+    train = wildcards.prompt_set == "train"
+    return settings_json(prompt_set=wildcards.prompt_set, decimals=int(wildcards.decimals), max_bins=int(wildcards.bins),
+                         number_format=PROMPTS["number_format"], families=PROMPTS["train_families"] if train else None,
+                         per_family=PROMPTS["train_per_family"] if train else None)
 
 
 def tries_inputs(wildcards):
@@ -145,7 +150,7 @@ def train_inputs(wildcards):
 
 
 def tries_option(wildcards, input):
-    return f"--tries {shlex.quote(input.tries)}" if wildcards.method == "soft" else ""
+    return f"--tries {shlex.quote(input.tries)}" if "tries" in input.keys() else ""
 
 
 def train_launcher(wildcards, resources):
@@ -156,9 +161,9 @@ def train_launcher(wildcards, resources):
 
 
 def model_and_adapter(wildcards):
-    """The model, and the adapter for soft and hard (base and SSOT run the base model)."""
+    """The model, and the adapter of a method that has one."""
     inputs = {"model": model_inputs(wildcards.model)}
-    if wildcards.method in ("soft", "hard"):
+    if METHODS[wildcards.method].adapter:
         inputs["adapter"] = layout.ADAPTER.format(model=wildcards.model, method=wildcards.method)
     return inputs
 
@@ -168,17 +173,19 @@ def evaluation_inputs(wildcards):
     return model_and_adapter(wildcards) | {"targets": targets_file(wildcards.prompt_set, TARGETS["eval_max_bins"])}
 
 
-def ssot_option(wildcards):
-    return "--ssot" if wildcards.method == "ssot" else ""
-
-
-def generation_settings(section, wildcards):
-    """A generation section as JSON; SSOT (base model, seed-then-answer protocol) has its own sample
+def generation_settings(key, section, wildcards):
+    """The settings of a command that generates: the model, its generation `section` under `key`,
+    and the method's prompting. SSOT (base model, seed-then-answer protocol) has its own sample
     count and generation length."""
-    settings = dict(section)
-    if wildcards.method == "ssot":
-        settings |= {key: TRANSFER["ssot"][key] for key in ("num_samples", "max_new_tokens")}
-    return json.dumps(settings)
+    prompting = METHODS[wildcards.method].prompting
+    if prompting == "ssot":
+        section = section | {name: TRANSFER["ssot"][name] for name in ("num_samples", "max_new_tokens")}
+    return settings_json(model=MODELS[wildcards.model], **{key: section}, prompting=prompting)
+
+
+def model_settings(**sections):
+    """The settings of a command that runs a model: the model's entry and the config sections."""
+    return lambda wildcards: settings_json(model=MODELS[wildcards.model], **sections)
 
 
 def irt_option(wildcards, input):
@@ -192,20 +199,17 @@ def evaluator_inputs(key):
 
 def aggregate_inputs(wildcards):
     """Exactly the files the report reads (calft.layout.report_inputs)."""
-    return [str(path) for paths in layout.report_inputs(REPORT).values() for path in paths.values()]
+    return [str(path) for paths in layout.report_inputs(REPORT_SELECTION).values() for path in paths.values()]
 
 
 def aggregate_outputs():
-    return [str(path) for path in layout.report_outputs(REPORT)]
+    return [str(path) for path in layout.report_outputs(REPORT_SELECTION)]
 
 
-def aggregate_options():
-    """The aggregate command's selection: methods, prompt sets and the optional stages' tables."""
-    options = [f"--methods {shlex.quote(','.join(REPORT.methods))}",
-               f"--prompt-sets {shlex.quote(','.join(REPORT.prompt_sets))}"]
-    flags = {"--retention": REPORT.retention, "--perplexity": REPORT.perplexity, "--open-ended": REPORT.open_ended,
-             "--mcq": REPORT.mcq, "--noveltybench": REPORT.noveltybench, "--ssot": REPORT.ssot}
-    return " ".join(options + [flag for flag, on in flags.items() if on])
+def folder_of(name):
+    """The folder of the aggregate output called `name` (the tables hold summary.csv, the figures
+    figure 2)."""
+    return lambda wildcards, output: next(str(Path(path).parent) for path in output if Path(path).name == name)
 
 
 def ood_targets_option(wildcards, input):
@@ -232,7 +236,7 @@ def all_outputs():
     and the tables and figures (which pull in every evaluation)."""
     outputs = [path for name in RUN_MODELS for path in model_inputs(name)]
     for name in RUN_MODELS:
-        for method in ("soft", "hard"):
+        for method in TRAINED:
             if method in config["methods"]:
                 outputs.append(layout.ADAPTER.format(model=name, method=method))
     outputs += aggregate_outputs()

@@ -1,6 +1,7 @@
-# Structured-sampling evaluation (calft.evaluation): N generations per evaluation prompt for base,
-# each adapter and SSOT prompting of the base model, parsed and judged; per-prompt valid rate and
-# normalized W1 (on CPU); the trie logit KL, its 4-path estimate and optionally its exact value.
+# Structured-sampling evaluation (calft.evaluation): N generations per evaluation prompt for every
+# method (calft.methods: the base model, each adapter, SSOT prompting of the base model), parsed
+# and judged; per-prompt valid rate and normalized W1 (on CPU); the trie logit KL, its 4-path
+# estimate and optionally its exact value.
 
 
 rule sample:
@@ -9,9 +10,8 @@ rule sample:
     output:
         layout.SAMPLES,
     params:
-        **EVALUATED_MODEL_PARAMS,
-        sampling=lambda wildcards: generation_settings(SAMPLING, wildcards),
-        ssot=ssot_option,
+        model=model_paths,
+        settings=lambda wildcards: generation_settings("sampling", SAMPLING, wildcards),
     log:
         "logs/sample/{model}/{method}/{prompt_set}.log",
     benchmark:
@@ -24,9 +24,8 @@ rule sample:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 calft sample --model-dir {params.model_dir:q} {params.adapter} "
-        "--model-config {params.model_config:q} --sampling {params.sampling:q} --targets {input.targets:q} "
-        "{params.ssot} --output {output:q} > {log:q} 2>&1"
+        "calft sample --settings {params.settings:q} {params.model} --targets {input.targets:q} "
+        "--output {output:q} > {log:q} 2>&1"
 
 
 rule score:
@@ -56,10 +55,8 @@ rule logit_kl:
     output:
         layout.LOGIT_KL,
     params:
-        **EVALUATED_MODEL_PARAMS,
-        paths=SAMPLING["logit_kl_paths"],
-        seed=SAMPLING["seed"],
-        exact="--exact" if SAMPLING["logit_kl_exact"] else "",
+        model=model_paths,
+        settings=model_settings(sampling=SAMPLING),
     log:
         "logs/logit_kl/{model}/{method}/{prompt_set}.log",
     benchmark:
@@ -72,6 +69,5 @@ rule logit_kl:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 calft logit-kl --model-dir {params.model_dir:q} {params.adapter} "
-        "--model-config {params.model_config:q} --tries {input.tries:q} --targets {input.targets:q} "
-        "--paths {params.paths:q} --seed {params.seed:q} {params.exact} --output {output:q} > {log:q} 2>&1"
+        "calft logit-kl --settings {params.settings:q} {params.model} --tries {input.tries:q} "
+        "--targets {input.targets:q} --output {output:q} > {log:q} 2>&1"

@@ -10,6 +10,8 @@ localrules:
 rule prepare_embedded_model:
     output:
         directory(layout.EMBEDDED_MODEL.replace("{model}", "{embedded_model}")),
+    params:
+        settings=settings_json(source="embedded"),
     log:
         "logs/prepare_model/{embedded_model}.log",
     benchmark:
@@ -17,15 +19,15 @@ rule prepare_embedded_model:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft prepare-model --source embedded --output {output:q} > {log:q} 2>&1"
+        "calft prepare-model --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule download_hub_model:
     output:
         layout.HUB_MODEL_MARKER.replace("{model}", "{hub_model}"),
     params:
-        model_id=lambda wildcards: MODELS[wildcards.hub_model]["source"],
-        revision=lambda wildcards: MODELS[wildcards.hub_model]["revision"] or "main",
+        settings=lambda wildcards: settings_json(source=MODELS[wildcards.hub_model]["source"],
+                                                 revision=MODELS[wildcards.hub_model]["revision"] or "main"),
     log:
         "logs/prepare_model/{hub_model}.log",
     benchmark:
@@ -33,5 +35,4 @@ rule download_hub_model:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft prepare-model --source {params.model_id:q} --revision {params.revision:q} "
-        "--output {output:q} > {log:q} 2>&1"
+        "calft prepare-model --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"

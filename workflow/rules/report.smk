@@ -15,11 +15,10 @@ rule aggregate:
     output:
         [report_item(path) if path.endswith((".png", ".md")) else path for path in aggregate_outputs()],
     params:
-        models=",".join(RUN_MODELS),
-        selection=aggregate_options(),
+        settings=settings_json(**REPORT),
         ood_targets=ood_targets_option,
-        tables=lambda wildcards, output: Path(output[0]).parent,  # summary.csv comes first
-        figures=lambda wildcards, output: Path(output[-1]).parent,  # figures come last
+        tables=folder_of("summary.csv"),
+        figures=folder_of("figure2_family_median_w1.png"),
     log:
         "logs/aggregate/aggregate.log",
     benchmark:
@@ -27,7 +26,7 @@ rule aggregate:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft aggregate --results results --models {params.models:q} {params.selection} {params.ood_targets} "
+        "calft aggregate --settings {params.settings:q} --results results {params.ood_targets} "
         "--tables {params.tables:q} --figures {params.figures:q} > {log:q} 2>&1"
 
 

@@ -1,64 +1,50 @@
 # Retention and perplexity (calft.retention): the TinyBenchmarks tasks (or the offline probes) and
-# PALOMA perplexity (or the offline slices) through lm-eval, for base and each adapter. Their data is
-# generated offline for the local default, or fetched once on the head node (localrules: compute
-# nodes need no internet).
+# PALOMA perplexity (or the offline slices) through lm-eval, for the base model and each adapter.
+# Their data is generated offline for the local default, or fetched once on the head node
+# (localrules: compute nodes need no internet).
 
 
 localrules:
-    retention_data_tinybenchmarks,
+    retention_data,
     fetch_irt_parameters,
     fetch_paloma,
 
 
-rule retention_data_offline:
+rule retention_data:
     output:
-        directory(layout.RETENTION_DATA.format(suite="offline")),
+        directory(layout.RETENTION_DATA),
+    wildcard_constraints:
+        suite=_alternatives(SUITES),
     params:
-        settings=json.dumps(RETENTION),
+        settings=lambda wildcards: settings_json(**RETENTION | {"suite": wildcards.suite}),
     log:
-        "logs/eval_data/retention_offline.log",
+        "logs/eval_data/retention_{suite}.log",
     benchmark:
-        "results/benchmarks/eval_data/retention_offline.tsv"
+        "results/benchmarks/eval_data/retention_{suite}.tsv"
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft eval-data retention-offline --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
-
-
-rule retention_data_tinybenchmarks:
-    output:
-        directory(layout.RETENTION_DATA.format(suite="tinybenchmarks")),
-    params:
-        settings=json.dumps(RETENTION),
-    log:
-        "logs/eval_data/retention_tinybenchmarks.log",
-    benchmark:
-        "results/benchmarks/eval_data/retention_tinybenchmarks.tsv"
-    conda:
-        "../../envs/cpu.yaml"
-    shell:
-        "calft eval-data retention-tinybenchmarks --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
+        "calft retention-data --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule fetch_irt_parameters:
     output:
         RETENTION["irt_parameters"] or layout.IRT_PARAMETERS,
     params:
-        url=RETENTION["irt_url"],
-        sha256=f"--sha256 {shlex.quote(RETENTION['irt_sha256'])}" if RETENTION["irt_sha256"] else "",
+        settings=settings_json(**RETENTION),
     log:
         "logs/eval_data/fetch_irt_parameters.log",
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft fetch-irt --url {params.url:q} {params.sha256} --output {output:q} > {log:q} 2>&1"
+        "calft fetch-irt --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule fetch_paloma:
     output:
         directory(layout.PALOMA),
     params:
-        settings=json.dumps(PERPLEXITY),
+        settings=settings_json(**PERPLEXITY | {"offline": False}),
     log:
         "logs/eval_data/fetch_paloma.log",
     benchmark:
@@ -66,7 +52,7 @@ rule fetch_paloma:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "HF_HUB_DISABLE_PROGRESS_BARS=1 calft eval-data paloma --settings {params.settings:q} --output {output:q} "
+        "HF_HUB_DISABLE_PROGRESS_BARS=1 calft perplexity-data --settings {params.settings:q} --output {output:q} "
         "> {log:q} 2>&1"
 
 
@@ -74,7 +60,7 @@ rule perplexity_data_offline:
     output:
         directory(layout.PALOMA_OFFLINE),
     params:
-        settings=json.dumps(PERPLEXITY),
+        settings=settings_json(**PERPLEXITY | {"offline": True}),
     log:
         "logs/eval_data/perplexity_offline.log",
     benchmark:
@@ -82,7 +68,7 @@ rule perplexity_data_offline:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft eval-data perplexity-offline --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
+        "calft perplexity-data --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule retention:
@@ -94,8 +80,8 @@ rule retention:
         tasks=layout.RETENTION,
         examples=layout.RETENTION_EXAMPLES,
     params:
-        **EVALUATED_MODEL_PARAMS,
-        retention=json.dumps(RETENTION),
+        model=model_paths,
+        settings=model_settings(retention=RETENTION),
         irt=irt_option,
     log:
         "logs/retention/{model}/{method}.log",
@@ -109,9 +95,8 @@ rule retention:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 calft retention --model-dir {params.model_dir:q} {params.adapter} "
-        "--model-config {params.model_config:q} --retention {params.retention:q} --data-dir {input.data:q} "
-        "{params.irt} --examples {output.examples:q} --output {output.tasks:q} > {log:q} 2>&1"
+        "calft retention --settings {params.settings:q} {params.model} --data-dir {input.data:q} {params.irt} "
+        "--examples {output.examples:q} --output {output.tasks:q} > {log:q} 2>&1"
 
 
 rule perplexity:
@@ -121,8 +106,8 @@ rule perplexity:
     output:
         layout.PERPLEXITY,
     params:
-        **EVALUATED_MODEL_PARAMS,
-        perplexity=json.dumps(PERPLEXITY),
+        model=model_paths,
+        settings=model_settings(perplexity=PERPLEXITY),
     log:
         "logs/perplexity/{model}/{method}.log",
     benchmark:
@@ -135,6 +120,5 @@ rule perplexity:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 calft perplexity --model-dir {params.model_dir:q} {params.adapter} "
-        "--model-config {params.model_config:q} --perplexity {params.perplexity:q} --data-dir {input.data:q} "
+        "calft perplexity --settings {params.settings:q} {params.model} --data-dir {input.data:q} "
         "--output {output:q} > {log:q} 2>&1"

@@ -7,7 +7,7 @@ rule discretize:
     output:
         directory(layout.TARGETS),
     params:
-        selection=discretize_selection,
+        settings=discretize_settings,
     log:
         "logs/discretize/{prompt_set}_d{decimals}_b{bins}.log",
     benchmark:
@@ -20,8 +20,7 @@ rule discretize:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft discretize --prompt-set {wildcards.prompt_set:q} --decimals {wildcards.decimals:q} "
-        "--max-bins {wildcards.bins:q} {params.selection} --workers {threads} --output {output:q} > {log:q} 2>&1"
+        "calft discretize --settings {params.settings:q} --workers {threads} --output {output:q} > {log:q} 2>&1"
 
 
 rule build_tries:
@@ -31,7 +30,7 @@ rule build_tries:
         directory(layout.TRIES),
     params:
         tokenizer=lambda wildcards: model_source(tokenizer_users(wildcards.tokenizer)[0]),
-        terminator=lambda wildcards: MODELS[tokenizer_users(wildcards.tokenizer)[0]]["terminator"],
+        settings=lambda wildcards: settings_json(terminator=MODELS[tokenizer_users(wildcards.tokenizer)[0]]["terminator"]),
         same_tokenizer=same_tokenizer_options,
     log:
         "logs/build_tries/{tokenizer}/{prompt_set}_d{decimals}_b{bins}.log",
@@ -45,6 +44,5 @@ rule build_tries:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 calft build-tries --targets {input.targets:q} --tokenizer {params.tokenizer:q} "
-        "--terminator {params.terminator:q} {params.same_tokenizer} --workers {threads} --output {output:q} "
-        "> {log:q} 2>&1"
+        "calft build-tries --settings {params.settings:q} --targets {input.targets:q} --tokenizer {params.tokenizer:q} "
+        "{params.same_tokenizer} --workers {threads} --output {output:q} > {log:q} 2>&1"

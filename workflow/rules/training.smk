@@ -1,6 +1,7 @@
-# Training (calft.training): soft- and hard-target LoRA adapters, one job per (model, method). With
-# more than one GPU the job launches torchrun (DDP) on its node. A rerun resumes from
-# results/<model>/<method>/checkpoints. The two rules differ in their method and time limit only.
+# Training (calft.training): the LoRA adapter of each trained method (calft.methods), one job per
+# (model, method). With more than one GPU the job launches torchrun (DDP) on its node. A rerun
+# resumes from results/<model>/<method>/checkpoints. The two rules differ in their method and time
+# limit only.
 
 
 rule train_soft:
@@ -12,10 +13,11 @@ rule train_soft:
     wildcard_constraints:
         method="soft",
     params:
-        **MODEL_PARAMS,
+        model=model_paths,
+        settings=lambda wildcards: settings_json(method=wildcards.method, model=MODELS[wildcards.model],
+                                                 training=TRAINING),
         launcher=train_launcher,
         tries=tries_option,
-        training=json.dumps(TRAINING),
         checkpoints=layout.CHECKPOINTS,
     log:
         "logs/train/{model}/{method}.log",
@@ -30,8 +32,7 @@ rule train_soft:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 {params.launcher} train --method {wildcards.method:q} --model-dir {params.model_dir:q} "
-        "--model-config {params.model_config:q} --training {params.training:q} --targets {input.targets:q} "
+        "{params.launcher} train --settings {params.settings:q} {params.model} --targets {input.targets:q} "
         "{params.tries} --adapter {output.adapter:q} --train-log {output.train_log:q} "
         "--checkpoints {params.checkpoints:q} --threads {threads} > {log:q} 2>&1"
 

@@ -1,6 +1,6 @@
-# Transfer evaluations (calft.transfer): open-ended random generation for base, each adapter and
-# SSOT prompting of the base model; MCQ answer-position balance and NoveltyBench for base and each
-# adapter.
+# Transfer evaluations (calft.transfer): open-ended random generation for every method that runs it
+# (calft.methods: the base model, each adapter, SSOT prompting of the base model); MCQ
+# answer-position balance and NoveltyBench for the base model and each adapter.
 
 
 rule open_ended:
@@ -10,9 +10,8 @@ rule open_ended:
         per_prompt=layout.OPEN_ENDED,
         samples=layout.OPEN_ENDED_SAMPLES,
     params:
-        **EVALUATED_MODEL_PARAMS,
-        settings=lambda wildcards: generation_settings(TRANSFER["open_ended"], wildcards),
-        ssot=ssot_option,
+        model=model_paths,
+        settings=lambda wildcards: generation_settings("open_ended", TRANSFER["open_ended"], wildcards),
     log:
         "logs/open_ended/{model}/{method}.log",
     benchmark:
@@ -25,9 +24,8 @@ rule open_ended:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 calft open-ended --model-dir {params.model_dir:q} {params.adapter} "
-        "--model-config {params.model_config:q} --settings {params.settings:q} {params.ssot} "
-        "--samples {output.samples:q} --output {output.per_prompt:q} > {log:q} 2>&1"
+        "calft open-ended --settings {params.settings:q} {params.model} --samples {output.samples:q} "
+        "--output {output.per_prompt:q} > {log:q} 2>&1"
 
 
 rule mcq:
@@ -37,8 +35,8 @@ rule mcq:
         summary=layout.MCQ,
         samples=layout.MCQ_SAMPLES,
     params:
-        **EVALUATED_MODEL_PARAMS,
-        settings=json.dumps(TRANSFER["mcq"]),
+        model=model_paths,
+        settings=model_settings(mcq=TRANSFER["mcq"]),
     log:
         "logs/mcq/{model}/{method}.log",
     benchmark:
@@ -51,9 +49,8 @@ rule mcq:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 calft mcq --model-dir {params.model_dir:q} {params.adapter} "
-        "--model-config {params.model_config:q} --settings {params.settings:q} "
-        "--samples {output.samples:q} --output {output.summary:q} > {log:q} 2>&1"
+        "calft mcq --settings {params.settings:q} {params.model} --samples {output.samples:q} "
+        "--output {output.summary:q} > {log:q} 2>&1"
 
 
 localrules:
@@ -65,7 +62,7 @@ rule fetch_noveltybench_prompts:
     output:
         directory(layout.NOVELTY_PROMPTS),
     params:
-        settings=json.dumps(NOVELTY),
+        settings=settings_json(**NOVELTY),
     log:
         "logs/noveltybench/fetch_prompts.log",
     benchmark:
@@ -82,13 +79,13 @@ rule download_noveltybench_model:
     wildcard_constraints:
         evaluator="similarity_model|reward_model",
     params:
-        model_id=lambda wildcards: NOVELTY[wildcards.evaluator],
+        settings=lambda wildcards: settings_json(source=NOVELTY[wildcards.evaluator]),
     log:
         "logs/noveltybench/download_{evaluator}.log",
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft prepare-model --source {params.model_id:q} --output {output:q} > {log:q} 2>&1"
+        "calft prepare-model --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule noveltybench:
@@ -101,8 +98,8 @@ rule noveltybench:
         summary=layout.NOVELTY,
         generations=layout.NOVELTY_GENERATIONS,
     params:
-        **EVALUATED_MODEL_PARAMS,
-        settings=json.dumps(NOVELTY),
+        model=model_paths,
+        settings=model_settings(noveltybench=NOVELTY),
     log:
         "logs/noveltybench/{model}/{method}.log",
     benchmark:
@@ -115,6 +112,5 @@ rule noveltybench:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 calft noveltybench --model-dir {params.model_dir:q} {params.adapter} "
-        "--model-config {params.model_config:q} --settings {params.settings:q} --data-dir {input.prompts:q} "
+        "calft noveltybench --settings {params.settings:q} {params.model} --data-dir {input.prompts:q} "
         "--generations {output.generations:q} --output {output.summary:q} > {log:q} 2>&1"

@@ -18,9 +18,8 @@ import pandas as pd
 import torch
 
 from calft.modeling.attention import tree_attention_mask
-from calft.training.losses import example_losses, pack, prefix_kl, tree_attention
-from calft.evaluation.sample import sample_seed
-from calft.training.data import Item, SoftTargets
+from calft.modeling.generation import sample_seed
+from calft.modeling.trees import Item, SoftTargets, example_losses, pack, prefix_kl, tree_attention
 
 TAU, EPSILON = 1.0, 1e-8
 log = logging.getLogger(__name__).info

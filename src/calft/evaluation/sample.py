@@ -1,173 +1,25 @@
-"""Sampling: N independent single-sample answers per prompt (reference spec §8.1, §15).
-
-The prompt is prefilled once and its key/value cache shared by every continuation. On CPU, rows with
-equal generations so far share their forward and rows that emit a stop token leave the batch; on an
-accelerator all rows of a chunk run as one batch that stays on the device. Each
-sample has its own seed, from which a stream of uniforms drives inverse-CDF sampling (over token
-ids, after temperature and top-p), so a sample depends on its seed only, never on the batch size or
-on the other rows (the reference seeds a whole batch with its first seed, spec §18.4).
-"""
+"""Sampling an evaluation prompt set: N answers per prompt (calft.modeling.generation), parsed and
+judged against the prompt's family (reference spec §8.1)."""
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import logging
 
 import numpy as np
 import pandas as pd
-import torch
 
-from calft.errors import RunError
 from calft.evaluation.parse import extract_ssot_answer, judge
+from calft.evaluation.settings import Sampling
 from calft.modeling.chat import SSOT_NUMERIC, prompt_ids, ssot_format
+from calft.modeling.generation import generate, sample_seed
 from calft.modeling.loader import LoadedModel
-from calft.settings import Generation, Sampling
 
 log = logging.getLogger(__name__).info
 
-def sample_seed(base_seed: int, prompt_id: str, index: int) -> int:
-    """The seed of sample `index` of a prompt: independent across prompts and samples, the same for
-    every model and method (common random numbers make their comparison sharper)."""
-    digest = hashlib.sha256(f"{base_seed}/{prompt_id}/{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
-
-def _draw(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float,
-          top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokens by inverse CDF over token ids (the first id whose cumulative probability exceeds u),
-    and whether every row's probabilities were finite (a device flag: the caller decides when to
-    look)."""
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    finite = torch.isfinite(probs).all()
-    if top_p < 1.0:
-        ordered, order = probs.sort(dim=-1, descending=True)
-        outside = ordered.cumsum(dim=-1) - ordered >= top_p  # keep the smallest set reaching top_p
-        probs = probs.scatter(-1, order, ordered.masked_fill(outside, 0.0))
-    cdf = probs.double().cumsum(dim=-1)
-    target = uniforms.to(cdf) * cdf[:, -1]
-    return torch.searchsorted(cdf, target[:, None], right=True).squeeze(1).clamp_max(logits.shape[-1] - 1), finite
-
-
-def _refuse_non_finite(step: int) -> None:
-    raise RunError(f"the model's next-token probabilities are not finite (NaN or inf) at generated token {step + 1}: "
-                   "its weights, its adapter or the temperature produce garbage; no sample was written")
-
-
-@torch.no_grad()
-def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, stop_ids: set[int],
-           temperature: float = 1.0, top_p: float = 1.0, chunk_size: int = 256,
-           strategy: str | None = None) -> list[tuple[list[int], bool]]:
-    """For each seed: (generated token ids without the stop token, whether a stop token ended it).
-
-    The prompt is prefilled once. `strategy` "shared" (the default on CPU) runs one row per distinct
-    history, which saves most forwards where many rows share their first tokens; "batched" (the
-    default on accelerators) keeps every row of a chunk in one fixed batch on the device, with no
-    host synchronisation per step.
-    """
-    device = next(model.parameters()).device
-    strategy = strategy or ("shared" if device.type == "cpu" else "batched")
-    prefill = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
-    uniforms = torch.tensor(np.stack([np.random.default_rng(s).random(max_new_tokens) for s in seeds]))
-    stops = torch.tensor(sorted(stop_ids), device=device)
-    run_chunk = {"shared": _sample_shared, "batched": _sample_batched}[strategy]
-    results: list[tuple[list[int], bool]] = []
-    for start in range(0, len(seeds), chunk_size):
-        chunk_uniforms = uniforms[start : start + chunk_size].to(device)
-        results.extend(run_chunk(model, prefill, chunk_uniforms, stops, temperature, top_p))
-    return results
-
-
-def _sample_shared(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float,
-                   top_p: float) -> list[tuple[list[int], bool]]:
-    """Rows whose generations so far are equal share one forward (and one cache row): all rows share
-    the prompt, and many share their first tokens, so each step runs one row per distinct history."""
-    rows, max_new_tokens = uniforms.shape
-    device = stops.device
-    vocabulary = prefill.logits.shape[-1]
-    cache = copy.deepcopy(prefill.past_key_values)
-    logits = prefill.logits[0, -1:]  # one distinct history: the prompt
-    history = torch.zeros(rows, dtype=torch.long, device=device)  # each alive row's distinct history
-    alive = torch.arange(rows, device=device)
-    tokens = [[] for _ in range(rows)]
-    stopped = [False] * rows
-    for step in range(max_new_tokens):
-        chosen, finite = _draw(logits[history], uniforms[alive, step], temperature, top_p)
-        if not finite:
-            _refuse_non_finite(step)
-        ended = torch.isin(chosen, stops)
-        for row, token, end in zip(alive.tolist(), chosen.tolist(), ended.tolist()):
-            if end:
-                stopped[row] = True
-            else:
-                tokens[row].append(token)
-        keep = ~ended
-        if step == max_new_tokens - 1 or not keep.any():
-            break
-        alive = alive[keep]
-        distinct, history = torch.unique(history[keep] * vocabulary + chosen[keep], return_inverse=True)
-        source = distinct // vocabulary  # the cache row each new history extends
-        if len(source) != len(logits) or not torch.equal(source, torch.arange(len(logits), device=device)):
-            cache.batch_select_indices(source)  # a copy of the whole cache: skipped when rows stay put
-        logits = model(input_ids=(distinct % vocabulary)[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
-    return list(zip(tokens, stopped))
-
-
-COMPACT_EVERY = 8  # batched sampler: steps between looks at which rows have stopped
-
-
-def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float,
-                    top_p: float) -> list[tuple[list[int], bool]]:
-    """Every row of the chunk in one batch on the device: draws, stop masks and the generated tokens
-    stay there. Every COMPACT_EVERY steps the host looks once: it ends the chunk when all rows have
-    stopped, and drops stopped rows from the batch (and cache) when they are at least half of it."""
-    rows, max_new_tokens = uniforms.shape
-    device = stops.device
-    cache = copy.deepcopy(prefill.past_key_values)
-    cache.batch_repeat_interleave(rows)
-    logits = prefill.logits[0, -1:].expand(rows, -1)
-    generated = torch.zeros((rows, max_new_tokens), dtype=torch.long, device=device)
-    length = torch.full((rows,), max_new_tokens, dtype=torch.long, device=device)  # tokens before the stop
-    alive = torch.arange(rows, device=device)  # the chunk row of each batch row
-    running = torch.ones(rows, dtype=torch.bool, device=device)  # per batch row: no stop token yet
-    finite = torch.ones((), dtype=torch.bool, device=device)  # every draw so far from finite probabilities
-    for step in range(max_new_tokens):
-        chosen, finite_now = _draw(logits, uniforms[alive, step], temperature, top_p)
-        finite &= finite_now
-        ended = running & torch.isin(chosen, stops)
-        generated[alive, step] = chosen
-        length[alive] = torch.where(ended, step, length[alive])
-        running &= ~ended
-        if step == max_new_tokens - 1:
-            break
-        if step % COMPACT_EVERY == COMPACT_EVERY - 1:
-            remaining, all_finite = torch.stack([running.sum(), finite.long()]).tolist()  # the host looks
-            if not all_finite:
-                _refuse_non_finite(step)
-            if remaining == 0:
-                break
-            if remaining <= len(alive) // 2:
-                kept = running.nonzero().squeeze(1)
-                cache.batch_select_indices(kept)
-                alive, running, chosen = alive[kept], running[kept], chosen[kept]
-        logits = model(input_ids=chosen[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
-    if not finite:
-        _refuse_non_finite(step)
-    generated, length = generated.cpu(), length.cpu().tolist()
-    return [(generated[row, :n].tolist(), n < max_new_tokens) for row, n in enumerate(length)]
-
-
-def generate(loaded: LoadedModel, ids: list[int], seeds: list[int], settings: Generation):
-    """For each seed of a rendered prompt: the decoded answer (special tokens skipped), its number of
-    tokens, and whether a stop token ended it. Returns the three lists."""
-    generated = sample(loaded.model, ids, seeds, settings.max_new_tokens, loaded.stop_ids, settings.temperature,
-                       settings.top_p, settings.chunk_size)
-    texts = loaded.tokenizer.batch_decode([tokens for tokens, _ in generated], skip_special_tokens=True)
-    return texts, [len(tokens) for tokens, _ in generated], [stopped for _, stopped in generated]
-
-
-def sample_prompt_set(loaded: LoadedModel, prompts: pd.DataFrame, settings: Sampling, ssot: bool = False) -> pd.DataFrame:
+def sample_prompt_set(loaded: LoadedModel, prompts: pd.DataFrame, settings: Sampling,
+                      ssot: bool = False) -> pd.DataFrame:
     """Sample every prompt (rows of a targets file: prompt_id, family, split, params, prompt); one row
     per sample, parsed and judged. With `ssot`, the String Seed of Thought instruction comes first
     and the answer is judged from its <answer> tag."""

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from calft.errors import UserError
-from calft.settings import ModelEntry
+from calft.modeling.settings import ModelEntry
 
 STRFTIME_CALL = re.compile(r"""strftime_now\(\s*(['"])(.*?)\1\s*\)""")
 

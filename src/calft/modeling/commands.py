@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from calft.modeling.settings import ModelSourceSettings
 
-def prepare_model(source: str, revision: str | None, output: str) -> None:
+
+def prepare_model(settings: ModelSourceSettings, output: str) -> None:
     from calft.modeling import prepare
 
-    if source == "embedded":
+    if settings.source == "embedded":
         prepare.prepare_embedded(Path(output))
     else:
-        prepare.prepare_hub(source, revision, Path(output))
+        prepare.prepare_hub(settings.source, settings.revision, Path(output))

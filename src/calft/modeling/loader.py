@@ -20,8 +20,7 @@ from calft import artifacts
 from calft.errors import UserError
 from calft.modeling.attention import implementation_for
 from calft.modeling.chat import ChatFormat, terminator_id
-from calft.settings import ModelEntry
-
+from calft.modeling.settings import ModelEntry
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
@@ -146,7 +145,11 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
 
-def load(model_dir, entry: ModelEntry, adapter: Path | None = None, device: torch.device | None = None) -> LoadedModel:
+def load(model_dir, entry: ModelEntry, adapter: str | Path | None = None,
+         device: torch.device | None = None) -> LoadedModel:
+    """The model of `model_dir` configured by `entry`, with `adapter` (a calft adapter folder, checked
+    against this base model) applied when given."""
+    artifacts.require(adapter)
     tokenizer = load_tokenizer(model_dir)
     chat = ChatFormat.from_entry(entry)
     model = load_base(model_dir, entry)

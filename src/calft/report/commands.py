@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from calft import artifacts, layout
+from calft.methods import MAIN
+from calft.report.settings import ReportSelection
 
 log = logging.getLogger(__name__).info
 
@@ -25,14 +27,12 @@ def _write_table(tables: Path, name: str, table, columns, title: str) -> None:
     _write_text(tables / f"{name}.tex", report.to_latex(table, title, columns))
 
 
-def aggregate(results: str, models: list[str], methods: list[str], prompt_sets: list[str], ood_targets: str | None,
-              tables: str, figures: str, retention: bool, perplexity: bool, open_ended: bool, mcq: bool,
-              noveltybench: bool, ssot: bool) -> None:
+def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, tables: str, figures: str) -> None:
     from calft.report import figures as plots
     from calft.report import tables as report
 
-    selection = layout.ReportSelection(tuple(models), tuple(methods), tuple(prompt_sets), retention, perplexity,
-                                       open_ended, mcq, noveltybench, ssot)
+    selection, models, prompt_sets = settings, settings.models, settings.prompt_sets
+    retention, perplexity, ssot = settings.retention, settings.perplexity, "ssot" in settings.methods
     inputs = layout.report_inputs(selection, results)
     tables, figures = Path(tables), Path(figures)
     for path in layout.report_outputs(selection, tables, figures):  # refuse before writing any of them
@@ -46,7 +46,7 @@ def aggregate(results: str, models: list[str], methods: list[str], prompt_sets: 
         ood_prompts = artifacts.read_table(ood_targets, "targets", ["prompt_id", "family", "params"]).to_pandas()
         for (model, method), path in inputs["ood_samples"].items():
             ood_samples.setdefault(model, {})[method] = report.read(path, "samples")
-    per_prompt = rows[rows.method != "ssot"]
+    per_prompt = rows[rows.method.isin(MAIN)]
     summary = report.summary(per_prompt)
     tables.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calft.report.tables import METHODS, SET_TITLES
-
-
-COLORS = {"base": "#9e9e9e", "soft": "#1f77b4", "hard": "#ff7f0e"}
+from calft.methods import MAIN, METHODS
+from calft.report.tables import SET_TITLES
 
 
 def _pyplot():
@@ -29,7 +27,7 @@ def _method_handles(methods, undefined: bool = False) -> list:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=COLORS[method], label=method) for method in methods]
+    handles = [Patch(color=METHODS[method].color, label=method) for method in methods]
     if undefined:
         handles.append(Line2D([], [], color="black", marker="x", linestyle="none",
                               label="undefined (a family has no finite value)"))
@@ -45,24 +43,24 @@ def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], pat
         subset = summary_rows[summary_rows.prompt_set == prompt_set]
         models = list(subset.model.unique())
         undefined = False
-        for j, method in enumerate(METHODS):
+        for j, method in enumerate(MAIN):
             for i, model in enumerate(models):
                 value = subset[(subset.model == model) & (subset.method == method)].normalized_w1
                 x = i + (j - 1) * 0.27
                 if value.empty:
                     continue
                 if np.isfinite(value.iloc[0]):
-                    ax.bar(x, value.iloc[0], 0.27, color=COLORS[method])
+                    ax.bar(x, value.iloc[0], 0.27, color=METHODS[method].color)
                 else:
                     undefined = True
-                    ax.plot(x, 0, marker="x", color=COLORS[method], markersize=8, clip_on=False)
+                    ax.plot(x, 0, marker="x", color=METHODS[method].color, markersize=8, clip_on=False)
                     ax.annotate("undefined", (x, 0), xytext=(0, 6), textcoords="offset points", rotation=90,
-                                ha="center", va="bottom", fontsize=7, color=COLORS[method])
+                                ha="center", va="bottom", fontsize=7, color=METHODS[method].color)
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
         ax.set_ylim(bottom=0)
         ax.set_ylabel("family-median normalized W1")
         ax.set_title(SET_TITLES.get(prompt_set, prompt_set))
-        ax.legend(handles=_method_handles(METHODS, undefined), fontsize=8)
+        ax.legend(handles=_method_handles(MAIN, undefined), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
@@ -78,8 +76,8 @@ def figure_per_family(per_prompt: pd.DataFrame, prompt_set: str, metric: str, pa
     for ax, model in zip(axes[:, 0], models):
         values = subset[subset.model == model].pivot_table(index="family", columns="method", values=metric,
                                                            aggfunc="mean", dropna=False)
-        values = values.reindex(columns=[m for m in METHODS if m in values.columns])
-        values.plot.bar(ax=ax, width=0.8, logy=metric != "valid_rate", color=[COLORS[m] for m in values.columns])
+        values = values.reindex(columns=[m for m in MAIN if m in values.columns])
+        values.plot.bar(ax=ax, width=0.8, logy=metric != "valid_rate", color=[METHODS[m].color for m in values.columns])
         ax.set_title(f"{model}: {metric} per family, {SET_TITLES.get(prompt_set, prompt_set)}")
         ax.set_xlabel("")
     fig.tight_layout()
@@ -117,7 +115,7 @@ def figure_ood_samples(samples: dict[str, pd.DataFrame], targets: pd.DataFrame, 
             values = values[(values >= low) & (values <= high)]
             if len(values):
                 bins = np.arange(np.floor(low) - 0.5, np.ceil(high) + 1) if family.integer else 30
-                heights, _, _ = ax.hist(values, bins=bins, density=True, histtype="step", color=COLORS[method])
+                heights, _, _ = ax.hist(values, bins=bins, density=True, histtype="step", color=METHODS[method].color)
                 top = max(top, float(np.percentile(heights, 95)))
         ax.set_ylim(0, 1.3 * top)
         ax.set_title(prompt.prompt_id, fontsize=7)

@@ -17,8 +17,8 @@ import pandas as pd
 from calft import artifacts
 from calft.errors import UserError
 from calft.evaluation.metrics import family_mean, family_median
+from calft.methods import MAIN
 
-METHODS = ["base", "soft", "hard"]
 SET_TITLES = {"ood": "held-out (OOD) families", "unseen": "unseen parameters of seen families",
               "ood-full": "held-out families, full grid", "unseen-full": "unseen parameters, full grid"}
 COLUMNS = [("normalized_w1", "W1 (norm.)", "min"), ("logit_kl", "logit KL", "min"), ("valid_rate", "valid rate", "max")]
@@ -65,7 +65,7 @@ def paper_table(summary_rows: pd.DataFrame, prompt_set: str) -> pd.DataFrame:
     """Tables 6/7 shape: a row per model, a column per (metric, method); NaN means undefined."""
     subset = summary_rows[summary_rows.prompt_set == prompt_set]
     wide = subset.pivot(index="model", columns="method", values=[c for c, _, _ in COLUMNS])
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([[c for c, _, _ in COLUMNS], METHODS]))
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([[c for c, _, _ in COLUMNS], MAIN]))
     return wide.reindex(subset.model.unique())
 
 
@@ -137,7 +137,7 @@ def load_perplexity(inputs: dict) -> pd.DataFrame:
 
 
 def _wide(rows: pd.DataFrame, index: list[str], values: list[str], order: list,
-          methods: list[str] = METHODS) -> pd.DataFrame:
+          methods: tuple[str, ...] = MAIN) -> pd.DataFrame:
     wide = rows.pivot_table(index=index, columns="method", values=values, aggfunc="first", dropna=False)
     wide = wide.reindex(columns=pd.MultiIndex.from_product([values, methods]))
     return wide.reindex(order)
@@ -215,10 +215,10 @@ def transfer_table(transfer: pd.DataFrame, models: list[str]):
     (means over prompts), MCQ TV and parse rate, NoveltyBench utility (the columns that exist)."""
     columns = [c for c in TRANSFER_COLUMNS if c[0] in transfer]
     present = [m for m in models if m in set(transfer.model)]
-    return _wide(transfer[transfer.method.isin(METHODS)], ["model"], [c for c, _, _ in columns], present), columns
+    return _wide(transfer[transfer.method.isin(MAIN)], ["model"], [c for c, _, _ in columns], present), columns
 
 
-SSOT_METHODS = ["base", "soft", "ssot"]
+SSOT_METHODS = ("base", "soft", "ssot")  # the columns of the paper's Tables 8-9
 
 
 def ssot_table(summary_rows: pd.DataFrame, transfer: pd.DataFrame | None, prompt_set: str, models: list[str]):

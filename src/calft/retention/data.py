@@ -4,8 +4,8 @@
   schema, a multiple-choice probe in tinyMMLU's schema, both generated deterministically from a
   seed; and perplexity slices in PALOMA's on-disk layout (`<slice>/test/*.jsonl.gz`, field `text`)
   made of English documentation that ships with CPython (pydoc topics, standard-library docstrings).
-* Cluster: the five tinyBenchmarks datasets from the hub and tinyBenchmarks' released IRT parameter
-  file, fetched on the head node. PALOMA itself is gated and is placed by the user (see README).
+* Cluster: the five tinyBenchmarks datasets from the hub, tinyBenchmarks' released IRT parameter
+  file, and PALOMA's slices (gated: the user accepts its terms and logs in), fetched on the head node.
 """
 
 from __future__ import annotations

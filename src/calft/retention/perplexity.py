@@ -18,7 +18,6 @@ from calft import layout
 from calft.errors import UserError
 
 
-
 def _text(doc: dict) -> str:
     return doc["text"]
 
@@ -47,7 +46,7 @@ def slice_files(data_dir: Path, slice_name: str, split: str) -> list[Path]:
     return files
 
 
-def evaluate(lm, data_dir: Path, slices: list[str], split: str, max_documents: int | None) -> pd.DataFrame:
+def evaluate_slices(lm, data_dir: Path, slices: list[str], split: str, max_documents: int | None) -> pd.DataFrame:
     """One row per slice, plus an 'all' row that pools NLL, tokens and bytes over the slices."""
     from lm_eval import simple_evaluate
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from calft.retention.settings import Retention
 from calft.retention.suites import IRT_SCENARIOS, SUITES
-from calft.settings import Retention
 
 GSM8K_STOP = ["Question:", "</s>", "<|im_end|>"]
 NUMBER = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?")
@@ -136,7 +136,7 @@ def metric_names(kind: str) -> list[str]:
 # Running
 
 
-def evaluate(lm, data_dir: Path, settings: Retention) -> pd.DataFrame:
+def evaluate_tasks(lm, data_dir: Path, settings: Retention) -> pd.DataFrame:
     """Per-example scores of every task of the suite: task, kind, metric, doc_id, score, and the
     model's answer (generated text, or the choice log-likelihoods)."""
     from lm_eval import simple_evaluate

@@ -22,14 +22,13 @@ import numpy as np
 from calft.errors import UserError
 from calft.targets.tries import PAD
 
-
 REPRESENTATIVES_PER_SHAPE = 64
 MAX_DENSE_DIGITS = 6  # digit-only pieces up to this width use a lookup table of 10**width entries
 DIGITS = np.frombuffer(b"0123456789", dtype=np.uint8)
 NUMBER_CHARS = set("0123456789-.")
 
 
-def load_tokenizer(source: str):
+def load_fast_tokenizer(source: str):
     """A fast Hugging Face tokenizer (transformers) from a model folder, a tokenizer folder or a hub id."""
     from transformers import AutoTokenizer
 
@@ -57,7 +56,7 @@ def load_backend(source: str):
         cached = try_to_load_from_cache(source, "tokenizer.json")
         if isinstance(cached, str):
             return _tokenizer_file(Path(cached))
-    return load_tokenizer(source).backend_tokenizer
+    return load_fast_tokenizer(source).backend_tokenizer
 
 
 def _tokenizer_file(path: Path):
@@ -69,7 +68,7 @@ def _tokenizer_file(path: Path):
         raise UserError(f"{path} is not a valid tokenizer file ({error})") from None
 
 
-def terminator_id(backend, terminator: str) -> int:
+def single_token_id(backend, terminator: str) -> int:
     """The id of the terminator token, which must be a single token of the vocabulary."""
     token_id = backend.token_to_id(terminator)
     if token_id is None:
@@ -83,7 +82,7 @@ def fingerprint(backend, terminator: str) -> str:
     spec = json.loads(backend.to_str())
     for runtime_setting in ("padding", "truncation"):
         spec.pop(runtime_setting, None)
-    text = json.dumps(spec, sort_keys=True) + f"\nterminator={terminator}:{terminator_id(backend, terminator)}"
+    text = json.dumps(spec, sort_keys=True) + f"\nterminator={terminator}:{single_token_id(backend, terminator)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

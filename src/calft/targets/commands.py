@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from calft import artifacts
 from calft.errors import RunError, UserError
+from calft.targets.settings import DiscretizeSettings, TriesSettings
 
 log = logging.getLogger(__name__).info
 
@@ -94,19 +95,17 @@ def worker_pool(workers: int, initializer=None, initargs: tuple = ()):
 # discretize
 
 
-def discretize(prompt_set: str, decimals: int, max_bins: int, output: str, number_format: str,
-               families: list[str] | None, per_family: int | None, workers: int) -> None:
+def discretize(settings: DiscretizeSettings, output: str, workers: int) -> None:
     from calft.targets.discretize import QUANTILE_HIGH, QUANTILE_LOW
-    from calft.targets.prompts import prompt_set as select_prompts
+    from calft.targets.prompts import prompt_set
 
     keep_freed_memory()
-    prompts = select_prompts(prompt_set, number_format, families, per_family)
-    config = {"prompt_set": prompt_set, "decimals": decimals, "max_bins": max_bins, "number_format": number_format,
-              "families": families, "per_family": per_family, "quantile_low": QUANTILE_LOW,
-              "quantile_high": QUANTILE_HIGH}
+    decimals, max_bins = settings.decimals, settings.max_bins
+    prompts = prompt_set(settings.prompt_set, settings.number_format, settings.families, settings.per_family)
+    config = settings.to_dict() | {"quantile_low": QUANTILE_LOW, "quantile_high": QUANTILE_HIGH}
     info = artifacts.provenance("targets", config)
     runs = [list(run) for _, run in itertools.groupby(prompts, key=lambda p: p.family)]
-    log(f"discretize {prompt_set}: {len(prompts)} prompts in {len(runs)} families at d={decimals}, "
+    log(f"discretize {settings.prompt_set}: {len(prompts)} prompts in {len(runs)} families at d={decimals}, "
         f"max_bins={max_bins}, {workers} worker(s)")
     rows = 0
     with artifacts.atomic_path(output, "targets") as folder:
@@ -123,8 +122,7 @@ def discretize(prompt_set: str, decimals: int, max_bins: int, output: str, numbe
 
 def _targets_part(prompts: list, decimals: int, max_bins: int, part: Path, info: dict) -> int:
     """Discretize the prompts of one family and write them as one part; returns the row count."""
-    from calft.targets.discretize import discretize as discretize_laws
-    from calft.targets.discretize import format_canonical
+    from calft.targets.discretize import discretize_laws, format_canonical
 
     (chunk,) = discretize_laws(prompts, decimals, max_bins)
     offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
@@ -168,14 +166,14 @@ def _init_tries_worker(backend_json: str) -> None:
 
 def _tries_part(targets_part: Path, terminator: int, part: Path, info: dict) -> tuple[int, int]:
     """Build the tries of one part (one family) of the targets and write them as one part."""
-    from calft.targets.tries import build_tries as build
+    from calft.targets.tries import build_trie_forest
 
     table = artifacts.read_table(targets_part, "targets", ["prompt_id", "bin", "canonical", "mass"])
     prompt_ids = table.column("prompt_id").combine_chunks()
     offsets, data = artifacts.string_buffers(table.column("canonical"))
     sequences = _worker_state["tokenizer"].encode(offsets, data, terminator)
     prompt_index = np.asarray(prompt_ids.indices, dtype=np.int32)
-    trie = build(prompt_index, table.column("bin").to_numpy(), sequences, table.column("mass").to_numpy())
+    trie = build_trie_forest(prompt_index, table.column("bin").to_numpy(), sequences, table.column("mass").to_numpy())
     with artifacts.parquet_writer(part, artifacts.TRIES_SCHEMA, info) as writer:
         writer.write_batch(_trie_batch(prompt_ids.dictionary, trie), row_group_size=len(trie.node))
     return len(np.unique(prompt_index)), len(trie.node)
@@ -190,14 +188,15 @@ def _trie_batch(labels: pa.Array, trie) -> pa.RecordBatch:
     )
 
 
-def build_tries(targets: str, tokenizer: str, terminator: str, output: str, same_tokenizer: list[str],
+def build_tries(settings: TriesSettings, targets: str, tokenizer: str, output: str, same_tokenizer: list[str],
                 workers: int) -> None:
-    from calft.targets.canonical import fingerprint, load_backend, terminator_id
+    from calft.targets.canonical import fingerprint, load_backend, single_token_id
 
     keep_freed_memory()
+    terminator = settings.terminator
     targets_info = artifacts.read_provenance(targets)
     backend = load_backend(tokenizer)
-    term_id = terminator_id(backend, terminator)
+    term_id = single_token_id(backend, terminator)
     expected = fingerprint(backend, terminator)
     for other in same_tokenizer:
         try:
@@ -227,7 +226,7 @@ def build_tries(targets: str, tokenizer: str, terminator: str, output: str, same
     log(f"wrote {nodes} trie nodes to {output}")
 
 
-def print_fingerprint(tokenizer: str, terminator: str) -> None:
+def print_fingerprint(settings: TriesSettings, tokenizer: str) -> None:
     from calft.targets.canonical import fingerprint, load_backend
 
-    print(fingerprint(load_backend(tokenizer), terminator))
+    print(fingerprint(load_backend(tokenizer), settings.terminator))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -139,7 +139,7 @@ def _continuous_chunk(family, prompts, params, decimals, max_bins, q_low, q_high
     return group, grid_index, _normalize(mass, group, size, family, prompts)
 
 
-def discretize(
+def discretize_laws(
     prompts: list[Prompt],
     decimals: int,
     max_bins: int,
@@ -202,17 +202,3 @@ def format_canonical(grid_index: np.ndarray, decimals: int) -> tuple[np.ndarray,
     offsets = np.zeros(len(k) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return offsets, chars[keep]
-
-
-def output_spaces(prompts: Iterable[Prompt], decimals: int, max_bins: int) -> list[tuple[list[str], np.ndarray]]:
-    """Small-scale convenience: per prompt, (canonical strings, masses)."""
-    prompts = list(prompts)
-    result = []
-    for chunk in discretize(prompts, decimals, max_bins):
-        offsets, data = format_canonical(chunk.grid_index, chunk.decimals)
-        text = data.tobytes().decode()
-        strings = [text[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-        for index in np.unique(chunk.prompt_index):
-            rows = np.flatnonzero(chunk.prompt_index == index)
-            result.append(([strings[r] for r in rows], chunk.mass[rows]))
-    return result

@@ -267,6 +267,3 @@ def prompt_set(
     if len(set(ids)) != len(ids):
         raise FamilyError(f"prompt set '{name}' renders two prompts to the same id")
     return prompts
-
-
-__all__ = ["Prompt", "make_prompt", "prompt_set", "render_number", "FamilyError", "PROMPT_SETS"]

@@ -63,7 +63,7 @@ def _sort_order(prompt_index: np.ndarray, ranked: np.ndarray, distinct: int) -> 
     return np.lexsort(keys[::-1])
 
 
-def build_tries(
+def build_trie_forest(
     prompt_index: np.ndarray,
     canonical_index: np.ndarray,
     sequences: np.ndarray,

@@ -7,13 +7,15 @@ from pathlib import Path
 
 from calft import artifacts
 from calft.errors import UserError
-from calft.settings import ModelEntry, Training
+from calft.training.settings import TrainSettings
 
 
-def train(method: str, model_dir: str, model_config: ModelEntry, training: Training, targets: str,
-          tries: str | None, adapter: str, train_log: str, checkpoints: str, threads: int, restart: bool) -> None:
+def train(settings: TrainSettings, model_dir: str, targets: str, tries: str | None, adapter: str, train_log: str,
+          checkpoints: str, threads: int, restart: bool) -> None:
     """Exit status 3 when stopped by SIGTERM after a checkpoint (rerun to resume)."""
-    from calft.training.loop import Interrupted, Run, train as run_training
+    from calft.training.loop import Interrupted, Run, run_training
+
+    method, model_config = settings.method, settings.model
 
     if method == "soft" and not tries:
         raise UserError("--tries is required for soft-target training")
@@ -26,7 +28,7 @@ def train(method: str, model_dir: str, model_config: ModelEntry, training: Train
         artifacts.check_same_targets(tries, "tries", targets)
         check_fingerprint(tries, artifacts.read_provenance(tries)["config"]["fingerprint"], model_dir,
                           model_config.terminator)
-    run = Run(method=method, model_dir=Path(model_dir), model=model_config, settings=training,
+    run = Run(method=method, model_dir=Path(model_dir), model=model_config, settings=settings.training,
               targets=Path(targets), tries=Path(tries) if tries else None, adapter=Path(adapter),
               train_log=Path(train_log), checkpoints=Path(checkpoints), threads=threads, restart=restart)
     try:

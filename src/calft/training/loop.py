@@ -29,11 +29,12 @@ from calft.artifacts.kinds import TRAIN_LOG_SCHEMA
 from calft.errors import RunError, UserError
 from calft.modeling.chat import ChatFormat, prompt_ids, terminator_id
 from calft.modeling.loader import load_base, load_tokenizer, record_adapter
-from calft.settings import ModelEntry, Training
+from calft.modeling.settings import ModelEntry
+from calft.modeling.trees import PackedBatch, SoftTargets, example_losses, pack
 from calft.training import checkpoint
 from calft.training.balance import ORDERS
-from calft.training.data import HardTargets, SoftTargets, batches, epoch_items
-from calft.training.losses import PackedBatch, example_losses, pack
+from calft.training.data import HardTargets, batches, epoch_items
+from calft.training.settings import Training
 
 log = logging.getLogger(__name__).info
 
@@ -49,7 +50,7 @@ class Run:
     model: ModelEntry
     settings: Training
     targets: Path  # training targets (prompt texts and families; the hard-target bins)
-    tries: Path | None  # soft: the 1001-bin tries
+    tries: Path | None  # soft: the tries of the soft-bin targets (targets.soft_max_bins)
     adapter: Path  # output: peft adapter folder
     train_log: Path  # output: parquet log
     checkpoints: Path  # the resumable state: a checkpoint folder, replaced at every save
@@ -177,69 +178,154 @@ def _micro_batches(global_batch: list, rank: int, world: int, items_per_micro: i
     return [(pack(chunk or global_batch[:1], rendered), 1.0 if chunk else 0.0) for chunk in chunks]
 
 
-def train(run: Run) -> None:
-    rank, world, device = _distributed()
+def _set_threads(threads: int) -> None:
+    """`threads` torch threads (0: all the CPUs this rank's share allows; the ranks of a node share its CPUs)."""
+    available = len(os.sched_getaffinity(0))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    available = len(os.sched_getaffinity(0))  # the ranks of a node share its CPUs
-    torch.set_num_threads(max(1, min(run.threads or available, available // local_world)))
-    s = run.settings
-    torch.manual_seed(s.seed)
-    from transformers import get_cosine_schedule_with_warmup
+    torch.set_num_threads(max(1, min(threads or available, available // local_world)))
 
-    # -- data: prompts rendered with the model's chat template, targets per method
-    tokenizer = load_tokenizer(run.model_dir)
+
+def _parallel_model(run: Run, targets, world: int, device: torch.device):
+    """(the LoRA model, what the loop calls: DDP around it or the model itself, whether FSDP2 shards it
+    for models too large for one device)."""
+    model = lora_model(run, device)
+    if run.method == "soft":
+        targets.check_tokens(model.config.get_text_config().vocab_size)
+    sharded = world > 1 and run.settings.distributed == "fsdp"
+    if sharded:
+        _shard(model, world, device)
+    engine = torch.nn.parallel.DistributedDataParallel(model) if world > 1 and not sharded else model
+    return model, engine, sharded
+
+
+def _training_data(run: Run, tokenizer) -> tuple[list[str], list[str], object, list[list[int]]]:
+    """Prompt ids, families, the method's targets and the prompts rendered with the chat template."""
     chat = ChatFormat.from_entry(run.model)
     ids, families, texts = _prompts(run.targets)
-    schedule = s.schedule(run.method)
-    epochs, samples, group = schedule.epochs, schedule.draws_per_prompt, schedule.group_size
     if run.method == "soft":
         targets = SoftTargets(run.tries)
     else:
         targets = HardTargets(run.targets, tokenizer, terminator_id(tokenizer, chat))
     if targets.prompt_ids != ids:
         raise UserError(f"{run.tries} and {run.targets} list different prompts: they do not belong together")
-    rendered = prompt_ids(tokenizer, texts, chat)
+    return ids, families, targets, prompt_ids(tokenizer, texts, chat)
+
+
+def _resume(run: Run, fingerprint: str, model, optimizer, scheduler, sharded: bool,
+            device: torch.device) -> tuple[int, list, int | None]:
+    """(step, log rows, last saved step) of the checkpoint of this very run, restored into the model,
+    optimizer, schedule and generators; (0, [], None) to start afresh."""
+    if run.restart or not run.checkpoints.is_dir() or not any(run.checkpoints.iterdir()):
+        return 0, [], None
+    recorded, state = checkpoint.load(run.checkpoints)
+    if recorded != fingerprint:
+        log(f"ignoring {run.checkpoints}: it belongs to another configuration")
+        return 0, [], None
+    _restore_training_state(model, optimizer, state["adapter"], state["optimizer"], sharded)
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    if device.type == "cuda" and state["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    return state["step"], state["rows"], state["step"]
+
+
+def _accumulate_gradients(engine, model, micro_batches: list[tuple[PackedBatch, float]], schedule, world: int,
+                          sequences: int, sharded: bool, device: torch.device) -> tuple[torch.Tensor, int]:
+    """Backward over this rank's micro-batches of one step, gradients synchronized at the last one;
+    returns the sum of the step's losses on this rank and the tokens computed."""
+    loss_sum, tokens = torch.zeros((), device=device), 0
+    for index, (batch, weight) in enumerate(micro_batches):
+        losses = example_losses(engine, batch, schedule.tau, schedule.epsilon)
+        # sum over the global batch's sequences / their number; DDP averages over ranks
+        loss = weight * losses.sum() * world / sequences
+        last = index == len(micro_batches) - 1
+        if sharded:
+            model.set_requires_gradient_sync(last)
+            loss.backward()
+        elif world > 1 and not last:
+            with engine.no_sync():
+                loss.backward()
+        else:
+            loss.backward()
+        loss_sum += weight * losses.detach().sum()
+        tokens += batch.tokens if weight else 0
+    return loss_sum, tokens
+
+
+def _optimizer(model, settings: Training, total_steps: int) -> tuple[list, torch.optim.Optimizer, object]:
+    """AdamW over the trainable (LoRA) weights and HF's cosine schedule with linear warmup
+    (floor(ratio * steps) warmup steps)."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
+    return trainable, optimizer, scheduler
+
+
+def _save_checkpoint(run: Run, fingerprint: str, step: int, rows: list, model, optimizer, scheduler, sharded: bool,
+                     device: torch.device, rank: int) -> None:
+    weights, optimizer_state = _training_state(model, optimizer, sharded)  # every rank takes part
+    if rank == 0:
+        checkpoint.save(run.checkpoints, {
+            "step": step, "rows": rows, "adapter": weights, "optimizer": optimizer_state,
+            "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, fingerprint)
+
+
+def _stop_non_finite(run: Run, step: int, epoch: int, saved: int | None) -> None:
+    kept = f"the checkpoint of step {saved} in {run.checkpoints} is kept" if saved else "no checkpoint yet"
+    raise RunError(f"non-finite loss or gradient at step {step} (epoch {epoch}), training stopped ({kept}); "
+                   f"training.learning_rate {run.settings.learning_rate} may be too high")
+
+
+def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    """Whether `flag` is set on any rank (every rank takes part)."""
+    flags = torch.tensor(float(flag), device=device)
+    if world > 1:
+        torch.distributed.all_reduce(flags)
+    return bool(flags.item())
+
+
+def _write_outputs(run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str) -> None:
+    config = {"method": run.method, "model": run.model.to_dict(), "training": run.settings.to_dict(),
+              "fingerprint": fingerprint}
+    with artifacts.atomic_path(run.adapter, "adapter") as folder:
+        model.save_pretrained(folder, state_dict=weights)
+        tokenizer.save_pretrained(folder)
+        record_adapter(folder, model.get_base_model(), config)
+    with artifacts.parquet_writer(run.train_log, TRAIN_LOG_SCHEMA, artifacts.provenance("train_log", config)) as writer:
+        writer.write_table(pa.Table.from_pylist(rows, schema=TRAIN_LOG_SCHEMA))
+
+
+def run_training(run: Run) -> None:
+    rank, world, device = _distributed()
+    _set_threads(run.threads)
+    s = run.settings
+    torch.manual_seed(s.seed)
+
+    # -- data: prompts rendered with the model's chat template, targets per method
+    tokenizer = load_tokenizer(run.model_dir)
+    ids, families, targets, rendered = _training_data(run, tokenizer)
+    schedule = s.schedule(run.method)
+    epochs, samples, group = schedule.epochs, schedule.draws_per_prompt, schedule.group_size
     items_per_step, items_per_micro = s.global_batch_size // group, s.per_device_batch_size // group
     items_per_epoch = len(ids) * samples // group
     steps_per_epoch = math.ceil(items_per_epoch / items_per_step)
     total_steps = steps_per_epoch * epochs
 
     # -- model (DDP, or FSDP2 for models too large for one device), optimizer, schedule
-    # (HF cosine with linear warmup, floor(ratio * steps) warmup steps)
-    model = lora_model(run, device)
-    if run.method == "soft":
-        targets.check_tokens(model.config.get_text_config().vocab_size)
-    sharded = world > 1 and s.distributed == "fsdp"
-    if sharded:
-        _shard(model, world, device)
-    engine = torch.nn.parallel.DistributedDataParallel(model) if world > 1 and not sharded else model
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=s.learning_rate, weight_decay=s.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(s.warmup_ratio * total_steps), total_steps)
+    model, engine, sharded = _parallel_model(run, targets, world, device)
+    trainable, optimizer, scheduler = _optimizer(model, s, total_steps)
 
     # -- resume
     fingerprint = _fingerprint(run)
-    step, rows, saved = 0, [], None
-    if not run.restart and run.checkpoints.is_dir() and any(run.checkpoints.iterdir()):
-        recorded, state = checkpoint.load(run.checkpoints)
-        if recorded == fingerprint:
-            _restore_training_state(model, optimizer, state["adapter"], state["optimizer"], sharded)
-            scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng"])
-            if device.type == "cuda" and state["cuda_rng"] is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], device)
-            step, rows, saved = state["step"], state["rows"], state["step"]
-            log(f"resuming from step {step} of {total_steps}")
-        else:
-            log(f"ignoring {run.checkpoints}: it belongs to another configuration")
+    step, rows, saved = _resume(run, fingerprint, model, optimizer, scheduler, sharded, device)
+    if step:
+        log(f"resuming from step {step} of {total_steps}")
 
     def save_checkpoint():
-        weights, optimizer_state = _training_state(model, optimizer, sharded)  # every rank takes part
-        if rank == 0:
-            checkpoint.save(run.checkpoints, {
-                "step": step, "rows": rows, "adapter": weights, "optimizer": optimizer_state,
-                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, fingerprint)
+        _save_checkpoint(run, fingerprint, step, rows, model, optimizer, scheduler, sharded, device, rank)
         return step
 
     stop = {"requested": False}
@@ -261,29 +347,13 @@ def train(run: Run) -> None:
             if position + 1 < len(remaining):  # pack the next step while this one computes
                 packed.append(packer.submit(_micro_batches, remaining[position + 1], rank, world, items_per_micro,
                                             rendered))
-            loss_sum, tokens = torch.zeros((), device=device), 0
-            for index, (batch, weight) in enumerate(micro_batches):
-                losses = example_losses(engine, batch, schedule.tau, schedule.epsilon)
-                # sum over the global batch's sequences / their number; DDP averages over ranks
-                loss = weight * losses.sum() * world / (len(global_batch) * group)
-                last = index == len(micro_batches) - 1
-                if sharded:
-                    model.set_requires_gradient_sync(last)
-                    loss.backward()
-                elif world > 1 and not last:
-                    with engine.no_sync():
-                        loss.backward()
-                else:
-                    loss.backward()
-                loss_sum += weight * losses.detach().sum()
-                tokens += batch.tokens if weight else 0
+            loss_sum, tokens = _accumulate_gradients(engine, model, micro_batches, schedule, world,
+                                                     len(global_batch) * group, sharded, device)
             if world > 1:
                 torch.distributed.all_reduce(loss_sum)
             loss_value, finite = torch.stack([loss_sum, _all_finite(loss_sum, trainable, world)]).tolist()
             if not finite:
-                kept = f"the checkpoint of step {saved} in {run.checkpoints} is kept" if saved else "no checkpoint yet"
-                raise RunError(f"non-finite loss or gradient at step {step + 1} (epoch {epoch}), training stopped "
-                               f"({kept}); training.learning_rate {s.learning_rate} may be too high")
+                _stop_non_finite(run, step + 1, epoch, saved)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
@@ -294,25 +364,15 @@ def train(run: Run) -> None:
                          "seconds": time.perf_counter() - started})
             log(f"step {step}/{total_steps} epoch {epoch} loss {rows[-1]['loss']:.4f} lr {lr:.2e} "
                 f"{rows[-1]['seconds']:.2f}s")
-            requested = torch.tensor(float(stop["requested"]), device=device)
-            if world > 1:
-                torch.distributed.all_reduce(requested)
-            if requested.item():
+            if _any_rank(stop["requested"], world, device):
                 save_checkpoint()
                 raise Interrupted(f"stopped by SIGTERM at step {step}; rerun to resume from the checkpoint")
             if step % s.checkpoint_every == 0 and step < total_steps:
                 saved = save_checkpoint()
 
     # -- outputs: the peft adapter folder and the training log, each written atomically
-    weights, _ = _training_state(model, optimizer, sharded)
+    weights, _ = _training_state(model, optimizer, sharded)  # every rank takes part
     if rank == 0:
-        config = {"method": run.method, "model": run.model.to_dict(), "training": s.to_dict(),
-                  "fingerprint": fingerprint}
-        with artifacts.atomic_path(run.adapter, "adapter") as folder:
-            model.save_pretrained(folder, state_dict=weights)
-            tokenizer.save_pretrained(folder)
-            record_adapter(folder, model.get_base_model(), config)
-        with artifacts.parquet_writer(run.train_log, TRAIN_LOG_SCHEMA, artifacts.provenance("train_log", config)) as writer:
-            writer.write_table(pa.Table.from_pylist(rows, schema=TRAIN_LOG_SCHEMA))
+        _write_outputs(run, model, weights, tokenizer, rows, fingerprint)
     if world > 1:
         torch.distributed.destroy_process_group()

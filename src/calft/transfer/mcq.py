@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chisquare
 
-from calft.evaluation.sample import generate, sample_seed
 from calft.modeling.chat import prompt_ids
+from calft.modeling.generation import generate, sample_seed
 from calft.modeling.loader import LoadedModel
-from calft.settings import Mcq
 from calft.transfer.metrics import tv_to_uniform
 from calft.transfer.parse import parse_mcq
+from calft.transfer.settings import Mcq
 
 MCQ_PROMPT = """You are a medical education expert who creates high-quality multiple-choice questions for medical students and professionals.
 
@@ -54,7 +54,7 @@ def mcq_summary(samples: pd.DataFrame) -> dict:
     }
 
 
-def mcq(loaded: LoadedModel, settings: Mcq) -> tuple[dict, pd.DataFrame]:
+def evaluate_mcq(loaded: LoadedModel, settings: Mcq) -> tuple[dict, pd.DataFrame]:
     """`num_samples` generated questions of the fixed prompt, parsed strictly, and their summary."""
     (ids,) = prompt_ids(loaded.tokenizer, [MCQ_PROMPT], loaded.chat)
     seeds = [sample_seed(settings.seed, "mcq", i) for i in range(settings.num_samples)]

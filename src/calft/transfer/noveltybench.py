@@ -21,12 +21,12 @@ import torch
 
 from calft import layout
 from calft.errors import UserError
-from calft.evaluation.sample import generate as generate_texts
-from calft.evaluation.sample import sample_seed
 from calft.modeling.chat import prompt_ids
+from calft.modeling.generation import generate, sample_seed
 from calft.modeling.loader import LoadedModel
-from calft.settings import Generation, NoveltyBench
+from calft.modeling.settings import Generation
 from calft.transfer.metrics import lexically_equivalent, novelty_utility, partition
+from calft.transfer.settings import NoveltyBench
 
 log = logging.getLogger(__name__).info
 
@@ -37,7 +37,7 @@ SIDE_TOKENS = 128
 
 
 
-def read_prompts(data_dir: Path, splits: list[str], limit: int | None) -> dict[str, list[str]]:
+def read_prompt_files(data_dir: Path, splits: list[str], limit: int | None) -> dict[str, list[str]]:
     """Each split's `prompt` fields, stripped; the full splits must have the benchmark's counts."""
     prompts = {}
     for split in splits:
@@ -82,7 +82,7 @@ def rating(reward: float) -> int:
     return bisect.bisect_left(RATING_THRESHOLDS, reward) + 1
 
 
-def generate(loaded: LoadedModel, prompts: dict[str, list[str]], settings: NoveltyBench) -> pd.DataFrame:
+def generate_answers(loaded: LoadedModel, prompts: dict[str, list[str]], settings: NoveltyBench) -> pd.DataFrame:
     """`generations` samples per prompt at temperature 1 and top-p 1, all of a prompt decoded together."""
     sampling = Generation(num_samples=settings.generations, max_new_tokens=settings.max_new_tokens, temperature=1.0,
                           top_p=1.0, seed=settings.seed, chunk_size=settings.generations)
@@ -90,7 +90,7 @@ def generate(loaded: LoadedModel, prompts: dict[str, list[str]], settings: Novel
     for split, texts in prompts.items():
         for j, ids in enumerate(prompt_ids(loaded.tokenizer, texts, loaded.chat)):
             seeds = [sample_seed(settings.seed, f"noveltybench/{split}/{j}", g) for g in range(settings.generations)]
-            outputs, _, _ = generate_texts(loaded, ids, seeds, sampling)
+            outputs, _, _ = generate(loaded, ids, seeds, sampling)
             rows += [{"split": split, "prompt_index": j, "generation": g, "seed": seed, "text": text.strip()}
                      for g, (seed, text) in enumerate(zip(seeds, outputs))]
         log(f"  generated {split}: {len(texts)} prompts")
@@ -147,7 +147,7 @@ def _release(model) -> None:
         torch.cuda.empty_cache()
 
 
-def evaluate(generations: pd.DataFrame, prompts: dict[str, list[str]], settings: NoveltyBench,
+def rate_answers(generations: pd.DataFrame, prompts: dict[str, list[str]], settings: NoveltyBench,
              device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Partition and rate the generations; per-split and overall mean distinct and mean utility."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

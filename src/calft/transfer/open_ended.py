@@ -17,12 +17,12 @@ import pandas as pd
 import torch
 
 from calft.evaluation.parse import extract_ssot_answer
-from calft.evaluation.sample import generate, sample_seed
 from calft.modeling.chat import SSOT_OPEN_ENDED, prompt_ids, ssot_format
+from calft.modeling.generation import generate, sample_seed
 from calft.modeling.loader import LoadedModel
-from calft.settings import OpenEnded
 from calft.transfer.metrics import top_p_support, unique_fraction
 from calft.transfer.parse import normalize_open_answer
+from calft.transfer.settings import OpenEnded
 
 log = logging.getLogger(__name__).info
 
@@ -67,7 +67,7 @@ def first_token_probabilities(model, ids: list[int]) -> np.ndarray:
     return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
 
-def open_ended(loaded: LoadedModel, settings: OpenEnded, ssot: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_open_ended(loaded: LoadedModel, settings: OpenEnded, ssot: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-prompt support sizes and unique fractions, and every sample with its normalizations."""
     indices = prompt_subset(settings.max_prompts)
     prompts = [open_ended_prompts()[k] for k in indices]

@@ -18,6 +18,12 @@ import pytest
 CACHE = Path(os.environ.get("CALFT_TEST_CACHE", Path.home() / ".cache" / "calft-tests"))
 ROOT = Path(__file__).resolve().parents[1]
 
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # One compute thread per worker: two workers already fill two cores, and the workflow runs beside
+    # them (the SLURM test's jobs above all) would leave a multi-threaded worker's threads waiting on
+    # each other at every parallel region (a 4 s sampler test took 330-460 s that way in CI).
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 
 def cli_settings(**parts) -> list[str]:
     """A command's --settings option (calft.command): its parts as one JSON object."""
@@ -225,7 +231,7 @@ FAMILY_TOKENS = {
                "bos": "<|begin_of_text|>", "eos": "<|eot_id|>"},
     "gpt-oss": {"special": ["<|start|>", "<|message|>", "<|end|>", "<|channel|>", "<|return|>"], "eos": "<|return|>"},
 }
-# name -> (family, model entry of the config: terminator and chat settings as in config.paper.yaml)
+# name -> (family, model entry: the family's chat settings, with calft's terminators and one BOS)
 ARCHITECTURES = {
     "qwen3": ("qwen3", {"terminator": "<|im_end|>", "chat_template_kwargs": {"enable_thinking": False}}),
     "gemma3-text": ("gemma3", {"terminator": "<end_of_turn>"}),
@@ -233,6 +239,17 @@ ARCHITECTURES = {
     "llama3": ("llama3", {"terminator": "<|eot_id|>", "template_date": "2026-01-01"}),
     "gpt-oss": ("gpt-oss", {"terminator": "<|return|>", "chat_template_kwargs": {"reasoning_effort": "low"},
                             "generation_prefix": "<|channel|>final<|message|>", "template_date": "2026-01-01"}),
+}
+
+
+# The second case: what config.paper.yaml sets on top for the reference's inputs (the tokenizer's own
+# eos_token as the terminator, the rendered text tokenized with the tokenizer's special tokens).
+PAPER_SETTINGS = {
+    "qwen3": {"add_special_tokens": True, "terminator_is_eos": True},
+    "gemma3-text": {"terminator": "<eos>", "add_special_tokens": True, "terminator_is_eos": True},
+    "gemma3-multimodal": {"terminator": "<eos>", "add_special_tokens": True, "terminator_is_eos": True},
+    "llama3": {"add_special_tokens": True, "terminator_is_eos": True},
+    "gpt-oss": {"add_special_tokens": True, "terminator_is_eos": True, "chat_protocol": "harmony"},
 }
 
 

@@ -21,7 +21,7 @@ from conftest import build_tries, cli_settings, discretize
 
 from calft.cli import main
 from calft.evaluation.logit_kl import exact
-from calft.modeling.chat import ChatFormat, prompt_ids
+from calft.modeling.chat import ChatFormat, prompt_ids, terminator_id
 from calft.modeling.generation import COMPACT_EVERY, _draw, sample, sample_seed
 from calft.modeling.loader import load, load_base, load_tokenizer
 from calft.modeling.settings import ModelEntry
@@ -87,6 +87,24 @@ def test_packed_losses_and_gradients_equal_the_naive_computation(architecture, m
     assert difference < 1e-5, (name, difference)
     for key, parameter in trainable.items():
         assert torch.allclose(packed_grads[key], parameter.grad, atol=1e-5), (name, key)
+
+
+def test_packed_losses_equal_the_naive_ones_with_the_paper_settings(architecture):
+    """The second case: the paper's eos_token terminators and the reference's BOS count."""
+    from conftest import PAPER_SETTINGS
+
+    name, folder, entry, data = architecture
+    paper = ModelEntry.from_dict(entry.to_dict() | PAPER_SETTINGS[name])
+    tokenizer, families, rendered = _rendered(folder, paper, data)
+    bos = tokenizer.bos_token_id
+    assert (rendered[0][:2] == [bos, bos]) == (name in ("gemma3-text", "gemma3-multimodal", "llama3"))
+    targets = HardTargets(data / "hard.parquet", tokenizer, terminator_id(tokenizer, ChatFormat.from_entry(paper)))
+    items = epoch_items(targets, families, 4, 4, seed=5, epoch=0)[:2]
+    model = _lora(folder, paper)
+    packed = example_losses(model, pack(items, rendered), tau=1.0, epsilon=0.0)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    naive = naive_example_losses(model, items, rendered, pad)
+    assert (packed - naive).abs().max().item() < 1e-5, name
 
 
 @pytest.mark.parametrize("strategy", ["shared", "batched"])

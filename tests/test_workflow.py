@@ -78,7 +78,7 @@ def test_paper_dag_has_the_jobs_of_12_models(paper_dry_run):
     assert counts["open_ended"] == 4 * PAPER_MODELS  # base, soft, hard and SSOT prompting
     assert counts["mcq"] == counts["noveltybench"] == 3 * PAPER_MODELS
     assert counts["sample"] == 2 * 4 * PAPER_MODELS  # two prompt sets, SSOT included
-    assert counts["download_noveltybench_model"] == 2
+    assert counts["download_noveltybench_model"] == 3  # classifier, its tokenizer, reward model
     assert counts["fetch_paloma"] == counts["fetch_noveltybench_prompts"] == 1
 
 

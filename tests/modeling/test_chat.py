@@ -49,3 +49,43 @@ def test_the_reference_tokenization_adds_a_second_bos(replica):
     bos = tokenizer.bos_token_id
     assert single[0] == bos and single[1] != bos
     assert double[:2] == [bos, bos] and double[1:] == single
+
+
+@pytest.mark.parametrize("name", ["qwen3", "gemma3-text", "llama3", "gpt-oss"])
+def test_the_paper_settings_terminate_with_the_eos_token_and_count_bos_as_the_reference(replica, name):
+    from calft.modeling.chat import terminator_id
+    from calft.modeling.settings import ModelEntry
+    from conftest import PAPER_SETTINGS
+
+    folder, entry = replica(name)
+    tokenizer = load_tokenizer(folder)
+    paper = ChatFormat.from_entry(ModelEntry.from_dict(entry | PAPER_SETTINGS[name]))
+    assert tokenizer.convert_ids_to_tokens(terminator_id(tokenizer, paper)) == tokenizer.eos_token
+    ids, = prompt_ids(tokenizer, ["Hi"], paper)
+    bos = tokenizer.bos_token_id
+    assert (ids[:2] == [bos, bos]) == (name in ("gemma3-text", "llama3"))  # the template's BOS and the tokenizer's
+    if name == "gemma3-text":  # calft's own terminator ends the chat turn, which is not the eos_token
+        calft = ChatFormat.from_entry(ModelEntry.from_dict(entry | {"terminator_is_eos": True}))
+        with pytest.raises(UserError, match="is not the tokenizer's eos_token '<eos>'"):
+            terminator_id(tokenizer, calft)
+
+
+@pytest.mark.parametrize("name, role, thinking", [("qwen3", "system", True), ("gpt-oss", "developer", None)])
+def test_ssot_instructs_in_each_protocols_own_message(replica, name, role, thinking):
+    from calft.modeling.chat import SSOT_NUMERIC, SSOT_NUMERIC_HARMONY, ssot_format, ssot_instruction
+    from calft.modeling.settings import ModelEntry
+    from conftest import PAPER_SETTINGS
+
+    folder, entry = replica(name)
+    tokenizer = load_tokenizer(folder)
+    chat = ssot_format(ChatFormat.from_entry(ModelEntry.from_dict(entry | PAPER_SETTINGS[name])))
+    instruction = ssot_instruction(chat)
+    assert instruction == (SSOT_NUMERIC_HARMONY if name == "gpt-oss" else SSOT_NUMERIC)
+    text = render(tokenizer, "Sample from N(0, 1).", chat, instruction)
+    assert text.index(role) < text.index(instruction) < text.index("Sample from N(0, 1).")
+    assert chat.chat_template_kwargs.get("enable_thinking") is thinking and chat.generation_prefix is None
+    assert "<think>" not in text  # Qwen3 thinks: no empty think block closes it off
+    if name == "qwen3":  # the steps, and the format example last
+        assert "1. Write the seed" in instruction and "3. Give your final answer" in instruction
+        assert instruction.endswith("<random_string>\n...\n</random_string>\n<thinking>\n...\n</thinking>\n"
+                                    "<answer>\n...\n</answer>")

@@ -426,3 +426,104 @@ def test_tinybenchmarks_and_paloma_come_from_hub_snapshots_whose_commits_are_rec
     result = _offline_calft(cache, "perplexity-data", *cli_settings(paloma_revision="c" * 40),
                             "--output", str(tmp_path / "missing"))
     assert result.returncode == 2 and "cannot fetch the dataset allenai/paloma at revision cccc" in result.stderr
+
+
+# -- the reference's scored token ids, family by family ------------------------------------------
+
+def _reference_rendering(tokenizer, entry: dict, prompt: str) -> str:
+    """The reference's prompt (spec §13): the chat template over one user message, thinking off,
+    then the generation prefix; the date its template prints fixed to the entry's."""
+    template = tokenizer.chat_template.replace("strftime_now('%Y-%m-%d')", "'2026-01-01'").replace(
+        "strftime_now('%d %b %Y')", "'01 Jan 2026'")
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], chat_template=template,
+                                             tokenize=False, add_generation_prompt=True,
+                                             **entry.get("chat_template_kwargs", {}))
+    return rendered + (entry.get("generation_prefix") or "")
+
+
+def _reference_requests(tokenizer, entry: dict, data: Path) -> tuple[set, set]:
+    """Independently of calft's task code: the (context ids, continuation ids) the reference scores
+    for the first item of each multiple-choice task, and the prompt ids it generates from for GSM8K.
+    Both texts are tokenized with the tokenizer's default special tokens; a continuation gets a space
+    first unless its prompt ends in whitespace; its ids are those after the prompt's."""
+    def pair(prompt, continuation):
+        rendered = _reference_rendering(tokenizer, entry, prompt)
+        context = tokenizer(rendered).input_ids
+        return tuple(context), tuple(tokenizer(rendered + continuation).input_ids[len(context):])
+
+    def space(prompt, text):
+        return text if prompt[-1:] in (" ", "\n", "\t") or text[:1] in (" ", "\n", "\t") else " " + text
+
+    first = {name: pd.read_parquet(data / f"{name}.parquet").iloc[0] for name in
+             ("mmlu", "hellaswag", "truthfulqa", "winogrande", "gsm8k")}
+    scored = set()
+    mmlu = first["mmlu"].input_formatted
+    scored |= {pair(mmlu, space(mmlu, letter)) for letter in "ABCD"}
+    swag = first["hellaswag"]
+    for ending in swag.endings:
+        cleaned = re.sub(r"\[.*?\]", "", ending.strip().replace(" [title]", ". ")).replace("  ", " ")
+        scored.add(pair(swag.input_formatted, space(swag.input_formatted, cleaned)))
+    truthful = first["truthfulqa"]
+    scored |= {pair(truthful.input_formatted, space(truthful.input_formatted, choice))
+               for choice in truthful.mc2_targets["choices"]}
+    wino = first["winogrande"]
+    options = (wino.option1, wino.option2)
+    cut = next(option for option in sorted(options, key=len, reverse=True) if wino.input_formatted.endswith(option))
+    prefix = wino.input_formatted[: -len(cut)]
+    ending = wino.sentence.split("_", 1)[1].strip()
+    scored |= {pair(prefix + option, space(prefix + option, ending)) for option in options}
+    generated = {tuple(tokenizer(_reference_rendering(tokenizer, entry, first["gsm8k"].input_formatted)).input_ids)}
+    return scored, generated
+
+
+@pytest.mark.parametrize("name", ["qwen3", "gemma3-text", "llama3", "gpt-oss"])
+def test_retention_scores_the_reference_token_ids_for_every_family(replica, tmp_path, name):
+    from transformers import AutoTokenizer
+
+    from calft.retention.harness import CalftLM
+    from conftest import PAPER_SETTINGS
+
+    class Recording(CalftLM):
+        """Records the token ids lm-eval hands the model: scored pairs and generation prompts."""
+
+        def _loglikelihood_tokens(self, requests, *args, **kwargs):
+            self.scored |= {(tuple(context), tuple(continuation)) for _, context, continuation in requests}
+            return super()._loglikelihood_tokens(requests, *args, **kwargs)
+
+        def tok_batch_encode(self, strings, *args, **kwargs):
+            ids, mask = super().tok_batch_encode(strings, *args, **kwargs)
+            self.generated |= {tuple(row[keep.bool()].tolist()) for row, keep in zip(ids, mask)}
+            return ids, mask
+
+    folder, entry = replica(name)
+    entry = entry | PAPER_SETTINGS[name]
+    data = _tinybenchmarks_shaped(tmp_path / "tiny")
+    settings = Retention.from_dict({"suite": "tinybenchmarks", "limit": 1, "max_gen_toks": 2, "batch_size": 4})
+    lm = Recording(load(str(folder), ModelEntry.from_dict(entry)), batch_size=4, max_gen_toks=2)
+    lm.scored, lm.generated = set(), set()
+    tasks.evaluate_tasks(lm, data, settings)
+    scored, generated = _reference_requests(AutoTokenizer.from_pretrained(folder), entry, data)
+    assert lm.scored == scored and lm.generated == generated
+    bos = lm.tokenizer.bos_token_id
+    assert (list(next(iter(generated))[:2]) == [bos, bos]) == (name in ("gemma3-text", "llama3"))
+
+
+@pytest.mark.parametrize("choice_format, scored", [("reference", [" A", " B", " C", " D"]),
+                                                   ("chat", ["\nA", "\nB", "\nC", "\nD"])])
+def test_choice_formats_score_these_continuations(tiny_model_dir, tmp_path, choice_format, scored):
+    """SmolLM2's rendered prompt ends in "assistant\n": the reference scores " A" after it; lm-eval's
+    chat convention scores "A" with the newline moved out of the prompt in front of it."""
+    from lm_eval import simple_evaluate
+
+    from calft.retention.harness import CalftLM
+
+    class Recording(CalftLM):
+        def _loglikelihood_tokens(self, requests, *args, **kwargs):
+            self.continuations = [self.tokenizer.decode(continuation) for _, _, continuation in requests]
+            return super()._loglikelihood_tokens(requests, *args, **kwargs)
+
+    data = _tinybenchmarks_shaped(tmp_path / "tiny")
+    lm = Recording(load(str(tiny_model_dir), MODEL_ENTRY), batch_size=4, choice_format=choice_format)
+    config = tasks.task_config("mmlu", "mmlu", data / "mmlu.parquet", 8, choice_format)
+    simple_evaluate(model=lm, tasks=[config], limit=1, apply_chat_template=True, bootstrap_iters=0)
+    assert lm.continuations == scored

@@ -137,15 +137,29 @@ def test_reward_ratings_count_the_thresholds_strictly_below():
     ("<random_string>x9Q</random_string><thinking>...</thinking><answer> 4.2 </answer>", "4.2", "4.2"),
     ("<ANSWER>7</ANSWER> and <answer>8</answer>", "7", "7"),
     ("<think>plan</think><answer>3</answer>", "3", "3"),
-    ("assistantfinal<answer>5</answer>", "5", "5"),
-    ("assistantanswer>6</answer>", "6", "6"),
     ("<random_string>abc</random_string>\n<answer>12", "", "12"),
     ("<random_string>abc</random_string>\n<thinking>t</thinking>\n9.5\n", "", "9.5"),
     ("nothing at all", "", "nothing at all"),
+    ("assistantfinal 5", "", "assistantfinal 5"),  # channel residue is the harmony protocol's alone
 ])
 def test_ssot_answer_extraction(text, strict, loose):
     assert extract_ssot_answer(text) == strict
     assert extract_ssot_answer(text, strict=False) == loose
+
+
+@pytest.mark.parametrize("text, strict, loose", [
+    ("assistantfinal<answer>5</answer>", "5", "5"),
+    ("assistantFinal  <answer>5</answer>", "5", "5"),
+    ("assistantanswer>6</answer>", "6", "6"),
+    ("analysis: seed kq81 -> pick\nassistantfinal 7.25", "7.25", "7.25"),  # the answer in the final channel
+    ("assistantanswer 8\nmore", "8", "8"),
+    ("  4.5  ", "4.5", "4.5"),  # a bare one-line answer, as the developer message asks
+    ("two\nlines", "", "lines"),
+    ("<answer>3", "", "3"),
+])
+def test_ssot_answer_extraction_for_the_harmony_protocol(text, strict, loose):
+    assert extract_ssot_answer(text, harmony=True) == strict
+    assert extract_ssot_answer(text, strict=False, harmony=True) == loose
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,6 +213,23 @@ def _tiny_evaluators(folder, smollm2_dir):
     return similarity, reward
 
 
+def test_the_similarity_input_is_built_from_token_ids_each_side_cut_at_128(tmp_path, smollm2_dir):
+    from transformers import AutoTokenizer
+
+    similarity, _ = _tiny_evaluators(tmp_path, smollm2_dir)
+    tokenizer = AutoTokenizer.from_pretrained(similarity)
+    long_text, short_text = "the " * 200 + "story", "a story"
+    first = tokenizer(long_text, add_special_tokens=False).input_ids[:noveltybench.SIDE_TOKENS]
+    second = tokenizer(short_text, add_special_tokens=False).input_ids
+    batch = noveltybench.pair_inputs(tokenizer, first, [second, first], "cpu")
+    ids, types, mask = (batch[key].tolist() for key in ("input_ids", "token_type_ids", "attention_mask"))
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    assert ids[0][:len(first) + 2] == [cls, *first, sep] and ids[0][len(first) + 2:len(first) + 3 + len(second)] == [
+        *second, sep]
+    assert types[0] == [0] * (len(first) + 2) + [1] * (len(second) + 1) + [0] * (len(ids[0]) - len(first) - len(second) - 3)
+    assert len(first) == 128 and sum(mask[0]) == 128 + len(second) + 3 and sum(mask[1]) == 2 * 128 + 3
+
+
 def test_noveltybench_cli_generates_partitions_and_rates(tiny_model_dir, smollm2_dir, tmp_path):
     similarity, reward = _tiny_evaluators(tmp_path, smollm2_dir)
     data = tmp_path / "prompts"
@@ -207,7 +238,8 @@ def test_noveltybench_cli_generates_partitions_and_rates(tiny_model_dir, smollm2
         (data / name).write_text("".join(json.dumps({"id": i, "prompt": f" Tell me a story {i}. "}) + "\n"
                                          for i in range(count)))
     settings = {"splits": ["curated", "wildchat"], "prompts_limit": 2, "generations": 4, "max_new_tokens": 12,
-                "seed": 11, "similarity_model": str(similarity), "similarity_threshold": 0.102,
+                "seed": 11, "similarity_model": str(similarity), "similarity_tokenizer": str(similarity),
+                "similarity_threshold": 0.102,
                 "reward_model": str(reward), "reward_dtype": "float32", "patience": 0.8, "trust_data_dir": True}
     assert main(["noveltybench", *cli_settings(model=MODEL_CONFIG, noveltybench=settings), "--model-dir",
                  str(tiny_model_dir), "--data-dir", str(data),

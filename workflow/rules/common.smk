@@ -176,10 +176,11 @@ def evaluation_inputs(wildcards):
 def generation_settings(key, section, wildcards):
     """The settings of a command that generates: the model, its generation `section` under `key`,
     and the method's prompting. SSOT (base model, seed-then-answer protocol) has its own sample
-    count and generation length."""
+    counts and generation lengths (transfer.ssot)."""
     prompting = METHODS[wildcards.method].prompting
     if prompting == "ssot":
-        section = section | {name: TRANSFER["ssot"][name] for name in ("num_samples", "max_new_tokens")}
+        prefix = "open_ended_" if key == "open_ended" else ""  # open-ended SSOT has its own sizes
+        section = section | {name: TRANSFER["ssot"][prefix + name] for name in ("num_samples", "max_new_tokens")}
     return settings_json(model=MODELS[wildcards.model], **{key: section}, prompting=prompting)
 
 
@@ -193,7 +194,7 @@ def irt_option(wildcards, input):
 
 
 def evaluator_inputs(key):
-    """A NoveltyBench evaluator model: nothing for a local folder, else its download marker."""
+    """A NoveltyBench evaluator model or tokenizer: nothing for a local folder, else its download marker."""
     return [] if Path(NOVELTY[key]).is_dir() else [layout.NOVELTY_EVALUATOR_MARKER.format(evaluator=key)]
 
 

@@ -77,7 +77,7 @@ rule download_noveltybench_model:
     output:
         layout.NOVELTY_EVALUATOR_MARKER,
     wildcard_constraints:
-        evaluator="similarity_model|reward_model",
+        evaluator="similarity_model|similarity_tokenizer|reward_model",
     params:
         settings=lambda wildcards: settings_json(source=NOVELTY[wildcards.evaluator]),
     log:
@@ -93,6 +93,7 @@ rule noveltybench:
         unpack(model_and_adapter),
         prompts=NOVELTY_DATA,
         similarity=evaluator_inputs("similarity_model"),
+        similarity_tokenizer=evaluator_inputs("similarity_tokenizer"),
         reward=evaluator_inputs("reward_model"),
     output:
         summary=layout.NOVELTY,

@@ -4,7 +4,7 @@
   and surrounding whitespace, the whole text is exactly one decimal or scientific literal whose
   value is finite, in the family's support (inclusive bounds) and, for integer families,
   integer-valued.
-* SSOT answers (§9): the content of the first <answer> tag.
+* SSOT answers (§9): the content of the first <answer> tag, with the reference's fallbacks.
 """
 
 from __future__ import annotations
@@ -53,19 +53,34 @@ def judge(texts: list[str], family_id: str, params: dict) -> tuple[np.ndarray, n
 
 ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 OPEN_ANSWER_TAG = re.compile(r"<answer>(.*)$", re.S | re.I)
-HARMONY_RESIDUE = re.compile(r"assistant(?:final|commentary)(?=<)")
+PROTOCOL_BLOCK = re.compile(r"<(random_string|thinking)>.*?</\1>", re.S | re.I)
+ANY_TAG = re.compile(r"</?\w+>")
+HARMONY_TAG_RESIDUE = re.compile(r"assistant(?:final|commentary)\s*(?=<)", re.I)
+HARMONY_ANSWER_OPEN = re.compile(r"assistantanswer>", re.I)
+HARMONY_INLINE_ANSWERS = (re.compile(r"assistantanswer\s*([^\n<][^\n<]*)", re.I),
+                          re.compile(r"assistantfinal\s*([^\n<][^\n<]*)", re.I))
 
 
-def extract_ssot_answer(text: str, strict: bool = True) -> str:
-    """The SSOT answer: the first <answer>...</answer> content; without one, '' when strict, else
-    an unclosed <answer> to the end, or the last non-empty line outside the protocol's tags."""
-    cleaned = HARMONY_RESIDUE.sub("", strip_reasoning(text)).replace("assistantanswer>", "<answer>")
+def extract_ssot_answer(text: str, strict: bool = True, harmony: bool = False) -> str:
+    """The SSOT answer, as the reference extracts it (spec §9): the first <answer>...</answer>;
+    not strict, an unclosed <answer> to the end; for the harmony protocol (GPT-OSS, whose channel
+    names survive decoding as 'assistantfinal'), an inline 'assistantanswer X' or 'assistantfinal X',
+    or a bare one-line answer; then '' when strict, else the last non-empty line outside the
+    protocol's tags."""
+    cleaned = strip_reasoning(text)
+    if harmony:
+        cleaned = HARMONY_ANSWER_OPEN.sub("<answer>", HARMONY_TAG_RESIDUE.sub("", cleaned))
     if match := ANSWER_TAG.search(cleaned):
         return match.group(1).strip()
+    if not strict and (match := OPEN_ANSWER_TAG.search(cleaned)):
+        return match.group(1).strip()
+    if harmony:
+        for pattern in HARMONY_INLINE_ANSWERS:
+            if match := pattern.search(cleaned):
+                return match.group(1).strip()
+        if cleaned and "\n" not in cleaned and "<" not in cleaned and "assistant" not in cleaned.lower():
+            return cleaned
     if strict:
         return ""
-    if match := OPEN_ANSWER_TAG.search(cleaned):
-        return match.group(1).strip()
-    outside = re.sub(r"<(random_string|thinking)>.*?</\1>", "", cleaned, flags=re.S | re.I)
-    lines = [line.strip() for line in re.sub(r"</?\w+>", "", outside).splitlines() if line.strip()]
+    lines = [line.strip() for line in ANY_TAG.sub("", PROTOCOL_BLOCK.sub("", cleaned)).splitlines() if line.strip()]
     return lines[-1] if lines else ""

@@ -11,7 +11,7 @@ import pandas as pd
 
 from calft.evaluation.parse import extract_ssot_answer, judge
 from calft.evaluation.settings import Sampling
-from calft.modeling.chat import SSOT_NUMERIC, prompt_ids, ssot_format
+from calft.modeling.chat import prompt_ids, ssot_format, ssot_instruction
 from calft.modeling.generation import generate, sample_seed
 from calft.modeling.loader import LoadedModel
 
@@ -24,13 +24,14 @@ def sample_prompt_set(loaded: LoadedModel, prompts: pd.DataFrame, settings: Samp
     per sample, parsed and judged. With `ssot`, the String Seed of Thought instruction comes first
     and the answer is judged from its <answer> tag."""
     chat = ssot_format(loaded.chat) if ssot else loaded.chat
-    rendered = prompt_ids(loaded.tokenizer, list(prompts.prompt), chat, SSOT_NUMERIC if ssot else None)
+    rendered = prompt_ids(loaded.tokenizer, list(prompts.prompt), chat, ssot_instruction(chat) if ssot else None)
+    harmony = chat.chat_protocol == "harmony"
     n = settings.num_samples
     frames = []
     for prompt, ids in zip(prompts.itertuples(), rendered):
         seeds = [sample_seed(settings.seed, prompt.prompt_id, i) for i in range(n)]
         texts, num_tokens, stopped = generate(loaded, ids, seeds, settings)
-        answers = [extract_ssot_answer(text) for text in texts] if ssot else texts
+        answers = [extract_ssot_answer(text, harmony=harmony) for text in texts] if ssot else texts
         values, valid = judge(answers, prompt.family, json.loads(prompt.params))
         frames.append(pd.DataFrame({
             "prompt_id": prompt.prompt_id, "family": prompt.family, "split": prompt.split,

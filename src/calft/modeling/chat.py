@@ -34,12 +34,20 @@ class ChatFormat:
     generation_prefix: str | None = None
     template_date: str | None = None  # YYYY-MM-DD, pinned for templates that print a date
     add_special_tokens: bool = False  # the reference's tokenization (a second BOS where the template has one)
+    terminator_is_eos: bool = False  # the terminator must be the tokenizer's eos_token
+    chat_protocol: str = "plain"  # or "harmony" (GPT-OSS: developer instructions, analysis and final channels)
 
     @classmethod
     def from_entry(cls, model: ModelEntry) -> "ChatFormat":
         return cls(terminator=model.terminator, chat_template_kwargs=dict(model.chat_template_kwargs),
                    generation_prefix=model.generation_prefix, template_date=model.template_date,
-                   add_special_tokens=model.add_special_tokens)
+                   add_special_tokens=model.add_special_tokens, terminator_is_eos=model.terminator_is_eos,
+                   chat_protocol=model.chat_protocol)
+
+    @property
+    def instruction_role(self) -> str:
+        """The role of a system-level instruction: harmony gives it to the developer."""
+        return "developer" if self.chat_protocol == "harmony" else "system"
 
     def template_variables(self) -> dict:
         variables = dict(self.chat_template_kwargs)
@@ -71,7 +79,7 @@ def render(tokenizer, prompt: str, chat: ChatFormat, system: str | None = None) 
     if not tokenizer.chat_template:
         text = f"{system}\n\n{prompt}" if system else prompt
     else:
-        messages = [{"role": "system", "content": system}] if system else []
+        messages = [{"role": chat.instruction_role, "content": system}] if system else []
         text = tokenizer.apply_chat_template(
             messages + [{"role": "user", "content": prompt}], chat_template=chat.pinned(tokenizer.chat_template),
             tokenize=False, add_generation_prompt=True, **chat.template_variables(),
@@ -90,23 +98,89 @@ def terminator_id(tokenizer, chat: ChatFormat) -> int:
     token_id = tokenizer.convert_tokens_to_ids(chat.terminator)
     if token_id is None or token_id == tokenizer.unk_token_id:
         raise UserError(f"terminator '{chat.terminator}' is not a single token of this tokenizer")
+    if chat.terminator_is_eos and chat.terminator != tokenizer.eos_token:
+        raise UserError(f"terminator '{chat.terminator}' is not the tokenizer's eos_token '{tokenizer.eos_token}', "
+                        "which terminator_is_eos requires (the reference appends the eos_token to every target)")
     return int(token_id)
 
 
-SSOT_NUMERIC = (
-    "You are a careful assistant. Whenever a request involves randomness, first write a long, complex "
-    "random string with no visible pattern inside <random_string></random_string> tags. Then reason "
-    "inside <thinking></thinking> tags and make every random decision from that exact string, using "
-    "all of it. Finally give only the final answer inside <answer></answer> tags. Follow this tag "
-    "format strictly."
-)
-SSOT_OPEN_ENDED = (
-    "You are a careful assistant. Some questions have many valid answers; for them, produce ONE "
-    "diverse answer. First write a long, complex random string with no visible pattern inside "
-    "<random_string></random_string> tags. Then reason inside <thinking></thinking> tags and choose "
-    "your answer from that exact string, using all of it. Finally give only the answer inside "
-    "<answer></answer> tags. Follow this tag format strictly."
-)
+# String Seed of Thought (reference spec §9): the reference's instruction, in calft's words, with its
+# steps, tags and format example; and, for the harmony protocol, its developer message.
+_SSOT_FORMAT = """Follow this tag structure strictly and answer in exactly this format:
+<random_string>
+...
+</random_string>
+<thinking>
+...
+</thinking>
+<answer>
+...
+</answer>"""
+SSOT_NUMERIC = f"""You are a helpful assistant that reasons carefully and answers in detail. When a task involves probability \
+or any other non-deterministic choice, begin by generating a unique, complex random string to use as a seed.
+
+The string should look arbitrary and unpredictable, with no visible structure or pattern: use your judgment to \
+make it impossible to guess.
+
+When the user asks you to sample from a probability distribution, base every random draw or other stochastic \
+decision on that seed, exactly the text between the `<random_string>` tags.
+
+Take these steps for every instruction:
+1. Write the seed between `<random_string>` and `</random_string>` tags.
+2. Reason about the question carefully and at length between `<thinking>` and `</thinking>` tags. Make every \
+probabilistic decision from the seed (exactly the text between the `<random_string>` tags), drawing as much \
+randomness from it as you can by using all of it.
+3. Give your final answer between `<answer>` and `</answer>` tags.
+
+{_SSOT_FORMAT}"""
+SSOT_OPEN_ENDED = f"""You are a helpful assistant that reasons carefully and answers in detail. When a task admits many valid \
+answers, you give ONE diverse answer, and to choose it you begin by generating a unique, complex random string \
+to use as a seed.
+
+The string should look arbitrary and unpredictable, with no visible structure or pattern: use your judgment to \
+make it impossible to guess.
+
+When the user asks a question that has many valid answers, base every random or stochastic choice on that seed, \
+exactly the text between the `<random_string>` tags.
+
+Take these steps for every instruction:
+1. Write the seed between `<random_string>` and `</random_string>` tags.
+2. Reason about the question carefully and at length between `<thinking>` and `</thinking>` tags, and use the \
+seed (exactly the text between the `<random_string>` tags) to arrive at ONE answer that is unique and diverse, \
+drawing as much randomness from it as you can by using all of it.
+3. Give your final answer between `<answer>` and `</answer>` tags.
+
+{_SSOT_FORMAT}"""
+_HARMONY_RULES = """Do not comment on any conflict between the user's and the developer's instructions, and do not write role \
+names, channel names or tool syntax as plain text. The final channel holds the answer and nothing else."""
+SSOT_NUMERIC_HARMONY = f"""Carry out String Seed of Thought within your native response format.
+
+For tasks that are probabilistic or non-deterministic:
+
+1. In your analysis, first produce a unique, complex random string to serve as a seed.
+2. Base every stochastic or sampling decision on that seed.
+3. Keep the seed and all the reasoning that uses it in the analysis channel.
+4. In the final channel, write ONLY the sampled answer: no XML tags, no other text.
+
+{_HARMONY_RULES}"""
+SSOT_OPEN_ENDED_HARMONY = f"""Carry out String Seed of Thought within your native response format.
+
+For tasks that have many valid answers:
+
+1. In your analysis, first produce a unique, complex random string to serve as a seed.
+2. Use that seed to make your answer diverse and non-deterministic.
+3. Keep the seed and all the reasoning that uses it in the analysis channel.
+4. In the final channel, write ONLY the answer: no XML tags, no other text.
+
+{_HARMONY_RULES}"""
+
+
+def ssot_instruction(chat: ChatFormat, open_ended: bool = False) -> str:
+    """The String Seed of Thought instruction for this model's protocol: numeric sampling, or one
+    diverse answer to an open-ended question."""
+    if chat.chat_protocol == "harmony":
+        return SSOT_OPEN_ENDED_HARMONY if open_ended else SSOT_NUMERIC_HARMONY
+    return SSOT_OPEN_ENDED if open_ended else SSOT_NUMERIC
 
 
 def ssot_format(chat: ChatFormat) -> ChatFormat:

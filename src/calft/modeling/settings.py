@@ -19,6 +19,8 @@ class ModelEntry(Section):
     revision: str | None
     tokenizer: str
     terminator: str
+    terminator_is_eos: bool
+    chat_protocol: str
     dtype: str
     chat_template_kwargs: dict
     generation_prefix: str | None

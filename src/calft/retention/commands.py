@@ -73,7 +73,7 @@ def retention(settings: RetentionSettings, model_dir: str, adapter: str | None, 
     if irt_parameters:
         bundles, irt_sha256 = load_bundles(Path(irt_parameters)), artifacts.sha256(irt_parameters)
     lm = CalftLM(load(model_dir, settings.model, adapter), batch_size=section.batch_size,
-                 max_gen_toks=section.max_gen_toks)
+                 max_gen_toks=section.max_gen_toks, choice_format=section.choice_format)
     scores = evaluate_tasks(lm, Path(data_dir), section)
     summary = summarize(scores, bundles)
     info = artifacts.provenance("retention", {"model": settings.model.to_dict(), "adapter": adapter,

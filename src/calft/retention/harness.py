@@ -2,7 +2,13 @@
 PALOMA's strided perplexity windows.
 
 * Chat rendering is the model's template with the config's template variables (pinned date, thinking
-  switch) plus its generation prefix, exactly as in training and sampling.
+  switch) plus its generation prefix, exactly as in training and sampling, and so is tokenization:
+  the model entry's `add_special_tokens` decides whether the tokenizer adds its own BOS before the
+  rendered text (the reference's double BOS for Gemma and Llama), never lm-eval's BOS check.
+* Answer choices are scored as `retention.choice_format` says: `reference`, the reference's token
+  ids (the rendered prompt tokenized on its own, then the continuation's tokens after it in the
+  tokenization of prompt + continuation; nothing moved between the two); `chat`, lm-eval's
+  convention for chat models (the prompt's trailing whitespace moved into the continuation).
 * `loglikelihood_rolling` scores a document in windows of `context` tokens advancing by `stride`, so
   every token after the first is scored exactly once with at least context - stride tokens of left
   context; the document is tokenized without special tokens and exactly one BOS is prepended when
@@ -42,8 +48,8 @@ class CalftLM(HFLM):
     """lm-eval's HFLM around a calft-loaded model (base, or base plus an unmerged LoRA adapter)."""
 
     def __init__(self, loaded: LoadedModel, batch_size: int, context: int = 2048, stride: int = 1024,
-                 max_gen_toks: int = 256, prepend_bos: bool = True):
-        self.chat = loaded.chat
+                 max_gen_toks: int = 256, prepend_bos: bool = True, choice_format: str = "reference"):
+        self.chat, self.choice_format = loaded.chat, choice_format
         loaded.tokenizer.chat_template = self.chat.pinned(loaded.tokenizer.chat_template)
         super().__init__(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=batch_size,
                          chat_template_args=self.chat.template_variables())
@@ -57,6 +63,32 @@ class CalftLM(HFLM):
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
         text = super().apply_chat_template(chat_history, add_generation_prompt)
         return text + (self.chat.generation_prefix or "") if add_generation_prompt else text
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None,
+                   **kwargs) -> list[int]:
+        if add_special_tokens is None:
+            add_special_tokens = self.chat.add_special_tokens
+        return super().tok_encode(string, add_special_tokens, left_truncate_len, **kwargs)
+
+    def tok_batch_encode(self, strings: list[str], padding_side: str = "left", left_truncate_len: int | None = None,
+                         truncation: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generation prompts, tokenized as every other prompt (see tok_encode), left-padded."""
+        old_side, self.tokenizer.padding_side = self.tokenizer.padding_side, padding_side
+        try:
+            encoding = self.tokenizer(strings, truncation=truncation, padding="longest", return_tensors="pt",
+                                      add_special_tokens=self.chat.add_special_tokens)
+        finally:
+            self.tokenizer.padding_side = old_side
+        ids, mask = encoding["input_ids"], encoding["attention_mask"]
+        if left_truncate_len:
+            ids, mask = ids[:, -left_truncate_len:], mask[:, -left_truncate_len:]
+        return ids, mask
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        if self.choice_format == "chat":
+            return super()._encode_pair(context, continuation)
+        whole, context_ids = self.tok_encode(context + continuation), self.tok_encode(context)
+        return context_ids, whole[len(context_ids):]
 
     def document_ids(self, text: str) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=False).input_ids

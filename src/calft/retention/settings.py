@@ -26,6 +26,7 @@ class Retention(Section):
     limit: int | None
     batch_size: int
     max_gen_toks: int
+    choice_format: str
     apply_chat_template: bool
     seed: int
     gpus: int

@@ -4,6 +4,10 @@ Tasks are declared below as lm-eval task configs, one per task kind, and pointed
 files (`<data_dir>/<task>.parquet`, the test split). Every kind prompts with the dataset's
 `input_formatted` field (tinyBenchmarks' few-shot leaderboard prompt), rendered through the chat
 template. The suites and their tasks are declared in `calft.retention.suites`.
+
+Answer choices (`choice_format`): `reference` scores them as the reference does, with a space before
+each one unless the prompt already ends in whitespace (" A", " " + ending); `chat` scores them bare,
+as a chat model begins its answer (lm-eval's convention under chat templates).
 """
 
 from __future__ import annotations
@@ -61,6 +65,12 @@ def _gsm8k_results(doc: dict, results: list[str]) -> dict:
     return {"strict": float(gsm8k_strict(results[0]) == gold), "flexible": float(gsm8k_flexible(results[0]) == gold)}
 
 
+def spaced(prompt: str, continuation: str) -> str:
+    """The reference's continuation: a space first, unless the prompt ends in whitespace or the
+    continuation starts with it."""
+    return continuation if prompt[-1:].isspace() or continuation[:1].isspace() else " " + continuation
+
+
 def _clean_hellaswag(text: str) -> str:
     text = text.strip().replace(" [title]", ". ")
     text = re.sub(r"\[.*?\]", "", text)
@@ -68,8 +78,14 @@ def _clean_hellaswag(text: str) -> str:
 
 
 def _hellaswag_docs(dataset):
-    return dataset.map(lambda doc: {"choices": [_clean_hellaswag(e) for e in doc["endings"]],
-                                    "gold": int(doc["label"])})
+    return dataset.map(lambda doc: {"gold": int(doc["label"])})
+
+
+def _hellaswag_results(doc: dict, results: list) -> dict:
+    """acc_norm: the choice of highest log-likelihood per character of its cleaned ending."""
+    lengths = np.array([max(len(_clean_hellaswag(e)), 1) for e in doc["endings"]], dtype=float)
+    scores = np.array([ll for ll, _ in results]) / lengths
+    return {"acc_norm": float(np.argmax(scores) == doc["gold"])}
 
 
 def _truthfulqa_mc2(doc: dict, results: list) -> dict:
@@ -80,17 +96,33 @@ def _truthfulqa_mc2(doc: dict, results: list) -> dict:
 
 
 def _winogrande_options(doc: dict) -> list[str]:
-    """Contexts: the prompt with the gold option cut from its end, followed by each option."""
+    """Contexts: the prompt with the option it ends with cut off (the longer option tried first),
+    followed by each option; the sentence before its blank when the prompt ends with neither."""
     options = [doc["option1"], doc["option2"]]
-    gold = options[int(doc["answer"]) - 1]
-    prefix = doc["input_formatted"].rstrip()
-    if prefix.endswith(gold):
-        prefix = prefix[: -len(gold)]
+    prompt = doc["input_formatted"]
+    ending = next((option for option in sorted(options, key=len, reverse=True) if prompt.endswith(option)), None)
+    prefix = prompt[: -len(ending)] if ending else doc["sentence"].split("_", 1)[0]
     return [prefix + option for option in options]
 
 
 def _winogrande_continuation(doc: dict) -> str:
     return doc["sentence"].split("_", 1)[1].strip()
+
+
+def _choices(kind: str, choice_format: str):
+    """doc -> the answer choices (winogrande: the continuation) as `choice_format` scores them; None
+    for a kind without choices."""
+    bare = {
+        "mmlu": lambda doc: ["A", "B", "C", "D"],
+        "hellaswag": lambda doc: [_clean_hellaswag(e) for e in doc["endings"]],
+        "truthfulqa": lambda doc: list(doc["mc2_targets"]["choices"]),
+        "winogrande": _winogrande_continuation,
+    }.get(kind)
+    if bare is None or choice_format == "chat":
+        return bare
+    if kind == "winogrande":
+        return lambda doc: spaced(_winogrande_options(doc)[0], bare(doc))
+    return lambda doc: [spaced(doc["input_formatted"], choice) for choice in bare(doc)]
 
 
 def _winogrande_gold(doc: dict) -> int:
@@ -101,22 +133,23 @@ def _winogrande_gold(doc: dict) -> int:
 # Task declarations
 
 
-def task_config(name: str, kind: str, data_file: Path, max_gen_toks: int) -> dict:
+def task_config(name: str, kind: str, data_file: Path, max_gen_toks: int, choice_format: str = "reference") -> dict:
     """The lm-eval task config of one task of the given kind over a local parquet file."""
     common = {"task": f"calft_{name}", "dataset_path": "parquet",
               "dataset_kwargs": {"data_files": {"test": str(data_file)}}, "test_split": "test",
               "num_fewshot": 0, "doc_to_text": "{{input_formatted}}", "metadata": {"version": 1}}
     accuracy = [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]
     kinds = {
-        "mmlu": {"output_type": "multiple_choice", "doc_to_choice": ["A", "B", "C", "D"],
+        "mmlu": {"output_type": "multiple_choice", "doc_to_choice": _choices(kind, choice_format),
                  "doc_to_target": "answer", "metric_list": accuracy},
         "hellaswag": {"output_type": "multiple_choice", "process_docs": _hellaswag_docs,
-                      "doc_to_choice": "choices", "doc_to_target": "gold",
+                      "doc_to_choice": _choices(kind, choice_format), "doc_to_target": "gold",
+                      "process_results": _hellaswag_results,
                       "metric_list": [{"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}]},
-        "truthfulqa": {"output_type": "multiple_choice", "doc_to_choice": "{{mc2_targets.choices}}",
+        "truthfulqa": {"output_type": "multiple_choice", "doc_to_choice": _choices(kind, choice_format),
                        "doc_to_target": 0, "process_results": _truthfulqa_mc2, "metric_list": accuracy},
         "winogrande": {"output_type": "multiple_choice", "doc_to_text": _winogrande_gold,
-                       "doc_to_choice": _winogrande_options, "doc_to_target": _winogrande_continuation,
+                       "doc_to_choice": _winogrande_options, "doc_to_target": _choices(kind, choice_format),
                        "metric_list": accuracy},
         "gsm8k": {"output_type": "generate_until", "doc_to_target": "{{answer}}",
                   "generation_kwargs": {"until": GSM8K_STOP, "do_sample": False, "temperature": 0.0,
@@ -142,8 +175,8 @@ def evaluate_tasks(lm, data_dir: Path, settings: Retention) -> pd.DataFrame:
     from lm_eval import simple_evaluate
 
     tasks = SUITES[settings.suite]
-    configs = [task_config(name, kind, Path(data_dir) / f"{name}.parquet", settings.max_gen_toks)
-               for name, kind in tasks.items()]
+    configs = [task_config(name, kind, Path(data_dir) / f"{name}.parquet", settings.max_gen_toks,
+                           settings.choice_format) for name, kind in tasks.items()]
     output = simple_evaluate(model=lm, tasks=configs, limit=settings.limit, log_samples=True,
                              apply_chat_template=settings.apply_chat_template, bootstrap_iters=0,
                              random_seed=settings.seed, numpy_random_seed=settings.seed,

@@ -97,14 +97,29 @@ def generate_answers(loaded: LoadedModel, prompts: dict[str, list[str]], setting
     return pd.DataFrame(rows)
 
 
+def pair_inputs(tokenizer, first: list[int], seconds: list[list[int]], device) -> dict:
+    """`[CLS] a [SEP] b [SEP]` for each b, token types 0 up to the first [SEP] and 1 after, padded:
+    the classifier's input, built from token ids (each side already truncated)."""
+    rows = [[tokenizer.cls_token_id, *first, tokenizer.sep_token_id, *second, tokenizer.sep_token_id]
+            for second in seconds]
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    types, mask = torch.zeros_like(ids), torch.zeros_like(ids)
+    for row, (tokens, second) in enumerate(zip(rows, seconds)):
+        ids[row, :len(tokens)] = torch.tensor(tokens)
+        mask[row, :len(tokens)] = 1
+        types[row, len(first) + 2:len(tokens)] = 1
+    return {"input_ids": ids.to(device), "token_type_ids": types.to(device), "attention_mask": mask.to(device)}
+
+
 @torch.no_grad()
 def classifier_equivalence(classifier, tokenizer, threshold: float, batch_size: int = 16):
     """equivalent(texts, i, js): the lexical short-circuit, else class-1 probability > threshold on
-    `[CLS] a [SEP] b [SEP]`, each side truncated to 128 tokens."""
+    `[CLS] a [SEP] b [SEP]`, each side truncated to its first 128 tokens."""
     device = next(classifier.parameters()).device
 
-    def truncated(text: str) -> str:
-        return tokenizer.decode(tokenizer(text, add_special_tokens=False).input_ids[:SIDE_TOKENS])
+    def truncated(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False).input_ids[:SIDE_TOKENS]
 
     def equivalent(texts: list[str], i: int, later: list[int]) -> list[bool]:
         decisions = [lexically_equivalent(texts[i], texts[j]) for j in later]
@@ -112,8 +127,7 @@ def classifier_equivalence(classifier, tokenizer, threshold: float, batch_size: 
         first = truncated(texts[i])
         for start in range(0, len(pending), batch_size):
             chunk = pending[start:start + batch_size]
-            batch = tokenizer([first] * len(chunk), [truncated(texts[later[k]]) for k in chunk], padding=True,
-                              return_tensors="pt").to(device)
+            batch = pair_inputs(tokenizer, first, [truncated(texts[later[k]]) for k in chunk], device)
             probability = torch.softmax(classifier(**batch).logits.float(), dim=-1)[:, 1]
             for k, p in zip(chunk, probability.tolist()):
                 decisions[k] = p > threshold
@@ -148,11 +162,11 @@ def _release(model) -> None:
 
 
 def rate_answers(generations: pd.DataFrame, prompts: dict[str, list[str]], settings: NoveltyBench,
-             device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Partition and rate the generations; per-split and overall mean distinct and mean utility."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(settings.similarity_model)
+    tokenizer = AutoTokenizer.from_pretrained(settings.similarity_tokenizer)
     classifier = AutoModelForSequenceClassification.from_pretrained(settings.similarity_model).to(device).eval()
     equivalent = classifier_equivalence(classifier, tokenizer, settings.similarity_threshold)
     groups = []
@@ -164,8 +178,8 @@ def rate_answers(generations: pd.DataFrame, prompts: dict[str, list[str]], setti
     log("  partitioned")
 
     tokenizer = AutoTokenizer.from_pretrained(settings.reward_model)
-    reward_model = AutoModelForSequenceClassification.from_pretrained(
-        settings.reward_model, dtype=getattr(torch, settings.reward_dtype)).to(device).eval()
+    reward_model = AutoModelForSequenceClassification.from_pretrained(  # eager: SDPA drops Gemma-2's soft-capping
+        settings.reward_model, dtype=getattr(torch, settings.reward_dtype), attn_implementation="eager").to(device).eval()
     scores = []
     for (split, j), group in generations.groupby(["split", "prompt_index"], sort=False):
         scores += rewards(reward_model, tokenizer, prompts[split][j], group.text.tolist(),

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from calft.evaluation.parse import extract_ssot_answer
-from calft.modeling.chat import SSOT_OPEN_ENDED, prompt_ids, ssot_format
+from calft.modeling.chat import prompt_ids, ssot_format, ssot_instruction
 from calft.modeling.generation import generate, sample_seed
 from calft.modeling.loader import LoadedModel
 from calft.transfer.metrics import top_p_support, unique_fraction
@@ -72,12 +72,12 @@ def evaluate_open_ended(loaded: LoadedModel, settings: OpenEnded, ssot: bool = F
     indices = prompt_subset(settings.max_prompts)
     prompts = [open_ended_prompts()[k] for k in indices]
     chat = ssot_format(loaded.chat) if ssot else loaded.chat
-    rendered = prompt_ids(loaded.tokenizer, prompts, chat, SSOT_OPEN_ENDED if ssot else None)
+    rendered = prompt_ids(loaded.tokenizer, prompts, chat, ssot_instruction(chat, open_ended=True) if ssot else None)
     rows, samples = [], []
     for k, prompt, ids in zip(indices, prompts, rendered):
         seeds = [sample_seed(settings.seed, f"open_ended/{k:03d}", i) for i in range(settings.num_samples)]
         texts, _, _ = generate(loaded, ids, seeds, settings)
-        answers = [extract_ssot_answer(t) for t in texts] if ssot else texts
+        answers = [extract_ssot_answer(t, harmony=chat.chat_protocol == "harmony") for t in texts] if ssot else texts
         normalized = [normalize_open_answer(a) for a in answers]
         insensitive = [normalize_open_answer(a, insensitive=True) for a in answers]
         sizes = None if ssot else top_p_support(first_token_probabilities(loaded.model, ids)[None], THRESHOLDS)[0]

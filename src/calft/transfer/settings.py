@@ -37,6 +37,7 @@ class NoveltyBench(Section):
     max_new_tokens: int
     seed: int
     similarity_model: str
+    similarity_tokenizer: str
     similarity_threshold: float
     reward_model: str
     reward_dtype: str

@@ -65,10 +65,13 @@ def _gsm8k_results(doc: dict, results: list[str]) -> dict:
     return {"strict": float(gsm8k_strict(results[0]) == gold), "flexible": float(gsm8k_flexible(results[0]) == gold)}
 
 
+SPACING = (" ", "\n", "\t")  # the whitespace the reference's rule looks for, and no other
+
+
 def spaced(prompt: str, continuation: str) -> str:
-    """The reference's continuation: a space first, unless the prompt ends in whitespace or the
-    continuation starts with it."""
-    return continuation if prompt[-1:].isspace() or continuation[:1].isspace() else " " + continuation
+    """The reference's continuation: a space first, unless the prompt ends in a space, newline or
+    tab, or the continuation starts with one."""
+    return continuation if prompt.endswith(SPACING) or continuation.startswith(SPACING) else " " + continuation
 
 
 def _clean_hellaswag(text: str) -> str:

@@ -105,15 +105,15 @@ def micro_workflow_config(micro_config, tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def local_micro_run(tmp_path_factory, micro_workflow_config) -> tuple[Path, Path]:
-    """The micro workflow run locally once per test run, its training launched as under the SLURM
-    profile: (a copy of its tables as first written, its working folder)."""
+    """The micro workflow (`all` and `ablations`) run locally once per test run, its training launched
+    as under the SLURM profile: (a copy of its tables as first written, its working folder)."""
     import yaml
 
     def run(folder: Path) -> None:
         (folder / "work").mkdir()
         (folder / "work" / "micro.yaml").write_text(yaml.safe_dump(micro_workflow_config))
         cores = 2 * len(os.sched_getaffinity(0))  # jobs mostly start Python: two per core overlap
-        run_snakemake("--cores", str(cores), *as_under_the_profile(), "--configfile", "micro.yaml",
+        run_snakemake("all", "ablations", "--cores", str(cores), *as_under_the_profile(), "--configfile", "micro.yaml",
                       cwd=folder / "work")
         shutil.copytree(folder / "work" / "results" / "tables", folder / "tables")
 

@@ -48,6 +48,22 @@ def test_the_schema_families_match_the_registry():
     ({"retention.suite": "tinybench"}, "retention.suite"),
     ({"transfer.noveltybench.enabled": True, "transfer.noveltybench.data_dir": "/no/nb"},
      "transfer.noveltybench.data_dir: no curated.jsonl in '/no/nb'"),
+    ({"targets.eval_decimals": 9}, "targets.eval_decimals"),
+    ({"ablations.variants.bad": {"method": "ssot"}}, "ablations.variants.bad.method"),
+    ({"ablations.variants.Bad_Name": {"method": "soft", "decimals": 4}}, "ablations.variants: 'Bad_Name' does not match"),
+    ({"methods": ["base", "hard"]}, "ablations.variants.soft-d3.method: 'soft' is not trained by this config"),
+    ({"ablations.variants.s2": {"method": "soft", "samples_per_prompt_per_epoch": 4}},
+     "ablations.variants.s2.samples_per_prompt_per_epoch: only hard-target training samples completions"),
+    ({"ablations.variants.same": {"method": "soft", "decimals": 2}}, "ablations.variants.same: changes nothing"),
+    ({"ablations.variants.again": {"method": "soft", "decimals": 3}},
+     "ablations.variants.again: the same setting as variant 'soft-d3'"),
+    ({"ablations.variants.h": {"method": "hard", "samples_per_prompt_per_epoch": 6}},
+     "ablations.variants.h: training.hard_group_size: 4 does not divide training.hard_samples_per_prompt_per_epoch (6)"),
+    ({"ablations.variants.m": {"method": "soft", "max_bins": 70, "models": ["nope"]}},
+     "ablations.variants.m.models: unknown model 'nope'"),
+    ({"ablations.models": ["nope"]}, "ablations.models: unknown model 'nope'"),
+    ({"ablations.variants.r": {"method": "soft", "decimals": 4, "evaluations": ["noveltybench"]}},
+     "ablations.variants.r.evaluations: 'noveltybench' is disabled"),
 ])
 def test_invalid_config_names_the_key(micro_config, changes, key):
     with pytest.raises(config.ConfigError) as refused:

@@ -32,12 +32,14 @@ def dry_run_jobs(output: str) -> list[dict]:
         resources = re.search(r"^\s+resources: (.*)$", block, re.M)
         wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
         inputs = re.search(r"^\s+input: (.*)$", block, re.M)
+        outputs = re.search(r"^\s+output: (.*)$", block, re.M)
         split = lambda text: dict(item.split("=", 1) for item in text.split(", ")) if text else {}
         jobs.append({
             "rule": rule.group(1),
             "resources": split(resources.group(1) if resources else ""),
             "wildcards": split(wildcards.group(1) if wildcards else ""),
             "inputs": inputs.group(1).split(", ") if inputs else [],
+            "outputs": outputs.group(1).split(", ") if outputs else [],
         })
     return jobs
 
@@ -102,12 +104,17 @@ def test_the_paper_config_reproduces_the_reference_inputs():
 def test_paper_jobs_get_the_profile_resources(paper_dry_run):
     profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     defaults, per_rule = profile["default-resources"], profile["set-resources"]
+    model_rules = {"train_soft", "train_hard", "sample", "logit_kl", "retention", "perplexity", "open_ended", "mcq",
+                   "noveltybench"}
+    checked = set()
     for job in paper_dry_run:
-        if job["rule"] not in ("discretize", "build_tries"):
+        if job["rule"] not in per_rule:
             continue
         expected = {**defaults, **per_rule[job["rule"]]}
         for key, value in expected.items():
             assert job["resources"][key] == str(value), (job["rule"], key)
+        checked.add(job["rule"])
+    assert checked >= model_rules | {"discretize", "build_tries"}, checked  # every GPU stage, as the SLURM run omits some
 
 
 def test_profile_gpu_settings():
@@ -165,11 +172,106 @@ def test_the_report_reads_exactly_the_inputs_of_the_aggregate_rule(paper_dry_run
     assert set(aggregate["inputs"]) == read | {"results/targets/ood/d5_b16384.parquet"}
 
 
+def _plan(tmp_path: Path, config: dict, *targets: str) -> list[dict]:
+    path = _config_file(tmp_path, config)
+    result = snakemake(*targets, "-n", "--forceall", "--directory", str(tmp_path), "--configfile", str(path))
+    return dry_run_jobs(result.stdout + result.stderr)
+
+
+def test_the_training_decimals_never_move_the_evaluation_reference(tmp_path, micro_config):
+    config = micro_config(**{"targets.decimals": 3, "ablations.variants": {"soft-d5": {"method": "soft", "decimals": 5}}})
+    jobs = _plan(tmp_path, config, "all", "ablations")
+    reference = {"targets": "results/targets/ood/d2_b100.parquet", "tries": "results/tries/smollm2/ood/d2_b100.parquet"}
+    evaluations = [job for job in jobs if job["rule"] in ("sample", "score", "logit_kl")]
+    assert {job["wildcards"]["variant"] for job in evaluations} == {"", "~soft-d5"}
+    for job in evaluations:
+        assert reference["targets"] in job["inputs"], job
+        assert job["rule"] != "logit_kl" or reference["tries"] in job["inputs"], job
+    trained = {(job["rule"], job["wildcards"]["variant"]): job["inputs"] for job in jobs if job["rule"].startswith("train")}
+    assert "results/targets/train/d3_b50.parquet" in trained["train_soft", ""]
+    assert "results/tries/smollm2/train/d5_b50.parquet" in trained["train_soft", "~soft-d5"]
+    assert "results/targets/train/d3_b100.parquet" in trained["train_hard", ""]
+
+
+def test_a_variant_folder_of_another_method_is_refused(tmp_path, micro_config):
+    path = _config_file(tmp_path, micro_config())
+    result = snakemake("results/smol/hard~soft-d3/adapter", "-n", "--directory", str(tmp_path), "--configfile",
+                       str(path), check=False)
+    assert result.returncode != 0 and "variant 'soft-d3' varies soft, not hard" in result.stdout + result.stderr
+
+
+def test_the_paper_ablations_plan_both_grids_on_the_two_models_and_stay_out_of_all():
+    paper = yaml.safe_load((ROOT / "config.paper.yaml").read_text())["ablations"]
+    assert paper["models"] == ["qwen3-14b", "gemma-3-12b-it"]
+    grids = {name: (v["method"], v.get("decimals", 5), v.get("max_bins", {"soft": 1001, "hard": 16384}[v["method"]]),
+                    v.get("samples_per_prompt_per_epoch", 16), v.get("epochs", 2)) for name, v in paper["variants"].items()}
+    soft = {(d, b) for method, d, b, _, _ in grids.values() if method == "soft"} | {(5, 1001)}
+    assert soft == {(d, b) for d in (2, 3, 5) for b in (1001, 4096, 16384)}  # Table 25: the full grid
+    hard = sorted((d, b, spp, epochs) for method, d, b, spp, epochs in grids.values() if method == "hard")
+    assert hard == sorted([(3, 1001, 16, 2), (2, 1001, 16, 2), (5, 1001, 16, 2), (3, 4096, 16, 2), (3, 16384, 16, 2),
+                           (3, 1001, 8, 4), (3, 1001, 32, 1), (5, 16384, 8, 4), (5, 16384, 32, 1)])  # Table 26
+    planned = snakemake("--profile", str(ROOT / "profiles" / "slurm"), "ablations", "-n", "--forceall", "--quiet", "rules")
+    counts = {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", planned.stdout, re.M)}
+    assert counts["train_soft"] == 2 * 9 and counts["train_hard"] == 2 * 10  # the variants and the finals
+    assert counts["sample"] == counts["score"] == 2 * 19 * 2 and counts["logit_kl"] == 2 * 17 * 2
+    assert counts["construction_cost"] == counts["aggregate_ablations"] == 1 and "aggregate" not in counts
+
+
+def test_all_plans_no_variant(paper_dry_run):
+    assert all(not job["wildcards"].get("variant") for job in paper_dry_run)
+    assert not {"construction_cost", "aggregate_ablations"} & {job["rule"] for job in paper_dry_run}
+
+
 def test_an_embedded_model_is_prepared_by_its_rule_once(tmp_path, micro_config):
     config = _config_file(tmp_path, micro_config())
     planned = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(config), "--quiet", "rules")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", planned.stdout, re.M))
     assert counts["prepare_embedded_model"] == "1" and int(counts["total"]) > 30
+
+
+@pytest.mark.slow
+def test_micro_ablations_train_each_variant_into_its_own_folder_against_the_one_reference(local_micro_run):
+    """The micro config's two variants (soft d=3, hard 4 x 2) beside the final settings: their own
+    adapters and evaluations, the reference unchanged, Tables 24-26 and Figure 14; a new variant then
+    plans only its own jobs and overwrites nothing."""
+    _, work = local_micro_run
+    results = work / "results" / "smol"
+    soft, hard = artifacts.read_record(results / "soft~soft-d3" / "adapter"), artifacts.read_record(
+        results / "hard~hard-4x2" / "adapter")
+    assert soft["config"]["targets"]["decimals"] == 3 and soft["config"]["training"]["soft_epochs"] == 1
+    assert hard["config"]["training"]["hard_epochs"] == 2
+    assert artifacts.read_record(results / "hard" / "adapter")["config"]["training"]["hard_epochs"] == 1
+    assert len(pd.read_parquet(results / "hard~hard-4x2" / "train_log.parquet")) == 2 * len(
+        pd.read_parquet(results / "hard" / "train_log.parquet"))
+    for run in ("soft", "soft~soft-d3", "hard", "hard~hard-4x2"):
+        for kind in ("scores", "logit_kl"):
+            recorded = artifacts.recorded_reference(results / run / kind / "ood.parquet")
+            assert (recorded["decimals"], recorded["max_bins"]) == (2, 100), (run, kind)  # eval_*, not the training d
+    assert not (results / "base~soft-d3").exists() and not list(results.glob("ssot~*"))
+
+    ablations = work / "results" / "ablations"
+    table25 = pd.read_csv(ablations / "table25_soft_ablation.csv")
+    table26 = pd.read_csv(ablations / "table26_hard_ablation.csv")
+    assert list(table25.variant) == ["final", "soft-d3"] and list(table25.d) == [2, 3]
+    assert list(table26.variant) == ["final", "hard-4x2"] and list(table26["total draws"]) == [4, 8]
+    summary = pd.read_csv(work / "results" / "tables" / "summary.csv").set_index(["prompt_set", "method"])
+    assert table25["smol ood W1"][0] == pytest.approx(summary.loc[("ood", "soft"), "normalized_w1"], nan_ok=True)
+    table24 = pd.read_csv(ablations / "table24_construction_cost.csv")
+    assert len(table24) == 4 and (table24.prompts == 4).all() and list(table24.row.fillna("")).count("evaluation reference") == 1
+    assert "final ★" in (ablations / "table26_hard_ablation.md").read_text()
+    assert (ablations / "figure14_ood_samples_by_decimals_smol.png").stat().st_size > 1000
+
+    config = yaml.safe_load((work / "micro.yaml").read_text())
+    config["ablations"]["variants"]["soft-b100"] = {"method": "soft", "max_bins": 100}
+    (work / "more.yaml").write_text(yaml.safe_dump(config))
+    planned = snakemake("ablations", "-n", *as_under_the_profile(), "--directory", str(work), "--configfile",
+                        str(work / "more.yaml"))
+    jobs = dry_run_jobs(planned.stdout + planned.stderr)
+    assert {job["rule"] for job in jobs} == {"build_tries", "train_soft", "sample", "score", "logit_kl",
+                                             "aggregate_ablations", "ablations"}
+    assert all(job["wildcards"]["variant"] == "~soft-b100" for job in jobs if "variant" in job["wildcards"])
+    written = [path for job in jobs if job["rule"] != "aggregate_ablations" for path in job["outputs"]]
+    assert written and not [path for path in written if (work / path).exists()]
 
 
 @pytest.mark.slow
@@ -250,6 +352,11 @@ def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
     assert "aggregate" in jobs and not {"sample", "logit_kl", "train_soft", "prepare_embedded_model",
                                         "retention", "perplexity"} & set(jobs)
     assert (tmp_path / "results" / "tables" / "structured_ood.tex").exists()
+    shutil.rmtree(tmp_path / "results" / "ablations")
+    rebuilt = snakemake("ablations", "--allowed-rules", "aggregate_ablations", "--cores", "1", *launch,
+                        "--directory", str(tmp_path), "--configfile", str(config))
+    assert re.findall(r"^(\w+)\s+\d+$", rebuilt.stdout + rebuilt.stderr, re.M)[:1] == ["aggregate_ablations"]
+    assert (tmp_path / "results" / "ablations" / "table26_hard_ablation.tex").exists()
     assert (tmp_path / "results" / "tables" / "retention_perplexity.tex").exists()
     report = snakemake("tables", "--report", str(tmp_path / "report.html"), *launch, "--directory", str(tmp_path),
                        "--configfile", str(config))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calft import layout, methods, settings
+from calft import layout, methods, settings, variants
 from calft.artifacts.records import RECORD
 from calft.evaluation.settings import Sampling
 from calft.retention.settings import Perplexity, Retention
@@ -96,6 +96,19 @@ def data_problems(config: dict) -> list[str]:
     return problems
 
 
+def variant_problems(config: dict) -> list[str]:
+    """The ablations' variants (calft.variants), each with a training schedule that works."""
+    problems = variants.problems(config)
+    for name, variant in variants.declared(config).items():
+        key = f"ablations.variants.{name}"
+        problems += [f"{key}: {problem}" for problem in Training(**variant.training(config["training"])).problems()]
+        for evaluation in variant.evaluations:
+            section = config["transfer"][evaluation] if evaluation in config["transfer"] else config[evaluation]
+            if not section["enabled"]:
+                problems.append(f"{key}.evaluations: '{evaluation}' is disabled in this config")
+    return problems
+
+
 def validate(config: dict) -> None:
     """Check a workflow config and fill in the schema's defaults in place; raise ConfigError with
     every problem found."""
@@ -104,5 +117,6 @@ def validate(config: dict) -> None:
         for label, section in SECTIONS.items():
             problems += section(**_section_value(config, label)).problems()
         problems += method_problems(config) + model_problems(config) + data_problems(config)
+        problems += variant_problems(config) if not problems else []
     if problems:
         raise ConfigError(problems)

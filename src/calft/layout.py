@@ -1,7 +1,8 @@
 """Where every file lives: one layout for the workflow (common.smk) and the report.
 
 Templates are paths relative to the workflow's working directory, with Snakemake wildcards in
-braces. Per-model outputs sit under results/<model>/<method>/ (a method of calft.methods); shared
+braces. Per-model outputs sit under results/<model>/<method><variant>/ (a method of calft.methods;
+the variant empty for the final setting, ~<name> for a training variant of calft.variants); shared
 targets under results/targets/,
 tries per tokenizer under results/tries/<tokenizer>/; prepared models and data under resources/.
 `report_inputs` is the exact list of files the tables and figures are made of: the aggregate rule
@@ -13,28 +14,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from calft.methods import METHODS
+from calft.variants import SEPARATOR
 
 RESULTS = "results"
 
 TARGETS = "results/targets/{prompt_set}/d{decimals}_b{bins}.parquet"
 TRIES = "results/tries/{tokenizer}/{prompt_set}/d{decimals}_b{bins}.parquet"
-ADAPTER = "results/{model}/{method}/adapter"
-TRAIN_LOG = "results/{model}/{method}/train_log.parquet"
-CHECKPOINTS = "results/{model}/{method}/checkpoints"
-SAMPLES = "results/{model}/{method}/samples/{prompt_set}.parquet"
-SCORES = "results/{model}/{method}/scores/{prompt_set}.parquet"
-LOGIT_KL = "results/{model}/{method}/logit_kl/{prompt_set}.parquet"
-RETENTION = "results/{model}/{method}/retention.parquet"
-RETENTION_EXAMPLES = "results/{model}/{method}/retention_examples.parquet"
-PERPLEXITY = "results/{model}/{method}/perplexity.parquet"
-OPEN_ENDED = "results/{model}/{method}/transfer/open_ended.parquet"
-OPEN_ENDED_SAMPLES = "results/{model}/{method}/transfer/open_ended_samples.parquet"
-MCQ = "results/{model}/{method}/transfer/mcq.parquet"
-MCQ_SAMPLES = "results/{model}/{method}/transfer/mcq_samples.parquet"
-NOVELTY = "results/{model}/{method}/transfer/noveltybench.parquet"
-NOVELTY_GENERATIONS = "results/{model}/{method}/transfer/noveltybench_generations.parquet"
+ADAPTER = "results/{model}/{method}{variant}/adapter"
+TRAIN_LOG = "results/{model}/{method}{variant}/train_log.parquet"
+CHECKPOINTS = "results/{model}/{method}{variant}/checkpoints"
+SAMPLES = "results/{model}/{method}{variant}/samples/{prompt_set}.parquet"
+SCORES = "results/{model}/{method}{variant}/scores/{prompt_set}.parquet"
+LOGIT_KL = "results/{model}/{method}{variant}/logit_kl/{prompt_set}.parquet"
+RETENTION = "results/{model}/{method}{variant}/retention.parquet"
+RETENTION_EXAMPLES = "results/{model}/{method}{variant}/retention_examples.parquet"
+PERPLEXITY = "results/{model}/{method}{variant}/perplexity.parquet"
+OPEN_ENDED = "results/{model}/{method}{variant}/transfer/open_ended.parquet"
+OPEN_ENDED_SAMPLES = "results/{model}/{method}{variant}/transfer/open_ended_samples.parquet"
+MCQ = "results/{model}/{method}{variant}/transfer/mcq.parquet"
+MCQ_SAMPLES = "results/{model}/{method}{variant}/transfer/mcq_samples.parquet"
+NOVELTY = "results/{model}/{method}{variant}/transfer/noveltybench.parquet"
+NOVELTY_GENERATIONS = "results/{model}/{method}{variant}/transfer/noveltybench_generations.parquet"
 TABLES = "results/tables"
 FIGURES = "results/figures"
+ABLATIONS = "results/ablations"  # Tables 24-26 and Figure 14
+CONSTRUCTION_COST = "results/targets/construction_cost.parquet"  # Table 24's measurements
 
 EMBEDDED_MODEL = "resources/models/{model}"  # a converted safetensors folder
 HUB_MODEL_MARKER = "resources/models/{model}.json"  # names the snapshot in the Hugging Face cache
@@ -69,15 +73,44 @@ def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tu
         for name in selection.methods:
             method = METHODS[name]
             for prompt_set in selection.prompt_sets:
-                keys = dict(model=model, method=name, prompt_set=prompt_set)
+                keys = dict(model=model, method=name, variant="", prompt_set=prompt_set)
                 for kind in [kind for kind in per_set if kind in method.evaluations]:
                     inputs[kind][model, name, prompt_set] = under(results, per_set[kind], **keys)
                 if prompt_set == "ood" and method.main:
                     inputs["ood_samples"][model, name] = under(results, SAMPLES, **keys)
             for kind in [kind for kind in per_model if kind in method.evaluations]:
                 if getattr(selection, kind):
-                    inputs[kind][model, name] = under(results, per_model[kind], model=model, method=name)
+                    inputs[kind][model, name] = under(results, per_model[kind], model=model, method=name, variant="")
     return inputs
+
+
+def ablation_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tuple, Path]]:
+    """Every file the ablation report reads (calft.report.settings.AblationSelection), keyed by
+    (model, method, variant[, prompt set]): each run's scores and, for Figure 14, the OOD samples
+    of the soft runs."""
+    inputs: dict[str, dict[tuple, Path]] = {"scores": {}, "logit_kl": {}, "ood_samples": {}}
+    for run in selection.rows:
+        suffix = f"{SEPARATOR}{run.variant}" if run.variant else ""
+        for model in run.models:
+            keys = dict(model=model, method=run.method, variant=suffix)
+            for prompt_set in selection.prompt_sets:
+                inputs["scores"][model, run.method, run.variant, prompt_set] = under(
+                    results, SCORES, **keys, prompt_set=prompt_set)
+            if run.method == "soft" and "ood" in selection.prompt_sets:
+                inputs["ood_samples"][model, run.method, run.variant] = under(results, SAMPLES, **keys, prompt_set="ood")
+    return inputs
+
+
+def ablation_outputs(selection, folder: str | Path = ABLATIONS) -> list[Path]:
+    """Every table and figure the ablation report writes."""
+    names = ["table24_construction_cost"] + [f"table{TABLE_OF_METHOD[m]}_{m}_ablation" for m in selection.methods]
+    outputs = _tables(names, folder)
+    if "soft" in selection.methods and "ood" in selection.prompt_sets:
+        outputs += [Path(folder) / f"figure14_ood_samples_by_decimals_{model}.png" for model in selection.soft_models]
+    return outputs
+
+
+TABLE_OF_METHOD = {"soft": 25, "hard": 26}  # the paper's ablation table of each trained method
 
 
 def _tables(names: list[str], tables: str | Path) -> list[Path]:

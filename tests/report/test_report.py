@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calft import artifacts
+from calft import artifacts, layout
 from calft.layout import report_inputs
 from calft.report import tables as aggregate
 from calft.report.settings import ReportSelection
@@ -76,3 +76,65 @@ def test_table2_averages_gp_irt_over_the_task_rows_and_pools_perplexity(tmp_path
     tasks, columns = aggregate.task_table(retention_rows, ["m"])
     assert [label for _, label, _ in columns] == ["gp-IRT", "accuracy"]
     assert list(tasks.index) == [("m", "mmlu"), ("m", "gsm8k strict"), ("m", "gsm8k flexible")]
+
+
+def _scores(path, w1: list[float], reference=(5, 16384)) -> None:
+    """A scores artifact of two families (two prompts each) measured against `reference`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"prompt_id": ["a1", "a2", "b1", "b2"], "family": ["a", "a", "b", "b"], "split": "ood",
+                          "params": "{}", "num_samples": 10, "num_valid": 10, "valid_rate": 1.0, "w1": w1,
+                          "spread": 1.0, "normalized_w1": w1})
+    decimals, max_bins = reference
+    artifacts.write_frame(frame, path, artifacts.provenance("scores", {"reference": {
+        "prompt_set": "ood", "decimals": decimals, "max_bins": max_bins}}))
+
+
+def _ablation_selection(**changes):
+    from calft.report.settings import AblationSelection
+
+    run = dict(method="soft", models=["m1", "m2"], max_bins=1001, draws_per_prompt=1, epochs=3)
+    return AblationSelection.from_dict(dict(models=["m1", "m2"], prompt_sets=["ood"], runs=[
+        run | dict(variant="", decimals=5), run | dict(variant="d3", decimals=3)]) | changes)
+
+
+def test_the_ablation_tables_mark_the_final_row_and_the_best_per_model_and_split(tmp_path):
+    from calft.report.commands import aggregate_ablations
+
+    results = tmp_path / "results"
+    per_run = {("m1", ""): [0.2, 0.4, 0.1, 0.1], ("m1", "d3"): [0.5, 0.5, 0.3, 0.3],  # family medians 0.2, 0.4
+               ("m2", ""): [0.9, 0.9, 0.7, 0.7], ("m2", "d3"): [0.1, 0.1, 0.3, 0.3]}  # 0.8, 0.2
+    for (model, variant), w1 in per_run.items():
+        _scores(results / model / ("soft~" + variant if variant else "soft") / "scores" / "ood.parquet", w1)
+    cost = pd.DataFrame({"decimals": [2, 2, 5, 5], "max_bins": [100, 100, 100, 100], "prompt_id": ["p", "q"] * 2,
+                         "family": "a", "outputs": [10, 20, 30, 50], "trie_nodes": [40, 60, 90, 110],
+                         "space_seconds": [0.001, 0.003, 0.002, 0.004], "space_peak_bytes": [2**20, 2**21, 2**20, 3 * 2**20],
+                         "trie_seconds": 0.01, "trie_peak_bytes": 2**20})
+    artifacts.write_frame(cost, tmp_path / "cost.parquet", artifacts.provenance("construction_cost", {
+        "reference": {"decimals": 5, "max_bins": 100}}))
+    aggregate_ablations(_ablation_selection(), str(results), str(tmp_path / "cost.parquet"), None, str(tmp_path / "out"))
+
+    table25 = pd.read_csv(tmp_path / "out" / "table25_soft_ablation.csv")
+    assert list(table25.variant) == ["final", "d3"] and list(table25.d) == [5, 3]
+    assert list(table25["m1 ood W1"]) == pytest.approx([0.2, 0.4]) and list(table25["m2 ood W1"]) == pytest.approx([0.8, 0.2])
+    markdown = (tmp_path / "out" / "table25_soft_ablation.md").read_text()
+    assert "| final ★ | 5 | 1001 | 1 | 3 | 3 | **0.2** | 0.8 |" in markdown
+    assert "| d3 | 3 | 1001 | 1 | 3 | 3 | 0.4 | **0.2** |" in markdown
+    assert "against the evaluation reference d=5, 16384 bins" in markdown
+    table24 = pd.read_csv(tmp_path / "out" / "table24_construction_cost.csv")
+    assert list(table24["output space ms/prompt"]) == pytest.approx([2.0, 3.0])
+    assert list(table24["output space peak MiB"]) == pytest.approx([2.0, 3.0])
+    assert list(table24.row.fillna("")) == ["", "evaluation reference"]
+    assert not (tmp_path / "out" / "table26_hard_ablation.csv").exists()  # no hard variants, no Table 26
+
+
+def test_numbers_measured_against_different_references_never_share_a_table(tmp_path):
+    from calft.errors import UserError
+
+    results = tmp_path / "results"
+    _scores(results / "m1" / "soft" / "scores" / "ood.parquet", [0.1] * 4)
+    _scores(results / "m1" / "soft~d3" / "scores" / "ood.parquet", [0.1] * 4, reference=(3, 1001))
+    inputs = layout.ablation_inputs(_ablation_selection(models=["m1"], runs=[
+        dict(method="soft", variant=v, models=["m1"], decimals=d, max_bins=1001, draws_per_prompt=1, epochs=3)
+        for v, d in (("", 5), ("d3", 3))]), results)
+    with pytest.raises(UserError, match="measured against the reference d=5, 16384 bins but .* against d=3, 1001 bins"):
+        aggregate.load(inputs)

@@ -14,10 +14,10 @@ import re
 import shlex
 from pathlib import Path
 
-from calft import layout
+from calft import layout, variants
 from calft.config import ConfigError, validate
 from calft.methods import BASELINES, METHODS, TRAINED
-from calft.report.settings import ReportSelection
+from calft.report.settings import AblationSelection, ReportSelection
 from calft.retention.suites import SUITES
 
 try:
@@ -36,6 +36,7 @@ RETENTION = config["retention"]
 PERPLEXITY = config["perplexity"]
 TRANSFER = config["transfer"]
 NOVELTY = TRANSFER["noveltybench"]
+VARIANTS = variants.declared(config)  # the ablations' training variants, by name
 
 RETENTION_DATA = RETENTION["data_dir"] or layout.RETENTION_DATA.format(suite=RETENTION["suite"])
 PERPLEXITY_DATA = layout.PALOMA_OFFLINE if PERPLEXITY["offline"] else PERPLEXITY["data_dir"] or layout.PALOMA
@@ -56,6 +57,30 @@ REPORT = dict(
 REPORT_SELECTION = ReportSelection.from_dict(REPORT)
 
 
+def _ablation_report():
+    """The runs of Tables 25-26: every declared variant, and the final setting of each varied method
+    on the models its variants train."""
+    runs = []
+    for method in TRAINED:
+        varied = [variant for variant in VARIANTS.values() if variant.method == method]
+        if varied:
+            models = [name for name in MODELS if any(name in variant.models for variant in varied)]
+            runs += [_ablation_run(variants.final(config, method), models), *map(_ablation_run, varied)]
+    models = [name for name in MODELS if any(name in run["models"] for run in runs)]
+    return dict(models=models, prompt_sets=PROMPTS["evaluation"], runs=runs)
+
+
+def _ablation_run(variant, models=None):
+    grid = variant.grid
+    return dict(method=variant.method, variant=variant.name, models=list(models or variant.models),
+                decimals=grid["decimals"], max_bins=grid["max_bins"], draws_per_prompt=grid["draws_per_prompt"],
+                epochs=grid["epochs"])
+
+
+ABLATION_REPORT = _ablation_report()
+ABLATION_SELECTION = AblationSelection.from_dict(ABLATION_REPORT)
+
+
 def _alternatives(names):
     return "|".join(sorted(map(re.escape, names))) or "(?!)"
 
@@ -67,16 +92,42 @@ wildcard_constraints:
     tokenizer=_alternatives({m["tokenizer"] for m in MODELS.values()}),
     prompt_set="train|unseen|ood|unseen-full|ood-full",
     method=_alternatives(METHODS),
+    variant="(?:" + "|".join(["", *(re.escape(variant.suffix) for variant in VARIANTS.values())]) + ")",
     decimals=r"\d+",
     bins=r"\d+",
 
 
-def targets_file(prompt_set, bins):
-    return layout.TARGETS.format(prompt_set=prompt_set, decimals=TARGETS["decimals"], bins=bins)
+def targets_file(prompt_set, decimals, bins):
+    return layout.TARGETS.format(prompt_set=prompt_set, decimals=decimals, bins=bins)
 
 
-def tries_file(tokenizer, prompt_set, bins):
-    return layout.TRIES.format(tokenizer=tokenizer, prompt_set=prompt_set, decimals=TARGETS["decimals"], bins=bins)
+def tries_file(tokenizer, prompt_set, decimals, bins):
+    return layout.TRIES.format(tokenizer=tokenizer, prompt_set=prompt_set, decimals=decimals, bins=bins)
+
+
+def reference_targets(prompt_set):
+    """The one evaluation reference of a prompt set (targets.eval_*), whatever the training used."""
+    return targets_file(prompt_set, TARGETS["eval_decimals"], TARGETS["eval_max_bins"])
+
+
+def reference_tries(tokenizer, prompt_set):
+    return tries_file(tokenizer, prompt_set, TARGETS["eval_decimals"], TARGETS["eval_max_bins"])
+
+
+def run_variant(wildcards):
+    """The training setting of a (method, variant) results folder: the method's final (top-level)
+    setting, or a declared variant of that method."""
+    if not wildcards.variant:
+        return variants.final(config, wildcards.method)
+    variant = VARIANTS[wildcards.variant.removeprefix(variants.SEPARATOR)]
+    if variant.method != wildcards.method:
+        raise WorkflowError(f"variant '{variant.name}' varies {variant.method}, not {wildcards.method}")
+    return variant
+
+
+def run_keys(model, method, variant=None):
+    """The wildcards of a results folder (calft.layout) of a model, method and variant."""
+    return dict(model=model, method=method, variant=variant.suffix if variant else "")
 
 
 def model_inputs(name):
@@ -133,6 +184,14 @@ def discretize_settings(wildcards):
                          per_family=PROMPTS["train_per_family"] if train else None)
 
 
+def construction_cost_settings():
+    """Table 24's grid and prompts, the first run model's terminator and the reference's grid point."""
+    first = MODELS[RUN_MODELS[0]]
+    return settings_json(construction_cost=config["ablations"]["construction_cost"],
+                         number_format=PROMPTS["number_format"], terminator=first["terminator"],
+                         reference=dict(decimals=TARGETS["eval_decimals"], max_bins=TARGETS["eval_max_bins"]))
+
+
 def tries_inputs(wildcards):
     return {
         "targets": layout.TARGETS.format(**wildcards),
@@ -141,12 +200,19 @@ def tries_inputs(wildcards):
 
 
 def train_inputs(wildcards):
-    """The prepared model and the training targets at the method's bins; soft also needs their tries."""
-    bins = TARGETS[f"{wildcards.method}_max_bins"]
-    inputs = {"model": model_inputs(wildcards.model), "targets": targets_file("train", bins)}
+    """The prepared model and the training targets of the variant; soft also needs their tries."""
+    variant = run_variant(wildcards)
+    inputs = {"model": model_inputs(wildcards.model),
+              "targets": targets_file("train", variant.decimals, variant.max_bins)}
     if wildcards.method == "soft":
-        inputs["tries"] = tries_file(MODELS[wildcards.model]["tokenizer"], "train", bins)
+        inputs["tries"] = tries_file(MODELS[wildcards.model]["tokenizer"], "train", variant.decimals, variant.max_bins)
     return inputs
+
+
+def train_settings(wildcards):
+    """The method, the model, and the training section with the variant's epochs and draws."""
+    return settings_json(method=wildcards.method, model=MODELS[wildcards.model],
+                         training=run_variant(wildcards).training(TRAINING))
 
 
 def tries_option(wildcards, input):
@@ -161,16 +227,18 @@ def train_launcher(wildcards, resources):
 
 
 def model_and_adapter(wildcards):
-    """The model, and the adapter of a method that has one."""
+    """The model, and the adapter of a method that has one (of the variant, when the folder names one)."""
     inputs = {"model": model_inputs(wildcards.model)}
+    if wildcards.variant:
+        run_variant(wildcards)  # only a trained method has variants, and only its own
     if METHODS[wildcards.method].adapter:
-        inputs["adapter"] = layout.ADAPTER.format(model=wildcards.model, method=wildcards.method)
+        inputs["adapter"] = layout.ADAPTER.format(**wildcards)
     return inputs
 
 
 def evaluation_inputs(wildcards):
     """The model, the adapter, and the evaluation targets of the prompt set."""
-    return model_and_adapter(wildcards) | {"targets": targets_file(wildcards.prompt_set, TARGETS["eval_max_bins"])}
+    return model_and_adapter(wildcards) | {"targets": reference_targets(wildcards.prompt_set)}
 
 
 def generation_settings(key, section, wildcards):
@@ -221,9 +289,12 @@ def ood_targets_option(wildcards, input):
 def report_item(path):
     """A table or figure marked for `snakemake --report`, with the caption of its kind."""
     name = Path(path).stem
-    kind = next((prefix.rstrip("_") for prefix in ("structured_", "ssot_", "per_family_", "figure3_ood_samples_")
+    kind = next((prefix.rstrip("_") for prefix in ("structured_", "ssot_", "per_family_", "figure3_ood_samples_",
+                                                   "figure14_ood_samples_by_decimals_")
                  if name.startswith(prefix)), name)
-    if name.startswith(("retention_", "perplexity_")):
+    if name.startswith(("table24_", "table25_", "table26_", "figure14_")):
+        category = "ablations"
+    elif name.startswith(("retention_", "perplexity_")):
         category = "retention and perplexity"
     elif name.startswith(("transfer", "ssot_")):
         category = "transfer"
@@ -239,11 +310,37 @@ def all_outputs():
     for name in RUN_MODELS:
         for method in TRAINED:
             if method in config["methods"]:
-                outputs.append(layout.ADAPTER.format(model=name, method=method))
+                outputs.append(layout.ADAPTER.format(**run_keys(name, method)))
     outputs += aggregate_outputs()
     for tokenizer in dict.fromkeys(MODELS[m]["tokenizer"] for m in RUN_MODELS):
         if "soft" in config["methods"]:
-            outputs.append(tries_file(tokenizer, "train", TARGETS["soft_max_bins"]))
+            final = variants.final(config, "soft")
+            outputs.append(tries_file(tokenizer, "train", final.decimals, final.max_bins))
         for prompt_set in PROMPTS["evaluation"]:
-            outputs.append(tries_file(tokenizer, prompt_set, TARGETS["eval_max_bins"]))
+            outputs.append(reference_tries(tokenizer, prompt_set))
+    return outputs
+
+
+def ablation_inputs(wildcards):
+    """Exactly the files the ablation report reads (calft.layout.ablation_inputs)."""
+    inputs = layout.ablation_inputs(ABLATION_SELECTION)
+    return [str(path) for kind in ("scores", "ood_samples") for path in inputs[kind].values()]
+
+
+def ablation_outputs():
+    return [str(path) for path in layout.ablation_outputs(ABLATION_SELECTION)]
+
+
+def ablation_targets():
+    """The `ablations` target: Tables 24-26 and Figure 14, and every variant's adapter, logit KL and
+    the further evaluations it asks for."""
+    outputs = ablation_outputs()
+    per_model = {"retention": layout.RETENTION, "perplexity": layout.PERPLEXITY, "open_ended": layout.OPEN_ENDED,
+                 "mcq": layout.MCQ, "noveltybench": layout.NOVELTY}
+    for variant in VARIANTS.values():
+        for model in variant.models:
+            keys = run_keys(model, variant.method, variant)
+            outputs.append(layout.ADAPTER.format(**keys))
+            outputs += [layout.LOGIT_KL.format(**keys, prompt_set=s) for s in PROMPTS["evaluation"]]
+            outputs += [per_model[evaluation].format(**keys) for evaluation in variant.evaluations]
     return outputs

@@ -1,7 +1,8 @@
 # Structured-sampling evaluation (calft.evaluation): N generations per evaluation prompt for every
-# method (calft.methods: the base model, each adapter, SSOT prompting of the base model), parsed
-# and judged; per-prompt valid rate and normalized W1 (on CPU); the trie logit KL, its 4-path
-# estimate and optionally its exact value.
+# method (calft.methods: the base model, each adapter, SSOT prompting of the base model) and
+# training variant, parsed and judged; per-prompt valid rate and normalized W1 (on CPU); the trie
+# logit KL, its 4-path estimate and optionally its exact value. Always against the one evaluation
+# reference (targets.eval_decimals, eval_max_bins), whatever the adapter was trained on.
 
 
 rule sample:
@@ -13,9 +14,9 @@ rule sample:
         model=model_paths,
         settings=lambda wildcards: generation_settings("sampling", SAMPLING, wildcards),
     log:
-        "logs/sample/{model}/{method}/{prompt_set}.log",
+        "logs/sample/{model}/{method}{variant}/{prompt_set}.log",
     benchmark:
-        "results/benchmarks/sample/{model}/{method}/{prompt_set}.tsv"
+        "results/benchmarks/sample/{model}/{method}{variant}/{prompt_set}.tsv"
     threads: 1
     resources:
         gpu=SAMPLING["gpus"],
@@ -31,13 +32,13 @@ rule sample:
 rule score:
     input:
         samples=layout.SAMPLES,
-        targets=lambda wildcards: targets_file(wildcards.prompt_set, TARGETS["eval_max_bins"]),
+        targets=lambda wildcards: reference_targets(wildcards.prompt_set),
     output:
         layout.SCORES,
     log:
-        "logs/score/{model}/{method}/{prompt_set}.log",
+        "logs/score/{model}/{method}{variant}/{prompt_set}.log",
     benchmark:
-        "results/benchmarks/score/{model}/{method}/{prompt_set}.tsv"
+        "results/benchmarks/score/{model}/{method}{variant}/{prompt_set}.tsv"
     resources:
         mem_mb=4000,
         runtime=10,
@@ -50,17 +51,16 @@ rule score:
 rule logit_kl:
     input:
         unpack(evaluation_inputs),
-        tries=lambda wildcards: tries_file(MODELS[wildcards.model]["tokenizer"], wildcards.prompt_set,
-                                           TARGETS["eval_max_bins"]),
+        tries=lambda wildcards: reference_tries(MODELS[wildcards.model]["tokenizer"], wildcards.prompt_set),
     output:
         layout.LOGIT_KL,
     params:
         model=model_paths,
         settings=model_settings(sampling=SAMPLING),
     log:
-        "logs/logit_kl/{model}/{method}/{prompt_set}.log",
+        "logs/logit_kl/{model}/{method}{variant}/{prompt_set}.log",
     benchmark:
-        "results/benchmarks/logit_kl/{model}/{method}/{prompt_set}.tsv"
+        "results/benchmarks/logit_kl/{model}/{method}{variant}/{prompt_set}.tsv"
     threads: 1
     resources:
         gpu=SAMPLING["gpus"],

@@ -1,17 +1,21 @@
 # Report (calft.report): tables and figures from the per-prompt parquet files, on CPU, without any
 # model. The rule's inputs are exactly the files the report reads (calft.layout.report_inputs).
 # Rebuild them from cached parquet alone with: snakemake --cores 1 tables --allowed-rules aggregate
+# The ablations (ablations: in the config) have their own report and target, never part of `all`:
+#   snakemake --cores 1 ablations --allowed-rules aggregate_ablations
 
 
 localrules:
     aggregate,
     tables,
+    aggregate_ablations,
+    ablations,
 
 
 rule aggregate:
     input:
         aggregate_inputs,
-        ood_targets=[targets_file("ood", TARGETS["eval_max_bins"])] if "ood" in PROMPTS["evaluation"] else [],
+        ood_targets=[reference_targets("ood")] if "ood" in PROMPTS["evaluation"] else [],
     output:
         [report_item(path) if path.endswith((".png", ".md")) else path for path in aggregate_outputs()],
     params:
@@ -33,3 +37,30 @@ rule aggregate:
 rule tables:
     input:
         aggregate_outputs(),
+
+
+rule aggregate_ablations:
+    input:
+        ablation_inputs,
+        construction_cost=layout.CONSTRUCTION_COST,
+        ood_targets=[reference_targets("ood")] if "ood" in PROMPTS["evaluation"] else [],
+    output:
+        [report_item(path) if path.endswith((".png", ".md")) else path for path in ablation_outputs()],
+    params:
+        settings=settings_json(**ABLATION_REPORT),
+        ood_targets=ood_targets_option,
+        folder=folder_of("table24_construction_cost.csv"),
+    log:
+        "logs/aggregate/ablations.log",
+    benchmark:
+        "results/benchmarks/aggregate/ablations.tsv"
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft aggregate-ablations --settings {params.settings:q} --results results "
+        "--construction-cost {input.construction_cost:q} {params.ood_targets} --output {params.folder:q} > {log:q} 2>&1"
+
+
+rule ablations:
+    input:
+        ablation_targets(),

@@ -84,9 +84,9 @@ rule retention:
         settings=model_settings(retention=RETENTION),
         irt=irt_option,
     log:
-        "logs/retention/{model}/{method}.log",
+        "logs/retention/{model}/{method}{variant}.log",
     benchmark:
-        "results/benchmarks/retention/{model}/{method}.tsv"
+        "results/benchmarks/retention/{model}/{method}{variant}.tsv"
     threads: 1
     resources:
         gpu=RETENTION["gpus"],
@@ -109,9 +109,9 @@ rule perplexity:
         model=model_paths,
         settings=model_settings(perplexity=PERPLEXITY),
     log:
-        "logs/perplexity/{model}/{method}.log",
+        "logs/perplexity/{model}/{method}{variant}.log",
     benchmark:
-        "results/benchmarks/perplexity/{model}/{method}.tsv"
+        "results/benchmarks/perplexity/{model}/{method}{variant}.tsv"
     threads: 1
     resources:
         gpu=PERPLEXITY["gpus"],

@@ -1,6 +1,7 @@
 # Targets (calft.targets): every prompt's target law discretized into canonical strings with masses,
 # and the token tries over them, once per tokenizer shared by several models. Both outputs are
-# folders of parquet parts, one per family, written by parallel workers.
+# folders of parquet parts, one per family, written by parallel workers. The construction cost of
+# both over a precision grid (the ablations' Table 24) is measured one prompt at a time.
 
 
 rule discretize:
@@ -46,3 +47,25 @@ rule build_tries:
     shell:
         "calft build-tries --settings {params.settings:q} --targets {input.targets:q} --tokenizer {params.tokenizer:q} "
         "{params.same_tokenizer} --workers {threads} --output {output:q} > {log:q} 2>&1"
+
+
+rule construction_cost:
+    input:
+        model=lambda wildcards: model_inputs(RUN_MODELS[0]),
+    output:
+        layout.CONSTRUCTION_COST,
+    params:
+        tokenizer=lambda wildcards: model_source(RUN_MODELS[0]),
+        settings=construction_cost_settings(),
+    log:
+        "logs/construction_cost.log",
+    benchmark:
+        "results/benchmarks/construction_cost.tsv"
+    resources:
+        mem_mb=64000,
+        runtime=120,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft construction-cost --settings {params.settings:q} --tokenizer {params.tokenizer:q} "
+        "--output {output:q} > {log:q} 2>&1"

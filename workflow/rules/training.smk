@@ -1,6 +1,7 @@
 # Training (calft.training): the LoRA adapter of each trained method (calft.methods), one job per
-# (model, method). With more than one GPU the job launches torchrun (DDP) on its node. A rerun
-# resumes from results/<model>/<method>/checkpoints. The two rules differ in their method and time
+# (model, method) and training variant (calft.variants; none: the top-level setting). With more
+# than one GPU the job launches torchrun (DDP) on its node. A rerun resumes from
+# results/<model>/<method>[~<variant>]/checkpoints. The two rules differ in their method and time
 # limit only.
 
 
@@ -14,15 +15,14 @@ rule train_soft:
         method="soft",
     params:
         model=model_paths,
-        settings=lambda wildcards: settings_json(method=wildcards.method, model=MODELS[wildcards.model],
-                                                 training=TRAINING),
+        settings=train_settings,
         launcher=train_launcher,
         tries=tries_option,
         checkpoints=layout.CHECKPOINTS,
     log:
-        "logs/train/{model}/{method}.log",
+        "logs/train/{model}/{method}{variant}.log",
     benchmark:
-        "results/benchmarks/train/{model}/{method}.tsv"
+        "results/benchmarks/train/{model}/{method}{variant}.tsv"
     threads: 1
     priority: 10  # the critical path: training starts as soon as its targets exist
     resources:

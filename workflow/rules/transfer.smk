@@ -13,9 +13,9 @@ rule open_ended:
         model=model_paths,
         settings=lambda wildcards: generation_settings("open_ended", TRANSFER["open_ended"], wildcards),
     log:
-        "logs/open_ended/{model}/{method}.log",
+        "logs/open_ended/{model}/{method}{variant}.log",
     benchmark:
-        "results/benchmarks/open_ended/{model}/{method}.tsv"
+        "results/benchmarks/open_ended/{model}/{method}{variant}.tsv"
     threads: 1
     resources:
         gpu=TRANSFER["gpus"],
@@ -38,9 +38,9 @@ rule mcq:
         model=model_paths,
         settings=model_settings(mcq=TRANSFER["mcq"]),
     log:
-        "logs/mcq/{model}/{method}.log",
+        "logs/mcq/{model}/{method}{variant}.log",
     benchmark:
-        "results/benchmarks/mcq/{model}/{method}.tsv"
+        "results/benchmarks/mcq/{model}/{method}{variant}.tsv"
     threads: 1
     resources:
         gpu=TRANSFER["gpus"],
@@ -102,9 +102,9 @@ rule noveltybench:
         model=model_paths,
         settings=model_settings(noveltybench=NOVELTY),
     log:
-        "logs/noveltybench/{model}/{method}.log",
+        "logs/noveltybench/{model}/{method}{variant}.log",
     benchmark:
-        "results/benchmarks/noveltybench/{model}/{method}.tsv"
+        "results/benchmarks/noveltybench/{model}/{method}{variant}.tsv"
     threads: 1
     resources:
         gpu=TRANSFER["gpus"],

@@ -48,6 +48,12 @@ LOGIT_KL_SCHEMA = pa.schema([
     ("prompt_id", pa.string()), ("family", pa.string()), ("split", pa.string()),
     ("logit_kl", pa.float64()), ("logit_kl_exact", pa.float64()),  # NaN unless computed exactly
 ])
+CONSTRUCTION_COST_SCHEMA = pa.schema([
+    ("decimals", pa.int64()), ("max_bins", pa.int64()), ("prompt_id", pa.string()), ("family", pa.string()),
+    ("outputs", pa.int64()), ("trie_nodes", pa.int64()),
+    ("space_seconds", pa.float64()), ("space_peak_bytes", pa.int64()),  # tracemalloc peak above the start
+    ("trie_seconds", pa.float64()), ("trie_peak_bytes", pa.int64()),
+])
 TRAIN_LOG_SCHEMA = pa.schema([
     ("step", pa.int32()), ("epoch", pa.int16()), ("loss", pa.float64()), ("lr", pa.float64()),
     ("examples", pa.int32()), ("tokens", pa.int64()), ("seconds", pa.float64()),
@@ -199,6 +205,14 @@ def _check_logit_kl(table: pa.Table) -> str | None:
     return None
 
 
+def _check_construction_cost(table: pa.Table) -> str | None:
+    for name in ("space_seconds", "trie_seconds", "space_peak_bytes", "trie_peak_bytes"):
+        values = _column(table, name)
+        if values is not None and not np.all(np.isfinite(values) & (values >= 0)):
+            return f"negative or non-finite {name}"
+    return None
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str
@@ -213,6 +227,8 @@ KINDS = {kind.name: kind for kind in (
     Kind("samples", SAMPLES_SCHEMA, _check_samples, ("value", "valid")),
     Kind("scores", SCORES_SCHEMA, _check_scores, ("num_samples", "num_valid", "valid_rate", "w1", "normalized_w1")),
     Kind("logit_kl", LOGIT_KL_SCHEMA, _check_logit_kl, ("logit_kl",)),
+    Kind("construction_cost", CONSTRUCTION_COST_SCHEMA, _check_construction_cost,
+         ("space_seconds", "trie_seconds", "space_peak_bytes", "trie_peak_bytes")),
     Kind("train_log", TRAIN_LOG_SCHEMA),
     Kind("retention", RETENTION_SCHEMA),
     Kind("retention_examples", RETENTION_EXAMPLES_SCHEMA),

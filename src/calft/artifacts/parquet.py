@@ -155,6 +155,25 @@ def check_same_targets(derived: str | Path, kind: str, targets: str | Path) -> N
                         "they do not belong together")
 
 
+def evaluation_reference(targets: str | Path) -> dict:
+    """The evaluation reference a targets artifact is: its prompt set, decimals and bin cap. Scores
+    and logit KL record it, so that the report never compares numbers measured against different ones."""
+    config = check_kind(targets, "targets")["config"]
+    return {key: config.get(key) for key in ("prompt_set", "decimals", "max_bins")}
+
+
+def recorded_reference(path: str | Path) -> dict:
+    """The evaluation reference a scores or logit KL artifact records (older scores: the one of the
+    targets its samples were drawn for)."""
+    config = read_provenance(path)["config"]
+    if "reference" in config:
+        return config["reference"]
+    targets = (config.get("samples") or {}).get("targets") or {}
+    if not targets:
+        raise UserError(f"{path} records no evaluation reference: rerun the step that made it")
+    return {key: targets.get(key) for key in ("prompt_set", "decimals", "max_bins")}
+
+
 @contextlib.contextmanager
 def parquet_writer(path: str | Path, schema: pa.Schema, info: dict):
     """A ParquetWriter on a temporary file that becomes `path`, an artifact of the kind `info`

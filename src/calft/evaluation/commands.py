@@ -38,7 +38,8 @@ def score(samples: str, targets: str, output: str) -> None:
     if unknown:
         raise UserError(f"{samples} holds samples of prompts that {targets} does not have, e.g. {sorted(unknown)[0]!r}")
     scores = score_samples(frame, prompts)
-    info = artifacts.provenance("scores", {"samples": artifacts.read_provenance(samples)["config"]})
+    info = artifacts.provenance("scores", {"reference": artifacts.evaluation_reference(targets),
+                                           "samples": artifacts.read_provenance(samples)["config"]})
     artifacts.write_frame(scores, output, info)
     log(f"scored {len(scores)} prompts: mean valid rate {scores.valid_rate.mean():.3f}")
 
@@ -62,7 +63,8 @@ def logit_kl(settings: LogitKlSettings, model_dir: str, adapter: str | None, tri
     rendered = prompt_ids(loaded.tokenizer, list(prompts.prompt), loaded.chat)
     paths, seed, exact = settings.sampling.logit_kl_paths, settings.sampling.seed, settings.sampling.logit_kl_exact
     table = logit_kl_table(loaded.model, trie, prompts, rendered, paths, seed, exact)
-    info = artifacts.provenance("logit_kl", {"model": settings.model.to_dict(), "adapter": adapter, "paths": paths,
+    info = artifacts.provenance("logit_kl", {"reference": artifacts.evaluation_reference(targets),
+                                             "model": settings.model.to_dict(), "adapter": adapter, "paths": paths,
                                              "seed": seed, "exact": exact,
                                              "tries": artifacts.read_provenance(tries)["config"]})
     artifacts.write_frame(table, output, info)

@@ -1,9 +1,9 @@
-"""The report stage's command: aggregate."""
+"""The report stage's commands: aggregate, aggregate-ablations."""
 
 from __future__ import annotations
 
 from calft.command import command, input_path, output_path
-from calft.report.settings import ReportSelection
+from calft.report.settings import AblationSelection, ReportSelection
 
 
 def add_commands(sub) -> None:
@@ -18,3 +18,15 @@ def add_commands(sub) -> None:
     input_path(ag, "--ood-targets", default=None, help="OOD evaluation targets, for Figure 3")
     output_path(ag, "--tables", None, default="results/tables", help="folder for the tables")
     output_path(ag, "--figures", None, default="results/figures", help="folder for the figures")
+
+    ab = command(sub, "aggregate-ablations", "calft.report.commands:aggregate_ablations", AblationSelection,
+                 "JSON: models (column order), prompt_sets, and runs (each: method, variant, '' for the final "
+                 "setting, models, decimals, max_bins, draws_per_prompt, epochs)",
+                 help="the ablation tables and figure from parquet files (no model)",
+                 description="Write Table 24 (construction cost), Tables 25-26 (the soft and hard training variants "
+                 "that the runs name, against the one evaluation reference) and Figure 14 (OOD samples of the soft "
+                 "variants by training decimals), each table as csv, md and tex.")
+    input_path(ab, "--results", default="results", help="results folder")
+    input_path(ab, "--construction-cost", required=True, help="parquet file written by 'calft construction-cost'")
+    input_path(ab, "--ood-targets", default=None, help="OOD evaluation targets, for Figure 14")
+    output_path(ab, "--output", None, default="results/ablations", help="folder for the tables and the figure")

@@ -9,7 +9,7 @@ import pandas as pd
 
 from calft import artifacts, layout
 from calft.methods import MAIN
-from calft.report.settings import ReportSelection
+from calft.report.settings import AblationSelection, ReportSelection
 
 log = logging.getLogger(__name__).info
 
@@ -83,5 +83,72 @@ def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, 
 
     for model, samples in ood_samples.items():
         with artifacts.atomic_path(figures / f"figure3_ood_samples_{model}.png", "report") as path:
-            plots.figure_ood_samples(samples, ood_prompts.astype(str), model, path)
+            plots.figure_ood_samples(samples, ood_prompts.astype(str), f"{model}: OOD samples against the target", path)
     log(f"wrote tables to {tables} and figures to {figures}")
+
+
+def aggregate_ablations(settings: AblationSelection, results: str, construction_cost: str, ood_targets: str | None,
+                        output: str) -> None:
+    """Tables 24-26 and Figure 14 from the construction-cost parquet and the variants' scores."""
+    from calft.report import ablations
+    from calft.report import tables as report
+
+    folder = Path(output)
+    outputs = layout.ablation_outputs(settings, folder)
+    for path in outputs:
+        artifacts.check_output(path, "report")
+    inputs = layout.ablation_inputs(settings, results)
+    cost = report.read(construction_cost, "construction_cost")
+    recorded = artifacts.read_provenance(construction_cost)["config"]["reference"]
+    rows = report.load(inputs) if inputs["scores"] else None
+    folder.mkdir(parents=True, exist_ok=True)
+
+    table = ablations.construction_cost_table(cost, (recorded["decimals"], recorded["max_bins"]))
+    title = "Table 24: construction cost of the output space and the trie over the precision grid"
+    note = "per prompt, one at a time; peaks are tracemalloc's; ★ = the evaluation reference"
+    _write_ablation_table(folder, "table24_construction_cost", table, title, note)
+    for method in settings.methods:
+        number = layout.TABLE_OF_METHOD[method]
+        table = ablations.variant_table(report.summary(rows), settings.rows, method, settings.models,
+                                        settings.prompt_sets)
+        title = ablations.variant_title(method, number, settings.prompt_sets, rows.reference.iloc[0])
+        _write_ablation_table(folder, f"table{number}_{method}_ablation", table, title,
+                              "★ = the final setting; bold = the best per model and split; — = undefined")
+    if settings.soft_models and ood_targets:
+        _figure14(settings, inputs, ood_targets, folder)
+    log(f"wrote Tables 24-26 and Figure 14 to {folder}")
+
+
+def _write_ablation_table(folder: Path, name: str, table, title: str, note: str) -> None:
+    from calft.report import ablations
+
+    _write_text(folder / f"{name}.csv", table.to_csv(index=False))
+    _write_text(folder / f"{name}.md", ablations.to_markdown(table, title, note))
+    _write_text(folder / f"{name}.tex", ablations.to_latex(table, title, note))
+
+
+def _figure14(settings: AblationSelection, inputs: dict, ood_targets: str, folder: Path) -> None:
+    """Per model, the OOD samples of every soft run coloured by its training decimals."""
+    from calft.report import figures as plots
+    from calft.report import tables as report
+
+    prompts = artifacts.read_table(ood_targets, "targets", ["prompt_id", "family", "params"]).to_pandas().astype(str)
+    runs = {run.variant: run for run in settings.rows if run.method == "soft"}
+    decimals = sorted({run.decimals for run in runs.values()})
+    bins = sorted({run.max_bins for run in runs.values()})
+    for model in settings.soft_models:
+        samples, colors, styles = {}, {}, {}
+        for (sample_model, _, variant), path in inputs["ood_samples"].items():
+            if sample_model == model:
+                run = runs[variant]
+                label = f"d={run.decimals}, {run.max_bins} bins" + ("" if variant else " (final)")
+                samples[label] = report.read(path, "samples")
+                colors[label] = DECIMALS_PALETTE[decimals.index(run.decimals) % len(DECIMALS_PALETTE)]
+                styles[label] = BINS_STYLES[bins.index(run.max_bins) % len(BINS_STYLES)]
+        title = f"{model}: OOD samples of the soft variants; colour = training decimals, line = bin cap (Figure 14)"
+        with artifacts.atomic_path(folder / f"figure14_ood_samples_by_decimals_{model}.png", "report") as path:
+            plots.figure_ood_samples(samples, prompts, title, path, colors, styles)
+
+
+DECIMALS_PALETTE = ["#d95f02", "#7570b3", "#1b9e77", "#e7298a", "#66a61e", "#a6761d"]  # Figure 14, by decimals
+BINS_STYLES = ["-", "--", ":", "-."]  # Figure 14, by bin cap

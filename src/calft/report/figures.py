@@ -85,10 +85,15 @@ def figure_per_family(per_prompt: pd.DataFrame, prompt_set: str, metric: str, pa
     plt.close(fig)
 
 
-def figure_ood_samples(samples: dict[str, pd.DataFrame], targets: pd.DataFrame, model: str, path: Path) -> None:
-    """Figure 3: for each OOD prompt, histograms of the valid samples of each method (method ->
-    samples) over the target law (density, or probability mass for integer families)."""
+def figure_ood_samples(samples: dict[str, pd.DataFrame], targets: pd.DataFrame, title: str, path: Path,
+                       colors: dict[str, str] | None = None, styles: dict[str, str] | None = None) -> None:
+    """Figures 3 and 14: for each OOD prompt, histograms of the valid samples of each series (label ->
+    samples; coloured by `colors`, else by method, with line `styles`) over the target law (density,
+    or probability mass for integer families)."""
     from matplotlib.lines import Line2D
+
+    colors = colors or {method: METHODS[method].color for method in samples}
+    styles = styles or {}
 
     from calft.targets.families import get_family
 
@@ -115,7 +120,8 @@ def figure_ood_samples(samples: dict[str, pd.DataFrame], targets: pd.DataFrame, 
             values = values[(values >= low) & (values <= high)]
             if len(values):
                 bins = np.arange(np.floor(low) - 0.5, np.ceil(high) + 1) if family.integer else 30
-                heights, _, _ = ax.hist(values, bins=bins, density=True, histtype="step", color=METHODS[method].color)
+                heights, _, _ = ax.hist(values, bins=bins, density=True, histtype="step", color=colors[method],
+                                        linestyle=styles.get(method, "-"))
                 top = max(top, float(np.percentile(heights, 95)))
         ax.set_ylim(0, 1.3 * top)
         ax.set_title(prompt.prompt_id, fontsize=7)
@@ -123,8 +129,9 @@ def figure_ood_samples(samples: dict[str, pd.DataFrame], targets: pd.DataFrame, 
     for ax in axes.ravel()[len(prompts):]:
         ax.axis("off")
     target = Line2D([], [], color="black", label="target law")
-    fig.legend(handles=[target, *_method_handles(samples)], loc="upper right", ncols=4, fontsize=8)
-    fig.suptitle(f"{model}: OOD samples against the target", x=0.01, ha="left")
+    series = [Line2D([], [], color=colors[label], linestyle=styles.get(label, "-"), label=label) for label in samples]
+    fig.legend(handles=[target, *series], loc="upper right", ncols=min(6, 1 + len(series)), fontsize=8)
+    fig.suptitle(title, x=0.01, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=100, format="png")
     plt.close(fig)

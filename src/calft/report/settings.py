@@ -36,3 +36,56 @@ class ReportSelection(Section):
         if unknown:
             return [f"settings.methods: unknown method '{unknown[0]}' ({', '.join(methods.METHODS)})"]
         return []
+
+
+@dataclass(frozen=True)
+class AblationRun:
+    """A row of Tables 25-26: a trained method's final setting (variant "") or one of its variants."""
+
+    method: str
+    variant: str
+    models: list
+    decimals: int
+    max_bins: int
+    draws_per_prompt: int
+    epochs: int
+
+
+@dataclass(frozen=True)
+class AblationSelection(Section):
+    """The ablated models (in column order), the prompt sets, and the runs of Tables 25-26."""
+
+    SCHEMA_PATH = ("$defs", "ablation_report_settings")
+    LABEL = "settings"
+    models: list
+    prompt_sets: list
+    runs: list
+
+    @property
+    def rows(self) -> list[AblationRun]:
+        return [AblationRun(**run) for run in self.runs]
+
+    @property
+    def methods(self) -> list[str]:
+        """The trained methods with variants, in table order."""
+        return [name for name in methods.TRAINED if any(run.method == name and run.variant for run in self.rows)]
+
+    @property
+    def soft_models(self) -> list[str]:
+        """The models of Figure 14: those with soft variants."""
+        varied = {model for run in self.rows if run.method == "soft" and run.variant for model in run.models}
+        return [model for model in self.models if model in varied]
+
+    def problems(self) -> list[str]:
+        problems = []
+        for name in self.methods:
+            finals = [run for run in self.rows if run.method == name and not run.variant]
+            if len(finals) != 1:
+                problems.append(f"settings.runs: {name} has variants and needs exactly one final run (variant ''), "
+                                f"not {len(finals)}")
+        for run in self.rows:
+            unknown = [model for model in run.models if model not in self.models]
+            if unknown:
+                problems.append(f"settings.runs: run {run.method}~{run.variant} names model '{unknown[0]}', "
+                                "which is not among settings.models")
+        return problems

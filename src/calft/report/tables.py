@@ -32,26 +32,51 @@ def read(path: Path, kind: str) -> pd.DataFrame:
     return artifacts.read_table(path, kind).to_pandas()
 
 
+def _reference(path: Path) -> str:
+    reference = artifacts.recorded_reference(path)
+    return f"d={reference['decimals']}, {reference['max_bins']} bins"
+
+
+def check_one_reference(frames: dict[Path, str]) -> str:
+    """The one evaluation reference of a table's files (path -> reference); two of them are an error
+    naming a file of each."""
+    found = {}
+    for path, reference in frames.items():
+        found.setdefault(reference, path)
+    if len(found) > 1:
+        (first, one), (second, other) = list(found.items())[:2]
+        raise UserError(f"{one} was measured against the reference {first} but {other} against {second}: "
+                        "their numbers cannot share a table (set targets.eval_decimals and eval_max_bins to one "
+                        "reference and rerun the evaluations)")
+    return next(iter(found), "")
+
+
 def load(inputs: dict) -> pd.DataFrame:
-    """Per-prompt rows of every (model, method, prompt set) of the inputs: scores joined with logit KL
-    (SSOT has no logit KL: NaN)."""
-    frames = []
-    for (model, method, prompt_set), path in inputs["scores"].items():
+    """Per-prompt rows of every (model, method[, variant], prompt set) of the inputs: scores joined
+    with logit KL (SSOT has no logit KL: NaN), all measured against one evaluation reference."""
+    frames, references = [], {}
+    for key, path in inputs["scores"].items():
         frame = read(path, "scores").assign(logit_kl=np.nan, logit_kl_exact=np.nan)
-        kl = inputs["logit_kl"].get((model, method, prompt_set))
+        references[path] = _reference(path)
+        kl = inputs["logit_kl"].get(key)
         if kl is not None:
             frame = frame.drop(columns=["logit_kl", "logit_kl_exact"]).merge(
                 read(kl, "logit_kl")[["prompt_id", "logit_kl", "logit_kl_exact"]], on="prompt_id", how="left")
-        frames.append(frame.assign(model=model, method=method, prompt_set=prompt_set))
-    return pd.concat(frames, ignore_index=True)
+            references[kl] = _reference(kl)
+        model, method, *variant, prompt_set = key
+        frames.append(frame.assign(model=model, method=method, prompt_set=prompt_set,
+                                   **({"variant": variant[0]} if variant else {})))
+    reference = check_one_reference(references)
+    return pd.concat(frames, ignore_index=True).assign(reference=reference)
 
 
 def summary(per_prompt: pd.DataFrame) -> pd.DataFrame:
-    """One row per (prompt set, model, method) with the paper's aggregates."""
+    """One row per (prompt set, model, method[, variant]) with the paper's aggregates."""
+    keys = ["prompt_set", "model", "method"] + (["variant"] if "variant" in per_prompt else [])
     rows = []
-    for (prompt_set, model, method), group in per_prompt.groupby(["prompt_set", "model", "method"], sort=False):
+    for values, group in per_prompt.groupby(keys, sort=False):
         rows.append({
-            "prompt_set": prompt_set, "model": model, "method": method,
+            **dict(zip(keys, values)),
             "normalized_w1": family_median(group, "normalized_w1"),
             "logit_kl": family_mean(group, "logit_kl"),
             "logit_kl_exact": family_mean(group, "logit_kl_exact"),

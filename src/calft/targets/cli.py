@@ -1,9 +1,9 @@
-"""The targets stage's commands: discretize, build-tries, fingerprint."""
+"""The targets stage's commands: discretize, build-tries, fingerprint, construction-cost."""
 
 from __future__ import annotations
 
 from calft.command import command, input_path, output_path, workers_option
-from calft.targets.settings import DiscretizeSettings, TriesSettings
+from calft.targets.settings import ConstructionCostSettings, DiscretizeSettings, TriesSettings
 
 
 def add_commands(sub) -> None:
@@ -37,3 +37,13 @@ def add_commands(sub) -> None:
     f = command(sub, "fingerprint", "calft.targets.commands:print_fingerprint", TriesSettings,
                 "JSON with the terminator (see build-tries)", help="print the tokenizer fingerprint that keys shared tries")
     input_path(f, "--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
+
+    c = command(sub, "construction-cost", "calft.targets.commands:construction_cost", ConstructionCostSettings,
+                "JSON: construction_cost (decimals and max_bins lists, prompt_set, max_prompts), number_format, "
+                "terminator, reference (the evaluation grid point, marked in Table 24)",
+                help="time and trace the memory of building each prompt's output space and trie over a precision grid",
+                description="For every (decimals, max_bins) of the grid and every prompt, one at a time: the wall "
+                "seconds and tracemalloc peak of discretizing its law and of tokenizing and building its trie "
+                "(paper Table 24). Writes one parquet row per (grid point, prompt).")
+    input_path(c, "--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
+    output_path(c, "--output", "construction_cost", required=True, help="parquet file to write")

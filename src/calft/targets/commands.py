@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from calft import artifacts
 from calft.errors import RunError, UserError
-from calft.targets.settings import DiscretizeSettings, TriesSettings
+from calft.targets.settings import ConstructionCostSettings, DiscretizeSettings, TriesSettings
 
 log = logging.getLogger(__name__).info
 
@@ -230,3 +230,23 @@ def print_fingerprint(settings: TriesSettings, tokenizer: str) -> None:
     from calft.targets.canonical import fingerprint, load_backend
 
     print(fingerprint(load_backend(tokenizer), settings.terminator))
+
+
+# ---------------------------------------------------------------------------------------------
+# construction-cost
+
+
+def construction_cost(settings: ConstructionCostSettings, tokenizer: str, output: str) -> None:
+    from calft.targets.canonical import CanonicalTokenizer, load_backend, single_token_id
+    from calft.targets.cost import construction_cost as measure
+    from calft.targets.prompts import evenly_spaced, prompt_set
+
+    cost = settings.construction_cost
+    prompts = evenly_spaced(prompt_set(cost["prompt_set"], settings.number_format), cost["max_prompts"])
+    backend = load_backend(tokenizer)
+    terminator_id = single_token_id(backend, settings.terminator)
+    log(f"construction-cost: {len(prompts)} {cost['prompt_set']} prompts over {len(settings.grid)} grid points")
+    frame = measure(prompts, settings.grid, CanonicalTokenizer(backend), terminator_id)
+    info = artifacts.provenance("construction_cost", settings.to_dict() | {"tokenizer": str(tokenizer)})
+    artifacts.write_frame(frame, output, info)
+    log(f"wrote {len(frame)} rows to {output}")

@@ -228,7 +228,8 @@ def make_prompt(family_id: str, params: dict[str, float], split: str, number_for
     return Prompt(prompt_id, family.id, split, printed, text)
 
 
-def _evenly_spaced(rows: list, count: int | None) -> list:
+def evenly_spaced(rows: list, count: int | None) -> list:
+    """`count` evenly spaced items of `rows`, in order (all of them for None)."""
     if count is None or count >= len(rows):
         return rows
     return [rows[i] for i in np.linspace(0, len(rows) - 1, count).astype(int)]
@@ -261,7 +262,7 @@ def prompt_set(
             rows = _grid_rows(TEST_GRIDS[family_id])
         else:
             rows = SELECTED[family_id]
-        for row in _evenly_spaced(rows, per_family):
+        for row in evenly_spaced(rows, per_family):
             prompts.append(make_prompt(family_id, _grid_to_params(family_id, row), split, number_format))
     ids = [p.prompt_id for p in prompts]
     if len(set(ids)) != len(ids):

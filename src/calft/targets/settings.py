@@ -26,3 +26,20 @@ class TriesSettings(Section):
     SCHEMA_PATH = ("$defs", "tries_settings")
     LABEL = "settings"
     terminator: str
+
+
+@dataclass(frozen=True)
+class ConstructionCostSettings(Section):
+    """construction-cost: the precision grid and prompts of Table 24, and the tries' terminator."""
+
+    SCHEMA_PATH = ("$defs", "construction_cost_settings")
+    LABEL = "settings"
+    construction_cost: dict
+    number_format: str
+    terminator: str
+    reference: dict
+
+    @property
+    def grid(self) -> list[tuple[int, int]]:
+        cost = self.construction_cost
+        return [(decimals, max_bins) for decimals in cost["decimals"] for max_bins in cost["max_bins"]]

@@ -289,7 +289,7 @@ def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
 
 def _write_outputs(run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str) -> None:
     config = {"method": run.method, "model": run.model.to_dict(), "training": run.settings.to_dict(),
-              "fingerprint": fingerprint}
+              "targets": artifacts.read_provenance(run.targets)["config"], "fingerprint": fingerprint}
     with artifacts.atomic_path(run.adapter, "adapter") as folder:
         model.save_pretrained(folder, state_dict=weights)
         tokenizer.save_pretrained(folder)

@@ -336,8 +336,24 @@ def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
     table1 = pd.read_csv(tmp_path / "results" / "tables" / "transfer.csv", header=[0, 1], index_col=0)
     assert list(table1.index) == ["smol"] and table1.shape[1] == 15  # 5 measures x base, soft, hard
     assert "W1 (norm.) ssot" in (tmp_path / "results" / "tables" / "ssot_ood.md").read_text()
-    for figure in ("figure2_family_median_w1.png", "figure3_ood_samples_smol.png", "per_family_ood_logit_kl.png"):
-        assert (tmp_path / "results" / "figures" / figure).stat().st_size > 1000
+    for figure in ("figure2_family_median_w1.png", "figure3_ood_samples_smol.png", "per_family_ood_logit_kl.png",
+                   "figure8_ood_samples_ssot_smol.png", "figure9_open_ended_per_prompt.png",
+                   "figure10_open_ended_frequencies_smol.png", "figure11_retention_per_task.png",
+                   "figure12_paloma_perplexity.png", "figure13_paloma_bits_per_byte.png"):
+        assert (tmp_path / "results" / "figures" / figure).stat().st_size > 1000, figure
+    tables = tmp_path / "results" / "tables"
+    assert "| lora_r | 16 |" in (tables / "table3_shared_hyperparameters.md").read_text()
+    table4 = pd.read_csv(tables / "table4_method_hyperparameters.csv", dtype=str).set_index("hyperparameter")
+    assert table4.loc["training max bins", "soft"] == "50" and table4.loc["epochs", "hard"] == "1"
+    assert len(pd.read_csv(tables / "table5_families.csv")) == 30
+    cost = pd.read_csv(tables / "appendix_b1_training_cost.csv").set_index("method")
+    assert cost.loc["soft", "runs"] == 1 and cost.loc["soft", "gpu_hours"] == 0 and "cpu" in cost.loc["soft", "devices"]
+    stages = pd.read_csv(tables / "appendix_b1_stage_wallclock.csv").set_index("stage")
+    assert stages.loc["sample", "jobs"] >= 4 and stages.loc["train", "wall_hours"] > 0
+    counts = pd.read_csv(tables / "appendix_d4_open_ended_counts.csv")
+    assert set(counts.method) == {"soft", "hard"} and (counts.pairs == 2).all()
+    assert (counts[["higher", "equal", "lower"]].sum(axis=1) == counts.pairs).all()
+    assert (tables / "table21_retention_tasks_model_mean.md").exists() and (tables / "table23_perplexity_slices_model_mean.tex").exists()
 
     again = snakemake("--cores", "2", *launch, "--directory", str(tmp_path), "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr

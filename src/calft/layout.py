@@ -64,11 +64,12 @@ def under(results: str | Path, template: str, **keys) -> Path:
 def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tuple, Path]]:
     """Every file the report reads for a selection (calft.report.settings.ReportSelection), by kind,
     keyed by (model, method[, prompt set]): each method's evaluations (calft.methods) among those the
-    selection covers, and the OOD samples of the main methods for Figure 3."""
+    selection covers, and the OOD samples of the main methods and SSOT for Figures 3 and 8."""
     per_set = {"scores": SCORES, "logit_kl": LOGIT_KL}
     per_model = {"retention": RETENTION, "perplexity": PERPLEXITY, "open_ended": OPEN_ENDED, "mcq": MCQ,
                  "noveltybench": NOVELTY}
-    inputs: dict[str, dict[tuple, Path]] = {kind: {} for kind in [*per_set, "ood_samples", *per_model]}
+    inputs: dict[str, dict[tuple, Path]] = {kind: {} for kind in [*per_set, "ood_samples", *per_model, "train_log",
+                                                                  "open_ended_samples"]}
     for model in selection.models:
         for name in selection.methods:
             method = METHODS[name]
@@ -76,8 +77,13 @@ def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tu
                 keys = dict(model=model, method=name, variant="", prompt_set=prompt_set)
                 for kind in [kind for kind in per_set if kind in method.evaluations]:
                     inputs[kind][model, name, prompt_set] = under(results, per_set[kind], **keys)
-                if prompt_set == "ood" and method.main:
+                if prompt_set == "ood" and (method.main or name == "ssot"):  # Figures 3 and 8
                     inputs["ood_samples"][model, name] = under(results, SAMPLES, **keys)
+            if "open_ended" in method.evaluations and method.main and selection.open_ended:  # Figure 10
+                inputs["open_ended_samples"][model, name] = under(results, OPEN_ENDED_SAMPLES, model=model,
+                                                                  method=name, variant="")
+            if method.adapter:  # Tables 3-4 and the training cost read what the training log records
+                inputs["train_log"][model, name] = under(results, TRAIN_LOG, model=model, method=name, variant="")
             for kind in [kind for kind in per_model if kind in method.evaluations]:
                 if getattr(selection, kind):
                     inputs[kind][model, name] = under(results, per_model[kind], model=model, method=name, variant="")
@@ -124,12 +130,29 @@ def report_outputs(selection, tables: str | Path = TABLES,
     outputs = [Path(tables) / "summary.csv", Path(tables) / "per_prompt.csv"]
     outputs += _tables([f"structured_{s}" for s in sets], tables)
     outputs += _tables((["retention_perplexity"] if selection.retention or selection.perplexity else [])
-                       + (["retention_tasks"] if selection.retention else [])
-                       + (["perplexity_slices"] if selection.perplexity else []), tables)
+                       + (["retention_tasks", "table21_retention_tasks_model_mean"] if selection.retention else [])
+                       + (["perplexity_slices", "table23_perplexity_slices_model_mean"] if selection.perplexity else []),
+                       tables)
     outputs += _tables((["transfer"] if selection.transfer else [])
+                       + (["table10_noveltybench_splits"] if selection.noveltybench else [])
                        + [f"{baseline}_{s}" for baseline in selection.baselines for s in sets], tables)
+    trained = any(METHODS[name].adapter for name in selection.methods)
+    outputs += _tables((["table3_shared_hyperparameters", "table4_method_hyperparameters",
+                         "appendix_b1_training_cost"] if trained else [])
+                       + ["table5_families", "appendix_b1_stage_wallclock"], tables)
     outputs += [Path(figures) / f"per_family_{s}_{metric}.png" for s in sets for metric in ("normalized_w1", "logit_kl")]
     outputs.append(Path(figures) / "figure2_family_median_w1.png")
     if "ood" in sets:
         outputs += [Path(figures) / f"figure3_ood_samples_{model}.png" for model in selection.models]
+        if "ssot" in selection.methods:
+            outputs += [Path(figures) / f"figure8_ood_samples_ssot_{model}.png" for model in selection.models]
+    if selection.open_ended and any(METHODS[name].adapter for name in selection.methods):
+        outputs += _tables(["appendix_d4_open_ended_counts"], tables)
+        outputs.append(Path(figures) / "figure9_open_ended_per_prompt.png")
+    if selection.open_ended:
+        outputs += [Path(figures) / f"figure10_open_ended_frequencies_{model}.png" for model in selection.models]
+    if selection.retention:
+        outputs.append(Path(figures) / "figure11_retention_per_task.png")
+    if selection.perplexity:
+        outputs += [Path(figures) / "figure12_paloma_perplexity.png", Path(figures) / "figure13_paloma_bits_per_byte.png"]
     return outputs

@@ -138,3 +138,71 @@ def test_numbers_measured_against_different_references_never_share_a_table(tmp_p
         for v, d in (("", 5), ("d3", 3))]), results)
     with pytest.raises(UserError, match="measured against the reference d=5, 16384 bins but .* against d=3, 1001 bins"):
         aggregate.load(inputs)
+
+
+def test_table10_noveltybench_per_split_and_the_model_means_of_tables_21_and_23(tmp_path):
+    for model, shift in (("m1", 0.0), ("m2", 1.0)):
+        for method in ("base", "soft"):
+            folder = tmp_path / model / method / "transfer"
+            folder.mkdir(parents=True)
+            gain = 1.0 if method == "soft" else 0.0
+            _artifact(pd.DataFrame({"split": ["curated", "wildchat", "all"], "prompts": [10, 20, 30],
+                                    "mean_distinct": [2 + shift + gain, 3 + shift, 2.5 + shift],
+                                    "mean_utility": [0.1, 0.2, 0.15]}), folder / "noveltybench.parquet")
+    selection = ReportSelection.from_dict(dict(models=["m1", "m2"], methods=["base", "soft"], prompt_sets=["ood"],
+                                             noveltybench=True))
+    novelty = aggregate.load_noveltybench(report_inputs(selection, tmp_path))
+    table, columns = aggregate.noveltybench_split_table(novelty, ["m1", "m2"])
+    assert list(table.index)[:3] == [("all models", "curated"), ("all models", "wildchat"), ("all models", "all")]
+    assert table.loc[("all models", "curated"), ("mean_distinct", "soft")] == pytest.approx(3.5)  # (3 + 4) / 2
+    assert table.loc[("m2", "curated"), ("mean_distinct", "base")] == pytest.approx(3.0)
+    assert math.isnan(table.loc[("m1", "all"), ("mean_distinct", "hard")])
+    slices = pd.DataFrame({"slice": ["a", "a", "all", "a"], "model": ["m1", "m2", "m1", "m1"],
+                           "method": ["base", "base", "base", "soft"], "perplexity": [10.0, 20.0, 12.0, 8.0],
+                           "bits_per_byte": [1.0, 2.0, 1.2, 0.8]})
+    table, _ = aggregate.model_mean_table(slices, "slice", [("perplexity", "perplexity", "min")])
+    assert table.loc["a", ("perplexity", "base")] == pytest.approx(15.0) and table.loc["a", ("perplexity", "soft")] == 8.0
+
+
+def test_per_distribution_figures_take_the_median_and_keep_a_huge_base_value_off_the_axis(tmp_path):
+    from calft.report import figures
+
+    rows = pd.DataFrame({"prompt_set": "ood", "model": "m", "family": "skellam", "prompt_id": ["p1", "p2", "p3"] * 3,
+                         "method": ["base"] * 3 + ["soft"] * 3 + ["hard"] * 3,
+                         "normalized_w1": [1e30, 2e30, 3e30, 0.1, 0.2, 0.9, 0.05, np.nan, np.nan]})
+    values = figures.per_family_values(rows, "ood", "normalized_w1").set_index("method").normalized_w1
+    assert values["soft"] == pytest.approx(0.2) and values["hard"] == pytest.approx(0.05)  # NaN prompts skipped
+    low, high = figures._clipped_axis(values, values.drop("base"), log=True)
+    assert low < 0.05 and 0.2 < high < 10  # the axis is the fine-tuned range, not 1e-2 to 1e30
+    figures.figure_per_family(rows, "ood", "normalized_w1", tmp_path / "figure.png")
+    assert (tmp_path / "figure.png").stat().st_size > 5000
+
+
+def test_hyperparameter_and_cost_tables_come_from_the_training_records_and_benchmark_files(tmp_path):
+    from calft.report import appendix
+
+    def record(lora_r: int, device: dict | None) -> dict:
+        training = {key: 1 for key in appendix.SHARED} | {"lora_r": lora_r, "lora_target_modules": ["q_proj", "v_proj"],
+                                                          "soft_epochs": 3, "hard_epochs": 2, "soft_group_size": 1,
+                                                          "hard_group_size": 4, "soft_paths_per_prompt_per_epoch": 1,
+                                                          "hard_samples_per_prompt_per_epoch": 16, "soft_tau": 1.0,
+                                                          "soft_epsilon": 1e-8}
+        return {"training": training, "targets": {"decimals": 5, "max_bins": 1001}} | ({"device": device} if device else {})
+
+    a100 = {"type": "cuda", "name": "NVIDIA A100", "processes": 4}
+    records = {("m1", "soft"): record(16, a100), ("m2", "soft"): record(8, a100), ("m1", "hard"): record(16, None)}
+    shared, specific = appendix.hyperparameter_tables(records)
+    assert shared.set_index("hyperparameter").loc["lora_r", "value"] == "16 / 8"  # the models differ
+    assert shared.set_index("hyperparameter").loc["lora_target_modules", "value"] == "q_proj, v_proj"
+    assert specific.set_index("hyperparameter").loc["epochs"].to_dict() == {"soft": "3", "hard": "2"}
+    logs = {key: (pd.DataFrame({"seconds": [30.0, 90.0 * (i + 1)]}), r) for i, (key, r) in enumerate(records.items())}
+    cost = appendix.training_cost(logs).set_index("method")
+    assert cost.loc["soft", "min_minutes"] == 2.0 and cost.loc["soft", "max_minutes"] == 3.5
+    assert cost.loc["soft", "gpu_hours"] == pytest.approx((2.0 + 3.5) * 4 / 60, abs=1e-3)
+    assert cost.loc["hard", "gpu_hours"] == 0 and "not recorded" in cost.loc["hard", "devices"]
+    for rule, seconds in (("sample/m/base/ood", 10.0), ("sample/m/soft/ood", 26.0), ("score/m/base/ood", 1.0)):
+        path = tmp_path / "benchmarks" / f"{rule}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds}\t0:00:10\t1.0\t{seconds / 2}\n")
+    stages = appendix.stage_wallclock(tmp_path / "benchmarks").set_index("stage")
+    assert stages.loc["sample", "jobs"] == 2 and stages.loc["sample", "wall_hours"] == pytest.approx(36 / 3600, abs=1e-4)

@@ -67,13 +67,33 @@ def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, 
         if retention:
             table, columns = report.task_table(retention_rows, models)
             _write_table(tables, "retention_tasks", table, columns, "Retention per task (Table 21)")
+            table, columns = report.model_mean_table(retention_rows, "task", columns)
+            _write_table(tables, "table21_retention_tasks_model_mean", table, columns,
+                         "Retention per task, mean over the models (Table 21, right)")
+            score = "gpirt" if report.retention_score_label(retention_rows) == "gp-IRT" else "accuracy"
+            with artifacts.atomic_path(figures / "figure11_retention_per_task.png", "report") as path:
+                plots.figure_panels(retention_rows[["task", "model", "method", score]].set_axis(
+                    ["panel", "model", "method", "value"], axis=1), f"{report.retention_score_label(retention_rows)} "
+                    "(higher is better)", "Retention per task (Figure 11)", False, path)
         if perplexity:
             table, columns = report.slice_table(perplexity_rows, models)
             _write_table(tables, "perplexity_slices", table, columns, "PALOMA perplexity per slice (Tables 22-23)")
+            table, columns = report.model_mean_table(perplexity_rows, "slice", columns)
+            _write_table(tables, "table23_perplexity_slices_model_mean", table, columns,
+                         "PALOMA per slice, mean over the models (Table 23)")
+            for number, measure in ((12, "perplexity"), (13, "bits_per_byte")):
+                name = "paloma_perplexity" if measure == "perplexity" else "paloma_bits_per_byte"
+                with artifacts.atomic_path(figures / f"figure{number}_{name}.png", "report") as path:
+                    plots.figure_panels(perplexity_rows[["slice", "model", "method", measure]].set_axis(
+                        ["panel", "model", "method", "value"], axis=1), plots.METRIC_LABELS[measure],
+                        f"PALOMA {measure.replace('_', ' ')} per slice (Figure {number})", False, path)
 
     if selection.transfer:
         table, columns = report.transfer_table(transfer, models)
         _write_table(tables, "transfer", table, columns, "Transfer beyond numbers (Table 1)")
+    if selection.noveltybench:
+        table, columns = report.noveltybench_split_table(report.load_noveltybench(inputs), models)
+        _write_table(tables, "table10_noveltybench_splits", table, columns, "NoveltyBench per split (Table 10)")
     if ssot:
         ssot_summary = pd.concat([summary, report.summary(rows[rows.method == "ssot"])])
         for prompt_set in prompt_sets:
@@ -82,9 +102,70 @@ def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, 
             _write_table(tables, f"ssot_{prompt_set}", table, columns, title)
 
     for model, samples in ood_samples.items():
+        main = {method: frame for method, frame in samples.items() if method in MAIN}
         with artifacts.atomic_path(figures / f"figure3_ood_samples_{model}.png", "report") as path:
-            plots.figure_ood_samples(samples, ood_prompts.astype(str), f"{model}: OOD samples against the target", path)
+            plots.figure_ood_samples(main, ood_prompts.astype(str), f"{model}: OOD samples against the target", path)
+        if "ssot" in samples:
+            compared = {method: samples[method] for method in ("base", "ssot", "soft") if method in samples}
+            with artifacts.atomic_path(figures / f"figure8_ood_samples_ssot_{model}.png", "report") as path:
+                plots.figure_ood_samples(compared, ood_prompts.astype(str), f"{model}: OOD samples of the base model, "
+                                         "its SSOT prompting and the soft adapter (Figure 8)", path)
+    if selection.open_ended:
+        _open_ended_items(inputs, models, tables, figures)
+    _appendix_tables(inputs, Path(results) / "benchmarks", tables)
     log(f"wrote tables to {tables} and figures to {figures}")
+
+
+FIGURE10_PROMPTS = ("city", "mammal", "weekday")  # the paper's Figure 10
+
+
+def _open_ended_items(inputs: dict, models: list[str], tables: Path, figures: Path) -> None:
+    """Figure 9 and the Appendix D.4 counts from the per-prompt rows, Figure 10 from the samples."""
+    from calft.report import appendix
+    from calft.report import figures as plots
+    from calft.report import tables as report
+    from calft.transfer.open_ended import CATEGORIES, open_ended_prompts
+
+    rows = pd.concat([report.read(path, "open_ended").assign(model=model, method=method)
+                      for (model, method), path in inputs["open_ended"].items() if method in MAIN], ignore_index=True)
+    if (rows.method != "base").any():
+        counts = report.open_ended_counts(rows)
+        title = "Open-ended prompts that fine-tuning widened, kept or narrowed against base (Appendix D.4)"
+        _write_text(tables / "appendix_d4_open_ended_counts.csv", counts.to_csv(index=False))
+        _write_text(tables / "appendix_d4_open_ended_counts.md", appendix.to_markdown(counts, title))
+        _write_text(tables / "appendix_d4_open_ended_counts.tex", appendix.to_latex(counts, title))
+        with artifacts.atomic_path(figures / "figure9_open_ended_per_prompt.png", "report") as path:
+            plots.figure_open_ended_per_prompt(rows, path)
+    texts = open_ended_prompts()
+    for model in models:
+        samples = {method: report.read(path, "open_ended_samples")
+                   for (sample_model, method), path in inputs["open_ended_samples"].items() if sample_model == model}
+        sampled = sorted(set.intersection(*(set(frame.prompt_index) for frame in samples.values()))) if samples else []
+        chosen = [CATEGORIES.index(c) for c in FIGURE10_PROMPTS if CATEGORIES.index(c) in sampled] or sampled[:3]
+        with artifacts.atomic_path(figures / f"figure10_open_ended_frequencies_{model}.png", "report") as path:
+            plots.figure_open_ended_frequencies(samples, {i: texts[i] for i in chosen}, model, path)
+
+
+def _appendix_tables(inputs: dict, benchmarks: Path, tables: Path) -> None:
+    """Tables 3-5 and the cost report of Appendix B.1."""
+    from calft.report import appendix
+
+    def write(name: str, table: pd.DataFrame, title: str) -> None:
+        _write_text(tables / f"{name}.csv", table.to_csv(index=False))
+        _write_text(tables / f"{name}.md", appendix.to_markdown(table, title))
+        _write_text(tables / f"{name}.tex", appendix.to_latex(table, title))
+
+    if inputs["train_log"]:
+        logs = {key: (artifacts.read_table(path, "train_log").to_pandas(), artifacts.read_provenance(path)["config"])
+                for key, path in inputs["train_log"].items()}
+        shared, specific = appendix.hyperparameter_tables({key: record for key, (_, record) in logs.items()})
+        write("table3_shared_hyperparameters", shared, "Shared hyperparameters, as the training logs record them (Table 3)")
+        write("table4_method_hyperparameters", specific, "Method-specific hyperparameters (Table 4)")
+        write("appendix_b1_training_cost", appendix.training_cost(logs),
+              "Training cost per method: optimizer-loop minutes and GPU-hours (Appendix B.1)")
+    write("table5_families", appendix.families_table(), "The 30 distribution families (Table 5)")
+    write("appendix_b1_stage_wallclock", appendix.stage_wallclock(benchmarks),
+          "Wall-clock per workflow stage, summed over its jobs, from Snakemake's benchmark files (Appendix B.1)")
 
 
 def aggregate_ablations(settings: AblationSelection, results: str, construction_cost: str, ood_targets: str | None,

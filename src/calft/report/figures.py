@@ -4,6 +4,7 @@ the samples. Matplotlib with the Agg backend, no display."""
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +35,26 @@ def _method_handles(methods, undefined: bool = False) -> list:
     return handles
 
 
+METRIC_LABELS = {"normalized_w1": "normalized W1 (lower is better)", "logit_kl": "logit KL (lower is better)",
+                 "valid_rate": "valid rate (higher is better)", "perplexity": "perplexity (lower is better)",
+                 "bits_per_byte": "bits per byte (lower is better)"}
+
+
+def _mark_undefined(ax, x: float, color: str) -> None:
+    """An undefined value: a cross on the axis and the word, never a bar."""
+    ax.plot(x, 0, marker="x", color=color, markersize=8, clip_on=False, transform=ax.get_xaxis_transform())
+    ax.annotate("undefined", (x, 0), xycoords=("data", "axes fraction"), xytext=(0, 6), textcoords="offset points",
+                rotation=90, ha="center", va="bottom", fontsize=7, color=color)
+
+
 def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], path: Path) -> None:
-    """Figure 2: family-median normalized W1 per model and method. An undefined value has no bar: a
-    cross on the axis and the word 'undefined' mark it as missing, never as large."""
+    """Figure 2: family-median normalized W1 per model and method, the legend above the panels."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(prompt_sets), figsize=(6 * len(prompt_sets), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(prompt_sets), figsize=(6 * len(prompt_sets), 4.4), squeeze=False)
+    undefined = False
     for ax, prompt_set in zip(axes[0], prompt_sets):
         subset = summary_rows[summary_rows.prompt_set == prompt_set]
         models = list(subset.model.unique())
-        undefined = False
         for j, method in enumerate(MAIN):
             for i, model in enumerate(models):
                 value = subset[(subset.model == model) & (subset.method == method)].normalized_w1
@@ -53,34 +65,91 @@ def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], pat
                     ax.bar(x, value.iloc[0], 0.27, color=METHODS[method].color)
                 else:
                     undefined = True
-                    ax.plot(x, 0, marker="x", color=METHODS[method].color, markersize=8, clip_on=False)
-                    ax.annotate("undefined", (x, 0), xytext=(0, 6), textcoords="offset points", rotation=90,
-                                ha="center", va="bottom", fontsize=7, color=METHODS[method].color)
+                    _mark_undefined(ax, x, METHODS[method].color)
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
         ax.set_ylim(bottom=0)
-        ax.set_ylabel("family-median normalized W1")
+        ax.set_ylabel(f"family-median {METRIC_LABELS['normalized_w1']}")
         ax.set_title(SET_TITLES.get(prompt_set, prompt_set))
-        ax.legend(handles=_method_handles(MAIN, undefined), fontsize=8)
-    fig.tight_layout()
+    fig.legend(handles=_method_handles(MAIN, undefined), loc="upper center", ncols=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 
 
-def figure_per_family(per_prompt: pd.DataFrame, prompt_set: str, metric: str, path: Path) -> None:
-    """Figures 4-7: per-family values (mean within family) for each model, one panel per model."""
-    plt = _pyplot()
+def per_family_values(per_prompt: pd.DataFrame, prompt_set: str, metric: str) -> pd.DataFrame:
+    """The per-distribution value of Figures 4-7: for each (family, model, method), the median over
+    the family's prompts of normalized W1 (the paper's captions), the mean of logit KL and valid
+    rate (as in the tables); NaN where no prompt has a finite value."""
+    subset = per_prompt[(per_prompt.prompt_set == prompt_set) & per_prompt.method.isin(MAIN)]
+    statistic = "median" if metric == "normalized_w1" else "mean"
+    return subset.groupby(["family", "model", "method"], sort=False)[metric].agg(statistic).reset_index()
 
-    subset = per_prompt[per_prompt.prompt_set == prompt_set]
-    models = list(subset.model.unique())
-    fig, axes = plt.subplots(len(models), 1, figsize=(12, 3 * len(models)), squeeze=False)
-    for ax, model in zip(axes[:, 0], models):
-        values = subset[subset.model == model].pivot_table(index="family", columns="method", values=metric,
-                                                           aggfunc="mean", dropna=False)
-        values = values.reindex(columns=[m for m in MAIN if m in values.columns])
-        values.plot.bar(ax=ax, width=0.8, logy=metric != "valid_rate", color=[METHODS[m].color for m in values.columns])
-        ax.set_title(f"{model}: {metric} per family, {SET_TITLES.get(prompt_set, prompt_set)}")
-        ax.set_xlabel("")
-    fig.tight_layout()
+
+def _clipped_axis(values: pd.Series, fine_tuned: pd.Series, log: bool) -> tuple[float, float]:
+    """The value axis. A linear one starts at 0 and holds every value; a log one covers the
+    fine-tuned values (what the figure compares), widened a little: a base value of 1e30 would
+    otherwise flatten every other bar, so the values beyond it are drawn to the edge and labelled."""
+    if not log:
+        finite = values[np.isfinite(values)]
+        return 0.0, (1.15 * float(finite.max()) if len(finite) and finite.max() > 0 else 1.0)
+    positive = fine_tuned[np.isfinite(fine_tuned) & (fine_tuned > 0)]
+    if positive.empty:
+        positive = values[np.isfinite(values) & (values > 0)]
+    if positive.empty:
+        return 1e-3, 1.0
+    return float(positive.min()) / 3, float(positive.max()) * 3
+
+
+def figure_per_family(per_prompt: pd.DataFrame, prompt_set: str, metric: str, path: Path) -> None:
+    """Figures 4-7: one panel per distribution (family), base, soft and hard across the models."""
+    statistic = "median over its prompts" if metric == "normalized_w1" else "mean over its prompts"
+    title = f"Per distribution ({statistic}), {SET_TITLES.get(prompt_set, prompt_set)}"
+    figure_panels(per_family_values(per_prompt, prompt_set, metric).rename(columns={"family": "panel", metric: "value"}),
+                  METRIC_LABELS[metric], title, metric != "valid_rate", path)
+
+
+def figure_panels(values: pd.DataFrame, label: str, title: str, log: bool, path: Path) -> None:
+    """One panel per `panel` value (a distribution, a task, a slice), base, soft and hard across the
+    models. The value axis covers the fine-tuned values; a value beyond it reaches the edge with its
+    number printed, an undefined one is a cross on the axis."""
+    plt = _pyplot()
+    panels, models = list(dict.fromkeys(values.panel)), list(dict.fromkeys(values.model))
+    low, high = _clipped_axis(values.value, values[values.method != "base"].value, log)
+    columns = min(6, len(panels))
+    rows = -(-len(panels) // columns)
+    width = 0.8 / len(MAIN)
+    height = 2.9 * rows + 0.8
+    fig, axes = plt.subplots(rows, columns, figsize=(max(2.6, 0.9 * len(models)) * columns, height),
+                             squeeze=False, sharey=True)
+    undefined = False
+    for ax, panel in zip(axes.ravel(), panels):
+        for j, method in enumerate(MAIN):
+            for i, model in enumerate(models):
+                match = values[(values.panel == panel) & (values.model == model) & (values.method == method)].value
+                if match.empty:
+                    continue
+                x, value = i + (j - (len(MAIN) - 1) / 2) * width, float(match.iloc[0])
+                if not np.isfinite(value):
+                    undefined = True
+                    _mark_undefined(ax, x, METHODS[method].color)
+                    continue
+                shown = min(max(value, low), high)
+                ax.bar(x, shown - (low if log else 0), width, bottom=low if log else 0, color=METHODS[method].color)
+                if value > high:
+                    ax.annotate(f"{value:.2g}", (x, high), xytext=(0, -2), textcoords="offset points", rotation=90,
+                                ha="center", va="top", fontsize=6, color="white", fontweight="bold")
+        ax.set_title(panel, fontsize=9)
+        ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
+        ax.set_yscale("log" if log else "linear")
+        ax.set_ylim(low, high)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(label, fontsize=8)
+    fig.text(0.01, 1 - 0.12 / height, f"{title}; a value beyond the axis is printed on its bar", va="top", fontsize=9)
+    fig.legend(handles=_method_handles(MAIN, undefined), loc="upper right", ncols=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / height))
     fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
 
@@ -137,3 +206,68 @@ def figure_ood_samples(samples: dict[str, pd.DataFrame], targets: pd.DataFrame, 
     plt.close(fig)
 
 
+
+
+OPEN_ENDED_MEASURES = {"support_size": "top-90% first-token support (higher: broader)",
+                       "unique_fraction": "unique answers, fraction (higher: more diverse)"}
+
+
+def figure_open_ended_per_prompt(rows: pd.DataFrame, path: Path) -> None:
+    """Figure 9: one point per (prompt, model), base on x against a fine-tuned method on y, for the
+    first-token support size and the unique-answer rate; above the diagonal, fine-tuning widened it."""
+    plt = _pyplot()
+    trained = [m for m in MAIN if m != "base" and m in set(rows.method)]
+    base = rows[rows.method == "base"].set_index(["model", "prompt_index"])
+    fig, axes = plt.subplots(len(OPEN_ENDED_MEASURES), len(trained), figsize=(4.2 * len(trained), 7.6), squeeze=False)
+    for row, (measure, label) in enumerate(OPEN_ENDED_MEASURES.items()):
+        for column, method in enumerate(trained):
+            ax = axes[row, column]
+            tuned = rows[rows.method == method].set_index(["model", "prompt_index"])[measure]
+            pairs = pd.concat([base[measure].rename("base"), tuned.rename("tuned")], axis=1, join="inner").dropna()
+            ax.scatter(pairs.base, pairs.tuned, s=10, alpha=0.6, color=METHODS[method].color)
+            top = max(1.0, float(pairs.max().max()) if len(pairs) else 1.0)
+            bottom = 1 if measure == "support_size" else 0
+            ax.plot([bottom, top], [bottom, top], "k--", lw=0.8)
+            if measure == "support_size":
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+            ax.set_xlabel(f"base: {label}", fontsize=8)
+            ax.set_ylabel(f"{method}: {label}", fontsize=8)
+            higher = int((pairs.tuned > pairs.base).sum())
+            ax.set_title(f"{method} vs base: {higher} of {len(pairs)} prompt/model pairs above", fontsize=9)
+    fig.text(0.01, 0.99, "Open-ended generation per prompt (Figure 9); dashed: no change", va="top", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
+def figure_open_ended_frequencies(samples: dict[str, pd.DataFrame], prompts: dict[int, str], model: str,
+                                  path: Path, top: int = 10) -> None:
+    """Figure 10: for each of `prompts` (index -> text), the frequency of its most frequent answers
+    under each method (method -> open_ended_samples rows), the answers pooled over the methods."""
+    plt = _pyplot()
+    prompts = prompts or {-1: "no open-ended prompt was sampled"}
+    fig, axes = plt.subplots(1, len(prompts), figsize=(4.6 * len(prompts), 4.2), squeeze=False)
+    methods = [m for m in MAIN if m in samples]
+    for ax, (index, text) in zip(axes[0], prompts.items()):
+        counts = {m: samples[m][samples[m].prompt_index == index].normalized.value_counts(normalize=True)
+                  for m in methods}
+        pooled = pd.concat([pd.Series(dtype=float), *counts.values()], axis=1).fillna(0).sum(axis=1)
+        pooled = pooled.sort_values(ascending=False)
+        answers = [a for a in pooled.index[:top]]
+        height = 0.8 / max(1, len(methods))
+        for j, method in enumerate(methods):
+            values = [float(counts[method].get(answer, 0.0)) for answer in answers]
+            positions = np.arange(len(answers)) + (j - (len(methods) - 1) / 2) * height
+            ax.barh(positions, values, height, color=METHODS[method].color, label=method)
+        ax.set_yticks(range(len(answers)), [a if len(a) <= 24 else a[:23] + "…" for a in answers], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("share of the samples", fontsize=8)
+        ax.set_title(textwrap.fill(text, 48), fontsize=8)
+        if not answers:
+            ax.text(0.5, 0.5, "no answers", transform=ax.transAxes, ha="center")
+    fig.legend(handles=_method_handles(methods), loc="upper right", ncols=len(methods), fontsize=8)
+    fig.text(0.01, 0.98, f"{model}: most frequent answers of open-ended prompts (Figure 10)", va="top", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)

@@ -209,6 +209,33 @@ def slice_table(perplexity: pd.DataFrame, models: list[str]):
         order, names=["model", "slice"])), columns
 
 
+def model_mean_table(rows: pd.DataFrame, key: str, columns):
+    """Paper Tables 21 (right) and 23 shape: per task or slice, each measure averaged over the models
+    (a model without the row is left out of its mean)."""
+    values = [c for c, _, _ in columns]
+    means = rows.groupby([key, "method"], sort=False, as_index=False)[values].mean()
+    return _wide(means, [key], values, list(dict.fromkeys(rows[key]))), columns
+
+
+def load_noveltybench(inputs: dict) -> pd.DataFrame:
+    return _per_method(inputs, "noveltybench")
+
+
+NOVELTY_COLUMNS = [("mean_distinct", "distinct", "max"), ("mean_utility", "utility", "max")]
+
+
+def noveltybench_split_table(novelty: pd.DataFrame, models: list[str]):
+    """Paper Table 10 shape: per split (curated, WildChat, and both), distinct and utility averaged
+    over the models, then per model and split."""
+    splits = list(dict.fromkeys(novelty.split))
+    pooled = novelty.groupby(["split", "method"], sort=False, as_index=False)[["mean_distinct", "mean_utility"]].mean()
+    pooled["model"] = "all models"
+    rows = pd.concat([pooled, novelty[pooled.columns]], ignore_index=True)
+    order = [(m, s) for m in ["all models", *models] for s in splits if ((rows.model == m) & (rows.split == s)).any()]
+    return _wide(rows, ["model", "split"], ["mean_distinct", "mean_utility"],
+                 pd.MultiIndex.from_tuples(order, names=["model", "split"])), NOVELTY_COLUMNS
+
+
 def load_transfer(inputs: dict) -> pd.DataFrame | None:
     """Per (model, method): mean open-ended support size and unique fractions, MCQ parse rate and TV,
     NoveltyBench utility; for the evaluations of the inputs (SSOT included)."""
@@ -256,3 +283,20 @@ def ssot_table(summary_rows: pd.DataFrame, transfer: pd.DataFrame | None, prompt
         columns.append(("unique_fraction", "open-ended unique rate", "max"))
     present = [m for m in models if m in set(rows.model)]
     return _wide(rows, ["model"], [c for c, _, _ in columns], present, SSOT_METHODS), columns
+
+
+def open_ended_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Appendix D.4: for each fine-tuned method and measure, how many (prompt, model) pairs it
+    raised, kept or lowered against the base model (e.g. the paper's 1101 of 1224)."""
+    base = rows[rows.method == "base"].set_index(["model", "prompt_index"])
+    counts = []
+    for method in [m for m in MAIN if m != "base" and m in set(rows.method)]:
+        tuned = rows[rows.method == method].set_index(["model", "prompt_index"])
+        for measure in ("support_size", "unique_fraction"):
+            pairs = pd.concat([base[measure].rename("base"), tuned[measure].rename("tuned")], axis=1,
+                              join="inner").dropna()
+            counts.append({"method": method, "measure": measure, "pairs": len(pairs),
+                           "higher": int((pairs.tuned > pairs.base).sum()),
+                           "equal": int((pairs.tuned == pairs.base).sum()),
+                           "lower": int((pairs.tuned < pairs.base).sum())})
+    return pd.DataFrame(counts, columns=["method", "measure", "pairs", "higher", "equal", "lower"])

@@ -287,9 +287,15 @@ def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
     return bool(flags.item())
 
 
-def _write_outputs(run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str) -> None:
+def _device_record(device: torch.device, world: int) -> dict:
+    """What the run trained on, for the cost report: the device's name and how many processes."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {"type": device.type, "name": name, "processes": world}
+
+
+def _write_outputs(run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str, device: dict) -> None:
     config = {"method": run.method, "model": run.model.to_dict(), "training": run.settings.to_dict(),
-              "targets": artifacts.read_provenance(run.targets)["config"], "fingerprint": fingerprint}
+              "targets": artifacts.read_provenance(run.targets)["config"], "device": device, "fingerprint": fingerprint}
     with artifacts.atomic_path(run.adapter, "adapter") as folder:
         model.save_pretrained(folder, state_dict=weights)
         tokenizer.save_pretrained(folder)
@@ -373,6 +379,6 @@ def run_training(run: Run) -> None:
     # -- outputs: the peft adapter folder and the training log, each written atomically
     weights, _ = _training_state(model, optimizer, sharded)  # every rank takes part
     if rank == 0:
-        _write_outputs(run, model, weights, tokenizer, rows, fingerprint)
+        _write_outputs(run, model, weights, tokenizer, rows, fingerprint, _device_record(device, world))
     if world > 1:
         torch.distributed.destroy_process_group()

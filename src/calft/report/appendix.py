@@ -1,0 +1,122 @@
+"""The paper's settings tables and cost report, generated rather than written by hand: Tables 3-4
+(shared and method-specific hyperparameters, from what each adapter's training log records),
+Table 5 (the 30 families, from the registry) and Appendix B.1 (training minutes and GPU-hours per
+method from the training logs, wall-clock per stage from Snakemake's benchmark files).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from calft.targets.families import FAMILIES
+from calft.targets.prompts import SELECTED, TEST_GRIDS, TRAIN_GRIDS
+
+SHARED = ["lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "learning_rate", "weight_decay",
+          "warmup_ratio", "global_batch_size", "per_device_batch_size", "seed", "order", "distributed", "gpus"]
+
+
+def _values(items) -> str:
+    """One value, or the distinct ones joined when models differ."""
+    shown = list(dict.fromkeys(", ".join(map(str, v)) if isinstance(v, list) else str(v) for v in items))
+    return " / ".join(shown)
+
+
+def hyperparameter_tables(records: dict[tuple[str, str], dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tables 3 and 4 from the training logs' records ((model, method) -> provenance config): the
+    shared settings (one column), and per trained method its targets and schedule."""
+    shared = pd.DataFrame({"hyperparameter": SHARED,
+                           "value": [_values(r["training"][key] for r in records.values()) for key in SHARED]})
+    methods = list(dict.fromkeys(method for _, method in records))
+    rows = {"training decimals": lambda r, m: r["targets"]["decimals"],
+            "training max bins": lambda r, m: r["targets"]["max_bins"],
+            "epochs": lambda r, m: r["training"][f"{m}_epochs"],
+            "draws per prompt per epoch": lambda r, m: r["training"][
+                "hard_samples_per_prompt_per_epoch" if m == "hard" else "soft_paths_per_prompt_per_epoch"],
+            "group size (one prompt forward)": lambda r, m: r["training"][f"{m}_group_size"],
+            "tau": lambda r, m: r["training"]["soft_tau"] if m == "soft" else "—",
+            "epsilon": lambda r, m: r["training"]["soft_epsilon"] if m == "soft" else "—"}
+    specific = pd.DataFrame({"hyperparameter": list(rows)} | {
+        method: [_values(read(r, method) for (_, m), r in records.items() if m == method) for read in rows.values()]
+        for method in methods})
+    return shared, specific
+
+
+def _grid_text(grid: dict) -> str:
+    def axis(value) -> str:
+        if isinstance(value, tuple):
+            kind, start, stop, count = value
+            return f"{count} {'log-' if kind == 'geo' else ''}spaced in [{start:g}, {stop:g}]"
+        return "{" + ", ".join(f"{v:g}" for v in value) + "}"
+
+    return "; ".join(f"{name}: {axis(value)}" for name, value in grid.items())
+
+
+def families_table() -> pd.DataFrame:
+    """Table 5: every family with its SciPy law, its training region (seen families), its test grid
+    and the evaluation prompts' parameters; the held-out (OOD) families marked."""
+    rows = []
+    for family_id, family in FAMILIES.items():
+        rows.append({"family": family.display, "id": family_id, "scipy": family.scipy_name,
+                     "kind": "integer" if family.integer else "continuous",
+                     "split": "held out (OOD)" if family.held_out else "seen",
+                     "training region": "—" if family.held_out else _grid_text(TRAIN_GRIDS[family_id]),
+                     "test grid": _grid_text(TEST_GRIDS[family_id]),
+                     "evaluation prompts": " | ".join(json.dumps(row) for row in SELECTED[family_id])})
+    return pd.DataFrame(rows)
+
+
+def training_cost(logs: dict[tuple[str, str], tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
+    """Appendix B.1, training: per method, the optimizer-loop minutes of its runs (min, median, max),
+    their GPU-hours (minutes x GPUs; none on CPU) and the devices they ran on. `logs` maps (model,
+    method) to the training log and its record."""
+    rows = []
+    for (model, method), (log, record) in logs.items():
+        device = record.get("device") or {"type": "unknown", "name": "not recorded", "processes": 1}
+        minutes = float(log.seconds.sum()) / 60
+        gpus = device["processes"] if device["type"] == "cuda" else 0
+        rows.append({"model": model, "method": method, "minutes": minutes, "gpu_hours": minutes * gpus / 60,
+                     "device": f"{device['processes']} x {device['name']}"})
+    runs = pd.DataFrame(rows)
+    summary = runs.groupby("method", sort=False).agg(
+        runs=("minutes", "size"), min_minutes=("minutes", "min"), median_minutes=("minutes", "median"),
+        max_minutes=("minutes", "max"), gpu_hours=("gpu_hours", "sum"),
+        devices=("device", lambda d: ", ".join(dict.fromkeys(d))))
+    return summary.reset_index().round({"min_minutes": 3, "median_minutes": 3, "max_minutes": 3, "gpu_hours": 3})
+
+
+def stage_wallclock(benchmarks: str | Path) -> pd.DataFrame:
+    """Appendix B.1, evaluation: per workflow stage (Snakemake rule), the jobs and their summed
+    wall-clock and CPU hours, from the benchmark files under `benchmarks` (results/benchmarks)."""
+    rows = []
+    for path in sorted(Path(benchmarks).rglob("*.tsv")):
+        table = pd.read_csv(path, sep="\t")
+        if {"s", "cpu_time"} <= set(table.columns) and len(table):
+            parts = path.relative_to(benchmarks).parts
+            rows.append({"stage": parts[0] if len(parts) > 1 else path.stem, "s": float(table.s.iloc[-1]),
+                         "cpu_s": float(table.cpu_time.iloc[-1])})
+    if not rows:
+        return pd.DataFrame(columns=["stage", "jobs", "wall_hours", "cpu_hours"])
+    jobs = pd.DataFrame(rows).groupby("stage", sort=True).agg(jobs=("s", "size"), wall_hours=("s", "sum"),
+                                                               cpu_hours=("cpu_s", "sum"))
+    jobs[["wall_hours", "cpu_hours"]] = (jobs[["wall_hours", "cpu_hours"]] / 3600).round(4)
+    return jobs.reset_index()
+
+
+def to_markdown(table: pd.DataFrame, title: str) -> str:
+    text = lambda v: ("—" if isinstance(v, float) and not np.isfinite(v) else str(v))  # noqa: E731
+    lines = [f"**{title}**", "", "| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(text(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: pd.DataFrame, title: str) -> str:
+    escape = lambda v: str(v).replace("_", r"\_").replace("%", r"\%").replace("—", "--")  # noqa: E731
+    lines = [rf"% {title}", rf"\begin{{tabular}}{{{'l' * len(table.columns)}}}", r"\toprule",
+             " & ".join(escape(c) for c in table.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(escape(v) for v in row) + r" \\" for row in table.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"

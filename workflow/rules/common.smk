@@ -290,7 +290,8 @@ def report_item(path):
     """A table or figure marked for `snakemake --report`, with the caption of its kind."""
     name = Path(path).stem
     kind = next((prefix.rstrip("_") for prefix in ("structured_", "ssot_", "per_family_", "figure3_ood_samples_",
-                                                   "figure8_ood_samples_ssot_", "figure14_ood_samples_by_decimals_")
+                                                   "figure8_ood_samples_ssot_", "figure10_open_ended_frequencies_",
+                                                   "figure14_ood_samples_by_decimals_")
                  if name.startswith(prefix)), name)
     if name.startswith(("table24_", "table25_", "table26_", "figure14_")):
         category = "ablations"
@@ -298,7 +299,7 @@ def report_item(path):
         category = "settings and cost"
     elif name.startswith(("retention_", "perplexity_", "table21_", "table23_", "figure11_", "figure12_", "figure13_")):
         category = "retention and perplexity"
-    elif name.startswith(("transfer", "ssot_", "table10_")):
+    elif name.startswith(("transfer", "ssot_", "table10_", "figure9_", "figure10_", "appendix_d4_")):
         category = "transfer"
     else:
         category = "structured sampling"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from calft.report.flat_tables import FINAL
 from calft.report.tables import SET_TITLES
 
-FINAL = "final"  # the label of each method's top-level setting among its variants
 MIB = 2**20
 
 
@@ -48,56 +48,6 @@ def variant_table(summary: pd.DataFrame, runs: list, method: str, models: list[s
                 row[f"{model} {prompt_set} W1"] = match.normalized_w1.iloc[0] if len(match) else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _value_columns(table: pd.DataFrame) -> list[str]:
-    return [column for column in table.columns if column.endswith(" W1")]
-
-
-def _best(table: pd.DataFrame) -> dict[str, float]:
-    """The lowest finite W1 of each value column (a column of one finite value has no best)."""
-    best = {}
-    for column in _value_columns(table):
-        finite = table[column][np.isfinite(table[column].astype(float))]
-        if len(finite) > 1 and (finite == finite.min()).sum() < len(finite):
-            best[column] = finite.min()
-    return best
-
-
-def _text(value) -> str:
-    """Four significant digits (W1 as the paper prints it), whole numbers as integers."""
-    if isinstance(value, (float, np.floating)):
-        if not np.isfinite(value):
-            return "—"
-        return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
-    return str(value)
-
-
-def _rows(table: pd.DataFrame, bold, marked: str) -> list[list[str]]:
-    best = _best(table)
-    rows = []
-    for _, row in table.iterrows():
-        cells = [bold(_text(row[c])) if c in best and row[c] == best[c] else _text(row[c]) for c in table.columns]
-        if row.get("variant") == FINAL or row.get("row"):
-            cells[0] = marked(cells[0])
-        rows.append(cells)
-    return rows
-
-
-def to_markdown(table: pd.DataFrame, title: str, note: str) -> str:
-    lines = [f"**{title}** ({note})", "", "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in _rows(table, lambda t: f"**{t}**", lambda t: f"{t} ★")]
-    return "\n".join(lines) + "\n"
-
-
-def to_latex(table: pd.DataFrame, title: str, note: str) -> str:
-    escape = lambda text: text.replace("—", "--").replace("_", r"\_").replace("%", r"\%")  # noqa: E731
-    lines = [rf"% {title} ({note})", rf"\begin{{tabular}}{{{'l' + 'c' * (len(table.columns) - 1)}}}", r"\toprule",
-             " & ".join(escape(c) for c in table.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(escape(c) for c in cells) + r" \\"
-              for cells in _rows(table, lambda t: rf"\textbf{{{t}}}", lambda t: rf"\rowcolor{{green!15}}{t}")]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
 
 
 def variant_title(method: str, table_number: int, prompt_sets: list[str], reference: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from calft.targets.families import FAMILIES
@@ -104,19 +103,3 @@ def stage_wallclock(benchmarks: str | Path) -> pd.DataFrame:
                                                                cpu_hours=("cpu_s", "sum"))
     jobs[["wall_hours", "cpu_hours"]] = (jobs[["wall_hours", "cpu_hours"]] / 3600).round(4)
     return jobs.reset_index()
-
-
-def to_markdown(table: pd.DataFrame, title: str) -> str:
-    text = lambda v: ("—" if isinstance(v, float) and not np.isfinite(v) else str(v))  # noqa: E731
-    lines = [f"**{title}**", "", "| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(text(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def to_latex(table: pd.DataFrame, title: str) -> str:
-    escape = lambda v: str(v).replace("_", r"\_").replace("%", r"\%").replace("—", "--")  # noqa: E731
-    lines = [rf"% {title}", rf"\begin{{tabular}}{{{'l' * len(table.columns)}}}", r"\toprule",
-             " & ".join(escape(c) for c in table.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(escape(v) for v in row) + r" \\" for row in table.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"

@@ -121,7 +121,6 @@ FIGURE10_PROMPTS = ("city", "mammal", "weekday")  # the paper's Figure 10
 
 def _open_ended_items(inputs: dict, models: list[str], tables: Path, figures: Path) -> None:
     """Figure 9 and the Appendix D.4 counts from the per-prompt rows, Figure 10 from the samples."""
-    from calft.report import appendix
     from calft.report import figures as plots
     from calft.report import tables as report
     from calft.transfer.open_ended import CATEGORIES, open_ended_prompts
@@ -131,9 +130,7 @@ def _open_ended_items(inputs: dict, models: list[str], tables: Path, figures: Pa
     if (rows.method != "base").any():
         counts = report.open_ended_counts(rows)
         title = "Open-ended prompts that fine-tuning widened, kept or narrowed against base (Appendix D.4)"
-        _write_text(tables / "appendix_d4_open_ended_counts.csv", counts.to_csv(index=False))
-        _write_text(tables / "appendix_d4_open_ended_counts.md", appendix.to_markdown(counts, title))
-        _write_text(tables / "appendix_d4_open_ended_counts.tex", appendix.to_latex(counts, title))
+        _write_flat_table(tables, "appendix_d4_open_ended_counts", counts, title)
         with artifacts.atomic_path(figures / "figure9_open_ended_per_prompt.png", "report") as path:
             plots.figure_open_ended_per_prompt(rows, path)
     texts = open_ended_prompts()
@@ -151,9 +148,7 @@ def _appendix_tables(inputs: dict, benchmarks: Path, tables: Path) -> None:
     from calft.report import appendix
 
     def write(name: str, table: pd.DataFrame, title: str) -> None:
-        _write_text(tables / f"{name}.csv", table.to_csv(index=False))
-        _write_text(tables / f"{name}.md", appendix.to_markdown(table, title))
-        _write_text(tables / f"{name}.tex", appendix.to_latex(table, title))
+        _write_flat_table(tables, name, table, title)
 
     if inputs["train_log"]:
         logs = {key: (artifacts.read_table(path, "train_log").to_pandas(), artifacts.read_provenance(path)["config"])
@@ -187,25 +182,25 @@ def aggregate_ablations(settings: AblationSelection, results: str, construction_
     table = ablations.construction_cost_table(cost, (recorded["decimals"], recorded["max_bins"]))
     title = "Table 24: construction cost of the output space and the trie over the precision grid"
     note = "per prompt, one at a time; peaks are tracemalloc's; ★ = the evaluation reference"
-    _write_ablation_table(folder, "table24_construction_cost", table, title, note)
+    _write_flat_table(folder, "table24_construction_cost", table, title, note)
     for method in settings.methods:
         number = layout.TABLE_OF_METHOD[method]
         table = ablations.variant_table(report.summary(rows), settings.rows, method, settings.models,
                                         settings.prompt_sets)
         title = ablations.variant_title(method, number, settings.prompt_sets, rows.reference.iloc[0])
-        _write_ablation_table(folder, f"table{number}_{method}_ablation", table, title,
+        _write_flat_table(folder, f"table{number}_{method}_ablation", table, title,
                               "★ = the final setting; bold = the best per model and split; — = undefined")
     if settings.soft_models and ood_targets:
         _figure14(settings, inputs, ood_targets, folder)
     log(f"wrote Tables 24-26 and Figure 14 to {folder}")
 
 
-def _write_ablation_table(folder: Path, name: str, table, title: str, note: str) -> None:
-    from calft.report import ablations
+def _write_flat_table(folder: Path, name: str, table, title: str, note: str = "") -> None:
+    from calft.report import flat_tables
 
     _write_text(folder / f"{name}.csv", table.to_csv(index=False))
-    _write_text(folder / f"{name}.md", ablations.to_markdown(table, title, note))
-    _write_text(folder / f"{name}.tex", ablations.to_latex(table, title, note))
+    _write_text(folder / f"{name}.md", flat_tables.to_markdown(table, title, note))
+    _write_text(folder / f"{name}.tex", flat_tables.to_latex(table, title, note))
 
 
 def _figure14(settings: AblationSelection, inputs: dict, ood_targets: str, folder: Path) -> None:

@@ -146,7 +146,7 @@ def report_outputs(selection, tables: str | Path = TABLES,
         outputs += [Path(figures) / f"figure3_ood_samples_{model}.png" for model in selection.models]
         if "ssot" in selection.methods:
             outputs += [Path(figures) / f"figure8_ood_samples_ssot_{model}.png" for model in selection.models]
-    if selection.open_ended and any(METHODS[name].adapter for name in selection.methods):
+    if selection.open_ended and trained:
         outputs += _tables(["appendix_d4_open_ended_counts"], tables)
         outputs.append(Path(figures) / "figure9_open_ended_per_prompt.png")
     if selection.open_ended:

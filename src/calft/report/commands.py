@@ -70,11 +70,12 @@ def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, 
             table, columns = report.model_mean_table(retention_rows, "task", columns)
             _write_table(tables, "table21_retention_tasks_model_mean", table, columns,
                          "Retention per task, mean over the models (Table 21, right)")
-            score = "gpirt" if report.retention_score_label(retention_rows) == "gp-IRT" else "accuracy"
+            label = report.retention_score_label(retention_rows)
+            score = "gpirt" if label == "gp-IRT" else "accuracy"
             with artifacts.atomic_path(figures / "figure11_retention_per_task.png", "report") as path:
                 plots.figure_panels(retention_rows[["task", "model", "method", score]].set_axis(
-                    ["panel", "model", "method", "value"], axis=1), f"{report.retention_score_label(retention_rows)} "
-                    "(higher is better)", "Retention per task (Figure 11)", False, path)
+                    ["panel", "model", "method", "value"], axis=1), f"{label} (higher is better)",
+                    "Retention per task (Figure 11)", False, path)
         if perplexity:
             table, columns = report.slice_table(perplexity_rows, models)
             _write_table(tables, "perplexity_slices", table, columns, "PALOMA perplexity per slice (Tables 22-23)")

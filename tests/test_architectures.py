@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import build_tries, cli_settings, discretize
+from conftest import build_tries, calft_in_process, cli_settings, discretize
 
 from calft.cli import main
 from calft.evaluation.logit_kl import exact
@@ -150,15 +150,20 @@ def test_exact_logit_kl_equals_the_mean_over_all_enumerated_paths(architecture):
     assert exact(loaded.model, targets, prompt, rendered[prompt], chunk_nodes=5) == pytest.approx(total, rel=1e-5), name
 
 
-def _train(folder, entry, data, output, processes: int) -> subprocess.CompletedProcess:
+def _train(folder, entry, data, output, processes: int) -> None:
+    """`calft train` on the replica: in this process, or launched by torchrun over `processes` ranks."""
     settings = dict(global_batch_size=8, per_device_batch_size=4, hard_epochs=1, hard_samples_per_prompt_per_epoch=4,
                     hard_group_size=4, learning_rate=5e-3, lora_r=4, lora_dropout=0.0, warmup_ratio=0.0)
-    command = ["-m", "calft.cli", "train", *cli_settings(method="hard", model=entry.to_dict(), training=settings),
+    command = ["train", *cli_settings(method="hard", model=entry.to_dict(), training=settings),
                "--model-dir", str(folder), "--targets", str(data / "hard.parquet"), "--adapter", str(output / "adapter"), "--train-log",
                str(output / "log.parquet"), "--checkpoints", str(output / "checkpoints"), "--threads", "1"]
-    launcher = [sys.executable] if processes == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes)]
-    return subprocess.run(launcher + command, capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    if processes == 1:
+        calft_in_process(command)
+        return
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes)]
+    result = subprocess.run(torchrun + ["-m", "calft.cli", *command], capture_output=True, text=True,
+                            env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_ddp_matches_one_process_and_the_adapter_reloads_on_the_original_checkpoint(architecture, tmp_path):
@@ -167,8 +172,7 @@ def test_ddp_matches_one_process_and_the_adapter_reloads_on_the_original_checkpo
 
     name, folder, entry, data = architecture
     for processes in (1, 2):
-        result = _train(folder, entry, data, tmp_path / str(processes), processes)
-        assert result.returncode == 0, result.stderr[-3000:]
+        _train(folder, entry, data, tmp_path / str(processes), processes)
     one, two = (load_file(tmp_path / str(n) / "adapter" / "adapter_model.safetensors") for n in (1, 2))
     assert one.keys() == two.keys() and all(torch.allclose(one[k], two[k], atol=1e-5) for k in one), name
     assert all("vision" not in key for key in one)  # LoRA on the language model only

@@ -7,7 +7,7 @@ the tables equal the local micro run's, a single target submits only what it nee
 is reported with SLURM's state and leaves no output that looks complete. Skipped where no cluster
 answers (`.ci/run` starts one).
 
-The retention, perplexity and transfer stages stay out of the SLURM run: their jobs go through the
+The retention, perplexity, transfer and SSOT stages stay out of the SLURM run: their jobs go through the
 same sbatch path as these, and on two cores every extra job costs about ten CPU seconds of Python
 start-up; the resources the profile gives them are checked on the paper's dry run
 (test_workflow.py)."""
@@ -86,11 +86,12 @@ def _sacct(jobs) -> dict[int, dict]:
 
 
 STAGES_OFF = {"retention": {"enabled": False}, "perplexity": {"enabled": False},
-              "transfer": {"open_ended": {"enabled": False}, "mcq": {"enabled": False}}}
+              "transfer": {"open_ended": {"enabled": False}, "mcq": {"enabled": False}, "ssot": {"enabled": False}}}
 
 
 def _structured_only(config: dict) -> dict:
-    """The micro configuration with the stages beyond structured sampling turned off."""
+    """The micro configuration with the stages beyond structured sampling turned off (SSOT too: its
+    jobs are the sample and score rules again)."""
     config = copy.deepcopy(config)
     for section, changes in STAGES_OFF.items():
         for key, value in changes.items():

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -264,8 +265,8 @@ def test_micro_ablations_train_each_variant_into_its_own_folder_against_the_one_
     config = yaml.safe_load((work / "micro.yaml").read_text())
     config["ablations"]["variants"]["soft-b100"] = {"method": "soft", "max_bins": 100}
     (work / "more.yaml").write_text(yaml.safe_dump(config))
-    planned = snakemake("ablations", "-n", *as_under_the_profile(), "--directory", str(work), "--configfile",
-                        str(work / "more.yaml"))
+    planned = snakemake("ablations", "-n", "--rerun-triggers", "mtime", "--directory", str(work), "--configfile",
+                        str(work / "more.yaml"))  # as the fixture ran `ablations`
     jobs = dry_run_jobs(planned.stdout + planned.stderr)
     assert {job["rule"] for job in jobs} == {"build_tries", "train_soft", "sample", "score", "logit_kl",
                                              "aggregate_ablations", "ablations"}
@@ -385,6 +386,64 @@ def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
     assert "build_tries" in single.stdout + single.stderr
     assert "discretize" not in re.findall(r"^(\w+)\s+\d+$", single.stdout + single.stderr, re.M)
     assert tries.exists()
+
+
+def _config_keys() -> set[str]:
+    """Every dotted key of the config schema (`transfer.open_ended.enabled`, `methods`, ...)."""
+    from calft.settings import schema
+
+    definitions, keys = schema()["$defs"], set()
+
+    def walk(node: dict, prefix: str) -> None:
+        node = definitions[node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else node
+        for name, child in node.get("properties", {}).items():
+            keys.add(prefix + name)
+            walk(child, f"{prefix}{name}.")
+
+    walk(schema(), "")
+    return keys
+
+
+def test_retention_and_perplexity_of_the_micro_run_apply_each_adapter(local_micro_run):
+    """The `calft retention` and `perplexity` jobs of base and soft: the same items and tokens, other
+    numbers through the adapter (recorded in the provenance), accuracy where the offline probes have no IRT."""
+    _, work = local_micro_run
+    results = work / "results" / "smol"
+    tasks = {method: pd.read_parquet(results / method / "retention.parquet") for method in ("base", "soft")}
+    examples = {method: pd.read_parquet(results / method / "retention_examples.parquet") for method in ("base", "soft")}
+    slices = {method: pd.read_parquet(results / method / "perplexity.parquet") for method in ("base", "soft")}
+    assert tasks["base"].gpirt.isna().all() and tasks["base"].accuracy.between(0, 1).all()
+    choices = {method: np.stack(frame[frame.kind == "mmlu"].loglikelihoods) for method, frame in examples.items()}
+    assert choices["base"].shape == choices["soft"].shape and not np.allclose(choices["base"], choices["soft"])
+    assert (slices["base"].tokens == slices["soft"].tokens).all()
+    assert not np.array_equal(slices["base"].nll, slices["soft"].nll)  # one training step moves it a little
+    for name in ("retention.parquet", "perplexity.parquet"):
+        assert artifacts.read_provenance(results / "soft" / name)["config"]["adapter"] == "results/smol/soft/adapter"
+        assert artifacts.read_provenance(results / "base" / name)["config"]["adapter"] is None
+    assert artifacts.read_provenance(results / "soft" / "retention.parquet")["config"]["retention"]["suite"] == "offline"
+
+
+def test_the_index_lists_every_paper_item_produced_or_explained(local_micro_run):
+    """results/tables/index.md: each paper item once, its files there and not empty, or an
+    explanation naming the config key that turns it on (the micro run has no NoveltyBench)."""
+    from calft.report.index import ITEMS, NO_CONFIG
+
+    tables, work = local_micro_run
+    rows = [line.split(" | ") for line in (tables / "index.md").read_text().splitlines() if line.startswith("| ")][1:]
+    assert [row[0].lstrip("| ") for row in rows] == [item.label for item in ITEMS]
+    keys, produced = _config_keys(), set()
+    for label, _, files, note in ((row[0].lstrip("| "), *row[1:3], row[3].rstrip(" |")) for row in rows):
+        if files != "—":
+            for path in re.findall(r"`([^`]+)`", files):
+                assert (work / path).stat().st_size > 0, (label, path)
+            produced.add(label)
+        elif note != NO_CONFIG:
+            assert set(re.findall(r"[a-z_]+(?:\.[a-z_]+)*", note)) & keys, (label, note)
+    assert {"Tables 11-13", "Tables 14-16", "Tables 17-19", "Table 10", "Figure 1"}.isdisjoint(produced)
+    assert produced >= {"Figure 2", "Figure 14", "Table 1", "Table 20", "Table 24", "Table 25", "Table 26",
+                        "Appendix B.1", "Appendix D.4"}
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"| {item.label} |" in readme for item in ITEMS)  # the README's index names every item
 
 
 # Params that hold whole options, built in common.smk with every value passed through shlex.quote.

@@ -69,7 +69,7 @@ def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tu
     per_model = {"retention": RETENTION, "perplexity": PERPLEXITY, "open_ended": OPEN_ENDED, "mcq": MCQ,
                  "noveltybench": NOVELTY}
     inputs: dict[str, dict[tuple, Path]] = {kind: {} for kind in [*per_set, "ood_samples", *per_model, "train_log",
-                                                                  "open_ended_samples"]}
+                                                                  "open_ended_samples", "noveltybench_generations"]}
     for model in selection.models:
         for name in selection.methods:
             method = METHODS[name]
@@ -82,6 +82,9 @@ def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tu
             if "open_ended" in method.evaluations and method.main and selection.open_ended:  # Figure 10
                 inputs["open_ended_samples"][model, name] = under(results, OPEN_ENDED_SAMPLES, model=model,
                                                                   method=name, variant="")
+            if "noveltybench" in method.evaluations and method.main and selection.noveltybench:  # Tables 11-19
+                inputs["noveltybench_generations"][model, name] = under(results, NOVELTY_GENERATIONS, model=model,
+                                                                        method=name, variant="")
             if method.adapter:  # Tables 3-4 and the training cost read what the training log records
                 inputs["train_log"][model, name] = under(results, TRAIN_LOG, model=model, method=name, variant="")
             for kind in [kind for kind in per_model if kind in method.evaluations]:
@@ -119,6 +122,18 @@ def ablation_outputs(selection, folder: str | Path = ABLATIONS) -> list[Path]:
 TABLE_OF_METHOD = {"soft": 25, "hard": 26}  # the paper's ablation table of each trained method
 
 
+def novelty_case_tables(methods: list[str]) -> dict[str, str]:
+    """Tables 11-19 (Appendix D.5): the file of each regime of NoveltyBench cases the methods allow."""
+    tables = {}
+    if "base" in methods and "soft" in methods:
+        tables["soft_helps"] = "table11_13_noveltybench_soft_helps"
+    if "base" in methods and "hard" in methods:
+        tables["hard_best"] = "table14_16_noveltybench_hard_best"
+    if "base" in methods and ("soft" in methods or "hard" in methods):
+        tables["failures"] = "table17_19_noveltybench_failures"
+    return tables
+
+
 def _tables(names: list[str], tables: str | Path) -> list[Path]:
     return [Path(tables) / f"{name}.{suffix}" for name in names for suffix in ("csv", "md", "tex")]
 
@@ -134,9 +149,11 @@ def report_outputs(selection, tables: str | Path = TABLES,
                        + (["perplexity_slices", "table23_perplexity_slices_model_mean"] if selection.perplexity else []),
                        tables)
     outputs += _tables((["transfer"] if selection.transfer else [])
-                       + (["table10_noveltybench_splits"] if selection.noveltybench else [])
+                       + (["table10_noveltybench_splits", *novelty_case_tables(selection.methods).values()]
+                          if selection.noveltybench else [])
                        + [f"{baseline}_{s}" for baseline in selection.baselines for s in sets], tables)
     trained = any(METHODS[name].adapter for name in selection.methods)
+    outputs.append(Path(tables) / "index.md")
     outputs += _tables((["table3_shared_hyperparameters", "table4_method_hyperparameters",
                          "appendix_b1_training_cost"] if trained else [])
                        + ["table5_families", "appendix_b1_stage_wallclock"], tables)

@@ -102,9 +102,23 @@ def test_samples_do_not_depend_on_the_batch_size(tiny_model_dir, strategy):
     one = [r for s in seeds for r in sample(model, ids, [s], 6, stop, chunk_size=1, strategy=strategy)]
     batched = sample(model, ids, seeds, 6, stop, chunk_size=64, strategy=strategy)
     halves = sample(model, ids, seeds, 6, stop, chunk_size=24, strategy=strategy)
-    assert one == batched == halves
+    fitted = sample(model, ids, seeds, 6, stop, strategy=strategy)  # as many rows as fit in free memory
+    assert one == batched == halves == fitted
     assert len({tuple(t) for t, _ in batched}) > 50  # different seeds, different samples
     assert sample(model, ids, seeds[:3], 6, stop) != sample(model, ids, [sample_seed(12, "p", i) for i in range(3)], 6, stop)
+
+
+def test_the_automatic_chunk_holds_as_many_rows_as_half_the_free_memory_allows(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from calft.modeling.generation import rows_that_fit
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    config = model.config  # 2 layers, 2 key/value heads of 8 dimensions, float32
+    per_row = 2 * 2 * 2 * 8 * 4 * 100 + 24 * config.vocab_size  # the cache of 100 positions, the probabilities
+    assert rows_that_fit(model, 100, 1000, 2 * 10 * per_row) == 10
+    assert rows_that_fit(model, 100, 1000, 2 * 10 * per_row - 1) == 9
+    assert rows_that_fit(model, 100, 7, 2 * 10 * per_row) == 7 and rows_that_fit(model, 100, 1000, 0) == 1
 
 
 @pytest.mark.parametrize("strategy", ["shared", "batched"])

@@ -164,6 +164,70 @@ def test_table10_noveltybench_per_split_and_the_model_means_of_tables_21_and_23(
     assert table.loc["a", ("perplexity", "base")] == pytest.approx(15.0) and table.loc["a", ("perplexity", "soft")] == 8.0
 
 
+NOVELTY_RUNS = {  # (model, split, prompt): method -> (partition ids, ratings) of its four generations
+    ("m1", "curated", 0): {"base": ([0, 0, 0, 0], [5] * 4), "soft": ([0, 1, 2, 3], [3, 9, 9, 5]),
+                           "hard": ([0, 1, 1, 1], [5] * 4)},
+    ("m1", "curated", 1): {"base": ([0, 1, 2, 3], [8] * 4), "soft": ([0, 0, 0, 0], [8] * 4),
+                           "hard": ([0, 0, 1, 1], [8] * 4)},
+    ("m2", "curated", 0): {"base": ([0, 0, 0, 0], [4] * 4), "soft": ([0, 1, 0, 1], [4] * 4),
+                           "hard": ([0, 1, 2, 3], [6] * 4)},
+    ("m2", "curated", 1): {method: ([0, 1, 2, 3], [5] * 4) for method in ("base", "soft", "hard")},
+    ("m1", "wildchat", 0): {"base": ([0, 0, 0, 0], [1] * 4), "soft": ([0, 1, 2, 3], [10] * 4),
+                            "hard": ([0, 0, 0, 0], [1] * 4)},
+}
+
+
+def test_tables_11_to_19_rank_curated_prompts_by_utility_deltas_and_show_the_best_partitions(tmp_path):
+    from calft.report import novelty_cases
+    from calft.report.commands import _novelty_cases
+    from calft.transfer.metrics import novelty_utility
+
+    frames = {}
+    for (model, split, index), runs in NOVELTY_RUNS.items():
+        for method, (partitions, ratings) in runs.items():
+            frames.setdefault((model, method), []).append(pd.DataFrame({
+                "split": split, "prompt_index": index, "category": "Creativity" if split == "curated" else None,
+                "prompt": f"Name a {split} thing {index} | with a pipe", "generation": range(4),
+                "text": [f"{model} {method} answer {g}" for g in range(4)], "partition": partitions,
+                "representative": ~pd.Series(partitions).duplicated(), "rating": ratings}))
+    selection = ReportSelection.from_dict(dict(models=["m1", "m2"], methods=["base", "soft", "hard"],
+                                               prompt_sets=["ood"], noveltybench=True))
+    inputs = report_inputs(selection, tmp_path)
+    for key, path in inputs["noveltybench_generations"].items():
+        path.parent.mkdir(parents=True)
+        frame = pd.concat(frames[key], ignore_index=True)
+        names = artifacts.KINDS["noveltybench_generations"].schema.names
+        frame = frame.assign(**{name: 0 for name in names if name not in frame})[names]
+        artifacts.write_frame(frame, path, artifacts.provenance("noveltybench", {"settings": {"patience": 0.8}})
+                              | {"artifact": "noveltybench_generations"})
+
+    _novelty_cases(inputs, selection.methods, tmp_path)
+    generations = pd.concat([pd.concat(f).assign(model=m, method=k) for (m, k), f in frames.items()])
+    scores = novelty_cases.prompt_scores(generations, {key: 0.8 for key in frames})
+    soft = scores.set_index(["model", "method", "split", "prompt_index"]).utility
+    assert soft["m1", "soft", "curated", 0] == pytest.approx(novelty_utility(np.array([3, 9, 9, 5]), [0, 1, 2, 3]))
+    assert novelty_cases.choose_cases(scores, "soft_helps") == [("m1", "curated", 0), ("m2", "curated", 0)]
+    assert novelty_cases.choose_cases(scores, "hard_best") == [("m2", "curated", 0), ("m2", "curated", 1)]  # a tie counts
+    assert novelty_cases.choose_cases(scores, "failures") == [("m1", "curated", 1)]  # wildchat's gap is not curated
+
+    cases = pd.read_csv(tmp_path / "table11_13_noveltybench_soft_helps.csv")
+    first = cases[(cases.case == 1) & (cases.method == "soft")]
+    assert first["representative"].tolist() == [f"m1 soft answer {g}" for g in (1, 2, 3, 0)]  # by rating, then order
+    assert first.rating.tolist() == [9, 9, 5, 3] and (first.distinct == 4).all()
+    base = cases[(cases.case == 1) & (cases.method == "base")]
+    assert base.partition_size.tolist() == [4] and base["rank"].tolist() == [1]
+    markdown = (tmp_path / "table11_13_noveltybench_soft_helps.md").read_text()
+    assert "*Table 11: m1 (Creativity), curated prompt 0. Prompt: Name a curated thing 0 \\| with a pipe*" in markdown
+    assert "Table 12: m2" in markdown and "Table 13" not in markdown
+    assert "| 1 | m1 base answer 0 (rating 5, ×4) | m1 soft answer 1 (rating 9, ×1) |" in markdown
+    latex = (tmp_path / "table14_16_noveltybench_hard_best.tex").read_text()
+    assert r"Name a curated thing 0 | with a pipe" in latex and latex.count(r"\begin{table}") == 2
+    assert "Table 17: m1" in (tmp_path / "table17_19_noveltybench_failures.md").read_text()
+    assert {path.name for path in layout.report_outputs(selection, tmp_path, tmp_path)} >= {
+        f"{name}.{suffix}" for name in layout.novelty_case_tables(selection.methods).values()
+        for suffix in ("csv", "md", "tex")}
+
+
 def test_per_distribution_figures_take_the_median_and_keep_a_huge_base_value_off_the_axis(tmp_path):
     from calft.report import figures
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from conftest import cli_settings
 
@@ -290,58 +289,6 @@ def test_every_tinybenchmarks_task_kind_runs_through_lm_eval(tiny_model_dir, tmp
     assert all(len(ll) == n for ll, n in zip(examples[examples.kind != "gsm8k"].loglikelihoods,
                                              examples[examples.kind != "gsm8k"].kind.map(
                                                  {"mmlu": 4, "hellaswag": 2, "truthfulqa": 3, "winogrande": 2})))
-
-
-@pytest.fixture(scope="module")
-def random_adapter(tiny_model_dir, tmp_path_factory):
-    """A LoRA adapter with non-zero random weights on the tiny model, recorded as training does."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from calft.modeling.loader import record_adapter
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    config = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    folder = tmp_path_factory.mktemp("adapter")
-    get_peft_model(model, config).save_pretrained(folder)
-    record_adapter(folder, model, {"method": "random"})
-    return folder
-
-
-@pytest.mark.slow
-def test_retention_and_perplexity_cli_with_and_without_an_adapter(tiny_model_dir, random_adapter, tmp_path):
-    probes = tmp_path / "probes"
-    slices = tmp_path / "slices"
-    assert main(["retention-data", *cli_settings(suite="offline", probe_items=3, seed=11), "--output", str(probes)]) == 0
-    assert main(["perplexity-data", *cli_settings(offline=True, offline_max_documents=1, offline_max_chars=3000),
-                 "--output", str(slices)]) == 0
-    retention_settings = {"suite": "offline", "limit": None, "batch_size": 3, "max_gen_toks": 24,
-                          "apply_chat_template": True, "seed": 11}
-    perplexity_settings = {"slices": ["pydoc_topics", "stdlib_docstrings"], "split": "test", "context": 256,
-                           "stride": 128, "max_documents": 1}
-    outputs = {}
-    for method, adapter in (("base", []), ("adapter", ["--adapter", str(random_adapter)])):
-        model = ["--model-dir", str(tiny_model_dir), *adapter]
-        folder = tmp_path / method
-        assert main(["retention", *cli_settings(model=MODEL_CONFIG, retention=retention_settings), *model,
-                     "--data-dir", str(probes), "--examples", str(folder / "examples.parquet"),
-                     "--output", str(folder / "tasks.parquet")]) == 0
-        assert main(["perplexity", *cli_settings(model=MODEL_CONFIG, perplexity=perplexity_settings), *model,
-                     "--data-dir", str(slices), "--output", str(folder / "perplexity.parquet")]) == 0
-        outputs[method] = {name: pq.read_table(folder / f"{name}.parquet").to_pandas()
-                           for name in ("examples", "tasks", "perplexity")}
-    base, tuned = outputs["base"], outputs["adapter"]
-    assert list(base["tasks"].task) == ["arithmetic", "arithmetic", "multiple_choice"]
-    assert base["tasks"]["items"].tolist() == [3, 3, 3] and base["tasks"].gpirt.isna().all()
-    choice = lambda frame: np.stack(frame[frame.kind == "mmlu"].loglikelihoods)  # noqa: E731
-    assert not np.allclose(choice(base["examples"]), choice(tuned["examples"]))
-    assert base["perplexity"].slice.tolist() == ["pydoc_topics", "stdlib_docstrings", "all"]
-    assert (base["perplexity"].tokens == tuned["perplexity"].tokens).all()
-    assert not np.allclose(base["perplexity"].nll, tuned["perplexity"].nll)
-    info = json.loads(pq.read_schema(tmp_path / "adapter" / "tasks.parquet").metadata[b"calft"])
-    assert info["config"]["adapter"] == str(random_adapter) and info["config"]["retention"]["suite"] == "offline"
 
 
 def test_tinybenchmarks_fetch_reads_hub_layout_mirrors_and_checks_row_counts(tmp_path):

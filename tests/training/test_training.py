@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import build_tries, cli_settings, discretize
+from conftest import build_tries, calft_in_process, cli_settings, discretize
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -110,7 +110,8 @@ def test_tree_attention_marks_exactly_each_nodes_ancestors(draws):
         while chain >= 0:
             expected[node, chain] = True
             chain = parents[chain]
-    assert torch.equal(tree_attention(torch.tensor(parents)), expected)
+    depth = int(expected.sum(dim=1).max()) - 1  # the most edges from a node to its root
+    assert torch.equal(tree_attention(torch.tensor(parents), depth), expected)
 
 
 @pytest.mark.parametrize("method, group", [("soft", 1), ("soft", 3), ("hard", 4)])
@@ -207,7 +208,7 @@ def _adapter_weights(folder):
 
 def test_sigterm_then_rerun_gives_the_uninterrupted_adapter(tiny_model_dir, micro_data, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    subprocess.run(_train_command(tiny_model_dir, micro_data, straight), check=True, capture_output=True)
+    calft_in_process(_train_command(tiny_model_dir, micro_data, straight)[3:])
     process = subprocess.Popen(_train_command(tiny_model_dir, micro_data, resumed), stderr=subprocess.PIPE, text=True)
     for line in process.stderr:  # stop it once it has passed its first checkpoint
         if "step 3/" in line:
@@ -232,7 +233,7 @@ def test_two_process_training_matches_one_process(tiny_model_dir, micro_data, tm
     adapter as one process, through a checkpoint and its resumption."""
     one, two = tmp_path / "one", tmp_path / "two"
     overrides = dict(hard_epochs=1, lora_dropout=0.0, distributed=distributed, checkpoint_every=3)
-    subprocess.run(_train_command(tiny_model_dir, micro_data, one, **overrides), check=True, capture_output=True)
+    calft_in_process(_train_command(tiny_model_dir, micro_data, one, **overrides)[3:])
     command = _train_command(tiny_model_dir, micro_data, two, **overrides)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     env = os.environ | {"OMP_NUM_THREADS": "1"}

@@ -235,7 +235,8 @@ def test_noveltybench_cli_generates_partitions_and_rates(tiny_model_dir, smollm2
     data = tmp_path / "prompts"
     data.mkdir()
     for name, count in (("curated.jsonl", 100), ("wildchat_1k.jsonl", 1000)):
-        (data / name).write_text("".join(json.dumps({"id": i, "prompt": f" Tell me a story {i}. "}) + "\n"
+        category = {"category": "Creativity"} if name == "curated.jsonl" else {}
+        (data / name).write_text("".join(json.dumps({"id": i, "prompt": f" Tell me a story {i}. ", **category}) + "\n"
                                          for i in range(count)))
     settings = {"splits": ["curated", "wildchat"], "prompts_limit": 2, "generations": 4, "max_new_tokens": 12,
                 "seed": 11, "similarity_model": str(similarity), "similarity_tokenizer": str(similarity),
@@ -248,6 +249,11 @@ def test_noveltybench_cli_generates_partitions_and_rates(tiny_model_dir, smollm2
     generations = pd.read_parquet(tmp_path / "g.parquet")
     assert list(summary.index) == ["curated", "wildchat", "all"] and (summary.prompts == [2, 2, 4]).all()
     assert len(generations) == 16 and generations.rating.between(1, 10).all()
+    curated = generations.split == "curated"
+    assert (generations.category[curated] == "Creativity").all() and generations.category[~curated].isna().all()
+    assert generations.prompt.tolist() == [f"Tell me a story {j}." for _ in range(2) for j in range(2) for _ in range(4)]
+    first_of_partition = ~generations.duplicated(["split", "prompt_index", "partition"])
+    assert (generations.representative == first_of_partition).all()
     for _, group in generations.groupby(["split", "prompt_index"]):
         ids = group.partition.tolist()
         assert ids[0] == 0 and all(i <= max(ids[:k], default=-1) + 1 for k, i in enumerate(ids))

@@ -44,17 +44,6 @@ NOVELTY_DATA = NOVELTY["data_dir"] or layout.NOVELTY_PROMPTS
 USE_IRT = RETENTION["suite"] == "tinybenchmarks" and bool(RETENTION["irt_parameters"])
 RUN_METHODS = [name for name in METHODS if name in config["methods"]]  # in table order
 RUN_METHODS += [name for name in BASELINES if TRANSFER[name]["enabled"]]
-REPORT = dict(
-    models=RUN_MODELS,
-    methods=RUN_METHODS,
-    prompt_sets=PROMPTS["evaluation"],
-    retention=RETENTION["enabled"],
-    perplexity=PERPLEXITY["enabled"],
-    open_ended=TRANSFER["open_ended"]["enabled"],
-    mcq=TRANSFER["mcq"]["enabled"],
-    noveltybench=NOVELTY["enabled"],
-)
-REPORT_SELECTION = ReportSelection.from_dict(REPORT)
 
 
 def _ablation_report():
@@ -79,6 +68,18 @@ def _ablation_run(variant, models=None):
 
 ABLATION_REPORT = _ablation_report()
 ABLATION_SELECTION = AblationSelection.from_dict(ABLATION_REPORT)
+REPORT = dict(
+    models=RUN_MODELS,
+    methods=RUN_METHODS,
+    prompt_sets=PROMPTS["evaluation"],
+    retention=RETENTION["enabled"],
+    perplexity=PERPLEXITY["enabled"],
+    open_ended=TRANSFER["open_ended"]["enabled"],
+    mcq=TRANSFER["mcq"]["enabled"],
+    noveltybench=NOVELTY["enabled"],
+    ablations=ABLATION_REPORT,  # for the paper index: what the ablations target writes
+)
+REPORT_SELECTION = ReportSelection.from_dict(REPORT)
 
 
 def _alternatives(names):
@@ -293,13 +294,16 @@ def report_item(path):
                                                    "figure8_ood_samples_ssot_", "figure10_open_ended_frequencies_",
                                                    "figure14_ood_samples_by_decimals_")
                  if name.startswith(prefix)), name)
-    if name.startswith(("table24_", "table25_", "table26_", "figure14_")):
+    if name == "index":
+        category = "index"
+    elif name.startswith(("table24_", "table25_", "table26_", "figure14_")):
         category = "ablations"
     elif name.startswith(("table3_", "table4_", "table5_", "appendix_b1_")):
         category = "settings and cost"
     elif name.startswith(("retention_", "perplexity_", "table21_", "table23_", "figure11_", "figure12_", "figure13_")):
         category = "retention and perplexity"
-    elif name.startswith(("transfer", "ssot_", "table10_", "figure9_", "figure10_", "appendix_d4_")):
+    elif name.startswith(("transfer", "ssot_", "table10_", "table11_", "table14_", "table17_", "figure9_", "figure10_",
+                          "appendix_d4_")):
         category = "transfer"
     else:
         category = "structured sampling"

@@ -97,9 +97,10 @@ MCQ_SAMPLES_SCHEMA = pa.schema([
 NOVELTY_SCHEMA = pa.schema([
     ("split", pa.string()), ("prompts", pa.int32()), ("mean_distinct", pa.float64()), ("mean_utility", pa.float64()),
 ])
-NOVELTY_GENERATIONS_SCHEMA = pa.schema([
-    ("split", pa.string()), ("prompt_index", pa.int32()), ("generation", pa.int32()), ("seed", pa.int64()),
-    ("text", pa.string()), ("partition", pa.int32()), ("reward", pa.float64()), ("rating", pa.int32()),
+NOVELTY_GENERATIONS_SCHEMA = pa.schema([  # category: curated's, null for WildChat
+    ("split", pa.string()), ("prompt_index", pa.int32()), ("category", pa.string()), ("prompt", pa.string()),
+    ("generation", pa.int32()), ("seed", pa.int64()), ("text", pa.string()), ("partition", pa.int32()),
+    ("representative", pa.bool_()), ("reward", pa.float64()), ("rating", pa.int32()),
 ])
 
 

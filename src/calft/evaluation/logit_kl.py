@@ -78,7 +78,8 @@ def exact(model, targets: SoftTargets, prompt: int, prompt_ids: list[int], chunk
         logits = model(
             input_ids=torch.tensor([tokens], device=device),
             position_ids=position_ids[None],
-            attention_mask=tree_attention_mask(model, tree_attention(torch.tensor(parents, device=device)), position_ids),
+            attention_mask=tree_attention_mask(model, tree_attention(torch.tensor(parents, device=device), max(positions)),
+                                               position_ids),
             logits_to_keep=keep.to(device),
             use_cache=False,
         ).logits[0]

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 
 import numpy as np
 import torch
+from transformers.cache_utils import Cache, DynamicLayer
 
 from calft.errors import RunError
 from calft.modeling.loader import LoadedModel
@@ -50,20 +52,102 @@ def _refuse_non_finite(step: int) -> None:
                    "its weights, its adapter or the temperature produce garbage; no sample was written")
 
 
+class PreallocatedLayer(DynamicLayer):
+    """One layer's keys and values in buffers of `capacity` positions, written in place: a step writes
+    its position and attention reads a view of the positions filled so far, where a growing cache
+    copies itself whole at every step. Every position is kept, in sliding-window layers too: their
+    masks cut the window over absolute positions, as a forward without a cache does."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+        self.length = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.device = key_states.device
+        rows, heads = key_states.shape[:2]
+        self.key_buffer = key_states.new_empty((rows, heads, self.capacity, key_states.shape[-1]))
+        self.value_buffer = value_states.new_empty((rows, heads, self.capacity, value_states.shape[-1]))
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        start, self.length = self.length, self.length + key_states.shape[-2]
+        if self.length > self.capacity:
+            raise RuntimeError(f"the preallocated cache holds {self.capacity} positions, not {self.length}")
+        self.key_buffer[:, :, start : self.length] = key_states
+        self.value_buffer[:, :, start : self.length] = value_states
+        return self._filled()
+
+    def _filled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.keys, self.values = self.key_buffer[:, :, : self.length], self.value_buffer[:, :, : self.length]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def _keep_rows(self, rows: torch.Tensor) -> None:
+        """New buffers holding the batch rows `rows` (repeats allowed): only filled positions are copied."""
+        for name in ("key_buffer", "value_buffer"):
+            old = getattr(self, name)
+            new = old.new_empty((len(rows), *old.shape[1:]))
+            new[:, :, : self.length] = old[rows, :, : self.length]
+            setattr(self, name, new)
+        self._filled()
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.is_initialized:
+            self._keep_rows(torch.arange(self.key_buffer.shape[0], device=self.device).repeat_interleave(repeats))
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized:
+            self._keep_rows(indices)
+
+
+def preallocated_cache(model, capacity: int) -> Cache:
+    """A key/value cache of `capacity` positions per row for every layer of the model."""
+    layers = model.config.get_text_config(decoder=True).num_hidden_layers
+    return Cache(layers=[PreallocatedLayer(capacity) for _ in range(layers)])
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free on the device: the accelerator's free memory, or the host's available RAM."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def rows_that_fit(model, tokens: int, rows: int, free_bytes: int) -> int:
+    """The most rows, up to `rows`, whose key/value cache of `tokens` positions and next-token
+    probabilities take at most half of `free_bytes` (the other half: activations, allocator slack)."""
+    config = model.config.get_text_config()
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    cache = 2 * config.num_hidden_layers * kv_heads * head_dim * next(model.parameters()).element_size() * tokens
+    probabilities = 24 * config.vocab_size  # float32 probabilities, their float64 CDF, the logits
+    return max(1, min(rows, free_bytes // 2 // (cache + probabilities)))
+
+
 @torch.no_grad()
 def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, stop_ids: set[int],
-           temperature: float = 1.0, top_p: float = 1.0, chunk_size: int = 256,
+           temperature: float = 1.0, top_p: float = 1.0, chunk_size: int | None = None,
            strategy: str | None = None) -> list[tuple[list[int], bool]]:
     """For each seed: (generated token ids without the stop token, whether a stop token ended it).
 
     The prompt is prefilled once. `strategy` "shared" (the default on CPU) runs one row per distinct
     history, which saves most forwards where many rows share their first tokens; "batched" (the
     default on accelerators) keeps every row of a chunk in one fixed batch on the device, with no
-    host synchronisation per step.
+    host synchronisation per step. Rows are decoded `chunk_size` at a time; None: as many as fit in
+    the device's free memory (every row when they fit). No sample depends on it.
     """
     device = next(model.parameters()).device
     strategy = strategy or ("shared" if device.type == "cpu" else "batched")
-    prefill = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
+    if chunk_size is None:
+        chunk_size = rows_that_fit(model, len(prompt_ids) + max_new_tokens, len(seeds), free_memory(device))
+    prefill = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True,
+                    past_key_values=preallocated_cache(model, len(prompt_ids) + max_new_tokens))
     uniforms = torch.tensor(np.stack([np.random.default_rng(s).random(max_new_tokens) for s in seeds]))
     stops = torch.tensor(sorted(stop_ids), device=device)
     run_chunk = {"shared": _sample_shared, "batched": _sample_batched}[strategy]

@@ -37,7 +37,7 @@ class Generation(Section):
     temperature: float
     top_p: float
     seed: int
-    chunk_size: int
+    chunk_size: int | None  # None: as many rows as fit in free memory
 
 
 @dataclass(frozen=True)

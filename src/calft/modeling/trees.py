@@ -121,21 +121,34 @@ class PackedBatch:
     target_example: torch.Tensor  # (N,) continuation each target belongs to
     num_continuations: int
     tokens: int  # tokens in the tree (computed once each)
+    depth: int  # the deepest token's position
+
+    def to(self, device: torch.device) -> PackedBatch:
+        """The batch on `device`: every tensor copied before the forward, from pinned memory and without
+        waiting on an accelerator (the packing thread may pin it in advance)."""
+        if device.type == "cpu":
+            return self
+        moved = {name: value.pin_memory().to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+                 for name, value in vars(self).items()}
+        return PackedBatch(**moved)
 
 
-def tree_attention(parents: torch.Tensor) -> torch.Tensor:
+def tree_attention(parents: torch.Tensor, depth: int) -> torch.Tensor:
     """(T, T) bool: node i may attend to node j when j is i or one of its ancestors, built where
     `parents` lives (-1 marks a root). Pointer doubling: after k rounds each row holds the ancestors
-    within 2^k steps, so a tree of depth D takes log2(D) whole-matrix operations, not T row copies."""
+    within 2^k steps, so a tree of depth D (the most edges from a node to its root, known where the
+    tree was built) takes log2(D) whole-matrix operations and never asks the device when to stop."""
     size = len(parents)
     nodes = torch.arange(size, device=parents.device)
     jump = torch.where(parents < 0, nodes, parents)  # a root is its own parent
     ancestors = torch.zeros((size, size), dtype=torch.bool, device=parents.device)
     ancestors[nodes, nodes] = True
     ancestors[nodes, jump] = True
-    while not torch.equal(jump[jump], jump):  # until every jump has reached its root
+    reach = 1
+    while reach < depth:
         ancestors |= ancestors[jump]
         jump = jump[jump]
+        reach *= 2
     return ancestors
 
 
@@ -186,6 +199,7 @@ def pack(items: list[Item], prompt_ids: Mapping[int, Sequence[int]] | Sequence[S
         target_example=torch.tensor([t[3] for t in targets]),
         num_continuations=continuation,
         tokens=size,
+        depth=max(depths),
     )
 
 
@@ -205,17 +219,17 @@ def prefix_kl(logits: torch.Tensor, target_ids: torch.Tensor, target_probs: torc
 def example_losses(model, batch: PackedBatch, tau: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
     """Per-continuation loss: the mean over its prefixes of the prefix KL (one forward pass)."""
     device = next(model.parameters()).device
+    batch = batch.to(device)
     logits = model(
-        input_ids=batch.input_ids.to(device),
-        attention_mask=tree_attention_mask(model, tree_attention(batch.parents.to(device)),
-                                           batch.position_ids[0].to(device)),
-        position_ids=batch.position_ids.to(device),
-        logits_to_keep=batch.keep.to(device),
+        input_ids=batch.input_ids,
+        attention_mask=tree_attention_mask(model, tree_attention(batch.parents, batch.depth), batch.position_ids[0]),
+        position_ids=batch.position_ids,
+        logits_to_keep=batch.keep,
         use_cache=False,
     ).logits
-    selected = logits[0, batch.target_col.to(device)]
-    per_prefix = prefix_kl(selected, batch.target_ids.to(device), batch.target_probs.to(device), tau, epsilon)
-    example = batch.target_example.to(device)
+    selected = logits[0, batch.target_col]
+    per_prefix = prefix_kl(selected, batch.target_ids, batch.target_probs, tau, epsilon)
+    example = batch.target_example
     totals = torch.zeros(batch.num_continuations, device=device).index_add(0, example, per_prefix)
     counts = torch.zeros(batch.num_continuations, device=device).index_add(0, example, torch.ones_like(per_prefix))
     return totals / counts

@@ -95,6 +95,7 @@ def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, 
     if selection.noveltybench:
         table, columns = report.noveltybench_split_table(report.load_noveltybench(inputs), models)
         _write_table(tables, "table10_noveltybench_splits", table, columns, "NoveltyBench per split (Table 10)")
+        _novelty_cases(inputs, selection.methods, tables)
     if ssot:
         ssot_summary = pd.concat([summary, report.summary(rows[rows.method == "ssot"])])
         for prompt_set in prompt_sets:
@@ -114,7 +115,18 @@ def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, 
     if selection.open_ended:
         _open_ended_items(inputs, models, tables, figures)
     _appendix_tables(inputs, Path(results) / "benchmarks", tables)
+    _write_index(selection, results, tables, figures)
     log(f"wrote tables to {tables} and figures to {figures}")
+
+
+def _write_index(selection: ReportSelection, results: str, tables: Path, figures: Path) -> None:
+    """index.md: every paper item, the file that reproduces it or why it is absent."""
+    from calft.report import index
+
+    ablations = selection.ablation_selection
+    ablation_outputs = layout.ablation_outputs(ablations, layout.under(results, layout.ABLATIONS)) if ablations else []
+    rows = index.entries(layout.report_outputs(selection, tables, figures), ablation_outputs, selection.mcq)
+    _write_text(tables / "index.md", index.to_markdown(rows))
 
 
 FIGURE10_PROMPTS = ("city", "mammal", "weekday")  # the paper's Figure 10
@@ -142,6 +154,24 @@ def _open_ended_items(inputs: dict, models: list[str], tables: Path, figures: Pa
         chosen = [CATEGORIES.index(c) for c in FIGURE10_PROMPTS if CATEGORIES.index(c) in sampled] or sampled[:3]
         with artifacts.atomic_path(figures / f"figure10_open_ended_frequencies_{model}.png", "report") as path:
             plots.figure_open_ended_frequencies(samples, {i: texts[i] for i in chosen}, model, path)
+
+
+def _novelty_cases(inputs: dict, methods: list[str], tables: Path) -> None:
+    """Tables 11-19: the qualitative NoveltyBench cases of each regime the methods allow."""
+    from calft.report import novelty_cases
+    from calft.report import tables as report
+
+    paths = inputs["noveltybench_generations"]
+    generations = pd.concat([report.read(path, "noveltybench_generations").assign(model=model, method=method)
+                             for (model, method), path in paths.items()], ignore_index=True)
+    patience = {key: artifacts.read_provenance(path)["config"]["settings"]["patience"] for key, path in paths.items()}
+    scores = novelty_cases.prompt_scores(generations, patience)
+    shown = [method for method in MAIN if method in methods]
+    for regime, name in layout.novelty_case_tables(methods).items():
+        cases = novelty_cases.case_rows(generations, scores, novelty_cases.choose_cases(scores, regime), shown)
+        _write_text(tables / f"{name}.csv", cases.to_csv(index=False))
+        _write_text(tables / f"{name}.md", novelty_cases.to_markdown(cases, regime))
+        _write_text(tables / f"{name}.tex", novelty_cases.to_latex(cases, regime))
 
 
 def _appendix_tables(inputs: dict, benchmarks: Path, tables: Path) -> None:

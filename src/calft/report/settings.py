@@ -22,6 +22,11 @@ class ReportSelection(Section):
     open_ended: bool
     mcq: bool
     noveltybench: bool
+    ablations: dict | None
+
+    @property
+    def ablation_selection(self) -> AblationSelection | None:
+        return AblationSelection.from_dict(self.ablations) if self.ablations is not None else None
 
     @property
     def transfer(self) -> bool:

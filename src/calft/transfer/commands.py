@@ -54,7 +54,7 @@ def noveltybench(settings: NoveltyBenchSettings, model_dir: str, adapter: str | 
     generated = generate_answers(loaded, prompts, section)
     device = loaded.device
     del loaded
-    summary, generated = rate_answers(generated, prompts, section, device)
+    summary, generated = rate_answers(generated, section, device)
     info = artifacts.provenance("noveltybench", {"model": settings.model.to_dict(), "adapter": adapter,
                                                  "settings": section.to_dict()})
     artifacts.write_frame(generated, generations, info | {"artifact": "noveltybench_generations"})

@@ -14,6 +14,7 @@ import gc
 import json
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,9 +37,15 @@ RATING_THRESHOLDS = [-7.71875, -6.28125, -6.0, -5.71875, -5.5, -5.0, -4.375, -3.
 SIDE_TOKENS = 128
 
 
+class Prompt(NamedTuple):
+    """A benchmark prompt: its stripped text and its category (curated has one; WildChat has none)."""
 
-def read_prompt_files(data_dir: Path, splits: list[str], limit: int | None) -> dict[str, list[str]]:
-    """Each split's `prompt` fields, stripped; the full splits must have the benchmark's counts."""
+    text: str
+    category: str | None
+
+
+def read_prompt_files(data_dir: Path, splits: list[str], limit: int | None) -> dict[str, list[Prompt]]:
+    """Each split's prompts; the full splits must have the benchmark's counts."""
     prompts = {}
     for split in splits:
         name, expected = layout.NOVELTY_PROMPT_FILES[split], PROMPT_COUNTS[split]
@@ -47,22 +54,25 @@ def read_prompt_files(data_dir: Path, splits: list[str], limit: int | None) -> d
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as error:
             raise UserError(f"cannot read {path} ({error})") from None
-        texts = [_prompt_text(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
-        if len(texts) != expected:
-            raise UserError(f"{Path(data_dir) / name} has {len(texts)} prompts; NoveltyBench's {split} has {expected}")
-        prompts[split] = texts[:limit]
+        records = [_prompt(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
+        if len(records) != expected:
+            raise UserError(f"{Path(data_dir) / name} has {len(records)} prompts; NoveltyBench's {split} has {expected}")
+        prompts[split] = records[:limit]
     return prompts
 
 
-def _prompt_text(path: Path, number: int, line: str) -> str:
-    """The stripped `prompt` field of one JSON line of a prompt file."""
+def _prompt(path: Path, number: int, line: str) -> Prompt:
+    """The stripped `prompt` field of one JSON line of a prompt file, and its `category` if any."""
     try:
-        text = json.loads(line)["prompt"]
-    except (ValueError, KeyError, TypeError):
-        text = None
+        record = json.loads(line)
+        text, category = record["prompt"], record.get("category")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        text = category = None
     if not isinstance(text, str):
         raise UserError(f"{path}, line {number}: not a JSON object with a string 'prompt'")
-    return text.strip()
+    if category is not None and not isinstance(category, str):
+        raise UserError(f"{path}, line {number}: 'category' is not a string")
+    return Prompt(text.strip(), category)
 
 
 def fetch_prompts(base_url: str, output: Path) -> None:
@@ -82,16 +92,19 @@ def rating(reward: float) -> int:
     return bisect.bisect_left(RATING_THRESHOLDS, reward) + 1
 
 
-def generate_answers(loaded: LoadedModel, prompts: dict[str, list[str]], settings: NoveltyBench) -> pd.DataFrame:
-    """`generations` samples per prompt at temperature 1 and top-p 1, all of a prompt decoded together."""
+def generate_answers(loaded: LoadedModel, prompts: dict[str, list[Prompt]], settings: NoveltyBench) -> pd.DataFrame:
+    """`generations` samples per prompt at temperature 1 and top-p 1, all of a prompt decoded together;
+    each row keeps its prompt's text and category (the qualitative Tables 11-19 show them)."""
     sampling = Generation(num_samples=settings.generations, max_new_tokens=settings.max_new_tokens, temperature=1.0,
                           top_p=1.0, seed=settings.seed, chunk_size=settings.generations)
     rows = []
-    for split, texts in prompts.items():
+    for split, split_prompts in prompts.items():
+        texts = [prompt.text for prompt in split_prompts]
         for j, ids in enumerate(prompt_ids(loaded.tokenizer, texts, loaded.chat)):
             seeds = [sample_seed(settings.seed, f"noveltybench/{split}/{j}", g) for g in range(settings.generations)]
             outputs, _, _ = generate(loaded, ids, seeds, sampling)
-            rows += [{"split": split, "prompt_index": j, "generation": g, "seed": seed, "text": text.strip()}
+            rows += [{"split": split, "prompt_index": j, "category": split_prompts[j].category, "prompt": texts[j],
+                      "generation": g, "seed": seed, "text": text.strip()}
                      for g, (seed, text) in enumerate(zip(seeds, outputs))]
         log(f"  generated {split}: {len(texts)} prompts")
     return pd.DataFrame(rows)
@@ -161,9 +174,10 @@ def _release(model) -> None:
         torch.cuda.empty_cache()
 
 
-def rate_answers(generations: pd.DataFrame, prompts: dict[str, list[str]], settings: NoveltyBench,
+def rate_answers(generations: pd.DataFrame, settings: NoveltyBench,
                  device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Partition and rate the generations; per-split and overall mean distinct and mean utility."""
+    """Partition and rate the generations (the first of each partition is its representative);
+    per-split and overall mean distinct and mean utility."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(settings.similarity_tokenizer)
@@ -174,6 +188,7 @@ def rate_answers(generations: pd.DataFrame, prompts: dict[str, list[str]], setti
         texts = group.text.tolist()
         groups.append(partition(len(texts), lambda i, later, texts=texts: equivalent(texts, i, later)))
     generations = generations.assign(partition=np.concatenate(groups))
+    generations["representative"] = ~generations.duplicated(["split", "prompt_index", "partition"])
     _release(classifier)
     log("  partitioned")
 
@@ -181,8 +196,8 @@ def rate_answers(generations: pd.DataFrame, prompts: dict[str, list[str]], setti
     reward_model = AutoModelForSequenceClassification.from_pretrained(  # eager: SDPA drops Gemma-2's soft-capping
         settings.reward_model, dtype=getattr(torch, settings.reward_dtype), attn_implementation="eager").to(device).eval()
     scores = []
-    for (split, j), group in generations.groupby(["split", "prompt_index"], sort=False):
-        scores += rewards(reward_model, tokenizer, prompts[split][j], group.text.tolist(),
+    for _, group in generations.groupby(["split", "prompt_index"], sort=False):
+        scores += rewards(reward_model, tokenizer, group.prompt.iloc[0], group.text.tolist(),
                           settings.reward_add_special_tokens)
     _release(reward_model)
     generations = generations.assign(reward=scores, rating=[rating(r) for r in scores])

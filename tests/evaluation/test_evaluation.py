@@ -17,7 +17,7 @@ from calft import artifacts
 from calft.cli import main
 from calft.evaluation.logit_kl import exact, monte_carlo
 from calft.evaluation.metrics import family_median, prompt_scores, target_spread, wasserstein_to_law
-from calft.evaluation.parse import judge, parse_number, strip_reasoning
+from calft.evaluation.parse import judge, may_become_number, parse_number, strip_reasoning
 from calft.modeling.chat import ChatFormat, prompt_ids
 from calft.modeling.generation import COMPACT_EVERY, _draw, sample, sample_seed
 from calft.modeling.trees import Continuation, Item, SoftTargets, example_losses, pack
@@ -46,6 +46,30 @@ def test_parser_never_raises_on_junk(text):
 @given(st.floats(allow_nan=False, allow_infinity=False, width=32))
 def test_parser_reads_back_printed_numbers(x):
     assert parse_number(repr(x)) == pytest.approx(float(repr(x)))
+
+
+@pytest.mark.parametrize("text, possible", [
+    ("", True), (" -", True), ("+.", True), ("3.5e-", True), ("3.5 ", True), ("<th", True), ("3<think", True),
+    ("<think>never closed x", True), ("<think>a</think> 4", True), ("3\ufffd", True),
+    ("3.5 x", False), ("Sure", False), ("3 5", False), ("1,", False), ("<thinkx", False), ("٣", False),
+])
+def test_a_text_may_become_a_number_until_a_character_rules_it_out(text, possible):
+    assert may_become_number(text) == possible
+
+
+NUMBER_PIECES = ["<think>", "</think>", "<", "th", " ", "\n", "\u00a0", "1", "25", ".", "e", "E", "-", "+", "x", ","]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(NUMBER_PIECES), max_size=8), st.text(max_size=4))
+def test_no_prefix_of_a_number_is_given_up(pieces, junk):
+    """Whatever parses as a number was possible at each of its prefixes; what is given up never
+    parses, however it goes on."""
+    text = "".join(pieces)
+    if parse_number(text) is not None:
+        assert all(may_become_number(text[:end]) for end in range(len(text) + 1))
+    if not may_become_number(text):
+        assert parse_number(text + junk) is None and parse_number(text + "5") is None
 
 
 def test_validity_support_and_integers():
@@ -150,6 +174,37 @@ def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir, 
                 break
             expected.append(token)
         assert tokens == expected and stopped == (len(expected) < steps)
+
+
+@pytest.mark.parametrize("strategy", ["shared", "batched"])
+def test_hopeless_rows_end_at_their_first_hopeless_prefix(tiny_model_dir, strategy):
+    """A cut row is the row's uncut tokens up to the first token that makes it hopeless, unstopped;
+    every other row is unchanged; the cut depends on neither the chunk nor the strategy."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ids = prompt_ids(tokenizer, ["Generate exactly ONE random number."], ChatFormat("<|im_end|>"))[0]
+    stop = set(range(0, len(tokenizer), 50))  # the near-uniform model stops a row at 2% per token
+    seeds = [sample_seed(4, "h", i) for i in range(40)]
+    steps = 2 * COMPACT_EVERY + 3  # cuts at a look, between looks, and after the last step
+
+    def fatal(token):
+        return token % 29 == 0
+
+    def hopeless(tokens):
+        return any(map(fatal, tokens))
+
+    uncut = sample(model, ids, seeds, steps, stop, chunk_size=40, strategy=strategy)
+    first_fatal = [next((n for n, token in enumerate(tokens) if fatal(token)), None) for tokens, _ in uncut]
+    expected = [(tokens, stopped) if n is None else (tokens[: n + 1], False)
+                for (tokens, stopped), n in zip(uncut, first_fatal)]
+    for chunk_size in (40, 7):
+        assert sample(model, ids, seeds, steps, stop, chunk_size=chunk_size, strategy=strategy,
+                      hopeless=hopeless) == expected
+    cut_after = {n + 1 for n in first_fatal if n is not None}
+    assert {COMPACT_EVERY, steps} & cut_after and len(cut_after) > 4  # at a look, at the end, between
+    assert any(stopped for _, stopped in expected) and not all(n is not None for n in first_fatal)
 
 
 def test_sampler_follows_the_model_distribution(tiny_model_dir):

@@ -16,8 +16,10 @@ import numpy as np
 
 from calft.targets.families import get_family
 
+THINK_OPENING = "<think>"
 THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", re.S)
 NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")  # ASCII digits only
+NUMBER_PREFIX = re.compile(r"\s*[+-]?[0-9]*(\.[0-9]*)?([eE][+-]?[0-9]*)?\s*")  # admits every prefix of one
 INTEGER_TOLERANCE = 1e-9
 
 
@@ -33,6 +35,20 @@ def parse_number(text: str) -> float | None:
         return None
     value = float(cleaned)
     return value if math.isfinite(value) else None
+
+
+def may_become_number(text: str) -> bool:
+    """Whether some continuation of `text` could still parse as a number: False once a character
+    outside reasoning blocks rules out every literal. Undecided endings (a partial character, a
+    partial <think> tag) count as possible; so do a few texts that cannot become one (e.g. 'e5')."""
+    if text.endswith("\ufffd"):  # a character whose bytes have not all been generated yet
+        return True
+    cleaned = THINK_BLOCK.sub("", text)  # an unclosed block runs to the end
+    for length in range(len(THINK_OPENING) - 1, 0, -1):
+        if cleaned.endswith(THINK_OPENING[:length]):
+            cleaned = cleaned[:-length]
+            break
+    return NUMBER_PREFIX.fullmatch(cleaned) is not None
 
 
 def judge(texts: list[str], family_id: str, params: dict) -> tuple[np.ndarray, np.ndarray]:

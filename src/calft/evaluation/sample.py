@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from calft.evaluation.parse import extract_ssot_answer, judge
+from calft.evaluation.parse import extract_ssot_answer, judge, may_become_number
 from calft.evaluation.settings import Sampling
 from calft.modeling.chat import prompt_ids, ssot_format, ssot_instruction
 from calft.modeling.generation import generate, sample_seed
@@ -22,15 +22,17 @@ def sample_prompt_set(loaded: LoadedModel, prompts: pd.DataFrame, settings: Samp
                       ssot: bool = False) -> pd.DataFrame:
     """Sample every prompt (rows of a targets file: prompt_id, family, split, params, prompt); one row
     per sample, parsed and judged. With `ssot`, the String Seed of Thought instruction comes first
-    and the answer is judged from its <answer> tag."""
+    and the answer is judged from its <answer> tag; without it, `settings.stop_invalid` ends each
+    generation once it can no longer be a number."""
     chat = ssot_format(loaded.chat) if ssot else loaded.chat
     rendered = prompt_ids(loaded.tokenizer, list(prompts.prompt), chat, ssot_instruction(chat) if ssot else None)
     harmony = chat.chat_protocol == "harmony"
+    viable = may_become_number if settings.stop_invalid and not ssot else None
     n = settings.num_samples
     frames = []
     for prompt, ids in zip(prompts.itertuples(), rendered):
         seeds = [sample_seed(settings.seed, prompt.prompt_id, i) for i in range(n)]
-        texts, num_tokens, stopped = generate(loaded, ids, seeds, settings)
+        texts, num_tokens, stopped = generate(loaded, ids, seeds, settings, viable)
         answers = [extract_ssot_answer(text, harmony=harmony) for text in texts] if ssot else texts
         values, valid = judge(answers, prompt.family, json.loads(prompt.params))
         frames.append(pd.DataFrame({

@@ -16,6 +16,7 @@ class Sampling(Generation):
     backend: str
     logit_kl_paths: int
     logit_kl_exact: bool
+    stop_invalid: bool
     gpus: int
 
 

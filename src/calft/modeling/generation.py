@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -133,14 +134,16 @@ def rows_that_fit(model, tokens: int, rows: int, free_bytes: int) -> int:
 @torch.no_grad()
 def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, stop_ids: set[int],
            temperature: float = 1.0, top_p: float = 1.0, chunk_size: int | None = None,
-           strategy: str | None = None) -> list[tuple[list[int], bool]]:
+           strategy: str | None = None,
+           hopeless: Callable[[list[int]], bool] | None = None) -> list[tuple[list[int], bool]]:
     """For each seed: (generated token ids without the stop token, whether a stop token ended it).
 
     The prompt is prefilled once. `strategy` "shared" (the default on CPU) runs one row per distinct
     history, which saves most forwards where many rows share their first tokens; "batched" (the
     default on accelerators) keeps every row of a chunk in one fixed batch on the device, with no
     host synchronisation per step. Rows are decoded `chunk_size` at a time; None: as many as fit in
-    the device's free memory (every row when they fit). No sample depends on it.
+    the device's free memory (every row when they fit). No sample depends on it. A row for which
+    `hopeless(tokens)` is True ends there, unstopped, at the shortest such prefix of its tokens.
     """
     device = next(model.parameters()).device
     strategy = strategy or ("shared" if device.type == "cpu" else "batched")
@@ -154,12 +157,12 @@ def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, 
     results: list[tuple[list[int], bool]] = []
     for start in range(0, len(seeds), chunk_size):
         chunk_uniforms = uniforms[start : start + chunk_size].to(device)
-        results.extend(run_chunk(model, prefill, chunk_uniforms, stops, temperature, top_p))
+        results.extend(run_chunk(model, prefill, chunk_uniforms, stops, temperature, top_p, hopeless))
     return results
 
 
 def _sample_shared(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float,
-                   top_p: float) -> list[tuple[list[int], bool]]:
+                   top_p: float, hopeless) -> list[tuple[list[int], bool]]:
     """Rows whose generations so far are equal share one forward (and one cache row): all rows share
     the prompt, and many share their first tokens, so each step runs one row per distinct history."""
     rows, max_new_tokens = uniforms.shape
@@ -176,12 +179,14 @@ def _sample_shared(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, 
         if not finite:
             _refuse_non_finite(step)
         ended = torch.isin(chosen, stops)
+        given_up = []
         for row, token, end in zip(alive.tolist(), chosen.tolist(), ended.tolist()):
             if end:
                 stopped[row] = True
             else:
                 tokens[row].append(token)
-        keep = ~ended
+            given_up.append(not end and hopeless is not None and hopeless(tokens[row]))
+        keep = ~(ended | torch.tensor(given_up, device=device))
         if step == max_new_tokens - 1 or not keep.any():
             break
         alive = alive[keep]
@@ -197,10 +202,11 @@ COMPACT_EVERY = 8  # batched sampler: steps between looks at which rows have sto
 
 
 def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float,
-                    top_p: float) -> list[tuple[list[int], bool]]:
+                    top_p: float, hopeless) -> list[tuple[list[int], bool]]:
     """Every row of the chunk in one batch on the device: draws, stop masks and the generated tokens
-    stay there. Every COMPACT_EVERY steps the host looks once: it ends the chunk when all rows have
-    stopped, and drops stopped rows from the batch (and cache) when they are at least half of it."""
+    stay there. Every COMPACT_EVERY steps the host looks once: it cuts the rows that became hopeless,
+    ends the chunk when all rows have stopped, and drops stopped rows from the batch (and cache)
+    when they are at least half of it."""
     rows, max_new_tokens = uniforms.shape
     device = stops.device
     cache = copy.deepcopy(prefill.past_key_values)
@@ -211,6 +217,8 @@ def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor,
     alive = torch.arange(rows, device=device)  # the chunk row of each batch row
     running = torch.ones(rows, dtype=torch.bool, device=device)  # per batch row: no stop token yet
     finite = torch.ones((), dtype=torch.bool, device=device)  # every draw so far from finite probabilities
+    cut_at: dict[int, int] = {}  # chunk row -> tokens kept, for rows cut as hopeless
+    checked = 0  # tokens of every row known not to be hopeless
     for step in range(max_new_tokens):
         chosen, finite_now = _draw(logits, uniforms[alive, step], temperature, top_p)
         finite &= finite_now
@@ -221,6 +229,9 @@ def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor,
         if step == max_new_tokens - 1:
             break
         if step % COMPACT_EVERY == COMPACT_EVERY - 1:
+            if hopeless is not None:
+                _cut_hopeless(generated, length, alive, running, hopeless, checked, step + 1, cut_at)
+                checked = step + 1
             remaining, all_finite = torch.stack([running.sum(), finite.long()]).tolist()  # the host looks
             if not all_finite:
                 _refuse_non_finite(step)
@@ -233,14 +244,42 @@ def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor,
         logits = model(input_ids=chosen[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
     if not finite:
         _refuse_non_finite(step)
+    if hopeless is not None:
+        _cut_hopeless(generated, length, alive, running, hopeless, checked, step + 1, cut_at)
     generated, length = generated.cpu(), length.cpu().tolist()
-    return [(generated[row, :n].tolist(), n < max_new_tokens) for row, n in enumerate(length)]
+    return [(generated[row, : cut_at[row]].tolist(), False) if row in cut_at
+            else (generated[row, :n].tolist(), n < max_new_tokens) for row, n in enumerate(length)]
 
 
-def generate(loaded: LoadedModel, ids: list[int], seeds: list[int], settings: Generation):
+def _cut_hopeless(generated: torch.Tensor, length: torch.Tensor, alive: torch.Tensor, running: torch.Tensor,
+                  hopeless, checked: int, steps: int, cut_at: dict[int, int]) -> None:
+    """Batched sampler: each row of the batch with tokens past `checked` (running, or stopped since)
+    is cut at its shortest hopeless prefix longer than `checked`, as the shared sampler cuts it."""
+    rows = alive.tolist()
+    ends = length[alive].clamp_max(steps).tolist()  # tokens generated: up to the stop, or so far
+    tokens = generated[alive, :steps].tolist()
+    cut = []
+    for batch_row, (row, end, row_tokens) in enumerate(zip(rows, ends, tokens)):
+        if row in cut_at:
+            continue
+        kept = next((n for n in range(checked + 1, end + 1) if hopeless(row_tokens[:n])), None)
+        if kept is not None:
+            cut_at[row] = kept
+            cut.append(batch_row)
+    if cut:
+        running[torch.tensor(cut, device=running.device)] = False
+
+
+def generate(loaded: LoadedModel, ids: list[int], seeds: list[int], settings: Generation,
+             viable: Callable[[str], bool] | None = None):
     """For each seed of a rendered prompt: the decoded answer (special tokens skipped), its number of
-    tokens, and whether a stop token ended it. Returns the three lists."""
+    tokens, and whether a stop token ended it. Returns the three lists. With `viable`, an answer ends
+    at its first token after which `viable(text)` is False."""
+    hopeless = None
+    if viable is not None:
+        def hopeless(tokens: list[int]) -> bool:
+            return not viable(loaded.tokenizer.decode(tokens, skip_special_tokens=True))
     generated = sample(loaded.model, ids, seeds, settings.max_new_tokens, loaded.stop_ids, settings.temperature,
-                       settings.top_p, settings.chunk_size)
+                       settings.top_p, settings.chunk_size, hopeless=hopeless)
     texts = loaded.tokenizer.batch_decode([tokens for tokens, _ in generated], skip_special_tokens=True)
     return texts, [len(tokens) for tokens, _ in generated], [stopped for _, stopped in generated]

@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import cli_settings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from calft.cli import main
 from calft.evaluation.parse import extract_ssot_answer
 from calft.transfer import mcq, metrics, noveltybench, open_ended
-from calft.transfer.parse import normalize_open_answer, parse_mcq
+from calft.transfer.parse import mcq_may_parse, normalize_open_answer, parse_mcq
 
 MODEL_CONFIG = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
 
@@ -88,6 +90,34 @@ def test_mcq_parser_accepts_the_format():
 ])
 def test_mcq_parser_rejects_malformed_questions(text, error):
     assert error in parse_mcq(text)[1]
+
+
+@pytest.mark.parametrize("text, possible", [
+    ("", True), ("Quest", True), ("  A", True), ("<thi", True), ("Question: why?\nA. x\nB", True),
+    ("<think>Sure! Here is one\n", True), ("<think>a</think>Question: q\n", True), ("Correct Answer: B\n\n", True),
+    ("Sure", False), ("Sure! Here is a question.\n", False), ("**Question:**", False),
+    ("Question: q\nA. x\nA. y\n", False), ("Question: q\nIt is\n", False),
+])
+def test_a_question_may_parse_until_a_finished_line_rules_it_out(text, possible):
+    assert mcq_may_parse(text) == possible
+
+
+MCQ_PIECES = ["Question: q", "A. a", "B. b", "C. c", "D. d", "Correct Answer: B", "Explanation: e", "\n", "\n\n",
+              "  ", "Qu", "<think>", "</think>", "<", "Sure", "\r\n"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(MCQ_PIECES), max_size=12), st.text(max_size=6))
+def test_no_prefix_of_a_parseable_question_is_given_up(pieces, junk):
+    text = "".join(pieces)
+    if not parse_mcq(text)[1]:
+        assert all(mcq_may_parse(text[:end]) for end in range(len(text) + 1))
+    if not mcq_may_parse(text):
+        assert parse_mcq(text + junk)[1] and parse_mcq(text + "\n" + WELL_FORMED)[1]
+
+
+def test_every_prefix_of_the_well_formed_question_may_parse():
+    assert all(mcq_may_parse(WELL_FORMED[:end]) for end in range(len(WELL_FORMED) + 1))
 
 
 def test_mcq_tv_is_missing_when_nothing_parses():
@@ -187,6 +217,12 @@ def test_open_ended_and_mcq_cli_on_a_tiny_model(tiny_model_dir, tmp_path):
     summary = pd.read_parquet(tmp_path / "mcq.parquet")
     generations = pd.read_parquet(tmp_path / "m.parquet")
     assert summary.generations.item() == 4 and summary.parse_rate.item() == generations.parseable.mean()
+    assert main(["mcq", *cli_settings(model=MODEL_CONFIG, mcq=mcq_settings | {"stop_unparseable": True}), *model,
+                 "--samples", str(tmp_path / "m_cut.parquet"), "--output", str(tmp_path / "mcq_cut.parquet")]) == 0
+    cut = pd.read_parquet(tmp_path / "m_cut.parquet")  # random text: each question ends once a line rules it out
+    assert cut.parseable.tolist() == generations.parseable.tolist()
+    assert all(full.startswith(text) for full, text in zip(generations.text, cut.text))
+    assert (cut.text.str.len() < generations.text.str.len()).any()
 
 
 def _tiny_evaluators(folder, smollm2_dir):

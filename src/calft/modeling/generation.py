@@ -33,10 +33,11 @@ def sample_seed(base_seed: int, prompt_id: str, index: int) -> int:
 
 
 def _draw(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float,
-          top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+          top_p: float, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokens by inverse CDF over token ids (the first id whose cumulative probability exceeds u),
     and whether every row's probabilities were finite (a device flag: the caller decides when to
-    look)."""
+    look). With `rows`, uniform i draws from logits row rows[i]: each row's distribution is
+    computed once, however many draws share it."""
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     finite = torch.isfinite(probs).all()
     if top_p < 1.0:
@@ -44,6 +45,8 @@ def _draw(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float,
         outside = ordered.cumsum(dim=-1) - ordered >= top_p  # keep the smallest set reaching top_p
         probs = probs.scatter(-1, order, ordered.masked_fill(outside, 0.0))
     cdf = probs.double().cumsum(dim=-1)
+    if rows is not None:
+        cdf = cdf[rows]
     target = uniforms.to(cdf) * cdf[:, -1]
     return torch.searchsorted(cdf, target[:, None], right=True).squeeze(1).clamp_max(logits.shape[-1] - 1), finite
 
@@ -175,7 +178,7 @@ def _sample_shared(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, 
     tokens = [[] for _ in range(rows)]
     stopped = [False] * rows
     for step in range(max_new_tokens):
-        chosen, finite = _draw(logits[history], uniforms[alive, step], temperature, top_p)
+        chosen, finite = _draw(logits, uniforms[alive, step], temperature, top_p, rows=history)
         if not finite:
             _refuse_non_finite(step)
         ended = torch.isin(chosen, stops)

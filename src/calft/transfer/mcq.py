@@ -12,7 +12,7 @@ from calft.modeling.chat import prompt_ids
 from calft.modeling.generation import generate, sample_seed
 from calft.modeling.loader import LoadedModel
 from calft.transfer.metrics import tv_to_uniform
-from calft.transfer.parse import parse_mcq
+from calft.transfer.parse import mcq_may_parse, parse_mcq
 from calft.transfer.settings import Mcq
 
 MCQ_PROMPT = """You are a medical education expert who creates high-quality multiple-choice questions for medical students and professionals.
@@ -55,10 +55,11 @@ def mcq_summary(samples: pd.DataFrame) -> dict:
 
 
 def evaluate_mcq(loaded: LoadedModel, settings: Mcq) -> tuple[dict, pd.DataFrame]:
-    """`num_samples` generated questions of the fixed prompt, parsed strictly, and their summary."""
+    """`num_samples` generated questions of the fixed prompt, parsed strictly, and their summary. With
+    `settings.stop_unparseable`, a question ends at its first line that rules out every parse."""
     (ids,) = prompt_ids(loaded.tokenizer, [MCQ_PROMPT], loaded.chat)
     seeds = [sample_seed(settings.seed, "mcq", i) for i in range(settings.num_samples)]
-    texts, _, _ = generate(loaded, ids, seeds, settings)
+    texts, _, _ = generate(loaded, ids, seeds, settings, mcq_may_parse if settings.stop_unparseable else None)
     parsed = [parse_mcq(text) for text in texts]
     samples = pd.DataFrame({
         "sample_idx": np.arange(len(texts)), "seed": seeds, "text": texts,

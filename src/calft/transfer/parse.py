@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from calft.evaluation.parse import strip_reasoning
+from calft.evaluation.parse import THINK_BLOCK, strip_reasoning
 
 STRAY_THINK_TAG = re.compile(r"</?think>")
 WRAPPING_QUOTES = re.compile(r'^(["\'])(.*)\1$', re.S)
@@ -57,3 +57,21 @@ def parse_mcq(text: str) -> tuple[dict[str, str], list[str]]:
     if fields.get("answer") and fields["answer"] not in ("A", "B", "C", "D"):
         errors.append("invalid_answer")
     return fields, errors
+
+
+def mcq_may_parse(text: str) -> bool:
+    """Whether some continuation of `text` could still parse as a question: False once a finished
+    line starts with no marker or repeats one. An unfinished last line that may still begin with a
+    marker (or with a tag, or a partial character) counts as possible."""
+    if text.endswith("\ufffd"):
+        return True
+    lines = STRAY_THINK_TAG.sub("", THINK_BLOCK.sub("", text)).splitlines(keepends=True)
+    unfinished = lines.pop().strip() if lines and lines[-1] == lines[-1].splitlines()[0] else ""
+    seen = set()
+    for line in filter(None, (line.strip() for line in lines)):
+        marker = next((m for m in MCQ_MARKERS if line.startswith(m)), None)
+        if marker is None or MCQ_MARKERS[marker] in seen:
+            return False
+        seen.add(MCQ_MARKERS[marker])
+    return (not unfinished or unfinished.startswith("<")
+            or any(marker.startswith(unfinished) or unfinished.startswith(marker) for marker in MCQ_MARKERS))

@@ -21,6 +21,7 @@ class Mcq(Generation):
     SCHEMA_PATH = ("properties", "transfer", "properties", "mcq")
     LABEL = "transfer.mcq"
     enabled: bool
+    stop_unparseable: bool
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ def test_the_paper_config_reproduces_the_reference_inputs():
     assert paper["training"]["hard_group_size"] == 1 and paper["training"]["order"] == "reference"
     assert paper["perplexity"]["prepend_bos"] is False
     assert paper["transfer"]["noveltybench"]["reward_add_special_tokens"] is True
+    assert paper["sampling"]["stop_invalid"] is False and paper["transfer"]["mcq"]["stop_unparseable"] is False
     terminators = {"qwen3": "<|im_end|>", "gemma3": "<eos>", "llama3": "<|eot_id|>", "gpt-oss": "<|return|>"}
     for name, model in paper["models"].items():
         assert model["add_special_tokens"] is True, name

@@ -32,6 +32,11 @@ MCQ_MARKERS = {"Question:": "question", "A.": "A", "B.": "B", "C.": "C", "D.": "
                "Correct Answer:": "answer", "Explanation:": "explanation"}
 
 
+def _marker(line: str) -> str | None:
+    """The marker a stripped line starts with, if any."""
+    return next((marker for marker in MCQ_MARKERS if line.startswith(marker)), None)
+
+
 def parse_mcq(text: str) -> tuple[dict[str, str], list[str]]:
     """(fields, errors) of a generated multiple-choice question. Every non-empty line must start
     with one of the seven markers, each exactly once and non-empty, and the correct answer must be
@@ -41,7 +46,7 @@ def parse_mcq(text: str) -> tuple[dict[str, str], list[str]]:
         line = line.strip()
         if not line:
             continue
-        marker = next((m for m in MCQ_MARKERS if line.startswith(m)), None)
+        marker = _marker(line)
         if marker is None:
             errors.append("unexpected_line")
             continue
@@ -69,7 +74,7 @@ def mcq_may_parse(text: str) -> bool:
     unfinished = lines.pop().strip() if lines and lines[-1] == lines[-1].splitlines()[0] else ""
     seen = set()
     for line in filter(None, (line.strip() for line in lines)):
-        marker = next((m for m in MCQ_MARKERS if line.startswith(m)), None)
+        marker = _marker(line)
         if marker is None or MCQ_MARKERS[marker] in seen:
             return False
         seen.add(MCQ_MARKERS[marker])

@@ -5,6 +5,10 @@ Sampling: N samples (default 1000) of one evaluation prompt with the embedded Sm
 temperature 1, top-p 1, at most 32 new tokens; ours (prompt prefilled once, shared cache, rows
 leave when they stop, per-sample seeds) against `model.generate(num_return_sequences=N)`.
 
+Shared prefix: the 18 OOD prompts under the String Seed of Thought instruction (4 samples of 8
+tokens each, the local SSOT settings), sampled with the prompt set's shared prefix prefilled once
+against each prompt prefilled whole, with how many samples differ.
+
 Logit KL: per prompt, the Monte-Carlo estimate over 4 paths against the exact expectation over
 all paths of the (d=5, 16384)-bin evaluation trie, on a few of the 42 evaluation prompts (on a CPU
 the exact value costs minutes per prompt; it is meant for GPUs), with the per-prompt times.
@@ -15,6 +19,7 @@ the exact value costs minutes per prompt; it is meant for GPUs), with the per-pr
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -24,9 +29,10 @@ import torch
 
 from calft.cli import main as calft
 from calft.evaluation.logit_kl import exact, monte_carlo
-from calft.modeling.chat import ChatFormat, prompt_ids
-from calft.modeling.generation import sample, sample_seed
+from calft.modeling.chat import ChatFormat, prompt_ids, ssot_format, ssot_instruction
+from calft.modeling.generation import SharedPrefix, sample, sample_seed
 from calft.modeling.trees import SoftTargets
+from calft.targets.prompts import prompt_set
 
 PROMPT = "Generate exactly ONE random number from a Gaussian distribution with parameters mu=3.5, sigma=3. Output ONLY the number."
 
@@ -73,12 +79,30 @@ def main() -> None:
     print(f"{'speedup over generate':<46} {generate_seconds / ours_seconds:>9.2f}x")
     print(f"{'speedup over the reference (4.3 samples/s)':<46} {n / ours_seconds / 4.3:>9.2f}x")
 
+    ssot_chat = ssot_format(chat)
+    texts = [p.text for p in prompt_set("ood")]
+    rendered = prompt_ids(tokenizer, texts, ssot_chat, ssot_instruction(ssot_chat))
+    prefix = SharedPrefix(model, rendered)
+    samples, seconds = {}, {}
+    for name, shared in (("whole", None), ("prefix", prefix)):
+        start = time.perf_counter()
+        samples[name] = [sample(model, ids, [sample_seed(11, str(k), i) for i in range(4)], 8, stop, prefix=shared)
+                         for k, ids in enumerate(rendered)]
+        seconds[name] = time.perf_counter() - start
+    differing = sum(a != b for x, y in zip(samples["whole"], samples["prefix"]) for a, b in zip(x, y))
+    print(f"\nSSOT prompting, {len(rendered)} OOD prompts of {len(rendered[0])} tokens, {len(prefix.ids)} of them "
+          f"shared; 4 samples of 8 tokens each")
+    print(f"{'each prompt prefilled whole':<46} {seconds['whole']:>9.1f} s")
+    print(f"{'the shared prefix prefilled once':<46} {seconds['prefix']:>9.1f} s")
+    print(f"{'speedup':<46} {seconds['whole'] / seconds['prefix']:>9.2f}x "
+          f"({differing} of {4 * len(rendered)} samples differ)")
+
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        calft(["discretize", "--prompt-set", "unseen", "--decimals", "5", "--max-bins", "16384",
-               "--output", str(folder / "targets.parquet")])
-        calft(["build-tries", "--targets", str(folder / "targets.parquet"), "--tokenizer", args.model,
-               "--terminator", "<|im_end|>", "--output", str(folder / "tries.parquet")])
+        assert calft(["discretize", "--settings", json.dumps({"prompt_set": "unseen", "decimals": 5, "max_bins": 16384}),
+                      "--output", str(folder / "targets.parquet")]) == 0
+        assert calft(["build-tries", "--settings", json.dumps({"terminator": "<|im_end|>"}), "--targets",
+                      str(folder / "targets.parquet"), "--tokenizer", args.model, "--output", str(folder / "tries.parquet")]) == 0
         table = pd.read_parquet(folder / "targets.parquet").drop_duplicates("prompt_id")
         rendered = prompt_ids(tokenizer, list(table.prompt.astype(str)), chat)
         targets = SoftTargets(folder / "tries.parquet")

@@ -11,18 +11,17 @@ original checkpoint and changes the outputs."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import build_tries, calft_in_process, cli_settings, discretize
+from conftest import build_tries, calft_in_process, cli_settings, discretize, run_checked
 
 from calft.cli import main
 from calft.evaluation.logit_kl import exact
 from calft.modeling.chat import ChatFormat, prompt_ids, terminator_id
-from calft.modeling.generation import COMPACT_EVERY, _draw, sample, sample_seed
+from calft.modeling.generation import COMPACT_EVERY, SharedPrefix, _draw, sample, sample_seed
 from calft.modeling.loader import load, load_base, load_tokenizer
 from calft.modeling.settings import ModelEntry
 from calft.modeling.trees import Continuation, Item, SoftTargets, example_losses, naive_example_losses, pack
@@ -107,16 +106,20 @@ def test_packed_losses_equal_the_naive_ones_with_the_paper_settings(architecture
     assert (packed - naive).abs().max().item() < 1e-5, name
 
 
-@pytest.mark.parametrize("strategy", ["shared", "batched"])
-def test_sampler_equals_token_by_token_sampling_without_a_cache(architecture, strategy):
+@pytest.mark.parametrize("strategy, shared_prefix", [("shared", True), ("batched", False)])
+def test_sampler_equals_token_by_token_sampling_without_a_cache(architecture, strategy, shared_prefix):
+    """Each sampler, the shared one from the prompt set's prefilled shared prefix (sliding windows and
+    attention sinks included), draws what full forwards without a cache give."""
     name, folder, entry, data = architecture
     loaded = load(folder, entry, device=torch.device("cpu"))
     _, _, rendered = _rendered(folder, entry, data)
     ids = rendered[0]
+    prefix = SharedPrefix(loaded.model, rendered) if shared_prefix else None
+    assert prefix is None or len(prefix.ids) > 4
     seeds = [sample_seed(3, name, i) for i in range(12)]
     steps = COMPACT_EVERY + 2
     for seed, (tokens, _) in zip(seeds, sample(loaded.model, ids, seeds, steps, loaded.stop_ids, 1.0, 1.0, 12,
-                                               strategy)):
+                                               strategy, prefix=prefix)):
         uniforms = torch.tensor(np.random.default_rng(seed).random(steps))
         expected = []
         for step in range(steps):
@@ -161,9 +164,7 @@ def _train(folder, entry, data, output, processes: int) -> None:
         calft_in_process(command)
         return
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes)]
-    result = subprocess.run(torchrun + ["-m", "calft.cli", *command], capture_output=True, text=True,
-                            env=os.environ | {"OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_checked(torchrun + ["-m", "calft.cli", *command], env=os.environ | {"OMP_NUM_THREADS": "1"})
 
 
 def test_ddp_matches_one_process_and_the_adapter_reloads_on_the_original_checkpoint(architecture, tmp_path):

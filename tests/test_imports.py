@@ -43,3 +43,21 @@ def test_stage_subpackages_match_the_rule_files():
     rules = {path.stem for path in (SOURCE.parents[1] / "workflow" / "rules").glob("*.smk")} - {"common"}
     packages = {path.name for path in SOURCE.iterdir() if (path / "__init__.py").exists()} - CORE
     assert rules == packages == set(STAGES)
+
+
+def test_nothing_the_report_imports_loads_torch():
+    """Tables and figures rebuild from parquet alone: no module the report stage imports, at any
+    depth of a function, loads torch (it would cost the aggregate job seconds of start-up)."""
+    import subprocess
+    import sys
+
+    names = sorted(set().union(*(imported_calft_modules(path) for path in (SOURCE / "report").rglob("*.py"))))
+    code = ("import importlib, sys\n"
+            f"for name in {names!r}:\n"
+            "    try:\n"
+            "        importlib.import_module(name)\n"
+            "    except ModuleNotFoundError:\n"
+            "        pass  # a name imported from a module, not a module\n"
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False", names

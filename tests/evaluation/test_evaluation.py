@@ -19,7 +19,7 @@ from calft.evaluation.logit_kl import exact, monte_carlo
 from calft.evaluation.metrics import family_median, prompt_scores, target_spread, wasserstein_to_law
 from calft.evaluation.parse import judge, may_become_number, parse_number, strip_reasoning
 from calft.modeling.chat import ChatFormat, prompt_ids
-from calft.modeling.generation import COMPACT_EVERY, _draw, sample, sample_seed
+from calft.modeling.generation import COMPACT_EVERY, SharedPrefix, _draw, sample, sample_seed
 from calft.modeling.trees import Continuation, Item, SoftTargets, example_losses, pack
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -145,23 +145,29 @@ def test_the_automatic_chunk_holds_as_many_rows_as_half_the_free_memory_allows(t
     assert rows_that_fit(model, 100, 7, 2 * 10 * per_row) == 7 and rows_that_fit(model, 100, 1000, 0) == 1
 
 
-@pytest.mark.parametrize("strategy", ["shared", "batched"])
-def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir, strategy):
-    """Shared prefill, merged histories, skipped cache copies and compacted batches change nothing:
-    each row is what a full forward over prompt + tokens so far, drawn with the row's own uniforms,
-    gives."""
+@pytest.mark.parametrize("strategy, prefix_of", [("shared", "the prompt set"), ("batched", "the prompt set"),
+                                               ("shared", "another prompt set")])
+def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir, strategy, prefix_of):
+    """Shared prefill, a prompt set's shared prefix, merged histories, skipped cache copies and
+    compacted batches change nothing: each row is what a full forward over prompt + tokens so far,
+    drawn with the row's own uniforms, gives. A prefix the prompt does not begin with is not used
+    (the path of a prompt sampled without one)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     model.lm_head.weight.data *= 30  # a peaked model: rows merge, split and stop at the same steps
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    ids = prompt_ids(tokenizer, ["Generate exactly ONE random number."], ChatFormat("<|im_end|>"))[0]
+    texts = {"the prompt set": ["Generate exactly ONE random number.", "Generate exactly TWO random numbers."],
+             "another prompt set": ["Name a colour.", "Name a fruit."]}
+    ids = prompt_ids(tokenizer, texts["the prompt set"][:1], ChatFormat("<|im_end|>"))[0]
+    prefix = SharedPrefix(model, prompt_ids(tokenizer, texts[prefix_of], ChatFormat("<|im_end|>")))
+    assert prefix.ids and (ids[: len(prefix.ids)] == prefix.ids) == (prefix_of == "the prompt set")
     with torch.no_grad():
         likely = model(input_ids=torch.tensor([ids])).logits[0, -1].topk(3).indices.tolist()
     stop = {likely[0]}  # the likeliest token ends rows early
     seeds = [sample_seed(3, "r", i) for i in range(40)]
     steps = 3 * COMPACT_EVERY  # the batched sampler drops stopped rows twice on the way
-    results = sample(model, ids, seeds, steps, stop, chunk_size=40, strategy=strategy)
+    results = sample(model, ids, seeds, steps, stop, chunk_size=40, strategy=strategy, prefix=prefix)
     assert 0 < sum(stopped for _, stopped in results) < len(seeds)
     for seed, (tokens, stopped) in zip(seeds, results):
         uniforms = torch.tensor(np.random.default_rng(seed).random(steps))
@@ -174,6 +180,18 @@ def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir, 
                 break
             expected.append(token)
         assert tokens == expected and stopped == (len(expected) < steps)
+
+
+def test_draws_that_share_a_distribution_equal_draws_from_its_copies():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn((5, 300), generator=generator) * 4
+    rows = torch.tensor([3, 0, 3, 3, 1, 0, 4, 3])  # distribution 2 unused, 3 used four times
+    uniforms = torch.rand(len(rows), generator=generator, dtype=torch.float64)
+    for top_p in (1.0, 0.9):
+        shared, finite = _draw(logits, uniforms, 1.3, top_p, rows=rows)
+        copied, _ = _draw(logits[rows], uniforms, 1.3, top_p)
+        assert torch.equal(shared, copied) and bool(finite)
+    assert not bool(_draw(torch.tensor([[0.0, float("nan")]]), uniforms[:1], 1.0, 1.0)[1])
 
 
 @pytest.mark.parametrize("strategy", ["shared", "batched"])

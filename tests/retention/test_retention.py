@@ -425,17 +425,30 @@ def _reference_requests(tokenizer, entry: dict, data: Path) -> tuple[set, set]:
 
 @pytest.mark.parametrize("name", ["qwen3", "gemma3-text", "llama3", "gpt-oss"])
 def test_retention_scores_the_reference_token_ids_for_every_family(replica, tmp_path, name):
+    import torch
+    from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
     from calft.retention.harness import CalftLM
     from conftest import PAPER_SETTINGS
 
     class Recording(CalftLM):
-        """Records the token ids lm-eval hands the model: scored pairs and generation prompts."""
+        """Records the token ids lm-eval hands the model (scored pairs and generation prompts), and
+        checks that a batch's shared prefix computed once changes neither logits nor generations."""
 
         def _loglikelihood_tokens(self, requests, *args, **kwargs):
             self.scored |= {(tuple(context), tuple(continuation)) for _, context, continuation in requests}
             return super()._loglikelihood_tokens(requests, *args, **kwargs)
+
+        def _model_call(self, inps, *args, **kwargs):
+            logits = super()._model_call(inps, *args, **kwargs)
+            assert torch.allclose(logits, HFLM._model_call(self, inps, *args, **kwargs), atol=1e-4)
+            return logits
+
+        def _model_generate(self, context, *args, **kwargs):
+            generated = super()._model_generate(context, *args, **kwargs)
+            assert torch.equal(generated, HFLM._model_generate(self, context, *args, **kwargs))
+            return generated
 
         def tok_batch_encode(self, strings, *args, **kwargs):
             ids, mask = super().tok_batch_encode(strings, *args, **kwargs)
@@ -453,6 +466,25 @@ def test_retention_scores_the_reference_token_ids_for_every_family(replica, tmp_
     assert lm.scored == scored and lm.generated == generated
     bos = lm.tokenizer.bos_token_id
     assert (list(next(iter(generated))[:2]) == [bos, bos]) == (name in ("gemma3-text", "llama3"))
+
+
+def test_a_batchs_shared_prefix_computed_once_changes_no_score_and_no_generation(tiny_model_dir):
+    """Rows that begin alike (few-shot examples) and differ in length: the shared-prefix logits equal
+    lm-eval's plain forward, and greedy generation from left-padded contexts is unchanged."""
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    from calft.retention.harness import CalftLM
+
+    lm = CalftLM(load(str(tiny_model_dir), MODEL_ENTRY), batch_size=3, max_gen_toks=6)
+    shots = "Question: 2 + 3?\nAnswer: 5\n\nQuestion: 7 - 4?\nAnswer: 3\n\nQuestion: "
+    contexts = [shots + question for question in ("1 + 1?\nAnswer:", "10 * 12 + 3?\nAnswer:", "9 - 8?\nAnswer:")]
+    ids, mask = lm.tok_batch_encode(contexts)
+    assert len(set(mask.sum(dim=1).tolist())) > 1  # left padding in the batch
+    options = {"max_length": ids.shape[1] + 6, "stop": ["\n\n"], "attention_mask": mask, "do_sample": False}
+    assert torch.equal(lm._model_generate(ids, **options), HFLM._model_generate(lm, ids, **options))
+    scored = torch.nn.utils.rnn.pad_sequence([row[keep.bool()] for row, keep in zip(ids, mask)], batch_first=True)
+    assert torch.allclose(lm._model_call(scored), HFLM._model_call(lm, scored), atol=1e-4)
 
 
 @pytest.mark.parametrize("choice_format, scored", [("reference", [" A", " B", " C", " D"]),

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from calft.cli import main
 from calft.evaluation.parse import extract_ssot_answer
-from calft.transfer import mcq, metrics, noveltybench, open_ended
+from calft.transfer import mcq, metrics, noveltybench
 from calft.transfer.parse import mcq_may_parse, normalize_open_answer, parse_mcq
+from calft.transfer.prompts import open_ended_prompts, prompt_subset
 
 MODEL_CONFIG = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
 
@@ -50,13 +51,13 @@ def test_unique_fraction_counts_empties_in_the_denominator_only():
 
 
 def test_open_ended_prompts_follow_the_paper_template():
-    prompts = open_ended.open_ended_prompts()
+    prompts = open_ended_prompts()
     assert len(prompts) == 102 and len(set(prompts)) == 102
     assert prompts[0] == "Think of a random word. Output ONLY the answer."
     assert prompts[5] == "Choose a random food. Output ONLY the answer."
     assert prompts[101] == "Choose a random programming language. Output ONLY the answer."
-    assert open_ended.prompt_subset(None) == list(range(102))
-    assert open_ended.prompt_subset(3) == [0, 50, 101]
+    assert prompt_subset(None) == list(range(102))
+    assert prompt_subset(3) == [0, 50, 101]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,10 @@
 #
 # Threads: model jobs declare one thread. Locally two one-thread jobs on two cores compute about
 # 1.5 times what one job on both does (small matrices scale poorly), so `--cores N` runs N of them;
-# a cluster profile sets its own (`set-threads`). The rules on the critical path (targets, tries,
-# training) have priority, so that training starts first and everything else fills the other cores.
+# a cluster profile sets its own (`set-threads`). The rules on the critical path (the embedded model
+# first, then targets, tries, training) have priority, so that training starts first and everything
+# else fills the other cores; targets and tries take one thread each, so that they run beside the
+# model's preparation and the first training instead of waiting for both cores.
 
 import json
 import re

@@ -16,6 +16,7 @@ rule prepare_embedded_model:
         "logs/prepare_model/{embedded_model}.log",
     benchmark:
         "results/benchmarks/prepare_model/{embedded_model}.tsv"
+    priority: 20  # every model job waits for it: it starts first
     conda:
         "../../envs/cpu.yaml"
     shell:
@@ -32,6 +33,7 @@ rule download_hub_model:
         "logs/prepare_model/{hub_model}.log",
     benchmark:
         "results/benchmarks/prepare_model/{hub_model}.tsv"
+    priority: 20
     conda:
         "../../envs/cpu.yaml"
     shell:

@@ -13,7 +13,7 @@ rule discretize:
         "logs/discretize/{prompt_set}_d{decimals}_b{bins}.log",
     benchmark:
         "results/benchmarks/discretize/{prompt_set}_d{decimals}_b{bins}.tsv"
-    threads: 2
+    threads: 1  # seconds of work: one core, the other prepares the model meanwhile
     priority: 10  # on the critical path (targets, tries, training) of every run
     resources:
         mem_mb=8000,
@@ -37,7 +37,7 @@ rule build_tries:
         "logs/build_tries/{tokenizer}/{prompt_set}_d{decimals}_b{bins}.log",
     benchmark:
         "results/benchmarks/build_tries/{tokenizer}/{prompt_set}_d{decimals}_b{bins}.tsv"
-    threads: 2
+    threads: 1  # locally beside the first training; the SLURM profile gives it more
     priority: 10
     resources:
         mem_mb=16000,

@@ -12,7 +12,7 @@ import pandas as pd
 from calft.evaluation.parse import extract_ssot_answer, judge, may_become_number
 from calft.evaluation.settings import Sampling
 from calft.modeling.chat import prompt_ids, ssot_format, ssot_instruction
-from calft.modeling.generation import generate, sample_seed
+from calft.modeling.generation import SharedPrefix, generate, sample_seed
 from calft.modeling.loader import LoadedModel
 
 log = logging.getLogger(__name__).info
@@ -29,10 +29,11 @@ def sample_prompt_set(loaded: LoadedModel, prompts: pd.DataFrame, settings: Samp
     harmony = chat.chat_protocol == "harmony"
     viable = may_become_number if settings.stop_invalid and not ssot else None
     n = settings.num_samples
+    prefix = SharedPrefix(loaded.model, rendered)
     frames = []
     for prompt, ids in zip(prompts.itertuples(), rendered):
         seeds = [sample_seed(settings.seed, prompt.prompt_id, i) for i in range(n)]
-        texts, num_tokens, stopped = generate(loaded, ids, seeds, settings, viable)
+        texts, num_tokens, stopped = generate(loaded, ids, seeds, settings, viable, prefix)
         answers = [extract_ssot_answer(text, harmony=harmony) for text in texts] if ssot else texts
         values, valid = judge(answers, prompt.family, json.loads(prompt.params))
         frames.append(pd.DataFrame({

@@ -1,7 +1,8 @@
 """Generation: N independent single-sample continuations of one rendered prompt (reference spec
 §8.1, §15), shared by the evaluation and transfer stages.
 
-The prompt is prefilled once and its key/value cache shared by every continuation. On CPU, rows with
+The prompt is prefilled once and its key/value cache shared by every continuation; what all prompts
+of a set begin with (system prompt, instruction) is prefilled once for the set. On CPU, rows with
 equal generations so far share their forward and rows that emit a stop token leave the batch; on an
 accelerator all rows of a chunk run as one batch that stays on the device. Each
 sample has its own seed, from which a stream of uniforms drives inverse-CDF sampling (over token
@@ -36,19 +37,34 @@ def _draw(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float,
           top_p: float, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokens by inverse CDF over token ids (the first id whose cumulative probability exceeds u),
     and whether every row's probabilities were finite (a device flag: the caller decides when to
-    look). With `rows`, uniform i draws from logits row rows[i]: each row's distribution is
+    look). With `rows`, uniform i draws from logits row rows[i]: each row's distribution and CDF are
     computed once, however many draws share it."""
     probs = torch.softmax(logits.float() / temperature, dim=-1)
-    finite = torch.isfinite(probs).all()
     if top_p < 1.0:
         ordered, order = probs.sort(dim=-1, descending=True)
         outside = ordered.cumsum(dim=-1) - ordered >= top_p  # keep the smallest set reaching top_p
         probs = probs.scatter(-1, order, ordered.masked_fill(outside, 0.0))
-    cdf = probs.double().cumsum(dim=-1)
-    if rows is not None:
-        cdf = cdf[rows]
-    target = uniforms.to(cdf) * cdf[:, -1]
-    return torch.searchsorted(cdf, target[:, None], right=True).squeeze(1).clamp_max(logits.shape[-1] - 1), finite
+    cdf = probs.cumsum(dim=-1, dtype=torch.float64)
+    total = cdf[:, -1]
+    finite = torch.isfinite(total).all()  # probabilities are never negative: a NaN or inf reaches the total
+    if rows is None:
+        drawn = torch.searchsorted(cdf, (uniforms.to(cdf) * total)[:, None], right=True).squeeze(1)
+    else:
+        drawn = _search_in_rows(cdf, uniforms.to(cdf) * total[rows], rows)
+    return drawn.clamp_max(logits.shape[-1] - 1), finite
+
+
+def _search_in_rows(cdf: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """For each target, the first index of its row of `cdf` (rows[i]) holding a larger value. The
+    targets are laid out as a (rows of cdf, most targets of one row) matrix, so that no row of
+    `cdf` is copied once per target."""
+    counts = torch.bincount(rows, minlength=len(cdf))
+    order = torch.argsort(rows, stable=True)
+    rank = torch.empty_like(rows)
+    rank[order] = torch.arange(len(rows), device=rows.device) - (counts.cumsum(0) - counts)[rows[order]]
+    laid_out = targets.new_zeros((len(cdf), int(counts.max())))
+    laid_out[rows, rank] = targets
+    return torch.searchsorted(cdf, laid_out, right=True)[rows, rank]
 
 
 def _refuse_non_finite(step: int) -> None:
@@ -92,12 +108,9 @@ class PreallocatedLayer(DynamicLayer):
         return self.length
 
     def _keep_rows(self, rows: torch.Tensor) -> None:
-        """New buffers holding the batch rows `rows` (repeats allowed): only filled positions are copied."""
-        for name in ("key_buffer", "value_buffer"):
-            old = getattr(self, name)
-            new = old.new_empty((len(rows), *old.shape[1:]))
-            new[:, :, : self.length] = old[rows, :, : self.length]
-            setattr(self, name, new)
+        """New buffers holding the batch rows `rows` (repeats allowed), copied in one pass."""
+        self.key_buffer = self.key_buffer.index_select(0, rows)
+        self.value_buffer = self.value_buffer.index_select(0, rows)
         self._filled()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
@@ -108,11 +121,45 @@ class PreallocatedLayer(DynamicLayer):
         if self.is_initialized:
             self._keep_rows(indices)
 
+    def extended(self, capacity: int) -> PreallocatedLayer:
+        """A copy of this (filled) layer in buffers of `capacity` positions."""
+        layer = PreallocatedLayer(capacity)
+        layer.device, layer.length, layer.is_initialized = self.device, self.length, True
+        for name in ("key_buffer", "value_buffer"):
+            old = getattr(self, name)
+            new = old.new_empty((old.shape[0], old.shape[1], capacity, old.shape[3]))
+            new[:, :, : self.length] = old[:, :, : self.length]
+            setattr(layer, name, new)
+        layer._filled()
+        return layer
+
 
 def preallocated_cache(model, capacity: int) -> Cache:
     """A key/value cache of `capacity` positions per row for every layer of the model."""
     layers = model.config.get_text_config(decoder=True).num_hidden_layers
     return Cache(layers=[PreallocatedLayer(capacity) for _ in range(layers)])
+
+
+class SharedPrefix:
+    """The tokens every prompt of a set begins with (a chat template's system prompt, an
+    instruction), prefilled once: each prompt's prefill then computes its own tokens only."""
+
+    def __init__(self, model, prompts: list[list[int]]):
+        common = os.path.commonprefix(prompts) if len(prompts) > 1 else []
+        self.ids = list(common[: min(map(len, prompts)) - 1])  # every prompt keeps a token of its own
+        self.cache = None
+        if self.ids:
+            device = next(model.parameters()).device
+            with torch.no_grad():
+                self.cache = model(input_ids=torch.tensor([self.ids], device=device), use_cache=True, logits_to_keep=1,
+                                   past_key_values=preallocated_cache(model, len(self.ids))).past_key_values
+
+    def split(self, prompt_ids: list[int], capacity: int) -> tuple[Cache | None, list[int]]:
+        """(a cache of `capacity` positions holding the shared prefix, the prompt's own tokens), or
+        (None, the whole prompt) for a prompt that does not begin with the prefix."""
+        if self.cache is None or len(prompt_ids) <= len(self.ids) or prompt_ids[: len(self.ids)] != self.ids:
+            return None, prompt_ids
+        return Cache(layers=[layer.extended(capacity) for layer in self.cache.layers]), prompt_ids[len(self.ids):]
 
 
 def free_memory(device: torch.device) -> int:
@@ -137,8 +184,8 @@ def rows_that_fit(model, tokens: int, rows: int, free_bytes: int) -> int:
 @torch.no_grad()
 def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, stop_ids: set[int],
            temperature: float = 1.0, top_p: float = 1.0, chunk_size: int | None = None,
-           strategy: str | None = None,
-           hopeless: Callable[[list[int]], bool] | None = None) -> list[tuple[list[int], bool]]:
+           strategy: str | None = None, hopeless: Callable[[list[int]], bool] | None = None,
+           prefix: SharedPrefix | None = None) -> list[tuple[list[int], bool]]:
     """For each seed: (generated token ids without the stop token, whether a stop token ended it).
 
     The prompt is prefilled once. `strategy` "shared" (the default on CPU) runs one row per distinct
@@ -147,13 +194,16 @@ def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, 
     host synchronisation per step. Rows are decoded `chunk_size` at a time; None: as many as fit in
     the device's free memory (every row when they fit). No sample depends on it. A row for which
     `hopeless(tokens)` is True ends there, unstopped, at the shortest such prefix of its tokens.
+    With `prefix` (of the prompt set), only the prompt's tokens after it are prefilled.
     """
     device = next(model.parameters()).device
     strategy = strategy or ("shared" if device.type == "cpu" else "batched")
+    capacity = len(prompt_ids) + max_new_tokens
     if chunk_size is None:
-        chunk_size = rows_that_fit(model, len(prompt_ids) + max_new_tokens, len(seeds), free_memory(device))
-    prefill = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True,
-                    past_key_values=preallocated_cache(model, len(prompt_ids) + max_new_tokens))
+        chunk_size = rows_that_fit(model, capacity, len(seeds), free_memory(device))
+    cache, own_ids = prefix.split(prompt_ids, capacity) if prefix is not None else (None, prompt_ids)
+    prefill = model(input_ids=torch.tensor([own_ids], device=device), use_cache=True, logits_to_keep=1,
+                    past_key_values=cache if cache is not None else preallocated_cache(model, capacity))
     uniforms = torch.tensor(np.stack([np.random.default_rng(s).random(max_new_tokens) for s in seeds]))
     stops = torch.tensor(sorted(stop_ids), device=device)
     run_chunk = {"shared": _sample_shared, "batched": _sample_batched}[strategy]
@@ -274,15 +324,15 @@ def _cut_hopeless(generated: torch.Tensor, length: torch.Tensor, alive: torch.Te
 
 
 def generate(loaded: LoadedModel, ids: list[int], seeds: list[int], settings: Generation,
-             viable: Callable[[str], bool] | None = None):
+             viable: Callable[[str], bool] | None = None, prefix: SharedPrefix | None = None):
     """For each seed of a rendered prompt: the decoded answer (special tokens skipped), its number of
     tokens, and whether a stop token ended it. Returns the three lists. With `viable`, an answer ends
-    at its first token after which `viable(text)` is False."""
+    at its first token after which `viable(text)` is False; `prefix`: the prompt set's shared prefix."""
     hopeless = None
     if viable is not None:
         def hopeless(tokens: list[int]) -> bool:
             return not viable(loaded.tokenizer.decode(tokens, skip_special_tokens=True))
     generated = sample(loaded.model, ids, seeds, settings.max_new_tokens, loaded.stop_ids, settings.temperature,
-                       settings.top_p, settings.chunk_size, hopeless=hopeless)
+                       settings.top_p, settings.chunk_size, hopeless=hopeless, prefix=prefix)
     texts = loaded.tokenizer.batch_decode([tokens for tokens, _ in generated], skip_special_tokens=True)
     return texts, [len(tokens) for tokens, _ in generated], [stopped for _, stopped in generated]

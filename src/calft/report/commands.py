@@ -136,7 +136,7 @@ def _open_ended_items(inputs: dict, models: list[str], tables: Path, figures: Pa
     """Figure 9 and the Appendix D.4 counts from the per-prompt rows, Figure 10 from the samples."""
     from calft.report import figures as plots
     from calft.report import tables as report
-    from calft.transfer.open_ended import CATEGORIES, open_ended_prompts
+    from calft.transfer.prompts import CATEGORIES, open_ended_prompts
 
     rows = pd.concat([report.read(path, "open_ended").assign(model=model, method=method)
                       for (model, method), path in inputs["open_ended"].items() if method in MAIN], ignore_index=True)

@@ -9,6 +9,8 @@ PALOMA's strided perplexity windows.
   ids (the rendered prompt tokenized on its own, then the continuation's tokens after it in the
   tokenization of prompt + continuation; nothing moved between the two); `chat`, lm-eval's
   convention for chat models (the prompt's trailing whitespace moved into the continuation).
+* What every row of a batch begins with (the chat template's opening, few-shot examples) is computed
+  once for the batch, in scoring and in generation: the rows' cache continues from it.
 * `loglikelihood_rolling` scores a document in windows of `context` tokens advancing by `stride`, so
   every token after the first is scored exactly once with at least context - stride tokens of left
   context; the document is tokenized without special tokens and exactly one BOS is prepended when
@@ -21,6 +23,15 @@ import torch
 from lm_eval.models.huggingface import HFLM
 
 from calft.modeling.loader import LoadedModel
+
+
+def evaluate_own_tasks(lm, configs: list[dict], **options) -> dict:
+    """lm-eval's `simple_evaluate` over calft's own task configs; lm-eval's ~26,000 task files are
+    never indexed (about 14 s a job)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    return simple_evaluate(model=lm, tasks=configs, task_manager=TaskManager(include_defaults=False), **options)
 
 
 def strided_windows(length: int, context: int, stride: int) -> list[tuple[int, int, int]]:
@@ -36,6 +47,12 @@ def strided_windows(length: int, context: int, stride: int) -> list[tuple[int, i
         if end == length:
             break
     return windows
+
+
+def _common_prefix_length(rows: torch.Tensor) -> int:
+    """How many leading columns of a (rows, length) tensor hold the same token in every row."""
+    same = (rows == rows[:1]).all(dim=0)
+    return int(same.long().cumprod(dim=0).sum())
 
 
 def expects_bos(tokenizer) -> bool:
@@ -83,6 +100,54 @@ class CalftLM(HFLM):
         if left_truncate_len:
             ids, mask = ids[:, -left_truncate_len:], mask[:, -left_truncate_len:]
         return ids, mask
+
+    @torch.no_grad()
+    def _shared_prefix_cache(self, prefix: torch.Tensor, rows: int):
+        """The key/value cache of `prefix` (1D), computed once and repeated for `rows` rows, with the
+        prefix's logits."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        logits = self.model(input_ids=prefix[None], past_key_values=cache, use_cache=True).logits
+        cache.batch_repeat_interleave(rows)
+        return cache, logits
+
+    def _model_call(self, inps: torch.Tensor, attn_mask=None, labels=None) -> torch.Tensor:
+        """Logits of right-padded rows; the rows' common prefix is computed once."""
+        shared = min(_common_prefix_length(inps), inps.shape[1] - 1)
+        if attn_mask is not None or labels is not None or len(inps) < 2 or shared < 1:
+            return super()._model_call(inps, attn_mask, labels)
+        cache, head = self._shared_prefix_cache(inps[0, :shared], len(inps))
+        with torch.no_grad():
+            tail = self.model(input_ids=inps[:, shared:], past_key_values=cache, use_cache=True).logits
+        return torch.cat([head.expand(len(inps), -1, -1), tail], dim=1)
+
+    def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs):
+        """lm-eval's batched generation from left-padded contexts, with the rows' common prefix
+        prefilled once: the batch becomes the prefix followed by each row's own tokens, left-padded
+        (the mask's positions leave every token where it was)."""
+        mask = generation_kwargs.pop("attention_mask", None)
+        if mask is None or len(context) < 2:
+            return super()._model_generate(context, max_length, stop, attention_mask=mask, **generation_kwargs)
+        lengths = mask.sum(dim=1)
+        starts = (context.shape[1] - lengths).tolist()
+        shortest = int(lengths.min())
+        aligned = torch.stack([row[start : start + shortest] for row, start in zip(context, starts)])
+        shared = min(_common_prefix_length(aligned), shortest - 1)
+        if shared < 1:
+            return super()._model_generate(context, max_length, stop, attention_mask=mask, **generation_kwargs)
+        own = [row[start + shared :] for row, start in zip(context, starts)]
+        width = max(len(tokens) for tokens in own)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        rows = torch.full((len(own), shared + width), pad, dtype=context.dtype, device=context.device)
+        rows_mask = torch.zeros_like(rows, dtype=mask.dtype)
+        rows[:, :shared], rows_mask[:, :shared] = aligned[0, :shared], 1
+        for row, tokens in enumerate(own):
+            rows[row, rows.shape[1] - len(tokens) :], rows_mask[row, rows.shape[1] - len(tokens) :] = tokens, 1
+        cache, _ = self._shared_prefix_cache(aligned[0, :shared], len(own))
+        generated = super()._model_generate(rows, max_length - context.shape[1] + rows.shape[1], stop,
+                                            attention_mask=rows_mask, past_key_values=cache, **generation_kwargs)
+        return torch.cat([context, generated[:, rows.shape[1] :]], dim=1)
 
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         if self.choice_format == "chat":

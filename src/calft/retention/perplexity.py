@@ -48,10 +48,10 @@ def slice_files(data_dir: Path, slice_name: str, split: str) -> list[Path]:
 
 def evaluate_slices(lm, data_dir: Path, slices: list[str], split: str, max_documents: int | None) -> pd.DataFrame:
     """One row per slice, plus an 'all' row that pools NLL, tokens and bytes over the slices."""
-    from lm_eval import simple_evaluate
+    from calft.retention.harness import evaluate_own_tasks
 
     configs = [task_config(name, slice_files(data_dir, name, split)) for name in slices]
-    output = simple_evaluate(model=lm, tasks=configs, limit=max_documents, log_samples=True, bootstrap_iters=0)
+    output = evaluate_own_tasks(lm, configs, limit=max_documents, log_samples=True, bootstrap_iters=0)
     rows = []
     for name in slices:
         samples = output["samples"][f"paloma_{name}"]

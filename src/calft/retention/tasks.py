@@ -175,17 +175,15 @@ def metric_names(kind: str) -> list[str]:
 def evaluate_tasks(lm, data_dir: Path, settings: Retention) -> pd.DataFrame:
     """Per-example scores of every task of the suite: task, kind, metric, doc_id, score, and the
     model's answer (generated text, or the choice log-likelihoods)."""
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
+    from calft.retention.harness import evaluate_own_tasks
 
     tasks = SUITES[settings.suite]
     configs = [task_config(name, kind, Path(data_dir) / f"{name}.parquet", settings.max_gen_toks,
                            settings.choice_format) for name, kind in tasks.items()]
-    output = simple_evaluate(model=lm, tasks=configs, limit=settings.limit, log_samples=True,
-                             apply_chat_template=settings.apply_chat_template, bootstrap_iters=0,
-                             random_seed=settings.seed, numpy_random_seed=settings.seed,
-                             torch_random_seed=settings.seed, fewshot_random_seed=settings.seed,
-                             task_manager=TaskManager(include_defaults=False))  # every task is ours: skip indexing lm-eval's
+    output = evaluate_own_tasks(lm, configs, limit=settings.limit, log_samples=True,
+                                apply_chat_template=settings.apply_chat_template, bootstrap_iters=0,
+                                random_seed=settings.seed, numpy_random_seed=settings.seed,
+                                torch_random_seed=settings.seed, fewshot_random_seed=settings.seed)
     rows = []
     for name, kind in tasks.items():
         for sample in output["samples"][f"calft_{name}"]:

@@ -84,7 +84,9 @@ def worker_pool(workers: int, initializer=None, initargs: tuple = ()):
     except BaseException as error:
         for process in multiprocessing.active_children():
             process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Waiting is quick with every worker dead, and lets the pool's manager thread finish closing
+        # its pipe before interpreter exit writes to it (a race in CPython 3.11's atexit hook).
+        pool.shutdown(wait=True, cancel_futures=True)
         if isinstance(error, BrokenProcessPool):
             raise RunError("a worker process died (killed by a signal, or by the out-of-memory killer)") from None
         raise

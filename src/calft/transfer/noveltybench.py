@@ -23,7 +23,7 @@ import torch
 from calft import layout
 from calft.errors import UserError
 from calft.modeling.chat import prompt_ids
-from calft.modeling.generation import generate, sample_seed
+from calft.modeling.generation import SharedPrefix, generate, sample_seed
 from calft.modeling.loader import LoadedModel
 from calft.modeling.settings import Generation
 from calft.transfer.metrics import lexically_equivalent, novelty_utility, partition
@@ -100,9 +100,11 @@ def generate_answers(loaded: LoadedModel, prompts: dict[str, list[Prompt]], sett
     rows = []
     for split, split_prompts in prompts.items():
         texts = [prompt.text for prompt in split_prompts]
-        for j, ids in enumerate(prompt_ids(loaded.tokenizer, texts, loaded.chat)):
+        rendered = prompt_ids(loaded.tokenizer, texts, loaded.chat)
+        prefix = SharedPrefix(loaded.model, rendered)
+        for j, ids in enumerate(rendered):
             seeds = [sample_seed(settings.seed, f"noveltybench/{split}/{j}", g) for g in range(settings.generations)]
-            outputs, _, _ = generate(loaded, ids, seeds, sampling)
+            outputs, _, _ = generate(loaded, ids, seeds, sampling, prefix=prefix)
             rows += [{"split": split, "prompt_index": j, "category": split_prompts[j].category, "prompt": texts[j],
                       "generation": g, "seed": seed, "text": text.strip()}
                      for g, (seed, text) in enumerate(zip(seeds, outputs))]

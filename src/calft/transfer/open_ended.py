@@ -18,45 +18,17 @@ import torch
 
 from calft.evaluation.parse import extract_ssot_answer
 from calft.modeling.chat import prompt_ids, ssot_format, ssot_instruction
-from calft.modeling.generation import generate, sample_seed
+from calft.modeling.generation import SharedPrefix, generate, sample_seed
 from calft.modeling.loader import LoadedModel
 from calft.transfer.metrics import top_p_support, unique_fraction
 from calft.transfer.parse import normalize_open_answer
+from calft.transfer.prompts import CATEGORIES, open_ended_prompts, prompt_subset
 from calft.transfer.settings import OpenEnded
 
 log = logging.getLogger(__name__).info
 
-VERBS = ["Think of", "Choose", "Name", "Pick"]
-CATEGORIES = [
-    "word", "first name", "city", "country", "animal", "food", "job", "hobby", "sport", "color", "flower", "tree",
-    "disease", "medicine", "body part", "musical instrument", "book title", "movie title", "historical figure",
-    "fictional character", "vegetable", "fruit", "bird", "fish", "mammal", "reptile", "insect", "sea creature",
-    "language", "nationality", "mountain", "river", "lake", "island", "planet", "constellation",
-    "chemical element", "gemstone", "metal", "household object", "kitchen tool", "piece of clothing",
-    "shoe type", "hat style", "vehicle", "car brand", "musical genre", "song title", "band name", "composer",
-    "actor", "actress", "director", "painter", "sculptor", "architect", "philosopher", "scientist",
-    "mathematician", "inventor", "academic subject", "school supply", "weather condition", "season", "month",
-    "weekday", "holiday", "board game", "video game", "toy", "cartoon character", "superhero",
-    "mythological figure", "fairy-tale character", "dinosaur", "dog breed", "cat breed", "farm animal",
-    "wild animal", "snack", "dessert", "drink", "spice", "herb", "restaurant dish", "disease symptom",
-    "medical specialty", "hospital department", "medicine brand", "vitamin", "bone", "muscle", "organ",
-    "facial feature", "surname", "baby name for a girl", "baby name for a boy", "capital city",
-    "UNESCO world heritage site", "famous landmark", "religion", "programming language",
-]
 THRESHOLDS = np.array([0.01, *np.round(np.arange(0.05, 0.951, 0.05), 2), 0.99])
 PRIMARY_THRESHOLD = 0.9
-
-
-
-def open_ended_prompts() -> list[str]:
-    return [f"{VERBS[k % 4]} a random {category}. Output ONLY the answer." for k, category in enumerate(CATEGORIES)]
-
-
-def prompt_subset(count: int | None) -> list[int]:
-    """Indices of `count` evenly spaced prompts (all 102 when None)."""
-    total = len(CATEGORIES)
-    return list(range(total)) if count is None or count >= total else \
-        np.linspace(0, total - 1, count).round().astype(int).tolist()
 
 
 @torch.no_grad()
@@ -70,13 +42,15 @@ def first_token_probabilities(model, ids: list[int]) -> np.ndarray:
 def evaluate_open_ended(loaded: LoadedModel, settings: OpenEnded, ssot: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-prompt support sizes and unique fractions, and every sample with its normalizations."""
     indices = prompt_subset(settings.max_prompts)
-    prompts = [open_ended_prompts()[k] for k in indices]
+    every_prompt = open_ended_prompts()
+    prompts = [every_prompt[k] for k in indices]
     chat = ssot_format(loaded.chat) if ssot else loaded.chat
     rendered = prompt_ids(loaded.tokenizer, prompts, chat, ssot_instruction(chat, open_ended=True) if ssot else None)
+    prefix = SharedPrefix(loaded.model, rendered)
     rows, samples = [], []
     for k, prompt, ids in zip(indices, prompts, rendered):
         seeds = [sample_seed(settings.seed, f"open_ended/{k:03d}", i) for i in range(settings.num_samples)]
-        texts, _, _ = generate(loaded, ids, seeds, settings)
+        texts, _, _ = generate(loaded, ids, seeds, settings, prefix=prefix)
         answers = [extract_ssot_answer(t, harmony=chat.chat_protocol == "harmony") for t in texts] if ssot else texts
         normalized = [normalize_open_answer(a) for a in answers]
         insensitive = [normalize_open_answer(a, insensitive=True) for a in answers]

@@ -57,6 +57,15 @@ def calft_in_process(arguments: list[str]) -> None:
     assert status == 0, f"calft {arguments[0]} exited with status {status}"
 
 
+def run_checked(command: list[str], **options) -> subprocess.CompletedProcess:
+    """`command` run to its end, its output captured as text; a non-zero status fails the test with
+    the end of what the command printed (CalledProcessError would hide it)."""
+    result = subprocess.run(command, capture_output=True, text=True, **options)
+    assert result.returncode == 0, (f"{' '.join(command[:6])} ... exited with status {result.returncode}:\n"
+                                    f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
 @contextlib.contextmanager
 def locked(path: Path):
     """An exclusive lock on `path` (created), held for the block: one process at a time."""
@@ -81,9 +90,17 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
     return folder
 
 
+# The files that take minutes, longest first (sums of their tests' durations in CI). Under
+# pytest-xdist's loadfile each worker takes the next file when it is done with one: the SLURM tests go
+# first (they build the local micro run the workflow tests reuse, and mostly wait for the cluster),
+# the other long files next, and the short ones last, so that the two workers end together.
+LONG_FILES = ("test_slurm.py", "test_evaluation.py", "test_architectures.py", "test_faults.py", "test_training.py",
+              "test_workflow.py", "test_retention.py", "test_bad_input.py")
+
+
 def pytest_collection_modifyitems(items):
-    """The SLURM tests first: they mostly wait for the cluster, so the other worker runs the rest."""
-    items.sort(key=lambda item: Path(str(item.fspath)).name != "test_slurm.py")
+    rank = {name: position for position, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(LONG_FILES)))
 
 
 def as_under_the_profile() -> list[str]:
@@ -104,11 +121,9 @@ def as_under_the_profile() -> list[str]:
 def run_snakemake(*args, cwd=ROOT, check=True) -> subprocess.CompletedProcess:
     """Snakemake on the Snakefile; OMP_WAIT_POLICY=PASSIVE, since its jobs may share the cores with
     other runs (spinning OpenMP threads starve each other)."""
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *args],
-                            cwd=cwd, capture_output=True, text=True, env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *args]
+    options = dict(cwd=cwd, env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
+    return run_checked(command, **options) if check else subprocess.run(command, capture_output=True, text=True, **options)
 
 
 @pytest.fixture(scope="session")

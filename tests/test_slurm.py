@@ -165,27 +165,41 @@ def test_the_structured_tables_equal_the_local_micro_runs(slurm_run, local_micro
     assert all(filecmp.cmp(local_tables / name, workdir / layout.TABLES / name, shallow=False) for name in names), names
 
 
-def test_a_single_target_submits_only_the_jobs_it_needs(slurm_run, profile):
+SOFT_OOD = dict(model="smol", method="soft", variant="", prompt_set="ood")
+HARD_OOD = dict(model="smol", method="hard", variant="", prompt_set="ood")
+
+
+@pytest.fixture(scope="module")
+def follow_up_runs(slurm_run, profile):
+    """Two more runs in the SLURM run's folder, started together (they mostly wait for the cluster,
+    and Snakemake locks only the files each one reads and writes): soft/OOD's samples and scores
+    removed and its scores asked for; hard/OOD's samples damaged and its scores asked for with only
+    the score rule allowed. Returns each run's (exit status, output, SLURM jobs)."""
     workdir, _ = slurm_run
-    keys = dict(model="smol", method="soft", variant="", prompt_set="ood")
     for template in (layout.SAMPLES, layout.SCORES):
-        (workdir / template.format(**keys)).unlink()
-    code, output, submitted = _snakemake(profile, workdir, layout.SCORES.format(**keys))
+        (workdir / template.format(**SOFT_OOD)).unlink()
+    samples, scores = (workdir / template.format(**HARD_OOD) for template in (layout.SAMPLES, layout.SCORES))
+    samples.write_bytes(samples.read_bytes()[:-100])  # damaged: score refuses it
+    scores.unlink()
+    started = {"single target": _start_snakemake(profile, workdir, layout.SCORES.format(**SOFT_OOD)),
+               "failed job": _start_snakemake(profile, workdir, layout.SCORES.format(**HARD_OOD), "--allowed-rules", "score")}
+    return {name: _finish(process) for name, process in started.items()}
+
+
+def test_a_single_target_submits_only_the_jobs_it_needs(follow_up_runs):
+    code, output, submitted = follow_up_runs["single target"]
     assert code == 0, output[-3000:]
     assert sorted(submitted.values()) == ["sample", "score"]
 
 
-def test_a_failed_job_is_reported_with_slurms_state_and_leaves_no_output(slurm_run, profile):
+def test_a_failed_job_is_reported_with_slurms_state_and_leaves_no_output(slurm_run, profile, follow_up_runs):
     workdir, _ = slurm_run
-    keys = dict(model="smol", method="hard", variant="", prompt_set="ood")
-    samples, scores = (workdir / template.format(**keys) for template in (layout.SAMPLES, layout.SCORES))
-    samples.write_bytes(samples.read_bytes()[:-100])  # damaged: score refuses it
-    scores.unlink()
-    code, output, submitted = _snakemake(profile, workdir, str(scores.relative_to(workdir)), "--allowed-rules", "score")
+    code, output, submitted = follow_up_runs["failed job"]
     retries = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["retries"]
-    assert code != 0 and list(submitted.values()) == ["score"] * (1 + retries)  # the profile retries once
+    assert code != 0 and list(submitted.values()) == ["score"] * (1 + retries), output[-3000:]  # the profile retries once
     for job in submitted:
         assert re.search(rf"SLURM-job '{job}' failed, SLURM status is: 'FAILED'\. Reasons?: ", output), output[-3000:]
+    scores = workdir / layout.SCORES.format(**HARD_OOD)
     assert not scores.exists() and not list(scores.parent.glob(f".{scores.name}*"))
-    _, again, _ = _snakemake(profile, workdir, str(scores.relative_to(workdir)), "--allowed-rules", "score", "-n")
+    _, again, _ = _snakemake(profile, workdir, layout.SCORES.format(**HARD_OOD), "--allowed-rules", "score", "-n")
     assert "score" in again and "Nothing to be done" not in again

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import as_under_the_profile
+from conftest import as_under_the_profile, run_checked
 from conftest import run_snakemake as snakemake
 
 from calft import artifacts
@@ -21,6 +20,11 @@ from calft import artifacts
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "Snakefile"
 PAPER_MODELS = 12
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """'a=1, b=2' as {'a': '1', 'b': '2'}."""
+    return dict(item.split("=", 1) for item in text.split(", ")) if text else {}
 
 
 def dry_run_jobs(output: str) -> list[dict]:
@@ -34,11 +38,10 @@ def dry_run_jobs(output: str) -> list[dict]:
         wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
         inputs = re.search(r"^\s+input: (.*)$", block, re.M)
         outputs = re.search(r"^\s+output: (.*)$", block, re.M)
-        split = lambda text: dict(item.split("=", 1) for item in text.split(", ")) if text else {}
         jobs.append({
             "rule": rule.group(1),
-            "resources": split(resources.group(1) if resources else ""),
-            "wildcards": split(wildcards.group(1) if wildcards else ""),
+            "resources": _pairs(resources.group(1) if resources else ""),
+            "wildcards": _pairs(wildcards.group(1) if wildcards else ""),
             "inputs": inputs.group(1).split(", ") if inputs else [],
             "outputs": outputs.group(1).split(", ") if outputs else [],
         })
@@ -56,9 +59,8 @@ def paper_dry_run(tmp_path_factory):
     import os
 
     env = {**os.environ, "HOME": str(home)}
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "all", "-n", "--forceall"],
-                            cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_checked([sys.executable, "-m", "snakemake", "--profile", "slurm", "all", "-n", "--forceall"],
+                         cwd=ROOT, env=env)
     return dry_run_jobs(result.stdout + result.stderr)
 
 

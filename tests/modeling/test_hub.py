@@ -6,11 +6,10 @@ huggingface_hub reads HF_HUB_CACHE and HF_HUB_OFFLINE when it is imported, so ea
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
-from conftest import build_tries, cli_settings, discretize
+from conftest import build_tries, cli_settings, discretize, run_checked
 
 REPO = "calft-test/smollm2-copy"
 
@@ -29,9 +28,7 @@ def hub_env(tmp_path, smollm2_dir):
 
 
 def calft(env, *args):
-    result = subprocess.run([sys.executable, "-m", "calft.cli", *args], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return run_checked([sys.executable, "-m", "calft.cli", *args], env=env).stdout.strip()
 
 
 def test_prepare_hub_model_resolves_the_cached_snapshot(tmp_path, hub_env):

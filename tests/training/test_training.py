@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import build_tries, calft_in_process, cli_settings, discretize
+from conftest import build_tries, calft_in_process, cli_settings, discretize, run_checked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -217,7 +217,7 @@ def test_sigterm_then_rerun_gives_the_uninterrupted_adapter(tiny_model_dir, micr
     rest = process.communicate()[1]
     assert process.returncode == 3, rest
     assert "rerun to resume" in rest and not (resumed / "adapter").exists()
-    rerun = subprocess.run(_train_command(tiny_model_dir, micro_data, resumed), check=True, capture_output=True, text=True)
+    rerun = run_checked(_train_command(tiny_model_dir, micro_data, resumed))
     resumed_at = int(rerun.stderr.split("resuming from step ")[1].split()[0])
     assert resumed_at >= 3
     a, b = _adapter_weights(straight / "adapter"), _adapter_weights(resumed / "adapter")
@@ -237,8 +237,7 @@ def test_two_process_training_matches_one_process(tiny_model_dir, micro_data, tm
     command = _train_command(tiny_model_dir, micro_data, two, **overrides)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    result = subprocess.run(torchrun + command[1:], capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_checked(torchrun + command[1:], env=env)
     a, b = _adapter_weights(one / "adapter"), _adapter_weights(two / "adapter")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     assert np.allclose(pd.read_parquet(one / "log.parquet").loss, pd.read_parquet(two / "log.parquet").loss, atol=1e-5)
@@ -261,7 +260,7 @@ def test_real_training_run_lowers_the_loss_and_the_adapter_loads(smollm2_dir, tm
     assert main(build_tries(data / "soft.parquet", smollm2_dir, data / "tries.parquet")) == 0
     command = _train_command(smollm2_dir, data, tmp_path, method="soft", soft_epochs=2, global_batch_size=4,
                              per_device_batch_size=4, learning_rate=2e-3, lora_r=8, warmup_ratio=0.0)
-    subprocess.run(command, check=True, capture_output=True)
+    run_checked(command)
     log = pd.read_parquet(tmp_path / "log.parquet")
     assert len(log) == 4 and (log.tokens > 0).all() and log.lr.iloc[0] > log.lr.iloc[-1]
 

@@ -135,6 +135,27 @@ def test_concurrent_writers_never_expose_a_partial_or_mixed_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [output.name]
 
 
+@pytest.mark.parametrize("removed", [1, 6], ids=["some parts", "every part"])
+def test_a_folder_swapped_out_before_it_is_listed_is_read_again_whole(tmp_path, monkeypatch, removed):
+    """The reader holds the old folder open; a writer swaps the new one in and is removing the old
+    one's parts when the reader lists them: the read starts again on the new folder."""
+    output, newer = tmp_path / "targets.parquet", tmp_path / "newer.parquet"
+    assert main(_discretize(output, 1)) == 0 and main(_discretize(newer, 3)) == 0
+    expected = artifacts.read_table(newer, "targets")
+    listdir = os.listdir
+
+    def listdir_after_a_swap(folder):
+        monkeypatch.setattr(os, "listdir", listdir)
+        os.rename(output, tmp_path / "older")
+        os.rename(newer, output)
+        for part in sorted((tmp_path / "older").iterdir())[:removed]:
+            part.unlink()
+        return listdir(folder)
+
+    monkeypatch.setattr(os, "listdir", listdir_after_a_swap)
+    assert artifacts.read_table(output, "targets").equals(expected)
+
+
 def test_a_damaged_targets_part_is_an_error_never_wrong_tries(tmp_path, smollm2_dir):
     targets = tmp_path / "targets.parquet"
     assert main(discretize(targets, "ood", 3, 500, families=["weibull"])) == 0

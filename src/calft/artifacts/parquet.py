@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +25,8 @@ from calft.errors import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+Read = TypeVar("Read")
 
 
 def with_provenance(schema: pa.Schema, info: dict) -> pa.Schema:
@@ -57,13 +59,25 @@ def _provenance_of(schema: pa.Schema, part) -> dict:
 
 def read_provenance(path: str | Path) -> dict:
     """The provenance of a parquet file, or of a folder of parquet parts (all parts share it)."""
-    part = parts(path)[0]
-    try:
-        with open_regular(part) as stream:
+    path = Path(path)
+
+    def read(stream, part: Path) -> dict:
+        try:
             schema = pq.read_schema(stream)
-    except (pa.ArrowException, OSError) as error:
-        raise UserError(f"{part} cannot be read as parquet ({error}): the file is damaged or not an artifact") from None
-    return _provenance_of(schema, part)
+        except (pa.ArrowException, OSError) as error:
+            raise UserError(f"{part} cannot be read as parquet ({error}): the file is damaged or not an artifact") from None
+        return _provenance_of(schema, part)
+
+    if not path.is_dir():
+        require(path)
+        with open_regular(path) as stream:
+            return read(stream, path)
+
+    def read_first(folder: int, names: list[str]) -> dict:
+        with open_regular(names[0], dir_fd=folder, label=path / names[0]) as stream:
+            return read(stream, path / names[0])
+
+    return _in_one_version(path, read_first)
 
 
 def check_kind(path: str | Path, kind: str) -> dict:
@@ -72,10 +86,6 @@ def check_kind(path: str | Path, kind: str) -> dict:
     if info["artifact"] != kind:
         raise UserError(f"{path} is a '{info['artifact']}' artifact where a '{kind}' artifact is expected")
     return info
-
-
-class _Replaced(Exception):
-    """A folder artifact was swapped for a newer one while it was being read."""
 
 
 def _read_part(stream, part: Path, kind: str, columns: list[str] | None) -> tuple[pa.Table, dict]:
@@ -93,48 +103,68 @@ def _read_part(stream, part: Path, kind: str, columns: list[str] | None) -> tupl
     return table, info
 
 
-def _read_once(path: Path, kind: str, columns: list[str] | None) -> list[pa.Table]:
-    """Every part of one version of the artifact: a folder's parts are opened through one handle on
-    the folder, so a concurrent writer swapping in a new version cannot mix two versions."""
+def _still_at(folder: int, path: Path) -> bool:
+    """Whether the folder open as `folder` is still the one at `path`."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(folder)
+    return (held.st_dev, held.st_ino) == (found.st_dev, found.st_ino)
+
+
+def _in_one_version(path: Path, read: Callable[[int, list[str]], Read]) -> Read:
+    """`read(folder descriptor, part names)` on one version of a folder artifact. The parts are
+    opened through one handle on the folder, so two versions never mix; and a writer that swapped a
+    new version in during the read may have removed parts of the old one before they were listed or
+    opened, so such a read starts again on the new version rather than return fewer parts."""
+    for _ in range(5):
+        folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            names = sorted(name for name in os.listdir(folder) if name.endswith(".parquet"))
+            missing, result = None, None
+            try:
+                result = read(folder, names) if names else None
+            except FileNotFoundError as error:
+                missing = error.filename
+            if not _still_at(folder, path):
+                continue
+        finally:
+            os.close(folder)
+        if missing is not None:
+            raise UserError(f"{path / missing} was removed while it was read")
+        if not names:
+            raise UserError(f"{path} is not a calft artifact (a folder without parquet parts)")
+        return result
+    raise UserError(f"{path} kept being replaced while it was read")
+
+
+def _read_parts(path: Path, kind: str, columns: list[str] | None) -> list[pa.Table]:
+    """Every part of one version of the artifact (see _in_one_version), of one provenance."""
     if not path.is_dir():
         require(path)
         with open_regular(path) as stream:
             return [_read_part(stream, path, kind, columns)[0]]
-    folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        names = sorted(name for name in os.listdir(folder) if name.endswith(".parquet"))
-        if not names:
-            raise UserError(f"{path} is not a calft artifact (a folder without parquet parts)")
+
+    def read(folder: int, names: list[str]) -> list[pa.Table]:
         tables, provenance = [], set()
         for name in names:
-            try:
-                stream = open_regular(name, dir_fd=folder, label=path / name)
-            except FileNotFoundError:
-                raise _Replaced from None
-            with stream:
+            with open_regular(name, dir_fd=folder, label=path / name) as stream:
                 table, info = _read_part(stream, path / name, kind, columns)
             tables.append(table)
             provenance.add(json.dumps(info, sort_keys=True))
         if len(provenance) > 1:
             raise UserError(f"{path} holds parts of different artifacts: the folder was assembled by hand?")
         return tables
-    finally:
-        os.close(folder)
+
+    return _in_one_version(path, read)
 
 
 def read_table(path: str | Path, kind: str, columns: list[str] | None = None) -> pa.Table:
     """A `kind` artifact (file or folder of parts) as one table: page checksums verified, its kind,
     layout and invariants checked. Anything else, or no rows at all, is a UserError naming the file."""
     read = None if columns is None else list(dict.fromkeys([*columns, *KINDS[kind].needs]))
-    for _ in range(5):
-        try:
-            tables = _read_once(Path(path), kind, read)
-            break
-        except _Replaced:
-            continue
-    else:
-        raise UserError(f"{path} kept being replaced while it was read")
-    table = pa.concat_tables(tables)
+    table = pa.concat_tables(_read_parts(Path(path), kind, read))
     if table.num_rows == 0:
         raise UserError(f"{path} has no rows")
     problem = KINDS[kind].check(table)

@@ -5,6 +5,7 @@ an error and never wrong numbers, and no input gets a traceback."""
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import shlex
@@ -46,9 +47,12 @@ def _discretize(output: Path, per_family: int) -> list[str]:
 
 
 def _complete(output: Path, kind: str) -> dict:
-    """The provenance of the complete artifact at `output` (every part readable, one per family)."""
-    table = artifacts.read_table(output, kind)
-    assert len(artifacts.parts(output)) == len(FAMILIES.split(",")) and table.num_rows > 0
+    """The provenance of the complete artifact at `output`: every part readable, every family there
+    with as many prompts as the others (read from the table: a listing of the folder could meet a
+    writer removing the version it just swapped out)."""
+    prompts = set(artifacts.read_table(output, kind, columns=["prompt_id"])["prompt_id"].to_pylist())
+    per_family = collections.Counter(prompt.split("_")[0] for prompt in prompts)
+    assert sorted(per_family) == sorted(FAMILIES.split(",")) and len(set(per_family.values())) == 1
     return artifacts.read_provenance(output)["config"]
 
 

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calft.artifacts.kinds import KINDS, layout_problem
-from calft.artifacts.paths import atomic_path, open_regular
+from calft.artifacts.paths import atomic_path, open_regular, read_folder
 from calft.artifacts.records import decode
 from calft.errors import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-Read = TypeVar("Read")
 
 
 def with_provenance(schema: pa.Schema, info: dict) -> pa.Schema:
@@ -74,10 +71,11 @@ def read_provenance(path: str | Path) -> dict:
             return read(stream, path)
 
     def read_first(folder: int, names: list[str]) -> dict:
-        with open_regular(names[0], dir_fd=folder, label=path / names[0]) as stream:
-            return read(stream, path / names[0])
+        first = _parquet_parts(path, names)[0]
+        with open_regular(first, dir_fd=folder, label=path / first) as stream:
+            return read(stream, path / first)
 
-    return _in_one_version(path, read_first)
+    return read_folder(path, read_first)
 
 
 def check_kind(path: str | Path, kind: str) -> dict:
@@ -103,44 +101,16 @@ def _read_part(stream, part: Path, kind: str, columns: list[str] | None) -> tupl
     return table, info
 
 
-def _still_at(folder: int, path: Path) -> bool:
-    """Whether the folder open as `folder` is still the one at `path`."""
-    try:
-        found = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(folder)
-    return (held.st_dev, held.st_ino) == (found.st_dev, found.st_ino)
-
-
-def _in_one_version(path: Path, read: Callable[[int, list[str]], Read]) -> Read:
-    """`read(folder descriptor, part names)` on one version of a folder artifact. The parts are
-    opened through one handle on the folder, so two versions never mix; and a writer that swapped a
-    new version in during the read may have removed parts of the old one before they were listed or
-    opened, so such a read starts again on the new version rather than return fewer parts."""
-    for _ in range(5):
-        folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            names = sorted(name for name in os.listdir(folder) if name.endswith(".parquet"))
-            missing, result = None, None
-            try:
-                result = read(folder, names) if names else None
-            except FileNotFoundError as error:
-                missing = error.filename
-            if not _still_at(folder, path):
-                continue
-        finally:
-            os.close(folder)
-        if missing is not None:
-            raise UserError(f"{path / missing} was removed while it was read")
-        if not names:
-            raise UserError(f"{path} is not a calft artifact (a folder without parquet parts)")
-        return result
-    raise UserError(f"{path} kept being replaced while it was read")
+def _parquet_parts(path: Path, names: list[str]) -> list[str]:
+    """The parquet parts among the names of the folder `path`'s entries; none is an error."""
+    found = [name for name in names if name.endswith(".parquet")]
+    if not found:
+        raise UserError(f"{path} is not a calft artifact (a folder without parquet parts)")
+    return found
 
 
 def _read_parts(path: Path, kind: str, columns: list[str] | None) -> list[pa.Table]:
-    """Every part of one version of the artifact (see _in_one_version), of one provenance."""
+    """Every part of one version of the artifact (see read_folder), of one provenance."""
     if not path.is_dir():
         require(path)
         with open_regular(path) as stream:
@@ -148,7 +118,7 @@ def _read_parts(path: Path, kind: str, columns: list[str] | None) -> list[pa.Tab
 
     def read(folder: int, names: list[str]) -> list[pa.Table]:
         tables, provenance = [], set()
-        for name in names:
+        for name in _parquet_parts(path, names):
             with open_regular(name, dir_fd=folder, label=path / name) as stream:
                 table, info = _read_part(stream, path / name, kind, columns)
             tables.append(table)
@@ -157,7 +127,7 @@ def _read_parts(path: Path, kind: str, columns: list[str] | None) -> list[pa.Tab
             raise UserError(f"{path} holds parts of different artifacts: the folder was assembled by hand?")
         return tables
 
-    return _in_one_version(path, read)
+    return read_folder(path, read)
 
 
 def read_table(path: str | Path, kind: str, columns: list[str] | None = None) -> pa.Table:

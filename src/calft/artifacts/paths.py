@@ -24,13 +24,14 @@ import shutil
 import socket
 import stat
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator, TypeVar
 
 from calft.artifacts.records import RECORD, decode
 from calft.errors import UserError
 
 SELF_DESCRIBING = (".parquet", ".json", ".npz")  # file formats whose provenance is inside them
 MANIFEST = ".calft-files.json"
+Read = TypeVar("Read")
 
 
 def open_regular(path: str | Path, dir_fd: int | None = None, label: str | Path | None = None) -> BinaryIO:
@@ -107,15 +108,52 @@ def identify(path: str | Path) -> str | None:
     SELF_DESCRIBING and MANIFEST)."""
     path = Path(path)
     if path.is_dir():
-        if (path / RECORD).is_file():
-            try:
-                return decode((path / RECORD).read_bytes(), path)["artifact"]
-            except UserError:
-                return None
-        entries = [entry for entry in path.iterdir() if entry.name != ".snakemake_timestamp"]
-        kinds = {_file_kind(entry) if entry.suffix == ".parquet" and entry.is_file() else None for entry in entries}
-        return kinds.pop() if len(kinds) == 1 else None
+        return read_folder(path, lambda _, names: _folder_kind(path, names))
     return _file_kind(path) if path.is_file() else None
+
+
+def _folder_kind(path: Path, names: list[str]) -> str | None:
+    if RECORD in names:
+        try:
+            return decode((path / RECORD).read_bytes(), path)["artifact"]
+        except (OSError, UserError):
+            return None
+    entries = [path / name for name in names if name != ".snakemake_timestamp"]
+    kinds = {_file_kind(entry) if entry.suffix == ".parquet" and entry.is_file() else None for entry in entries}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _still_at(folder: int, path: Path) -> bool:
+    """Whether the folder open as `folder` is still the one at `path`."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(folder)
+    return (held.st_dev, held.st_ino) == (found.st_dev, found.st_ino)
+
+
+def read_folder(path: Path, read: Callable[[int, list[str]], Read]) -> Read:
+    """`read(folder descriptor, its entries' names)` on one version of a folder artifact. A writer
+    swaps a new version in whole (see atomic_path) and then removes the old one, perhaps while it is
+    being listed or read: such a read, whatever it found or failed on, starts again on the new
+    version, so it never sees a version with files missing."""
+    for _ in range(5):
+        folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            try:
+                result = read(folder, sorted(os.listdir(folder)))
+            except (FileNotFoundError, UserError) as error:
+                if not _still_at(folder, path):
+                    continue
+                if isinstance(error, FileNotFoundError):
+                    raise UserError(f"{path / error.filename} was removed while it was read") from None
+                raise
+            if _still_at(folder, path):
+                return result
+        finally:
+            os.close(folder)
+    raise UserError(f"{path} kept being replaced while it was read")
 
 
 def check_output(path: str | Path, kind: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,13 +35,9 @@ def parts(path: str | Path) -> list[Path]:
     """The parquet parts of an artifact folder, in order (a single file is its own only part)."""
     path = Path(path)
     if not path.is_dir():
-        if not path.exists():
-            raise UserError(f"{path} does not exist")
+        require(path)
         return [path]
-    found = sorted(path.glob("*.parquet"))
-    if not found:
-        raise UserError(f"{path} is not a calft artifact (a folder without parquet parts)")
-    return found
+    return [path / name for name in _parquet_parts(path, sorted(os.listdir(path)))]
 
 
 def require(*paths) -> None:

@@ -17,6 +17,8 @@ import pytest
 
 CACHE = Path(os.environ.get("CALFT_TEST_CACHE", Path.home() / ".cache" / "calft-tests"))
 ROOT = Path(__file__).resolve().parents[1]
+# The embedded model's entry in a config (calft.modeling.settings.ModelEntry)
+SMOL_ENTRY = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
 
 if "PYTEST_XDIST_WORKER" in os.environ:
     # One compute thread per worker: two workers already fill two cores, and the workflow runs beside
@@ -345,3 +347,52 @@ def replica(smollm2_dir, tmp_path_factory):
         return built[name]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def micro_data(tmp_path_factory, tiny_model_dir):
+    """Targets (soft and hard bins) and soft tries for 6 training prompts of 3 families."""
+    from calft.cli import main
+
+    def build(folder: Path) -> None:
+        selection = dict(families=["uniform", "binomial", "gaussian"], per_family=2)
+        assert main(discretize(folder / "soft.parquet", "train", 2, 40, **selection)) == 0
+        assert main(discretize(folder / "hard.parquet", "train", 2, 120, **selection)) == 0
+        assert main(build_tries(folder / "soft.parquet", tiny_model_dir, folder / "tries.parquet")) == 0
+
+    return built_once(tmp_path_factory, "micro-data", build)
+
+
+def random_lora_model(folder, lora_dropout=0.0, seed=0):
+    """The model in `folder` with a LoRA adapter of random weights (its output differs from the start)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
+    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=lora_dropout, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                        init_lora_weights=False)
+    return get_peft_model(model, config)
+
+
+def items_and_prompts(tiny_model_dir, micro_data, method, group):
+    """One epoch's training items of `micro_data` for `method`, the rendered prompts and the pad id."""
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from calft.modeling.chat import ChatFormat, prompt_ids
+    from calft.modeling.settings import ModelEntry
+    from calft.modeling.trees import SoftTargets
+    from calft.training.data import HardTargets, epoch_items
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    table = pd.read_parquet(micro_data / "soft.parquet").drop_duplicates("prompt_id")
+    chat = ChatFormat.from_entry(ModelEntry.from_dict(SMOL_ENTRY))
+    rendered = prompt_ids(tokenizer, list(table.prompt.astype(str)), chat)
+    if method == "soft":
+        targets = SoftTargets(micro_data / "tries.parquet")
+    else:
+        targets = HardTargets(micro_data / "hard.parquet", tokenizer, tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    items = epoch_items(targets, list(table.family.astype(str)), group, group, seed=3, epoch=0)
+    return items, rendered, tokenizer.pad_token_id

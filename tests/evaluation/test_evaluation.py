@@ -17,7 +17,7 @@ from calft import artifacts
 from calft.cli import main
 from calft.evaluation.logit_kl import exact, monte_carlo
 from calft.evaluation.metrics import family_median, prompt_scores, target_spread, wasserstein_to_law
-from calft.evaluation.parse import judge, may_become_number, parse_number, strip_reasoning
+from calft.evaluation.parse import judge, may_become_number, parse_number
 from calft.modeling.chat import ChatFormat, prompt_ids
 from calft.modeling.generation import COMPACT_EVERY, SharedPrefix, _draw, sample, sample_seed
 from calft.modeling.trees import Continuation, Item, SoftTargets, example_losses, pack
@@ -78,7 +78,6 @@ def test_validity_support_and_integers():
     assert np.isnan(values[4])
     _, valid = judge(["0.5", "1", "0", "1.0001"], "beta", {"alpha": 2.0, "beta": 2.0})
     assert list(valid) == [True, True, True, False]  # inclusive bounds
-    assert strip_reasoning("<think>a</think> <think>b</think> 1 ") == "1"
 
 
 # -- metrics and aggregation -----------------------------------------------------------------

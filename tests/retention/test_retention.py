@@ -24,7 +24,7 @@ from calft.errors import UserError
 from calft.modeling.loader import load
 from calft.modeling.settings import ModelEntry
 from calft.retention import data as eval_data
-from calft.retention import irt, tasks
+from calft.retention import irt, scoring, tasks
 from calft.retention.settings import Retention
 
 MODEL_CONFIG = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
@@ -75,7 +75,7 @@ def test_summary_reports_gp_irt_only_for_complete_tinybenchmarks_tasks():
                      subscenarios_position={"mmlu": {"all": list(range(200))}})
     rows = [{"task": task, "kind": "mmlu", "metric": "acc", "doc_id": i, "score": float(i % 2)}
             for task, n in (("mmlu", 100), ("multiple_choice", 100)) for i in range(n)]
-    summary = tasks.summarize(pd.DataFrame(rows), {"mmlu": bundle}).set_index("task")
+    summary = scoring.summarize(pd.DataFrame(rows), {"mmlu": bundle}).set_index("task")
     assert summary.loc["mmlu", "accuracy"] == 0.5
     assert summary.loc["mmlu", "irt"] == pytest.approx(0.5)
     assert math.isnan(summary.loc["multiple_choice", "gpirt"])  # a probe is not an IRT scenario
@@ -146,22 +146,22 @@ def test_the_irt_download_is_refused_unless_its_checksum_is_recorded_and_matches
     ("####\n5", None, "5"),
 ])
 def test_gsm8k_strict_and_flexible(generation, strict, flexible):
-    assert tasks.gsm8k_strict(generation) == strict
-    assert tasks.gsm8k_flexible(generation) == flexible
+    assert scoring.gsm8k_strict(generation) == strict
+    assert scoring.gsm8k_flexible(generation) == flexible
 
 
 def test_gsm8k_gold_is_after_the_last_marker():
-    assert tasks.gsm8k_gold("48/2 = 24\n#### 24") == "24"
-    assert tasks.gsm8k_gold("#### 1\nmore #### 1,000") == "1000"
+    assert scoring.gsm8k_gold("48/2 = 24\n#### 24") == "24"
+    assert scoring.gsm8k_gold("#### 1\nmore #### 1,000") == "1000"
 
 
 def test_winogrande_contexts_cut_the_gold_option_from_the_prompt():
     doc = {"sentence": "The cup fell off the table because _ was slippery.", "option1": "the cup",
            "option2": "the table", "answer": "2", "input_formatted": "Shots.\n\nThe cup fell off the table because the table"}
-    assert tasks._winogrande_options(doc) == ["Shots.\n\nThe cup fell off the table because the cup",
+    assert scoring.winogrande_options(doc) == ["Shots.\n\nThe cup fell off the table because the cup",
                                                   "Shots.\n\nThe cup fell off the table because the table"]
-    assert tasks._winogrande_continuation(doc) == "was slippery."
-    assert tasks._winogrande_gold(doc) == 1
+    assert scoring.winogrande_continuation(doc) == "was slippery."
+    assert scoring.winogrande_gold(doc) == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,129 +15,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import build_tries, calft_in_process, cli_settings, discretize, run_checked
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from conftest import SMOL_ENTRY, build_tries, calft_in_process, cli_settings, discretize, items_and_prompts, random_lora_model, run_checked
 
 from calft.cli import main
 from calft.modeling.chat import ChatFormat, prompt_ids, render
 from calft.modeling.settings import ModelEntry
-from calft.modeling.trees import SoftTargets, example_losses, naive_example_losses, pack, prefix_kl, tree_attention
+from calft.modeling.trees import SoftTargets, example_losses, pack
 from calft.training.balance import balanced_order
 from calft.training.data import HardTargets, batches, epoch_items
 from calft.training.settings import Training
 
-SMOL = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
+SMOL = SMOL_ENTRY
 SMOL_CHAT = ChatFormat.from_entry(ModelEntry.from_dict(SMOL))
 
 
-@pytest.fixture(scope="module")
-def micro_data(tmp_path_factory, tiny_model_dir):
-    """Targets (soft and hard bins) and soft tries for 6 training prompts of 3 families."""
-    folder = tmp_path_factory.mktemp("micro-data")
-    selection = dict(families=["uniform", "binomial", "gaussian"], per_family=2)
-    assert main(discretize(folder / "soft.parquet", "train", 2, 40, **selection)) == 0
-    assert main(discretize(folder / "hard.parquet", "train", 2, 120, **selection)) == 0
-    assert main(build_tries(folder / "soft.parquet", tiny_model_dir, folder / "tries.parquet")) == 0
-    return folder
-
-
-def _model(folder, lora_dropout=0.0, seed=0):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
-    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=lora_dropout, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-                        init_lora_weights=False)  # random B: the adapter changes the output from the start
-    return get_peft_model(model, config)
-
-
-def _items_and_prompts(tiny_model_dir, micro_data, method, group):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    table = pd.read_parquet(micro_data / "soft.parquet").drop_duplicates("prompt_id")
-    chat = SMOL_CHAT
-    rendered = prompt_ids(tokenizer, list(table.prompt.astype(str)), chat)
-    if method == "soft":
-        targets = SoftTargets(micro_data / "tries.parquet")
-    else:
-        targets = HardTargets(micro_data / "hard.parquet", tokenizer, tokenizer.convert_tokens_to_ids("<|im_end|>"))
-    items = epoch_items(targets, list(table.family.astype(str)), group, group, seed=3, epoch=0)
-    return items, rendered, tokenizer.pad_token_id
-
-
-def test_prefix_kl_equals_a_direct_kl_on_full_logits(tiny_model_dir, micro_data):
-    items, rendered, pad = _items_and_prompts(tiny_model_dir, micro_data, "soft", 1)
-    model = _model(tiny_model_dir)
-    item = items[0]
-    cont = item.continuations[0]
-    sequence = torch.tensor([rendered[item.prompt] + [int(t) for t in cont.tokens]])
-    logits = model(input_ids=sequence).logits[0].float()
-    start = len(rendered[item.prompt]) - 1
-    tau = 0.7
-    direct = []
-    for k, (ids, probs) in enumerate(zip(cont.target_ids, cont.target_probs)):
-        q = torch.zeros(logits.shape[-1])
-        q[torch.as_tensor(ids)] = torch.as_tensor(probs, dtype=torch.float32)
-        log_p = torch.log_softmax(logits[start + k] / tau, -1)
-        direct.append(torch.nn.functional.kl_div(log_p, q, reduction="sum"))
-    ours = example_losses(model, pack([item], rendered), tau=tau)
-    assert len(cont.target_ids) == len(cont.tokens) + 1
-    assert ours.item() == pytest.approx(torch.stack(direct).mean().item(), rel=1e-5)
-
-
-def test_epsilon_smoothing_renormalizes_over_the_candidates():
-    logits = torch.zeros(1, 5)
-    ids, probs = torch.tensor([[1, 2, 0]]), torch.tensor([[1.0, 0.0, 0.0]])
-    probs[0, 1] = 1e-30  # a present candidate with negligible mass gets epsilon
-    value = prefix_kl(logits, ids, probs, epsilon=0.25).item()
-    q = torch.tensor([0.8, 0.2])  # max(q, eps) renormalized
-    assert value == pytest.approx(float((q * (q.log() - torch.log(torch.tensor(0.2)))).sum()), rel=1e-6)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(0, 1), min_size=1, max_size=60))
-def test_tree_attention_marks_exactly_each_nodes_ancestors(draws):
-    """A forest whose parents come before their children (each draw picks a parent among the nodes
-    before it, or none): row i is True exactly at i and along its parent chain."""
-    parents = [int(d * (i + 1)) - 1 for i, d in enumerate(draws)]
-    parents = [min(p, i - 1) for i, p in enumerate(parents)]
-    expected = torch.zeros((len(parents), len(parents)), dtype=torch.bool)
-    for node in range(len(parents)):
-        chain = node
-        while chain >= 0:
-            expected[node, chain] = True
-            chain = parents[chain]
-    depth = int(expected.sum(dim=1).max()) - 1  # the most edges from a node to its root
-    assert torch.equal(tree_attention(torch.tensor(parents), depth), expected)
-
-
-@pytest.mark.parametrize("method, group", [("soft", 1), ("soft", 3), ("hard", 4)])
-def test_shared_prompt_packing_equals_the_naive_computation(tiny_model_dir, micro_data, method, group):
-    items, rendered, pad = _items_and_prompts(tiny_model_dir, micro_data, method, group)
-    batch_items = items[:3]
-    model = _model(tiny_model_dir)
-    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    tree = pack(batch_items, rendered)
-    sequences = [tuple(rendered[i.prompt]) + tuple(int(t) for t in c.tokens) for i in batch_items for c in i.continuations]
-    assert tree.tokens == len({s[: n + 1] for s in sequences for n in range(len(s))}) < sum(map(len, sequences))
-    packed = example_losses(model, tree, tau=1.3, epsilon=1e-8)
-    packed.sum().backward()
-    packed_grads = {n: p.grad.clone() for n, p in trainable.items()}
-    model.zero_grad()
-    naive = naive_example_losses(model, batch_items, rendered, pad, tau=1.3, epsilon=1e-8)
-    naive.sum().backward()
-    assert len(packed) == 3 * group
-    assert torch.allclose(packed, naive, atol=1e-5)
-    for name, parameter in trainable.items():
-        assert torch.allclose(packed_grads[name], parameter.grad, atol=1e-5), name
-
-
 def test_gradients_reach_only_lora_parameters(tiny_model_dir, micro_data):
-    items, rendered, pad = _items_and_prompts(tiny_model_dir, micro_data, "hard", 4)
-    model = _model(tiny_model_dir)
+    items, rendered, pad = items_and_prompts(tiny_model_dir, micro_data, "hard", 4)
+    model = random_lora_model(tiny_model_dir)
     example_losses(model, pack(items[:2], rendered)).sum().backward()
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert with_grad and all("lora_" in n for n in with_grad)
@@ -291,7 +185,7 @@ def test_bf16_base_keeps_float32_lora_parameters_and_float32_loss(tiny_model_dir
     frozen = [p for n, p in model.named_parameters() if "lora_" not in n]
     assert lora and all(p.dtype == torch.float32 and p.requires_grad for p in lora)
     assert all(p.dtype == torch.bfloat16 for p in frozen)
-    items, rendered, _ = _items_and_prompts(tiny_model_dir, micro_data, "hard", 4)
+    items, rendered, _ = items_and_prompts(tiny_model_dir, micro_data, "hard", 4)
     losses = example_losses(model, pack(items[:1], rendered))
     assert losses.dtype == torch.float32 and torch.isfinite(losses).all()
 

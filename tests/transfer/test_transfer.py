@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calft.cli import main
-from calft.evaluation.parse import extract_ssot_answer
 from calft.transfer import mcq, metrics, noveltybench
 from calft.transfer.parse import mcq_may_parse, normalize_open_answer, parse_mcq
 from calft.transfer.prompts import open_ended_prompts, prompt_subset
@@ -158,39 +157,6 @@ def test_reward_ratings_count_the_thresholds_strictly_below():
     assert noveltybench.rating(-8.0) == 1
     assert noveltybench.rating(-6.0) == 3  # -7.71875 and -6.28125 are below, -6.0 is not
     assert noveltybench.rating(0.0) == 10
-
-
-# ---------------------------------------------------------------------------------------------
-# SSOT
-
-
-@pytest.mark.parametrize("text, strict, loose", [
-    ("<random_string>x9Q</random_string><thinking>...</thinking><answer> 4.2 </answer>", "4.2", "4.2"),
-    ("<ANSWER>7</ANSWER> and <answer>8</answer>", "7", "7"),
-    ("<think>plan</think><answer>3</answer>", "3", "3"),
-    ("<random_string>abc</random_string>\n<answer>12", "", "12"),
-    ("<random_string>abc</random_string>\n<thinking>t</thinking>\n9.5\n", "", "9.5"),
-    ("nothing at all", "", "nothing at all"),
-    ("assistantfinal 5", "", "assistantfinal 5"),  # channel residue is the harmony protocol's alone
-])
-def test_ssot_answer_extraction(text, strict, loose):
-    assert extract_ssot_answer(text) == strict
-    assert extract_ssot_answer(text, strict=False) == loose
-
-
-@pytest.mark.parametrize("text, strict, loose", [
-    ("assistantfinal<answer>5</answer>", "5", "5"),
-    ("assistantFinal  <answer>5</answer>", "5", "5"),
-    ("assistantanswer>6</answer>", "6", "6"),
-    ("analysis: seed kq81 -> pick\nassistantfinal 7.25", "7.25", "7.25"),  # the answer in the final channel
-    ("assistantanswer 8\nmore", "8", "8"),
-    ("  4.5  ", "4.5", "4.5"),  # a bare one-line answer, as the developer message asks
-    ("two\nlines", "", "lines"),
-    ("<answer>3", "", "3"),
-])
-def test_ssot_answer_extraction_for_the_harmony_protocol(text, strict, loose):
-    assert extract_ssot_answer(text, harmony=True) == strict
-    assert extract_ssot_answer(text, strict=False, harmony=True) == loose
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from calft.evaluation.parse import extract_ssot_answer, judge, may_become_number
+from calft.evaluation.parse import judge, may_become_number
+from calft.modeling.answers import extract_ssot_answer
 from calft.evaluation.settings import Sampling
 from calft.modeling.chat import prompt_ids, ssot_format, ssot_instruction
 from calft.modeling.generation import SharedPrefix, generate, sample_seed

@@ -64,7 +64,8 @@ def retention(settings: RetentionSettings, model_dir: str, adapter: str | None, 
     from calft.modeling.loader import load
     from calft.retention.data import load_bundles
     from calft.retention.harness import CalftLM
-    from calft.retention.tasks import evaluate_tasks, summarize
+    from calft.retention.scoring import summarize
+    from calft.retention.tasks import evaluate_tasks
 
     section = settings.retention
     artifacts.require(data_dir, irt_parameters)

@@ -62,7 +62,12 @@ def evaluate_slices(lm, data_dir: Path, slices: list[str], split: str, max_docum
             "bytes": sum(len(text.encode("utf-8")) for text in texts),
             "nll": -sum(float(sample["filtered_resps"][0]) for sample in samples),
         })
-    table = pd.DataFrame(rows)
+    return with_pooled_measures(pd.DataFrame(rows))
+
+
+def with_pooled_measures(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-slice counts (documents, tokens, bytes, summed NLL) with an 'all' row that pools them, and
+    each row's perplexity exp(nll / tokens) and bits per byte nll / (ln 2 x bytes)."""
     pooled = {"slice": "all", **table[["documents", "tokens", "bytes", "nll"]].sum().to_dict()}
     table = pd.concat([table, pd.DataFrame([pooled])], ignore_index=True)
     table = table.astype({"documents": "int64", "tokens": "int64", "bytes": "int64"})

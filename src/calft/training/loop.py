@@ -34,6 +34,7 @@ from calft.modeling.trees import PackedBatch, SoftTargets, example_losses, pack
 from calft.training import checkpoint
 from calft.training.balance import ORDERS
 from calft.training.data import HardTargets, batches, epoch_items
+from calft.training.schedule import steps_per_epoch, warmup_steps
 from calft.training.settings import Training
 
 log = logging.getLogger(__name__).info
@@ -253,13 +254,12 @@ def _accumulate_gradients(engine, model, micro_batches: list[tuple[PackedBatch, 
 
 
 def _optimizer(model, settings: Training, total_steps: int) -> tuple[list, torch.optim.Optimizer, object]:
-    """AdamW over the trainable (LoRA) weights and HF's cosine schedule with linear warmup
-    (floor(ratio * steps) warmup steps)."""
+    """AdamW over the trainable (LoRA) weights and HF's cosine schedule with linear warmup."""
     from transformers import get_cosine_schedule_with_warmup
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup_steps(settings.warmup_ratio, total_steps), total_steps)
     return trainable, optimizer, scheduler
 
 
@@ -316,9 +316,8 @@ def run_training(run: Run) -> None:
     schedule = s.schedule(run.method)
     epochs, samples, group = schedule.epochs, schedule.draws_per_prompt, schedule.group_size
     items_per_step, items_per_micro = s.global_batch_size // group, s.per_device_batch_size // group
-    items_per_epoch = len(ids) * samples // group
-    steps_per_epoch = math.ceil(items_per_epoch / items_per_step)
-    total_steps = steps_per_epoch * epochs
+    epoch_steps = steps_per_epoch(len(ids), schedule, s.global_batch_size)
+    total_steps = epoch_steps * epochs
 
     # -- model (DDP, or FSDP2 for models too large for one device), optimizer, schedule
     model, engine, sharded = _parallel_model(run, targets, world, device)
@@ -343,9 +342,9 @@ def run_training(run: Run) -> None:
     # -- the loop (a thread packs the next step's micro-batches while the device computes)
     model.train()
     packer = ThreadPoolExecutor(max_workers=1)
-    for epoch in range(step // steps_per_epoch, epochs):
+    for epoch in range(step // epoch_steps, epochs):
         items = epoch_items(targets, families, samples, group, s.seed, epoch, ORDERS[s.order])
-        remaining = batches(items, items_per_step)[step - epoch * steps_per_epoch :]
+        remaining = batches(items, items_per_step)[step - epoch * epoch_steps :]
         packed = [packer.submit(_micro_batches, batch, rank, world, items_per_micro, rendered) for batch in remaining[:1]]
         for position, global_batch in enumerate(remaining):
             started = time.perf_counter()

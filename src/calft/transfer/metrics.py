@@ -1,9 +1,10 @@
 """The transfer metrics (reference spec §10-12): top-p support size, unique-output fraction, TV
-distance to uniform, NoveltyBench partitions and utility. Pure numpy."""
+distance to uniform, NoveltyBench partitions, utility and their means. Pure numpy and pandas."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def top_p_support(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -62,3 +63,17 @@ def novelty_utility(ratings: np.ndarray, partition_ids: list[int], patience: flo
         seen.add(group)
     discounts = patience ** np.arange(len(earned))
     return float(np.dot(earned, discounts) / discounts.sum())
+
+
+def novelty_summary(generations: pd.DataFrame, patience: float) -> pd.DataFrame:
+    """Per split and for all prompts together: the prompts, their mean distinct partitions and mean
+    utility, from one row per generation (split, prompt_index, partition, rating, in order)."""
+    per_prompt = generations.groupby(["split", "prompt_index"], sort=False).apply(
+        lambda g: pd.Series({"distinct": g.partition.nunique(),
+                             "utility": novelty_utility(g.rating.to_numpy(), g.partition.tolist(), patience)}),
+        include_groups=False).reset_index()
+    rows = [{"split": split, "prompts": len(g), "mean_distinct": g.distinct.mean(), "mean_utility": g.utility.mean()}
+            for split, g in per_prompt.groupby("split", sort=False)]
+    rows.append({"split": "all", "prompts": len(per_prompt), "mean_distinct": per_prompt.distinct.mean(),
+                 "mean_utility": per_prompt.utility.mean()})
+    return pd.DataFrame(rows)

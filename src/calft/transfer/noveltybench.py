@@ -26,7 +26,7 @@ from calft.modeling.chat import prompt_ids
 from calft.modeling.generation import SharedPrefix, generate, sample_seed
 from calft.modeling.loader import LoadedModel
 from calft.modeling.settings import Generation
-from calft.transfer.metrics import lexically_equivalent, novelty_utility, partition
+from calft.transfer.metrics import lexically_equivalent, novelty_summary, partition
 from calft.transfer.settings import NoveltyBench
 
 log = logging.getLogger(__name__).info
@@ -204,12 +204,4 @@ def rate_answers(generations: pd.DataFrame, settings: NoveltyBench,
     _release(reward_model)
     generations = generations.assign(reward=scores, rating=[rating(r) for r in scores])
 
-    per_prompt = generations.groupby(["split", "prompt_index"], sort=False).apply(
-        lambda g: pd.Series({"distinct": g.partition.nunique(),
-                             "utility": novelty_utility(g.rating.to_numpy(), g.partition.tolist(),
-                                                        settings.patience)}), include_groups=False).reset_index()
-    rows = [{"split": split, "prompts": len(g), "mean_distinct": g.distinct.mean(), "mean_utility": g.utility.mean()}
-            for split, g in per_prompt.groupby("split", sort=False)]
-    rows.append({"split": "all", "prompts": len(per_prompt), "mean_distinct": per_prompt.distinct.mean(),
-                 "mean_utility": per_prompt.utility.mean()})
-    return pd.DataFrame(rows), generations
+    return novelty_summary(generations, settings.patience), generations

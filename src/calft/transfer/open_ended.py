@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from calft.evaluation.parse import extract_ssot_answer
+from calft.modeling.answers import extract_ssot_answer
 from calft.modeling.chat import prompt_ids, ssot_format, ssot_instruction
 from calft.modeling.generation import SharedPrefix, generate, sample_seed
 from calft.modeling.loader import LoadedModel

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from calft.evaluation.parse import THINK_BLOCK, strip_reasoning
+from calft.modeling.answers import THINK_BLOCK, strip_reasoning
 
 STRAY_THINK_TAG = re.compile(r"</?think>")
 WRAPPING_QUOTES = re.compile(r'^(["\'])(.*)\1$', re.S)

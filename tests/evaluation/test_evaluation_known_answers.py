@@ -1,0 +1,169 @@
+"""Known answers for scoring and the paper's aggregates (paper eq. 5, §4.2; spec §8.2-8.3), computed
+by hand. Each fixture gives different numbers under the plausible mistakes: parsed samples for all
+samples, exclusive bounds, an unsorted sample, a mean for the median, pooled prompts for families,
+an unweighted mean over paths."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from calft import artifacts
+from calft.evaluation.logit_kl import exact, monte_carlo
+from calft.evaluation.metrics import family_mean, family_median, prompt_scores, target_spread, wasserstein_to_law
+from calft.evaluation.parse import judge
+from calft.modeling.trees import SoftTargets
+from calft.targets.families import get_family
+
+
+def test_the_valid_rate_counts_every_sample_in_its_denominator():
+    # 6 samples: 2 valid, 1 unparseable, 1 below the support, 1 not an integer, 1 empty -> 2/6 (not 2/4 of the
+    # parsed ones, nor 2/5 of the non-empty ones)
+    texts = ["3", "twelve", "-1", "2.5", "", "7"]
+    values, valid = judge(texts, "poisson", {"lambda": 4})
+    assert list(valid) == [True, False, False, False, False, True]
+    scores = prompt_scores(values, valid, "poisson", {"lambda": 4})
+    assert scores["valid_rate"] == pytest.approx(2 / 6) and scores["num_valid"] == 2
+
+
+@pytest.mark.parametrize("family_id, params, inside, outside", [
+    ("uniform", {"a": 1, "b": 4}, ["1", "4", "2.5"], ["0.999", "4.001"]),
+    ("geometric", {"p": 0.5}, ["1", "1000"], ["0", "-1", "1.5"]),
+    ("binomial", {"n": 10, "p": 0.3}, ["0", "10", "10.0"], ["11", "-1", "0.5"]),
+    ("truncnorm", {"mu": 0, "sigma": 1, "lower": -1, "upper": 2}, ["-1", "2", "-1.00"], ["-1.0001", "2.0001"]),
+    ("pareto", {"alpha": 3, "xm": 2}, ["2", "1e6"], ["1.999"]),
+])
+def test_support_bounds_are_inclusive_and_integers_must_be_whole(family_id, params, inside, outside):
+    _, valid = judge(inside + outside, family_id, params)
+    assert list(valid) == [True] * len(inside) + [False] * len(outside)
+
+
+def test_w1_by_hand_against_exponential_quantiles_and_its_normalization():
+    # N = 4 valid values, given unsorted; quantiles at (i - 0.5)/4 of Exponential(1): -ln(1 - u)
+    values = np.array([2.0, 0.0, 1.0, 0.5, 99.0])
+    valid = np.array([True, True, True, True, False])
+    quantiles = [-math.log(1 - u) for u in (0.125, 0.375, 0.625, 0.875)]
+    w1 = np.mean(np.abs(np.array([0.0, 0.5, 1.0, 2.0]) - quantiles))
+    spread = math.log(20) - math.log(20 / 19)  # Q95 - Q05 = ln(20) - ln(1/0.95)
+    scores = prompt_scores(values, valid, "exponential", {"lambda": 1})
+    assert scores["w1"] == pytest.approx(w1, rel=1e-12)
+    assert target_spread("exponential", {"lambda": 1}) == pytest.approx(spread, rel=1e-12)
+    assert scores["normalized_w1"] == pytest.approx(w1 / spread, rel=1e-12)
+    assert scores["valid_rate"] == pytest.approx(0.8)
+
+
+def test_w1_averages_only_the_pairs_where_both_the_value_and_the_quantile_are_finite():
+    # [0, inf] against N(0, 1) at u = 0.25, 0.75: only the pair (0, Q(0.25)) is finite
+    law = get_family("gaussian").frozen({"mu": 0, "sigma": 1})
+    assert wasserstein_to_law(np.array([0.0]), law) == 0.0  # the median of N(0, 1)
+    assert wasserstein_to_law(np.array([np.inf, 0.0]), law) == pytest.approx(abs(0.0 - law.ppf(0.25)))
+
+
+@pytest.mark.parametrize("family_id, params, spread", [  # spec §1.5's Q95 - Q05, to its printed precision
+    ("gaussian", {"mu": 3.5, "sigma": 3.0}, 9.8691), ("uniform", {"a": 3.5, "b": 10.5}, 6.3),
+    ("poisson", {"lambda": 4}, 7.0),
+])
+def test_target_spread_is_the_90_percent_interquantile_range(family_id, params, spread):
+    assert target_spread(family_id, params) == pytest.approx(spread, abs=1e-4)
+
+
+# Family values chosen so that every plausible aggregate differs: family means a 0.2 (its inf left out),
+# b 0.9, c 0.7, d 0.05 -> median 0.45; mean of family means 0.4625; median of family medians 0.35;
+# pooled median 0.4; pooled mean 0.4929; with the inf kept, family a and the mean are infinite.
+SCORES = pd.DataFrame({
+    "family": ["a", "a", "a", "b", "c", "c", "c", "d"],
+    "normalized_w1": [0.1, 0.3, np.inf, 0.9, 0.4, 0.5, 1.2, 0.05],
+    "valid_rate": [1.0, 0.0, 0.5, 0.9, 0.2, 0.2, 0.2, 0.6],
+})
+
+
+def test_the_paper_aggregate_is_the_median_across_families_of_within_family_means():
+    assert family_median(SCORES, "normalized_w1") == pytest.approx(0.45)
+
+
+def test_the_paper_aggregate_is_undefined_when_one_family_has_no_finite_value():
+    scores = SCORES.copy()
+    scores.loc[scores.family == "b", "normalized_w1"] = np.nan
+    assert math.isnan(family_median(scores, "normalized_w1"))
+    assert family_median(SCORES[SCORES.family != "b"], "normalized_w1") == pytest.approx(0.2)  # a, c, d
+
+
+def test_families_read_as_categories_count_only_the_families_present():
+    # parquet hands the family column back as a category whose categories may outnumber the rows' families
+    scores = SCORES.assign(family=pd.Categorical(SCORES.family, categories=["a", "b", "c", "d", "unused"]))
+    assert family_median(scores, "normalized_w1") == pytest.approx(0.45)
+    assert family_mean(scores, "valid_rate") == pytest.approx(0.55)
+
+
+def test_the_equal_family_mean_weighs_each_family_once_whatever_its_prompt_count():
+    # family means a 0.5, b 0.9, c 0.2, d 0.6 -> 0.55; the prompt mean would be 3.6 / 8 = 0.45
+    assert family_mean(SCORES, "valid_rate") == pytest.approx(0.55)
+
+
+# -- logit KL --------------------------------------------------------------------------------
+
+
+class TokenTableModel(torch.nn.Module):
+    """A stand-in language model whose next-token logits depend on the current token alone: row t of
+    a fixed table. Its KL against a trie is then a sum that numpy computes without calft."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.table = torch.nn.Parameter(table, requires_grad=False)
+        text_config = SimpleNamespace(_attn_implementation="sdpa", layer_types=None, sliding_window=None)
+        self.config = SimpleNamespace(get_text_config=lambda: text_config)
+
+    @property
+    def dtype(self):
+        return self.table.dtype
+
+    def forward(self, input_ids, logits_to_keep, **_):
+        return SimpleNamespace(logits=self.table[input_ids][:, logits_to_keep])
+
+
+# Two prompts' tries over tokens 1-4 with terminator 5. Prompt "p": outputs "1" (0.5), "2 3" (0.3), "2 4" (0.2);
+# prompt "q": the single output "3". Rows: prompt, node, parent, depth, token, mass, q, canonical index.
+TRIES = [
+    ("p", 0, -1, 0, -1, 1.0, 1.0, -1), ("p", 1, 0, 1, 1, 0.5, 0.5, -1), ("p", 2, 0, 1, 2, 0.5, 0.5, -1),
+    ("p", 3, 1, 2, 5, 0.5, 1.0, 0), ("p", 4, 2, 2, 3, 0.3, 0.6, -1), ("p", 5, 2, 2, 4, 0.2, 0.4, -1),
+    ("p", 6, 4, 3, 5, 0.3, 1.0, 1), ("p", 7, 5, 3, 5, 0.2, 1.0, 2),
+    ("q", 0, -1, 0, -1, 1.0, 1.0, -1), ("q", 1, 0, 1, 3, 1.0, 1.0, -1), ("q", 2, 1, 2, 5, 1.0, 1.0, 0),
+]
+
+
+@pytest.fixture(scope="module")
+def table_model_and_tries(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tries") / "tries.parquet"
+    frame = pd.DataFrame(TRIES, columns=artifacts.TRIE_COLUMNS)
+    artifacts.write_frame(frame, path, artifacts.provenance("tries", {}))
+    table = torch.randn(6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64).float()
+    return TokenTableModel(table), SoftTargets(path), table.double().numpy()
+
+
+def _kl(table: np.ndarray, token: int, children: dict[int, float]) -> float:
+    """KL(q || softmax(table[token])) over the children's tokens."""
+    log_pi = table[token] - np.log(np.exp(table[token]).sum())
+    return sum(q * (math.log(q) - log_pi[child]) for child, q in children.items())
+
+
+def test_exact_logit_kl_is_the_mass_weighted_mean_over_paths_of_their_mean_prefix_kl(table_model_and_tries):
+    # the prompt is the single token 0; each prefix's distribution is softmax(table[its last token])
+    model, targets, table = table_model_and_tries
+    root, after_1, after_2 = _kl(table, 0, {1: 0.5, 2: 0.5}), _kl(table, 1, {5: 1.0}), _kl(table, 2, {3: 0.6, 4: 0.4})
+    after_23, after_24 = _kl(table, 3, {5: 1.0}), _kl(table, 4, {5: 1.0})
+    expected = (0.5 * (root + after_1) / 2 + 0.3 * (root + after_2 + after_23) / 3
+                + 0.2 * (root + after_2 + after_24) / 3)
+    assert exact(model, targets, targets.prompt_ids.index("p"), [0]) == pytest.approx(expected, rel=1e-5)
+    assert exact(model, targets, targets.prompt_ids.index("p"), [0], chunk_nodes=1) == pytest.approx(expected, rel=1e-5)
+
+
+def test_sampled_logit_kl_of_a_single_output_is_its_path_loss(table_model_and_tries):
+    model, targets, table = table_model_and_tries
+    expected = (_kl(table, 0, {3: 1.0}) + _kl(table, 3, {5: 1.0})) / 2
+    sampled = monte_carlo(model, targets, targets.prompt_ids.index("q"), [0], "q", paths=4, seed=11)
+    assert sampled == pytest.approx(expected, rel=1e-5)

@@ -1,0 +1,89 @@
+"""Known answers for the report's aggregates, by hand: each table's number from per-prompt or
+per-row values whose plausible alternatives (mean for median, prompts for families, pooled for
+per-model, NaN as zero) give different answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calft.report import tables
+
+
+def _per_prompt(method: str, shift: float) -> pd.DataFrame:
+    # family means of normalized W1: a 0.2 (inf left out), b 0.9, c 0.7, d 0.05 -> median 0.45
+    # (mean of family means 0.4625, pooled median 0.4); valid rate family means 0.5, 0.9, 0.2, 0.6 -> 0.55
+    # (prompt mean 0.45); logit KL family means 1, 2, 3, 4 -> 2.5 (prompt mean 2.625)
+    return pd.DataFrame({
+        "prompt_set": "ood", "model": "m", "method": method,
+        "family": ["a", "a", "a", "b", "c", "c", "c", "d"],
+        "normalized_w1": np.array([0.1, 0.3, np.inf, 0.9, 0.4, 0.5, 1.2, 0.05]) + shift,
+        "valid_rate": [1.0, 0.0, 0.5, 0.9, 0.2, 0.2, 0.2, 0.6],
+        "logit_kl": [1.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 4.0],
+        "logit_kl_exact": np.nan,
+    })
+
+
+def test_summary_takes_the_family_median_of_w1_and_equal_family_means_of_valid_rate_and_logit_kl():
+    rows = tables.summary(pd.concat([_per_prompt("base", 0.0), _per_prompt("soft", -0.01)], ignore_index=True))
+    base, soft = rows.set_index("method").loc["base"], rows.set_index("method").loc["soft"]
+    assert base.normalized_w1 == pytest.approx(0.45) and soft.normalized_w1 == pytest.approx(0.44)
+    assert base.valid_rate == pytest.approx(0.55) and base.logit_kl == pytest.approx(2.5)
+    assert math.isnan(base.logit_kl_exact)
+    assert (base.families, base.prompts) == (4, 8)
+
+
+def test_the_paper_table_puts_each_method_in_its_column_and_leaves_a_missing_one_undefined():
+    rows = tables.summary(pd.concat([_per_prompt("base", 0.0), _per_prompt("soft", -0.01)], ignore_index=True))
+    table = tables.paper_table(rows, "ood")
+    assert table.loc["m", ("normalized_w1", "soft")] == pytest.approx(0.44)
+    assert math.isnan(table.loc["m", ("normalized_w1", "hard")])
+
+
+def test_bold_marks_the_best_value_per_metric_only_where_it_stands_out():
+    table = pd.DataFrame([[0.5, 0.3, 0.3, 0.2, 0.2, 0.2]], index=pd.Index(["m"], name="model"),
+                         columns=pd.MultiIndex.from_product([["normalized_w1", "valid_rate"], ["base", "soft", "hard"]]))
+    columns = [("normalized_w1", "W1", "min"), ("valid_rate", "valid", "max")]
+    # W1: soft and hard tie at the minimum, both bold; valid rate: all equal, none bold
+    assert "| m | 0.500 | **0.300** | **0.300** | 0.200 | 0.200 | 0.200 |" in tables.to_markdown(table, "t", columns)
+
+
+def test_table2_averages_the_retention_scores_over_task_rows_and_takes_the_pooled_perplexity():
+    retention = pd.DataFrame({"model": "m", "method": ["base"] * 3, "task": ["x", "y", "z"],
+                              "score": [0.2, 0.4, 0.9], "gpirt": [0.2, 0.4, 0.9]})
+    perplexity = pd.DataFrame({"model": "m", "method": "base", "slice": ["s", "t", "all"],
+                               "perplexity": [10.0, 30.0, 12.0]})
+    table, _ = tables.table2(retention, perplexity, ["m"])
+    assert table.loc["m", ("retention", "base")] == pytest.approx(0.5)
+    assert table.loc["m", ("perplexity", "base")] == 12.0  # the pooled row, not the slices' mean 20
+
+
+def test_model_means_leave_a_model_without_the_row_out_of_the_mean():
+    # task x: models m1 0.2, m2 0.6 -> 0.4; task y: m1 only, 0.9 -> 0.9 (not (0.9 + 0) / 2)
+    rows = pd.DataFrame({"model": ["m1", "m2", "m1"], "method": "base", "task": ["x", "x", "y"],
+                         "accuracy": [0.2, 0.6, 0.9]})
+    table, _ = tables.model_mean_table(rows, "task", [("accuracy", "accuracy", "max")])
+    assert table.loc["x", ("accuracy", "base")] == pytest.approx(0.4)
+    assert table.loc["y", ("accuracy", "base")] == pytest.approx(0.9)
+
+
+def test_noveltybench_split_table_averages_over_models_per_split():
+    novelty = pd.DataFrame({"model": ["m1", "m2", "m1", "m2"], "method": "soft", "split": ["curated"] * 2 + ["all"] * 2,
+                            "mean_distinct": [2.0, 4.0, 3.0, 5.0], "mean_utility": [1.0, 2.0, 3.0, 7.0]})
+    table, _ = tables.noveltybench_split_table(novelty, ["m1", "m2"])
+    assert table.loc[("all models", "curated"), ("mean_distinct", "soft")] == pytest.approx(3.0)
+    assert table.loc[("all models", "all"), ("mean_utility", "soft")] == pytest.approx(5.0)
+    assert table.loc[("m2", "all"), ("mean_utility", "soft")] == 7.0
+
+
+def test_open_ended_counts_compare_each_prompt_with_the_base_model_on_the_same_prompt():
+    # support sizes base 2, 3, 5 / soft 4, 3, 1 -> higher 1, equal 1, lower 1; a missing soft value is no pair
+    rows = pd.DataFrame({"model": "m", "method": ["base"] * 4 + ["soft"] * 4, "prompt_index": [0, 1, 2, 3] * 2,
+                         "support_size": [2.0, 3.0, 5.0, 1.0, 4.0, 3.0, 1.0, np.nan],
+                         "unique_fraction": [0.1, 0.1, 0.1, 0.1, 0.5, 0.5, 0.5, 0.5]})
+    counts = tables.open_ended_counts(rows).set_index("measure")
+    assert counts.loc["support_size", ["pairs", "higher", "equal", "lower"]].tolist() == [3, 1, 1, 1]
+    assert counts.loc["unique_fraction", ["pairs", "higher", "equal", "lower"]].tolist() == [4, 4, 0, 0]

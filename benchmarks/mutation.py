@@ -3,7 +3,10 @@
 mutmut (pip install -e ".[mutation]") changes one operator, number, string or argument at a time in
 the modules below and runs the tests of the module's own stage against each change (a mutant). A
 mutant that some test fails on is killed; one every test passes on survived. Each stage runs in its
-own scratch copy of the project, so that a mutant is judged by its stage's tests alone:
+own scratch copy of the project, so that a mutant is judged by its stage's tests alone, and of those
+by the ones that build no model (marked `model` in tests/conftest.py; the modeling stage keeps them,
+its token trees need a forward pass): mutmut starts a test session per mutant, so a model fixture
+would be rebuilt hundreds of times.
 
     python benchmarks/mutation.py [--stage targets --stage evaluation ...] [--jobs 2]
         [--workdir benchmarks/output/mutation] [--fresh]
@@ -33,18 +36,21 @@ PACKAGE = Path("src/calft")
 class Stage:
     modules: tuple[str, ...]  # under src/calft
     tests: tuple[str, ...]  # the oracle: the stage's own test folders or files
+    markers: str = "not model"  # which of them: by default those that build no model (one per mutant)
 
 
-STAGES = {
-    "targets": Stage(("targets/discretize.py", "targets/families.py", "targets/ragged.py", "targets/tries.py",
-                      "targets/prompts.py"), ("tests/targets",)),
+STAGES = {  # in the order they run: the metrics the tables print first
     "evaluation": Stage(("evaluation/metrics.py", "evaluation/parse.py", "evaluation/logit_kl.py"),
                         ("tests/evaluation",)),
-    "modeling": Stage(("modeling/trees.py", "modeling/answers.py"), ("tests/modeling",)),
-    "retention": Stage(("retention/irt.py", "retention/scoring.py", "retention/perplexity.py"), ("tests/retention",)),
-    "transfer": Stage(("transfer/metrics.py",), ("tests/transfer",)),
     "training": Stage(("training/schedule.py",), ("tests/training",)),
+    "transfer": Stage(("transfer/metrics.py",), ("tests/transfer",)),
+    "retention": Stage(("retention/irt.py", "retention/scoring.py", "retention/perplexity.py"), ("tests/retention",)),
     "report": Stage(("report/tables.py",), ("tests/report",)),
+    "modeling": Stage(("modeling/trees.py", "modeling/answers.py"), ("tests/modeling",), markers=""),
+    "targets": Stage(("targets/discretize.py", "targets/tries.py", "targets/families.py", "targets/ragged.py",
+                      "targets/prompts.py"),
+                     ("tests/targets/test_targets_known_answers.py", "tests/targets/test_discretize.py",
+                      "tests/targets/test_tries.py", "tests/targets/test_families.py", "tests/targets/test_prompts.py")),
 }
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 36: "timeout", 24: "timeout",
           -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
@@ -62,7 +68,8 @@ def scratch_copy(stage: str, stage_spec: Stage, workdir: Path, fresh: bool) -> P
         "source_paths": ["src"],
         "only_mutate": [str(PACKAGE / module) for module in stage_spec.modules],
         "pytest_add_cli_args": ["-o", "addopts=", "-p", "no:xdist", "-p", "no:randomly", "-q"],
-        "pytest_add_cli_args_test_selection": list(stage_spec.tests),
+        "pytest_add_cli_args_test_selection": (["-m", stage_spec.markers] if stage_spec.markers else [])
+        + list(stage_spec.tests),
         "also_copy": [".test", "workflow", "profiles", "Snakefile", "config.yaml", "config.paper.yaml"],
         "process_isolation": "forkserver",
         "timeout_multiplier": 10.0,
@@ -86,6 +93,12 @@ def show(folder: Path, mutant: str) -> str:
     result = subprocess.run([sys.executable, "-m", "mutmut", "show", mutant], cwd=folder, capture_output=True,
                             text=True)
     return result.stdout.strip()
+
+
+def print_rows(rows: list[tuple]) -> None:
+    print(f"\n{'module':32} {'mutants':>8} {'killed':>7} {'survived':>9} {'no test':>8} {'timeout':>8} {'kill rate':>10}")
+    for module, total, killed, survived, untested, timeouts, rate in rows:
+        print(f"{module:32} {total:8d} {killed:7d} {survived:9d} {untested:8d} {timeouts:8d} {rate:10.1%}", flush=True)
 
 
 def main() -> int:
@@ -113,10 +126,9 @@ def main() -> int:
             rows.append((f"{module}", total, counts["killed"], counts["survived"], counts["no tests"],
                          counts["timeout"], counts["killed"] / total if total else float("nan")))
             survivors += [(folder, name) for name, s in sorted(status.items()) if s not in ("killed", "timeout")]
+            print_rows(rows[-1:])
 
-    print(f"\n{'module':32} {'mutants':>8} {'killed':>7} {'survived':>9} {'no test':>8} {'timeout':>8} {'kill rate':>10}")
-    for module, total, killed, survived, untested, timeouts, rate in rows:
-        print(f"{module:32} {total:8d} {killed:7d} {survived:9d} {untested:8d} {timeouts:8d} {rate:10.1%}")
+    print_rows(rows)
     for folder, name in survivors:
         print(f"\n-- {name}\n{show(folder, name)}")
     return 0

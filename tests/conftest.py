@@ -100,9 +100,17 @@ LONG_FILES = ("test_slurm.py", "test_evaluation.py", "test_architectures.py", "t
               "test_workflow.py", "test_retention.py", "test_bad_input.py")
 
 
+# Fixtures that build and run a model: their tests are marked `model` (the mutation runs leave them out,
+# since each mutant would rebuild the model; see benchmarks/mutation.py).
+MODEL_FIXTURES = {"tiny_model_dir", "replica"}
+
+
 def pytest_collection_modifyitems(items):
     rank = {name: position for position, name in enumerate(LONG_FILES)}
     items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(LONG_FILES)))
+    for item in items:
+        if MODEL_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.model)
 
 
 def as_under_the_profile() -> list[str]:
@@ -192,7 +200,7 @@ def smollm2_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer(smollm2_dir):
-    from calft.targets.canonical import load_fast_tokenizer
+    from calft.modeling.tokenizer import load_fast_tokenizer
 
     return load_fast_tokenizer(str(smollm2_dir))
 

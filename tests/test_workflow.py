@@ -295,7 +295,7 @@ def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
     assert (tmp_path / "results" / "targets" / "train" / "d2_b100.parquet").exists()
     assert (tmp_path / "results" / "tries" / "smollm2" / "ood" / "d2_b100.parquet").exists()
 
-    from calft.targets.canonical import fingerprint, load_fast_tokenizer
+    from calft.modeling.tokenizer import fingerprint, load_fast_tokenizer
 
     info = artifacts.read_provenance(tries)
     assert info["config"]["fingerprint"] == fingerprint(load_fast_tokenizer(str(model)).backend_tokenizer, "<|im_end|>")

@@ -14,6 +14,29 @@ EVALUATIONS = ("scores", "logit_kl", "retention", "perplexity", "open_ended", "m
 
 
 @dataclass(frozen=True)
+class Training:
+    """How a trained method learns, and where its settings live in the config's `training` section
+    (`<prefix>_epochs`, `<prefix>_group_size`, its draws key) and `targets` (`<prefix>_max_bins`)."""
+
+    prefix: str
+    draws_key: str  # continuations drawn per prompt and epoch
+    draws_label: str  # the same, as the tables head it
+    tries: bool  # targets are the token tries' next-token distributions (soft) or sampled outputs (hard)
+    smoothed: bool  # the loss takes the config's tau and epsilon (else tau 1, epsilon 0: cross-entropy)
+    variant_draws_key: str | None = None  # the key an ablation variant changes the draws with, if any
+
+    def key(self, setting: str) -> str:
+        return f"{self.prefix}_{setting}"
+
+    def schedule(self, training: dict) -> dict:
+        """epochs, draws_per_prompt, group_size, tau and epsilon from a training section's values."""
+        return {"epochs": training[self.key("epochs")], "draws_per_prompt": training[self.draws_key],
+                "group_size": training[self.key("group_size")],
+                "tau": training[self.key("tau")] if self.smoothed else 1.0,
+                "epsilon": training[self.key("epsilon")] if self.smoothed else 0.0}
+
+
+@dataclass(frozen=True)
 class Method:
     name: str
     adapter: bool  # a LoRA adapter trained by `calft train`, evaluated on top of the base model
@@ -21,6 +44,7 @@ class Method:
     evaluations: tuple[str, ...]  # among EVALUATIONS
     color: str  # in every figure
     baseline: bool = False  # compared against in its own tables, not in the main ones
+    training: Training | None = None  # for a method with an adapter: how `calft train` trains it
 
     @property
     def main(self) -> bool:
@@ -29,8 +53,12 @@ class Method:
 
 METHODS = {method.name: method for method in (
     Method("base", adapter=False, prompting="direct", evaluations=EVALUATIONS, color="#9e9e9e"),
-    Method("soft", adapter=True, prompting="direct", evaluations=EVALUATIONS, color="#1f77b4"),
-    Method("hard", adapter=True, prompting="direct", evaluations=EVALUATIONS, color="#ff7f0e"),
+    Method("soft", adapter=True, prompting="direct", evaluations=EVALUATIONS, color="#1f77b4",
+           training=Training("soft", "soft_paths_per_prompt_per_epoch", "paths/prompt/epoch", tries=True,
+                             smoothed=True)),
+    Method("hard", adapter=True, prompting="direct", evaluations=EVALUATIONS, color="#ff7f0e",
+           training=Training("hard", "hard_samples_per_prompt_per_epoch", "samples/prompt/epoch", tries=False,
+                             smoothed=False, variant_draws_key="samples_per_prompt_per_epoch")),
     Method("ssot", adapter=False, prompting="ssot", evaluations=("scores", "open_ended"), color="#2ca02c",
            baseline=True),
 )}

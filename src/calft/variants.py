@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from calft.methods import METHODS
+
 SEPARATOR = "~"  # between a method and its variant in a results folder name
 EXTRA_EVALUATIONS = ("retention", "perplexity", "open_ended", "mcq", "noveltybench")
 
@@ -39,16 +41,16 @@ class Variant:
 
     def training(self, training: dict) -> dict:
         """The config's training section with this variant's epochs and draws."""
-        draws = "hard_samples_per_prompt_per_epoch" if self.method == "hard" else "soft_paths_per_prompt_per_epoch"
-        return training | {f"{self.method}_epochs": self.epochs, draws: self.draws_per_prompt}
+        spec = METHODS[self.method].training
+        return training | {spec.key("epochs"): self.epochs, spec.draws_key: self.draws_per_prompt}
 
 
 def final(config: dict, method: str) -> Variant:
     """The top-level setting of a trained method, with a validated and defaults-filled config."""
-    training = config["training"]
-    draws = training["hard_samples_per_prompt_per_epoch" if method == "hard" else "soft_paths_per_prompt_per_epoch"]
-    return Variant("", method, config["targets"]["decimals"], config["targets"][f"{method}_max_bins"],
-                   training[f"{method}_epochs"], draws, (), ())
+    spec = METHODS[method].training
+    schedule = spec.schedule(config["training"])
+    return Variant("", method, config["targets"]["decimals"], config["targets"][spec.key("max_bins")],
+                   schedule["epochs"], schedule["draws_per_prompt"], (), ())
 
 
 def declared(config: dict) -> dict[str, Variant]:
@@ -79,7 +81,7 @@ def problems(config: dict) -> list[str]:
             found.append(f"{key}.method: '{entry['method']}' is not trained by this config (methods: "
                          f"{', '.join(config['methods'])}); its final setting is the row the variant is compared with")
             continue
-        if entry["method"] == "soft" and "samples_per_prompt_per_epoch" in entry:
+        if "samples_per_prompt_per_epoch" in entry and not METHODS[entry["method"]].training.variant_draws_key:
             found.append(f"{key}.samples_per_prompt_per_epoch: only hard-target training samples completions")
         for model in entry.get("models", []):
             if model not in config["models"]:

@@ -43,6 +43,21 @@ def test_support_bounds_are_inclusive_and_integers_must_be_whole(family_id, para
     assert list(valid) == [True] * len(inside) + [False] * len(outside)
 
 
+def test_an_integer_family_accepts_values_within_1e_9_of_an_integer_the_tolerance_included():
+    # 1e-9 is exactly the tolerance; 2.9999999995 is 5e-10 (to float precision) below 3
+    _, valid = judge(["0.000000001", "0.0000000011", "2.9999999995", "2.9999999985"], "poisson", {"lambda": 4})
+    assert list(valid) == [True, False, True, False]
+
+
+def test_without_valid_samples_the_scores_are_undefined_but_the_rate_is_zero():
+    empty = prompt_scores(np.empty(0), np.empty(0, dtype=bool), "gaussian", {"mu": 0, "sigma": 1})
+    assert math.isnan(empty["valid_rate"]) and math.isnan(empty["w1"]) and empty["num_valid"] == 0
+    none = prompt_scores(np.array([np.nan, 5.0]), np.array([False, False]), "gaussian", {"mu": 0, "sigma": 1})
+    assert none["valid_rate"] == 0.0 and math.isnan(none["w1"]) and math.isnan(none["normalized_w1"])
+    law = get_family("gaussian").frozen({"mu": 0, "sigma": 1})
+    assert math.isnan(wasserstein_to_law(np.array([np.inf]), law))  # no pair with both ends finite
+
+
 def test_w1_by_hand_against_exponential_quantiles_and_its_normalization():
     # N = 4 valid values, given unsorted; quantiles at (i - 0.5)/4 of Exponential(1): -ln(1 - u)
     values = np.array([2.0, 0.0, 1.0, 0.5, 99.0])

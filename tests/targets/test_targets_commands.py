@@ -67,7 +67,7 @@ def test_models_sharing_tries_must_share_the_tokenizer(tmp_path, smollm2_dir, me
     targets = tmp_path / "targets.parquet"
     assert main(discretize(targets, "ood", 1, 10, families=["poisson"])) == 0
     copy = tmp_path / "copy"
-    from calft.targets.canonical import load_fast_tokenizer
+    from calft.modeling.tokenizer import load_fast_tokenizer
 
     load_fast_tokenizer(str(smollm2_dir)).save_pretrained(copy)
     assert main([*build_tries(targets, smollm2_dir, tmp_path / "ok.parquet"), "--same-tokenizer", str(copy)]) == 0

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from calft.errors import UserError
-from calft.targets.canonical import CanonicalTokenizer, fingerprint, load_backend, load_fast_tokenizer, single_token_id
+from calft.modeling.tokenizer import fingerprint, load_backend, load_fast_tokenizer, single_token_id
+from calft.targets.canonical import CanonicalTokenizer
 from calft.targets.discretize import discretize_laws, format_canonical
 from calft.targets.prompts import prompt_set
 from calft.targets.tries import PAD, build_trie_forest

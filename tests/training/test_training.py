@@ -143,6 +143,7 @@ def test_two_process_training_matches_one_process(tiny_model_dir, micro_data, tm
     assert all(torch.allclose(b[k], c[k], atol=1e-6) for k in b)
 
 
+@pytest.mark.model
 def test_real_training_run_lowers_the_loss_and_the_adapter_loads(smollm2_dir, tmp_path):
     """The embedded SmolLM2: a few soft steps, then the saved adapter, loaded with peft, fits held
     training targets better than the base model."""

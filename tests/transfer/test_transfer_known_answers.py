@@ -55,13 +55,15 @@ def test_greedy_partition_assigns_each_answer_once_to_the_first_partition_that_t
 
 
 def test_novelty_summary_averages_over_prompts_within_each_split_and_over_all_prompts():
-    # curated: one prompt, 3 partitions, ratings 9, 9, 9 -> distinct 3, utility (9 + 0.8 x 9 + 0.64 x 9) / 2.44 = 9
-    # wildchat: three prompts of one partition (rating 4, then repeats) -> distinct 1, utility 4 / 2.44
-    # all: distinct (3 + 1 + 1 + 1) / 4 = 1.5 (the mean of the split means would be 2)
-    rows = [("curated", 0, p, 9) for p in range(3)]
-    rows += [("wildchat", prompt, 0, 4) for prompt in range(3) for _ in range(3)]
+    # wildchat (first): three prompts of one partition, rating 4 then repeats -> distinct 1, utility 4 / 1.75 at
+    # patience 0.5 (discounts 1, 0.5, 0.25); curated: one prompt, 3 partitions rated 8 -> distinct 3, utility 8
+    # all: distinct (1 + 1 + 1 + 3) / 4 = 1.5 (the mean of the split means would be 2); splits in order of appearance
+    rows = [("wildchat", prompt, 0, 4) for prompt in range(3) for _ in range(3)]
+    rows += [("curated", 0, p, 8) for p in range(3)]
     generations = pd.DataFrame(rows, columns=["split", "prompt_index", "partition", "rating"])
-    summary = metrics.novelty_summary(generations, 0.8).set_index("split")
-    assert summary.prompts.tolist() == [1, 3, 4]
-    np.testing.assert_allclose(summary.mean_distinct, [3, 1, 1.5])
-    np.testing.assert_allclose(summary.mean_utility, [9, 4 / 2.44, (9 + 3 * 4 / 2.44) / 4])
+    summary = metrics.novelty_summary(generations, 0.5)
+    assert summary.split.tolist() == ["wildchat", "curated", "all"] and list(summary.columns) == [
+        "split", "prompts", "mean_distinct", "mean_utility"]
+    assert summary.prompts.tolist() == [3, 1, 4]
+    np.testing.assert_allclose(summary.mean_distinct, [1, 3, 1.5])
+    np.testing.assert_allclose(summary.mean_utility, [4 / 1.75, 8, (3 * 4 / 1.75 + 8) / 4])

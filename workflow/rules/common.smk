@@ -207,7 +207,7 @@ def train_inputs(wildcards):
     variant = run_variant(wildcards)
     inputs = {"model": model_inputs(wildcards.model),
               "targets": targets_file("train", variant.decimals, variant.max_bins)}
-    if wildcards.method == "soft":
+    if METHODS[wildcards.method].training.tries:
         inputs["tries"] = tries_file(MODELS[wildcards.model]["tokenizer"], "train", variant.decimals, variant.max_bins)
     return inputs
 

@@ -50,7 +50,7 @@ def logit_kl(settings: LogitKlSettings, model_dir: str, adapter: str | None, tri
     from calft.modeling.chat import prompt_ids
     from calft.modeling.loader import load
     from calft.modeling.trees import SoftTargets
-    from calft.targets.canonical import check_fingerprint
+    from calft.modeling.tokenizer import check_fingerprint
 
     artifacts.require(targets, tries)
     artifacts.check_same_targets(tries, "tries", targets)

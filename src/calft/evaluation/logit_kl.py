@@ -25,14 +25,14 @@ TAU, EPSILON = 1.0, 1e-8
 log = logging.getLogger(__name__).info
 
 
-@torch.no_grad()
 def monte_carlo(model, targets: SoftTargets, prompt: int, prompt_ids: list[int], prompt_id: str, paths: int,
                 seed: int) -> float:
     """Mean loss over `paths` trie paths drawn with per-prompt seeds."""
     continuations = [targets.continuation(prompt, np.random.default_rng(sample_seed(seed, prompt_id, j)))
                      for j in range(paths)]
     rendered = {prompt: prompt_ids}
-    return float(example_losses(model, pack([Item(prompt, continuations)], rendered), TAU, EPSILON).mean())
+    with torch.no_grad():
+        return float(example_losses(model, pack([Item(prompt, continuations)], rendered), TAU, EPSILON).mean())
 
 
 def _preorder(targets: SoftTargets, root: int) -> list[int]:
@@ -44,10 +44,8 @@ def _preorder(targets: SoftTargets, root: int) -> list[int]:
     return order
 
 
-@torch.no_grad()
 def exact(model, targets: SoftTargets, prompt: int, prompt_ids: list[int], chunk_nodes: int = 2048) -> float:
     """The expected per-path loss over every path of the prompt's trie."""
-    device = next(model.parameters()).device
     start, end = targets.node_start[prompt], targets.node_start[prompt + 1]
     # W(n): sum of P(y) / (L_y + 1) over the leaves below n (a leaf's depth is L_y + 1)
     weight = np.where(targets.is_leaf[start:end], targets.mass[start:end] / np.maximum(targets.depth[start:end], 1), 0.0)
@@ -60,39 +58,45 @@ def exact(model, targets: SoftTargets, prompt: int, prompt_ids: list[int], chunk
     total = 0.0
     for chunk_start in range(0, len(inner), chunk_nodes):
         chunk = inner[chunk_start : chunk_start + chunk_nodes]
-        members = set(chunk)
-        for node in chunk:  # add the ancestors the chunk lacks
-            parent = targets.parent[node]
-            while parent >= 0 and parent not in members:
-                members.add(parent)
-                parent = targets.parent[parent]
-        members.discard(start)  # the root is the prompt's last token
-        ordered = sorted(members, key=lambda n: (targets.depth[n], n))  # parents before children
-        index = {node: len(prompt_ids) + i for i, node in enumerate(ordered)}
-        index[start] = len(prompt_ids) - 1
-        parents = list(range(-1, len(prompt_ids) - 1)) + [index[targets.parent[n]] for n in ordered]
-        tokens = list(prompt_ids) + [int(targets.token[n]) for n in ordered]
-        positions = list(range(len(prompt_ids))) + [len(prompt_ids) - 1 + int(targets.depth[n]) for n in ordered]
-        keep = torch.tensor([index[n] for n in chunk])
-        position_ids = torch.tensor(positions, device=device)
+        total += float(np.sum(_node_kl(model, targets, start, chunk, prompt_ids) * weight[np.array(chunk) - start]))
+    return total
+
+
+def _node_kl(model, targets: SoftTargets, root: int, chunk: list[int], prompt_ids: list[int]) -> np.ndarray:
+    """KL(q || model) at each node of `chunk`, from one forward over the prompt and the chunk's nodes
+    with their ancestors, packed as a token tree."""
+    device = next(model.parameters()).device
+    members = set(chunk)
+    for node in chunk:  # add the ancestors the chunk lacks
+        parent = targets.parent[node]
+        while parent >= 0 and parent not in members:
+            members.add(parent)
+            parent = targets.parent[parent]
+    members.discard(root)  # the root is the prompt's last token
+    ordered = sorted(members, key=lambda n: (targets.depth[n], n))  # parents before children
+    index = {node: len(prompt_ids) + i for i, node in enumerate(ordered)}
+    index[root] = len(prompt_ids) - 1
+    parents = list(range(-1, len(prompt_ids) - 1)) + [index[targets.parent[n]] for n in ordered]
+    tokens = list(prompt_ids) + [int(targets.token[n]) for n in ordered]
+    positions = list(range(len(prompt_ids))) + [len(prompt_ids) - 1 + int(targets.depth[n]) for n in ordered]
+    position_ids = torch.tensor(positions, device=device)
+    children = [targets.children(n) for n in chunk]
+    widest = max(len(c) for c in children)
+    ids = torch.zeros((len(chunk), widest), dtype=torch.long)
+    probs = torch.zeros((len(chunk), widest))
+    for row, c in enumerate(children):
+        ids[row, : len(c)] = torch.as_tensor(targets.token[c])
+        probs[row, : len(c)] = torch.as_tensor(targets.q[c], dtype=torch.float32)
+    with torch.no_grad():
         logits = model(
             input_ids=torch.tensor([tokens], device=device),
             position_ids=position_ids[None],
             attention_mask=tree_attention_mask(model, tree_attention(torch.tensor(parents, device=device), max(positions)),
                                                position_ids),
-            logits_to_keep=keep.to(device),
+            logits_to_keep=torch.tensor([index[n] for n in chunk], device=device),
             use_cache=False,
         ).logits[0]
-        children = [targets.children(n) for n in chunk]
-        widest = max(len(c) for c in children)
-        ids = torch.zeros((len(chunk), widest), dtype=torch.long)
-        probs = torch.zeros((len(chunk), widest))
-        for row, c in enumerate(children):
-            ids[row, : len(c)] = torch.as_tensor(targets.token[c])
-            probs[row, : len(c)] = torch.as_tensor(targets.q[c], dtype=torch.float32)
-        kl = prefix_kl(logits, ids.to(device), probs.to(device), TAU, EPSILON).double().cpu().numpy()
-        total += float(np.sum(kl * weight[np.array(chunk) - start]))
-    return total
+        return prefix_kl(logits, ids.to(device), probs.to(device), TAU, EPSILON).double().cpu().numpy()
 
 
 def logit_kl_table(model, targets: SoftTargets, prompts: pd.DataFrame, rendered: list[list[int]], paths: int,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from calft.methods import METHODS
 from calft.report.flat_tables import FINAL
 from calft.report.tables import SET_TITLES
 
@@ -36,7 +37,7 @@ def variant_table(summary: pd.DataFrame, runs: list, method: str, models: list[s
                   prompt_sets: list[str]) -> pd.DataFrame:
     """Table 25 (soft) or 26 (hard): a row per run of `method` (its settings), a column per model and
     prompt set with the family-median normalized W1; '' marks no run of that model."""
-    draws = "samples/prompt/epoch" if method == "hard" else "paths/prompt/epoch"
+    draws = METHODS[method].training.draws_label
     rows = []
     for run in (run for run in runs if run.method == method):
         row = {"variant": run.variant or FINAL, "d": run.decimals, "max bins": run.max_bins,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from calft.methods import METHODS
 from calft.targets.families import FAMILIES
 from calft.targets.prompts import SELECTED, TEST_GRIDS, TRAIN_GRIDS
 
@@ -30,14 +31,17 @@ def hyperparameter_tables(records: dict[tuple[str, str], dict]) -> tuple[pd.Data
     shared = pd.DataFrame({"hyperparameter": SHARED,
                            "value": [_values(r["training"][key] for r in records.values()) for key in SHARED]})
     methods = list(dict.fromkeys(method for _, method in records))
+    def scheduled(setting: str, when=lambda training: True):
+        return lambda r, m: (METHODS[m].training.schedule(r["training"])[setting] if when(METHODS[m].training)
+                             else "—")
+
     rows = {"training decimals": lambda r, m: r["targets"]["decimals"],
             "training max bins": lambda r, m: r["targets"]["max_bins"],
-            "epochs": lambda r, m: r["training"][f"{m}_epochs"],
-            "draws per prompt per epoch": lambda r, m: r["training"][
-                "hard_samples_per_prompt_per_epoch" if m == "hard" else "soft_paths_per_prompt_per_epoch"],
-            "group size (one prompt forward)": lambda r, m: r["training"][f"{m}_group_size"],
-            "tau": lambda r, m: r["training"]["soft_tau"] if m == "soft" else "—",
-            "epsilon": lambda r, m: r["training"]["soft_epsilon"] if m == "soft" else "—"}
+            "epochs": scheduled("epochs"),
+            "draws per prompt per epoch": scheduled("draws_per_prompt"),
+            "group size (one prompt forward)": scheduled("group_size"),
+            "tau": scheduled("tau", lambda training: training.smoothed),
+            "epsilon": scheduled("epsilon", lambda training: training.smoothed)}
     specific = pd.DataFrame({"hyperparameter": list(rows)} | {
         method: [_values(read(r, method) for (_, m), r in records.items() if m == method) for read in rows.values()]
         for method in methods})

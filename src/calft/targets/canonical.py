@@ -1,4 +1,4 @@
-"""Batch tokenization of canonical strings, tokenizer loading and tokenizer fingerprints.
+"""Batch tokenization of canonical strings.
 
 Canonical strings are short and made of few characters ("-", digits, "."), and millions of them
 must be tokenized. A Hugging Face tokenizer works in stages: normalize, split into pre-tokens, run
@@ -12,86 +12,16 @@ otherwise that shape falls back to encoding every string in one batch call.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
-from pathlib import Path
 
 import numpy as np
 
-from calft.errors import UserError
 from calft.targets.tries import PAD
 
 REPRESENTATIVES_PER_SHAPE = 64
 MAX_DENSE_DIGITS = 6  # digit-only pieces up to this width use a lookup table of 10**width entries
 DIGITS = np.frombuffer(b"0123456789", dtype=np.uint8)
 NUMBER_CHARS = set("0123456789-.")
-
-
-def load_fast_tokenizer(source: str):
-    """A fast Hugging Face tokenizer (transformers) from a model folder, a tokenizer folder or a hub id."""
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as error:
-        raise UserError(f"no tokenizer at '{source}' ({error})") from None
-    if getattr(tokenizer, "backend_tokenizer", None) is None:
-        raise UserError(f"tokenizer at '{source}' has no fast (Rust) backend; calft needs one")
-    return tokenizer
-
-
-def load_backend(source: str):
-    """The Rust tokenizer (`tokenizers.Tokenizer`) of a model folder or a hub id in the local cache.
-
-    Reads tokenizer.json directly when there is one (0.2 s instead of 7 s through transformers); it
-    is the same backend transformers builds, which the fingerprint check of later stages confirms.
-    """
-    folder = Path(source)
-    if (folder / "tokenizer.json").is_file():
-        return _tokenizer_file(folder / "tokenizer.json")
-    if not folder.exists():
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(source, "tokenizer.json")
-        if isinstance(cached, str):
-            return _tokenizer_file(Path(cached))
-    return load_fast_tokenizer(source).backend_tokenizer
-
-
-def _tokenizer_file(path: Path):
-    from tokenizers import Tokenizer
-
-    try:
-        return Tokenizer.from_file(str(path))
-    except Exception as error:  # the tokenizers library raises plain Exceptions for bad files
-        raise UserError(f"{path} is not a valid tokenizer file ({error})") from None
-
-
-def single_token_id(backend, terminator: str) -> int:
-    """The id of the terminator token, which must be a single token of the vocabulary."""
-    token_id = backend.token_to_id(terminator)
-    if token_id is None:
-        raise UserError(f"terminator '{terminator}' is not a single token of this tokenizer")
-    return int(token_id)
-
-
-def fingerprint(backend, terminator: str) -> str:
-    """A short hash of everything that decides canonical token sequences: the tokenizer's
-    normalizer, pre-tokenizer, model, added tokens, and the terminator."""
-    spec = json.loads(backend.to_str())
-    for runtime_setting in ("padding", "truncation"):
-        spec.pop(runtime_setting, None)
-    text = json.dumps(spec, sort_keys=True) + f"\nterminator={terminator}:{single_token_id(backend, terminator)}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def check_fingerprint(tries: str, recorded: str, tokenizer: str, terminator: str) -> None:
-    """Tries are only valid for the tokenizer and terminator they were built with."""
-    expected = fingerprint(load_backend(tokenizer), terminator)
-    if recorded != expected:
-        raise UserError(f"{tries} was built for another tokenizer or terminator (fingerprint {recorded}); "
-                        f"'{tokenizer}' with terminator {terminator!r} has fingerprint {expected}: build its own tries")
 
 
 class _PieceTable:

@@ -192,7 +192,7 @@ def _trie_batch(labels: pa.Array, trie) -> pa.RecordBatch:
 
 def build_tries(settings: TriesSettings, targets: str, tokenizer: str, output: str, same_tokenizer: list[str],
                 workers: int) -> None:
-    from calft.targets.canonical import fingerprint, load_backend, single_token_id
+    from calft.modeling.tokenizer import fingerprint, load_backend, single_token_id
 
     keep_freed_memory()
     terminator = settings.terminator
@@ -229,7 +229,7 @@ def build_tries(settings: TriesSettings, targets: str, tokenizer: str, output: s
 
 
 def print_fingerprint(settings: TriesSettings, tokenizer: str) -> None:
-    from calft.targets.canonical import fingerprint, load_backend
+    from calft.modeling.tokenizer import fingerprint, load_backend
 
     print(fingerprint(load_backend(tokenizer), settings.terminator))
 
@@ -239,7 +239,8 @@ def print_fingerprint(settings: TriesSettings, tokenizer: str) -> None:
 
 
 def construction_cost(settings: ConstructionCostSettings, tokenizer: str, output: str) -> None:
-    from calft.targets.canonical import CanonicalTokenizer, load_backend, single_token_id
+    from calft.modeling.tokenizer import load_backend, single_token_id
+    from calft.targets.canonical import CanonicalTokenizer
     from calft.targets.cost import construction_cost as measure
     from calft.targets.prompts import evenly_spaced, prompt_set
 

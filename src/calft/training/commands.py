@@ -7,6 +7,7 @@ from pathlib import Path
 
 from calft import artifacts
 from calft.errors import UserError
+from calft.methods import METHODS
 from calft.training.settings import TrainSettings
 
 
@@ -17,13 +18,13 @@ def train(settings: TrainSettings, model_dir: str, targets: str, tries: str | No
 
     method, model_config = settings.method, settings.model
 
-    if method == "soft" and not tries:
-        raise UserError("--tries is required for soft-target training")
+    if METHODS[method].training.tries and not tries:
+        raise UserError(f"--tries is required for {method}-target training")
     artifacts.require(targets, tries)
     if not Path(model_dir).is_dir() and model_dir.count("/") != 1:
         raise UserError(f"--model-dir {model_dir}: neither a folder nor a hub id")
     if tries:
-        from calft.targets.canonical import check_fingerprint
+        from calft.modeling.tokenizer import check_fingerprint
 
         artifacts.check_same_targets(tries, "tries", targets)
         check_fingerprint(tries, artifacts.read_provenance(tries)["config"]["fingerprint"], model_dir,

@@ -27,6 +27,7 @@ import torch
 from calft import artifacts
 from calft.artifacts.kinds import TRAIN_LOG_SCHEMA
 from calft.errors import RunError, UserError
+from calft.methods import METHODS
 from calft.modeling.chat import ChatFormat, prompt_ids, terminator_id
 from calft.modeling.loader import load_base, load_tokenizer, record_adapter
 from calft.modeling.settings import ModelEntry
@@ -190,7 +191,7 @@ def _parallel_model(run: Run, targets, world: int, device: torch.device):
     """(the LoRA model, what the loop calls: DDP around it or the model itself, whether FSDP2 shards it
     for models too large for one device)."""
     model = lora_model(run, device)
-    if run.method == "soft":
+    if METHODS[run.method].training.tries:
         targets.check_tokens(model.config.get_text_config().vocab_size)
     sharded = world > 1 and run.settings.distributed == "fsdp"
     if sharded:
@@ -203,7 +204,7 @@ def _training_data(run: Run, tokenizer) -> tuple[list[str], list[str], object, l
     """Prompt ids, families, the method's targets and the prompts rendered with the chat template."""
     chat = ChatFormat.from_entry(run.model)
     ids, families, texts = _prompts(run.targets)
-    if run.method == "soft":
+    if METHODS[run.method].training.tries:
         targets = SoftTargets(run.tries)
     else:
         targets = HardTargets(run.targets, tokenizer, terminator_id(tokenizer, chat))

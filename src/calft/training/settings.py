@@ -48,16 +48,12 @@ class Training(Section):
     gpus: int
 
     def schedule(self, method: str) -> MethodSchedule:
-        if method == "soft":
-            return MethodSchedule(self.soft_epochs, self.soft_paths_per_prompt_per_epoch, self.soft_group_size,
-                                  self.soft_tau, self.soft_epsilon)
-        return MethodSchedule(self.hard_epochs, self.hard_samples_per_prompt_per_epoch, self.hard_group_size, 1.0, 0.0)
+        return MethodSchedule(**methods.METHODS[method].training.schedule(vars(self)))
 
     def problems(self) -> list[str]:
         problems = []
-        for method in ("soft", "hard"):
-            schedule = self.schedule(method)
-            draws = ("soft_paths_per_prompt_per_epoch" if method == "soft" else "hard_samples_per_prompt_per_epoch")
+        for method in methods.TRAINED:
+            schedule, draws = self.schedule(method), methods.METHODS[method].training.draws_key
             for key, value in ((draws, schedule.draws_per_prompt), ("global_batch_size", self.global_batch_size),
                                ("per_device_batch_size", self.per_device_batch_size)):
                 if value % schedule.group_size:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from calft.retention import irt, scoring
-from calft.retention.perplexity import with_pooled_measures
+from calft.retention.scoring import with_pooled_measures
 
 
 def _bundle() -> irt.Bundle:
@@ -39,13 +39,24 @@ def test_gp_irt_weighs_seen_and_unseen_items_by_subscenario_balance():
     assert estimates["gpirt"] == pytest.approx(0.46, abs=1e-6)
 
 
+def test_each_scenario_takes_its_own_slice_of_the_seen_items():
+    bundle = irt.Bundle.from_release({
+        "seen_examples": [0, 1, 4, 5], "examples_weights": {"s": [0.5, 0.5], "t": [0.5, 0.5]},
+        "irt_parameters": {"A": np.ones((1, 1, 8)), "B": np.zeros((1, 1, 8))}, "optimal_lambdas": {"s": 1, "t": 1},
+        "scenarios_position": {"s": [0, 1, 2, 3], "t": [4, 5, 6, 7]},
+        "subscenarios_position": {"s": {"x": [0, 1, 2, 3]}, "t": {"y": [4, 5, 6, 7]}}})
+    np.testing.assert_array_equal(bundle.seen_of("s", 2), [0, 1])
+    np.testing.assert_array_equal(bundle.seen_of("t", 2), [4, 5])
+
+
 def test_item_probabilities_sum_clipped_dimension_logits_through_a_sigmoid():
-    # two dimensions, theta = (1, -2); item 0: a = (1, 1), b = (0, 0) -> logit -1; item 1: a = (40, 0),
-    # b = (0, 0) -> 40 clipped to 30, plus 0
-    A = np.array([[[1.0, 40.0], [1.0, 0.0]]])
-    B = np.zeros((1, 2, 2))
-    p = irt.item_probabilities(np.array([1.0, -2.0]), A, B)
-    np.testing.assert_allclose(p, [1 / (1 + math.e), 1 / (1 + math.exp(-30))], rtol=1e-12)
+    # two dimensions, theta = (1, -2); item 0: a = (1, 1) -> logit 1 - 2 = -1; item 1: a = (40, 0) -> 40 clipped
+    # to 30; item 2: a = (-40, 0) -> -40 clipped to -30 (each dimension is clipped before the sum)
+    A = np.array([[[1.0, 40.0, -40.0], [1.0, 0.0, 0.0]]])
+    p = irt.item_probabilities(np.array([1.0, -2.0]), A, np.zeros((1, 2, 3)))
+    sigmoid = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    np.testing.assert_allclose(p, [sigmoid(-1), sigmoid(30), sigmoid(-30)], rtol=1e-12)
+    assert 1 - p[1] == pytest.approx(sigmoid(-30), rel=1e-2)
 
 
 def test_theta_is_the_maximum_likelihood_ability():
@@ -53,6 +64,22 @@ def test_theta_is_the_maximum_likelihood_ability():
     # likelihood's derivative (1 - p0) - p1 = 0 gives t = 0.5
     A, B = np.ones((1, 1, 2)), np.array([[[0.0, 1.0]]])
     assert irt.fit_theta(np.array([1.0, 0.0]), A, B)[0] == pytest.approx(0.5, abs=1e-4)
+
+
+def test_theta_has_one_ability_per_dimension():
+    # items 0-1 load on dimension 0 only (responses 1, 0 -> s(t0) = 1/2), items 2-4 on dimension 1 only
+    # (responses 1, 1, 0 -> s(t1) = 2/3): theta = (0, ln 2)
+    A = np.array([[[1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0, 1.0]]])
+    theta = irt.fit_theta(np.array([1.0, 0.0, 1.0, 1.0, 0.0]), A, np.zeros((1, 2, 5)))
+    np.testing.assert_allclose(theta, [0.0, math.log(2)], atol=1e-4)
+
+
+@pytest.mark.parametrize("response", [0.0, 1.0])
+def test_an_all_wrong_or_all_right_scenario_gets_a_finite_extreme_ability(response):
+    # the likelihood has no maximum; the epsilon inside both logarithms keeps the fit finite and decided
+    theta = irt.fit_theta(np.full(3, response), np.ones((1, 1, 3)), np.zeros((1, 1, 3)))
+    p = irt.item_probabilities(theta, np.ones((1, 1, 1)), np.zeros((1, 1, 1)))[0]
+    assert np.isfinite(theta).all() and abs(p - response) < 0.01
 
 
 def test_accuracy_is_the_mean_score_and_gp_irt_needs_all_100_items():
@@ -69,11 +96,56 @@ def test_hellaswag_picks_the_ending_of_highest_log_likelihood_per_character():
     assert scoring.hellaswag_scores(doc, [(-4.0, False), (-6.0, False), (-4.0, False)]) == {"acc_norm": 1.0}
 
 
+def test_hellaswag_counts_an_empty_ending_as_one_character():
+    # "" at -1.5 is -1.5 per character (not -0.75 over 2), "ab" at -2 is -1.0 per character: "ab" wins
+    doc = {"endings": ["", "ab"], "gold": 1}
+    assert scoring.hellaswag_scores(doc, [(-1.5, False), (-2.0, False)]) == {"acc_norm": 1.0}
+
+
+def test_hellaswag_endings_are_cleaned_of_bracketed_markers_and_double_spaces():
+    # " [title]" becomes ". ", other [markers] go, and each run of two spaces becomes one, left to right
+    assert scoring.clean_hellaswag("  A man [title] walks.  [header] Then [step] runs  ") == "A man. walks.  Then runs"
+
+
 def test_truthfulqa_mc2_is_the_normalized_probability_of_the_true_answers():
     # probabilities 0.5, 0.3, 0.2 (log-likelihoods shifted by a constant); answers 0 and 2 true -> 0.7
     doc = {"mc2_targets": {"labels": [1, 0, 1]}}
     results = [(math.log(0.5) - 3, False), (math.log(0.3) - 3, False), (math.log(0.2) - 3, False)]
     assert scoring.truthfulqa_mc2(doc, results)["acc"] == pytest.approx(0.7)
+    far = [(ll - 800, done) for ll, done in results]  # log-likelihoods of long answers: exp() alone underflows
+    assert scoring.truthfulqa_mc2(doc, far)["acc"] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("prompt, continuation, spaced", [
+    ("Q:", "A", " A"), ("Q: ", "A", "A"), ("Q:\n", "A", "A"), ("Q:\t", "A", "A"), ("Q:", " A", " A"),
+    ("Q:", "\nA", "\nA"), ("Q:\u00a0", "A", " A"),  # only space, newline and tab count, as in the reference
+])
+def test_a_continuation_gets_a_space_unless_one_side_already_has_whitespace(prompt, continuation, spaced):
+    assert scoring.spaced(prompt, continuation) == spaced
+
+
+def test_winogrande_cuts_the_longer_option_the_prompt_ends_with_or_falls_back_to_the_sentence():
+    # the prompt ends with both options: the longer one, "a cup" (not "cup", first in reverse alphabetical order)
+    doc = {"option1": "cup", "option2": "a cup", "sentence": "He saw _ fall.", "input_formatted": "I saw a cup"}
+    assert scoring.winogrande_options(doc) == ["I saw cup", "I saw a cup"]
+    neither = doc | {"input_formatted": "I saw it"}
+    assert scoring.winogrande_options(neither) == ["He saw cup", "He saw a cup"]
+
+
+@pytest.mark.parametrize("text, value", [("1.50", "1.5"), ("1e2", "100"), ("0.0000001", "0.0000001"), ("-0.5", "-0.5"),
+                                         ("1,234", "1234"), ("12 apples", None)])
+def test_numbers_are_compared_as_exact_decimals_written_out(text, value):
+    assert scoring.normalize_number(text) == value
+
+
+def test_gsm8k_gold_is_the_number_after_the_last_marker_however_it_is_spaced():
+    assert scoring.gsm8k_gold("3 + 4 = 7\n####-3") == "-3"
+
+
+def test_gsm8k_strict_reads_the_line_of_the_first_marker_and_needs_one_number_there():
+    assert scoring.gsm8k_strict("#### 5\n#### 6") == "5"
+    assert scoring.gsm8k_strict("#### 5\nthen 7\nend") == "5"
+    assert scoring.gsm8k_strict("#### 5 or #### 6") is None  # two numbers on the marker's line
 
 
 def test_gsm8k_scores_strict_and_flexible_matches_against_the_gold_after_the_last_marker():

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from calft import layout
 from calft.errors import UserError
+from calft.retention.scoring import with_pooled_measures
 
 
 def _text(doc: dict) -> str:
@@ -63,14 +63,3 @@ def evaluate_slices(lm, data_dir: Path, slices: list[str], split: str, max_docum
             "nll": -sum(float(sample["filtered_resps"][0]) for sample in samples),
         })
     return with_pooled_measures(pd.DataFrame(rows))
-
-
-def with_pooled_measures(table: pd.DataFrame) -> pd.DataFrame:
-    """Per-slice counts (documents, tokens, bytes, summed NLL) with an 'all' row that pools them, and
-    each row's perplexity exp(nll / tokens) and bits per byte nll / (ln 2 x bytes)."""
-    pooled = {"slice": "all", **table[["documents", "tokens", "bytes", "nll"]].sum().to_dict()}
-    table = pd.concat([table, pd.DataFrame([pooled])], ignore_index=True)
-    table = table.astype({"documents": "int64", "tokens": "int64", "bytes": "int64"})
-    table["perplexity"] = np.exp(table.nll / table.tokens)
-    table["bits_per_byte"] = table.nll / (np.log(2) * table.bytes)
-    return table

@@ -1,7 +1,7 @@
-"""Retention's per-document scores, as lm-eval calls them (reference spec §13): GSM8K's strict and
-flexible answers, HellaSwag's length-normalized choice, TruthfulQA's mc2, Winogrande's contexts, and
-the continuation spacing of the reference, and each task's accuracy and gp-IRT estimates. Pure Python,
-numpy and pandas."""
+"""Retention's numbers (reference spec §13-14): the per-document scores lm-eval calls (GSM8K's strict
+and flexible answers, HellaSwag's length-normalized choice, TruthfulQA's mc2, Winogrande's contexts,
+the reference's continuation spacing), each task's accuracy and gp-IRT estimates, and PALOMA's
+perplexity and bits per byte per slice and pooled. Pure Python, numpy and pandas."""
 
 from __future__ import annotations
 
@@ -112,3 +112,14 @@ def summarize(examples: pd.DataFrame, bundles: dict) -> pd.DataFrame:
             row |= irt.estimate(bundles[bundle_name], scenario, group.sort_values("doc_id").score.to_numpy())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def with_pooled_measures(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-slice counts (documents, tokens, bytes, summed NLL) with an 'all' row that pools them, and
+    each row's perplexity exp(nll / tokens) and bits per byte nll / (ln 2 x bytes)."""
+    pooled = {"slice": "all", **table[["documents", "tokens", "bytes", "nll"]].sum().to_dict()}
+    table = pd.concat([table, pd.DataFrame([pooled])], ignore_index=True)
+    table = table.astype({"documents": "int64", "tokens": "int64", "bytes": "int64"})
+    table["perplexity"] = np.exp(table.nll / table.tokens)
+    table["bits_per_byte"] = table.nll / (np.log(2) * table.bytes)
+    return table

@@ -45,7 +45,7 @@ STAGES = {  # in the order they run: the metrics the tables print first
     "training": Stage(("training/schedule.py",), ("tests/training",)),
     "transfer": Stage(("transfer/metrics.py",), ("tests/transfer",)),
     "retention": Stage(("retention/irt.py", "retention/scoring.py"), ("tests/retention",)),
-    "report": Stage(("report/tables.py",), ("tests/report",)),
+    "report": Stage(("report/aggregates.py",), ("tests/report",)),
     "modeling": Stage(("modeling/trees.py", "modeling/answers.py"), ("tests/modeling",), markers=""),
     "targets": Stage(("targets/discretize.py", "targets/tries.py", "targets/families.py", "targets/ragged.py",
                       "targets/prompts.py"),

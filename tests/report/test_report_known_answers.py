@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calft.report import tables
+from calft.report import aggregates, tables
 
 
 def _per_prompt(method: str, shift: float) -> pd.DataFrame:
@@ -28,7 +28,7 @@ def _per_prompt(method: str, shift: float) -> pd.DataFrame:
 
 
 def test_summary_takes_the_family_median_of_w1_and_equal_family_means_of_valid_rate_and_logit_kl():
-    rows = tables.summary(pd.concat([_per_prompt("base", 0.0), _per_prompt("soft", -0.01)], ignore_index=True))
+    rows = aggregates.summary(pd.concat([_per_prompt("base", 0.0), _per_prompt("soft", -0.01)], ignore_index=True))
     base, soft = rows.set_index("method").loc["base"], rows.set_index("method").loc["soft"]
     assert base.normalized_w1 == pytest.approx(0.45) and soft.normalized_w1 == pytest.approx(0.44)
     assert base.valid_rate == pytest.approx(0.55) and base.logit_kl == pytest.approx(2.5)
@@ -37,7 +37,7 @@ def test_summary_takes_the_family_median_of_w1_and_equal_family_means_of_valid_r
 
 
 def test_the_paper_table_puts_each_method_in_its_column_and_leaves_a_missing_one_undefined():
-    rows = tables.summary(pd.concat([_per_prompt("base", 0.0), _per_prompt("soft", -0.01)], ignore_index=True))
+    rows = aggregates.summary(pd.concat([_per_prompt("base", 0.0), _per_prompt("soft", -0.01)], ignore_index=True))
     table = tables.paper_table(rows, "ood")
     assert table.loc["m", ("normalized_w1", "soft")] == pytest.approx(0.44)
     assert math.isnan(table.loc["m", ("normalized_w1", "hard")])
@@ -84,6 +84,42 @@ def test_open_ended_counts_compare_each_prompt_with_the_base_model_on_the_same_p
     rows = pd.DataFrame({"model": "m", "method": ["base"] * 4 + ["soft"] * 4, "prompt_index": [0, 1, 2, 3] * 2,
                          "support_size": [2.0, 3.0, 5.0, 1.0, 4.0, 3.0, 1.0, np.nan],
                          "unique_fraction": [0.1, 0.1, 0.1, 0.1, 0.5, 0.5, 0.5, 0.5]})
-    counts = tables.open_ended_counts(rows).set_index("measure")
+    counts = aggregates.open_ended_counts(rows).set_index("measure")
     assert counts.loc["support_size", ["pairs", "higher", "equal", "lower"]].tolist() == [3, 1, 1, 1]
     assert counts.loc["unique_fraction", ["pairs", "higher", "equal", "lower"]].tolist() == [4, 4, 0, 0]
+
+
+def test_summary_rows_keep_the_order_in_which_their_keys_first_appear():
+    rows = aggregates.summary(pd.concat([_per_prompt("soft", -0.01), _per_prompt("base", 0.0)], ignore_index=True))
+    assert rows[["prompt_set", "model", "method"]].values.tolist() == [["ood", "m", "soft"], ["ood", "m", "base"]]
+
+
+def test_retention_means_average_the_task_rows_per_model_and_method():
+    retention = pd.DataFrame({"model": ["m2", "m2", "m1"], "method": "soft", "score": [0.2, 0.5, 0.9]})
+    assert aggregates.retention_means(retention).to_dict("list") == {
+        "model": ["m1", "m2"], "method": ["soft", "soft"], "retention": [0.9, pytest.approx(0.35)]}
+
+
+def test_the_pooled_perplexity_is_the_all_row():
+    perplexity = pd.DataFrame({"model": "m", "method": "base", "slice": ["s", "all", "t"], "perplexity": [10.0, 12.0, 30.0],
+                               "bits_per_byte": 1.0})
+    assert aggregates.pooled_perplexity(perplexity).to_dict("list") == {"model": ["m"], "method": ["base"],
+                                                                        "perplexity": [12.0]}
+
+
+def test_prompt_means_leave_undefined_prompts_out():
+    rows = pd.DataFrame({"model": "m", "method": ["base", "base", "base"], "tv": [0.2, np.nan, 0.4]})
+    assert aggregates.prompt_means(rows, ["tv"]).to_dict("list") == {"model": ["m"], "method": ["base"],
+                                                                     "tv": [pytest.approx(0.3)]}
+
+
+def test_model_means_keep_first_appearance_order_and_pool_as_all_models():
+    # rows for task z before task a: the means keep z first (sorted, a would come first)
+    rows = pd.DataFrame({"model": ["m1", "m2", "m1"], "method": "base", "task": ["z", "z", "a"], "accuracy": [0.2, 0.6, 0.9]})
+    means = aggregates.model_means(rows, "task", ["accuracy"])
+    assert means.to_dict("list") == {"task": ["z", "a"], "method": ["base", "base"],
+                                     "accuracy": [pytest.approx(0.4), 0.9]}
+    pooled = aggregates.with_model_means(rows, "task", ["accuracy"])
+    assert pooled[["model", "task"]].values.tolist() == [["all models", "z"], ["all models", "a"], ["m1", "z"],
+                                                         ["m2", "z"], ["m1", "a"]]
+    assert list(pooled.index) == list(range(5))

@@ -9,6 +9,7 @@ import pandas as pd
 
 from calft import artifacts, layout
 from calft.methods import MAIN
+from calft.report import aggregates
 from calft.report.settings import AblationSelection, ReportSelection
 
 log = logging.getLogger(__name__).info
@@ -47,7 +48,7 @@ def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, 
         for (model, method), path in inputs["ood_samples"].items():
             ood_samples.setdefault(model, {})[method] = report.read(path, "samples")
     per_prompt = rows[rows.method.isin(MAIN)]
-    summary = report.summary(per_prompt)
+    summary = aggregates.summary(per_prompt)
     tables.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
     _write_text(tables / "per_prompt.csv", per_prompt.to_csv(index=False))
@@ -97,7 +98,7 @@ def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, 
         _write_table(tables, "table10_noveltybench_splits", table, columns, "NoveltyBench per split (Table 10)")
         _novelty_cases(inputs, selection.methods, tables)
     if ssot:
-        ssot_summary = pd.concat([summary, report.summary(rows[rows.method == "ssot"])])
+        ssot_summary = pd.concat([summary, aggregates.summary(rows[rows.method == "ssot"])])
         for prompt_set in prompt_sets:
             table, columns = report.ssot_table(ssot_summary, transfer, prompt_set, models)
             title = f"SSOT baseline, {report.SET_TITLES.get(prompt_set, prompt_set)} (Tables 8-9)"
@@ -141,7 +142,7 @@ def _open_ended_items(inputs: dict, models: list[str], tables: Path, figures: Pa
     rows = pd.concat([report.read(path, "open_ended").assign(model=model, method=method)
                       for (model, method), path in inputs["open_ended"].items() if method in MAIN], ignore_index=True)
     if (rows.method != "base").any():
-        counts = report.open_ended_counts(rows)
+        counts = aggregates.open_ended_counts(rows)
         title = "Open-ended prompts that fine-tuning widened, kept or narrowed against base (Appendix D.4)"
         _write_flat_table(tables, "appendix_d4_open_ended_counts", counts, title)
         with artifacts.atomic_path(figures / "figure9_open_ended_per_prompt.png", "report") as path:
@@ -216,7 +217,7 @@ def aggregate_ablations(settings: AblationSelection, results: str, construction_
     _write_flat_table(folder, "table24_construction_cost", table, title, note)
     for method in settings.methods:
         number = layout.TABLE_OF_METHOD[method]
-        table = ablations.variant_table(report.summary(rows), settings.rows, method, settings.models,
+        table = ablations.variant_table(aggregates.summary(rows), settings.rows, method, settings.models,
                                         settings.prompt_sets)
         title = ablations.variant_title(method, number, settings.prompt_sets, rows.reference.iloc[0])
         _write_flat_table(folder, f"table{number}_{method}_ablation", table, title,

@@ -2,9 +2,8 @@
 and perplexity (Tables 2, 21-23), transfer (Table 1) and SSOT (Tables 8-9).
 
 The inputs are exactly the files of `calft.layout.report_inputs`, the same list the aggregate rule
-depends on; a missing one is an error that names it. Aggregates per (model, method, prompt set):
-normalized W1 as the paper's family median (undefined, '—', when a family has no finite value),
-logit KL and valid rate as equal-family means.
+depends on; a missing one is an error that names it. The numbers are calft.report.aggregates'; this
+module reads the files and lays the numbers out.
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ import pandas as pd
 
 from calft import artifacts
 from calft.errors import UserError
-from calft.evaluation.metrics import family_mean, family_median
 from calft.methods import MAIN
+from calft.report import aggregates
 
 SET_TITLES = {"ood": "held-out (OOD) families", "unseen": "unseen parameters of seen families",
               "ood-full": "held-out families, full grid", "unseen-full": "unseen parameters, full grid"}
@@ -68,22 +67,6 @@ def load(inputs: dict) -> pd.DataFrame:
                                    **({"variant": variant[0]} if variant else {})))
     reference = check_one_reference(references)
     return pd.concat(frames, ignore_index=True).assign(reference=reference)
-
-
-def summary(per_prompt: pd.DataFrame) -> pd.DataFrame:
-    """One row per (prompt set, model, method[, variant]) with the paper's aggregates."""
-    keys = ["prompt_set", "model", "method"] + (["variant"] if "variant" in per_prompt else [])
-    rows = []
-    for values, group in per_prompt.groupby(keys, sort=False):
-        rows.append({
-            **dict(zip(keys, values)),
-            "normalized_w1": family_median(group, "normalized_w1"),
-            "logit_kl": family_mean(group, "logit_kl"),
-            "logit_kl_exact": family_mean(group, "logit_kl_exact"),
-            "valid_rate": family_mean(group, "valid_rate"),
-            "families": group["family"].nunique(), "prompts": len(group),
-        })
-    return pd.DataFrame(rows)
 
 
 def paper_table(summary_rows: pd.DataFrame, prompt_set: str) -> pd.DataFrame:
@@ -177,12 +160,10 @@ def table2(retention: pd.DataFrame | None, perplexity: pd.DataFrame | None, mode
     or of accuracy when the suite has no IRT parameters) and the pooled PALOMA perplexity."""
     rows, columns = [], []
     if retention is not None:
-        rows.append(retention.groupby(["model", "method"], as_index=False).score.mean().rename(
-            columns={"score": "retention"}))
+        rows.append(aggregates.retention_means(retention))
         columns.append(("retention", retention_score_label(retention), "max"))
     if perplexity is not None:
-        pooled = perplexity[perplexity.slice == "all"][["model", "method", "perplexity"]]
-        rows.append(pooled)
+        rows.append(aggregates.pooled_perplexity(perplexity))
         columns.append(("perplexity", "PALOMA ppl", "min"))
     merged = rows[0] if len(rows) == 1 else rows[0].merge(rows[1], on=["model", "method"], how="outer")
     present = [m for m in models if m in set(merged.model)]
@@ -213,8 +194,7 @@ def model_mean_table(rows: pd.DataFrame, key: str, columns):
     """Paper Tables 21 (right) and 23 shape: per task or slice, each measure averaged over the models
     (a model without the row is left out of its mean)."""
     values = [c for c, _, _ in columns]
-    means = rows.groupby([key, "method"], sort=False, as_index=False)[values].mean()
-    return _wide(means, [key], values, list(dict.fromkeys(rows[key]))), columns
+    return _wide(aggregates.model_means(rows, key, values), [key], values, list(dict.fromkeys(rows[key]))), columns
 
 
 def load_noveltybench(inputs: dict) -> pd.DataFrame:
@@ -228,9 +208,7 @@ def noveltybench_split_table(novelty: pd.DataFrame, models: list[str]):
     """Paper Table 10 shape: per split (curated, WildChat, and both), distinct and utility averaged
     over the models, then per model and split."""
     splits = list(dict.fromkeys(novelty.split))
-    pooled = novelty.groupby(["split", "method"], sort=False, as_index=False)[["mean_distinct", "mean_utility"]].mean()
-    pooled["model"] = "all models"
-    rows = pd.concat([pooled, novelty[pooled.columns]], ignore_index=True)
+    rows = aggregates.with_model_means(novelty, "split", ["mean_distinct", "mean_utility"])
     order = [(m, s) for m in ["all models", *models] for s in splits if ((rows.model == m) & (rows.split == s)).any()]
     return _wide(rows, ["model", "split"], ["mean_distinct", "mean_utility"],
                  pd.MultiIndex.from_tuples(order, names=["model", "split"])), NOVELTY_COLUMNS
@@ -241,10 +219,10 @@ def load_transfer(inputs: dict) -> pd.DataFrame | None:
     NoveltyBench utility; for the evaluations of the inputs (SSOT included)."""
     parts = []
     if inputs["open_ended"]:
-        parts.append(_per_method(inputs, "open_ended").groupby(["model", "method"], as_index=False)[
-            ["support_size", "unique_fraction", "unique_fraction_insensitive"]].mean())
+        parts.append(aggregates.prompt_means(_per_method(inputs, "open_ended"),
+                                             ["support_size", "unique_fraction", "unique_fraction_insensitive"]))
     if inputs["mcq"]:
-        parts.append(_per_method(inputs, "mcq").groupby(["model", "method"], as_index=False)[["parse_rate", "tv"]].mean())
+        parts.append(aggregates.prompt_means(_per_method(inputs, "mcq"), ["parse_rate", "tv"]))
     if inputs["noveltybench"]:
         novelty = _per_method(inputs, "noveltybench")
         parts.append(novelty[novelty.split == "all"][["model", "method", "mean_distinct", "mean_utility"]])
@@ -283,20 +261,3 @@ def ssot_table(summary_rows: pd.DataFrame, transfer: pd.DataFrame | None, prompt
         columns.append(("unique_fraction", "open-ended unique rate", "max"))
     present = [m for m in models if m in set(rows.model)]
     return _wide(rows, ["model"], [c for c, _, _ in columns], present, SSOT_METHODS), columns
-
-
-def open_ended_counts(rows: pd.DataFrame) -> pd.DataFrame:
-    """Appendix D.4: for each fine-tuned method and measure, how many (prompt, model) pairs it
-    raised, kept or lowered against the base model (e.g. the paper's 1101 of 1224)."""
-    base = rows[rows.method == "base"].set_index(["model", "prompt_index"])
-    counts = []
-    for method in [m for m in MAIN if m != "base" and m in set(rows.method)]:
-        tuned = rows[rows.method == method].set_index(["model", "prompt_index"])
-        for measure in ("support_size", "unique_fraction"):
-            pairs = pd.concat([base[measure].rename("base"), tuned[measure].rename("tuned")], axis=1,
-                              join="inner").dropna()
-            counts.append({"method": method, "measure": measure, "pairs": len(pairs),
-                           "higher": int((pairs.tuned > pairs.base).sum()),
-                           "equal": int((pairs.tuned == pairs.base).sum()),
-                           "lower": int((pairs.tuned < pairs.base).sum())})
-    return pd.DataFrame(counts, columns=["method", "measure", "pairs", "higher", "equal", "lower"])

@@ -1,0 +1,72 @@
+"""The report's aggregates: how per-prompt, per-task, per-slice and per-model rows become the numbers
+the tables print (paper §4.2 and Appendix D). Per (model, method, prompt set): normalized W1 as the
+paper's family median (undefined when a family has no finite value), logit KL and valid rate as
+equal-family means; retention as the mean over task rows; perplexity as the pooled 'all' slice;
+transfer measures as means over prompts; cross-model rows as means over the models that have them.
+Pure pandas."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from calft.evaluation.metrics import family_mean, family_median
+from calft.methods import MAIN
+
+
+def summary(per_prompt: pd.DataFrame) -> pd.DataFrame:
+    """One row per (prompt set, model, method[, variant]) with the paper's aggregates."""
+    keys = ["prompt_set", "model", "method"] + (["variant"] if "variant" in per_prompt else [])
+    rows = []
+    for values, group in per_prompt.groupby(keys, sort=False):
+        rows.append({
+            **dict(zip(keys, values)),
+            "normalized_w1": family_median(group, "normalized_w1"),
+            "logit_kl": family_mean(group, "logit_kl"),
+            "logit_kl_exact": family_mean(group, "logit_kl_exact"),
+            "valid_rate": family_mean(group, "valid_rate"),
+            "families": group["family"].nunique(), "prompts": len(group),
+        })
+    return pd.DataFrame(rows)
+
+
+def retention_means(retention: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, method): the mean score over the task rows, as `retention`."""
+    return retention.groupby(["model", "method"], as_index=False).score.mean().rename(columns={"score": "retention"})
+
+
+def pooled_perplexity(perplexity: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, method): the perplexity of the 'all' row, which pools every slice's tokens."""
+    return perplexity[perplexity.slice == "all"][["model", "method", "perplexity"]]
+
+
+def prompt_means(rows: pd.DataFrame, values: list[str]) -> pd.DataFrame:
+    """Per (model, method): each value averaged over the rows (prompts); NaN rows left out."""
+    return rows.groupby(["model", "method"], as_index=False)[values].mean()
+
+
+def model_means(rows: pd.DataFrame, key: str, values: list[str]) -> pd.DataFrame:
+    """Per `key` (task, slice) and method: each value averaged over the models that have the row."""
+    return rows.groupby([key, "method"], sort=False, as_index=False)[values].mean()
+
+
+def with_model_means(rows: pd.DataFrame, key: str, values: list[str]) -> pd.DataFrame:
+    """`rows` after their means over the models per `key` and method, as the model 'all models'."""
+    pooled = model_means(rows, key, values).assign(model="all models")
+    return pd.concat([pooled, rows[pooled.columns]], ignore_index=True)
+
+
+def open_ended_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Appendix D.4: for each fine-tuned method and measure, how many (prompt, model) pairs it
+    raised, kept or lowered against the base model (e.g. the paper's 1101 of 1224)."""
+    base = rows[rows.method == "base"].set_index(["model", "prompt_index"])
+    counts = []
+    for method in [m for m in MAIN if m != "base" and m in set(rows.method)]:
+        tuned = rows[rows.method == method].set_index(["model", "prompt_index"])
+        for measure in ("support_size", "unique_fraction"):
+            pairs = pd.concat([base[measure].rename("base"), tuned[measure].rename("tuned")], axis=1,
+                              join="inner").dropna()
+            counts.append({"method": method, "measure": measure, "pairs": len(pairs),
+                           "higher": int((pairs.tuned > pairs.base).sum()),
+                           "equal": int((pairs.tuned == pairs.base).sum()),
+                           "lower": int((pairs.tuned < pairs.base).sum())})
+    return pd.DataFrame(counts, columns=["method", "measure", "pairs", "higher", "equal", "lower"])

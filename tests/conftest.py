@@ -96,7 +96,7 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
 # pytest-xdist's loadfile each worker takes the next file when it is done with one: the SLURM tests go
 # first (they build the local micro run the workflow tests reuse, and mostly wait for the cluster),
 # the other long files next, and the short ones last, so that the two workers end together.
-LONG_FILES = ("test_slurm.py", "test_evaluation.py", "test_architectures.py", "test_faults.py", "test_training.py",
+LONG_FILES = ("test_slurm.py", "test_evaluation.py", "test_sampler.py", "test_architectures.py", "test_faults.py", "test_training.py",
               "test_workflow.py", "test_retention.py", "test_bad_input.py")
 
 

@@ -279,12 +279,10 @@ def test_micro_ablations_train_each_variant_into_its_own_folder_against_the_one_
 
 
 @pytest.mark.slow
-def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
-    """The whole workflow on a local model folder (training launched as under the SLURM profile, over
-    4 gloo ranks); then nothing to do, tables rebuilt from parquet alone, a report, a single target."""
+def test_the_micro_run_builds_targets_and_tries_for_the_models_tokenizer(local_micro_run, tiny_model_dir):
+    """The micro workflow (training launched as under the SLURM profile, over 4 gloo ranks) on a local
+    model folder, used where it is: targets and tries with their logs, benchmarks and tokenizer fingerprint."""
     _, tmp_path = local_micro_run
-    config = tmp_path / "micro.yaml"
-    launch = as_under_the_profile()
     model = tiny_model_dir
     assert not (tmp_path / "resources" / "models").exists()  # a model with a path is used where it is
     tries = tmp_path / "results" / "tries" / "smollm2" / "train" / "d2_b50.parquet"
@@ -302,12 +300,23 @@ def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
     for log in ["discretize/train_d2_b50.log", "build_tries/smollm2/train_d2_b50.log"]:
         assert (tmp_path / "logs" / log).exists()
     assert (tmp_path / "results" / "benchmarks" / "build_tries" / "smollm2" / "train_d2_b50.tsv").exists()
+
+
+@pytest.mark.slow
+def test_the_micro_run_trains_each_method_for_its_steps(local_micro_run):
+    """Soft and hard adapters with their training logs: 2 prompts x 1 path and 2 prompts x 4 draws, 4 a step."""
+    _, tmp_path = local_micro_run
     for method, steps in (("soft", 1), ("hard", 2)):  # 2 prompts x 1 path, 2 prompts x 4 draws; 4 per step
         assert (tmp_path / "results" / "smol" / method / "adapter" / "adapter_model.safetensors").exists()
         log = pd.read_parquet(tmp_path / "results" / "smol" / method / "train_log.parquet")
         assert list(log.step) == list(range(1, steps + 1)) and log.loss.notna().all()
         assert (tmp_path / "logs" / "train" / "smol" / f"{method}.log").exists()
 
+
+@pytest.mark.slow
+def test_the_micro_run_samples_scores_and_tabulates_structured_sampling(local_micro_run):
+    """Samples, scores and logit KL of every method, and the structured-sampling table."""
+    _, tmp_path = local_micro_run
     for method in ("base", "soft", "hard"):
         samples = pd.read_parquet(tmp_path / "results" / "smol" / method / "samples" / "ood.parquet")
         assert len(samples) == 18 * 3 and set(samples.columns) >= {"prompt_id", "sample_idx", "seed", "text", "value", "valid"}
@@ -318,6 +327,12 @@ def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
     assert list(table.index) == ["smol"] and table.shape[1] == 9
     markdown = (tmp_path / "results" / "tables" / "structured_ood.md").read_text()
     assert "| smol |" in markdown and "W1 (norm.) base" in markdown
+
+
+@pytest.mark.slow
+def test_the_micro_run_measures_retention_and_perplexity(local_micro_run):
+    """Retention per task and perplexity per slice of every method, and their tables."""
+    _, tmp_path = local_micro_run
     for method in ("base", "soft", "hard"):
         tasks = pd.read_parquet(tmp_path / "results" / "smol" / method / "retention.parquet")
         assert list(tasks.task) == ["arithmetic", "arithmetic", "multiple_choice"] and (tasks["items"] == 2).all()
@@ -328,6 +343,12 @@ def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
     assert "mean accuracy base" in (tmp_path / "results" / "tables" / "retention_perplexity.md").read_text()
     assert "smol / pydoc_topics" in (tmp_path / "results" / "tables" / "perplexity_slices.md").read_text()
     assert "smol / arithmetic strict" in (tmp_path / "results" / "tables" / "retention_tasks.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_micro_run_measures_transfer_and_the_ssot_baseline(local_micro_run):
+    """Open-ended, MCQ and SSOT results of every method, Table 1 and the SSOT table."""
+    _, tmp_path = local_micro_run
     for method in ("base", "soft", "hard", "ssot"):
         open_ended = pd.read_parquet(tmp_path / "results" / "smol" / method / "transfer" / "open_ended.parquet")
         assert list(open_ended.prompt_index) == [0, 101] and (open_ended.samples == 2).all()
@@ -340,6 +361,12 @@ def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
     table1 = pd.read_csv(tmp_path / "results" / "tables" / "transfer.csv", header=[0, 1], index_col=0)
     assert list(table1.index) == ["smol"] and table1.shape[1] == 15  # 5 measures x base, soft, hard
     assert "W1 (norm.) ssot" in (tmp_path / "results" / "tables" / "ssot_ood.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_micro_run_draws_every_figure_and_appendix_table(local_micro_run):
+    """The figures, Tables 3-5 and the appendix tables of the micro run."""
+    _, tmp_path = local_micro_run
     for figure in ("figure2_family_median_w1.png", "figure3_ood_samples_smol.png", "per_family_ood_logit_kl.png",
                    "figure8_ood_samples_ssot_smol.png", "figure9_open_ended_per_prompt.png",
                    "figure10_open_ended_frequencies_smol.png", "figure11_retention_per_task.png",
@@ -359,6 +386,13 @@ def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
     assert (counts[["higher", "equal", "lower"]].sum(axis=1) == counts.pairs).all()
     assert (tables / "table21_retention_tasks_model_mean.md").exists() and (tables / "table23_perplexity_slices_model_mean.tex").exists()
 
+
+@pytest.mark.slow
+def test_a_finished_run_has_nothing_to_do_and_its_tables_rebuild_from_parquet_alone(local_micro_run):
+    """Nothing to do again; tables, figures and the ablation tables rebuilt with no model and no GPU rule; a report."""
+    _, tmp_path = local_micro_run
+    config = tmp_path / "micro.yaml"
+    launch = as_under_the_profile()
     again = snakemake("--cores", "2", *launch, "--directory", str(tmp_path), "--configfile", str(config))
     assert "Nothing to be done" in again.stdout + again.stderr
 
@@ -382,7 +416,14 @@ def test_micro_workflow_runs_for_real(local_micro_run, tiny_model_dir):
                        "--configfile", str(config))
     assert (tmp_path / "report.html").stat().st_size > 10000, report.stderr[-2000:]
 
-    # a single target rebuilds only what it needs
+
+@pytest.mark.slow
+def test_a_single_target_rebuilds_only_what_it_needs(local_micro_run):
+    """A removed tries artifact comes back through build_tries alone."""
+    _, tmp_path = local_micro_run
+    config = tmp_path / "micro.yaml"
+    launch = as_under_the_profile()
+    tries = tmp_path / "results" / "tries" / "smollm2" / "train" / "d2_b50.parquet"
     shutil.rmtree(tries)
     single = snakemake("results/tries/smollm2/train/d2_b50.parquet", "--cores", "2", *launch,
                        "--directory", str(tmp_path), "--configfile", str(config))

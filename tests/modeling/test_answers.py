@@ -40,3 +40,14 @@ def test_ssot_answer_extraction(text, strict, loose):
 def test_ssot_answer_extraction_for_the_harmony_protocol(text, strict, loose):
     assert extract_ssot_answer(text, harmony=True) == strict
     assert extract_ssot_answer(text, strict=False, harmony=True) == loose
+
+
+def test_loose_extraction_drops_protocol_blocks_and_tags_and_gives_empty_for_nothing():
+    assert extract_ssot_answer("9.5\n<thinking>t</thinking>", strict=False) == "9.5"
+    assert extract_ssot_answer("<note>7</note>", strict=False) == "7"
+    assert extract_ssot_answer("", strict=False) == ""
+
+
+def test_harmony_residue_and_mentions_of_the_assistant_are_no_answer():
+    assert extract_ssot_answer("assistantfinal<note>", strict=False, harmony=True) == ""
+    assert extract_ssot_answer("the assistant says 5", harmony=True) == ""

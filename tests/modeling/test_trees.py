@@ -3,13 +3,66 @@ gradients equal to the naive one-sequence-per-continuation computation."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import items_and_prompts, random_lora_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calft.modeling.trees import example_losses, naive_example_losses, pack, prefix_kl, tree_attention
+from calft import artifacts
+from calft.errors import UserError
+from calft.modeling.trees import (SoftTargets, example_losses, naive_example_losses, pack, prefix_kl,
+                                  tree_attention)
+
+# Two prompts' tries over tokens 1-4 with terminator 5. Prompt "p": outputs "1" (0.5), "2 3" (0.3), "2 4" (0.2);
+# prompt "q": the single output "3". Rows: prompt, node, parent, depth, token, mass, q, canonical index.
+TRIES = [
+    ("q", 0, -1, 0, -1, 1.0, 1.0, -1), ("q", 1, 0, 1, 3, 1.0, 1.0, -1), ("q", 2, 1, 2, 5, 1.0, 1.0, 0),
+    ("p", 0, -1, 0, -1, 1.0, 1.0, -1), ("p", 1, 0, 1, 1, 0.5, 0.5, -1), ("p", 2, 0, 1, 2, 0.5, 0.5, -1),
+    ("p", 3, 1, 2, 5, 0.5, 1.0, 0), ("p", 4, 2, 2, 3, 0.3, 0.6, -1), ("p", 5, 2, 2, 4, 0.2, 0.4, -1),
+    ("p", 6, 4, 3, 5, 0.3, 1.0, 1), ("p", 7, 5, 3, 5, 0.2, 1.0, 2),
+]
+
+
+@pytest.fixture
+def soft_targets(tmp_path) -> SoftTargets:
+    path = tmp_path / "tries.parquet"
+    artifacts.write_frame(pd.DataFrame(TRIES, columns=artifacts.TRIE_COLUMNS), path, artifacts.provenance("tries", {}))
+    return SoftTargets(path)
+
+
+def test_soft_targets_index_every_prompts_nodes_in_one_table(soft_targets):
+    # prompts in order of first appearance; node ids become rows of one table, parents follow them
+    assert soft_targets.prompt_ids == ["q", "p"]
+    np.testing.assert_array_equal(soft_targets.node_start, [0, 3, 11])
+    np.testing.assert_array_equal(soft_targets.parent, [-1, 0, 1, -1, 3, 3, 4, 5, 5, 7, 8])
+    np.testing.assert_array_equal(soft_targets.children(3), [4, 5])
+    np.testing.assert_array_equal(soft_targets.children(5), [7, 8])
+    assert soft_targets.children(6).size == 0 and soft_targets.is_leaf.sum() == 4
+
+
+@pytest.mark.parametrize("draw, tokens, target_ids, target_probs", [
+    (0.49, [1], [[1, 2], [5]], [[0.5, 0.5], [1.0]]),
+    (0.6, [2, 3], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),
+    (0.95, [2, 4], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),
+])
+def test_a_drawn_path_is_chosen_by_output_mass_and_carries_each_prefixs_targets(soft_targets, draw, tokens,
+                                                                                target_ids, target_probs):
+    # leaves of p in order "1", "2 3", "2 4" with cumulative mass 0.5, 0.8, 1.0
+    path = soft_targets.continuation(soft_targets.prompt_ids.index("p"), SimpleNamespace(random=lambda: draw))
+    assert path.tokens.tolist() == tokens
+    assert [ids.tolist() for ids in path.target_ids] == target_ids
+    assert [probs.tolist() for probs in path.target_probs] == target_probs
+
+
+def test_tries_must_stay_within_the_models_vocabulary(soft_targets, tmp_path):
+    soft_targets.check_tokens(6)  # the largest token is 5
+    with pytest.raises(UserError, match=f"{tmp_path / 'tries.parquet'} holds token 5, beyond the model's 5 tokens"):
+        soft_targets.check_tokens(5)
 
 
 def test_prefix_kl_equals_a_direct_kl_on_full_logits(tiny_model_dir, micro_data):

@@ -4,8 +4,8 @@ mutmut (pip install -e ".[mutation]") changes one operator, number, string or ar
 the modules below and runs the tests of the module's own stage against each change (a mutant). A
 mutant that some test fails on is killed; one every test passes on survived. Each stage runs in its
 own scratch copy of the project, so that a mutant is judged by its stage's tests alone, and of those
-by the ones that build no model (marked `model` in tests/conftest.py; the modeling stage keeps them,
-its token trees need a forward pass): mutmut starts a test session per mutant, so a model fixture
+by the ones that build no model (marked `model` in tests/conftest.py; token trees are checked on a
+stand-in model whose logits are a table): mutmut starts a test session per mutant, so a model fixture
 would be rebuilt hundreds of times.
 
     python benchmarks/mutation.py [--stage targets --stage evaluation ...] [--jobs 2]
@@ -46,7 +46,7 @@ STAGES = {  # in the order they run: the metrics the tables print first
     "transfer": Stage(("transfer/metrics.py",), ("tests/transfer",)),
     "retention": Stage(("retention/irt.py", "retention/scoring.py"), ("tests/retention",)),
     "report": Stage(("report/aggregates.py",), ("tests/report",)),
-    "modeling": Stage(("modeling/trees.py", "modeling/answers.py"), ("tests/modeling",), markers=""),
+    "modeling": Stage(("modeling/trees.py", "modeling/answers.py"), ("tests/modeling",)),
     "targets": Stage(("targets/discretize.py", "targets/tries.py", "targets/families.py", "targets/ragged.py",
                       "targets/prompts.py"),
                      ("tests/targets/test_targets_known_answers.py", "tests/targets/test_discretize.py",

@@ -6,12 +6,11 @@ an unweighted mean over paths."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from table_model import TokenTableModel
 
 from calft import artifacts
 from calft.evaluation.logit_kl import exact, monte_carlo
@@ -123,24 +122,6 @@ def test_the_equal_family_mean_weighs_each_family_once_whatever_its_prompt_count
 # -- logit KL --------------------------------------------------------------------------------
 
 
-class TokenTableModel(torch.nn.Module):
-    """A stand-in language model whose next-token logits depend on the current token alone: row t of
-    a fixed table. Its KL against a trie is then a sum that numpy computes without calft."""
-
-    def __init__(self, table: torch.Tensor):
-        super().__init__()
-        self.table = torch.nn.Parameter(table, requires_grad=False)
-        text_config = SimpleNamespace(_attn_implementation="sdpa", layer_types=None, sliding_window=None)
-        self.config = SimpleNamespace(get_text_config=lambda: text_config)
-
-    @property
-    def dtype(self):
-        return self.table.dtype
-
-    def forward(self, input_ids, logits_to_keep, **_):
-        return SimpleNamespace(logits=self.table[input_ids][:, logits_to_keep])
-
-
 # Two prompts' tries over tokens 1-4 with terminator 5. Prompt "p": outputs "1" (0.5), "2 3" (0.3), "2 4" (0.2);
 # prompt "q": the single output "3". Rows: prompt, node, parent, depth, token, mass, q, canonical index.
 TRIES = [
@@ -156,21 +137,14 @@ def table_model_and_tries(tmp_path_factory):
     path = tmp_path_factory.mktemp("tries") / "tries.parquet"
     frame = pd.DataFrame(TRIES, columns=artifacts.TRIE_COLUMNS)
     artifacts.write_frame(frame, path, artifacts.provenance("tries", {}))
-    table = torch.randn(6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64).float()
-    return TokenTableModel(table), SoftTargets(path), table.double().numpy()
-
-
-def _kl(table: np.ndarray, token: int, children: dict[int, float]) -> float:
-    """KL(q || softmax(table[token])) over the children's tokens."""
-    log_pi = table[token] - np.log(np.exp(table[token]).sum())
-    return sum(q * (math.log(q) - log_pi[child]) for child, q in children.items())
+    return TokenTableModel(6), SoftTargets(path)
 
 
 def test_exact_logit_kl_is_the_mass_weighted_mean_over_paths_of_their_mean_prefix_kl(table_model_and_tries):
     # the prompt is the single token 0; each prefix's distribution is softmax(table[its last token])
-    model, targets, table = table_model_and_tries
-    root, after_1, after_2 = _kl(table, 0, {1: 0.5, 2: 0.5}), _kl(table, 1, {5: 1.0}), _kl(table, 2, {3: 0.6, 4: 0.4})
-    after_23, after_24 = _kl(table, 3, {5: 1.0}), _kl(table, 4, {5: 1.0})
+    model, targets = table_model_and_tries
+    root, after_1, after_2 = model.kl(0, {1: 0.5, 2: 0.5}), model.kl(1, {5: 1.0}), model.kl(2, {3: 0.6, 4: 0.4})
+    after_23, after_24 = model.kl(3, {5: 1.0}), model.kl(4, {5: 1.0})
     expected = (0.5 * (root + after_1) / 2 + 0.3 * (root + after_2 + after_23) / 3
                 + 0.2 * (root + after_2 + after_24) / 3)
     assert exact(model, targets, targets.prompt_ids.index("p"), [0]) == pytest.approx(expected, rel=1e-5)
@@ -178,7 +152,7 @@ def test_exact_logit_kl_is_the_mass_weighted_mean_over_paths_of_their_mean_prefi
 
 
 def test_sampled_logit_kl_of_a_single_output_is_its_path_loss(table_model_and_tries):
-    model, targets, table = table_model_and_tries
-    expected = (_kl(table, 0, {3: 1.0}) + _kl(table, 3, {5: 1.0})) / 2
+    model, targets = table_model_and_tries
+    expected = (model.kl(0, {3: 1.0}) + model.kl(3, {5: 1.0})) / 2
     sampled = monte_carlo(model, targets, targets.prompt_ids.index("q"), [0], "q", paths=4, seed=11)
     assert sampled == pytest.approx(expected, rel=1e-5)

@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 import torch
 from conftest import items_and_prompts, random_lora_model
+from table_model import TokenTableModel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calft import artifacts
 from calft.errors import UserError
-from calft.modeling.trees import (SoftTargets, example_losses, naive_example_losses, pack, prefix_kl,
-                                  tree_attention)
+from calft.modeling.trees import (Continuation, Item, SoftTargets, example_losses, naive_example_losses, pack,
+                                  prefix_kl, tree_attention)
 
 # Two prompts' tries over tokens 1-4 with terminator 5. Prompt "p": outputs "1" (0.5), "2 3" (0.3), "2 4" (0.2);
 # prompt "q": the single output "3". Rows: prompt, node, parent, depth, token, mass, q, canonical index.
@@ -130,3 +131,43 @@ def test_shared_prompt_packing_equals_the_naive_computation(tiny_model_dir, micr
     assert torch.allclose(packed, naive, atol=1e-5)
     for name, parameter in trainable.items():
         assert torch.allclose(packed_grads[name], parameter.grad, atol=1e-5), name
+
+
+def _continuation(tokens, targets) -> Continuation:
+    return Continuation(np.array(tokens), [np.array(list(t)) for t in targets],
+                        [np.array(list(t.values())) for t in targets])
+
+
+# one prompt (tokens 7 8) with the continuations "1" and "2 3", as the trie of TRIES's prompt p gives them
+SHORT = _continuation([1], [{1: 0.5, 2: 0.5}, {5: 1.0}])
+LONG = _continuation([2, 3], [{1: 0.5, 2: 0.5}, {3: 0.6, 4: 0.4}, {5: 1.0}])
+
+
+def test_packing_shares_the_prompt_and_points_each_prefix_at_its_node():
+    # nodes: 0 = 7, 1 = 8 (the prompt's last token: the first prefix of both), 2 = 1, 3 = 2, 4 = 3
+    batch = pack([Item(0, [SHORT, LONG])], {0: [7, 8]})
+    assert batch.input_ids.tolist() == [[7, 8, 1, 2, 3]] and batch.position_ids.tolist() == [[0, 1, 2, 2, 3]]
+    assert batch.parents.tolist() == [-1, 0, 1, 1, 3] and (batch.tokens, batch.depth) == (5, 3)
+    assert batch.keep.tolist() == [1, 2, 3, 4] and batch.target_col.tolist() == [0, 1, 0, 2, 3]
+    assert batch.target_ids.tolist() == [[1, 2], [5, 0], [1, 2], [3, 4], [5, 0]]
+    np.testing.assert_allclose(batch.target_probs, [[0.5, 0.5], [1, 0], [0.5, 0.5], [0.6, 0.4], [1, 0]])
+    assert batch.target_example.tolist() == [0, 0, 1, 1, 1] and batch.num_continuations == 2
+
+
+def test_a_continuations_loss_is_the_mean_of_its_prefix_kls_at_temperature_tau():
+    model = TokenTableModel(10)
+    losses = example_losses(model, pack([Item(0, [SHORT, LONG])], {0: [7, 8]}), tau=2.0).tolist()
+    first = model.kl(8, {1: 0.5, 2: 0.5}, 2.0)
+    expected = [(first + model.kl(1, {5: 1.0}, 2.0)) / 2,
+                (first + model.kl(2, {3: 0.6, 4: 0.4}, 2.0) + model.kl(3, {5: 1.0}, 2.0)) / 3]
+    assert losses == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_naive_computation_pads_each_continuation_and_gives_the_same_losses():
+    model = TokenTableModel(10)
+    items = [Item(0, [SHORT, LONG]), Item(1, [LONG])]
+    packed = example_losses(model, pack(items, {0: [7, 8], 1: [6]}), tau=1.5).tolist()
+    naive = naive_example_losses(model, items, {0: [7, 8], 1: [6]}, pad_id=9, tau=1.5).tolist()
+    assert naive == pytest.approx(packed, rel=1e-6) and len(naive) == 3
+    assert naive[2] == pytest.approx((model.kl(6, {1: 0.5, 2: 0.5}, 1.5) + model.kl(2, {3: 0.6, 4: 0.4}, 1.5)
+                                      + model.kl(3, {5: 1.0}, 1.5)) / 3, rel=1e-5)

@@ -160,3 +160,61 @@ def test_trie_targets_are_prefix_masses_over_parent_masses():
         (): (1.0, 1.0, -1), (1,): (1.0, 1.0, -1), (1, 9): (0.5, 0.5, 0), (1, 2): (0.3, 0.3, -1),
         (1, 3): (0.2, 0.2, -1), (1, 2, 9): (0.3, 1.0, 1), (1, 3, 9): (0.2, 1.0, 2),
     }
+
+
+def _pure_python_tries(prompt_index, sequences, mass) -> dict:
+    """prompt -> {token prefix: (prefix mass, mass / parent mass)}, by summing over the outputs."""
+    masses = {}
+    for prompt, sequence, m in zip(prompt_index, sequences, mass):
+        tokens = tuple(int(t) for t in sequence if t >= 0)
+        for length in range(len(tokens) + 1):
+            key = (int(prompt), tokens[:length])
+            masses[key] = masses.get(key, 0.0) + m
+    tries = {}
+    for (prompt, prefix), m in masses.items():
+        parent = masses[prompt, prefix[:-1]] if prefix else m
+        tries.setdefault(prompt, {})[prefix] = (m, m / parent)
+    return tries
+
+
+def _as_prefix_tables(trie) -> dict:
+    tables = {}
+    for prompt in np.unique(trie.prompt_index):
+        rows = np.flatnonzero(trie.prompt_index == prompt)
+        by_node = {int(trie.node[r]): r for r in rows}
+        prefixes = {}
+        for node in sorted(by_node, key=lambda n: trie.depth[by_node[n]]):
+            row = by_node[node]
+            prefixes[node] = () if trie.parent[row] < 0 else prefixes[int(trie.parent[row])] + (int(trie.token[row]),)
+        tables[int(prompt)] = {prefixes[int(trie.node[r])]: (trie.mass[r], trie.q[r], int(trie.canonical_index[r]))
+                               for r in rows}
+    return tables
+
+
+@pytest.mark.parametrize("vocabulary, seed", [(12, 0), (12, 1), (600, 2), (600, 3)])
+def test_tries_of_shuffled_rows_of_several_prompts_equal_a_pure_python_trie(vocabulary, seed):
+    # prompts whose tokens interleave, rows in random order, more than 256 distinct tokens in half the cases
+    rng = np.random.default_rng(seed)
+    rows = []
+    for prompt in range(4):
+        outputs = {tuple(rng.integers(0, vocabulary, rng.integers(1, 5))) + (vocabulary,) for _ in range(25)}
+        rows += [(prompt, output) for output in outputs]
+    rows = [rows[i] for i in rng.permutation(len(rows))]
+    width = max(len(output) for _, output in rows)
+    sequences = np.full((len(rows), width), -1)
+    for i, (_, output) in enumerate(rows):
+        sequences[i, : len(output)] = output
+    prompt_index = np.array([prompt for prompt, _ in rows])
+    mass = rng.random(len(rows))
+    for prompt in range(4):
+        mass[prompt_index == prompt] /= mass[prompt_index == prompt].sum()
+    trie = build_trie_forest(prompt_index, np.arange(len(rows)), sequences, mass)
+    expected = _pure_python_tries(prompt_index, sequences, mass)
+    found = _as_prefix_tables(trie)
+    assert found.keys() == expected.keys()
+    leaf_of = {(prompt, output): i for i, (prompt, output) in enumerate(rows)}
+    for prompt, prefixes in expected.items():
+        assert found[prompt].keys() == prefixes.keys()
+        for prefix, (m, q) in prefixes.items():
+            assert found[prompt][prefix][:2] == pytest.approx((m, q), rel=1e-12), (prompt, prefix)
+            assert found[prompt][prefix][2] == leaf_of.get((prompt, prefix), -1)

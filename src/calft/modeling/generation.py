@@ -152,7 +152,7 @@ class SharedPrefix:
             device = next(model.parameters()).device
             with torch.no_grad():
                 self.cache = model(input_ids=torch.tensor([self.ids], device=device), use_cache=True, logits_to_keep=1,
-                                   past_key_values=preallocated_cache(model, len(self.ids))).past_key_values
+                                   cache=preallocated_cache(model, len(self.ids))).cache
 
     def split(self, prompt_ids: list[int], capacity: int) -> tuple[Cache | None, list[int]]:
         """(a cache of `capacity` positions holding the shared prefix, the prompt's own tokens), or
@@ -203,7 +203,7 @@ def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, 
         chunk_size = rows_that_fit(model, capacity, len(seeds), free_memory(device))
     cache, own_ids = prefix.split(prompt_ids, capacity) if prefix is not None else (None, prompt_ids)
     prefill = model(input_ids=torch.tensor([own_ids], device=device), use_cache=True, logits_to_keep=1,
-                    past_key_values=cache if cache is not None else preallocated_cache(model, capacity))
+                    cache=cache if cache is not None else preallocated_cache(model, capacity))
     uniforms = torch.tensor(np.stack([np.random.default_rng(s).random(max_new_tokens) for s in seeds]))
     stops = torch.tensor(sorted(stop_ids), device=device)
     run_chunk = {"shared": _sample_shared, "batched": _sample_batched}[strategy]
@@ -221,7 +221,7 @@ def _sample_shared(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, 
     rows, max_new_tokens = uniforms.shape
     device = stops.device
     vocabulary = prefill.logits.shape[-1]
-    cache = copy.deepcopy(prefill.past_key_values)
+    cache = copy.deepcopy(prefill.cache)
     logits = prefill.logits[0, -1:]  # one distinct history: the prompt
     history = torch.zeros(rows, dtype=torch.long, device=device)  # each alive row's distinct history
     alive = torch.arange(rows, device=device)
@@ -247,7 +247,7 @@ def _sample_shared(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, 
         source = distinct // vocabulary  # the cache row each new history extends
         if len(source) != len(logits) or not torch.equal(source, torch.arange(len(logits), device=device)):
             cache.batch_select_indices(source)  # a copy of the whole cache: skipped when rows stay put
-        logits = model(input_ids=(distinct % vocabulary)[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
+        logits = model(input_ids=(distinct % vocabulary)[:, None], cache=cache, use_cache=True).logits[:, -1]
     return list(zip(tokens, stopped))
 
 
@@ -262,7 +262,7 @@ def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor,
     when they are at least half of it."""
     rows, max_new_tokens = uniforms.shape
     device = stops.device
-    cache = copy.deepcopy(prefill.past_key_values)
+    cache = copy.deepcopy(prefill.cache)
     cache.batch_repeat_interleave(rows)
     logits = prefill.logits[0, -1:].expand(rows, -1)
     generated = torch.zeros((rows, max_new_tokens), dtype=torch.long, device=device)
@@ -294,7 +294,7 @@ def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor,
                 kept = running.nonzero().squeeze(1)
                 cache.batch_select_indices(kept)
                 alive, running, chosen = alive[kept], running[kept], chosen[kept]
-        logits = model(input_ids=chosen[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
+        logits = model(input_ids=chosen[:, None], cache=cache, use_cache=True).logits[:, -1]
     if not finite:
         _refuse_non_finite(step)
     if hopeless is not None:

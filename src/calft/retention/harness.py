@@ -108,7 +108,7 @@ class CalftLM(HFLM):
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
-        logits = self.model(input_ids=prefix[None], past_key_values=cache, use_cache=True).logits
+        logits = self.model(input_ids=prefix[None], cache=cache, use_cache=True).logits
         cache.batch_repeat_interleave(rows)
         return cache, logits
 
@@ -119,7 +119,7 @@ class CalftLM(HFLM):
             return super()._model_call(inps, attn_mask, labels)
         cache, head = self._shared_prefix_cache(inps[0, :shared], len(inps))
         with torch.no_grad():
-            tail = self.model(input_ids=inps[:, shared:], past_key_values=cache, use_cache=True).logits
+            tail = self.model(input_ids=inps[:, shared:], cache=cache, use_cache=True).logits
         return torch.cat([head.expand(len(inps), -1, -1), tail], dim=1)
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs):
@@ -146,7 +146,7 @@ class CalftLM(HFLM):
             rows[row, rows.shape[1] - len(tokens) :], rows_mask[row, rows.shape[1] - len(tokens) :] = tokens, 1
         cache, _ = self._shared_prefix_cache(aligned[0, :shared], len(own))
         generated = super()._model_generate(rows, max_length - context.shape[1] + rows.shape[1], stop,
-                                            attention_mask=rows_mask, past_key_values=cache, **generation_kwargs)
+                                            attention_mask=rows_mask, cache=cache, **generation_kwargs)
         return torch.cat([context, generated[:, rows.shape[1] :]], dim=1)
 
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:

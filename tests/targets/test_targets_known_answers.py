@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from calft.errors import UserError
 from calft.targets.discretize import discretize_laws
 from calft.targets.families import get_family
 from calft.targets.prompts import make_prompt
@@ -218,3 +219,14 @@ def test_tries_of_shuffled_rows_of_several_prompts_equal_a_pure_python_trie(voca
         for prefix, (m, q) in prefixes.items():
             assert found[prompt][prefix][:2] == pytest.approx((m, q), rel=1e-12), (prompt, prefix)
             assert found[prompt][prefix][2] == leaf_of.get((prompt, prefix), -1)
+
+
+def test_outputs_that_tokenize_alike_or_prefix_one_another_are_refused_by_name():
+    one = np.zeros(2, dtype=np.int64)
+    with pytest.raises(UserError, match=r"^two canonical outputs of one prompt tokenize to the same sequence$"):
+        build_trie_forest(one, np.arange(2), np.array([[1, 9], [1, 9]]), np.array([0.5, 0.5]))
+    with pytest.raises(UserError, match=r"^token sequences are not prefix-free; is the terminator appended\?$"):
+        build_trie_forest(one, np.arange(2), np.array([[1, -1], [1, 2]]), np.array([0.5, 0.5]))
+    # the same sequences in two prompts are two tries, not a duplicate
+    trie = build_trie_forest(np.arange(2), np.arange(2), np.array([[1, 9], [1, 9]]), np.array([1.0, 1.0]))
+    assert trie.prompt_index.tolist() == [0, 1, 0, 1, 0, 1]

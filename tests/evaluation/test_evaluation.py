@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from calft import artifacts
 from calft.cli import main
 from calft.evaluation.logit_kl import exact, monte_carlo
-from calft.evaluation.metrics import family_median, prompt_scores, target_spread, wasserstein_to_law
+from calft.evaluation.metrics import prompt_scores, target_spread, wasserstein_to_law
 from calft.evaluation.parse import judge, may_become_number, parse_number
 from calft.modeling.chat import ChatFormat, prompt_ids
 from calft.modeling.trees import Continuation, Item, SoftTargets, example_losses, pack
@@ -97,16 +97,6 @@ def test_w1_by_hand_and_normalization():
     assert scores["valid_rate"] == pytest.approx(2 / 3) and scores["w1"] == pytest.approx(0.25)
     assert scores["normalized_w1"] == pytest.approx(0.25 / 0.9)
     assert target_spread("gaussian", {"mu": 3.5, "sigma": 3.0}) == pytest.approx(9.8691, abs=1e-4)  # spec §1.5
-
-
-def test_family_median_rule_including_an_undefined_family():
-    scores = pd.DataFrame({
-        "family": ["a", "a", "b", "c", "c"],
-        "normalized_w1": [0.1, np.nan, 0.5, 0.2, 0.4],
-    })
-    assert family_median(scores, "normalized_w1") == pytest.approx(0.3)  # a: 0.1, b: 0.5, c: 0.3
-    scores.loc[2, "normalized_w1"] = np.inf  # family b has no finite value
-    assert math.isnan(family_median(scores, "normalized_w1"))
 
 
 # -- logit KL --------------------------------------------------------------------------------

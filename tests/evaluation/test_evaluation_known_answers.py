@@ -1,7 +1,6 @@
-"""Known answers for scoring and the paper's aggregates (paper eq. 5, §4.2; spec §8.2-8.3), computed
-by hand. Each fixture gives different numbers under the plausible mistakes: parsed samples for all
-samples, exclusive bounds, an unsorted sample, a mean for the median, pooled prompts for families,
-an unweighted mean over paths."""
+"""Known answers for scoring and logit KL (paper eq. 5, §4.2; spec §8.2), computed by hand. Each fixture
+gives different numbers under the plausible mistakes: parsed samples for all samples, exclusive bounds,
+an unsorted sample, an unweighted mean over paths."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from table_model import TokenTableModel
 
 from calft import artifacts
 from calft.evaluation.logit_kl import exact, monte_carlo
-from calft.evaluation.metrics import family_mean, family_median, prompt_scores, target_spread, wasserstein_to_law
+from calft.evaluation.metrics import prompt_scores, target_spread, wasserstein_to_law
 from calft.evaluation.parse import judge
 from calft.modeling.trees import SoftTargets
 from calft.targets.families import get_family
@@ -84,39 +83,6 @@ def test_w1_averages_only_the_pairs_where_both_the_value_and_the_quantile_are_fi
 ])
 def test_target_spread_is_the_90_percent_interquantile_range(family_id, params, spread):
     assert target_spread(family_id, params) == pytest.approx(spread, abs=1e-4)
-
-
-# Family values chosen so that every plausible aggregate differs: family means a 0.2 (its inf left out),
-# b 0.9, c 0.7, d 0.05 -> median 0.45; mean of family means 0.4625; median of family medians 0.35;
-# pooled median 0.4; pooled mean 0.4929; with the inf kept, family a and the mean are infinite.
-SCORES = pd.DataFrame({
-    "family": ["a", "a", "a", "b", "c", "c", "c", "d"],
-    "normalized_w1": [0.1, 0.3, np.inf, 0.9, 0.4, 0.5, 1.2, 0.05],
-    "valid_rate": [1.0, 0.0, 0.5, 0.9, 0.2, 0.2, 0.2, 0.6],
-})
-
-
-def test_the_paper_aggregate_is_the_median_across_families_of_within_family_means():
-    assert family_median(SCORES, "normalized_w1") == pytest.approx(0.45)
-
-
-def test_the_paper_aggregate_is_undefined_when_one_family_has_no_finite_value():
-    scores = SCORES.copy()
-    scores.loc[scores.family == "b", "normalized_w1"] = np.nan
-    assert math.isnan(family_median(scores, "normalized_w1"))
-    assert family_median(SCORES[SCORES.family != "b"], "normalized_w1") == pytest.approx(0.2)  # a, c, d
-
-
-def test_families_read_as_categories_count_only_the_families_present():
-    # parquet hands the family column back as a category whose categories may outnumber the rows' families
-    scores = SCORES.assign(family=pd.Categorical(SCORES.family, categories=["a", "b", "c", "d", "unused"]))
-    assert family_median(scores, "normalized_w1") == pytest.approx(0.45)
-    assert family_mean(scores, "valid_rate") == pytest.approx(0.55)
-
-
-def test_the_equal_family_mean_weighs_each_family_once_whatever_its_prompt_count():
-    # family means a 0.5, b 0.9, c 0.2, d 0.6 -> 0.55; the prompt mean would be 3.6 / 8 = 0.45
-    assert family_mean(SCORES, "valid_rate") == pytest.approx(0.55)
 
 
 # -- logit KL --------------------------------------------------------------------------------

@@ -13,6 +13,39 @@ import pytest
 from calft.report import aggregates, tables
 
 
+# Family values chosen so that every plausible aggregate differs: family means a 0.2 (its inf left out),
+# b 0.9, c 0.7, d 0.05 -> median 0.45; mean of family means 0.4625; median of family medians 0.35;
+# pooled median 0.4; pooled mean 0.4929; with the inf kept, family a and the mean are infinite.
+SCORES = pd.DataFrame({
+    "family": ["a", "a", "a", "b", "c", "c", "c", "d"],
+    "normalized_w1": [0.1, 0.3, np.inf, 0.9, 0.4, 0.5, 1.2, 0.05],
+    "valid_rate": [1.0, 0.0, 0.5, 0.9, 0.2, 0.2, 0.2, 0.6],
+})
+
+
+def test_the_paper_aggregate_is_the_median_across_families_of_within_family_means():
+    assert aggregates.family_median(SCORES, "normalized_w1") == pytest.approx(0.45)
+
+
+def test_the_paper_aggregate_is_undefined_when_one_family_has_no_finite_value():
+    scores = SCORES.copy()
+    scores.loc[scores.family == "b", "normalized_w1"] = np.nan
+    assert math.isnan(aggregates.family_median(scores, "normalized_w1"))
+    assert aggregates.family_median(SCORES[SCORES.family != "b"], "normalized_w1") == pytest.approx(0.2)  # a, c, d
+
+
+def test_families_read_as_categories_count_only_the_families_present():
+    # parquet hands the family column back as a category whose categories may outnumber the rows' families
+    scores = SCORES.assign(family=pd.Categorical(SCORES.family, categories=["a", "b", "c", "d", "unused"]))
+    assert aggregates.family_median(scores, "normalized_w1") == pytest.approx(0.45)
+    assert aggregates.family_mean(scores, "valid_rate") == pytest.approx(0.55)
+
+
+def test_the_equal_family_mean_weighs_each_family_once_whatever_its_prompt_count():
+    # family means a 0.5, b 0.9, c 0.2, d 0.6 -> 0.55; the prompt mean would be 3.6 / 8 = 0.45
+    assert aggregates.family_mean(SCORES, "valid_rate") == pytest.approx(0.55)
+
+
 def _per_prompt(method: str, shift: float) -> pd.DataFrame:
     # family means of normalized W1: a 0.2 (inf left out), b 0.9, c 0.7, d 0.05 -> median 0.45
     # (mean of family means 0.4625, pooled median 0.4); valid rate family means 0.5, 0.9, 0.2, 0.6 -> 0.55

@@ -1,16 +1,13 @@
 """Sample-level metrics and the paper's aggregation (paper eq. 5, §4.2; reference spec §8.2-8.3).
 
 Pure numpy and SciPy laws. W1 compares the sorted valid samples x_(1..N) with the target's
-quantiles at (i - 0.5) / N; normalized W1 divides it by the target's Q95 - Q05. Aggregation follows
-the paper (the reference lacks it, spec §18.1): the finite normalized W1 values are averaged within
-each family, then the median is taken across families, and the aggregate is undefined (NaN) when
-any family has no finite value.
+quantiles at (i - 0.5) / N; normalized W1 divides it by the target's Q95 - Q05. The aggregates over prompts and families are the
+report's (calft.report.aggregates).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from calft.targets.families import get_family
 
@@ -42,18 +39,3 @@ def prompt_scores(values: np.ndarray, valid: np.ndarray, family_id: str, params:
         "w1": w1,
         "normalized_w1": w1 / target_spread(family_id, params),
     }
-
-
-def family_median(scores: pd.DataFrame, column: str) -> float:
-    """The paper's aggregate: mean of finite values within each family, median across families;
-    NaN (undefined, '—' in the paper's tables) when some family has no finite value."""
-    finite = scores[column].where(np.isfinite(scores[column]))
-    per_family = finite.groupby(scores["family"], observed=True).mean()
-    if per_family.isna().any() or per_family.empty:
-        return float("nan")
-    return float(per_family.median())
-
-
-def family_mean(scores: pd.DataFrame, column: str) -> float:
-    """Equal-family-weight mean (the reference's summary for valid rate and logit KL)."""
-    return float(scores.groupby("family", observed=True)[column].mean().mean())

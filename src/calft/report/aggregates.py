@@ -1,16 +1,32 @@
 """The report's aggregates: how per-prompt, per-task, per-slice and per-model rows become the numbers
 the tables print (paper §4.2 and Appendix D). Per (model, method, prompt set): normalized W1 as the
-paper's family median (undefined when a family has no finite value), logit KL and valid rate as
-equal-family means; retention as the mean over task rows; perplexity as the pooled 'all' slice;
+paper's family median (the reference lacks it, spec §18.1: the finite values averaged within each
+family, the median across families, undefined when a family has no finite value), logit KL and
+valid rate as equal-family means; retention as the mean over task rows; perplexity as the pooled 'all' slice;
 transfer measures as means over prompts; cross-model rows as means over the models that have them.
 Pure pandas."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from calft.evaluation.metrics import family_mean, family_median
 from calft.methods import MAIN
+
+
+def family_median(scores: pd.DataFrame, column: str) -> float:
+    """The paper's aggregate: mean of finite values within each family, median across families;
+    NaN (undefined, '—' in the paper's tables) when some family has no finite value."""
+    finite = scores[column].where(np.isfinite(scores[column]))
+    per_family = finite.groupby(scores["family"], observed=True).mean()
+    if per_family.isna().any() or per_family.empty:
+        return float("nan")
+    return float(per_family.median())
+
+
+def family_mean(scores: pd.DataFrame, column: str) -> float:
+    """Equal-family-weight mean (the reference's summary for valid rate and logit KL)."""
+    return float(scores.groupby("family", observed=True)[column].mean().mean())
 
 
 def summary(per_prompt: pd.DataFrame) -> pd.DataFrame:

@@ -137,7 +137,6 @@ def _open_ended_items(inputs: dict, models: list[str], tables: Path, figures: Pa
     """Figure 9 and the Appendix D.4 counts from the per-prompt rows, Figure 10 from the samples."""
     from calft.report import figures as plots
     from calft.report import tables as report
-    from calft.transfer.prompts import CATEGORIES, open_ended_prompts
 
     rows = pd.concat([report.read(path, "open_ended").assign(model=model, method=method)
                       for (model, method), path in inputs["open_ended"].items() if method in MAIN], ignore_index=True)
@@ -147,12 +146,13 @@ def _open_ended_items(inputs: dict, models: list[str], tables: Path, figures: Pa
         _write_flat_table(tables, "appendix_d4_open_ended_counts", counts, title)
         with artifacts.atomic_path(figures / "figure9_open_ended_per_prompt.png", "report") as path:
             plots.figure_open_ended_per_prompt(rows, path)
-    texts = open_ended_prompts()
+    texts = dict(zip(rows.prompt_index, rows.prompt))  # the prompts as the results record them
+    index_of = dict(zip(rows.category, rows.prompt_index))
     for model in models:
         samples = {method: report.read(path, "open_ended_samples")
                    for (sample_model, method), path in inputs["open_ended_samples"].items() if sample_model == model}
         sampled = sorted(set.intersection(*(set(frame.prompt_index) for frame in samples.values()))) if samples else []
-        chosen = [CATEGORIES.index(c) for c in FIGURE10_PROMPTS if CATEGORIES.index(c) in sampled] or sampled[:3]
+        chosen = [index_of[c] for c in FIGURE10_PROMPTS if index_of.get(c) in sampled] or sampled[:3]
         with artifacts.atomic_path(figures / f"figure10_open_ended_frequencies_{model}.png", "report") as path:
             plots.figure_open_ended_frequencies(samples, {i: texts[i] for i in chosen}, model, path)
 

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from calft.errors import UserError
-from calft.targets.discretize import discretize_laws
+from calft.targets.discretize import discretize_laws, format_canonical
 from calft.targets.families import get_family
 from calft.targets.prompts import make_prompt
 from calft.targets.tries import build_trie_forest
@@ -230,3 +230,8 @@ def test_outputs_that_tokenize_alike_or_prefix_one_another_are_refused_by_name()
     # the same sequences in two prompts are two tries, not a duplicate
     trie = build_trie_forest(np.arange(2), np.arange(2), np.array([[1, 9], [1, 9]]), np.array([1.0, 1.0]))
     assert trie.prompt_index.tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def test_no_values_format_to_no_text():
+    offsets, data = format_canonical(np.empty(0, dtype=np.int64), 3)
+    assert offsets.tolist() == [0] and data.size == 0

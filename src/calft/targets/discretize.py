@@ -176,21 +176,20 @@ def format_canonical(grid_index: np.ndarray, decimals: int) -> tuple[np.ndarray,
     Returns (offsets int64 of length n+1, utf-8 bytes) in Arrow's string layout: "-0.12340", "25".
     """
     k = np.asarray(grid_index, dtype=np.int64)
+    if not len(k):
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
     negative = k < 0
     magnitude = np.abs(k)
     scale = 10**decimals
     whole, fraction = magnitude // scale, magnitude % scale
     whole_digits = 1 + sum((whole >= 10**i).astype(np.int64) for i in range(1, 19))
     lengths = negative + whole_digits + (decimals + 1 if decimals else 0)
-    width = int(lengths.max()) if len(k) else 0
+    width = int(lengths.max())
     chars = np.zeros((len(k), width), dtype=np.uint8)
-    column = width - 1
     for i in range(decimals):
-        chars[:, column] = ord("0") + (fraction // 10**i) % 10
-        column -= 1
+        chars[:, width - 1 - i] = ord("0") + (fraction // 10**i) % 10
     if decimals:
-        chars[:, column] = ord(".")
-        column -= 1
+        chars[:, width - 1 - decimals] = ord(".")
     whole_start = width - decimals - (1 if decimals else 0)
     for i in range(whole_start):
         digit_column = whole_start - 1 - i

@@ -10,6 +10,7 @@ would be rebuilt hundreds of times.
 
     python benchmarks/mutation.py [--stage targets --stage evaluation ...] [--jobs 2]
         [--workdir benchmarks/output/mutation] [--fresh]
+    python benchmarks/mutation.py --named   # the hand-made mutants of NAMED, each against its stage
 
 It prints, per module, the mutants, how many were killed, survived or had no test calling their
 function, and the kill rate (killed over mutants); then every survivor with its diff. A rerun keeps
@@ -52,6 +53,19 @@ STAGES = {  # in the order they run: the metrics the tables print first
                       "targets/prompts.py"),
                      tuple(f"tests/targets/test_{name}.py" for name in ("targets_known_answers", "discretize", "tries",
                                                                       "families", "prompts"))),
+}
+# Plausible bugs found by hand that once survived every test (issue 34): each must fail its stage's tests.
+NAMED = {
+    "upper tail dropped": ("targets", "targets/discretize.py",
+                           "        mass[last] += np.maximum(0.0, 1.0 - law.cdf(values[last]))\n", ""),
+    "mean across families": ("report", "report/aggregates.py", "return float(per_family.median())",
+                             "return float(per_family.mean())"),
+    "unbalanced unseen items": ("retention", "retention/irt.py", "np.mean((weights * p)[unseen])",
+                                "np.mean(p[unseen])"),
+    "valid rate over parsed samples": ("evaluation", "evaluation/metrics.py", "float(np.mean(valid)) if len(valid)",
+                                       "float(np.sum(valid) / np.sum(np.isfinite(values))) if len(valid)"),
+    "warm-up rounded up": ("training", "training/schedule.py", "math.floor(warmup_ratio * total_steps)",
+                           "math.ceil(warmup_ratio * total_steps)"),
 }
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 36: "timeout", 24: "timeout",
           -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
@@ -111,13 +125,38 @@ def print_rows(rows: list[tuple]) -> None:
         print(f"{module:32} {total:8d} {killed:7d} {survived:9d} {untested:8d} {timeouts:8d} {rate:10.1%}", flush=True)
 
 
+def run_named(workdir: Path) -> int:
+    """Apply each NAMED mutant alone to a scratch copy and run its stage's oracle: all must fail."""
+    survived = 0
+    for label, (stage, module, old, new) in NAMED.items():
+        spec = STAGES[stage]
+        folder = workdir / "named"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(ROOT, folder, ignore=lambda _, names: [n for n in names if n in SKIPPED])
+        source = folder / PACKAGE / module
+        text = source.read_text()
+        assert text.count(old) == 1, f"{label}: the code to mutate is not in {module} once"
+        source.write_text(text.replace(old, new))
+        command = [sys.executable, "-m", "pytest", "-q", "-x", "-o", "addopts=", "-p", "no:xdist", "-p",
+                   "no:cacheprovider", *(["-m", spec.markers] if spec.markers else []), *spec.tests]
+        result = subprocess.run(command, cwd=folder, env=os.environ | {"PYTHONPATH": str(folder / "src")},
+                                capture_output=True, text=True)
+        killed = result.returncode == 1
+        survived += not killed
+        print(f"{label:32} {module:28} {'killed' if killed else 'SURVIVED'}: {result.stdout.strip().splitlines()[-1]}")
+    return 1 if survived else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", action="append", choices=sorted(STAGES), help="default: every stage")
     parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "output" / "mutation")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
+    parser.add_argument("--named", action="store_true", help="only the hand-made mutants of NAMED")
     args = parser.parse_args()
+    if args.named:
+        return run_named(args.workdir)
 
     rows, survivors = [], []
     for stage in args.stage or list(STAGES):

@@ -12,9 +12,10 @@ import pytest
 from table_model import TokenTableModel
 
 from calft import artifacts
-from calft.evaluation.logit_kl import exact, monte_carlo
+from calft.evaluation.logit_kl import exact, logit_kl_table, monte_carlo
 from calft.evaluation.metrics import prompt_scores, target_spread, wasserstein_to_law
 from calft.evaluation.parse import judge
+from calft.modeling.generation import sample_seed
 from calft.modeling.trees import SoftTargets
 from calft.targets.families import get_family
 
@@ -107,18 +108,59 @@ def table_model_and_tries(tmp_path_factory):
 
 
 def test_exact_logit_kl_is_the_mass_weighted_mean_over_paths_of_their_mean_prefix_kl(table_model_and_tries):
-    # the prompt is the single token 0; each prefix's distribution is softmax(table[its last token])
+    # the prompt is the single token 0; each prefix's distribution is the stand-in's after prompt and prefix
     model, targets = table_model_and_tries
-    root, after_1, after_2 = model.kl(0, {1: 0.5, 2: 0.5}), model.kl(1, {5: 1.0}), model.kl(2, {3: 0.6, 4: 0.4})
-    after_23, after_24 = model.kl(3, {5: 1.0}), model.kl(4, {5: 1.0})
+    root, after_1 = model.kl([0], {1: 0.5, 2: 0.5}), model.kl([0, 1], {5: 1.0})
+    after_2, after_23, after_24 = model.kl([0, 2], {3: 0.6, 4: 0.4}), model.kl([0, 2, 3], {5: 1.0}), model.kl([0, 2, 4], {5: 1.0})
     expected = (0.5 * (root + after_1) / 2 + 0.3 * (root + after_2 + after_23) / 3
                 + 0.2 * (root + after_2 + after_24) / 3)
     assert exact(model, targets, targets.prompt_ids.index("p"), [0]) == pytest.approx(expected, rel=1e-5)
     assert exact(model, targets, targets.prompt_ids.index("p"), [0], chunk_nodes=1) == pytest.approx(expected, rel=1e-5)
 
 
+def test_exact_logit_kl_of_a_prompt_whose_nodes_come_after_another_prompts(table_model_and_tries):
+    model, targets = table_model_and_tries
+    expected = (model.kl([4], {3: 1.0}) + model.kl([4, 3], {5: 1.0})) / 2
+    assert exact(model, targets, targets.prompt_ids.index("q"), [4]) == pytest.approx(expected, rel=1e-5)
+
+
 def test_sampled_logit_kl_of_a_single_output_is_its_path_loss(table_model_and_tries):
     model, targets = table_model_and_tries
-    expected = (model.kl(0, {3: 1.0}) + model.kl(3, {5: 1.0})) / 2
+    expected = (model.kl([0], {3: 1.0}) + model.kl([0, 3], {5: 1.0})) / 2
     sampled = monte_carlo(model, targets, targets.prompt_ids.index("q"), [0], "q", paths=4, seed=11)
     assert sampled == pytest.approx(expected, rel=1e-5)
+
+
+def _path_losses(model) -> dict[str, float]:
+    root = model.kl([0], {1: 0.5, 2: 0.5})
+    return {"1": (root + model.kl([0, 1], {5: 1.0})) / 2,
+            "2 3": (root + model.kl([0, 2], {3: 0.6, 4: 0.4}) + model.kl([0, 2, 3], {5: 1.0})) / 3,
+            "2 4": (root + model.kl([0, 2], {3: 0.6, 4: 0.4}) + model.kl([0, 2, 4], {5: 1.0})) / 3}
+
+
+def test_sampled_logit_kl_draws_path_j_of_a_prompt_from_its_own_seed(table_model_and_tries):
+    # path j of prompt p: the output whose cumulative mass (0.5, 0.8, 1.0 for "1", "2 3", "2 4") first
+    # exceeds default_rng(sample_seed(seed, "p", j)).random()
+    model, targets = table_model_and_tries
+    losses = _path_losses(model)
+    draws = [np.random.default_rng(sample_seed(11, "p", j)).random() for j in range(6)]
+    chosen = ["1" if u < 0.5 else "2 3" if u < 0.8 else "2 4" for u in draws]
+    assert len(set(chosen)) > 1
+    expected = np.mean([losses[c] for c in chosen])
+    sampled = monte_carlo(model, targets, targets.prompt_ids.index("p"), [0], "p", paths=6, seed=11)
+    assert sampled == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_logit_kl_table_has_a_row_per_prompt_with_both_estimates(table_model_and_tries):
+    model, targets = table_model_and_tries
+    prompts = pd.DataFrame({"prompt_id": ["q", "p"], "family": ["a", "b"], "split": "ood"})
+    table = logit_kl_table(model, targets, prompts, [[0], [0]], paths=6, seed=11, with_exact=True)
+    losses = _path_losses(model)
+    assert table[["prompt_id", "family", "split"]].values.tolist() == [["q", "a", "ood"], ["p", "b", "ood"]]
+    assert table.logit_kl_exact.tolist() == pytest.approx(
+        [(model.kl([0], {3: 1.0}) + model.kl([0, 3], {5: 1.0})) / 2,
+         0.5 * losses["1"] + 0.3 * losses["2 3"] + 0.2 * losses["2 4"]], rel=1e-5)
+    assert table.logit_kl.iloc[1] == pytest.approx(
+        monte_carlo(model, targets, targets.prompt_ids.index("p"), [0], "p", paths=6, seed=11))
+    without = logit_kl_table(model, targets, prompts, [[0], [0]], paths=6, seed=11, with_exact=False)
+    assert without.logit_kl_exact.isna().all() and without.logit_kl.tolist() == table.logit_kl.tolist()

@@ -157,9 +157,9 @@ def test_packing_shares_the_prompt_and_points_each_prefix_at_its_node():
 def test_a_continuations_loss_is_the_mean_of_its_prefix_kls_at_temperature_tau():
     model = TokenTableModel(10)
     losses = example_losses(model, pack([Item(0, [SHORT, LONG])], {0: [7, 8]}), tau=2.0).tolist()
-    first = model.kl(8, {1: 0.5, 2: 0.5}, 2.0)
-    expected = [(first + model.kl(1, {5: 1.0}, 2.0)) / 2,
-                (first + model.kl(2, {3: 0.6, 4: 0.4}, 2.0) + model.kl(3, {5: 1.0}, 2.0)) / 3]
+    first = model.kl([7, 8], {1: 0.5, 2: 0.5}, 2.0)
+    expected = [(first + model.kl([7, 8, 1], {5: 1.0}, 2.0)) / 2,
+                (first + model.kl([7, 8, 2], {3: 0.6, 4: 0.4}, 2.0) + model.kl([7, 8, 2, 3], {5: 1.0}, 2.0)) / 3]
     assert losses == pytest.approx(expected, rel=1e-5)
 
 
@@ -169,5 +169,5 @@ def test_the_naive_computation_pads_each_continuation_and_gives_the_same_losses(
     packed = example_losses(model, pack(items, {0: [7, 8], 1: [6]}), tau=1.5).tolist()
     naive = naive_example_losses(model, items, {0: [7, 8], 1: [6]}, pad_id=9, tau=1.5).tolist()
     assert naive == pytest.approx(packed, rel=1e-6) and len(naive) == 3
-    assert naive[2] == pytest.approx((model.kl(6, {1: 0.5, 2: 0.5}, 1.5) + model.kl(2, {3: 0.6, 4: 0.4}, 1.5)
-                                      + model.kl(3, {5: 1.0}, 1.5)) / 3, rel=1e-5)
+    assert naive[2] == pytest.approx((model.kl([6], {1: 0.5, 2: 0.5}, 1.5) + model.kl([6, 2], {3: 0.6, 4: 0.4}, 1.5)
+                                      + model.kl([6, 2, 3], {5: 1.0}, 1.5)) / 3, rel=1e-5)

@@ -56,7 +56,7 @@ def test_item_probabilities_sum_clipped_dimension_logits_through_a_sigmoid():
     p = irt.item_probabilities(np.array([1.0, -2.0]), A, np.zeros((1, 2, 3)))
     sigmoid = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
     np.testing.assert_allclose(p, [sigmoid(-1), sigmoid(30), sigmoid(-30)], rtol=1e-12)
-    assert 1 - p[1] == pytest.approx(sigmoid(-30), rel=1e-2)
+    assert 1 - p[1] == pytest.approx(sigmoid(-30), rel=1e-2, abs=0)
 
 
 def test_theta_is_the_maximum_likelihood_ability():
@@ -82,11 +82,15 @@ def test_an_all_wrong_or_all_right_scenario_gets_a_finite_extreme_ability(respon
     assert np.isfinite(theta).all() and abs(p - response) < 0.01
 
 
-def test_accuracy_is_the_mean_score_and_gp_irt_needs_all_100_items():
-    examples = pd.DataFrame({"task": "arc", "kind": "mmlu", "metric": "acc", "doc_id": range(4),
-                             "score": [1.0, 0.0, 0.0, 1.0]})
-    (row,) = scoring.summarize(examples, {}).to_dict("records")
-    assert row["accuracy"] == 0.5 and row["items"] == 4 and math.isnan(row["gpirt"])
+def test_accuracy_is_the_mean_score_per_task_and_metric_in_order_and_gp_irt_needs_all_100_items():
+    examples = pd.DataFrame({"task": ["z", "z", "a", "a"], "kind": ["gsm8k", "gsm8k", "mmlu", "mmlu"],
+                             "metric": ["strict", "strict", "acc", "acc"], "doc_id": [0, 1, 0, 1],
+                             "score": [1.0, 0.0, 0.0, 0.0]})
+    rows = scoring.summarize(examples, {}).to_dict("records")
+    nan = {"irt": pytest.approx(np.nan, nan_ok=True), "pirt": pytest.approx(np.nan, nan_ok=True),
+           "gpirt": pytest.approx(np.nan, nan_ok=True)}
+    assert rows == [{"task": "z", "kind": "gsm8k", "metric": "strict", "items": 2, "accuracy": 0.5, **nan},
+                    {"task": "a", "kind": "mmlu", "metric": "acc", "items": 2, "accuracy": 0.0, **nan}]
 
 
 def test_hellaswag_picks_the_ending_of_highest_log_likelihood_per_character():
@@ -122,6 +126,12 @@ def test_truthfulqa_mc2_is_the_normalized_probability_of_the_true_answers():
 ])
 def test_a_continuation_gets_a_space_unless_one_side_already_has_whitespace(prompt, continuation, spaced):
     assert scoring.spaced(prompt, continuation) == spaced
+
+
+def test_winogrande_splits_its_sentence_at_the_first_blank():
+    doc = {"option1": "x", "option2": "y", "sentence": "A _ then _ end.", "input_formatted": "A"}
+    assert scoring.winogrande_continuation(doc) == "then _ end."
+    assert scoring.winogrande_options(doc) == ["A x", "A y"]
 
 
 def test_winogrande_cuts_the_longer_option_the_prompt_ends_with_or_falls_back_to_the_sentence():
@@ -160,6 +170,7 @@ def test_pooled_perplexity_and_bits_per_byte_sum_the_counts_over_slices():
     # 110 / (ln 2 x 100) bits per byte
     table = with_pooled_measures(pd.DataFrame({"slice": ["a", "b"], "documents": [2, 3], "tokens": [10, 30],
                                                "bytes": [40, 60], "nll": [20.0, 90.0]}))
+    assert list(table.index) == [0, 1, 2]
     rows = table.set_index("slice")
     assert list(rows.index) == ["a", "b", "all"]
     assert rows.loc["all", ["documents", "tokens", "bytes"]].tolist() == [5, 40, 100]

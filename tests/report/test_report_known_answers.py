@@ -117,9 +117,12 @@ def test_open_ended_counts_compare_each_prompt_with_the_base_model_on_the_same_p
     rows = pd.DataFrame({"model": "m", "method": ["base"] * 4 + ["soft"] * 4, "prompt_index": [0, 1, 2, 3] * 2,
                          "support_size": [2.0, 3.0, 5.0, 1.0, 4.0, 3.0, 1.0, np.nan],
                          "unique_fraction": [0.1, 0.1, 0.1, 0.1, 0.5, 0.5, 0.5, 0.5]})
-    counts = aggregates.open_ended_counts(rows).set_index("measure")
-    assert counts.loc["support_size", ["pairs", "higher", "equal", "lower"]].tolist() == [3, 1, 1, 1]
-    assert counts.loc["unique_fraction", ["pairs", "higher", "equal", "lower"]].tolist() == [4, 4, 0, 0]
+    counts = aggregates.open_ended_counts(rows)
+    assert counts.to_dict("records") == [
+        {"method": "soft", "measure": "support_size", "pairs": 3, "higher": 1, "equal": 1, "lower": 1},
+        {"method": "soft", "measure": "unique_fraction", "pairs": 4, "higher": 4, "equal": 0, "lower": 0}]
+    alone = aggregates.open_ended_counts(rows[rows.method == "base"])  # no fine-tuned method: no rows, same columns
+    assert alone.empty and list(alone.columns) == ["method", "measure", "pairs", "higher", "equal", "lower"]
 
 
 def test_summary_rows_keep_the_order_in_which_their_keys_first_appear():

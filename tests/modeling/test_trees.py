@@ -3,6 +3,7 @@ gradients equal to the naive one-sequence-per-continuation computation."""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -41,6 +42,8 @@ def test_soft_targets_index_every_prompts_nodes_in_one_table(soft_targets):
     assert soft_targets.prompt_ids == ["q", "p"]
     np.testing.assert_array_equal(soft_targets.node_start, [0, 3, 11])
     np.testing.assert_array_equal(soft_targets.parent, [-1, 0, 1, -1, 3, 3, 4, 5, 5, 7, 8])
+    np.testing.assert_array_equal(soft_targets.depth, [0, 1, 2, 0, 1, 1, 2, 2, 2, 3, 3])
+    np.testing.assert_array_equal(soft_targets.children(0), [1])
     np.testing.assert_array_equal(soft_targets.children(3), [4, 5])
     np.testing.assert_array_equal(soft_targets.children(5), [7, 8])
     assert soft_targets.children(6).size == 0 and soft_targets.is_leaf.sum() == 4
@@ -48,6 +51,8 @@ def test_soft_targets_index_every_prompts_nodes_in_one_table(soft_targets):
 
 @pytest.mark.parametrize("draw, tokens, target_ids, target_probs", [
     (0.49, [1], [[1, 2], [5]], [[0.5, 0.5], [1.0]]),
+    (0.5, [2, 3], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),  # a draw on a boundary takes the next
+    (1.0, [2, 4], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),  # past the last one: the last output
     (0.6, [2, 3], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),
     (0.95, [2, 4], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),
 ])
@@ -58,6 +63,29 @@ def test_a_drawn_path_is_chosen_by_output_mass_and_carries_each_prefixs_targets(
     assert path.tokens.tolist() == tokens
     assert [ids.tolist() for ids in path.target_ids] == target_ids
     assert [probs.tolist() for probs in path.target_probs] == target_probs
+
+
+def test_the_first_prompts_paths_start_at_its_root(soft_targets):
+    path = soft_targets.continuation(soft_targets.prompt_ids.index("q"), SimpleNamespace(random=lambda: 0.3))
+    assert path.tokens.tolist() == [3] and [ids.tolist() for ids in path.target_ids] == [[3], [5]]
+
+
+def test_the_prefix_kl_defaults_to_temperature_1_and_no_smoothing():
+    logits = torch.tensor([[0.0, 1.0, 2.0, 0.5]])
+    ids, probs = torch.tensor([[1, 2]]), torch.tensor([[0.75, 0.25]])
+    log_pi = torch.log_softmax(logits, -1)[0]
+    expected = 0.75 * (math.log(0.75) - log_pi[1].item()) + 0.25 * (math.log(0.25) - log_pi[2].item())
+    assert prefix_kl(logits, ids, probs).item() == pytest.approx(expected, rel=1e-6)
+    tiny = torch.tensor([[1.0, 1e-12]])  # unsmoothed, the 1e-12 candidate adds almost nothing
+    assert prefix_kl(logits, ids, tiny).item() == pytest.approx(-log_pi[1].item(), rel=1e-6)
+
+
+def test_the_loss_smooths_each_candidate_to_epsilon_and_renormalizes():
+    model = TokenTableModel(10)
+    sharp = _continuation([1], [{1: 1 - 1e-6, 2: 1e-6}, {5: 1.0}])
+    loss = example_losses(model, pack([Item(0, [sharp])], {0: [7, 8]}), tau=1.0, epsilon=0.01).item()
+    smoothed = {1: (1 - 1e-6) / (1 - 1e-6 + 0.01), 2: 0.01 / (1 - 1e-6 + 0.01)}
+    assert loss == pytest.approx((model.kl([7, 8], smoothed) + model.kl([7, 8, 1], {5: 1.0})) / 2, rel=1e-5)
 
 
 def test_tries_must_stay_within_the_models_vocabulary(soft_targets, tmp_path):

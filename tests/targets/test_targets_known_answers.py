@@ -13,8 +13,8 @@ from scipy import stats
 
 from calft.errors import UserError
 from calft.targets.discretize import discretize_laws, format_canonical
-from calft.targets.families import get_family
-from calft.targets.prompts import make_prompt
+from calft.targets.families import FamilyError, get_family
+from calft.targets.prompts import _grid_to_params, make_prompt, prompt_set
 from calft.targets.tries import build_trie_forest
 
 EULER_GAMMA = 0.5772156649015329
@@ -235,3 +235,40 @@ def test_outputs_that_tokenize_alike_or_prefix_one_another_are_refused_by_name()
 def test_no_values_format_to_no_text():
     offsets, data = format_canonical(np.empty(0, dtype=np.int64), 3)
     assert offsets.tolist() == [0] and data.size == 0
+
+
+@pytest.mark.parametrize("family_id, row, params", [  # the reference's grid transforms (spec §1.4)
+    ("binomial", {"n": 10.4, "p": 0.3}, {"n": 10.0, "p": 0.3}),
+    ("beta_binomial", {"n": 9.6, "alpha": 2, "beta": 3}, {"n": 10.0, "alpha": 2, "beta": 3}),
+    ("negative_binomial", {"r": 2.5, "p": 0.5}, {"r": 2.0, "p": 0.5}),  # Python's round: ties to even
+    ("hypergeometric", {"M": 30, "N": 5, "success_fraction": 0.35}, {"M": 30.0, "K": 10.0, "N": 5.0}),  # 10.5
+    ("hypergeometric", {"M": 30, "N": 5, "success_fraction": 0.65}, {"M": 30.0, "K": 20.0, "N": 5.0}),  # 19.5
+    ("hypergeometric", {"M": 50, "N": 60, "success_fraction": 0.35}, {"M": 50.0, "K": 18.0, "N": 50.0}),  # 17.5
+    ("hypergeometric", {"M": 30, "N": 5, "success_fraction": 0.01}, {"M": 30.0, "K": 0.0, "N": 5.0}),
+    ("uniform", {"a": 1.5, "width": 2}, {"a": 1.5, "b": 3.5}),
+    ("triangular", {"a": 1, "width": 4, "mode_fraction": 0.25}, {"a": 1, "c": 2.0, "b": 5}),
+])
+def test_grid_rows_become_the_prompt_parameters_as_the_reference_transforms_them(family_id, row, params):
+    assert _grid_to_params(family_id, row) == params
+
+
+def test_prompt_ids_spell_negatives_and_decimal_points_out():
+    assert make_prompt("gaussian", {"mu": -0.25, "sigma": 3}, "x").prompt_id == "gaussian_mu_m0p25_sigma_3"
+
+
+@pytest.mark.parametrize("name", ["train", "unseen", "ood", "unseen-full", "ood-full"])
+def test_every_prompt_of_a_set_records_the_sets_split(name):
+    split = {"unseen-full": "unseen", "ood-full": "ood"}.get(name, name)
+    assert {prompt.split for prompt in prompt_set(name)} == {split}
+
+
+def test_a_set_names_the_families_it_lacks_and_the_sets_it_knows():
+    with pytest.raises(FamilyError, match=r"^family 'poisson' is not in prompt set 'train', which has only the seen "
+                                          r"families$"):
+        prompt_set("train", families=["poisson"])
+    with pytest.raises(FamilyError, match=r"^family 'gaussian' is not in prompt set 'ood', which has only the "
+                                          r"held-out families$"):
+        prompt_set("ood", families=["gaussian"])
+    with pytest.raises(UserError, match=r"^unknown prompt set 'nope'; choose from train, unseen, ood, unseen-full, "
+                                        r"ood-full$"):
+        prompt_set("nope")

@@ -193,9 +193,13 @@ def test_a_continuations_loss_is_the_mean_of_its_prefix_kls_at_temperature_tau()
 
 def test_the_naive_computation_pads_each_continuation_and_gives_the_same_losses():
     model = TokenTableModel(10)
-    items = [Item(0, [SHORT, LONG]), Item(1, [LONG])]
-    packed = example_losses(model, pack(items, {0: [7, 8], 1: [6]}), tau=1.5).tolist()
-    naive = naive_example_losses(model, items, {0: [7, 8], 1: [6]}, pad_id=9, tau=1.5).tolist()
-    assert naive == pytest.approx(packed, rel=1e-6) and len(naive) == 3
-    assert naive[2] == pytest.approx((model.kl([6], {1: 0.5, 2: 0.5}, 1.5) + model.kl([6, 2], {3: 0.6, 4: 0.4}, 1.5)
+    sharp = _continuation([1], [{1: 1 - 1e-6, 2: 1e-6}, {5: 1.0}])  # epsilon lifts its second candidate
+    items = [Item(0, [SHORT, LONG, sharp]), Item(1, [LONG])]
+    packed = example_losses(model, pack(items, {0: [7, 8], 1: [6]}), tau=1.5, epsilon=0.01).tolist()
+    naive = naive_example_losses(model, items, {0: [7, 8], 1: [6]}, pad_id=9, tau=1.5, epsilon=0.01).tolist()
+    assert naive == pytest.approx(packed, rel=1e-6) and len(naive) == 4
+    smoothed = {1: (1 - 1e-6) / (1 - 1e-6 + 0.01), 2: 0.01 / (1 - 1e-6 + 0.01)}
+    assert naive[2] == pytest.approx((model.kl([7, 8], smoothed, 1.5) + model.kl([7, 8, 1], {5: 1.0}, 1.5)) / 2,
+                                     rel=1e-5)
+    assert naive[3] == pytest.approx((model.kl([6], {1: 0.5, 2: 0.5}, 1.5) + model.kl([6, 2], {3: 0.6, 4: 0.4}, 1.5)
                                       + model.kl([6, 2, 3], {5: 1.0}, 1.5)) / 3, rel=1e-5)

@@ -28,8 +28,14 @@ from calft.modeling.chat import ChatFormat, prompt_ids
 from calft.modeling.generation import sample, sample_seed
 
 SHAPES = {
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
-                 num_hidden_layers=2, head_dim=16),
+    "tiny": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_hidden_layers=2,
+        head_dim=16,
+    ),
     "135m": {},
 }
 PROMPT = "Generate exactly ONE random number from a Gaussian distribution with parameters mu=3.5, sigma=3."
@@ -47,8 +53,11 @@ def build(config_dir: Path, shape: str):
 
 def timed(model, ids, seeds, tokens, growing: bool) -> tuple[float, list]:
     """Seconds for one sampler call; `growing`: with transformers' DynamicCache in place of ours."""
-    replacement = mock.patch.object(generation, "preallocated_cache", lambda model, capacity: DynamicCache()) \
-        if growing else mock.patch.object(generation, "preallocated_cache", generation.preallocated_cache)
+    replacement = (
+        mock.patch.object(generation, "preallocated_cache", lambda model, capacity: DynamicCache())
+        if growing
+        else mock.patch.object(generation, "preallocated_cache", generation.preallocated_cache)
+    )
     with replacement:
         start = time.perf_counter()
         result = sample(model, ids, seeds, tokens, set())
@@ -57,8 +66,9 @@ def timed(model, ids, seeds, tokens, growing: bool) -> tuple[float, list]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-dir", type=Path, required=True, help="a folder with the embedded model's config "
-                        "and tokenizer")
+    parser.add_argument(
+        "--config-dir", type=Path, required=True, help="a folder with the embedded model's config and tokenizer"
+    )
     parser.add_argument("--shapes", default="tiny,135m")
     parser.add_argument("--lengths", default="64,512,2048", help="new tokens per sample")
     parser.add_argument("--rows", type=int, default=8, help="samples per call")
@@ -75,12 +85,17 @@ def main() -> None:
         model = build(args.config_dir, shape)
         timed(model, ids, seeds, 8, False), timed(model, ids, seeds, 8, True)  # warm-up
         for tokens in map(int, args.lengths.split(",")):
-            runs = {growing: [timed(model, ids, seeds, tokens, growing) for _ in range(args.repeats)]
-                    for growing in (True, False)}
+            runs = {
+                growing: [timed(model, ids, seeds, tokens, growing) for _ in range(args.repeats)]
+                for growing in (True, False)
+            }
             per_token = {growing: 1000 * statistics.median(s for s, _ in r) / tokens for growing, r in runs.items()}
             same = runs[True][0][1] == runs[False][0][1]
-            print(f"{shape} | {tokens} | {per_token[True]:.2f} | {per_token[False]:.2f} | "
-                  f"{per_token[True] / per_token[False]:.2f}x | {same}", flush=True)
+            print(
+                f"{shape} | {tokens} | {per_token[True]:.2f} | {per_token[False]:.2f} | "
+                f"{per_token[True] / per_token[False]:.2f}x | {same}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -50,16 +50,35 @@ from calft.modeling.trees import SoftTargets, example_losses, naive_example_loss
 from calft.training.data import HardTargets, batches, epoch_items
 
 SHAPES = {
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
-                 num_hidden_layers=2, head_dim=16),
+    "tiny": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_hidden_layers=2,
+        head_dim=16,
+    ),
     "135m": {},
-    "1.7b": dict(hidden_size=2048, intermediate_size=8192, num_attention_heads=32, num_key_value_heads=32,
-                 num_hidden_layers=24, head_dim=64),
+    "1.7b": dict(
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        num_hidden_layers=24,
+        head_dim=64,
+    ),
 }
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-                   "generation_config.json")
-PROMPT = ("Generate exactly ONE random number from a Gaussian distribution with parameters mu=3.5, sigma=3. "
-          "Output ONLY the number.")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "generation_config.json",
+)
+PROMPT = (
+    "Generate exactly ONE random number from a Gaussian distribution with parameters mu=3.5, sigma=3. "
+    "Output ONLY the number."
+)
 TERMINATOR = "<|im_end|>"
 LORA = dict(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
 
@@ -107,9 +126,12 @@ def profile_summary(label: str, function) -> None:
     busy_ms = sum(device_time(event) for event in events) / 1e3
     key = device_time if DEVICE.type == "cuda" else (lambda event: event.self_cpu_time_total)
     top = sorted(events, key=key, reverse=True)[:5]
-    print(f"[profile] {label}: wall {wall * 1e3:.0f} ms (profiled), host ops {host_ms:.0f} ms, device busy "
-          f"{busy_ms:.0f} ms, {sum(event.count for event in events)} op calls; top: "
-          + "; ".join(f"{event.key[:48]} {key(event) / 1e3:.1f} ms" for event in top), flush=True)
+    print(
+        f"[profile] {label}: wall {wall * 1e3:.0f} ms (profiled), host ops {host_ms:.0f} ms, device busy "
+        f"{busy_ms:.0f} ms, {sum(event.count for event in events)} op calls; top: "
+        + "; ".join(f"{event.key[:48]} {key(event) / 1e3:.1f} ms" for event in top),
+        flush=True,
+    )
 
 
 def non_embedding_parameters(model) -> int:
@@ -162,20 +184,33 @@ def sampling_baselines(model, ids: list[int], n: int, tokens: int, stop: list[in
     from transformers import GenerationConfig
 
     prompt = torch.tensor([ids], device=DEVICE)
-    common = dict(do_sample=True, temperature=1.0, top_p=1.0, top_k=None, max_new_tokens=tokens, eos_token_id=stop,
-                  pad_token_id=pad)
+    common = dict(
+        do_sample=True,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=None,
+        max_new_tokens=tokens,
+        eos_token_id=stop,
+        pad_token_id=pad,
+    )
     calls = {}
     if "generate" in names:
-        calls["generate"] = lambda: model.generate(prompt, attention_mask=torch.ones_like(prompt),
-                                                   num_return_sequences=n, **common)
+        calls["generate"] = lambda: model.generate(
+            prompt, attention_mask=torch.ones_like(prompt), num_return_sequences=n, **common
+        )
     if "static" in names:
         calls["generate, static cache (compiled)"] = lambda: model.generate(
-            prompt, attention_mask=torch.ones_like(prompt), num_return_sequences=n, cache_implementation="static",
-            **common)
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            num_return_sequences=n,
+            cache_implementation="static",
+            **common,
+        )
     if "batch" in names and hasattr(model, "generate_batch"):
         config = GenerationConfig(**common)
-        calls["generate_batch"] = lambda: model.generate_batch(inputs=[ids] * n, generation_config=config,
-                                                               progress_bar=False)
+        calls["generate_batch"] = lambda: model.generate_batch(
+            inputs=[ids] * n, generation_config=config, progress_bar=False
+        )
     return calls
 
 
@@ -190,29 +225,41 @@ def bench_sampling(model_dir: Path, tokenizer, args) -> None:
         for n, tokens in ((args.samples, args.tokens), (args.long_samples, args.long_tokens)):
             seeds = [sample_seed(11, "bench", i) for i in range(n)]
             ours = lambda: sample(model, ids, seeds, tokens, set(stop))  # noqa: E731
-            cases = {"calft": ours, **sampling_baselines(model, ids, n, tokens, stop, tokenizer.pad_token_id,
-                                                         args.baselines.split(","))}
+            cases = {
+                "calft": ours,
+                **sampling_baselines(model, ids, n, tokens, stop, tokenizer.pad_token_id, args.baselines.split(",")),
+            }
             results = {}
             for label, call in cases.items():
                 try:
                     seconds, peak, output = measure(call)
                 except Exception as error:  # a baseline this transformers or device cannot run is reported
-                    print(f"[sample] {name} N={n} x {tokens}: {label} unavailable ({type(error).__name__}: "
-                          f"{str(error)[:120]})", flush=True)
+                    print(
+                        f"[sample] {name} N={n} x {tokens}: {label} unavailable ({type(error).__name__}: "
+                        f"{str(error)[:120]})",
+                        flush=True,
+                    )
                     continue
                 results[label] = seconds
                 generated = n * tokens
-                print(f"[sample] {name} N={n} x {tokens} tokens: {label} {seconds:.3f} s ({n / seconds:.0f} samples/s, "
-                      f"{generated / seconds:.0f} tokens/s), MFU {mfu(per_token * generated, seconds, args.peak_tflops)}"
-                      f", peak {peak:.2f} GiB", flush=True)
+                print(
+                    f"[sample] {name} N={n} x {tokens} tokens: {label} {seconds:.3f} s ({n / seconds:.0f} samples/s, "
+                    f"{generated / seconds:.0f} tokens/s), MFU {mfu(per_token * generated, seconds, args.peak_tflops)}"
+                    f", peak {peak:.2f} GiB",
+                    flush=True,
+                )
                 if label == "calft":
                     quarter = sample(model, ids, seeds, tokens, set(stop), chunk_size=max(1, n // 4))
                     changed = sum(a != b for a, b in zip(output, quarter))
-                    print(f"[sample] {name} N={n}: {changed} of {n} samples differ with a quarter of the chunk",
-                          flush=True)
+                    print(
+                        f"[sample] {name} N={n}: {changed} of {n} samples differ with a quarter of the chunk",
+                        flush=True,
+                    )
             for label in [label for label in results if label != "calft"]:
-                print(f"[sample] {name} N={n} x {tokens}: calft is {results[label] / results['calft']:.2f}x {label}",
-                      flush=True)
+                print(
+                    f"[sample] {name} N={n} x {tokens}: calft is {results[label] / results['calft']:.2f}x {label}",
+                    flush=True,
+                )
             if args.profile:
                 profile_summary(f"calft sampler, {name}, N={n} x {tokens}", ours)
                 if "generate" in cases:
@@ -226,13 +273,34 @@ def build_data(model_dir: Path, folder: Path, per_family: int) -> None:
 
     discretize(1001, folder / "soft.parquet")
     discretize(16384, folder / "hard.parquet")
-    assert calft(["build-tries", "--settings", json.dumps({"terminator": TERMINATOR}), "--targets",
-                  str(folder / "soft.parquet"), "--tokenizer", str(model_dir), "--output",
-                  str(folder / "tries.parquet")]) == 0
+    assert (
+        calft(
+            [
+                "build-tries",
+                "--settings",
+                json.dumps({"terminator": TERMINATOR}),
+                "--targets",
+                str(folder / "soft.parquet"),
+                "--tokenizer",
+                str(model_dir),
+                "--output",
+                str(folder / "tries.parquet"),
+            ]
+        )
+        == 0
+    )
 
 
-def time_steps(model_dir: Path, step_batches: list, rendered: list[list[int]], pad_id: int, side: str,
-               steps: int, label: str, profile: bool) -> tuple[float, float, int, int, int]:
+def time_steps(
+    model_dir: Path,
+    step_batches: list,
+    rendered: list[list[int]],
+    pad_id: int,
+    side: str,
+    steps: int,
+    label: str,
+    profile: bool,
+) -> tuple[float, float, int, int, int]:
     """Median seconds per optimizer step over `steps` steps after a warm-up step, peak GiB,
     non-embedding and LoRA parameters, tree tokens per step."""
     torch.manual_seed(0)
@@ -261,75 +329,134 @@ def bench_training(model_dir: Path, tokenizer, data: Path, args) -> dict[tuple[s
     table = pd.read_parquet(data / "soft.parquet").drop_duplicates("prompt_id")
     families = list(table.family.astype(str))
     rendered = prompt_ids(tokenizer, list(table.prompt.astype(str)), ChatFormat(TERMINATOR))
-    targets = {"soft": (SoftTargets(data / "tries.parquet"), 1),
-               "hard": (HardTargets(data / "hard.parquet", tokenizer, tokenizer.convert_tokens_to_ids(TERMINATOR)), 4)}
+    targets = {
+        "soft": (SoftTargets(data / "tries.parquet"), 1),
+        "hard": (HardTargets(data / "hard.parquet", tokenizer, tokenizer.convert_tokens_to_ids(TERMINATOR)), 4),
+    }
     packed = {}
     for sequences in (8, 32):
         for method, (target, group) in targets.items():
             step_batches = batches(epoch_items(target, families, group, group, seed=11, epoch=0), sequences // group)
             label = f"{model_dir.name} {method} {sequences} sequences"
-            results = {side: time_steps(model_dir, step_batches, rendered, tokenizer.pad_token_id, side, args.steps,
-                                        f"{side} step, {label}", args.profile and side == "packed")
-                       for side in ("naive", "packed")}
+            results = {
+                side: time_steps(
+                    model_dir,
+                    step_batches,
+                    rendered,
+                    tokenizer.pad_token_id,
+                    side,
+                    args.steps,
+                    f"{side} step, {label}",
+                    args.profile and side == "packed",
+                )
+                for side in ("naive", "packed")
+            }
             (naive_s, naive_gib, *_), (packed_s, packed_gib, base, lora, tree) = results["naive"], results["packed"]
             packed[(method, sequences)] = packed_s
             flops = (4 * base + 6 * lora) * tree
-            print(f"[train] {label} ({tree:.0f} tree tokens per step): naive {naive_s * 1e3:.1f} ms/step "
-                  f"({naive_gib:.2f} GiB), packed {packed_s * 1e3:.1f} ms/step ({packed_gib:.2f} GiB), packed is "
-                  f"{naive_s / packed_s:.2f}x naive, MFU {mfu(flops, packed_s, args.peak_tflops)}", flush=True)
+            print(
+                f"[train] {label} ({tree:.0f} tree tokens per step): naive {naive_s * 1e3:.1f} ms/step "
+                f"({naive_gib:.2f} GiB), packed {packed_s * 1e3:.1f} ms/step ({packed_gib:.2f} GiB), packed is "
+                f"{naive_s / packed_s:.2f}x naive, MFU {mfu(flops, packed_s, args.peak_tflops)}",
+                flush=True,
+            )
     return packed
 
 
 def bench_cli_training(model_dir: Path, data: Path, in_process: dict, folder: Path) -> None:
     """`calft train` (soft, 32 sequences per step) as a user runs it: median seconds per step of its log."""
     training = dict(global_batch_size=32, per_device_batch_size=32, soft_epochs=1, checkpoint_every=10**6)
-    model = {"source": "embedded", "tokenizer": "smollm2", "terminator": TERMINATOR,
-             "dtype": "bfloat16" if DTYPE == torch.bfloat16 else "float32"}
+    model = {
+        "source": "embedded",
+        "tokenizer": "smollm2",
+        "terminator": TERMINATOR,
+        "dtype": "bfloat16" if DTYPE == torch.bfloat16 else "float32",
+    }
     out = folder / "cli-train"
-    command = [sys.executable, "-m", "calft.cli", "train", "--settings",
-               json.dumps({"method": "soft", "model": model, "training": training}), "--model-dir", str(model_dir),
-               "--targets", str(data / "soft.parquet"), "--tries", str(data / "tries.parquet"),
-               "--adapter", str(out / "adapter"), "--train-log", str(out / "log.parquet"),
-               "--checkpoints", str(out / "checkpoints")]
+    command = [
+        sys.executable,
+        "-m",
+        "calft.cli",
+        "train",
+        "--settings",
+        json.dumps({"method": "soft", "model": model, "training": training}),
+        "--model-dir",
+        str(model_dir),
+        "--targets",
+        str(data / "soft.parquet"),
+        "--tries",
+        str(data / "tries.parquet"),
+        "--adapter",
+        str(out / "adapter"),
+        "--train-log",
+        str(out / "log.parquet"),
+        "--checkpoints",
+        str(out / "checkpoints"),
+    ]
     subprocess.run(command, check=True, capture_output=True)
     log = pd.read_parquet(out / "log.parquet")
     seconds = log.seconds.iloc[min(2, len(log) - 1) :].median()  # past the warm-up steps
     reference = in_process.get(("soft", 32), float("nan"))
-    print(f"[cli] {model_dir.name} calft train soft, 32 sequences per step: {seconds * 1e3:.1f} ms/step, in-process "
-          f"packed step {reference * 1e3:.1f} ms, ratio {seconds / reference:.2f}x", flush=True)
+    print(
+        f"[cli] {model_dir.name} calft train soft, 32 sequences per step: {seconds * 1e3:.1f} ms/step, in-process "
+        f"packed step {reference * 1e3:.1f} ms, ratio {seconds / reference:.2f}x",
+        flush=True,
+    )
 
 
 def bench_logit_kl(model_dir: Path, tokenizer, folder: Path, args) -> None:
     settings = {"prompt_set": "ood", "decimals": 5, "max_bins": 16384}
     assert calft(["discretize", "--settings", json.dumps(settings), "--output", str(folder / "ood.parquet")]) == 0
-    assert calft(["build-tries", "--settings", json.dumps({"terminator": TERMINATOR}), "--targets",
-                  str(folder / "ood.parquet"), "--tokenizer", str(model_dir), "--output",
-                  str(folder / "ood-tries.parquet")]) == 0
+    assert (
+        calft(
+            [
+                "build-tries",
+                "--settings",
+                json.dumps({"terminator": TERMINATOR}),
+                "--targets",
+                str(folder / "ood.parquet"),
+                "--tokenizer",
+                str(model_dir),
+                "--output",
+                str(folder / "ood-tries.parquet"),
+            ]
+        )
+        == 0
+    )
     table = pd.read_parquet(folder / "ood.parquet").drop_duplicates("prompt_id")
-    rendered = dict(zip(table.prompt_id.astype(str), prompt_ids(tokenizer, list(table.prompt.astype(str)),
-                                                                  ChatFormat(TERMINATOR))))
+    rendered = dict(
+        zip(table.prompt_id.astype(str), prompt_ids(tokenizer, list(table.prompt.astype(str)), ChatFormat(TERMINATOR)))
+    )
     targets = SoftTargets(folder / "ood-tries.parquet")
     model = load(model_dir).eval()
     totals = {"exact": 0.0, "4-path": 0.0}
     prompts = range(min(args.kl_prompts, len(targets.prompt_ids)))
     for prompt in prompts:
         prompt_id = targets.prompt_ids[prompt]
-        totals["4-path"] += measure(lambda: monte_carlo(model, targets, prompt, rendered[prompt_id], prompt_id, 4,
-                                                        11))[0]
+        totals["4-path"] += measure(lambda: monte_carlo(model, targets, prompt, rendered[prompt_id], prompt_id, 4, 11))[
+            0
+        ]
         totals["exact"] += measure(lambda: exact(model, targets, prompt, rendered[prompt_id]))[0]
     nodes = int(targets.node_start[len(prompts)] - targets.node_start[0])
-    print(f"[kl] {model_dir.name} {len(prompts)} evaluation prompts ({nodes} trie nodes): exact {totals['exact']:.2f} s "
-          f"({nodes / totals['exact']:.0f} nodes/s), 4-path estimate {totals['4-path']:.2f} s", flush=True)
+    print(
+        f"[kl] {model_dir.name} {len(prompts)} evaluation prompts ({nodes} trie nodes): exact {totals['exact']:.2f} s "
+        f"({nodes / totals['exact']:.0f} nodes/s), 4-path estimate {totals['4-path']:.2f} s",
+        flush=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-dir", type=Path, required=True,
-                        help="config.json, tokenizer and chat template of the embedded model")
+    parser.add_argument(
+        "--config-dir", type=Path, required=True, help="config.json, tokenizer and chat template of the embedded model"
+    )
     parser.add_argument("--shapes", default="135m,1.7b", help=f"comma-separated, of {', '.join(SHAPES)}")
     parser.add_argument("--parts", default="sample,train,cli,kl")
-    parser.add_argument("--baselines", default="generate,static,batch",
-                        help="sampling baselines: generate, static (static cache, compiled), batch (generate_batch)")
+    parser.add_argument(
+        "--baselines",
+        default="generate,static,batch",
+        help="sampling baselines: generate, static (static cache, compiled), batch (generate_batch)",
+    )
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--long-samples", type=int, default=250)
@@ -343,8 +470,11 @@ def main() -> None:
     parts = set(args.parts.split(","))
     from transformers import AutoTokenizer
 
-    print(f"device {torch.cuda.get_device_name() if DEVICE.type == 'cuda' else 'cpu'}, {DTYPE}, torch "
-          f"{torch.__version__}; medians of {REPEATS} after a warm-up", flush=True)
+    print(
+        f"device {torch.cuda.get_device_name() if DEVICE.type == 'cuda' else 'cpu'}, {DTYPE}, torch "
+        f"{torch.__version__}; medians of {REPEATS} after a warm-up",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         for shape in args.shapes.split(","):

@@ -42,35 +42,81 @@ class Stage:
 
 
 STAGES = {  # in the order they run: the metrics the tables print first
-    "evaluation": Stage(("evaluation/metrics.py", "evaluation/parse.py", "evaluation/logit_kl.py"),
-                        ("tests/evaluation",)),
+    "evaluation": Stage(
+        ("evaluation/metrics.py", "evaluation/parse.py", "evaluation/logit_kl.py"), ("tests/evaluation",)
+    ),
     "training": Stage(("training/schedule.py",), ("tests/training",)),
     "transfer": Stage(("transfer/metrics.py",), ("tests/transfer",)),
     "retention": Stage(("retention/irt.py", "retention/scoring.py"), ("tests/retention",)),
     "report": Stage(("report/aggregates.py",), ("tests/report",)),
     "modeling": Stage(("modeling/trees.py", "modeling/answers.py"), ("tests/modeling",)),
-    "targets": Stage(("targets/discretize.py", "targets/tries.py", "targets/families.py", "targets/ragged.py",
-                      "targets/prompts.py"),
-                     tuple(f"tests/targets/test_{name}.py" for name in ("targets_known_answers", "discretize", "tries",
-                                                                      "families", "prompts"))),
+    "targets": Stage(
+        ("targets/discretize.py", "targets/tries.py", "targets/families.py", "targets/ragged.py", "targets/prompts.py"),
+        tuple(
+            f"tests/targets/test_{name}.py"
+            for name in ("targets_known_answers", "discretize", "tries", "families", "prompts")
+        ),
+    ),
 }
 # Plausible bugs found by hand that once survived every test (issue 34): each must fail its stage's tests.
 NAMED = {
-    "upper tail dropped": ("targets", "targets/discretize.py",
-                           "        mass[last] += np.maximum(0.0, 1.0 - law.cdf(values[last]))\n", ""),
-    "mean across families": ("report", "report/aggregates.py", "return float(per_family.median())",
-                             "return float(per_family.mean())"),
-    "unbalanced unseen items": ("retention", "retention/irt.py", "np.mean((weights * p)[unseen])",
-                                "np.mean(p[unseen])"),
-    "valid rate over parsed samples": ("evaluation", "evaluation/metrics.py", "float(np.mean(valid)) if len(valid)",
-                                       "float(np.sum(valid) / np.sum(np.isfinite(values))) if len(valid)"),
-    "warm-up rounded up": ("training", "training/schedule.py", "math.floor(warmup_ratio * total_steps)",
-                           "math.ceil(warmup_ratio * total_steps)"),
+    "upper tail dropped": (
+        "targets",
+        "targets/discretize.py",
+        "        mass[last] += np.maximum(0.0, 1.0 - law.cdf(values[last]))\n",
+        "",
+    ),
+    "mean across families": (
+        "report",
+        "report/aggregates.py",
+        "return float(per_family.median())",
+        "return float(per_family.mean())",
+    ),
+    "unbalanced unseen items": (
+        "retention",
+        "retention/irt.py",
+        "np.mean((weights * p)[unseen])",
+        "np.mean(p[unseen])",
+    ),
+    "valid rate over parsed samples": (
+        "evaluation",
+        "evaluation/metrics.py",
+        "float(np.mean(valid)) if len(valid)",
+        "float(np.sum(valid) / np.sum(np.isfinite(values))) if len(valid)",
+    ),
+    "warm-up rounded up": (
+        "training",
+        "training/schedule.py",
+        "math.floor(warmup_ratio * total_steps)",
+        "math.ceil(warmup_ratio * total_steps)",
+    ),
 }
-STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 36: "timeout", 24: "timeout",
-          -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
-SKIPPED = {".git", ".venv", "mutants", "results", "resources", "logs", "output", "__pycache__", ".snakemake",
-           ".pytest_cache", ".hypothesis"}
+STATUS = {
+    1: "killed",
+    3: "killed",
+    0: "survived",
+    5: "no tests",
+    33: "no tests",
+    36: "timeout",
+    24: "timeout",
+    -24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    None: "not checked",
+}
+SKIPPED = {
+    ".git",
+    ".venv",
+    "mutants",
+    "results",
+    "resources",
+    "logs",
+    "output",
+    "__pycache__",
+    ".snakemake",
+    ".pytest_cache",
+    ".hypothesis",
+}
 
 
 def scratch_copy(stage: str, stage_spec: Stage, workdir: Path, fresh: bool) -> Path:
@@ -105,16 +151,22 @@ def outcomes(folder: Path, module: str) -> dict[str, str]:
 
 
 def mutmut_run(folder: Path, jobs: int, mutants: list[str] = ()) -> int:
-    run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *mutants], cwd=folder,
-                         env=os.environ | {"PYTHONPATH": ""}, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *mutants],
+        cwd=folder,
+        env=os.environ | {"PYTHONPATH": ""},
+        capture_output=True,
+        text=True,
+    )
     if run.returncode != 0:
         print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
     return run.returncode
 
 
 def show(folder: Path, mutant: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "mutmut", "show", mutant], cwd=folder, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mutmut", "show", mutant], cwd=folder, capture_output=True, text=True
+    )
     return result.stdout.strip()
 
 
@@ -137,10 +189,24 @@ def run_named(workdir: Path) -> int:
         text = source.read_text()
         assert text.count(old) == 1, f"{label}: the code to mutate is not in {module} once"
         source.write_text(text.replace(old, new))
-        command = [sys.executable, "-m", "pytest", "-q", "-x", "-o", "addopts=", "-p", "no:xdist", "-p",
-                   "no:cacheprovider", *(["-m", spec.markers] if spec.markers else []), *spec.tests]
-        result = subprocess.run(command, cwd=folder, env=os.environ | {"PYTHONPATH": str(folder / "src")},
-                                capture_output=True, text=True)
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-o",
+            "addopts=",
+            "-p",
+            "no:xdist",
+            "-p",
+            "no:cacheprovider",
+            *(["-m", spec.markers] if spec.markers else []),
+            *spec.tests,
+        ]
+        result = subprocess.run(
+            command, cwd=folder, env=os.environ | {"PYTHONPATH": str(folder / "src")}, capture_output=True, text=True
+        )
         killed = result.returncode == 1
         survived += not killed
         print(f"{label:32} {module:28} {'killed' if killed else 'SURVIVED'}: {result.stdout.strip().splitlines()[-1]}")
@@ -166,8 +232,12 @@ def main() -> int:
         print(f"== {stage}: {', '.join(spec.modules)} against {', '.join(spec.tests)}", flush=True)
         failed = mutmut_run(folder, args.jobs)
         # mutmut keeps a mutant's result while its function is unchanged: earlier survivors meet today's tests
-        again = [name for module in spec.modules for name, s in outcomes(folder, module).items()
-                 if name in earlier and s in ("survived", "no tests")]
+        again = [
+            name
+            for module in spec.modules
+            for name, s in outcomes(folder, module).items()
+            if name in earlier and s in ("survived", "no tests")
+        ]
         if not failed and again:
             failed = mutmut_run(folder, args.jobs, again)
         if failed:
@@ -176,8 +246,17 @@ def main() -> int:
             status = outcomes(folder, module)
             counts = Counter(status.values())
             total = len(status)
-            rows.append((f"{module}", total, counts["killed"], counts["survived"], counts["no tests"],
-                         counts["timeout"], counts["killed"] / total if total else float("nan")))
+            rows.append(
+                (
+                    f"{module}",
+                    total,
+                    counts["killed"],
+                    counts["survived"],
+                    counts["no tests"],
+                    counts["timeout"],
+                    counts["killed"] / total if total else float("nan"),
+                )
+            )
             survivors += [(folder, name) for name, s in sorted(status.items()) if s not in ("killed", "timeout")]
             print_rows(rows[-1:])
 

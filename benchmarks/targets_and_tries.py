@@ -174,7 +174,8 @@ def ours(args, folder: Path, per_family: int) -> list[str]:
     targets, tries = folder / f"targets_{per_family}.parquet", folder / f"tries_{per_family}.parquet"
     thin = f" --per-family {per_family}" if per_family else ""
     return [
-        "bash", "-c",
+        "bash",
+        "-c",
         f"calft discretize --prompt-set train{thin} --decimals {args.decimals} --max-bins {args.max_bins} "
         f"--workers {args.workers} --output {targets} 2>/dev/null && "
         f"calft build-tries --targets {targets} --tokenizer {args.model} --terminator '{args.terminator}' "
@@ -187,9 +188,12 @@ def main() -> None:
     parser.add_argument("--model", default="resources/models/smollm2-135m-instruct", help="tokenizer folder")
     parser.add_argument("--terminator", default="<|im_end|>")
     parser.add_argument("--decimals", type=int, default=5)
-    parser.add_argument("--settings", default="1001:all,16384:10",
-                        help="comma-separated max_bins:baseline_subset pairs; the subset is 'all', 'none' "
-                        "(no baseline) or a number of prompts per family")
+    parser.add_argument(
+        "--settings",
+        default="1001:all,16384:10",
+        help="comma-separated max_bins:baseline_subset pairs; the subset is 'all', 'none' "
+        "(no baseline) or a number of prompts per family",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="runs of ours; the best is reported")
     parser.add_argument("--internal-baseline", action="store_true", help=argparse.SUPPRESS)
@@ -212,15 +216,28 @@ def main() -> None:
             rows.append((label, "ours, CLI (2 processes, writes parquet), 1988 prompts", *full))
             if (args.decimals, args.max_bins) in REFERENCE_SECONDS:
                 reference = REFERENCE_SECONDS[args.decimals, args.max_bins]
-                rows.append((label, f"ratio published reference ({reference} s)/ours CLI", reference / full[0], float("nan")))
+                rows.append(
+                    (label, f"ratio published reference ({reference} s)/ours CLI", reference / full[0], float("nan"))
+                )
             if subset == "none":
                 continue
             per_family = 0 if subset == "all" else int(subset)
             name = "full training grid" if not per_family else f"{per_family} prompts per family"
             mine = measure(ours(args, Path(scratch), per_family), args.repeats) if per_family else full
-            in_process = [sys.executable, __file__, "--model", args.model, "--terminator", args.terminator,
-                          "--decimals", str(args.decimals), "--max-bins", str(args.max_bins),
-                          "--per-family", str(per_family)]
+            in_process = [
+                sys.executable,
+                __file__,
+                "--model",
+                args.model,
+                "--terminator",
+                args.terminator,
+                "--decimals",
+                str(args.decimals),
+                "--max-bins",
+                str(args.max_bins),
+                "--per-family",
+                str(per_family),
+            ]
             memory = measure(in_process + ["--internal-ours"], args.repeats)
             base = measure(in_process + ["--internal-baseline"])
             if per_family:

@@ -32,8 +32,19 @@ def build_data(model: str, folder: Path) -> None:
     selection = ["--prompt-set", "train", "--per-family", "2", "--decimals", "5"]
     calft(["discretize", *selection, "--max-bins", "1001", "--output", str(folder / "soft.parquet")])
     calft(["discretize", *selection, "--max-bins", "16384", "--output", str(folder / "hard.parquet")])
-    calft(["build-tries", "--targets", str(folder / "soft.parquet"), "--tokenizer", model,
-           "--terminator", "<|im_end|>", "--output", str(folder / "tries.parquet")])
+    calft(
+        [
+            "build-tries",
+            "--targets",
+            str(folder / "soft.parquet"),
+            "--tokenizer",
+            model,
+            "--terminator",
+            "<|im_end|>",
+            "--output",
+            str(folder / "tries.parquet"),
+        ]
+    )
 
 
 def steps_per_second(model, step_batches, loss_fn, steps: int) -> float:
@@ -75,17 +86,26 @@ def main() -> None:
         rendered = prompt_ids(tokenizer, list(table.prompt.astype(str)), chat)
         soft = SoftTargets(folder / "tries.parquet")
         hard = HardTargets(folder / "hard.parquet", tokenizer, terminator)
-        settings = [("soft, 1 path per prompt (paper)", soft, 1), ("soft, 4 paths share a prompt", soft, 4),
-                    ("hard, 4 completions share a prompt", hard, 4)]
+        settings = [
+            ("soft, 1 path per prompt (paper)", soft, 1),
+            ("soft, 4 paths share a prompt", soft, 4),
+            ("hard, 4 completions share a prompt", hard, 4),
+        ]
         for name, targets, group in settings:
             items = epoch_items(targets, families, group, group, seed=11, epoch=0)
             step_batches = batches(items, 8 // group)
             results = {}
             for side in ("naive", "ours"):
                 torch.manual_seed(0)
-                model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation="sdpa")
-                model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
-                                                         target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+                model = AutoModelForCausalLM.from_pretrained(
+                    args.model, dtype=torch.float32, attn_implementation="sdpa"
+                )
+                model = get_peft_model(
+                    model,
+                    LoraConfig(
+                        r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]
+                    ),
+                )
                 model.train()
                 if side == "ours":
                     fn = lambda items: example_losses(model, pack(items, rendered))  # noqa: E731
@@ -93,8 +113,10 @@ def main() -> None:
                     fn = lambda items: naive_example_losses(model, items, rendered, tokenizer.pad_token_id)  # noqa: E731
                 results[side] = steps_per_second(model, step_batches, fn, args.steps)
             rows.append((name, results["naive"], results["ours"], results["ours"] / results["naive"]))
-    print(f"\n{'setting (8 sequences per step, CPU, ' + str(args.threads) + ' threads)':<46} "
-          f"{'naive steps/s':>14} {'ours steps/s':>13} {'speedup':>8}")
+    print(
+        f"\n{'setting (8 sequences per step, CPU, ' + str(args.threads) + ' threads)':<46} "
+        f"{'naive steps/s':>14} {'ours steps/s':>13} {'speedup':>8}"
+    )
     for name, naive, ours, ratio in rows:
         print(f"{name:<46} {naive:>14.3f} {ours:>13.3f} {ratio:>7.2f}x")
 

@@ -54,10 +54,14 @@ def parse_log(path: Path) -> tuple[int, list[Job]]:
         if (match := STAMP.match(line)) or re.match(r"^\S", line):
             if block and "jobid" in block:
                 jobs[int(block["jobid"])] = Job(
-                    int(block["jobid"]), block["rule"], block["start"], threads=int(block.get("threads", 1)),
+                    int(block["jobid"]),
+                    block["rule"],
+                    block["start"],
+                    threads=int(block.get("threads", 1)),
                     inputs=[p for p in block.get("input", "").split(", ") if p],
                     outputs=[p for p in block.get("output", "").split(", ") if p],
-                    benchmark=block.get("benchmark"))
+                    benchmark=block.get("benchmark"),
+                )
             block = None
         if match:
             stamp = _time(match.group(1))
@@ -98,14 +102,19 @@ def critical_path(jobs: list[Job]) -> list[tuple[Job, float]]:
 def report(cores: int, jobs: list[Job]) -> str:
     first, last = min(j.start for j in jobs), max(j.end for j in jobs)
     wall = (last - first).total_seconds()
-    lines = [f"run: {len(jobs)} jobs, {wall:.0f} s wall ({wall / 60:.1f} min) on {cores} cores", "",
-             f"{'rule':<26}{'jobs':>5}{'wall s':>10}{'longest s':>11}{'cpu s':>10}"]
+    lines = [
+        f"run: {len(jobs)} jobs, {wall:.0f} s wall ({wall / 60:.1f} min) on {cores} cores",
+        "",
+        f"{'rule':<26}{'jobs':>5}{'wall s':>10}{'longest s':>11}{'cpu s':>10}",
+    ]
     rules: dict[str, list[Job]] = {}
     for job in jobs:
         rules.setdefault(job.rule, []).append(job)
     for rule, members in sorted(rules.items(), key=lambda item: -sum(j.seconds for j in item[1])):
-        lines.append(f"{rule:<26}{len(members):>5}{sum(j.seconds for j in members):>10.1f}"
-                     f"{max(j.seconds for j in members):>11.1f}{sum(j.cpu_seconds for j in members):>10.1f}")
+        lines.append(
+            f"{rule:<26}{len(members):>5}{sum(j.seconds for j in members):>10.1f}"
+            f"{max(j.seconds for j in members):>11.1f}{sum(j.cpu_seconds for j in members):>10.1f}"
+        )
     lines += ["", "critical path (wait = seconds between its last input and its start):"]
     total = 0.0
     for job, wait in critical_path(jobs):
@@ -115,8 +124,11 @@ def report(cores: int, jobs: list[Job]) -> str:
     lines.append(f"  {'':<24}{total:>8.1f} s in all")
     reserved = sum(min(j.threads, cores) * j.seconds for j in jobs) / (cores * wall) if wall else 0.0
     used = sum(j.cpu_seconds for j in jobs) / (cores * wall) if wall else 0.0
-    lines += ["", f"idle cores: {1 - reserved:.1%} of cores x wall time reserved by no job, "
-              f"{1 - used:.1%} used by no job (benchmark CPU time)"]
+    lines += [
+        "",
+        f"idle cores: {1 - reserved:.1%} of cores x wall time reserved by no job, "
+        f"{1 - used:.1%} used by no job (benchmark CPU time)",
+    ]
     return "\n".join(lines)
 
 

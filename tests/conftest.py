@@ -34,14 +34,26 @@ def cli_settings(**parts) -> list[str]:
 
 def discretize(output, prompt_set: str, decimals: int, max_bins: int, **selection) -> list[str]:
     """The arguments of `calft discretize`."""
-    return ["discretize", *cli_settings(prompt_set=prompt_set, decimals=decimals, max_bins=max_bins, **selection),
-            "--output", str(output)]
+    return [
+        "discretize",
+        *cli_settings(prompt_set=prompt_set, decimals=decimals, max_bins=max_bins, **selection),
+        "--output",
+        str(output),
+    ]
 
 
 def build_tries(targets, tokenizer, output, terminator: str = "<|im_end|>") -> list[str]:
     """The arguments of `calft build-tries`."""
-    return ["build-tries", *cli_settings(terminator=terminator), "--targets", str(targets), "--tokenizer", str(tokenizer),
-            "--output", str(output)]
+    return [
+        "build-tries",
+        *cli_settings(terminator=terminator),
+        "--targets",
+        str(targets),
+        "--tokenizer",
+        str(tokenizer),
+        "--output",
+        str(output),
+    ]
 
 
 def calft_in_process(arguments: list[str]) -> None:
@@ -63,8 +75,10 @@ def run_checked(command: list[str], **options) -> subprocess.CompletedProcess:
     """`command` run to its end, its output captured as text; a non-zero status fails the test with
     the end of what the command printed (CalledProcessError would hide it)."""
     result = subprocess.run(command, capture_output=True, text=True, **options)
-    assert result.returncode == 0, (f"{' '.join(command[:6])} ... exited with status {result.returncode}:\n"
-                                    f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    assert result.returncode == 0, (
+        f"{' '.join(command[:6])} ... exited with status {result.returncode}:\n"
+        f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    )
     return result
 
 
@@ -96,8 +110,17 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
 # pytest-xdist's loadfile each worker takes the next file when it is done with one: the SLURM tests go
 # first (they build the local micro run the workflow tests reuse, and mostly wait for the cluster),
 # the other long files next, and the short ones last, so that the two workers end together.
-LONG_FILES = ("test_slurm.py", "test_evaluation.py", "test_sampler.py", "test_architectures.py", "test_faults.py", "test_training.py",
-              "test_workflow.py", "test_retention.py", "test_bad_input.py")
+LONG_FILES = (
+    "test_slurm.py",
+    "test_evaluation.py",
+    "test_sampler.py",
+    "test_architectures.py",
+    "test_faults.py",
+    "test_training.py",
+    "test_workflow.py",
+    "test_retention.py",
+    "test_bad_input.py",
+)
 
 
 # Fixtures that build and run a model: their tests are marked `model` (the mutation runs leave them out,
@@ -123,9 +146,14 @@ def as_under_the_profile() -> list[str]:
     profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     gpus = {rule: profile["set-resources"][rule]["gpu"] for rule in ("train_soft", "train_hard")}
     cores = len(os.sched_getaffinity(0))
-    return ["--resources", f"gpu={max(gpus.values())}", "--set-resources",
-            *[f"{rule}:gpu={count}" for rule, count in gpus.items()], "--set-threads",
-            *[f"{rule}={min(threads, cores)}" for rule, threads in profile["set-threads"].items()]]
+    return [
+        "--resources",
+        f"gpu={max(gpus.values())}",
+        "--set-resources",
+        *[f"{rule}:gpu={count}" for rule, count in gpus.items()],
+        "--set-threads",
+        *[f"{rule}={min(threads, cores)}" for rule, threads in profile["set-threads"].items()],
+    ]
 
 
 def run_snakemake(*args, cwd=ROOT, check=True) -> subprocess.CompletedProcess:
@@ -133,7 +161,9 @@ def run_snakemake(*args, cwd=ROOT, check=True) -> subprocess.CompletedProcess:
     other runs (spinning OpenMP threads starve each other)."""
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *args]
     options = dict(cwd=cwd, env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
-    return run_checked(command, **options) if check else subprocess.run(command, capture_output=True, text=True, **options)
+    return (
+        run_checked(command, **options) if check else subprocess.run(command, capture_output=True, text=True, **options)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -157,7 +187,9 @@ def local_micro_run(tmp_path_factory, micro_workflow_config) -> tuple[Path, Path
         (work / "micro.yaml").write_text(yaml.safe_dump(micro_workflow_config))
         cores = str(2 * len(os.sched_getaffinity(0)))  # jobs mostly start Python: two per core overlap
         run_snakemake("all", "--cores", cores, *as_under_the_profile(), "--configfile", "micro.yaml", cwd=work)
-        run_snakemake("ablations", "--cores", cores, "--rerun-triggers", "mtime", "--configfile", "micro.yaml", cwd=work)
+        run_snakemake(
+            "ablations", "--cores", cores, "--rerun-triggers", "mtime", "--configfile", "micro.yaml", cwd=work
+        )
         shutil.copytree(work / "results" / "tables", folder / "tables")
 
     folder = built_once(tmp_path_factory, "local-micro-run", run)
@@ -217,8 +249,9 @@ def merging_tokenizer_dir(tmp_path_factory) -> Path:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<|end|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tokenizer.train_from_iterator(corpus, trainer)
     folder = tmp_path_factory.mktemp("merging-tokenizer")
     PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|end|>").save_pretrained(folder)
@@ -233,10 +266,20 @@ def tiny_model_dir(smollm2_dir, tmp_path_factory) -> Path:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+
     def build(folder: Path) -> None:
         torch.manual_seed(0)
         LlamaForCausalLM(config).save_pretrained(folder)
@@ -250,28 +293,50 @@ def tiny_model_dir(smollm2_dir, tmp_path_factory) -> Path:
 # template of the family's structure. Sliding windows of 4 tokens make the local layers matter.
 _PIECE = "{{ '\\n' }}"
 CHAT_TEMPLATES = {
-    "qwen3": ("{% for m in messages %}<|im_start|>{{ m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
-              "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% if enable_thinking is defined and "
-              "not enable_thinking %}{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}"),
-    "gemma3": ("{{ bos_token }}{% for m in messages %}{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' "
-               "else m['role']) + '\\n' + m['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
-               "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"),
-    "llama3": ("{{ bos_token }}{% if date_string is not defined %}{% set date_string = strftime_now('%d %b %Y') %}"
-               "{% endif %}{{ '<|start_header_id|>system<|end_header_id|>\\n\\nCutting Knowledge Date: December 2023\\n"
-               "Today Date: ' + date_string + '\\n\\n<|eot_id|>' }}{% for m in messages %}{{ '<|start_header_id|>' + "
-               "m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim + '<|eot_id|>' }}{% endfor %}"
-               "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"),
-    "gpt-oss": ("{{ '<|start|>system<|message|>You are a model.\\nCurrent date: ' + strftime_now('%Y-%m-%d') + "
-                "'\\n\\nReasoning: ' + (reasoning_effort | default('medium')) + '<|end|>' }}{% for m in messages %}"
-                "{{ '<|start|>' + m['role'] + '<|message|>' + m['content'] + '<|end|>' }}{% endfor %}"
-                "{% if add_generation_prompt %}{{ '<|start|>assistant' }}{% endif %}"),
+    "qwen3": (
+        "{% for m in messages %}<|im_start|>{{ m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% if enable_thinking is defined and "
+        "not enable_thinking %}{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}"
+    ),
+    "gemma3": (
+        "{{ bos_token }}{% for m in messages %}{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' "
+        "else m['role']) + '\\n' + m['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+    ),
+    "llama3": (
+        "{{ bos_token }}{% if date_string is not defined %}{% set date_string = strftime_now('%d %b %Y') %}"
+        "{% endif %}{{ '<|start_header_id|>system<|end_header_id|>\\n\\nCutting Knowledge Date: December 2023\\n"
+        "Today Date: ' + date_string + '\\n\\n<|eot_id|>' }}{% for m in messages %}{{ '<|start_header_id|>' + "
+        "m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+    ),
+    "gpt-oss": (
+        "{{ '<|start|>system<|message|>You are a model.\\nCurrent date: ' + strftime_now('%Y-%m-%d') + "
+        "'\\n\\nReasoning: ' + (reasoning_effort | default('medium')) + '<|end|>' }}{% for m in messages %}"
+        "{{ '<|start|>' + m['role'] + '<|message|>' + m['content'] + '<|end|>' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|start|>assistant' }}{% endif %}"
+    ),
 }
 FAMILY_TOKENS = {
     "qwen3": {"special": ["<|im_start|>", "<|im_end|>"], "other": ["<think>", "</think>"]},
-    "gemma3": {"special": ["<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>",
-                           "<image_soft_token>"], "bos": "<bos>", "eos": "<eos>"},
-    "llama3": {"special": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
-               "bos": "<|begin_of_text|>", "eos": "<|eot_id|>"},
+    "gemma3": {
+        "special": [
+            "<bos>",
+            "<eos>",
+            "<start_of_turn>",
+            "<end_of_turn>",
+            "<start_of_image>",
+            "<end_of_image>",
+            "<image_soft_token>",
+        ],
+        "bos": "<bos>",
+        "eos": "<eos>",
+    },
+    "llama3": {
+        "special": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+        "bos": "<|begin_of_text|>",
+        "eos": "<|eot_id|>",
+    },
     "gpt-oss": {"special": ["<|start|>", "<|message|>", "<|end|>", "<|channel|>", "<|return|>"], "eos": "<|return|>"},
 }
 # name -> (family, model entry: the family's chat settings, with calft's terminators and one BOS)
@@ -280,8 +345,15 @@ ARCHITECTURES = {
     "gemma3-text": ("gemma3", {"terminator": "<end_of_turn>"}),
     "gemma3-multimodal": ("gemma3", {"terminator": "<end_of_turn>"}),
     "llama3": ("llama3", {"terminator": "<|eot_id|>", "template_date": "2026-01-01"}),
-    "gpt-oss": ("gpt-oss", {"terminator": "<|return|>", "chat_template_kwargs": {"reasoning_effort": "low"},
-                            "generation_prefix": "<|channel|>final<|message|>", "template_date": "2026-01-01"}),
+    "gpt-oss": (
+        "gpt-oss",
+        {
+            "terminator": "<|return|>",
+            "chat_template_kwargs": {"reasoning_effort": "low"},
+            "generation_prefix": "<|channel|>final<|message|>",
+            "template_date": "2026-01-01",
+        },
+    ),
 }
 
 
@@ -299,27 +371,46 @@ PAPER_SETTINGS = {
 def _replica_config(name: str, tokenizer):
     from transformers import Gemma3Config, Gemma3TextConfig, GptOssConfig, LlamaConfig, Qwen3Config, SiglipVisionConfig
 
-    common = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=512,
-                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                  pad_token_id=tokenizer.pad_token_id)
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     windowed = dict(sliding_window=4, layer_types=["sliding_attention", "full_attention"])
     if name == "qwen3":
         return Qwen3Config(**common, tie_word_embeddings=True)
     if name == "llama3":
         return LlamaConfig(**common, tie_word_embeddings=True)
     if name == "gpt-oss":
-        return GptOssConfig(**common | dict(intermediate_size=32, max_position_embeddings=131072), **windowed,
-                            num_local_experts=4, num_experts_per_tok=2)
+        return GptOssConfig(
+            **common | dict(intermediate_size=32, max_position_embeddings=131072),
+            **windowed,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+        )
     text = Gemma3TextConfig(**common, **windowed, query_pre_attn_scalar=8)
     if name == "gemma3-text":
         return text
-    vision = SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                image_size=28, patch_size=14)
+    vision = SiglipVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14
+    )
     ids = tokenizer.convert_tokens_to_ids
-    return Gemma3Config(text_config=text.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4,
-                        boi_token_index=ids("<start_of_image>"), eoi_token_index=ids("<end_of_image>"),
-                        image_token_index=ids("<image_soft_token>"))
+    return Gemma3Config(
+        text_config=text.to_dict(),
+        vision_config=vision.to_dict(),
+        mm_tokens_per_image=4,
+        boi_token_index=ids("<start_of_image>"),
+        eoi_token_index=ids("<end_of_image>"),
+        image_token_index=ids("<image_soft_token>"),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -349,8 +440,10 @@ def replica(smollm2_dir, tmp_path_factory):
             folder = tmp_path_factory.mktemp(f"replica-{name}")
             model.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
-            GenerationConfig(eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(entry["terminator"])],
-                             bos_token_id=tokenizer.bos_token_id).save_pretrained(folder)
+            GenerationConfig(
+                eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(entry["terminator"])],
+                bos_token_id=tokenizer.bos_token_id,
+            ).save_pretrained(folder)
             built[name] = folder, {"source": "embedded", "tokenizer": name, "dtype": "float32"} | entry
         return built[name]
 
@@ -379,8 +472,13 @@ def random_lora_model(folder, lora_dropout=0.0, seed=0):
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
-    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=lora_dropout, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-                        init_lora_weights=False)
+    config = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        lora_dropout=lora_dropout,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        init_lora_weights=False,
+    )
     return get_peft_model(model, config)
 
 

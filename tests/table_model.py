@@ -17,8 +17,10 @@ class TokenTableModel(torch.nn.Module):
     def __init__(self, vocabulary: int, seed: int = 0):
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
-        table, embedding, slope = (torch.randn(*shape, generator=generator, dtype=torch.float64)
-                                   for shape in ((vocabulary, vocabulary), (vocabulary, vocabulary), (vocabulary,)))
+        table, embedding, slope = (
+            torch.randn(*shape, generator=generator, dtype=torch.float64)
+            for shape in ((vocabulary, vocabulary), (vocabulary, vocabulary), (vocabulary,))
+        )
         self.table = torch.nn.Parameter(table.float(), requires_grad=False)
         self.embedding = torch.nn.Parameter(embedding.float(), requires_grad=False)
         self.slope = torch.nn.Parameter(0.3 * slope.float(), requires_grad=False)

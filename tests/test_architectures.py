@@ -58,8 +58,13 @@ def _lora(folder, entry):
 
     torch.manual_seed(0)
     model = load_base(folder, entry)
-    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=language_model_targets(
-        model, ["q_proj", "k_proj", "v_proj", "o_proj"]), init_lora_weights=False)
+    config = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        target_modules=language_model_targets(model, ["q_proj", "k_proj", "v_proj", "o_proj"]),
+        init_lora_weights=False,
+    )
     return get_peft_model(model, config)
 
 
@@ -70,7 +75,10 @@ def test_packed_losses_and_gradients_equal_the_naive_computation(architecture, m
     if method == "soft":
         targets, group = SoftTargets(data / "tries.parquet"), 1
     else:
-        targets, group = HardTargets(data / "hard.parquet", tokenizer, tokenizer.convert_tokens_to_ids(entry.terminator)), 4
+        targets, group = (
+            HardTargets(data / "hard.parquet", tokenizer, tokenizer.convert_tokens_to_ids(entry.terminator)),
+            4,
+        )
     items = epoch_items(targets, families, group, group, seed=3, epoch=0)[:3]
     assert max(len(rendered[item.prompt]) for item in items) > 8  # longer than the sliding window
     model = _lora(folder, entry)
@@ -118,14 +126,15 @@ def test_sampler_equals_token_by_token_sampling_without_a_cache(architecture, st
     assert prefix is None or len(prefix.ids) > 4
     seeds = [sample_seed(3, name, i) for i in range(12)]
     steps = COMPACT_EVERY + 2
-    for seed, (tokens, _) in zip(seeds, sample(loaded.model, ids, seeds, steps, loaded.stop_ids, 1.0, 1.0, 12,
-                                               strategy, prefix=prefix)):
+    for seed, (tokens, _) in zip(
+        seeds, sample(loaded.model, ids, seeds, steps, loaded.stop_ids, 1.0, 1.0, 12, strategy, prefix=prefix)
+    ):
         uniforms = torch.tensor(np.random.default_rng(seed).random(steps))
         expected = []
         for step in range(steps):
             with torch.no_grad():
                 logits = loaded.model(input_ids=torch.tensor([ids + expected])).logits[:, -1]
-            token = int(_draw(logits, uniforms[step: step + 1], 1.0, 1.0)[0])
+            token = int(_draw(logits, uniforms[step : step + 1], 1.0, 1.0)[0])
             if token in loaded.stop_ids:
                 break
             expected.append(token)
@@ -144,9 +153,11 @@ def test_exact_logit_kl_equals_the_mean_over_all_enumerated_paths(architecture):
         while targets.parent[path[-1]] >= 0:
             path.append(targets.parent[path[-1]])
         path = path[::-1]
-        continuation = Continuation(tokens=targets.token[path[1:-1]],
-                                    target_ids=[targets.token[targets.children(n)] for n in path[:-1]],
-                                    target_probs=[targets.q[targets.children(n)] for n in path[:-1]])
+        continuation = Continuation(
+            tokens=targets.token[path[1:-1]],
+            target_ids=[targets.token[targets.children(n)] for n in path[:-1]],
+            target_probs=[targets.q[targets.children(n)] for n in path[:-1]],
+        )
         with torch.no_grad():
             loss = example_losses(loaded.model, pack([Item(0, [continuation])], {0: rendered[prompt]}), 1.0, 1e-8)
         total += targets.mass[leaf] * loss.item()
@@ -155,11 +166,33 @@ def test_exact_logit_kl_equals_the_mean_over_all_enumerated_paths(architecture):
 
 def _train(folder, entry, data, output, processes: int) -> None:
     """`calft train` on the replica: in this process, or launched by torchrun over `processes` ranks."""
-    settings = dict(global_batch_size=8, per_device_batch_size=4, hard_epochs=1, hard_samples_per_prompt_per_epoch=4,
-                    hard_group_size=4, learning_rate=5e-3, lora_r=4, lora_dropout=0.0, warmup_ratio=0.0)
-    command = ["train", *cli_settings(method="hard", model=entry.to_dict(), training=settings),
-               "--model-dir", str(folder), "--targets", str(data / "hard.parquet"), "--adapter", str(output / "adapter"), "--train-log",
-               str(output / "log.parquet"), "--checkpoints", str(output / "checkpoints"), "--threads", "1"]
+    settings = dict(
+        global_batch_size=8,
+        per_device_batch_size=4,
+        hard_epochs=1,
+        hard_samples_per_prompt_per_epoch=4,
+        hard_group_size=4,
+        learning_rate=5e-3,
+        lora_r=4,
+        lora_dropout=0.0,
+        warmup_ratio=0.0,
+    )
+    command = [
+        "train",
+        *cli_settings(method="hard", model=entry.to_dict(), training=settings),
+        "--model-dir",
+        str(folder),
+        "--targets",
+        str(data / "hard.parquet"),
+        "--adapter",
+        str(output / "adapter"),
+        "--train-log",
+        str(output / "log.parquet"),
+        "--checkpoints",
+        str(output / "checkpoints"),
+        "--threads",
+        "1",
+    ]
     if processes == 1:
         calft_in_process(command)
         return

@@ -29,9 +29,17 @@ from calft.cli import main
 from calft.errors import RunError, UserError
 
 TINY = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
-TRAINING = {"global_batch_size": 4, "per_device_batch_size": 4, "hard_epochs": 1, "soft_epochs": 1,
-            "hard_samples_per_prompt_per_epoch": 4, "hard_group_size": 4, "checkpoint_every": 1,
-            "learning_rate": 0.001, "lora_r": 4}
+TRAINING = {
+    "global_batch_size": 4,
+    "per_device_batch_size": 4,
+    "hard_epochs": 1,
+    "soft_epochs": 1,
+    "hard_samples_per_prompt_per_epoch": 4,
+    "hard_group_size": 4,
+    "checkpoint_every": 1,
+    "learning_rate": 0.001,
+    "lora_r": 4,
+}
 SAMPLE = cli_settings(model=TINY, sampling={"num_samples": 2, "max_new_tokens": 3})
 MODEL = cli_settings(model=TINY)
 REPORT = cli_settings(models=["m"], methods=["base"], prompt_sets=["ood"])
@@ -46,14 +54,29 @@ def _error(capsys) -> str:
 
 def _tree(folder: Path) -> dict:
     """Every file under `folder` (hidden ones too) with its size and modification time."""
-    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
-            for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def _train(model_dir, targets, out: Path, *extra: str, method: str = "hard", training: dict = TRAINING) -> list[str]:
-    return ["train", *cli_settings(method=method, model=TINY, training=training), "--model-dir", str(model_dir),
-            "--targets", str(targets), "--adapter", str(out / "adapter"), "--train-log", str(out / "log.parquet"),
-            "--checkpoints", str(out / "checkpoints"), *extra]
+    return [
+        "train",
+        *cli_settings(method=method, model=TINY, training=training),
+        "--model-dir",
+        str(model_dir),
+        "--targets",
+        str(targets),
+        "--adapter",
+        str(out / "adapter"),
+        "--train-log",
+        str(out / "log.parquet"),
+        "--checkpoints",
+        str(out / "checkpoints"),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +89,37 @@ def work(tmp_path_factory, tiny_model_dir):
         build_tries(w / "ood.parquet", tiny_model_dir, w / "ood-tries.parquet"),
         discretize(w / "train.parquet", "train", 2, 40, families=["gaussian", "binomial"], per_family=1),
         build_tries(w / "train.parquet", tiny_model_dir, w / "train-tries.parquet"),
-        ["sample", *SAMPLE, "--model-dir", str(tiny_model_dir), "--targets", str(w / "ood.parquet"),
-         "--output", str(w / "samples.parquet")],
-        ["score", "--samples", str(w / "samples.parquet"), "--targets", str(w / "ood.parquet"),
-         "--output", str(w / "scores.parquet")],
-        ["logit-kl", *cli_settings(model=TINY, sampling={"logit_kl_paths": 1}), "--model-dir", str(tiny_model_dir),
-         "--tries", str(w / "ood-tries.parquet"), "--targets", str(w / "ood.parquet"),
-         "--output", str(w / "logit_kl.parquet")],
+        [
+            "sample",
+            *SAMPLE,
+            "--model-dir",
+            str(tiny_model_dir),
+            "--targets",
+            str(w / "ood.parquet"),
+            "--output",
+            str(w / "samples.parquet"),
+        ],
+        [
+            "score",
+            "--samples",
+            str(w / "samples.parquet"),
+            "--targets",
+            str(w / "ood.parquet"),
+            "--output",
+            str(w / "scores.parquet"),
+        ],
+        [
+            "logit-kl",
+            *cli_settings(model=TINY, sampling={"logit_kl_paths": 1}),
+            "--model-dir",
+            str(tiny_model_dir),
+            "--tries",
+            str(w / "ood-tries.parquet"),
+            "--targets",
+            str(w / "ood.parquet"),
+            "--output",
+            str(w / "logit_kl.parquet"),
+        ],
         _train(tiny_model_dir, w / "train.parquet", w / "trained"),
     ]
     for step in steps:
@@ -117,8 +164,9 @@ def test_an_output_path_replaces_only_calfts_own_artifact_of_the_same_kind(tmp_p
 
 def test_an_output_that_is_or_holds_an_input_is_refused(tmp_path, capsys, work, tiny_model_dir):
     for name in ("samples.parquet", "ood.parquet"):
-        shutil.copytree(work / name, tmp_path / name) if (work / name).is_dir() else \
-            shutil.copy(work / name, tmp_path / name)
+        shutil.copytree(work / name, tmp_path / name) if (work / name).is_dir() else shutil.copy(
+            work / name, tmp_path / name
+        )
     before = _tree(tmp_path)
     samples, targets = str(tmp_path / "samples.parquet"), str(tmp_path / "ood.parquet")
     assert main(["score", "--samples", samples, "--targets", targets, "--output", samples]) == 2
@@ -127,8 +175,21 @@ def test_an_output_that_is_or_holds_an_input_is_refused(tmp_path, capsys, work, 
     results = tmp_path / "results"
     shutil.copytree(work / "results", results)
     before = _tree(tmp_path)
-    assert main(["aggregate", *REPORT, "--results", str(results), "--tables", str(results),
-                 "--figures", str(tmp_path / "figures")]) == 2
+    assert (
+        main(
+            [
+                "aggregate",
+                *REPORT,
+                "--results",
+                str(results),
+                "--tables",
+                str(results),
+                "--figures",
+                str(tmp_path / "figures"),
+            ]
+        )
+        == 2
+    )
     assert "--tables" in _error(capsys) and _tree(tmp_path) == before
 
 
@@ -164,8 +225,9 @@ def test_a_checkpoint_never_runs_code_and_a_damaged_one_names_the_way_out(tmp_pa
 
 def test_no_pickle_is_loaded_outside_the_irt_conversion():
     source = Path(__file__).resolve().parents[1] / "src"
-    found = subprocess.run(["grep", "-rn", r"weights_only=False\|pickle.load", str(source)], capture_output=True,
-                           text=True).stdout
+    found = subprocess.run(
+        ["grep", "-rn", r"weights_only=False\|pickle.load", str(source)], capture_output=True, text=True
+    ).stdout
     assert found == ""
     irt = (source / "calft" / "retention" / "data.py").read_text()
     assert "_ReleaseUnpickler(" in irt and irt.count(".load()") == 1
@@ -179,13 +241,23 @@ def test_a_verified_data_folder_cannot_be_bypassed(tmp_path, capsys, tiny_model_
     import gzip
 
     data = tmp_path / "slices"
-    settings = json.dumps({"offline": True, "slices": ["stdlib_docstrings"], "offline_max_documents": 1,
-                           "context": 64, "stride": 32})
+    settings = json.dumps(
+        {"offline": True, "slices": ["stdlib_docstrings"], "offline_max_documents": 1, "context": 64, "stride": 32}
+    )
     assert main(["perplexity-data", "--settings", settings, "--output", str(data)]) == 0
 
     def perplexity(section: str) -> list[str]:
-        return ["perplexity", "--settings", json.dumps({"model": TINY, "perplexity": json.loads(section)}),
-                "--model-dir", str(tiny_model_dir), "--data-dir", str(data), "--output", str(tmp_path / "p.parquet")]
+        return [
+            "perplexity",
+            "--settings",
+            json.dumps({"model": TINY, "perplexity": json.loads(section)}),
+            "--model-dir",
+            str(tiny_model_dir),
+            "--data-dir",
+            str(data),
+            "--output",
+            str(tmp_path / "p.parquet"),
+        ]
 
     with gzip.open(data / "stdlib_docstrings" / "test" / ".evil.jsonl.gz", "wt") as stream:
         stream.write(json.dumps({"text": "planted " * 50}) + "\n")
@@ -206,8 +278,9 @@ def test_config_validation_refuses_an_unrecorded_data_dir_unless_trusted(tmp_pat
     config = micro_config(**{"transfer.noveltybench": {"enabled": True, "data_dir": str(tmp_path)}})
     with pytest.raises(ConfigError, match=r"transfer.noveltybench.data_dir: .* has no calft_provenance.json"):
         validate(config)
-    config = micro_config(**{"transfer.noveltybench": {"enabled": True, "data_dir": str(tmp_path),
-                                                       "trust_data_dir": True}})
+    config = micro_config(
+        **{"transfer.noveltybench": {"enabled": True, "data_dir": str(tmp_path), "trust_data_dir": True}}
+    )
     validate(config)
 
 
@@ -230,17 +303,28 @@ def _set(table: pa.Table, name: str, values) -> pa.Table:
     return table.set_column(index, table.schema.field(index), pa.array(values, table.schema.field(index).type))
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda t: _set(t, "parent", np.select([t["node"].to_numpy() == 1, t["node"].to_numpy() == 2], [2, 1],
-                                           t["parent"].to_numpy())),
-     "a parent that is not an earlier node"),  # nodes 1 and 2 each other's parent: a cycle
-    (lambda t: _set(t, "parent", np.where(t["node"].to_numpy() == 3, 10**6, t["parent"].to_numpy())),
-     "a parent that is not an earlier node"),
-    (lambda t: _set(t, "q", np.zeros(t.num_rows)), "do not sum to 1"),
-    (lambda t: _set(t, "node", t["node"].to_numpy() * 2), "node ids are not 0, 1, ..., n-1"),
-])
-def test_tries_that_are_not_a_forest_of_normalized_trees_are_refused(tmp_path, capsys, work, tiny_model_dir, damage,
-                                                                    message):
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda t: _set(
+                t,
+                "parent",
+                np.select([t["node"].to_numpy() == 1, t["node"].to_numpy() == 2], [2, 1], t["parent"].to_numpy()),
+            ),
+            "a parent that is not an earlier node",
+        ),  # nodes 1 and 2 each other's parent: a cycle
+        (
+            lambda t: _set(t, "parent", np.where(t["node"].to_numpy() == 3, 10**6, t["parent"].to_numpy())),
+            "a parent that is not an earlier node",
+        ),
+        (lambda t: _set(t, "q", np.zeros(t.num_rows)), "do not sum to 1"),
+        (lambda t: _set(t, "node", t["node"].to_numpy() * 2), "node ids are not 0, 1, ..., n-1"),
+    ],
+)
+def test_tries_that_are_not_a_forest_of_normalized_trees_are_refused(
+    tmp_path, capsys, work, tiny_model_dir, damage, message
+):
     tries = tmp_path / "tries.parquet"
     shutil.copytree(work / "train-tries.parquet", tries)
     _rewrite(tries, damage)
@@ -254,13 +338,29 @@ def test_tries_with_tokens_beyond_the_vocabulary_are_refused(tmp_path, capsys, w
     tries = tmp_path / "tries.parquet"
     shutil.copytree(work / "ood-tries.parquet", tries)
     _rewrite(tries, lambda t: _set(t, "token", np.where(t["token"].to_numpy() >= 0, 10**7, -1)))
-    assert main(["logit-kl", *MODEL, "--model-dir", str(tiny_model_dir), "--tries", str(tries),
-                 "--targets", str(work / "ood.parquet"), "--output", str(tmp_path / "kl.parquet")]) == 2
+    assert (
+        main(
+            [
+                "logit-kl",
+                *MODEL,
+                "--model-dir",
+                str(tiny_model_dir),
+                "--tries",
+                str(tries),
+                "--targets",
+                str(work / "ood.parquet"),
+                "--output",
+                str(tmp_path / "kl.parquet"),
+            ]
+        )
+        == 2
+    )
     assert "beyond the model's" in _error(capsys) and not (tmp_path / "kl.parquet").exists()
 
 
-def test_targets_without_mass_and_samples_without_a_finite_value_or_a_target_are_refused(tmp_path, capsys, work,
-                                                                                          tiny_model_dir):
+def test_targets_without_mass_and_samples_without_a_finite_value_or_a_target_are_refused(
+    tmp_path, capsys, work, tiny_model_dir
+):
     targets = tmp_path / "train.parquet"
     shutil.copytree(work / "train.parquet", targets)
     _rewrite(targets, lambda t: _set(t, "mass", np.zeros(t.num_rows)))
@@ -269,8 +369,15 @@ def test_targets_without_mass_and_samples_without_a_finite_value_or_a_target_are
     samples = tmp_path / "samples.parquet"
     shutil.copy(work / "samples.parquet", samples)
     _rewrite(samples, lambda t: _set(_set(t, "valid", np.ones(t.num_rows, bool)), "value", np.full(t.num_rows, np.nan)))
-    score = ["score", "--samples", str(samples), "--targets", str(work / "ood.parquet"),
-             "--output", str(tmp_path / "scores.parquet")]
+    score = [
+        "score",
+        "--samples",
+        str(samples),
+        "--targets",
+        str(work / "ood.parquet"),
+        "--output",
+        str(tmp_path / "scores.parquet"),
+    ]
     assert main(score) == 2 and "valid samples with a non-finite value" in _error(capsys)
     shutil.copy(work / "samples.parquet", samples)
     _rewrite(samples, lambda t: _set(t, "prompt_id", ["no_such_prompt"] * t.num_rows))
@@ -316,29 +423,64 @@ def _shrunk_rank(adapter: Path) -> None:
     (adapter / "adapter_config.json").write_text(json.dumps(config | {"r": 2}))
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda a: (a / "adapter_model.safetensors").write_bytes(b""), "its checksum differs"),
-    (_renamed_keys, "weights differ by name"),
-    (_zeroed, "did not load into the model"),
-    (_shrunk_rank, "cannot load the adapter"),
-    (lambda a: _with_record(a, base_model="0123456789abcdef", model={"source": "Qwen/Qwen3-8B"}),
-     "was trained on another base model (Qwen/Qwen3-8B)"),
-    (lambda a: (a / artifacts.RECORD).write_text("{not json"), "is not a calft artifact"),
-    (lambda a: (a / artifacts.RECORD).unlink(), "is not a calft artifact"),
-])
-def test_an_adapter_that_would_do_nothing_or_belongs_to_another_model_is_refused(tmp_path, capsys, work,
-                                                                                 tiny_model_dir, change, message):
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: (a / "adapter_model.safetensors").write_bytes(b""), "its checksum differs"),
+        (_renamed_keys, "weights differ by name"),
+        (_zeroed, "did not load into the model"),
+        (_shrunk_rank, "cannot load the adapter"),
+        (
+            lambda a: _with_record(a, base_model="0123456789abcdef", model={"source": "Qwen/Qwen3-8B"}),
+            "was trained on another base model (Qwen/Qwen3-8B)",
+        ),
+        (lambda a: (a / artifacts.RECORD).write_text("{not json"), "is not a calft artifact"),
+        (lambda a: (a / artifacts.RECORD).unlink(), "is not a calft artifact"),
+    ],
+)
+def test_an_adapter_that_would_do_nothing_or_belongs_to_another_model_is_refused(
+    tmp_path, capsys, work, tiny_model_dir, change, message
+):
     adapter = _adapter_variant(work, tmp_path, change)
-    assert main(["sample", *SAMPLE, "--model-dir", str(tiny_model_dir), "--adapter", str(adapter),
-                 "--targets", str(work / "ood.parquet"), "--output", str(tmp_path / "s.parquet")]) == 2
+    assert (
+        main(
+            [
+                "sample",
+                *SAMPLE,
+                "--model-dir",
+                str(tiny_model_dir),
+                "--adapter",
+                str(adapter),
+                "--targets",
+                str(work / "ood.parquet"),
+                "--output",
+                str(tmp_path / "s.parquet"),
+            ]
+        )
+        == 2
+    )
     assert message in _error(capsys) and not (tmp_path / "s.parquet").exists()
 
 
 def test_an_adapter_trained_on_another_architecture_is_refused(tmp_path, capsys, work, replica):
     folder, entry = replica("qwen3")
-    assert main(["sample", *cli_settings(model=entry, sampling={"num_samples": 2, "max_new_tokens": 3}),
-                 "--model-dir", str(folder), "--adapter", str(work / "trained" / "adapter"),
-                 "--targets", str(work / "ood.parquet"), "--output", str(tmp_path / "s.parquet")]) == 2
+    assert (
+        main(
+            [
+                "sample",
+                *cli_settings(model=entry, sampling={"num_samples": 2, "max_new_tokens": 3}),
+                "--model-dir",
+                str(folder),
+                "--adapter",
+                str(work / "trained" / "adapter"),
+                "--targets",
+                str(work / "ood.parquet"),
+                "--output",
+                str(tmp_path / "s.parquet"),
+            ]
+        )
+        == 2
+    )
     assert "was trained on another base model (embedded)" in _error(capsys)
 
 
@@ -346,8 +488,9 @@ def test_an_adapter_trained_on_another_architecture_is_refused(tmp_path, capsys,
 # Numbers
 
 
-def test_training_stops_at_the_first_non_finite_loss_keeping_the_last_good_checkpoint(tmp_path, capsys, work,
-                                                                                     tiny_model_dir, monkeypatch):
+def test_training_stops_at_the_first_non_finite_loss_keeping_the_last_good_checkpoint(
+    tmp_path, capsys, work, tiny_model_dir, monkeypatch
+):
     from calft.training import loop
 
     calls = {"count": 0}
@@ -359,8 +502,13 @@ def test_training_stops_at_the_first_non_finite_loss_keeping_the_last_good_check
         return losses * float("nan") if calls["count"] >= 3 else losses
 
     monkeypatch.setattr(loop, "example_losses", poisoned)
-    training = TRAINING | {"hard_samples_per_prompt_per_epoch": 12, "hard_group_size": 4,
-                           "global_batch_size": 4, "per_device_batch_size": 4, "checkpoint_every": 1}
+    training = TRAINING | {
+        "hard_samples_per_prompt_per_epoch": 12,
+        "hard_group_size": 4,
+        "global_batch_size": 4,
+        "per_device_batch_size": 4,
+        "checkpoint_every": 1,
+    }
     command = _train(tiny_model_dir, work / "train.parquet", tmp_path, training=training)
     assert main(command) == 1
     message = _error(capsys)
@@ -384,20 +532,25 @@ def test_sampling_refuses_non_finite_probabilities(tiny_model_dir, strategy):
         sample(model, [1, 2, 3], [1, 2, 3, 4], 10, {0}, strategy=strategy)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"training.learning_rate": 1e30}, "training.learning_rate: 1e+30 is greater than the maximum of 1"),
-    ({"training.learning_rate": 1e300}, "training.learning_rate: 1e+300 is greater than the maximum of 1"),
-    ({"sampling.temperature": 1e-300}, "sampling.temperature: 1e-300 is less than the minimum of 0.001"),
-    ({"training.seed": -1}, "training.seed: -1 is less than the minimum of 0"),
-    ({"sampling.seed": 2**64}, "sampling.seed: 18446744073709551616 is greater than the maximum"),
-    ({"models.smol.template_date": "2024-02-30"}, "models.smol.template_date: '2024-02-30' is not a 'date'"),
-    ({"models.smol.chat_template_kwargs": {"tokenize": True}}, "models.smol.chat_template_kwargs: 'tokenize'"),
-    ({"models.smol.path": "/data/{x}"}, "models.smol.path: '/data/{x}' does not match"),
-    ({"retention.data_dir": "probes{a}"}, "retention.data_dir: 'probes{a}' does not match"),
-    ({"models": {7: {"source": "embedded", "tokenizer": "t", "terminator": "x"}}},
-     "models: 7 is not of type 'string'"),
-    ({"run_models": [7]}, "run_models.0: 7 is not of type 'string'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"training.learning_rate": 1e30}, "training.learning_rate: 1e+30 is greater than the maximum of 1"),
+        ({"training.learning_rate": 1e300}, "training.learning_rate: 1e+300 is greater than the maximum of 1"),
+        ({"sampling.temperature": 1e-300}, "sampling.temperature: 1e-300 is less than the minimum of 0.001"),
+        ({"training.seed": -1}, "training.seed: -1 is less than the minimum of 0"),
+        ({"sampling.seed": 2**64}, "sampling.seed: 18446744073709551616 is greater than the maximum"),
+        ({"models.smol.template_date": "2024-02-30"}, "models.smol.template_date: '2024-02-30' is not a 'date'"),
+        ({"models.smol.chat_template_kwargs": {"tokenize": True}}, "models.smol.chat_template_kwargs: 'tokenize'"),
+        ({"models.smol.path": "/data/{x}"}, "models.smol.path: '/data/{x}' does not match"),
+        ({"retention.data_dir": "probes{a}"}, "retention.data_dir: 'probes{a}' does not match"),
+        (
+            {"models": {7: {"source": "embedded", "tokenizer": "t", "terminator": "x"}}},
+            "models: 7 is not of type 'string'",
+        ),
+        ({"run_models": [7]}, "run_models.0: 7 is not of type 'string'"),
+    ],
+)
 def test_config_values_the_code_cannot_use_are_refused_naming_the_key(micro_config, change, message):
     from calft.config import ConfigError, validate
 
@@ -419,13 +572,24 @@ def test_a_fifo_or_device_input_is_refused_at_once(tmp_path, work):
     commands = [
         ["score", "--samples", str(fifo), "--targets", str(work / "ood.parquet"), "--output", str(tmp_path / "s")],
         ["score", "--samples", "/dev/zero", "--targets", str(work / "ood.parquet"), "--output", str(tmp_path / "s")],
-        ["retention", *cli_settings(model=TINY, retention={"suite": "offline"}), "--model-dir", "m",
-         "--data-dir", str(data), "--examples", str(tmp_path / "e"), "--output", str(tmp_path / "o")],
+        [
+            "retention",
+            *cli_settings(model=TINY, retention={"suite": "offline"}),
+            "--model-dir",
+            "m",
+            "--data-dir",
+            str(data),
+            "--examples",
+            str(tmp_path / "e"),
+            "--output",
+            str(tmp_path / "o"),
+        ],
     ]
     for command in commands:
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "calft.cli", *command], capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "calft.cli", *command], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 2 and "is not a regular file" in result.stderr.strip().splitlines()[-1]
         assert time.monotonic() - started < 60
 
@@ -441,8 +605,20 @@ def test_a_full_disk_is_one_line_with_status_1_and_the_old_artifact_is_kept(tmp_
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
-    assert main(["score", "--samples", str(work / "samples.parquet"), "--targets", str(work / "ood.parquet"),
-                 "--output", str(output)]) == 1
+    assert (
+        main(
+            [
+                "score",
+                "--samples",
+                str(work / "samples.parquet"),
+                "--targets",
+                str(work / "ood.parquet"),
+                "--output",
+                str(output),
+            ]
+        )
+        == 1
+    )
     assert "No space left on device" in _error(capsys)
     assert output.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
 
@@ -455,14 +631,18 @@ def _parent_of(process: Path) -> int | None:
 
 
 def test_a_killed_worker_is_one_line_with_status_1(tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "calft.cli", *discretize(tmp_path / "t.parquet", "train", 5, 16384),
-                                "--workers", "2"], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "calft.cli", *discretize(tmp_path / "t.parquet", "train", 5, 16384), "--workers", "2"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in process.stderr:
         if "worker(s)" in line:
             break
     time.sleep(1.0)
-    children = [entry.name for entry in Path("/proc").iterdir() if entry.name.isdigit()
-                and _parent_of(entry) == process.pid]
+    children = [
+        entry.name for entry in Path("/proc").iterdir() if entry.name.isdigit() and _parent_of(entry) == process.pid
+    ]
     assert children
     os.kill(int(children[0]), signal.SIGKILL)
     error = process.stderr.read()
@@ -488,12 +668,28 @@ def test_malformed_irt_archives_and_noveltybench_prompt_files_are_one_line(tmp_p
 
 
 def test_preparing_a_model_offline_or_with_a_bad_id_is_one_line(tmp_path):
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"),
-                        "PIP_INDEX_URL": (tmp_path / "no-index").as_uri(), "PIP_NO_INDEX": "1"}
+    env = os.environ | {
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "PIP_INDEX_URL": (tmp_path / "no-index").as_uri(),
+        "PIP_NO_INDEX": "1",
+    }
     for source in ("no-such-org/no-such-model", "embedded"):
-        result = subprocess.run([sys.executable, "-m", "calft.cli", "prepare-model", *cli_settings(source=source),
-                                 "--output", str(tmp_path / "model")], env=env, capture_output=True, text=True,
-                                timeout=300)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "calft.cli",
+                "prepare-model",
+                *cli_settings(source=source),
+                "--output",
+                str(tmp_path / "model"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and "Traceback" not in result.stderr and "cannot download" in lines[-1]
     assert not (tmp_path / "model").exists()
@@ -539,25 +735,73 @@ def _empty(path: Path) -> None:
     _rewrite(path, lambda t: t.slice(0, 0))
 
 
-MALFORMATIONS = {"truncated": _truncated, "wrong kind": None, "wrong columns": _wrong_columns,
-                 "wrong types": _wrong_types, "NaN": _nan, "empty": _empty}
+MALFORMATIONS = {
+    "truncated": _truncated,
+    "wrong kind": None,
+    "wrong columns": _wrong_columns,
+    "wrong types": _wrong_types,
+    "NaN": _nan,
+    "empty": _empty,
+}
 # (command, the input's file in `work`, the argument list with {input}, {out} and {work} to fill in)
 READERS = [
     ("build-tries", "train.parquet", build_tries("{input}", "{model}", "{out}/tries.parquet")),
     ("train hard", "train.parquet", _train("{model}", "{input}", Path("{out}"))),
-    ("train soft", "train-tries.parquet", _train("{model}", "{work}/train.parquet", Path("{out}"), "--tries", "{input}",
-                                                 method="soft")),
-    ("sample", "ood.parquet", ["sample", *SAMPLE, "--model-dir", "{model}", "--targets", "{input}",
-                               "--output", "{out}/s.parquet"]),
-    ("score samples", "samples.parquet", ["score", "--samples", "{input}", "--targets", "{work}/ood.parquet",
-                                          "--output", "{out}/s.parquet"]),
-    ("score targets", "ood.parquet", ["score", "--samples", "{work}/samples.parquet", "--targets", "{input}",
-                                      "--output", "{out}/s.parquet"]),
-    ("logit-kl", "ood-tries.parquet", ["logit-kl", *MODEL, "--model-dir", "{model}", "--tries", "{input}",
-                                       "--targets", "{work}/ood.parquet", "--output", "{out}/k.parquet"]),
-] + [(f"aggregate {kind}", f"results/m/base/{kind}/ood.parquet",
-      ["aggregate", *REPORT, "--results", "{out}/results", "--ood-targets", "{work}/ood.parquet",
-       "--tables", "{out}/tables", "--figures", "{out}/figures"]) for kind in ("scores", "logit_kl", "samples")]
+    (
+        "train soft",
+        "train-tries.parquet",
+        _train("{model}", "{work}/train.parquet", Path("{out}"), "--tries", "{input}", method="soft"),
+    ),
+    (
+        "sample",
+        "ood.parquet",
+        ["sample", *SAMPLE, "--model-dir", "{model}", "--targets", "{input}", "--output", "{out}/s.parquet"],
+    ),
+    (
+        "score samples",
+        "samples.parquet",
+        ["score", "--samples", "{input}", "--targets", "{work}/ood.parquet", "--output", "{out}/s.parquet"],
+    ),
+    (
+        "score targets",
+        "ood.parquet",
+        ["score", "--samples", "{work}/samples.parquet", "--targets", "{input}", "--output", "{out}/s.parquet"],
+    ),
+    (
+        "logit-kl",
+        "ood-tries.parquet",
+        [
+            "logit-kl",
+            *MODEL,
+            "--model-dir",
+            "{model}",
+            "--tries",
+            "{input}",
+            "--targets",
+            "{work}/ood.parquet",
+            "--output",
+            "{out}/k.parquet",
+        ],
+    ),
+] + [
+    (
+        f"aggregate {kind}",
+        f"results/m/base/{kind}/ood.parquet",
+        [
+            "aggregate",
+            *REPORT,
+            "--results",
+            "{out}/results",
+            "--ood-targets",
+            "{work}/ood.parquet",
+            "--tables",
+            "{out}/tables",
+            "--figures",
+            "{out}/figures",
+        ],
+    )
+    for kind in ("scores", "logit_kl", "samples")
+]
 
 
 def _filled(argument: str, placeholders: dict) -> str:

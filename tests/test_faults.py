@@ -45,7 +45,11 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 def _discretize(output: Path, per_family: int) -> list[str]:
-    return [*discretize(output, "train", 5, 16384, families=FAMILIES.split(","), per_family=per_family), "--workers", "2"]
+    return [
+        *discretize(output, "train", 5, 16384, families=FAMILIES.split(","), per_family=per_family),
+        "--workers",
+        "2",
+    ]
 
 
 def _complete(output: Path, kind: str) -> dict:
@@ -67,8 +71,9 @@ def tries_inputs(tmp_path_factory):
 
 
 def _run_and_kill(arguments: list[str], marker: str, delay: float, signum: int) -> int:
-    process = subprocess.Popen([sys.executable, "-m", "calft.cli", *arguments], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "calft.cli", *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     time.sleep(delay)
     process.send_signal(signum)
     code = process.wait(timeout=60)
@@ -81,16 +86,16 @@ def _run_and_kill(arguments: list[str], marker: str, delay: float, signum: int) 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["discretize", "build-tries"])
-def test_killed_commands_leave_the_old_or_the_new_artifact_and_no_orphans(tmp_path, tries_inputs, smollm2_dir,
-                                                                          command):
+def test_killed_commands_leave_the_old_or_the_new_artifact_and_no_orphans(tmp_path, tries_inputs, smollm2_dir, command):
     output = tmp_path / f"{command}.parquet"
     if command == "discretize":
         kind, old, new = "targets", _discretize(output, 2), _discretize(output, 6)
         version = lambda config: config["per_family"]  # noqa: E731
     else:
         kind = "tries"
-        old, new = ([*build_tries(tries_inputs / f"targets-{n}.parquet", smollm2_dir, output), "--workers", "2"]
-                    for n in (2, 6))
+        old, new = (
+            [*build_tries(tries_inputs / f"targets-{n}.parquet", smollm2_dir, output), "--workers", "2"] for n in (2, 6)
+        )
         version = lambda config: config["targets"]["per_family"]  # noqa: E731
     started = time.monotonic()
     assert main(new) == 0
@@ -113,8 +118,9 @@ def test_a_stopped_command_exits_at_once(tmp_path):
     """SIGINT or SIGTERM stops a multi-process command without waiting for its workers' tasks."""
     output = tmp_path / "targets.parquet"
     for signum in (signal.SIGINT, signal.SIGTERM):
-        process = subprocess.Popen([sys.executable, "-m", "calft.cli", *_discretize(output, 40)],
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "calft.cli", *_discretize(output, 40)], stderr=subprocess.PIPE, text=True
+        )
         for line in process.stderr:
             if "worker(s)" in line:
                 break
@@ -130,8 +136,12 @@ def test_a_stopped_command_exits_at_once(tmp_path):
 def test_concurrent_writers_never_expose_a_partial_or_mixed_folder(tmp_path):
     output = tmp_path / "targets.parquet"
     runs = " && ".join([" ".join([sys.executable, "-m", "calft.cli", "{}"])] * 3)
-    writers = [subprocess.Popen(["bash", "-c", runs.replace("{}", shlex.join(_discretize(output, n)))],
-                                stderr=subprocess.DEVNULL) for n in (1, 3)]
+    writers = [
+        subprocess.Popen(
+            ["bash", "-c", runs.replace("{}", shlex.join(_discretize(output, n)))], stderr=subprocess.DEVNULL
+        )
+        for n in (1, 3)
+    ]
     seen = set()
     while any(writer.poll() is None for writer in writers):
         if output.exists():
@@ -148,14 +158,18 @@ def two_versions(tmp_path_factory) -> Path:
     return folder
 
 
-FOLDER_READERS = {"read_table": lambda path: artifacts.read_table(path, "targets"),
-                  "read_provenance": artifacts.read_provenance, "identify": identify}
+FOLDER_READERS = {
+    "read_table": lambda path: artifacts.read_table(path, "targets"),
+    "read_provenance": artifacts.read_provenance,
+    "identify": identify,
+}
 
 
 @pytest.mark.parametrize("removed", [1, 6], ids=["some parts", "every part"])
 @pytest.mark.parametrize("reader", FOLDER_READERS)
-def test_a_folder_swapped_out_before_it_is_listed_is_read_again_whole(tmp_path, monkeypatch, two_versions, reader,
-                                                                       removed):
+def test_a_folder_swapped_out_before_it_is_listed_is_read_again_whole(
+    tmp_path, monkeypatch, two_versions, reader, removed
+):
     """The reader holds the old folder open; a writer swaps the new one in and is removing the old
     one's parts when the reader lists them: the read starts again on the new folder."""
     read = FOLDER_READERS[reader]
@@ -215,17 +229,25 @@ def test_masses_that_do_not_sum_to_one_are_refused(tmp_path):
         artifacts.read_table(targets, "targets")
 
 
-numbers = st.one_of(st.integers(-10**12, 10**12), st.integers(-3, 20), st.floats(allow_nan=True),
-                    st.sampled_from(["", "x", "1e3", "0x10", "1.0", "-0", " 7", "nan", "inf"]))
+numbers = st.one_of(
+    st.integers(-(10**12), 10**12),
+    st.integers(-3, 20),
+    st.floats(allow_nan=True),
+    st.sampled_from(["", "x", "1e3", "0x10", "1.0", "-0", " 7", "nan", "inf"]),
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(decimals=numbers, max_bins=numbers, per_family=numbers, workers=numbers)
-def test_fuzzed_numbers_give_valid_output_or_a_one_line_refusal(tmp_path, capsys, decimals, max_bins, per_family,
-                                                                 workers):
+def test_fuzzed_numbers_give_valid_output_or_a_one_line_refusal(
+    tmp_path, capsys, decimals, max_bins, per_family, workers
+):
     output = tmp_path / "fuzz.parquet"
-    arguments = [*discretize(output, "ood", decimals, max_bins, families=["poisson"], per_family=per_family),
-                 "--workers", str(workers)]
+    arguments = [
+        *discretize(output, "ood", decimals, max_bins, families=["poisson"], per_family=per_family),
+        "--workers",
+        str(workers),
+    ]
     capsys.readouterr()
     code = main(arguments)
     if code == 0:
@@ -237,18 +259,34 @@ def test_fuzzed_numbers_give_valid_output_or_a_one_line_refusal(tmp_path, capsys
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(num_samples=numbers, temperature=numbers, top_p=numbers, chunk_size=numbers, max_new_tokens=numbers)
-def test_fuzzed_sampling_settings_are_checked_before_anything_runs(tmp_path, capsys, num_samples, temperature,
-                                                                    top_p, chunk_size, max_new_tokens):
+def test_fuzzed_sampling_settings_are_checked_before_anything_runs(
+    tmp_path, capsys, num_samples, temperature, top_p, chunk_size, max_new_tokens
+):
     import json
 
-    values = {"num_samples": num_samples, "temperature": temperature, "top_p": top_p, "chunk_size": chunk_size,
-              "max_new_tokens": max_new_tokens}
+    values = {
+        "num_samples": num_samples,
+        "temperature": temperature,
+        "top_p": top_p,
+        "chunk_size": chunk_size,
+        "max_new_tokens": max_new_tokens,
+    }
     sampling = json.dumps({k: v for k, v in values.items() if not isinstance(v, str) or not v})
     capsys.readouterr()
     model = {"source": "embedded", "tokenizer": "t", "terminator": "x"}
-    code = main(["sample", "--settings", json.dumps({"model": model, "sampling": json.loads(sampling)}),
-                 "--model-dir", "m", "--targets", str(tmp_path / "missing.parquet"), "--output",
-                 str(tmp_path / "out.parquet")])
+    code = main(
+        [
+            "sample",
+            "--settings",
+            json.dumps({"model": model, "sampling": json.loads(sampling)}),
+            "--model-dir",
+            "m",
+            "--targets",
+            str(tmp_path / "missing.parquet"),
+            "--output",
+            str(tmp_path / "out.parquet"),
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 2 and "Traceback" not in error
     assert "missing.parquet does not exist" in error or "sampling" in error

@@ -52,13 +52,15 @@ def test_nothing_the_report_imports_loads_torch():
     import sys
 
     names = sorted(set().union(*(imported_calft_modules(path) for path in (SOURCE / "report").rglob("*.py"))))
-    code = ("import importlib, sys\n"
-            f"for name in {names!r}:\n"
-            "    try:\n"
-            "        importlib.import_module(name)\n"
-            "    except ModuleNotFoundError:\n"
-            "        pass  # a name imported from a module, not a module\n"
-            "print('torch' in sys.modules)")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ModuleNotFoundError:\n"
+        "        pass  # a name imported from a module, not a module\n"
+        "print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False", names
 
@@ -77,5 +79,7 @@ def test_stages_import_no_other_stage_but_modeling_and_targets():
             target = unit(module)
             if own not in STAGES or target not in STAGES or target in SHARED_STAGES | {own}:
                 continue
-            excepted = any(module == name or module.startswith(name + ".") for stage, name in EXCEPTIONS if stage == own)
+            excepted = any(
+                module == name or module.startswith(name + ".") for stage, name in EXCEPTIONS if stage == own
+            )
             assert excepted, f"{path.relative_to(SOURCE)} imports {module}"

@@ -6,10 +6,10 @@ import json
 import pytest
 
 from calft import settings
-from calft.modeling.settings import ModelEntry
-from calft.settings import SettingsError
 from calft.evaluation.settings import Sampling
+from calft.modeling.settings import ModelEntry
 from calft.retention.settings import Perplexity
+from calft.settings import SettingsError
 from calft.training.settings import Training
 
 
@@ -18,10 +18,14 @@ def _sections(module_names=("modeling", "targets", "training", "evaluation", "tr
     import importlib
     import inspect
 
-    return [section for stage in module_names
-            for _, section in inspect.getmembers(importlib.import_module(f"calft.{stage}.settings"), inspect.isclass)
-            if issubclass(section, settings.Section) and hasattr(section, "SCHEMA_PATH")
-            and section.__module__ == f"calft.{stage}.settings"]
+    return [
+        section
+        for stage in module_names
+        for _, section in inspect.getmembers(importlib.import_module(f"calft.{stage}.settings"), inspect.isclass)
+        if issubclass(section, settings.Section)
+        and hasattr(section, "SCHEMA_PATH")
+        and section.__module__ == f"calft.{stage}.settings"
+    ]
 
 
 def test_every_config_section_and_command_settings_has_a_typed_section():
@@ -30,7 +34,9 @@ def test_every_config_section_and_command_settings_has_a_typed_section():
     names = {section.__name__ for section in _sections()}
     assert {section.__name__ for section in SECTIONS.values()} <= names
     commands = {name for name in settings.schema()["$defs"] if name.endswith("_settings")}
-    assert commands == {section.SCHEMA_PATH[1] for section in _sections() if section.SCHEMA_PATH[0] == "$defs"} - {"model"}
+    assert commands == {section.SCHEMA_PATH[1] for section in _sections() if section.SCHEMA_PATH[0] == "$defs"} - {
+        "model"
+    }
 
 
 @pytest.mark.parametrize("section", _sections(), ids=lambda section: section.__name__)
@@ -50,15 +56,23 @@ def test_defaults_come_from_the_schema():
     assert Training.from_json(json.dumps(training.to_dict())) == training
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"bogus": 1}, "training: Additional properties are not allowed ('bogus' was unexpected)"),
-    ({"global_batch_size": 8.0}, "training.global_batch_size: 8.0 is not of type 'integer'"),
-    ({"global_batch_size": True}, "training.global_batch_size: True is not of type 'integer'"),
-    ({"learning_rate": 0}, "training.learning_rate: 0 is less than or equal to the minimum of 0"),
-    ({"hard_group_size": 3}, "training.hard_group_size: 3 does not divide training.hard_samples_per_prompt_per_epoch"),
-    ({"global_batch_size": 12, "per_device_batch_size": 8},
-     "training.per_device_batch_size: 8 does not divide training.global_batch_size (12)"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"bogus": 1}, "training: Additional properties are not allowed ('bogus' was unexpected)"),
+        ({"global_batch_size": 8.0}, "training.global_batch_size: 8.0 is not of type 'integer'"),
+        ({"global_batch_size": True}, "training.global_batch_size: True is not of type 'integer'"),
+        ({"learning_rate": 0}, "training.learning_rate: 0 is less than or equal to the minimum of 0"),
+        (
+            {"hard_group_size": 3},
+            "training.hard_group_size: 3 does not divide training.hard_samples_per_prompt_per_epoch",
+        ),
+        (
+            {"global_batch_size": 12, "per_device_batch_size": 8},
+            "training.per_device_batch_size: 8 does not divide training.global_batch_size (12)",
+        ),
+    ],
+)
 def test_bad_values_are_refused_naming_the_key(values, message):
     with pytest.raises(SettingsError) as refused:
         Training.from_dict(values)

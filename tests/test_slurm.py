@@ -60,10 +60,24 @@ def _start_snakemake(profile: Path, workdir: Path, *targets: str) -> subprocess.
     """A Snakemake run through the profile, started. OMP_WAIT_POLICY=PASSIVE: the jobs share two real
     cores, and spinning OpenMP threads would starve each other."""
     return subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *targets, "--profile", str(profile),
-         "--configfile", "micro.yaml"],  # targets first: --configfile would take them as more config files
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            *targets,
+            "--profile",
+            str(profile),
+            "--configfile",
+            "micro.yaml",
+        ],  # targets first: --configfile would take them as more config files
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"},
+    )
 
 
 def _finish(process: subprocess.Popen) -> tuple[int, str, dict[int, str]]:
@@ -79,14 +93,21 @@ def _snakemake(profile: Path, workdir: Path, *targets: str) -> tuple[int, str, d
 
 def _sacct(jobs) -> dict[int, dict]:
     fields = ["JobID", "JobName", "Comment", "State", "Partition", "AllocTRES", "Timelimit", "ReqMem", "Account"]
-    output = subprocess.run(["sacct", "-X", "-P", "-n", "-j", ",".join(map(str, jobs)), "--format", ",".join(fields)],
-                            capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        ["sacct", "-X", "-P", "-n", "-j", ",".join(map(str, jobs)), "--format", ",".join(fields)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = [dict(zip(fields, line.split("|"))) for line in output.splitlines() if line]
     return {int(row["JobID"]): row for row in rows}
 
 
-STAGES_OFF = {"retention": {"enabled": False}, "perplexity": {"enabled": False},
-              "transfer": {"open_ended": {"enabled": False}, "mcq": {"enabled": False}, "ssot": {"enabled": False}}}
+STAGES_OFF = {
+    "retention": {"enabled": False},
+    "perplexity": {"enabled": False},
+    "transfer": {"open_ended": {"enabled": False}, "mcq": {"enabled": False}, "ssot": {"enabled": False}},
+}
 
 
 def _structured_only(config: dict) -> dict:
@@ -111,19 +132,50 @@ def slurm_run(profile, tmp_path_factory, micro_workflow_config, request):
     code, output, submitted = _finish(process)
     minutes = (time.monotonic() - started) / 60
     assert code == 0, output[-10000:]
-    print(f"\nthe micro workflow through the SLURM profile (beside the local run) took {minutes:.1f} min, "
-          f"{len(submitted)} SLURM jobs")
+    print(
+        f"\nthe micro workflow through the SLURM profile (beside the local run) took {minutes:.1f} min, "
+        f"{len(submitted)} SLURM jobs"
+    )
     return workdir, submitted
 
 
 def test_every_job_went_through_sbatch_and_sacct_lists_it_under_its_rule(slurm_run):
     workdir, submitted = slurm_run
-    local = {"all", "aggregate", "prepare_embedded_model", "download_hub_model", "retention_data",
-             "fetch_irt_parameters", "fetch_paloma", "download_noveltybench_model", "fetch_noveltybench_prompts"}
-    planned = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n", "--forceall",
-                              "--configfile", "micro.yaml", "--quiet", "rules"], cwd=workdir, capture_output=True,
-                             text=True, check=True).stdout
-    expected = {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", planned, re.M) if rule not in local | {"total"}}
+    local = {
+        "all",
+        "aggregate",
+        "prepare_embedded_model",
+        "download_hub_model",
+        "retention_data",
+        "fetch_irt_parameters",
+        "fetch_paloma",
+        "download_noveltybench_model",
+        "fetch_noveltybench_prompts",
+    }
+    planned = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-n",
+            "--forceall",
+            "--configfile",
+            "micro.yaml",
+            "--quiet",
+            "rules",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    expected = {
+        rule: int(count)
+        for rule, count in re.findall(r"^(\w+)\s+(\d+)$", planned, re.M)
+        if rule not in local | {"total"}
+    }
     counted = {}
     for rule in submitted.values():
         counted[rule] = counted.get(rule, 0) + 1
@@ -142,8 +194,11 @@ def test_gpu_jobs_got_the_resources_the_profile_declares_and_saw_their_gpus(slur
     workdir, submitted = slurm_run
     declared = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
     rows = _sacct(submitted)
-    logs = {"train_soft": "logs/train/smol/soft.log", "train_hard": "logs/train/smol/hard.log",
-            "sample": "logs/sample/smol/base/ood.log"}
+    logs = {
+        "train_soft": "logs/train/smol/soft.log",
+        "train_hard": "logs/train/smol/hard.log",
+        "sample": "logs/sample/smol/base/ood.log",
+    }
     for rule, log in logs.items():
         row = next(rows[job] for job, name in submitted.items() if name == rule)
         wanted = declared[rule]
@@ -159,8 +214,11 @@ def test_gpu_jobs_got_the_resources_the_profile_declares_and_saw_their_gpus(slur
 def test_the_structured_tables_equal_the_local_micro_runs(slurm_run, local_micro_run):
     workdir, _ = slurm_run
     local_tables, _ = local_micro_run
-    names = sorted(p.name for p in (workdir / layout.TABLES).iterdir()
-                   if p.name.startswith("structured_") or p.name in ("summary.csv", "per_prompt.csv"))
+    names = sorted(
+        p.name
+        for p in (workdir / layout.TABLES).iterdir()
+        if p.name.startswith("structured_") or p.name in ("summary.csv", "per_prompt.csv")
+    )
     assert {"structured_ood.csv", "structured_ood.tex", "summary.csv", "per_prompt.csv"} <= set(names)
     assert all(filecmp.cmp(local_tables / name, workdir / layout.TABLES / name, shallow=False) for name in names), names
 
@@ -181,8 +239,10 @@ def follow_up_runs(slurm_run, profile):
     samples, scores = (workdir / template.format(**HARD_OOD) for template in (layout.SAMPLES, layout.SCORES))
     samples.write_bytes(samples.read_bytes()[:-100])  # damaged: score refuses it
     scores.unlink()
-    started = {"single target": _start_snakemake(profile, workdir, layout.SCORES.format(**SOFT_OOD)),
-               "failed job": _start_snakemake(profile, workdir, layout.SCORES.format(**HARD_OOD), "--allowed-rules", "score")}
+    started = {
+        "single target": _start_snakemake(profile, workdir, layout.SCORES.format(**SOFT_OOD)),
+        "failed job": _start_snakemake(profile, workdir, layout.SCORES.format(**HARD_OOD), "--allowed-rules", "score"),
+    }
     return {name: _finish(process) for name, process in started.items()}
 
 
@@ -196,7 +256,9 @@ def test_a_failed_job_is_reported_with_slurms_state_and_leaves_no_output(slurm_r
     workdir, _ = slurm_run
     code, output, submitted = follow_up_runs["failed job"]
     retries = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["retries"]
-    assert code != 0 and list(submitted.values()) == ["score"] * (1 + retries), output[-3000:]  # the profile retries once
+    assert code != 0 and list(submitted.values()) == ["score"] * (1 + retries), output[
+        -3000:
+    ]  # the profile retries once
     for job in submitted:
         assert re.search(rf"SLURM-job '{job}' failed, SLURM status is: 'FAILED'\. Reasons?: ", output), output[-3000:]
     scores = workdir / layout.SCORES.format(**HARD_OOD)

@@ -38,13 +38,15 @@ def dry_run_jobs(output: str) -> list[dict]:
         wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
         inputs = re.search(r"^\s+input: (.*)$", block, re.M)
         outputs = re.search(r"^\s+output: (.*)$", block, re.M)
-        jobs.append({
-            "rule": rule.group(1),
-            "resources": _pairs(resources.group(1) if resources else ""),
-            "wildcards": _pairs(wildcards.group(1) if wildcards else ""),
-            "inputs": inputs.group(1).split(", ") if inputs else [],
-            "outputs": outputs.group(1).split(", ") if outputs else [],
-        })
+        jobs.append(
+            {
+                "rule": rule.group(1),
+                "resources": _pairs(resources.group(1) if resources else ""),
+                "wildcards": _pairs(wildcards.group(1) if wildcards else ""),
+                "inputs": inputs.group(1).split(", ") if inputs else [],
+                "outputs": outputs.group(1).split(", ") if outputs else [],
+            }
+        )
     return jobs
 
 
@@ -59,8 +61,9 @@ def paper_dry_run(tmp_path_factory):
     import os
 
     env = {**os.environ, "HOME": str(home)}
-    result = run_checked([sys.executable, "-m", "snakemake", "--profile", "slurm", "all", "-n", "--forceall"],
-                         cwd=ROOT, env=env)
+    result = run_checked(
+        [sys.executable, "-m", "snakemake", "--profile", "slurm", "all", "-n", "--forceall"], cwd=ROOT, env=env
+    )
     return dry_run_jobs(result.stdout + result.stderr)
 
 
@@ -75,9 +78,14 @@ def test_paper_dag_has_the_jobs_of_12_models(paper_dry_run):
     assert counts["download_hub_model"] == PAPER_MODELS
     assert counts["discretize"] == 4  # train at 1001 and 16384 bins, unseen and ood at 16384
     assert counts["build_tries"] == 3 * len(tokenizers)  # once per distinct tokenizer, not per model
-    built = {(j["wildcards"]["tokenizer"], j["wildcards"]["prompt_set"], j["wildcards"]["bins"])
-             for j in paper_dry_run if j["rule"] == "build_tries"}
-    assert built == {(t, s, b) for t in tokenizers for s, b in [("train", "1001"), ("unseen", "16384"), ("ood", "16384")]}
+    built = {
+        (j["wildcards"]["tokenizer"], j["wildcards"]["prompt_set"], j["wildcards"]["bins"])
+        for j in paper_dry_run
+        if j["rule"] == "build_tries"
+    }
+    assert built == {
+        (t, s, b) for t in tokenizers for s, b in [("train", "1001"), ("unseen", "16384"), ("ood", "16384")]
+    }
     assert counts["retention"] == counts["perplexity"] == 3 * PAPER_MODELS  # base, soft, hard
     assert counts["retention_data"] == counts["fetch_irt_parameters"] == 1
     assert counts["open_ended"] == 4 * PAPER_MODELS  # base, soft, hard and SSOT prompting
@@ -108,8 +116,17 @@ def test_the_paper_config_reproduces_the_reference_inputs():
 def test_paper_jobs_get_the_profile_resources(paper_dry_run):
     profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     defaults, per_rule = profile["default-resources"], profile["set-resources"]
-    model_rules = {"train_soft", "train_hard", "sample", "logit_kl", "retention", "perplexity", "open_ended", "mcq",
-                   "noveltybench"}
+    model_rules = {
+        "train_soft",
+        "train_hard",
+        "sample",
+        "logit_kl",
+        "retention",
+        "perplexity",
+        "open_ended",
+        "mcq",
+        "noveltybench",
+    }
     checked = set()
     for job in paper_dry_run:
         if job["rule"] not in per_rule:
@@ -118,7 +135,9 @@ def test_paper_jobs_get_the_profile_resources(paper_dry_run):
         for key, value in expected.items():
             assert job["resources"][key] == str(value), (job["rule"], key)
         checked.add(job["rule"])
-    assert checked >= model_rules | {"discretize", "build_tries"}, checked  # every GPU stage, as the SLURM run omits some
+    assert checked >= model_rules | {"discretize", "build_tries"}, (
+        checked
+    )  # every GPU stage, as the SLURM run omits some
 
 
 def test_profile_gpu_settings():
@@ -136,7 +155,10 @@ def test_profile_gpu_settings():
 
     from packaging.version import Version
 
-    for plugin, oldest in (("snakemake-executor-plugin-slurm", "2.7.1"), ("snakemake-executor-plugin-slurm-jobstep", "0.6.1")):
+    for plugin, oldest in (
+        ("snakemake-executor-plugin-slurm", "2.7.1"),
+        ("snakemake-executor-plugin-slurm-jobstep", "0.6.1"),
+    ):
         assert Version(version(plugin)) >= Version(oldest), plugin  # what the profile's settings need
 
 
@@ -153,8 +175,9 @@ def _config_file(tmp_path: Path, values: dict) -> Path:
 
 def test_invalid_config_stops_snakemake_before_any_job_naming_the_key(tmp_path, micro_config):
     """The wiring of calft.config into the workflow; the cases themselves are in test_config.py."""
-    config = _config_file(tmp_path, micro_config(**{"prompts.train_families": ["gaussian", "gausian"],
-                                                    "sampling.num_samples": 100.0}))
+    config = _config_file(
+        tmp_path, micro_config(**{"prompts.train_families": ["gaussian", "gausian"], "sampling.num_samples": 100.0})
+    )
     result = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(config), check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
@@ -169,9 +192,18 @@ def test_the_report_reads_exactly_the_inputs_of_the_aggregate_rule(paper_dry_run
 
     paper = yaml.safe_load((ROOT / "config.paper.yaml").read_text())
     (aggregate,) = [job for job in paper_dry_run if job["rule"] == "aggregate"]
-    selection = ReportSelection.from_dict(dict(models=list(paper["models"]), methods=["base", "soft", "hard", "ssot"],
-                                               prompt_sets=["unseen", "ood"], retention=True, perplexity=True,
-                                               open_ended=True, mcq=True, noveltybench=True))
+    selection = ReportSelection.from_dict(
+        dict(
+            models=list(paper["models"]),
+            methods=["base", "soft", "hard", "ssot"],
+            prompt_sets=["unseen", "ood"],
+            retention=True,
+            perplexity=True,
+            open_ended=True,
+            mcq=True,
+            noveltybench=True,
+        )
+    )
     read = {str(path) for paths in report_inputs(selection).values() for path in paths.values()}
     assert set(aggregate["inputs"]) == read | {"results/targets/ood/d5_b16384.parquet"}
 
@@ -183,7 +215,9 @@ def _plan(tmp_path: Path, config: dict, *targets: str) -> list[dict]:
 
 
 def test_the_training_decimals_never_move_the_evaluation_reference(tmp_path, micro_config):
-    config = micro_config(**{"targets.decimals": 3, "ablations.variants": {"soft-d5": {"method": "soft", "decimals": 5}}})
+    config = micro_config(
+        **{"targets.decimals": 3, "ablations.variants": {"soft-d5": {"method": "soft", "decimals": 5}}}
+    )
     jobs = _plan(tmp_path, config, "all", "ablations")
     reference = {"targets": "results/targets/ood/d2_b100.parquet", "tries": "results/tries/smollm2/ood/d2_b100.parquet"}
     evaluations = [job for job in jobs if job["rule"] in ("sample", "score", "logit_kl")]
@@ -191,7 +225,9 @@ def test_the_training_decimals_never_move_the_evaluation_reference(tmp_path, mic
     for job in evaluations:
         assert reference["targets"] in job["inputs"], job
         assert job["rule"] != "logit_kl" or reference["tries"] in job["inputs"], job
-    trained = {(job["rule"], job["wildcards"]["variant"]): job["inputs"] for job in jobs if job["rule"].startswith("train")}
+    trained = {
+        (job["rule"], job["wildcards"]["variant"]): job["inputs"] for job in jobs if job["rule"].startswith("train")
+    }
     assert "results/targets/train/d3_b50.parquet" in trained["train_soft", ""]
     assert "results/tries/smollm2/train/d5_b50.parquet" in trained["train_soft", "~soft-d5"]
     assert "results/targets/train/d3_b100.parquet" in trained["train_hard", ""]
@@ -199,22 +235,44 @@ def test_the_training_decimals_never_move_the_evaluation_reference(tmp_path, mic
 
 def test_a_variant_folder_of_another_method_is_refused(tmp_path, micro_config):
     path = _config_file(tmp_path, micro_config())
-    result = snakemake("results/smol/hard~soft-d3/adapter", "-n", "--directory", str(tmp_path), "--configfile",
-                       str(path), check=False)
+    result = snakemake(
+        "results/smol/hard~soft-d3/adapter", "-n", "--directory", str(tmp_path), "--configfile", str(path), check=False
+    )
     assert result.returncode != 0 and "variant 'soft-d3' varies soft, not hard" in result.stdout + result.stderr
 
 
 def test_the_paper_ablations_plan_both_grids_on_the_two_models_and_stay_out_of_all():
     paper = yaml.safe_load((ROOT / "config.paper.yaml").read_text())["ablations"]
     assert paper["models"] == ["qwen3-14b", "gemma-3-12b-it"]
-    grids = {name: (v["method"], v.get("decimals", 5), v.get("max_bins", {"soft": 1001, "hard": 16384}[v["method"]]),
-                    v.get("samples_per_prompt_per_epoch", 16), v.get("epochs", 2)) for name, v in paper["variants"].items()}
+    grids = {
+        name: (
+            v["method"],
+            v.get("decimals", 5),
+            v.get("max_bins", {"soft": 1001, "hard": 16384}[v["method"]]),
+            v.get("samples_per_prompt_per_epoch", 16),
+            v.get("epochs", 2),
+        )
+        for name, v in paper["variants"].items()
+    }
     soft = {(d, b) for method, d, b, _, _ in grids.values() if method == "soft"} | {(5, 1001)}
     assert soft == {(d, b) for d in (2, 3, 5) for b in (1001, 4096, 16384)}  # Table 25: the full grid
     hard = sorted((d, b, spp, epochs) for method, d, b, spp, epochs in grids.values() if method == "hard")
-    assert hard == sorted([(3, 1001, 16, 2), (2, 1001, 16, 2), (5, 1001, 16, 2), (3, 4096, 16, 2), (3, 16384, 16, 2),
-                           (3, 1001, 8, 4), (3, 1001, 32, 1), (5, 16384, 8, 4), (5, 16384, 32, 1)])  # Table 26
-    planned = snakemake("--profile", str(ROOT / "profiles" / "slurm"), "ablations", "-n", "--forceall", "--quiet", "rules")
+    assert hard == sorted(
+        [
+            (3, 1001, 16, 2),
+            (2, 1001, 16, 2),
+            (5, 1001, 16, 2),
+            (3, 4096, 16, 2),
+            (3, 16384, 16, 2),
+            (3, 1001, 8, 4),
+            (3, 1001, 32, 1),
+            (5, 16384, 8, 4),
+            (5, 16384, 32, 1),
+        ]
+    )  # Table 26
+    planned = snakemake(
+        "--profile", str(ROOT / "profiles" / "slurm"), "ablations", "-n", "--forceall", "--quiet", "rules"
+    )
     counts = {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", planned.stdout, re.M)}
     assert counts["train_soft"] == 2 * 9 and counts["train_hard"] == 2 * 10  # the variants and the finals
     assert counts["sample"] == counts["score"] == 2 * 19 * 2 and counts["logit_kl"] == 2 * 17 * 2
@@ -240,13 +298,16 @@ def test_micro_ablations_train_each_variant_into_its_own_folder_against_the_one_
     plans only its own jobs and overwrites nothing."""
     _, work = local_micro_run
     results = work / "results" / "smol"
-    soft, hard = artifacts.read_record(results / "soft~soft-d3" / "adapter"), artifacts.read_record(
-        results / "hard~hard-4x2" / "adapter")
+    soft, hard = (
+        artifacts.read_record(results / "soft~soft-d3" / "adapter"),
+        artifacts.read_record(results / "hard~hard-4x2" / "adapter"),
+    )
     assert soft["config"]["targets"]["decimals"] == 3 and soft["config"]["training"]["soft_epochs"] == 1
     assert hard["config"]["training"]["hard_epochs"] == 2
     assert artifacts.read_record(results / "hard" / "adapter")["config"]["training"]["hard_epochs"] == 1
     assert len(pd.read_parquet(results / "hard~hard-4x2" / "train_log.parquet")) == 2 * len(
-        pd.read_parquet(results / "hard" / "train_log.parquet"))
+        pd.read_parquet(results / "hard" / "train_log.parquet")
+    )
     for run in ("soft", "soft~soft-d3", "hard", "hard~hard-4x2"):
         for kind in ("scores", "logit_kl"):
             recorded = artifacts.recorded_reference(results / run / kind / "ood.parquet")
@@ -261,18 +322,37 @@ def test_micro_ablations_train_each_variant_into_its_own_folder_against_the_one_
     summary = pd.read_csv(work / "results" / "tables" / "summary.csv").set_index(["prompt_set", "method"])
     assert table25["smol ood W1"][0] == pytest.approx(summary.loc[("ood", "soft"), "normalized_w1"], nan_ok=True)
     table24 = pd.read_csv(ablations / "table24_construction_cost.csv")
-    assert len(table24) == 4 and (table24.prompts == 4).all() and list(table24.row.fillna("")).count("evaluation reference") == 1
+    assert (
+        len(table24) == 4
+        and (table24.prompts == 4).all()
+        and list(table24.row.fillna("")).count("evaluation reference") == 1
+    )
     assert "final ★" in (ablations / "table26_hard_ablation.md").read_text()
     assert (ablations / "figure14_ood_samples_by_decimals_smol.png").stat().st_size > 1000
 
     config = yaml.safe_load((work / "micro.yaml").read_text())
     config["ablations"]["variants"]["soft-b100"] = {"method": "soft", "max_bins": 100}
     (work / "more.yaml").write_text(yaml.safe_dump(config))
-    planned = snakemake("ablations", "-n", "--rerun-triggers", "mtime", "--directory", str(work), "--configfile",
-                        str(work / "more.yaml"))  # as the fixture ran `ablations`
+    planned = snakemake(
+        "ablations",
+        "-n",
+        "--rerun-triggers",
+        "mtime",
+        "--directory",
+        str(work),
+        "--configfile",
+        str(work / "more.yaml"),
+    )  # as the fixture ran `ablations`
     jobs = dry_run_jobs(planned.stdout + planned.stderr)
-    assert {job["rule"] for job in jobs} == {"build_tries", "train_soft", "sample", "score", "logit_kl",
-                                             "aggregate_ablations", "ablations"}
+    assert {job["rule"] for job in jobs} == {
+        "build_tries",
+        "train_soft",
+        "sample",
+        "score",
+        "logit_kl",
+        "aggregate_ablations",
+        "ablations",
+    }
     assert all(job["wildcards"]["variant"] == "~soft-b100" for job in jobs if "variant" in job["wildcards"])
     written = [path for job in jobs if job["rule"] != "aggregate_ablations" for path in job["outputs"]]
     assert written and not [path for path in written if (work / path).exists()]
@@ -319,7 +399,14 @@ def test_the_micro_run_samples_scores_and_tabulates_structured_sampling(local_mi
     _, tmp_path = local_micro_run
     for method in ("base", "soft", "hard"):
         samples = pd.read_parquet(tmp_path / "results" / "smol" / method / "samples" / "ood.parquet")
-        assert len(samples) == 18 * 3 and set(samples.columns) >= {"prompt_id", "sample_idx", "seed", "text", "value", "valid"}
+        assert len(samples) == 18 * 3 and set(samples.columns) >= {
+            "prompt_id",
+            "sample_idx",
+            "seed",
+            "text",
+            "value",
+            "valid",
+        }
         scores = pd.read_parquet(tmp_path / "results" / "smol" / method / "scores" / "ood.parquet")
         kl = pd.read_parquet(tmp_path / "results" / "smol" / method / "logit_kl" / "ood.parquet")
         assert len(scores) == len(kl) == 18 and (kl.logit_kl > 0).all()
@@ -367,10 +454,17 @@ def test_the_micro_run_measures_transfer_and_the_ssot_baseline(local_micro_run):
 def test_the_micro_run_draws_every_figure_and_appendix_table(local_micro_run):
     """The figures, Tables 3-5 and the appendix tables of the micro run."""
     _, tmp_path = local_micro_run
-    for figure in ("figure2_family_median_w1.png", "figure3_ood_samples_smol.png", "per_family_ood_logit_kl.png",
-                   "figure8_ood_samples_ssot_smol.png", "figure9_open_ended_per_prompt.png",
-                   "figure10_open_ended_frequencies_smol.png", "figure11_retention_per_task.png",
-                   "figure12_paloma_perplexity.png", "figure13_paloma_bits_per_byte.png"):
+    for figure in (
+        "figure2_family_median_w1.png",
+        "figure3_ood_samples_smol.png",
+        "per_family_ood_logit_kl.png",
+        "figure8_ood_samples_ssot_smol.png",
+        "figure9_open_ended_per_prompt.png",
+        "figure10_open_ended_frequencies_smol.png",
+        "figure11_retention_per_task.png",
+        "figure12_paloma_perplexity.png",
+        "figure13_paloma_bits_per_byte.png",
+    ):
         assert (tmp_path / "results" / "figures" / figure).stat().st_size > 1000, figure
     tables = tmp_path / "results" / "tables"
     assert "| lora_r | 16 |" in (tables / "table3_shared_hyperparameters.md").read_text()
@@ -384,7 +478,9 @@ def test_the_micro_run_draws_every_figure_and_appendix_table(local_micro_run):
     counts = pd.read_csv(tables / "appendix_d4_open_ended_counts.csv")
     assert set(counts.method) == {"soft", "hard"} and (counts.pairs == 2).all()
     assert (counts[["higher", "equal", "lower"]].sum(axis=1) == counts.pairs).all()
-    assert (tables / "table21_retention_tasks_model_mean.md").exists() and (tables / "table23_perplexity_slices_model_mean.tex").exists()
+    assert (tables / "table21_retention_tasks_model_mean.md").exists() and (
+        tables / "table23_perplexity_slices_model_mean.tex"
+    ).exists()
 
 
 @pytest.mark.slow
@@ -400,20 +496,54 @@ def test_a_finished_run_has_nothing_to_do_and_its_tables_rebuild_from_parquet_al
     shutil.rmtree(tmp_path / "resources")
     shutil.rmtree(tmp_path / "results" / "tables")
     shutil.rmtree(tmp_path / "results" / "figures")
-    rebuilt = snakemake("tables", "--allowed-rules", "aggregate", "--cores", "1", *launch,
-                        "--directory", str(tmp_path), "--configfile", str(config))
+    rebuilt = snakemake(
+        "tables",
+        "--allowed-rules",
+        "aggregate",
+        "--cores",
+        "1",
+        *launch,
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+    )
     jobs = re.findall(r"^(\w+)\s+\d+$", rebuilt.stdout + rebuilt.stderr, re.M)
-    assert "aggregate" in jobs and not {"sample", "logit_kl", "train_soft", "prepare_embedded_model",
-                                        "retention", "perplexity"} & set(jobs)
+    assert "aggregate" in jobs and not {
+        "sample",
+        "logit_kl",
+        "train_soft",
+        "prepare_embedded_model",
+        "retention",
+        "perplexity",
+    } & set(jobs)
     assert (tmp_path / "results" / "tables" / "structured_ood.tex").exists()
     shutil.rmtree(tmp_path / "results" / "ablations")
-    rebuilt = snakemake("ablations", "--allowed-rules", "aggregate_ablations", "--cores", "1", *launch,
-                        "--directory", str(tmp_path), "--configfile", str(config))
+    rebuilt = snakemake(
+        "ablations",
+        "--allowed-rules",
+        "aggregate_ablations",
+        "--cores",
+        "1",
+        *launch,
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+    )
     assert re.findall(r"^(\w+)\s+\d+$", rebuilt.stdout + rebuilt.stderr, re.M)[:1] == ["aggregate_ablations"]
     assert (tmp_path / "results" / "ablations" / "table26_hard_ablation.tex").exists()
     assert (tmp_path / "results" / "tables" / "retention_perplexity.tex").exists()
-    report = snakemake("tables", "--report", str(tmp_path / "report.html"), *launch, "--directory", str(tmp_path),
-                       "--configfile", str(config))
+    report = snakemake(
+        "tables",
+        "--report",
+        str(tmp_path / "report.html"),
+        *launch,
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+    )
     assert (tmp_path / "report.html").stat().st_size > 10000, report.stderr[-2000:]
 
 
@@ -425,8 +555,16 @@ def test_a_single_target_rebuilds_only_what_it_needs(local_micro_run):
     launch = as_under_the_profile()
     tries = tmp_path / "results" / "tries" / "smollm2" / "train" / "d2_b50.parquet"
     shutil.rmtree(tries)
-    single = snakemake("results/tries/smollm2/train/d2_b50.parquet", "--cores", "2", *launch,
-                       "--directory", str(tmp_path), "--configfile", str(config))
+    single = snakemake(
+        "results/tries/smollm2/train/d2_b50.parquet",
+        "--cores",
+        "2",
+        *launch,
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+    )
     assert "build_tries" in single.stdout + single.stderr
     assert "discretize" not in re.findall(r"^(\w+)\s+\d+$", single.stdout + single.stderr, re.M)
     assert tries.exists()
@@ -464,7 +602,9 @@ def test_retention_and_perplexity_of_the_micro_run_apply_each_adapter(local_micr
     for name in ("retention.parquet", "perplexity.parquet"):
         assert artifacts.read_provenance(results / "soft" / name)["config"]["adapter"] == "results/smol/soft/adapter"
         assert artifacts.read_provenance(results / "base" / name)["config"]["adapter"] is None
-    assert artifacts.read_provenance(results / "soft" / "retention.parquet")["config"]["retention"]["suite"] == "offline"
+    assert (
+        artifacts.read_provenance(results / "soft" / "retention.parquet")["config"]["retention"]["suite"] == "offline"
+    )
 
 
 def test_the_index_lists_every_paper_item_produced_or_explained(local_micro_run):
@@ -484,8 +624,17 @@ def test_the_index_lists_every_paper_item_produced_or_explained(local_micro_run)
         elif note != NO_CONFIG:
             assert set(re.findall(r"[a-z_]+(?:\.[a-z_]+)*", note)) & keys, (label, note)
     assert {"Tables 11-13", "Tables 14-16", "Tables 17-19", "Table 10", "Figure 1"}.isdisjoint(produced)
-    assert produced >= {"Figure 2", "Figure 14", "Table 1", "Table 20", "Table 24", "Table 25", "Table 26",
-                        "Appendix B.1", "Appendix D.4"}
+    assert produced >= {
+        "Figure 2",
+        "Figure 14",
+        "Table 1",
+        "Table 20",
+        "Table 24",
+        "Table 25",
+        "Table 26",
+        "Appendix B.1",
+        "Appendix D.4",
+    }
     readme = (ROOT / "README.md").read_text()
     assert all(f"| {item.label} |" in readme for item in ITEMS)  # the README's index names every item
 
@@ -499,8 +648,9 @@ def test_every_value_interpolated_into_a_shell_command_is_quoted():
         for shell in re.findall(r"shell:\n((?:\s+\".*\"\n)+)", path.read_text()):
             for field in re.findall(r"\{([^}]*)\}", shell):
                 name = field.removesuffix(":q")
-                assert field.endswith(":q") or name == "threads" or name.removeprefix("params.") in OPTION_PARAMS, \
+                assert field.endswith(":q") or name == "threads" or name.removeprefix("params.") in OPTION_PARAMS, (
                     f"{path.name}: {{{field}}} is interpolated unquoted"
+                )
 
 
 @pytest.mark.slow
@@ -513,7 +663,14 @@ def test_a_hostile_model_path_reaches_the_command_intact_and_runs_nothing(tmp_pa
     planned = snakemake("-n", "-p", "--forceall", "--directory", str(tmp_path), "--configfile", str(config))
     commands = [line for line in planned.stdout.splitlines() if "calft build-tries" in line]
     assert commands and all(shlex.split(c)[shlex.split(c).index("--tokenizer") + 1] == str(folder) for c in commands)
-    snakemake("results/tries/smollm2/ood/d2_b100.parquet", "--cores", "2", "--directory", str(tmp_path),
-              "--configfile", str(config))
+    snakemake(
+        "results/tries/smollm2/ood/d2_b100.parquet",
+        "--cores",
+        "2",
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+    )
     assert (tmp_path / "results" / "tries" / "smollm2" / "ood" / "d2_b100.parquet").is_dir()
     assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()

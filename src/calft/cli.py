@@ -19,8 +19,9 @@ STAGES = ("targets", "modeling", "training", "evaluation", "transfer", "retentio
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="calft",
-                                  description="Calibration Fine-Tuning stages. Each subcommand is one workflow step.")
+    top = argparse.ArgumentParser(
+        prog="calft", description="Calibration Fine-Tuning stages. Each subcommand is one workflow step."
+    )
     sub = top.add_subparsers(dest="command", required=True)
     for stage in STAGES:
         importlib.import_module(f"calft.{stage}.cli").add_commands(sub)
@@ -71,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if "CUDA_VISIBLE_DEVICES" in os.environ:
         logging.getLogger("calft").info(f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}")
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)} \
-        if in_main_thread else {}
+    previous = (
+        {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)} if in_main_thread else {}
+    )
     try:
         check_paths(subparsers[command], args)
         getattr(importlib.import_module(module), function)(**args)

@@ -26,8 +26,15 @@ def _typed(section: type[Section]):
     return parse
 
 
-def command(sub, name: str, target: str, settings: type[Section] | None = None, settings_help: str = "",
-            offline: bool = False, **options) -> argparse.ArgumentParser:
+def command(
+    sub,
+    name: str,
+    target: str,
+    settings: type[Section] | None = None,
+    settings_help: str = "",
+    offline: bool = False,
+    **options,
+) -> argparse.ArgumentParser:
     """A subcommand run by `target` ('module:function', imported only when it runs), whose parameters
     are the option names. `offline`: it reads models and datasets from local folders and the Hugging
     Face cache only (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE); a job never downloads."""
@@ -54,8 +61,12 @@ def output_path(parser, flag: str, kind, **options) -> None:
 
 def model_paths(parser, adapter: bool = True) -> None:
     """The model a command runs, and the adapter on top of it."""
-    input_path(parser, "--model-dir", required=True,
-               help="model folder (weights, tokenizer, chat template), or a hub id in the local cache")
+    input_path(
+        parser,
+        "--model-dir",
+        required=True,
+        help="model folder (weights, tokenizer, chat template), or a hub id in the local cache",
+    )
     if adapter:
         input_path(parser, "--adapter", default=None, help="peft adapter folder (omit for the base model)")
 
@@ -74,8 +85,9 @@ def integer_in(minimum: int, maximum: int):
 def workers_option(parser, what: str) -> None:
     """Processes in parallel: how fast, never what a command computes."""
     workers = min(2, os.cpu_count() or 1)
-    parser.add_argument("--workers", type=integer_in(1, 256), default=workers,
-                        help=f"processes that {what} (default: {workers})")
+    parser.add_argument(
+        "--workers", type=integer_in(1, 256), default=workers, help=f"processes that {what} (default: {workers})"
+    )
 
 
 def check_paths(subparser: argparse.ArgumentParser, args: dict) -> None:

@@ -18,8 +18,9 @@ from calft.settings import SettingsError
 from calft.training.settings import Training
 from calft.transfer.settings import Mcq, NoveltyBench, OpenEnded
 
-SECTIONS = {section.LABEL: section for section in (Training, Sampling, OpenEnded, Mcq, NoveltyBench, Retention,
-                                                   Perplexity)}
+SECTIONS = {
+    section.LABEL: section for section in (Training, Sampling, OpenEnded, Mcq, NoveltyBench, Retention, Perplexity)
+}
 
 
 class ConfigError(SettingsError):
@@ -36,8 +37,11 @@ def _section_value(config: dict, label: str):
 
 def method_problems(config: dict) -> list[str]:
     """`methods` names main methods of calft.methods (a baseline has its own switch)."""
-    return [f"methods: '{name}' is not a main method ({', '.join(methods.MAIN)})"
-            for name in config["methods"] if name not in methods.MAIN]
+    return [
+        f"methods: '{name}' is not a main method ({', '.join(methods.MAIN)})"
+        for name in config["methods"]
+        if name not in methods.MAIN
+    ]
 
 
 def model_problems(config: dict) -> list[str]:
@@ -53,8 +57,10 @@ def model_problems(config: dict) -> list[str]:
     for name, model in models.items():
         first, terminator = first_of_tokenizer.setdefault(model["tokenizer"], (name, model["terminator"]))
         if terminator != model["terminator"]:
-            problems.append(f"models.{name}.terminator: '{model['terminator']}' differs from '{terminator}' of model "
-                            f"'{first}', which shares tokenizer '{model['tokenizer']}'")
+            problems.append(
+                f"models.{name}.terminator: '{model['terminator']}' differs from '{terminator}' of model "
+                f"'{first}', which shares tokenizer '{model['tokenizer']}'"
+            )
     return problems
 
 
@@ -62,8 +68,10 @@ def _untrusted(section: dict, label: str) -> list[str]:
     """A data_dir that calft did not prepare is read only when the config trusts it."""
     folder = Path(section["data_dir"])
     if folder.is_dir() and not (folder / RECORD).exists() and not section["trust_data_dir"]:
-        return [f"{label}.data_dir: '{folder}' has no {RECORD} (calft did not prepare it), so changed files would "
-                f"pass unnoticed: unset it to let the workflow prepare the data, or set {label}.trust_data_dir: true"]
+        return [
+            f"{label}.data_dir: '{folder}' has no {RECORD} (calft did not prepare it), so changed files would "
+            f"pass unnoticed: unset it to let the workflow prepare the data, or set {label}.trust_data_dir: true"
+        ]
     return []
 
 
@@ -75,23 +83,28 @@ def data_problems(config: dict) -> list[str]:
     if retention["enabled"] and retention["data_dir"]:
         for task in SUITES[retention["suite"]]:
             if not (Path(retention["data_dir"]) / f"{task}.parquet").is_file():
-                problems.append(f"retention.data_dir: '{retention['data_dir']}' has no {task}.parquet "
-                                f"(suite {retention['suite']})")
+                problems.append(
+                    f"retention.data_dir: '{retention['data_dir']}' has no {task}.parquet (suite {retention['suite']})"
+                )
         problems += _untrusted(retention, "retention")
     if perplexity["enabled"] and not perplexity["offline"] and perplexity["data_dir"]:
         for name in perplexity["slices"]:
             if not layout.paloma_files(perplexity["data_dir"], name, perplexity["split"]):
                 folder = Path(perplexity["data_dir"]) / name / perplexity["split"]
-                problems.append(f"perplexity.data_dir: no PALOMA files {folder}/*.jsonl.gz for slice '{name}' "
-                                "(unset it to let the workflow fetch PALOMA, or set perplexity.offline)")
+                problems.append(
+                    f"perplexity.data_dir: no PALOMA files {folder}/*.jsonl.gz for slice '{name}' "
+                    "(unset it to let the workflow fetch PALOMA, or set perplexity.offline)"
+                )
         problems += _untrusted(perplexity, "perplexity")
     novelty = config["transfer"]["noveltybench"]
     if novelty["enabled"] and novelty["data_dir"]:
         for split in novelty["splits"]:
             name = layout.NOVELTY_PROMPT_FILES[split]
             if not (Path(novelty["data_dir"]) / name).is_file():
-                problems.append(f"transfer.noveltybench.data_dir: no {name} in '{novelty['data_dir']}' "
-                                "(unset it to let the workflow fetch them, or set transfer.noveltybench.enabled: false)")
+                problems.append(
+                    f"transfer.noveltybench.data_dir: no {name} in '{novelty['data_dir']}' "
+                    "(unset it to let the workflow fetch them, or set transfer.noveltybench.enabled: false)"
+                )
         problems += _untrusted(novelty, "transfer.noveltybench")
     return problems
 

@@ -66,10 +66,17 @@ def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tu
     keyed by (model, method[, prompt set]): each method's evaluations (calft.methods) among those the
     selection covers, and the OOD samples of the main methods and SSOT for Figures 3 and 8."""
     per_set = {"scores": SCORES, "logit_kl": LOGIT_KL}
-    per_model = {"retention": RETENTION, "perplexity": PERPLEXITY, "open_ended": OPEN_ENDED, "mcq": MCQ,
-                 "noveltybench": NOVELTY}
-    inputs: dict[str, dict[tuple, Path]] = {kind: {} for kind in [*per_set, "ood_samples", *per_model, "train_log",
-                                                                  "open_ended_samples", "noveltybench_generations"]}
+    per_model = {
+        "retention": RETENTION,
+        "perplexity": PERPLEXITY,
+        "open_ended": OPEN_ENDED,
+        "mcq": MCQ,
+        "noveltybench": NOVELTY,
+    }
+    inputs: dict[str, dict[tuple, Path]] = {
+        kind: {}
+        for kind in [*per_set, "ood_samples", *per_model, "train_log", "open_ended_samples", "noveltybench_generations"]
+    }
     for model in selection.models:
         for name in selection.methods:
             method = METHODS[name]
@@ -80,11 +87,13 @@ def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tu
                 if prompt_set == "ood" and (method.main or name == "ssot"):  # Figures 3 and 8
                     inputs["ood_samples"][model, name] = under(results, SAMPLES, **keys)
             if "open_ended" in method.evaluations and method.main and selection.open_ended:  # Figure 10
-                inputs["open_ended_samples"][model, name] = under(results, OPEN_ENDED_SAMPLES, model=model,
-                                                                  method=name, variant="")
+                inputs["open_ended_samples"][model, name] = under(
+                    results, OPEN_ENDED_SAMPLES, model=model, method=name, variant=""
+                )
             if "noveltybench" in method.evaluations and method.main and selection.noveltybench:  # Tables 11-19
-                inputs["noveltybench_generations"][model, name] = under(results, NOVELTY_GENERATIONS, model=model,
-                                                                        method=name, variant="")
+                inputs["noveltybench_generations"][model, name] = under(
+                    results, NOVELTY_GENERATIONS, model=model, method=name, variant=""
+                )
             if method.adapter:  # Tables 3-4 and the training cost read what the training log records
                 inputs["train_log"][model, name] = under(results, TRAIN_LOG, model=model, method=name, variant="")
             for kind in [kind for kind in per_model if kind in method.evaluations]:
@@ -104,9 +113,12 @@ def ablation_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[
             keys = dict(model=model, method=run.method, variant=suffix)
             for prompt_set in selection.prompt_sets:
                 inputs["scores"][model, run.method, run.variant, prompt_set] = under(
-                    results, SCORES, **keys, prompt_set=prompt_set)
+                    results, SCORES, **keys, prompt_set=prompt_set
+                )
             if run.method == "soft" and "ood" in selection.prompt_sets:
-                inputs["ood_samples"][model, run.method, run.variant] = under(results, SAMPLES, **keys, prompt_set="ood")
+                inputs["ood_samples"][model, run.method, run.variant] = under(
+                    results, SAMPLES, **keys, prompt_set="ood"
+                )
     return inputs
 
 
@@ -138,26 +150,41 @@ def _tables(names: list[str], tables: str | Path) -> list[Path]:
     return [Path(tables) / f"{name}.{suffix}" for name in names for suffix in ("csv", "md", "tex")]
 
 
-def report_outputs(selection, tables: str | Path = TABLES,
-                   figures: str | Path = FIGURES) -> list[Path]:
+def report_outputs(selection, tables: str | Path = TABLES, figures: str | Path = FIGURES) -> list[Path]:
     """Every table and figure the report writes; summary.csv first, the figures last."""
     sets = selection.prompt_sets
     outputs = [Path(tables) / "summary.csv", Path(tables) / "per_prompt.csv"]
     outputs += _tables([f"structured_{s}" for s in sets], tables)
-    outputs += _tables((["retention_perplexity"] if selection.retention or selection.perplexity else [])
-                       + (["retention_tasks", "table21_retention_tasks_model_mean"] if selection.retention else [])
-                       + (["perplexity_slices", "table23_perplexity_slices_model_mean"] if selection.perplexity else []),
-                       tables)
-    outputs += _tables((["transfer"] if selection.transfer else [])
-                       + (["table10_noveltybench_splits", *novelty_case_tables(selection.methods).values()]
-                          if selection.noveltybench else [])
-                       + [f"{baseline}_{s}" for baseline in selection.baselines for s in sets], tables)
+    outputs += _tables(
+        (["retention_perplexity"] if selection.retention or selection.perplexity else [])
+        + (["retention_tasks", "table21_retention_tasks_model_mean"] if selection.retention else [])
+        + (["perplexity_slices", "table23_perplexity_slices_model_mean"] if selection.perplexity else []),
+        tables,
+    )
+    outputs += _tables(
+        (["transfer"] if selection.transfer else [])
+        + (
+            ["table10_noveltybench_splits", *novelty_case_tables(selection.methods).values()]
+            if selection.noveltybench
+            else []
+        )
+        + [f"{baseline}_{s}" for baseline in selection.baselines for s in sets],
+        tables,
+    )
     trained = any(METHODS[name].adapter for name in selection.methods)
     outputs.append(Path(tables) / "index.md")
-    outputs += _tables((["table3_shared_hyperparameters", "table4_method_hyperparameters",
-                         "appendix_b1_training_cost"] if trained else [])
-                       + ["table5_families", "appendix_b1_stage_wallclock"], tables)
-    outputs += [Path(figures) / f"per_family_{s}_{metric}.png" for s in sets for metric in ("normalized_w1", "logit_kl")]
+    outputs += _tables(
+        (
+            ["table3_shared_hyperparameters", "table4_method_hyperparameters", "appendix_b1_training_cost"]
+            if trained
+            else []
+        )
+        + ["table5_families", "appendix_b1_stage_wallclock"],
+        tables,
+    )
+    outputs += [
+        Path(figures) / f"per_family_{s}_{metric}.png" for s in sets for metric in ("normalized_w1", "logit_kl")
+    ]
     outputs.append(Path(figures) / "figure2_family_median_w1.png")
     if "ood" in sets:
         outputs += [Path(figures) / f"figure3_ood_samples_{model}.png" for model in selection.models]
@@ -171,5 +198,8 @@ def report_outputs(selection, tables: str | Path = TABLES,
     if selection.retention:
         outputs.append(Path(figures) / "figure11_retention_per_task.png")
     if selection.perplexity:
-        outputs += [Path(figures) / "figure12_paloma_perplexity.png", Path(figures) / "figure13_paloma_bits_per_byte.png"]
+        outputs += [
+            Path(figures) / "figure12_paloma_perplexity.png",
+            Path(figures) / "figure13_paloma_bits_per_byte.png",
+        ]
     return outputs

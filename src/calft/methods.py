@@ -30,10 +30,13 @@ class Training:
 
     def schedule(self, training: dict) -> dict:
         """epochs, draws_per_prompt, group_size, tau and epsilon from a training section's values."""
-        return {"epochs": training[self.key("epochs")], "draws_per_prompt": training[self.draws_key],
-                "group_size": training[self.key("group_size")],
-                "tau": training[self.key("tau")] if self.smoothed else 1.0,
-                "epsilon": training[self.key("epsilon")] if self.smoothed else 0.0}
+        return {
+            "epochs": training[self.key("epochs")],
+            "draws_per_prompt": training[self.draws_key],
+            "group_size": training[self.key("group_size")],
+            "tau": training[self.key("tau")] if self.smoothed else 1.0,
+            "epsilon": training[self.key("epsilon")] if self.smoothed else 0.0,
+        }
 
 
 @dataclass(frozen=True)
@@ -51,17 +54,45 @@ class Method:
         return not self.baseline
 
 
-METHODS = {method.name: method for method in (
-    Method("base", adapter=False, prompting="direct", evaluations=EVALUATIONS, color="#9e9e9e"),
-    Method("soft", adapter=True, prompting="direct", evaluations=EVALUATIONS, color="#1f77b4",
-           training=Training("soft", "soft_paths_per_prompt_per_epoch", "paths/prompt/epoch", tries=True,
-                             smoothed=True)),
-    Method("hard", adapter=True, prompting="direct", evaluations=EVALUATIONS, color="#ff7f0e",
-           training=Training("hard", "hard_samples_per_prompt_per_epoch", "samples/prompt/epoch", tries=False,
-                             smoothed=False, variant_draws_key="samples_per_prompt_per_epoch")),
-    Method("ssot", adapter=False, prompting="ssot", evaluations=("scores", "open_ended"), color="#2ca02c",
-           baseline=True),
-)}
+METHODS = {
+    method.name: method
+    for method in (
+        Method("base", adapter=False, prompting="direct", evaluations=EVALUATIONS, color="#9e9e9e"),
+        Method(
+            "soft",
+            adapter=True,
+            prompting="direct",
+            evaluations=EVALUATIONS,
+            color="#1f77b4",
+            training=Training(
+                "soft", "soft_paths_per_prompt_per_epoch", "paths/prompt/epoch", tries=True, smoothed=True
+            ),
+        ),
+        Method(
+            "hard",
+            adapter=True,
+            prompting="direct",
+            evaluations=EVALUATIONS,
+            color="#ff7f0e",
+            training=Training(
+                "hard",
+                "hard_samples_per_prompt_per_epoch",
+                "samples/prompt/epoch",
+                tries=False,
+                smoothed=False,
+                variant_draws_key="samples_per_prompt_per_epoch",
+            ),
+        ),
+        Method(
+            "ssot",
+            adapter=False,
+            prompting="ssot",
+            evaluations=("scores", "open_ended"),
+            color="#2ca02c",
+            baseline=True,
+        ),
+    )
+}
 
 MAIN = tuple(name for name, method in METHODS.items() if method.main)
 TRAINED = tuple(name for name, method in METHODS.items() if method.adapter)

@@ -58,11 +58,14 @@ def _validator_class():
                     instance.setdefault(name, copy.deepcopy(property_schema["default"]))
         yield from validate_properties(validator, properties, instance, subschema)
 
-    checker = base.TYPE_CHECKER.redefine_many({
-        "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
-        "number": lambda _, value: isinstance(value, (int, float)) and not isinstance(value, bool)
-        and math.isfinite(value),
-    })
+    checker = base.TYPE_CHECKER.redefine_many(
+        {
+            "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
+            "number": lambda _, value: (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ),
+        }
+    )
     return jsonschema.validators.extend(base, {"properties": properties_with_defaults}, type_checker=checker)
 
 
@@ -84,8 +87,9 @@ def schema_problems(instance: Any, path: tuple[str, ...] = (), label: str = "") 
     `label` prefixes the keys."""
     validator_class = _validator_class()
     pointer = "".join(f"/{key}" for key in path)
-    validator = validator_class({"$ref": f"{SCHEMA_URI}#{pointer}"}, registry=_registry(),
-                                format_checker=validator_class.FORMAT_CHECKER)
+    validator = validator_class(
+        {"$ref": f"{SCHEMA_URI}#{pointer}"}, registry=_registry(), format_checker=validator_class.FORMAT_CHECKER
+    )
     problems = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path]):
         key = ".".join([label, *map(str, error.path)] if label else map(str, error.path)) or "(top level)"
@@ -117,8 +121,11 @@ class Section:
     @classmethod
     def _build(cls, values: dict):
         """The section of schema-checked values, its nested sections built too."""
-        nested = {name: kind for name, kind in typing.get_type_hints(cls).items()
-                  if isinstance(kind, type) and issubclass(kind, Section)}
+        nested = {
+            name: kind
+            for name, kind in typing.get_type_hints(cls).items()
+            if isinstance(kind, type) and issubclass(kind, Section)
+        }
         return cls(**{key: nested[key]._build(value) if key in nested else value for key, value in values.items()})
 
     @classmethod

@@ -36,8 +36,13 @@ class Variant:
     @property
     def grid(self) -> dict:
         """The settings the paper's ablation tables list."""
-        return {"decimals": self.decimals, "max_bins": self.max_bins, "draws_per_prompt": self.draws_per_prompt,
-                "epochs": self.epochs, "total_draws": self.draws_per_prompt * self.epochs}
+        return {
+            "decimals": self.decimals,
+            "max_bins": self.max_bins,
+            "draws_per_prompt": self.draws_per_prompt,
+            "epochs": self.epochs,
+            "total_draws": self.draws_per_prompt * self.epochs,
+        }
 
     def training(self, training: dict) -> dict:
         """The config's training section with this variant's epochs and draws."""
@@ -49,8 +54,16 @@ def final(config: dict, method: str) -> Variant:
     """The top-level setting of a trained method, with a validated and defaults-filled config."""
     spec = METHODS[method].training
     schedule = spec.schedule(config["training"])
-    return Variant("", method, config["targets"]["decimals"], config["targets"][spec.key("max_bins")],
-                   schedule["epochs"], schedule["draws_per_prompt"], (), ())
+    return Variant(
+        "",
+        method,
+        config["targets"]["decimals"],
+        config["targets"][spec.key("max_bins")],
+        schedule["epochs"],
+        schedule["draws_per_prompt"],
+        (),
+        (),
+    )
 
 
 def declared(config: dict) -> dict[str, Variant]:
@@ -61,9 +74,15 @@ def declared(config: dict) -> dict[str, Variant]:
     for name, entry in ablations["variants"].items():
         base = final(config, entry["method"])
         variants[name] = Variant(
-            name, entry["method"], entry.get("decimals", base.decimals), entry.get("max_bins", base.max_bins),
-            entry.get("epochs", base.epochs), entry.get("samples_per_prompt_per_epoch", base.draws_per_prompt),
-            tuple(entry.get("models") or ablations["models"] or run_models), tuple(entry.get("evaluations", ())))
+            name,
+            entry["method"],
+            entry.get("decimals", base.decimals),
+            entry.get("max_bins", base.max_bins),
+            entry.get("epochs", base.epochs),
+            entry.get("samples_per_prompt_per_epoch", base.draws_per_prompt),
+            tuple(entry.get("models") or ablations["models"] or run_models),
+            tuple(entry.get("evaluations", ())),
+        )
     return variants
 
 
@@ -78,8 +97,10 @@ def problems(config: dict) -> list[str]:
     for name, entry in ablations["variants"].items():
         key = f"ablations.variants.{name}"
         if entry["method"] not in config["methods"]:
-            found.append(f"{key}.method: '{entry['method']}' is not trained by this config (methods: "
-                         f"{', '.join(config['methods'])}); its final setting is the row the variant is compared with")
+            found.append(
+                f"{key}.method: '{entry['method']}' is not trained by this config (methods: "
+                f"{', '.join(config['methods'])}); its final setting is the row the variant is compared with"
+            )
             continue
         if "samples_per_prompt_per_epoch" in entry and not METHODS[entry["method"]].training.variant_draws_key:
             found.append(f"{key}.samples_per_prompt_per_epoch: only hard-target training samples completions")

@@ -24,12 +24,31 @@ from calft.modeling.trees import Continuation, Item, SoftTargets, example_losses
 # -- parsing ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, value", [
-    ("3.5", 3.5), (" -2 ", -2.0), ("+.5", 0.5), ("3.", 3.0), ("1e3", 1000.0), ("-1.5E-2", -0.015),
-    ("<think>hmm 7</think>\n4.25", 4.25), ("<think>never closed 5", None), ("", None), ("3.5 apples", None),
-    ("1, 2", None), ("**3**", None), ("x=3", None), ("3.5\n4.5", None), ("nan", None), ("inf", None),
-    ("1e999", None), ("--3", None), (".", None), ("٣", None),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("3.5", 3.5),
+        (" -2 ", -2.0),
+        ("+.5", 0.5),
+        ("3.", 3.0),
+        ("1e3", 1000.0),
+        ("-1.5E-2", -0.015),
+        ("<think>hmm 7</think>\n4.25", 4.25),
+        ("<think>never closed 5", None),
+        ("", None),
+        ("3.5 apples", None),
+        ("1, 2", None),
+        ("**3**", None),
+        ("x=3", None),
+        ("3.5\n4.5", None),
+        ("nan", None),
+        ("inf", None),
+        ("1e999", None),
+        ("--3", None),
+        (".", None),
+        ("٣", None),
+    ],
+)
 def test_parser(text, value):
     assert parse_number(text) == value
 
@@ -47,11 +66,27 @@ def test_parser_reads_back_printed_numbers(x):
     assert parse_number(repr(x)) == pytest.approx(float(repr(x)))
 
 
-@pytest.mark.parametrize("text, possible", [
-    ("", True), (" -", True), ("+.", True), ("3.5e-", True), ("3.5 ", True), ("<th", True), ("3<think", True),
-    ("<think>never closed x", True), ("<think>a</think> 4", True), ("3\ufffd", True),
-    ("3.5 x", False), ("Sure", False), ("3 5", False), ("1,", False), ("<thinkx", False), ("٣", False),
-])
+@pytest.mark.parametrize(
+    "text, possible",
+    [
+        ("", True),
+        (" -", True),
+        ("+.", True),
+        ("3.5e-", True),
+        ("3.5 ", True),
+        ("<th", True),
+        ("3<think", True),
+        ("<think>never closed x", True),
+        ("<think>a</think> 4", True),
+        ("3\ufffd", True),
+        ("3.5 x", False),
+        ("Sure", False),
+        ("3 5", False),
+        ("1,", False),
+        ("<thinkx", False),
+        ("٣", False),
+    ],
+)
 def test_a_text_may_become_a_number_until_a_character_rules_it_out(text, possible):
     assert may_become_number(text) == possible
 
@@ -126,8 +161,11 @@ def test_exact_logit_kl_equals_the_mean_over_all_enumerated_paths(tiny_model_dir
             while targets.parent[path[-1]] >= 0:
                 path.append(targets.parent[path[-1]])
             inner = path[::-1][:-1]
-            c = Continuation(tokens=targets.token[path[::-1][1:-1]], target_ids=[targets.token[targets.children(n)] for n in inner],
-                             target_probs=[targets.q[targets.children(n)] for n in inner])
+            c = Continuation(
+                tokens=targets.token[path[::-1][1:-1]],
+                target_ids=[targets.token[targets.children(n)] for n in inner],
+                target_probs=[targets.q[targets.children(n)] for n in inner],
+            )
             loss = example_losses(model, pack([Item(0, [c])], {0: rendered[prompt]}), 1.0, 1e-8).item()
             total += targets.mass[leaf] * loss
         assert exact(model, targets, prompt, rendered[prompt], chunk_nodes=7) == pytest.approx(total, rel=1e-5)
@@ -140,14 +178,30 @@ def test_exact_logit_kl_equals_the_mean_over_all_enumerated_paths(tiny_model_dir
 TINY = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
 
 
-def test_logit_kl_refuses_tries_of_another_tokenizer_or_terminator(tiny_model_dir, merging_tokenizer_dir, eval_tries,
-                                                                  tmp_path, capsys):
+def test_logit_kl_refuses_tries_of_another_tokenizer_or_terminator(
+    tiny_model_dir, merging_tokenizer_dir, eval_tries, tmp_path, capsys
+):
     targets = str(eval_tries / "targets.parquet")
     assert main(build_tries(targets, merging_tokenizer_dir, tmp_path / "other.parquet", "<|end|>")) == 0
     assert main(build_tries(targets, tiny_model_dir, tmp_path / "endoftext.parquet", "<|endoftext|>")) == 0
     for tries in ("other.parquet", "endoftext.parquet"):
-        assert main(["logit-kl", *cli_settings(model=TINY), "--model-dir", str(tiny_model_dir), "--tries",
-                     str(tmp_path / tries), "--targets", targets, "--output", str(tmp_path / "kl.parquet")]) == 2
+        assert (
+            main(
+                [
+                    "logit-kl",
+                    *cli_settings(model=TINY),
+                    "--model-dir",
+                    str(tiny_model_dir),
+                    "--tries",
+                    str(tmp_path / tries),
+                    "--targets",
+                    targets,
+                    "--output",
+                    str(tmp_path / "kl.parquet"),
+                ]
+            )
+            == 2
+        )
         assert "was built for another tokenizer or terminator" in capsys.readouterr().err
     assert not (tmp_path / "kl.parquet").exists()
 
@@ -155,14 +209,36 @@ def test_logit_kl_refuses_tries_of_another_tokenizer_or_terminator(tiny_model_di
 def test_score_refuses_samples_of_other_prompts_and_empty_samples(eval_tries, tmp_path, capsys):
     assert main(discretize(tmp_path / "unseen.parquet", "unseen", 1, 30, families=["gaussian"])) == 0
     targets = artifacts.read_provenance(eval_tries / "targets.parquet")["config"]
-    rows = pd.DataFrame({"prompt_id": ["poisson_lambda_1"], "family": ["poisson"], "split": ["ood"], "sample_idx": [0],
-                         "seed": [1], "text": ["3"], "num_tokens": [1], "stopped": [True], "value": [3.0],
-                         "valid": [True]})
+    rows = pd.DataFrame(
+        {
+            "prompt_id": ["poisson_lambda_1"],
+            "family": ["poisson"],
+            "split": ["ood"],
+            "sample_idx": [0],
+            "seed": [1],
+            "text": ["3"],
+            "num_tokens": [1],
+            "stopped": [True],
+            "value": [3.0],
+            "valid": [True],
+        }
+    )
     for name, frame in (("samples.parquet", rows), ("empty.parquet", rows.iloc[:0])):
         artifacts.write_frame(frame, tmp_path / name, artifacts.provenance("samples", {"targets": targets}))
     command = ["score", "--output", str(tmp_path / "scores.parquet")]
-    assert main([*command, "--samples", str(tmp_path / "samples.parquet"), "--targets", str(tmp_path / "unseen.parquet")]) == 2
+    assert (
+        main([*command, "--samples", str(tmp_path / "samples.parquet"), "--targets", str(tmp_path / "unseen.parquet")])
+        == 2
+    )
     assert "do not belong together" in capsys.readouterr().err
-    assert main([*command, "--samples", str(tmp_path / "empty.parquet"), "--targets", str(eval_tries / "targets.parquet")]) == 2
+    assert (
+        main([*command, "--samples", str(tmp_path / "empty.parquet"), "--targets", str(eval_tries / "targets.parquet")])
+        == 2
+    )
     assert "has no rows" in capsys.readouterr().err
-    assert main([*command, "--samples", str(tmp_path / "samples.parquet"), "--targets", str(eval_tries / "targets.parquet")]) == 0
+    assert (
+        main(
+            [*command, "--samples", str(tmp_path / "samples.parquet"), "--targets", str(eval_tries / "targets.parquet")]
+        )
+        == 0
+    )

@@ -30,13 +30,16 @@ def test_the_valid_rate_counts_every_sample_in_its_denominator():
     assert scores["valid_rate"] == pytest.approx(2 / 6) and scores["num_valid"] == 2
 
 
-@pytest.mark.parametrize("family_id, params, inside, outside", [
-    ("uniform", {"a": 1, "b": 4}, ["1", "4", "2.5"], ["0.999", "4.001"]),
-    ("geometric", {"p": 0.5}, ["1", "1000"], ["0", "-1", "1.5"]),
-    ("binomial", {"n": 10, "p": 0.3}, ["0", "10", "10.0"], ["11", "-1", "0.5"]),
-    ("truncnorm", {"mu": 0, "sigma": 1, "lower": -1, "upper": 2}, ["-1", "2", "-1.00"], ["-1.0001", "2.0001"]),
-    ("pareto", {"alpha": 3, "xm": 2}, ["2", "1e6"], ["1.999"]),
-])
+@pytest.mark.parametrize(
+    "family_id, params, inside, outside",
+    [
+        ("uniform", {"a": 1, "b": 4}, ["1", "4", "2.5"], ["0.999", "4.001"]),
+        ("geometric", {"p": 0.5}, ["1", "1000"], ["0", "-1", "1.5"]),
+        ("binomial", {"n": 10, "p": 0.3}, ["0", "10", "10.0"], ["11", "-1", "0.5"]),
+        ("truncnorm", {"mu": 0, "sigma": 1, "lower": -1, "upper": 2}, ["-1", "2", "-1.00"], ["-1.0001", "2.0001"]),
+        ("pareto", {"alpha": 3, "xm": 2}, ["2", "1e6"], ["1.999"]),
+    ],
+)
 def test_support_bounds_are_inclusive_and_integers_must_be_whole(family_id, params, inside, outside):
     _, valid = judge(inside + outside, family_id, params)
     assert list(valid) == [True] * len(inside) + [False] * len(outside)
@@ -78,10 +81,14 @@ def test_w1_averages_only_the_pairs_where_both_the_value_and_the_quantile_are_fi
     assert wasserstein_to_law(np.array([np.inf, 0.0]), law) == pytest.approx(abs(0.0 - law.ppf(0.25)))
 
 
-@pytest.mark.parametrize("family_id, params, spread", [  # spec §1.5's Q95 - Q05, to its printed precision
-    ("gaussian", {"mu": 3.5, "sigma": 3.0}, 9.8691), ("uniform", {"a": 3.5, "b": 10.5}, 6.3),
-    ("poisson", {"lambda": 4}, 7.0),
-])
+@pytest.mark.parametrize(
+    "family_id, params, spread",
+    [  # spec §1.5's Q95 - Q05, to its printed precision
+        ("gaussian", {"mu": 3.5, "sigma": 3.0}, 9.8691),
+        ("uniform", {"a": 3.5, "b": 10.5}, 6.3),
+        ("poisson", {"lambda": 4}, 7.0),
+    ],
+)
 def test_target_spread_is_the_90_percent_interquantile_range(family_id, params, spread):
     assert target_spread(family_id, params) == pytest.approx(spread, abs=1e-4)
 
@@ -92,10 +99,17 @@ def test_target_spread_is_the_90_percent_interquantile_range(family_id, params, 
 # Two prompts' tries over tokens 1-4 with terminator 5. Prompt "p": outputs "1" (0.5), "2 3" (0.3), "2 4" (0.2);
 # prompt "q": the single output "3". Rows: prompt, node, parent, depth, token, mass, q, canonical index.
 TRIES = [
-    ("p", 0, -1, 0, -1, 1.0, 1.0, -1), ("p", 1, 0, 1, 1, 0.5, 0.5, -1), ("p", 2, 0, 1, 2, 0.5, 0.5, -1),
-    ("p", 3, 1, 2, 5, 0.5, 1.0, 0), ("p", 4, 2, 2, 3, 0.3, 0.6, -1), ("p", 5, 2, 2, 4, 0.2, 0.4, -1),
-    ("p", 6, 4, 3, 5, 0.3, 1.0, 1), ("p", 7, 5, 3, 5, 0.2, 1.0, 2),
-    ("q", 0, -1, 0, -1, 1.0, 1.0, -1), ("q", 1, 0, 1, 3, 1.0, 1.0, -1), ("q", 2, 1, 2, 5, 1.0, 1.0, 0),
+    ("p", 0, -1, 0, -1, 1.0, 1.0, -1),
+    ("p", 1, 0, 1, 1, 0.5, 0.5, -1),
+    ("p", 2, 0, 1, 2, 0.5, 0.5, -1),
+    ("p", 3, 1, 2, 5, 0.5, 1.0, 0),
+    ("p", 4, 2, 2, 3, 0.3, 0.6, -1),
+    ("p", 5, 2, 2, 4, 0.2, 0.4, -1),
+    ("p", 6, 4, 3, 5, 0.3, 1.0, 1),
+    ("p", 7, 5, 3, 5, 0.2, 1.0, 2),
+    ("q", 0, -1, 0, -1, 1.0, 1.0, -1),
+    ("q", 1, 0, 1, 3, 1.0, 1.0, -1),
+    ("q", 2, 1, 2, 5, 1.0, 1.0, 0),
 ]
 
 
@@ -111,9 +125,14 @@ def test_exact_logit_kl_is_the_mass_weighted_mean_over_paths_of_their_mean_prefi
     # the prompt is the single token 0; each prefix's distribution is the stand-in's after prompt and prefix
     model, targets = table_model_and_tries
     root, after_1 = model.kl([0], {1: 0.5, 2: 0.5}), model.kl([0, 1], {5: 1.0})
-    after_2, after_23, after_24 = model.kl([0, 2], {3: 0.6, 4: 0.4}), model.kl([0, 2, 3], {5: 1.0}), model.kl([0, 2, 4], {5: 1.0})
-    expected = (0.5 * (root + after_1) / 2 + 0.3 * (root + after_2 + after_23) / 3
-                + 0.2 * (root + after_2 + after_24) / 3)
+    after_2, after_23, after_24 = (
+        model.kl([0, 2], {3: 0.6, 4: 0.4}),
+        model.kl([0, 2, 3], {5: 1.0}),
+        model.kl([0, 2, 4], {5: 1.0}),
+    )
+    expected = (
+        0.5 * (root + after_1) / 2 + 0.3 * (root + after_2 + after_23) / 3 + 0.2 * (root + after_2 + after_24) / 3
+    )
     assert exact(model, targets, targets.prompt_ids.index("p"), [0]) == pytest.approx(expected, rel=1e-5)
     assert exact(model, targets, targets.prompt_ids.index("p"), [0], chunk_nodes=1) == pytest.approx(expected, rel=1e-5)
 
@@ -133,9 +152,11 @@ def test_sampled_logit_kl_of_a_single_output_is_its_path_loss(table_model_and_tr
 
 def _path_losses(model) -> dict[str, float]:
     root = model.kl([0], {1: 0.5, 2: 0.5})
-    return {"1": (root + model.kl([0, 1], {5: 1.0})) / 2,
-            "2 3": (root + model.kl([0, 2], {3: 0.6, 4: 0.4}) + model.kl([0, 2, 3], {5: 1.0})) / 3,
-            "2 4": (root + model.kl([0, 2], {3: 0.6, 4: 0.4}) + model.kl([0, 2, 4], {5: 1.0})) / 3}
+    return {
+        "1": (root + model.kl([0, 1], {5: 1.0})) / 2,
+        "2 3": (root + model.kl([0, 2], {3: 0.6, 4: 0.4}) + model.kl([0, 2, 3], {5: 1.0})) / 3,
+        "2 4": (root + model.kl([0, 2], {3: 0.6, 4: 0.4}) + model.kl([0, 2, 4], {5: 1.0})) / 3,
+    }
 
 
 def test_sampled_logit_kl_draws_path_j_of_a_prompt_from_its_own_seed(table_model_and_tries):
@@ -158,9 +179,14 @@ def test_the_logit_kl_table_has_a_row_per_prompt_with_both_estimates(table_model
     losses = _path_losses(model)
     assert table[["prompt_id", "family", "split"]].values.tolist() == [["q", "a", "ood"], ["p", "b", "ood"]]
     assert table.logit_kl_exact.tolist() == pytest.approx(
-        [(model.kl([0], {3: 1.0}) + model.kl([0, 3], {5: 1.0})) / 2,
-         0.5 * losses["1"] + 0.3 * losses["2 3"] + 0.2 * losses["2 4"]], rel=1e-5)
+        [
+            (model.kl([0], {3: 1.0}) + model.kl([0, 3], {5: 1.0})) / 2,
+            0.5 * losses["1"] + 0.3 * losses["2 3"] + 0.2 * losses["2 4"],
+        ],
+        rel=1e-5,
+    )
     assert table.logit_kl.iloc[1] == pytest.approx(
-        monte_carlo(model, targets, targets.prompt_ids.index("p"), [0], "p", paths=6, seed=11))
+        monte_carlo(model, targets, targets.prompt_ids.index("p"), [0], "p", paths=6, seed=11)
+    )
     without = logit_kl_table(model, targets, prompts, [[0], [0]], paths=6, seed=11, with_exact=False)
     assert without.logit_kl_exact.isna().all() and without.logit_kl.tolist() == table.logit_kl.tolist()

@@ -13,30 +13,36 @@ def test_reasoning_blocks_are_stripped_an_unclosed_one_to_the_end():
     assert strip_reasoning(" 2 <think>never closed 5") == "2"
 
 
-@pytest.mark.parametrize("text, strict, loose", [
-    ("<random_string>x9Q</random_string><thinking>...</thinking><answer> 4.2 </answer>", "4.2", "4.2"),
-    ("<ANSWER>7</ANSWER> and <answer>8</answer>", "7", "7"),
-    ("<think>plan</think><answer>3</answer>", "3", "3"),
-    ("<random_string>abc</random_string>\n<answer>12", "", "12"),
-    ("<random_string>abc</random_string>\n<thinking>t</thinking>\n9.5\n", "", "9.5"),
-    ("nothing at all", "", "nothing at all"),
-    ("assistantfinal 5", "", "assistantfinal 5"),  # channel residue is the harmony protocol's alone
-])
+@pytest.mark.parametrize(
+    "text, strict, loose",
+    [
+        ("<random_string>x9Q</random_string><thinking>...</thinking><answer> 4.2 </answer>", "4.2", "4.2"),
+        ("<ANSWER>7</ANSWER> and <answer>8</answer>", "7", "7"),
+        ("<think>plan</think><answer>3</answer>", "3", "3"),
+        ("<random_string>abc</random_string>\n<answer>12", "", "12"),
+        ("<random_string>abc</random_string>\n<thinking>t</thinking>\n9.5\n", "", "9.5"),
+        ("nothing at all", "", "nothing at all"),
+        ("assistantfinal 5", "", "assistantfinal 5"),  # channel residue is the harmony protocol's alone
+    ],
+)
 def test_ssot_answer_extraction(text, strict, loose):
     assert extract_ssot_answer(text) == strict
     assert extract_ssot_answer(text, strict=False) == loose
 
 
-@pytest.mark.parametrize("text, strict, loose", [
-    ("assistantfinal<answer>5</answer>", "5", "5"),
-    ("assistantFinal  <answer>5</answer>", "5", "5"),
-    ("assistantanswer>6</answer>", "6", "6"),
-    ("analysis: seed kq81 -> pick\nassistantfinal 7.25", "7.25", "7.25"),  # the answer in the final channel
-    ("assistantanswer 8\nmore", "8", "8"),
-    ("  4.5  ", "4.5", "4.5"),  # a bare one-line answer, as the developer message asks
-    ("two\nlines", "", "lines"),
-    ("<answer>3", "", "3"),
-])
+@pytest.mark.parametrize(
+    "text, strict, loose",
+    [
+        ("assistantfinal<answer>5</answer>", "5", "5"),
+        ("assistantFinal  <answer>5</answer>", "5", "5"),
+        ("assistantanswer>6</answer>", "6", "6"),
+        ("analysis: seed kq81 -> pick\nassistantfinal 7.25", "7.25", "7.25"),  # the answer in the final channel
+        ("assistantanswer 8\nmore", "8", "8"),
+        ("  4.5  ", "4.5", "4.5"),  # a bare one-line answer, as the developer message asks
+        ("two\nlines", "", "lines"),
+        ("<answer>3", "", "3"),
+    ],
+)
 def test_ssot_answer_extraction_for_the_harmony_protocol(text, strict, loose):
     assert extract_ssot_answer(text, harmony=True) == strict
     assert extract_ssot_answer(text, strict=False, harmony=True) == loose

@@ -22,12 +22,15 @@ def _on_day(monkeypatch, day: real_datetime.date) -> None:
     monkeypatch.setattr(templates, "datetime", Frozen)
 
 
-@pytest.mark.parametrize("name, printed", [("llama3", "Today Date: 01 Jan 2026"), ("gpt-oss", "Current date: 2026-01-01")])
+@pytest.mark.parametrize(
+    "name, printed", [("llama3", "Today Date: 01 Jan 2026"), ("gpt-oss", "Current date: 2026-01-01")]
+)
 def test_a_template_that_prints_today_renders_the_same_prompt_on_any_day(replica, monkeypatch, name, printed):
     folder, entry = replica(name)
     tokenizer = load_tokenizer(folder)
-    pinned = ChatFormat(entry["terminator"], entry.get("chat_template_kwargs", {}), entry.get("generation_prefix"),
-                        "2026-01-01")
+    pinned = ChatFormat(
+        entry["terminator"], entry.get("chat_template_kwargs", {}), entry.get("generation_prefix"), "2026-01-01"
+    )
     unpinned = [{"role": "user", "content": "Hi"}]
     renders, raw = [], []
     for day in (real_datetime.date(2026, 11, 28), real_datetime.date(2027, 3, 4)):
@@ -44,8 +47,8 @@ def test_a_template_that_prints_today_renders_the_same_prompt_on_any_day(replica
 def test_the_reference_tokenization_adds_a_second_bos(replica):
     folder, entry = replica("gemma3-text")
     tokenizer = load_tokenizer(folder)
-    single, = prompt_ids(tokenizer, ["Hi"], ChatFormat(entry["terminator"]))
-    double, = prompt_ids(tokenizer, ["Hi"], ChatFormat(entry["terminator"], add_special_tokens=True))
+    (single,) = prompt_ids(tokenizer, ["Hi"], ChatFormat(entry["terminator"]))
+    (double,) = prompt_ids(tokenizer, ["Hi"], ChatFormat(entry["terminator"], add_special_tokens=True))
     bos = tokenizer.bos_token_id
     assert single[0] == bos and single[1] != bos
     assert double[:2] == [bos, bos] and double[1:] == single
@@ -53,15 +56,16 @@ def test_the_reference_tokenization_adds_a_second_bos(replica):
 
 @pytest.mark.parametrize("name", ["qwen3", "gemma3-text", "llama3", "gpt-oss"])
 def test_the_paper_settings_terminate_with_the_eos_token_and_count_bos_as_the_reference(replica, name):
+    from conftest import PAPER_SETTINGS
+
     from calft.modeling.chat import terminator_id
     from calft.modeling.settings import ModelEntry
-    from conftest import PAPER_SETTINGS
 
     folder, entry = replica(name)
     tokenizer = load_tokenizer(folder)
     paper = ChatFormat.from_entry(ModelEntry.from_dict(entry | PAPER_SETTINGS[name]))
     assert tokenizer.convert_ids_to_tokens(terminator_id(tokenizer, paper)) == tokenizer.eos_token
-    ids, = prompt_ids(tokenizer, ["Hi"], paper)
+    (ids,) = prompt_ids(tokenizer, ["Hi"], paper)
     bos = tokenizer.bos_token_id
     assert (ids[:2] == [bos, bos]) == (name in ("gemma3-text", "llama3"))  # the template's BOS and the tokenizer's
     if name == "gemma3-text":  # calft's own terminator ends the chat turn, which is not the eos_token
@@ -72,9 +76,10 @@ def test_the_paper_settings_terminate_with_the_eos_token_and_count_bos_as_the_re
 
 @pytest.mark.parametrize("name, role, thinking", [("qwen3", "system", True), ("gpt-oss", "developer", None)])
 def test_ssot_instructs_in_each_protocols_own_message(replica, name, role, thinking):
+    from conftest import PAPER_SETTINGS
+
     from calft.modeling.chat import SSOT_NUMERIC, SSOT_NUMERIC_HARMONY, ssot_format, ssot_instruction
     from calft.modeling.settings import ModelEntry
-    from conftest import PAPER_SETTINGS
 
     folder, entry = replica(name)
     tokenizer = load_tokenizer(folder)
@@ -87,5 +92,6 @@ def test_ssot_instructs_in_each_protocols_own_message(replica, name, role, think
     assert "<think>" not in text  # Qwen3 thinks: no empty think block closes it off
     if name == "qwen3":  # the steps, and the format example last
         assert "1. Write the seed" in instruction and "3. Give your final answer" in instruction
-        assert instruction.endswith("<random_string>\n...\n</random_string>\n<thinking>\n...\n</thinking>\n"
-                                    "<answer>\n...\n</answer>")
+        assert instruction.endswith(
+            "<random_string>\n...\n</random_string>\n<thinking>\n...\n</thinking>\n<answer>\n...\n</answer>"
+        )

@@ -28,7 +28,9 @@ def test_samples_do_not_depend_on_the_batch_size(tiny_model_dir, strategy):
     fitted = sample(model, ids, seeds, 6, stop, strategy=strategy)  # as many rows as fit in free memory
     assert one == batched == halves == fitted
     assert len({tuple(t) for t, _ in batched}) > 50  # different seeds, different samples
-    assert sample(model, ids, seeds[:3], 6, stop) != sample(model, ids, [sample_seed(12, "p", i) for i in range(3)], 6, stop)
+    assert sample(model, ids, seeds[:3], 6, stop) != sample(
+        model, ids, [sample_seed(12, "p", i) for i in range(3)], 6, stop
+    )
 
 
 def test_the_automatic_chunk_holds_as_many_rows_as_half_the_free_memory_allows(tiny_model_dir):
@@ -44,8 +46,10 @@ def test_the_automatic_chunk_holds_as_many_rows_as_half_the_free_memory_allows(t
     assert rows_that_fit(model, 100, 7, 2 * 10 * per_row) == 7 and rows_that_fit(model, 100, 1000, 0) == 1
 
 
-@pytest.mark.parametrize("strategy, prefix_of", [("shared", "the prompt set"), ("batched", "the prompt set"),
-                                               ("shared", "another prompt set")])
+@pytest.mark.parametrize(
+    "strategy, prefix_of",
+    [("shared", "the prompt set"), ("batched", "the prompt set"), ("shared", "another prompt set")],
+)
 def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir, strategy, prefix_of):
     """Shared prefill, a prompt set's shared prefix, merged histories, skipped cache copies and
     compacted batches change nothing: each row is what a full forward over prompt + tokens so far,
@@ -56,8 +60,10 @@ def test_sampler_equals_token_by_token_sampling_without_a_cache(tiny_model_dir, 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     model.lm_head.weight.data *= 30  # a peaked model: rows merge, split and stop at the same steps
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    texts = {"the prompt set": ["Generate exactly ONE random number.", "Generate exactly TWO random numbers."],
-             "another prompt set": ["Name a colour.", "Name a fruit."]}
+    texts = {
+        "the prompt set": ["Generate exactly ONE random number.", "Generate exactly TWO random numbers."],
+        "another prompt set": ["Name a colour.", "Name a fruit."],
+    }
     ids = prompt_ids(tokenizer, texts["the prompt set"][:1], ChatFormat("<|im_end|>"))[0]
     prefix = SharedPrefix(model, prompt_ids(tokenizer, texts[prefix_of], ChatFormat("<|im_end|>")))
     assert prefix.ids and (ids[: len(prefix.ids)] == prefix.ids) == (prefix_of == "the prompt set")
@@ -114,11 +120,14 @@ def test_hopeless_rows_end_at_their_first_hopeless_prefix(tiny_model_dir, strate
 
     uncut = sample(model, ids, seeds, steps, stop, chunk_size=40, strategy=strategy)
     first_fatal = [next((n for n, token in enumerate(tokens) if fatal(token)), None) for tokens, _ in uncut]
-    expected = [(tokens, stopped) if n is None else (tokens[: n + 1], False)
-                for (tokens, stopped), n in zip(uncut, first_fatal)]
+    expected = [
+        (tokens, stopped) if n is None else (tokens[: n + 1], False) for (tokens, stopped), n in zip(uncut, first_fatal)
+    ]
     for chunk_size in (40, 7):
-        assert sample(model, ids, seeds, steps, stop, chunk_size=chunk_size, strategy=strategy,
-                      hopeless=hopeless) == expected
+        assert (
+            sample(model, ids, seeds, steps, stop, chunk_size=chunk_size, strategy=strategy, hopeless=hopeless)
+            == expected
+        )
     cut_after = {n + 1 for n in first_fatal if n is not None}
     assert {COMPACT_EVERY, steps} & cut_after and len(cut_after) > 4  # at a look, at the end, between
     assert any(stopped for _, stopped in expected) and not all(n is not None for n in first_fatal)

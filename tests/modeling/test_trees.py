@@ -11,22 +11,37 @@ import pandas as pd
 import pytest
 import torch
 from conftest import items_and_prompts, random_lora_model
-from table_model import TokenTableModel
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from table_model import TokenTableModel
 
 from calft import artifacts
 from calft.errors import UserError
-from calft.modeling.trees import (Continuation, Item, SoftTargets, example_losses, naive_example_losses, pack,
-                                  prefix_kl, tree_attention)
+from calft.modeling.trees import (
+    Continuation,
+    Item,
+    SoftTargets,
+    example_losses,
+    naive_example_losses,
+    pack,
+    prefix_kl,
+    tree_attention,
+)
 
 # Two prompts' tries over tokens 1-4 with terminator 5. Prompt "p": outputs "1" (0.5), "2 3" (0.3), "2 4" (0.2);
 # prompt "q": the single output "3". Rows: prompt, node, parent, depth, token, mass, q, canonical index.
 TRIES = [
-    ("q", 0, -1, 0, -1, 1.0, 1.0, -1), ("q", 1, 0, 1, 3, 1.0, 1.0, -1), ("q", 2, 1, 2, 5, 1.0, 1.0, 0),
-    ("p", 0, -1, 0, -1, 1.0, 1.0, -1), ("p", 1, 0, 1, 1, 0.5, 0.5, -1), ("p", 2, 0, 1, 2, 0.5, 0.5, -1),
-    ("p", 3, 1, 2, 5, 0.5, 1.0, 0), ("p", 4, 2, 2, 3, 0.3, 0.6, -1), ("p", 5, 2, 2, 4, 0.2, 0.4, -1),
-    ("p", 6, 4, 3, 5, 0.3, 1.0, 1), ("p", 7, 5, 3, 5, 0.2, 1.0, 2),
+    ("q", 0, -1, 0, -1, 1.0, 1.0, -1),
+    ("q", 1, 0, 1, 3, 1.0, 1.0, -1),
+    ("q", 2, 1, 2, 5, 1.0, 1.0, 0),
+    ("p", 0, -1, 0, -1, 1.0, 1.0, -1),
+    ("p", 1, 0, 1, 1, 0.5, 0.5, -1),
+    ("p", 2, 0, 1, 2, 0.5, 0.5, -1),
+    ("p", 3, 1, 2, 5, 0.5, 1.0, 0),
+    ("p", 4, 2, 2, 3, 0.3, 0.6, -1),
+    ("p", 5, 2, 2, 4, 0.2, 0.4, -1),
+    ("p", 6, 4, 3, 5, 0.3, 1.0, 1),
+    ("p", 7, 5, 3, 5, 0.2, 1.0, 2),
 ]
 
 
@@ -49,15 +64,19 @@ def test_soft_targets_index_every_prompts_nodes_in_one_table(soft_targets):
     assert soft_targets.children(6).size == 0 and soft_targets.is_leaf.sum() == 4
 
 
-@pytest.mark.parametrize("draw, tokens, target_ids, target_probs", [
-    (0.49, [1], [[1, 2], [5]], [[0.5, 0.5], [1.0]]),
-    (0.5, [2, 3], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),  # a draw on a boundary takes the next
-    (1.0, [2, 4], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),  # past the last one: the last output
-    (0.6, [2, 3], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),
-    (0.95, [2, 4], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),
-])
-def test_a_drawn_path_is_chosen_by_output_mass_and_carries_each_prefixs_targets(soft_targets, draw, tokens,
-                                                                                target_ids, target_probs):
+@pytest.mark.parametrize(
+    "draw, tokens, target_ids, target_probs",
+    [
+        (0.49, [1], [[1, 2], [5]], [[0.5, 0.5], [1.0]]),
+        (0.5, [2, 3], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),  # a draw on a boundary takes the next
+        (1.0, [2, 4], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),  # past the last one: the last output
+        (0.6, [2, 3], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),
+        (0.95, [2, 4], [[1, 2], [3, 4], [5]], [[0.5, 0.5], [0.6, 0.4], [1.0]]),
+    ],
+)
+def test_a_drawn_path_is_chosen_by_output_mass_and_carries_each_prefixs_targets(
+    soft_targets, draw, tokens, target_ids, target_probs
+):
     # leaves of p in order "1", "2 3", "2 4" with cumulative mass 0.5, 0.8, 1.0
     path = soft_targets.continuation(soft_targets.prompt_ids.index("p"), SimpleNamespace(random=lambda: draw))
     assert path.tokens.tolist() == tokens
@@ -147,7 +166,9 @@ def test_shared_prompt_packing_equals_the_naive_computation(tiny_model_dir, micr
     model = random_lora_model(tiny_model_dir)
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     tree = pack(batch_items, rendered)
-    sequences = [tuple(rendered[i.prompt]) + tuple(int(t) for t in c.tokens) for i in batch_items for c in i.continuations]
+    sequences = [
+        tuple(rendered[i.prompt]) + tuple(int(t) for t in c.tokens) for i in batch_items for c in i.continuations
+    ]
     assert tree.tokens == len({s[: n + 1] for s in sequences for n in range(len(s))}) < sum(map(len, sequences))
     packed = example_losses(model, tree, tau=1.3, epsilon=1e-8)
     packed.sum().backward()
@@ -162,8 +183,9 @@ def test_shared_prompt_packing_equals_the_naive_computation(tiny_model_dir, micr
 
 
 def _continuation(tokens, targets) -> Continuation:
-    return Continuation(np.array(tokens), [np.array(list(t)) for t in targets],
-                        [np.array(list(t.values())) for t in targets])
+    return Continuation(
+        np.array(tokens), [np.array(list(t)) for t in targets], [np.array(list(t.values())) for t in targets]
+    )
 
 
 # one prompt (tokens 7 8) with the continuations "1" and "2 3", as the trie of TRIES's prompt p gives them
@@ -186,8 +208,10 @@ def test_a_continuations_loss_is_the_mean_of_its_prefix_kls_at_temperature_tau()
     model = TokenTableModel(10)
     losses = example_losses(model, pack([Item(0, [SHORT, LONG])], {0: [7, 8]}), tau=2.0).tolist()
     first = model.kl([7, 8], {1: 0.5, 2: 0.5}, 2.0)
-    expected = [(first + model.kl([7, 8, 1], {5: 1.0}, 2.0)) / 2,
-                (first + model.kl([7, 8, 2], {3: 0.6, 4: 0.4}, 2.0) + model.kl([7, 8, 2, 3], {5: 1.0}, 2.0)) / 3]
+    expected = [
+        (first + model.kl([7, 8, 1], {5: 1.0}, 2.0)) / 2,
+        (first + model.kl([7, 8, 2], {3: 0.6, 4: 0.4}, 2.0) + model.kl([7, 8, 2, 3], {5: 1.0}, 2.0)) / 3,
+    ]
     assert losses == pytest.approx(expected, rel=1e-5)
 
 
@@ -199,7 +223,15 @@ def test_the_naive_computation_pads_each_continuation_and_gives_the_same_losses(
     naive = naive_example_losses(model, items, {0: [7, 8], 1: [6]}, pad_id=9, tau=1.5, epsilon=0.01).tolist()
     assert naive == pytest.approx(packed, rel=1e-6) and len(naive) == 4
     smoothed = {1: (1 - 1e-6) / (1 - 1e-6 + 0.01), 2: 0.01 / (1 - 1e-6 + 0.01)}
-    assert naive[2] == pytest.approx((model.kl([7, 8], smoothed, 1.5) + model.kl([7, 8, 1], {5: 1.0}, 1.5)) / 2,
-                                     rel=1e-5)
-    assert naive[3] == pytest.approx((model.kl([6], {1: 0.5, 2: 0.5}, 1.5) + model.kl([6, 2], {3: 0.6, 4: 0.4}, 1.5)
-                                      + model.kl([6, 2, 3], {5: 1.0}, 1.5)) / 3, rel=1e-5)
+    assert naive[2] == pytest.approx(
+        (model.kl([7, 8], smoothed, 1.5) + model.kl([7, 8, 1], {5: 1.0}, 1.5)) / 2, rel=1e-5
+    )
+    assert naive[3] == pytest.approx(
+        (
+            model.kl([6], {1: 0.5, 2: 0.5}, 1.5)
+            + model.kl([6, 2], {3: 0.6, 4: 0.4}, 1.5)
+            + model.kl([6, 2, 3], {5: 1.0}, 1.5)
+        )
+        / 3,
+        rel=1e-5,
+    )

@@ -28,43 +28,89 @@ def test_table1_and_the_ssot_table_from_parquet(tmp_path):
     for method, unique in (("base", 0.2), ("soft", 0.6), ("hard", 0.5), ("ssot", 0.3)):
         folder = tmp_path / "m" / method / "transfer"
         folder.mkdir(parents=True)
-        open_ended = pd.DataFrame({"prompt_index": [0, 1], "support_size": [2.0, 4.0] if method != "ssot" else [None, None],
-                                   "unique_fraction": [unique, unique + 0.2], "unique_fraction_insensitive": unique})
+        open_ended = pd.DataFrame(
+            {
+                "prompt_index": [0, 1],
+                "support_size": [2.0, 4.0] if method != "ssot" else [None, None],
+                "unique_fraction": [unique, unique + 0.2],
+                "unique_fraction_insensitive": unique,
+            }
+        )
         _artifact(open_ended, folder / "open_ended.parquet")
         if method != "ssot":
-            _artifact(pd.DataFrame({"parse_rate": [0.0 if method == "base" else 0.9],
-                                    "tv": [np.nan if method == "base" else 0.1]}), folder / "mcq.parquet")
-    selection = ReportSelection.from_dict(dict(models=["m"], methods=["base", "soft", "hard", "ssot"], prompt_sets=["ood"],
-                                             open_ended=True, mcq=True))
+            _artifact(
+                pd.DataFrame(
+                    {"parse_rate": [0.0 if method == "base" else 0.9], "tv": [np.nan if method == "base" else 0.1]}
+                ),
+                folder / "mcq.parquet",
+            )
+    selection = ReportSelection.from_dict(
+        dict(models=["m"], methods=["base", "soft", "hard", "ssot"], prompt_sets=["ood"], open_ended=True, mcq=True)
+    )
     transfer_rows = aggregate.load_transfer(report_inputs(selection, tmp_path))
     table, columns = aggregate.transfer_table(transfer_rows, ["m"])
-    assert [c for c, _, _ in columns] == ["support_size", "unique_fraction", "unique_fraction_insensitive", "tv",
-                                          "parse_rate"]
+    assert [c for c, _, _ in columns] == [
+        "support_size",
+        "unique_fraction",
+        "unique_fraction_insensitive",
+        "tv",
+        "parse_rate",
+    ]
     assert table.loc["m", ("unique_fraction", "soft")] == pytest.approx(0.7)
     markdown = aggregate.to_markdown(table, "Table 1", columns)
     assert "| — | 0.100 | 0.100 |" in markdown  # TV missing for base, not 0; no bold between equal values
-    summary = pd.DataFrame({"prompt_set": "ood", "model": "m", "method": ["base", "soft", "ssot"],
-                            "normalized_w1": [1.0, 0.2, np.nan], "valid_rate": [0.1, 0.9, 0.5]})
+    summary = pd.DataFrame(
+        {
+            "prompt_set": "ood",
+            "model": "m",
+            "method": ["base", "soft", "ssot"],
+            "normalized_w1": [1.0, 0.2, np.nan],
+            "valid_rate": [0.1, 0.9, 0.5],
+        }
+    )
     table, columns = aggregate.ssot_table(summary, transfer_rows, "ood", ["m"])
     assert list(table.columns.get_level_values(1)[:3]) == ["base", "soft", "ssot"]
-    assert "| m | 1.000 | **0.200** | — | 0.100 | **0.900** | 0.500 | 0.300 | **0.700** | 0.400 |" in \
-        aggregate.to_markdown(table, "SSOT", columns)
+    assert (
+        "| m | 1.000 | **0.200** | — | 0.100 | **0.900** | 0.500 | 0.300 | **0.700** | 0.400 |"
+        in aggregate.to_markdown(table, "SSOT", columns)
+    )
 
 
 def test_table2_averages_gp_irt_over_the_task_rows_and_pools_perplexity(tmp_path):
     for method, shift in (("base", 0.0), ("soft", 0.1)):
         folder = tmp_path / "m" / method
         folder.mkdir(parents=True)
-        tasks = pd.DataFrame({"task": ["mmlu", "gsm8k", "gsm8k"], "kind": ["mmlu", "gsm8k", "gsm8k"],
-                              "metric": ["acc", "strict", "flexible"], "items": 100,
-                              "accuracy": [0.5, 0.2, 0.3], "irt": 0.0, "pirt": 0.0,
-                              "gpirt": [0.6 + shift, 0.1 + shift, 0.2 + shift]})
+        tasks = pd.DataFrame(
+            {
+                "task": ["mmlu", "gsm8k", "gsm8k"],
+                "kind": ["mmlu", "gsm8k", "gsm8k"],
+                "metric": ["acc", "strict", "flexible"],
+                "items": 100,
+                "accuracy": [0.5, 0.2, 0.3],
+                "irt": 0.0,
+                "pirt": 0.0,
+                "gpirt": [0.6 + shift, 0.1 + shift, 0.2 + shift],
+            }
+        )
         _artifact(tasks, folder / "retention.parquet")
-        slices = pd.DataFrame({"slice": ["a", "all"], "documents": 1, "tokens": 10, "bytes": 40, "nll": [20.0, 20.0 + shift],
-                               "perplexity": [np.exp(2.0), np.exp((20 + shift) / 10)], "bits_per_byte": 0.5})
+        slices = pd.DataFrame(
+            {
+                "slice": ["a", "all"],
+                "documents": 1,
+                "tokens": 10,
+                "bytes": 40,
+                "nll": [20.0, 20.0 + shift],
+                "perplexity": [np.exp(2.0), np.exp((20 + shift) / 10)],
+                "bits_per_byte": 0.5,
+            }
+        )
         _artifact(slices, folder / "perplexity.parquet")
-    inputs = report_inputs(ReportSelection.from_dict(dict(models=["m"], methods=["base", "soft"], prompt_sets=["ood"],
-                                                          retention=True, perplexity=True)), tmp_path)
+    inputs = report_inputs(
+        ReportSelection.from_dict(
+            dict(models=["m"], methods=["base", "soft"], prompt_sets=["ood"], retention=True, perplexity=True)
+        ),
+        tmp_path,
+    )
     retention_rows = aggregate.load_retention(inputs)
     table, columns = aggregate.table2(retention_rows, aggregate.load_perplexity(inputs), ["m"])
     assert [label for _, label, _ in columns] == ["gp-IRT", "PALOMA ppl"]
@@ -81,41 +127,84 @@ def test_table2_averages_gp_irt_over_the_task_rows_and_pools_perplexity(tmp_path
 def _scores(path, w1: list[float], reference=(5, 16384)) -> None:
     """A scores artifact of two families (two prompts each) measured against `reference`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame({"prompt_id": ["a1", "a2", "b1", "b2"], "family": ["a", "a", "b", "b"], "split": "ood",
-                          "params": "{}", "num_samples": 10, "num_valid": 10, "valid_rate": 1.0, "w1": w1,
-                          "spread": 1.0, "normalized_w1": w1})
+    frame = pd.DataFrame(
+        {
+            "prompt_id": ["a1", "a2", "b1", "b2"],
+            "family": ["a", "a", "b", "b"],
+            "split": "ood",
+            "params": "{}",
+            "num_samples": 10,
+            "num_valid": 10,
+            "valid_rate": 1.0,
+            "w1": w1,
+            "spread": 1.0,
+            "normalized_w1": w1,
+        }
+    )
     decimals, max_bins = reference
-    artifacts.write_frame(frame, path, artifacts.provenance("scores", {"reference": {
-        "prompt_set": "ood", "decimals": decimals, "max_bins": max_bins}}))
+    artifacts.write_frame(
+        frame,
+        path,
+        artifacts.provenance(
+            "scores", {"reference": {"prompt_set": "ood", "decimals": decimals, "max_bins": max_bins}}
+        ),
+    )
 
 
 def _ablation_selection(**changes):
     from calft.report.settings import AblationSelection
 
     run = dict(method="soft", models=["m1", "m2"], max_bins=1001, draws_per_prompt=1, epochs=3)
-    return AblationSelection.from_dict(dict(models=["m1", "m2"], prompt_sets=["ood"], runs=[
-        run | dict(variant="", decimals=5), run | dict(variant="d3", decimals=3)]) | changes)
+    return AblationSelection.from_dict(
+        dict(
+            models=["m1", "m2"],
+            prompt_sets=["ood"],
+            runs=[run | dict(variant="", decimals=5), run | dict(variant="d3", decimals=3)],
+        )
+        | changes
+    )
 
 
 def test_the_ablation_tables_mark_the_final_row_and_the_best_per_model_and_split(tmp_path):
     from calft.report.commands import aggregate_ablations
 
     results = tmp_path / "results"
-    per_run = {("m1", ""): [0.2, 0.4, 0.1, 0.1], ("m1", "d3"): [0.5, 0.5, 0.3, 0.3],  # family medians 0.2, 0.4
-               ("m2", ""): [0.9, 0.9, 0.7, 0.7], ("m2", "d3"): [0.1, 0.1, 0.3, 0.3]}  # 0.8, 0.2
+    per_run = {
+        ("m1", ""): [0.2, 0.4, 0.1, 0.1],
+        ("m1", "d3"): [0.5, 0.5, 0.3, 0.3],  # family medians 0.2, 0.4
+        ("m2", ""): [0.9, 0.9, 0.7, 0.7],
+        ("m2", "d3"): [0.1, 0.1, 0.3, 0.3],
+    }  # 0.8, 0.2
     for (model, variant), w1 in per_run.items():
         _scores(results / model / ("soft~" + variant if variant else "soft") / "scores" / "ood.parquet", w1)
-    cost = pd.DataFrame({"decimals": [2, 2, 5, 5], "max_bins": [100, 100, 100, 100], "prompt_id": ["p", "q"] * 2,
-                         "family": "a", "outputs": [10, 20, 30, 50], "trie_nodes": [40, 60, 90, 110],
-                         "space_seconds": [0.001, 0.003, 0.002, 0.004], "space_peak_bytes": [2**20, 2**21, 2**20, 3 * 2**20],
-                         "trie_seconds": 0.01, "trie_peak_bytes": 2**20})
-    artifacts.write_frame(cost, tmp_path / "cost.parquet", artifacts.provenance("construction_cost", {
-        "reference": {"decimals": 5, "max_bins": 100}}))
-    aggregate_ablations(_ablation_selection(), str(results), str(tmp_path / "cost.parquet"), None, str(tmp_path / "out"))
+    cost = pd.DataFrame(
+        {
+            "decimals": [2, 2, 5, 5],
+            "max_bins": [100, 100, 100, 100],
+            "prompt_id": ["p", "q"] * 2,
+            "family": "a",
+            "outputs": [10, 20, 30, 50],
+            "trie_nodes": [40, 60, 90, 110],
+            "space_seconds": [0.001, 0.003, 0.002, 0.004],
+            "space_peak_bytes": [2**20, 2**21, 2**20, 3 * 2**20],
+            "trie_seconds": 0.01,
+            "trie_peak_bytes": 2**20,
+        }
+    )
+    artifacts.write_frame(
+        cost,
+        tmp_path / "cost.parquet",
+        artifacts.provenance("construction_cost", {"reference": {"decimals": 5, "max_bins": 100}}),
+    )
+    aggregate_ablations(
+        _ablation_selection(), str(results), str(tmp_path / "cost.parquet"), None, str(tmp_path / "out")
+    )
 
     table25 = pd.read_csv(tmp_path / "out" / "table25_soft_ablation.csv")
     assert list(table25.variant) == ["final", "d3"] and list(table25.d) == [5, 3]
-    assert list(table25["m1 ood W1"]) == pytest.approx([0.2, 0.4]) and list(table25["m2 ood W1"]) == pytest.approx([0.8, 0.2])
+    assert list(table25["m1 ood W1"]) == pytest.approx([0.2, 0.4]) and list(table25["m2 ood W1"]) == pytest.approx(
+        [0.8, 0.2]
+    )
     markdown = (tmp_path / "out" / "table25_soft_ablation.md").read_text()
     assert "| final ★ | 5 | 1001 | 1 | 3 | 3 | **0.2** | 0.8 |" in markdown
     assert "| d3 | 3 | 1001 | 1 | 3 | 3 | 0.4 | **0.2** |" in markdown
@@ -133,9 +222,16 @@ def test_numbers_measured_against_different_references_never_share_a_table(tmp_p
     results = tmp_path / "results"
     _scores(results / "m1" / "soft" / "scores" / "ood.parquet", [0.1] * 4)
     _scores(results / "m1" / "soft~d3" / "scores" / "ood.parquet", [0.1] * 4, reference=(3, 1001))
-    inputs = layout.ablation_inputs(_ablation_selection(models=["m1"], runs=[
-        dict(method="soft", variant=v, models=["m1"], decimals=d, max_bins=1001, draws_per_prompt=1, epochs=3)
-        for v, d in (("", 5), ("d3", 3))]), results)
+    inputs = layout.ablation_inputs(
+        _ablation_selection(
+            models=["m1"],
+            runs=[
+                dict(method="soft", variant=v, models=["m1"], decimals=d, max_bins=1001, draws_per_prompt=1, epochs=3)
+                for v, d in (("", 5), ("d3", 3))
+            ],
+        ),
+        results,
+    )
     with pytest.raises(UserError, match="measured against the reference d=5, 16384 bins but .* against d=3, 1001 bins"):
         aggregate.load(inputs)
 
@@ -146,34 +242,63 @@ def test_table10_noveltybench_per_split_and_the_model_means_of_tables_21_and_23(
             folder = tmp_path / model / method / "transfer"
             folder.mkdir(parents=True)
             gain = 1.0 if method == "soft" else 0.0
-            _artifact(pd.DataFrame({"split": ["curated", "wildchat", "all"], "prompts": [10, 20, 30],
-                                    "mean_distinct": [2 + shift + gain, 3 + shift, 2.5 + shift],
-                                    "mean_utility": [0.1, 0.2, 0.15]}), folder / "noveltybench.parquet")
-    selection = ReportSelection.from_dict(dict(models=["m1", "m2"], methods=["base", "soft"], prompt_sets=["ood"],
-                                             noveltybench=True))
+            _artifact(
+                pd.DataFrame(
+                    {
+                        "split": ["curated", "wildchat", "all"],
+                        "prompts": [10, 20, 30],
+                        "mean_distinct": [2 + shift + gain, 3 + shift, 2.5 + shift],
+                        "mean_utility": [0.1, 0.2, 0.15],
+                    }
+                ),
+                folder / "noveltybench.parquet",
+            )
+    selection = ReportSelection.from_dict(
+        dict(models=["m1", "m2"], methods=["base", "soft"], prompt_sets=["ood"], noveltybench=True)
+    )
     novelty = aggregate.load_noveltybench(report_inputs(selection, tmp_path))
     table, columns = aggregate.noveltybench_split_table(novelty, ["m1", "m2"])
     assert list(table.index)[:3] == [("all models", "curated"), ("all models", "wildchat"), ("all models", "all")]
     assert table.loc[("all models", "curated"), ("mean_distinct", "soft")] == pytest.approx(3.5)  # (3 + 4) / 2
     assert table.loc[("m2", "curated"), ("mean_distinct", "base")] == pytest.approx(3.0)
     assert math.isnan(table.loc[("m1", "all"), ("mean_distinct", "hard")])
-    slices = pd.DataFrame({"slice": ["a", "a", "all", "a"], "model": ["m1", "m2", "m1", "m1"],
-                           "method": ["base", "base", "base", "soft"], "perplexity": [10.0, 20.0, 12.0, 8.0],
-                           "bits_per_byte": [1.0, 2.0, 1.2, 0.8]})
+    slices = pd.DataFrame(
+        {
+            "slice": ["a", "a", "all", "a"],
+            "model": ["m1", "m2", "m1", "m1"],
+            "method": ["base", "base", "base", "soft"],
+            "perplexity": [10.0, 20.0, 12.0, 8.0],
+            "bits_per_byte": [1.0, 2.0, 1.2, 0.8],
+        }
+    )
     table, _ = aggregate.model_mean_table(slices, "slice", [("perplexity", "perplexity", "min")])
-    assert table.loc["a", ("perplexity", "base")] == pytest.approx(15.0) and table.loc["a", ("perplexity", "soft")] == 8.0
+    assert (
+        table.loc["a", ("perplexity", "base")] == pytest.approx(15.0) and table.loc["a", ("perplexity", "soft")] == 8.0
+    )
 
 
 NOVELTY_RUNS = {  # (model, split, prompt): method -> (partition ids, ratings) of its four generations
-    ("m1", "curated", 0): {"base": ([0, 0, 0, 0], [5] * 4), "soft": ([0, 1, 2, 3], [3, 9, 9, 5]),
-                           "hard": ([0, 1, 1, 1], [5] * 4)},
-    ("m1", "curated", 1): {"base": ([0, 1, 2, 3], [8] * 4), "soft": ([0, 0, 0, 0], [8] * 4),
-                           "hard": ([0, 0, 1, 1], [8] * 4)},
-    ("m2", "curated", 0): {"base": ([0, 0, 0, 0], [4] * 4), "soft": ([0, 1, 0, 1], [4] * 4),
-                           "hard": ([0, 1, 2, 3], [6] * 4)},
+    ("m1", "curated", 0): {
+        "base": ([0, 0, 0, 0], [5] * 4),
+        "soft": ([0, 1, 2, 3], [3, 9, 9, 5]),
+        "hard": ([0, 1, 1, 1], [5] * 4),
+    },
+    ("m1", "curated", 1): {
+        "base": ([0, 1, 2, 3], [8] * 4),
+        "soft": ([0, 0, 0, 0], [8] * 4),
+        "hard": ([0, 0, 1, 1], [8] * 4),
+    },
+    ("m2", "curated", 0): {
+        "base": ([0, 0, 0, 0], [4] * 4),
+        "soft": ([0, 1, 0, 1], [4] * 4),
+        "hard": ([0, 1, 2, 3], [6] * 4),
+    },
     ("m2", "curated", 1): {method: ([0, 1, 2, 3], [5] * 4) for method in ("base", "soft", "hard")},
-    ("m1", "wildchat", 0): {"base": ([0, 0, 0, 0], [1] * 4), "soft": ([0, 1, 2, 3], [10] * 4),
-                            "hard": ([0, 0, 0, 0], [1] * 4)},
+    ("m1", "wildchat", 0): {
+        "base": ([0, 0, 0, 0], [1] * 4),
+        "soft": ([0, 1, 2, 3], [10] * 4),
+        "hard": ([0, 0, 0, 0], [1] * 4),
+    },
 }
 
 
@@ -185,21 +310,36 @@ def test_tables_11_to_19_rank_curated_prompts_by_utility_deltas_and_show_the_bes
     frames = {}
     for (model, split, index), runs in NOVELTY_RUNS.items():
         for method, (partitions, ratings) in runs.items():
-            frames.setdefault((model, method), []).append(pd.DataFrame({
-                "split": split, "prompt_index": index, "category": "Creativity" if split == "curated" else None,
-                "prompt": f"Name a {split} thing {index} | with a pipe", "generation": range(4),
-                "text": [f"{model} {method} answer {g}" for g in range(4)], "partition": partitions,
-                "representative": ~pd.Series(partitions).duplicated(), "rating": ratings}))
-    selection = ReportSelection.from_dict(dict(models=["m1", "m2"], methods=["base", "soft", "hard"],
-                                               prompt_sets=["ood"], noveltybench=True))
+            frames.setdefault((model, method), []).append(
+                pd.DataFrame(
+                    {
+                        "split": split,
+                        "prompt_index": index,
+                        "category": "Creativity" if split == "curated" else None,
+                        "prompt": f"Name a {split} thing {index} | with a pipe",
+                        "generation": range(4),
+                        "text": [f"{model} {method} answer {g}" for g in range(4)],
+                        "partition": partitions,
+                        "representative": ~pd.Series(partitions).duplicated(),
+                        "rating": ratings,
+                    }
+                )
+            )
+    selection = ReportSelection.from_dict(
+        dict(models=["m1", "m2"], methods=["base", "soft", "hard"], prompt_sets=["ood"], noveltybench=True)
+    )
     inputs = report_inputs(selection, tmp_path)
     for key, path in inputs["noveltybench_generations"].items():
         path.parent.mkdir(parents=True)
         frame = pd.concat(frames[key], ignore_index=True)
         names = artifacts.KINDS["noveltybench_generations"].schema.names
         frame = frame.assign(**{name: 0 for name in names if name not in frame})[names]
-        artifacts.write_frame(frame, path, artifacts.provenance("noveltybench", {"settings": {"patience": 0.8}})
-                              | {"artifact": "noveltybench_generations"})
+        artifacts.write_frame(
+            frame,
+            path,
+            artifacts.provenance("noveltybench", {"settings": {"patience": 0.8}})
+            | {"artifact": "noveltybench_generations"},
+        )
 
     _novelty_cases(inputs, selection.methods, tmp_path)
     generations = pd.concat([pd.concat(f).assign(model=m, method=k) for (m, k), f in frames.items()])
@@ -207,7 +347,10 @@ def test_tables_11_to_19_rank_curated_prompts_by_utility_deltas_and_show_the_bes
     soft = scores.set_index(["model", "method", "split", "prompt_index"]).utility
     assert soft["m1", "soft", "curated", 0] == pytest.approx(novelty_utility(np.array([3, 9, 9, 5]), [0, 1, 2, 3]))
     assert novelty_cases.choose_cases(scores, "soft_helps") == [("m1", "curated", 0), ("m2", "curated", 0)]
-    assert novelty_cases.choose_cases(scores, "hard_best") == [("m2", "curated", 0), ("m2", "curated", 1)]  # a tie counts
+    assert novelty_cases.choose_cases(scores, "hard_best") == [
+        ("m2", "curated", 0),
+        ("m2", "curated", 1),
+    ]  # a tie counts
     assert novelty_cases.choose_cases(scores, "failures") == [("m1", "curated", 1)]  # wildchat's gap is not curated
 
     cases = pd.read_csv(tmp_path / "table11_13_noveltybench_soft_helps.csv")
@@ -224,16 +367,25 @@ def test_tables_11_to_19_rank_curated_prompts_by_utility_deltas_and_show_the_bes
     assert r"Name a curated thing 0 | with a pipe" in latex and latex.count(r"\begin{table}") == 2
     assert "Table 17: m1" in (tmp_path / "table17_19_noveltybench_failures.md").read_text()
     assert {path.name for path in layout.report_outputs(selection, tmp_path, tmp_path)} >= {
-        f"{name}.{suffix}" for name in layout.novelty_case_tables(selection.methods).values()
-        for suffix in ("csv", "md", "tex")}
+        f"{name}.{suffix}"
+        for name in layout.novelty_case_tables(selection.methods).values()
+        for suffix in ("csv", "md", "tex")
+    }
 
 
 def test_per_distribution_figures_take_the_median_and_keep_a_huge_base_value_off_the_axis(tmp_path):
     from calft.report import figures
 
-    rows = pd.DataFrame({"prompt_set": "ood", "model": "m", "family": "skellam", "prompt_id": ["p1", "p2", "p3"] * 3,
-                         "method": ["base"] * 3 + ["soft"] * 3 + ["hard"] * 3,
-                         "normalized_w1": [1e30, 2e30, 3e30, 0.1, 0.2, 0.9, 0.05, np.nan, np.nan]})
+    rows = pd.DataFrame(
+        {
+            "prompt_set": "ood",
+            "model": "m",
+            "family": "skellam",
+            "prompt_id": ["p1", "p2", "p3"] * 3,
+            "method": ["base"] * 3 + ["soft"] * 3 + ["hard"] * 3,
+            "normalized_w1": [1e30, 2e30, 3e30, 0.1, 0.2, 0.9, 0.05, np.nan, np.nan],
+        }
+    )
     values = figures.per_family_values(rows, "ood", "normalized_w1").set_index("method").normalized_w1
     assert values["soft"] == pytest.approx(0.2) and values["hard"] == pytest.approx(0.05)  # NaN prompts skipped
     low, high = figures._clipped_axis(values, values.drop("base"), log=True)
@@ -246,12 +398,21 @@ def test_hyperparameter_and_cost_tables_come_from_the_training_records_and_bench
     from calft.report import appendix
 
     def record(lora_r: int, device: dict | None) -> dict:
-        training = {key: 1 for key in appendix.SHARED} | {"lora_r": lora_r, "lora_target_modules": ["q_proj", "v_proj"],
-                                                          "soft_epochs": 3, "hard_epochs": 2, "soft_group_size": 1,
-                                                          "hard_group_size": 4, "soft_paths_per_prompt_per_epoch": 1,
-                                                          "hard_samples_per_prompt_per_epoch": 16, "soft_tau": 1.0,
-                                                          "soft_epsilon": 1e-8}
-        return {"training": training, "targets": {"decimals": 5, "max_bins": 1001}} | ({"device": device} if device else {})
+        training = {key: 1 for key in appendix.SHARED} | {
+            "lora_r": lora_r,
+            "lora_target_modules": ["q_proj", "v_proj"],
+            "soft_epochs": 3,
+            "hard_epochs": 2,
+            "soft_group_size": 1,
+            "hard_group_size": 4,
+            "soft_paths_per_prompt_per_epoch": 1,
+            "hard_samples_per_prompt_per_epoch": 16,
+            "soft_tau": 1.0,
+            "soft_epsilon": 1e-8,
+        }
+        return {"training": training, "targets": {"decimals": 5, "max_bins": 1001}} | (
+            {"device": device} if device else {}
+        )
 
     a100 = {"type": "cuda", "name": "NVIDIA A100", "processes": 4}
     records = {("m1", "soft"): record(16, a100), ("m2", "soft"): record(8, a100), ("m1", "hard"): record(16, None)}
@@ -269,4 +430,6 @@ def test_hyperparameter_and_cost_tables_come_from_the_training_records_and_bench
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds}\t0:00:10\t1.0\t{seconds / 2}\n")
     stages = appendix.stage_wallclock(tmp_path / "benchmarks").set_index("stage")
-    assert stages.loc["sample", "jobs"] == 2 and stages.loc["sample", "wall_hours"] == pytest.approx(36 / 3600, abs=1e-4)
+    assert stages.loc["sample", "jobs"] == 2 and stages.loc["sample", "wall_hours"] == pytest.approx(
+        36 / 3600, abs=1e-4
+    )

@@ -12,15 +12,16 @@ import pytest
 
 from calft.report import aggregates, tables
 
-
 # Family values chosen so that every plausible aggregate differs: family means a 0.2 (its inf left out),
 # b 0.9, c 0.7, d 0.05 -> median 0.45; mean of family means 0.4625; median of family medians 0.35;
 # pooled median 0.4; pooled mean 0.4929; with the inf kept, family a and the mean are infinite.
-SCORES = pd.DataFrame({
-    "family": ["a", "a", "a", "b", "c", "c", "c", "d"],
-    "normalized_w1": [0.1, 0.3, np.inf, 0.9, 0.4, 0.5, 1.2, 0.05],
-    "valid_rate": [1.0, 0.0, 0.5, 0.9, 0.2, 0.2, 0.2, 0.6],
-})
+SCORES = pd.DataFrame(
+    {
+        "family": ["a", "a", "a", "b", "c", "c", "c", "d"],
+        "normalized_w1": [0.1, 0.3, np.inf, 0.9, 0.4, 0.5, 1.2, 0.05],
+        "valid_rate": [1.0, 0.0, 0.5, 0.9, 0.2, 0.2, 0.2, 0.6],
+    }
+)
 
 
 def test_the_paper_aggregate_is_the_median_across_families_of_within_family_means():
@@ -50,14 +51,18 @@ def _per_prompt(method: str, shift: float) -> pd.DataFrame:
     # family means of normalized W1: a 0.2 (inf left out), b 0.9, c 0.7, d 0.05 -> median 0.45
     # (mean of family means 0.4625, pooled median 0.4); valid rate family means 0.5, 0.9, 0.2, 0.6 -> 0.55
     # (prompt mean 0.45); logit KL family means 1, 2, 3, 4 -> 2.5 (prompt mean 2.625)
-    return pd.DataFrame({
-        "prompt_set": "ood", "model": "m", "method": method,
-        "family": ["a", "a", "a", "b", "c", "c", "c", "d"],
-        "normalized_w1": np.array([0.1, 0.3, np.inf, 0.9, 0.4, 0.5, 1.2, 0.05]) + shift,
-        "valid_rate": [1.0, 0.0, 0.5, 0.9, 0.2, 0.2, 0.2, 0.6],
-        "logit_kl": [1.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 4.0],
-        "logit_kl_exact": np.nan,
-    })
+    return pd.DataFrame(
+        {
+            "prompt_set": "ood",
+            "model": "m",
+            "method": method,
+            "family": ["a", "a", "a", "b", "c", "c", "c", "d"],
+            "normalized_w1": np.array([0.1, 0.3, np.inf, 0.9, 0.4, 0.5, 1.2, 0.05]) + shift,
+            "valid_rate": [1.0, 0.0, 0.5, 0.9, 0.2, 0.2, 0.2, 0.6],
+            "logit_kl": [1.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 4.0],
+            "logit_kl_exact": np.nan,
+        }
+    )
 
 
 def test_summary_takes_the_family_median_of_w1_and_equal_family_means_of_valid_rate_and_logit_kl():
@@ -77,18 +82,29 @@ def test_the_paper_table_puts_each_method_in_its_column_and_leaves_a_missing_one
 
 
 def test_bold_marks_the_best_value_per_metric_only_where_it_stands_out():
-    table = pd.DataFrame([[0.5, 0.3, 0.3, 0.2, 0.2, 0.2]], index=pd.Index(["m"], name="model"),
-                         columns=pd.MultiIndex.from_product([["normalized_w1", "valid_rate"], ["base", "soft", "hard"]]))
+    table = pd.DataFrame(
+        [[0.5, 0.3, 0.3, 0.2, 0.2, 0.2]],
+        index=pd.Index(["m"], name="model"),
+        columns=pd.MultiIndex.from_product([["normalized_w1", "valid_rate"], ["base", "soft", "hard"]]),
+    )
     columns = [("normalized_w1", "W1", "min"), ("valid_rate", "valid", "max")]
     # W1: soft and hard tie at the minimum, both bold; valid rate: all equal, none bold
     assert "| m | 0.500 | **0.300** | **0.300** | 0.200 | 0.200 | 0.200 |" in tables.to_markdown(table, "t", columns)
 
 
 def test_table2_averages_the_retention_scores_over_task_rows_and_takes_the_pooled_perplexity():
-    retention = pd.DataFrame({"model": "m", "method": ["base"] * 3, "task": ["x", "y", "z"],
-                              "score": [0.2, 0.4, 0.9], "gpirt": [0.2, 0.4, 0.9]})
-    perplexity = pd.DataFrame({"model": "m", "method": "base", "slice": ["s", "t", "all"],
-                               "perplexity": [10.0, 30.0, 12.0]})
+    retention = pd.DataFrame(
+        {
+            "model": "m",
+            "method": ["base"] * 3,
+            "task": ["x", "y", "z"],
+            "score": [0.2, 0.4, 0.9],
+            "gpirt": [0.2, 0.4, 0.9],
+        }
+    )
+    perplexity = pd.DataFrame(
+        {"model": "m", "method": "base", "slice": ["s", "t", "all"], "perplexity": [10.0, 30.0, 12.0]}
+    )
     table, _ = tables.table2(retention, perplexity, ["m"])
     assert table.loc["m", ("retention", "base")] == pytest.approx(0.5)
     assert table.loc["m", ("perplexity", "base")] == 12.0  # the pooled row, not the slices' mean 20
@@ -96,16 +112,24 @@ def test_table2_averages_the_retention_scores_over_task_rows_and_takes_the_poole
 
 def test_model_means_leave_a_model_without_the_row_out_of_the_mean():
     # task x: models m1 0.2, m2 0.6 -> 0.4; task y: m1 only, 0.9 -> 0.9 (not (0.9 + 0) / 2)
-    rows = pd.DataFrame({"model": ["m1", "m2", "m1"], "method": "base", "task": ["x", "x", "y"],
-                         "accuracy": [0.2, 0.6, 0.9]})
+    rows = pd.DataFrame(
+        {"model": ["m1", "m2", "m1"], "method": "base", "task": ["x", "x", "y"], "accuracy": [0.2, 0.6, 0.9]}
+    )
     table, _ = tables.model_mean_table(rows, "task", [("accuracy", "accuracy", "max")])
     assert table.loc["x", ("accuracy", "base")] == pytest.approx(0.4)
     assert table.loc["y", ("accuracy", "base")] == pytest.approx(0.9)
 
 
 def test_noveltybench_split_table_averages_over_models_per_split():
-    novelty = pd.DataFrame({"model": ["m1", "m2", "m1", "m2"], "method": "soft", "split": ["curated"] * 2 + ["all"] * 2,
-                            "mean_distinct": [2.0, 4.0, 3.0, 5.0], "mean_utility": [1.0, 2.0, 3.0, 7.0]})
+    novelty = pd.DataFrame(
+        {
+            "model": ["m1", "m2", "m1", "m2"],
+            "method": "soft",
+            "split": ["curated"] * 2 + ["all"] * 2,
+            "mean_distinct": [2.0, 4.0, 3.0, 5.0],
+            "mean_utility": [1.0, 2.0, 3.0, 7.0],
+        }
+    )
     table, _ = tables.noveltybench_split_table(novelty, ["m1", "m2"])
     assert table.loc[("all models", "curated"), ("mean_distinct", "soft")] == pytest.approx(3.0)
     assert table.loc[("all models", "all"), ("mean_utility", "soft")] == pytest.approx(5.0)
@@ -114,13 +138,20 @@ def test_noveltybench_split_table_averages_over_models_per_split():
 
 def test_open_ended_counts_compare_each_prompt_with_the_base_model_on_the_same_prompt():
     # support sizes base 2, 3, 5 / soft 4, 3, 1 -> higher 1, equal 1, lower 1; a missing soft value is no pair
-    rows = pd.DataFrame({"model": "m", "method": ["base"] * 4 + ["soft"] * 4, "prompt_index": [0, 1, 2, 3] * 2,
-                         "support_size": [2.0, 3.0, 5.0, 1.0, 4.0, 3.0, 1.0, np.nan],
-                         "unique_fraction": [0.1, 0.1, 0.1, 0.1, 0.5, 0.5, 0.5, 0.5]})
+    rows = pd.DataFrame(
+        {
+            "model": "m",
+            "method": ["base"] * 4 + ["soft"] * 4,
+            "prompt_index": [0, 1, 2, 3] * 2,
+            "support_size": [2.0, 3.0, 5.0, 1.0, 4.0, 3.0, 1.0, np.nan],
+            "unique_fraction": [0.1, 0.1, 0.1, 0.1, 0.5, 0.5, 0.5, 0.5],
+        }
+    )
     counts = aggregates.open_ended_counts(rows)
     assert counts.to_dict("records") == [
         {"method": "soft", "measure": "support_size", "pairs": 3, "higher": 1, "equal": 1, "lower": 1},
-        {"method": "soft", "measure": "unique_fraction", "pairs": 4, "higher": 4, "equal": 0, "lower": 0}]
+        {"method": "soft", "measure": "unique_fraction", "pairs": 4, "higher": 4, "equal": 0, "lower": 0},
+    ]
     alone = aggregates.open_ended_counts(rows[rows.method == "base"])  # no fine-tuned method: no rows, same columns
     assert alone.empty and list(alone.columns) == ["method", "measure", "pairs", "higher", "equal", "lower"]
 
@@ -133,29 +164,55 @@ def test_summary_rows_keep_the_order_in_which_their_keys_first_appear():
 def test_retention_means_average_the_task_rows_per_model_and_method():
     retention = pd.DataFrame({"model": ["m2", "m2", "m1"], "method": "soft", "score": [0.2, 0.5, 0.9]})
     assert aggregates.retention_means(retention).to_dict("list") == {
-        "model": ["m1", "m2"], "method": ["soft", "soft"], "retention": [0.9, pytest.approx(0.35)]}
+        "model": ["m1", "m2"],
+        "method": ["soft", "soft"],
+        "retention": [0.9, pytest.approx(0.35)],
+    }
 
 
 def test_the_pooled_perplexity_is_the_all_row():
-    perplexity = pd.DataFrame({"model": "m", "method": "base", "slice": ["s", "all", "t"], "perplexity": [10.0, 12.0, 30.0],
-                               "bits_per_byte": 1.0})
-    assert aggregates.pooled_perplexity(perplexity).to_dict("list") == {"model": ["m"], "method": ["base"],
-                                                                        "perplexity": [12.0]}
+    perplexity = pd.DataFrame(
+        {
+            "model": "m",
+            "method": "base",
+            "slice": ["s", "all", "t"],
+            "perplexity": [10.0, 12.0, 30.0],
+            "bits_per_byte": 1.0,
+        }
+    )
+    assert aggregates.pooled_perplexity(perplexity).to_dict("list") == {
+        "model": ["m"],
+        "method": ["base"],
+        "perplexity": [12.0],
+    }
 
 
 def test_prompt_means_leave_undefined_prompts_out():
     rows = pd.DataFrame({"model": "m", "method": ["base", "base", "base"], "tv": [0.2, np.nan, 0.4]})
-    assert aggregates.prompt_means(rows, ["tv"]).to_dict("list") == {"model": ["m"], "method": ["base"],
-                                                                     "tv": [pytest.approx(0.3)]}
+    assert aggregates.prompt_means(rows, ["tv"]).to_dict("list") == {
+        "model": ["m"],
+        "method": ["base"],
+        "tv": [pytest.approx(0.3)],
+    }
 
 
 def test_model_means_keep_first_appearance_order_and_pool_as_all_models():
     # rows for task z before task a: the means keep z first (sorted, a would come first)
-    rows = pd.DataFrame({"model": ["m1", "m2", "m1"], "method": "base", "task": ["z", "z", "a"], "accuracy": [0.2, 0.6, 0.9]})
+    rows = pd.DataFrame(
+        {"model": ["m1", "m2", "m1"], "method": "base", "task": ["z", "z", "a"], "accuracy": [0.2, 0.6, 0.9]}
+    )
     means = aggregates.model_means(rows, "task", ["accuracy"])
-    assert means.to_dict("list") == {"task": ["z", "a"], "method": ["base", "base"],
-                                     "accuracy": [pytest.approx(0.4), 0.9]}
+    assert means.to_dict("list") == {
+        "task": ["z", "a"],
+        "method": ["base", "base"],
+        "accuracy": [pytest.approx(0.4), 0.9],
+    }
     pooled = aggregates.with_model_means(rows, "task", ["accuracy"])
-    assert pooled[["model", "task"]].values.tolist() == [["all models", "z"], ["all models", "a"], ["m1", "z"],
-                                                         ["m2", "z"], ["m1", "a"]]
+    assert pooled[["model", "task"]].values.tolist() == [
+        ["all models", "z"],
+        ["all models", "a"],
+        ["m1", "z"],
+        ["m2", "z"],
+        ["m1", "a"],
+    ]
     assert list(pooled.index) == list(range(5))

@@ -38,10 +38,14 @@ MODEL_ENTRY = ModelEntry.from_dict(MODEL_CONFIG)
 def _bundle(**overrides) -> irt.Bundle:
     """Six items in one scenario with subscenarios a (items 0-3) and b (4-5); items 0, 1, 4 seen.
     A = 1 and B = 0 everywhere, so theta's MLE makes p = mean(responses) on every item."""
-    raw = {"seen_examples": [0, 1, 4], "examples_weights": {"s": [0.5, 0.25, 0.25]},
-           "irt_parameters": {"A": np.ones((1, 1, 6)), "B": np.zeros((1, 1, 6))},
-           "optimal_lambdas": {"s": 0.4}, "scenarios_position": {"s": list(range(6))},
-           "subscenarios_position": {"s": {"a": [0, 1, 2, 3], "b": [4, 5]}}}
+    raw = {
+        "seen_examples": [0, 1, 4],
+        "examples_weights": {"s": [0.5, 0.25, 0.25]},
+        "irt_parameters": {"A": np.ones((1, 1, 6)), "B": np.zeros((1, 1, 6))},
+        "optimal_lambdas": {"s": 0.4},
+        "scenarios_position": {"s": list(range(6))},
+        "subscenarios_position": {"s": {"a": [0, 1, 2, 3], "b": [4, 5]}},
+    }
     return irt.Bundle.from_release(raw | overrides)
 
 
@@ -58,23 +62,33 @@ def test_gp_irt_by_hand():
 
 
 def test_gp_irt_takes_each_scenarios_own_slice_of_the_seen_items():
-    raw = {"seen_examples": [0, 1, 4, 5], "examples_weights": {"s": [0.5, 0.5], "t": [0.5, 0.5]},
-           "irt_parameters": {"A": np.ones((1, 1, 8)), "B": np.zeros((1, 1, 8))},
-           "optimal_lambdas": {"s": 1.0, "t": 1.0},
-           "scenarios_position": {"s": [0, 1, 2, 3], "t": [4, 5, 6, 7]},
-           "subscenarios_position": {"s": {"x": [0, 1, 2, 3]}, "t": {"y": [4, 5, 6, 7]}}}
+    raw = {
+        "seen_examples": [0, 1, 4, 5],
+        "examples_weights": {"s": [0.5, 0.5], "t": [0.5, 0.5]},
+        "irt_parameters": {"A": np.ones((1, 1, 8)), "B": np.zeros((1, 1, 8))},
+        "optimal_lambdas": {"s": 1.0, "t": 1.0},
+        "scenarios_position": {"s": [0, 1, 2, 3], "t": [4, 5, 6, 7]},
+        "subscenarios_position": {"s": {"x": [0, 1, 2, 3]}, "t": {"y": [4, 5, 6, 7]}},
+    }
     bundle = irt.Bundle.from_release(raw)
     np.testing.assert_array_equal(bundle.seen_of("t", 2), [4, 5])
     assert irt.estimate(bundle, "t", np.array([1.0, 0.0]))["gpirt"] == pytest.approx(0.5)
 
 
 def test_summary_reports_gp_irt_only_for_complete_tinybenchmarks_tasks():
-    bundle = _bundle(seen_examples=list(range(100)), examples_weights={"mmlu": np.full(100, 0.01)},
-                     irt_parameters={"A": np.ones((1, 1, 200)), "B": np.zeros((1, 1, 200))},
-                     optimal_lambdas={"mmlu": 0.5}, scenarios_position={"mmlu": list(range(200))},
-                     subscenarios_position={"mmlu": {"all": list(range(200))}})
-    rows = [{"task": task, "kind": "mmlu", "metric": "acc", "doc_id": i, "score": float(i % 2)}
-            for task, n in (("mmlu", 100), ("multiple_choice", 100)) for i in range(n)]
+    bundle = _bundle(
+        seen_examples=list(range(100)),
+        examples_weights={"mmlu": np.full(100, 0.01)},
+        irt_parameters={"A": np.ones((1, 1, 200)), "B": np.zeros((1, 1, 200))},
+        optimal_lambdas={"mmlu": 0.5},
+        scenarios_position={"mmlu": list(range(200))},
+        subscenarios_position={"mmlu": {"all": list(range(200))}},
+    )
+    rows = [
+        {"task": task, "kind": "mmlu", "metric": "acc", "doc_id": i, "score": float(i % 2)}
+        for task, n in (("mmlu", 100), ("multiple_choice", 100))
+        for i in range(n)
+    ]
     summary = scoring.summarize(pd.DataFrame(rows), {"mmlu": bundle}).set_index("task")
     assert summary.loc["mmlu", "accuracy"] == 0.5
     assert summary.loc["mmlu", "irt"] == pytest.approx(0.5)
@@ -101,21 +115,29 @@ class _RunsCode:
 
 
 def test_irt_release_becomes_an_archive_and_code_in_it_never_runs(tmp_path):
-    raw = {"seen_examples": np.arange(3), "examples_weights": {"s": np.ones(3)},
-           "irt_parameters": {"A": np.ones((1, 1, 6)), "B": np.zeros((1, 1, 6))},
-           "optimal_lambdas": {"s": np.float64(0.4)},
-           "scenarios_position": {"s": list(range(6))}, "subscenarios_position": {"s": {"a": np.arange(6)}}}
+    raw = {
+        "seen_examples": np.arange(3),
+        "examples_weights": {"s": np.ones(3)},
+        "irt_parameters": {"A": np.ones((1, 1, 6)), "B": np.zeros((1, 1, 6))},
+        "optimal_lambdas": {"s": np.float64(0.4)},
+        "scenarios_position": {"s": list(range(6))},
+        "subscenarios_position": {"s": {"a": np.arange(6)}},
+    }
     url, digest = _release(tmp_path, {"mmlu": raw, "lb": raw})
     assert eval_data.fetch_irt_parameters(url, tmp_path / "irt.npz", digest) == digest
     bundle = eval_data.load_bundles(tmp_path / "irt.npz")["lb"]
     expected = irt.Bundle.from_release(raw)
     assert bundle.size == 6 and bundle.optimal_lambdas == {"s": 0.4}
-    assert irt.estimate(bundle, "s", np.array([1.0, 0.0, 1.0])) == irt.estimate(expected, "s", np.array([1.0, 0.0, 1.0]))
+    assert irt.estimate(bundle, "s", np.array([1.0, 0.0, 1.0])) == irt.estimate(
+        expected, "s", np.array([1.0, 0.0, 1.0])
+    )
 
     marker = tmp_path / "code-ran"
-    for content, refusal in (({"mmlu": _RunsCode(marker), "lb": raw}, "numpy.testing._private.utils.runstring"),
-                             ({"mmlu": print, "lb": raw}, "builtins.print"),
-                             ({"mmlu": np.array([{"x": 1}], dtype=object), "lb": raw}, "array of Python objects")):
+    for content, refusal in (
+        ({"mmlu": _RunsCode(marker), "lb": raw}, "numpy.testing._private.utils.runstring"),
+        ({"mmlu": print, "lb": raw}, "builtins.print"),
+        ({"mmlu": np.array([{"x": 1}], dtype=object), "lb": raw}, "array of Python objects"),
+    ):
         url, digest = _release(tmp_path, content)
         with pytest.raises(UserError, match=re.escape(refusal)):
             eval_data.fetch_irt_parameters(url, tmp_path / "evil.npz", digest)
@@ -135,16 +157,19 @@ def test_the_irt_download_is_refused_unless_its_checksum_is_recorded_and_matches
 # GSM8K answers
 
 
-@pytest.mark.parametrize("generation, strict, flexible", [
-    ("3 + 4 = 7\n#### 7", "7", "7"),
-    ("so 1,234 in total\n#### 1,234\n\n", "1234", "1234"),
-    ("#### 12.50", "12.5", "12.5"),
-    ("#### -3.0 dollars", "-3", "-3"),
-    ("#### 3 or 4", None, "4"),
-    ("The answer is 42.", None, "42"),
-    ("no number at all", None, None),
-    ("####\n5", None, "5"),
-])
+@pytest.mark.parametrize(
+    "generation, strict, flexible",
+    [
+        ("3 + 4 = 7\n#### 7", "7", "7"),
+        ("so 1,234 in total\n#### 1,234\n\n", "1234", "1234"),
+        ("#### 12.50", "12.5", "12.5"),
+        ("#### -3.0 dollars", "-3", "-3"),
+        ("#### 3 or 4", None, "4"),
+        ("The answer is 42.", None, "42"),
+        ("no number at all", None, None),
+        ("####\n5", None, "5"),
+    ],
+)
 def test_gsm8k_strict_and_flexible(generation, strict, flexible):
     assert scoring.gsm8k_strict(generation) == strict
     assert scoring.gsm8k_flexible(generation) == flexible
@@ -156,10 +181,17 @@ def test_gsm8k_gold_is_after_the_last_marker():
 
 
 def test_winogrande_contexts_cut_the_gold_option_from_the_prompt():
-    doc = {"sentence": "The cup fell off the table because _ was slippery.", "option1": "the cup",
-           "option2": "the table", "answer": "2", "input_formatted": "Shots.\n\nThe cup fell off the table because the table"}
-    assert scoring.winogrande_options(doc) == ["Shots.\n\nThe cup fell off the table because the cup",
-                                                  "Shots.\n\nThe cup fell off the table because the table"]
+    doc = {
+        "sentence": "The cup fell off the table because _ was slippery.",
+        "option1": "the cup",
+        "option2": "the table",
+        "answer": "2",
+        "input_formatted": "Shots.\n\nThe cup fell off the table because the table",
+    }
+    assert scoring.winogrande_options(doc) == [
+        "Shots.\n\nThe cup fell off the table because the cup",
+        "Shots.\n\nThe cup fell off the table because the table",
+    ]
     assert scoring.winogrande_continuation(doc) == "was slippery."
     assert scoring.winogrande_gold(doc) == 1
 
@@ -175,8 +207,10 @@ def test_offline_probes_build_deterministically_with_correct_answers():
     for answer in first.answer:
         work, final = answer.split("\n#### ")
         assert eval(work.split(" = ")[0].replace("/", "//")) == int(final) == int(work.split(" = ")[1])
-    assert all(p.endswith(f"Question: {q}\nAnswer:") and p.count("####") == 3
-               for p, q in zip(first.input_formatted, first.question))
+    assert all(
+        p.endswith(f"Question: {q}\nAnswer:") and p.count("####") == 3
+        for p, q in zip(first.input_formatted, first.question)
+    )
 
     choices = eval_data.choice_probe(60, 11)
     pd.testing.assert_frame_equal(choices, eval_data.choice_probe(60, 11))
@@ -184,7 +218,7 @@ def test_offline_probes_build_deterministically_with_correct_answers():
         correct, options = row.choices[row.answer], list(row.choices)
         assert len(set(options)) == 4
         if row.question.startswith("What is"):
-            a, b = map(int, row.question[len("What is "):-1].split(" + "))
+            a, b = map(int, row.question[len("What is ") : -1].split(" + "))
             assert correct == str(a + b)
         elif "largest" in row.question:
             assert int(correct) == max(map(int, options))
@@ -258,17 +292,35 @@ def _tinybenchmarks_shaped(folder):
     """Two items of each tinyBenchmarks task in that dataset's schema."""
     folder.mkdir()
     mmlu = [{"input_formatted": f"Question {i}?\nA. a\nB. b\nC. c\nD. d\nAnswer:", "answer": i} for i in range(2)]
-    hellaswag = [{"input_formatted": "A man sits down. He", "endings": ["eats [title] lunch.", "runs  fast."],
-                  "label": str(i)} for i in range(2)]
-    truthfulqa = [{"input_formatted": "Q: Is the sky green?\nA:", "mc2_targets": {
-        "choices": ["No.", "Yes.", "Only at night."], "labels": [1, 0, 0]}} for _ in range(2)]
-    winogrande = [{"sentence": "The cup fell off the table because _ was slippery.", "option1": "the cup",
-                   "option2": "the table", "answer": str(i + 1),
-                   "input_formatted": "The cup fell off the table because " + ["the cup", "the table"][i]}
-                  for i in range(2)]
+    hellaswag = [
+        {"input_formatted": "A man sits down. He", "endings": ["eats [title] lunch.", "runs  fast."], "label": str(i)}
+        for i in range(2)
+    ]
+    truthfulqa = [
+        {
+            "input_formatted": "Q: Is the sky green?\nA:",
+            "mc2_targets": {"choices": ["No.", "Yes.", "Only at night."], "labels": [1, 0, 0]},
+        }
+        for _ in range(2)
+    ]
+    winogrande = [
+        {
+            "sentence": "The cup fell off the table because _ was slippery.",
+            "option1": "the cup",
+            "option2": "the table",
+            "answer": str(i + 1),
+            "input_formatted": "The cup fell off the table because " + ["the cup", "the table"][i],
+        }
+        for i in range(2)
+    ]
     gsm8k = [{"input_formatted": "Question: What is 2 + 2?\nAnswer:", "answer": "2 + 2 = 4\n#### 4"}] * 2
-    for name, rows in (("mmlu", mmlu), ("hellaswag", hellaswag), ("truthfulqa", truthfulqa),
-                       ("winogrande", winogrande), ("gsm8k", gsm8k)):
+    for name, rows in (
+        ("mmlu", mmlu),
+        ("hellaswag", hellaswag),
+        ("truthfulqa", truthfulqa),
+        ("winogrande", winogrande),
+        ("gsm8k", gsm8k),
+    ):
         pd.DataFrame(rows).to_parquet(folder / f"{name}.parquet")
     return folder
 
@@ -280,15 +332,25 @@ def test_every_tinybenchmarks_task_kind_runs_through_lm_eval(tiny_model_dir, tmp
     lm = CalftLM(load(str(tiny_model_dir), MODEL_ENTRY), batch_size=2, max_gen_toks=8)
     examples = tasks.evaluate_tasks(lm, data, Retention.from_dict({"suite": "tinybenchmarks", "max_gen_toks": 8}))
     counts = examples.groupby(["task", "metric"]).size().to_dict()
-    assert counts == {("gsm8k", "flexible"): 2, ("gsm8k", "strict"): 2, ("hellaswag", "acc_norm"): 2,
-                      ("mmlu", "acc"): 2, ("truthfulqa", "acc"): 2, ("winogrande", "acc"): 2}
+    assert counts == {
+        ("gsm8k", "flexible"): 2,
+        ("gsm8k", "strict"): 2,
+        ("hellaswag", "acc_norm"): 2,
+        ("mmlu", "acc"): 2,
+        ("truthfulqa", "acc"): 2,
+        ("winogrande", "acc"): 2,
+    }
     assert examples.score.between(0, 1).all()
     truthful = examples[examples.task == "truthfulqa"].iloc[0]
     probabilities = np.exp(truthful.loglikelihoods) / np.exp(truthful.loglikelihoods).sum()
     assert truthful.score == pytest.approx(probabilities[0]) and 0 < truthful.score < 1
-    assert all(len(ll) == n for ll, n in zip(examples[examples.kind != "gsm8k"].loglikelihoods,
-                                             examples[examples.kind != "gsm8k"].kind.map(
-                                                 {"mmlu": 4, "hellaswag": 2, "truthfulqa": 3, "winogrande": 2})))
+    assert all(
+        len(ll) == n
+        for ll, n in zip(
+            examples[examples.kind != "gsm8k"].loglikelihoods,
+            examples[examples.kind != "gsm8k"].kind.map({"mmlu": 4, "hellaswag": 2, "truthfulqa": 3, "winogrande": 2}),
+        )
+    )
 
 
 def test_tinybenchmarks_fetch_reads_hub_layout_mirrors_and_checks_row_counts(tmp_path):
@@ -299,9 +361,12 @@ def test_tinybenchmarks_fetch_reads_hub_layout_mirrors_and_checks_row_counts(tmp
         name = configuration or "default"
         (folder / name).mkdir(parents=True)
         pd.DataFrame({"input_formatted": [f"{task} {i}" for i in range(100)], "answer": 0}).to_parquet(
-            folder / name / f"{split}.parquet")
-        (folder / "README.md").write_text(f"---\nconfigs:\n- config_name: {name}\n  data_files:\n"
-                                          f"  - split: {split}\n    path: {name}/{split}.parquet\n---\n")
+            folder / name / f"{split}.parquet"
+        )
+        (folder / "README.md").write_text(
+            f"---\nconfigs:\n- config_name: {name}\n  data_files:\n"
+            f"  - split: {split}\n    path: {name}/{split}.parquet\n---\n"
+        )
     output = tmp_path / "tinybenchmarks"
     assert eval_data.fetch_tinybenchmarks(output, str(mirror)) == {task: "local" for task in eval_data.TINYBENCHMARKS}
     assert sorted(p.stem for p in output.glob("*.parquet")) == sorted(eval_data.TINYBENCHMARKS)
@@ -321,8 +386,23 @@ def test_retention_refuses_a_prepared_data_folder_whose_files_changed(tmp_path, 
     (probes / ".snakemake_timestamp").write_text("")  # Snakemake's marker is not data
     artifacts.verify_data(probes, False, "retention")
     pd.read_parquet(probes / "arithmetic.parquet").head(1).to_parquet(probes / "arithmetic.parquet")
-    assert main(["retention", *cli_settings(model=MODEL_CONFIG, retention={"suite": "offline"}), "--model-dir", "m",
-                 "--data-dir", str(probes), "--examples", str(tmp_path / "e"), "--output", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "retention",
+                *cli_settings(model=MODEL_CONFIG, retention={"suite": "offline"}),
+                "--model-dir",
+                "m",
+                "--data-dir",
+                str(probes),
+                "--examples",
+                str(tmp_path / "e"),
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "no longer holds the files recorded" in capsys.readouterr().err
 
 
@@ -351,40 +431,64 @@ def test_tinybenchmarks_and_paloma_come_from_hub_snapshots_whose_commits_are_rec
         name = configuration or "default"
         table = io.BytesIO()
         pd.DataFrame({"input_formatted": [f"{task} {i}" for i in range(100)], "answer": 0}).to_parquet(table)
-        readme = (f"---\nconfigs:\n- config_name: {name}\n  data_files:\n  - split: {split}\n"
-                  f"    path: {name}/{split}.parquet\n---\n")
-        _hub_dataset(cache, dataset, {f"{name}/{split}.parquet": table.getvalue(), "README.md": readme.encode()},
-                     f"{task[:4]:0<4}" + "a" * 36)
-    result = _offline_calft(cache, "retention-data", *cli_settings(suite="tinybenchmarks"), "--output",
-                            str(tmp_path / "tiny"))
+        readme = (
+            f"---\nconfigs:\n- config_name: {name}\n  data_files:\n  - split: {split}\n"
+            f"    path: {name}/{split}.parquet\n---\n"
+        )
+        _hub_dataset(
+            cache,
+            dataset,
+            {f"{name}/{split}.parquet": table.getvalue(), "README.md": readme.encode()},
+            f"{task[:4]:0<4}" + "a" * 36,
+        )
+    result = _offline_calft(
+        cache, "retention-data", *cli_settings(suite="tinybenchmarks"), "--output", str(tmp_path / "tiny")
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "tiny" / artifacts.RECORD).read_text())
     assert record["revisions"]["gsm8k"] == "gsm8" + "a" * 36 and sorted(record["files"]) == sorted(
-        f"{task}.parquet" for task in eval_data.TINYBENCHMARKS)
+        f"{task}.parquet" for task in eval_data.TINYBENCHMARKS
+    )
 
     slices = {"c4_en": b'{"text": "a document"}\n', "ptb": b'{"text": "another"}\n'}
-    _hub_dataset(cache, "allenai/paloma", {f"{name}/test/part.jsonl": text for name, text in slices.items()}
-                 | {"mc4/test/part.jsonl": b'{"text": "not asked for"}\n'}, "b" * 40)
-    result = _offline_calft(cache, "perplexity-data", *cli_settings(slices=list(slices)), "--output",
-                            str(tmp_path / "paloma"))
+    _hub_dataset(
+        cache,
+        "allenai/paloma",
+        {f"{name}/test/part.jsonl": text for name, text in slices.items()}
+        | {"mc4/test/part.jsonl": b'{"text": "not asked for"}\n'},
+        "b" * 40,
+    )
+    result = _offline_calft(
+        cache, "perplexity-data", *cli_settings(slices=list(slices)), "--output", str(tmp_path / "paloma")
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "paloma" / artifacts.RECORD).read_text())
-    assert record["revisions"] == "b" * 40 and sorted(record["files"]) == ["c4_en/test/part.jsonl", "ptb/test/part.jsonl"]
-    result = _offline_calft(cache, "perplexity-data", *cli_settings(paloma_revision="c" * 40),
-                            "--output", str(tmp_path / "missing"))
+    assert record["revisions"] == "b" * 40 and sorted(record["files"]) == [
+        "c4_en/test/part.jsonl",
+        "ptb/test/part.jsonl",
+    ]
+    result = _offline_calft(
+        cache, "perplexity-data", *cli_settings(paloma_revision="c" * 40), "--output", str(tmp_path / "missing")
+    )
     assert result.returncode == 2 and "cannot fetch the dataset allenai/paloma at revision cccc" in result.stderr
 
 
 # -- the reference's scored token ids, family by family ------------------------------------------
 
+
 def _reference_rendering(tokenizer, entry: dict, prompt: str) -> str:
     """The reference's prompt (spec §13): the chat template over one user message, thinking off,
     then the generation prefix; the date its template prints fixed to the entry's."""
     template = tokenizer.chat_template.replace("strftime_now('%Y-%m-%d')", "'2026-01-01'").replace(
-        "strftime_now('%d %b %Y')", "'01 Jan 2026'")
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], chat_template=template,
-                                             tokenize=False, add_generation_prompt=True,
-                                             **entry.get("chat_template_kwargs", {}))
+        "strftime_now('%d %b %Y')", "'01 Jan 2026'"
+    )
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}],
+        chat_template=template,
+        tokenize=False,
+        add_generation_prompt=True,
+        **entry.get("chat_template_kwargs", {}),
+    )
     return rendered + (entry.get("generation_prefix") or "")
 
 
@@ -393,16 +497,19 @@ def _reference_requests(tokenizer, entry: dict, data: Path) -> tuple[set, set]:
     for the first item of each multiple-choice task, and the prompt ids it generates from for GSM8K.
     Both texts are tokenized with the tokenizer's default special tokens; a continuation gets a space
     first unless its prompt ends in whitespace; its ids are those after the prompt's."""
+
     def pair(prompt, continuation):
         rendered = _reference_rendering(tokenizer, entry, prompt)
         context = tokenizer(rendered).input_ids
-        return tuple(context), tuple(tokenizer(rendered + continuation).input_ids[len(context):])
+        return tuple(context), tuple(tokenizer(rendered + continuation).input_ids[len(context) :])
 
     def space(prompt, text):
         return text if prompt[-1:] in (" ", "\n", "\t") or text[:1] in (" ", "\n", "\t") else " " + text
 
-    first = {name: pd.read_parquet(data / f"{name}.parquet").iloc[0] for name in
-             ("mmlu", "hellaswag", "truthfulqa", "winogrande", "gsm8k")}
+    first = {
+        name: pd.read_parquet(data / f"{name}.parquet").iloc[0]
+        for name in ("mmlu", "hellaswag", "truthfulqa", "winogrande", "gsm8k")
+    }
     scored = set()
     mmlu = first["mmlu"].input_formatted
     scored |= {pair(mmlu, space(mmlu, letter)) for letter in "ABCD"}
@@ -411,8 +518,10 @@ def _reference_requests(tokenizer, entry: dict, data: Path) -> tuple[set, set]:
         cleaned = re.sub(r"\[.*?\]", "", ending.strip().replace(" [title]", ". ")).replace("  ", " ")
         scored.add(pair(swag.input_formatted, space(swag.input_formatted, cleaned)))
     truthful = first["truthfulqa"]
-    scored |= {pair(truthful.input_formatted, space(truthful.input_formatted, choice))
-               for choice in truthful.mc2_targets["choices"]}
+    scored |= {
+        pair(truthful.input_formatted, space(truthful.input_formatted, choice))
+        for choice in truthful.mc2_targets["choices"]
+    }
     wino = first["winogrande"]
     options = (wino.option1, wino.option2)
     cut = next(option for option in sorted(options, key=len, reverse=True) if wino.input_formatted.endswith(option))
@@ -426,11 +535,11 @@ def _reference_requests(tokenizer, entry: dict, data: Path) -> tuple[set, set]:
 @pytest.mark.parametrize("name", ["qwen3", "gemma3-text", "llama3", "gpt-oss"])
 def test_retention_scores_the_reference_token_ids_for_every_family(replica, tmp_path, name):
     import torch
+    from conftest import PAPER_SETTINGS
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
     from calft.retention.harness import CalftLM
-    from conftest import PAPER_SETTINGS
 
     class Recording(CalftLM):
         """Records the token ids lm-eval hands the model (scored pairs and generation prompts), and
@@ -487,8 +596,9 @@ def test_a_batchs_shared_prefix_computed_once_changes_no_score_and_no_generation
     assert torch.allclose(lm._model_call(scored), HFLM._model_call(lm, scored), atol=1e-4)
 
 
-@pytest.mark.parametrize("choice_format, scored", [("reference", [" A", " B", " C", " D"]),
-                                                   ("chat", ["\nA", "\nB", "\nC", "\nD"])])
+@pytest.mark.parametrize(
+    "choice_format, scored", [("reference", [" A", " B", " C", " D"]), ("chat", ["\nA", "\nB", "\nC", "\nD"])]
+)
 def test_choice_formats_score_these_continuations(tiny_model_dir, tmp_path, choice_format, scored):
     """SmolLM2's rendered prompt ends in "assistant\n": the reference scores " A" after it; lm-eval's
     chat convention scores "A" with the newline moved out of the prompt in front of it."""

@@ -18,11 +18,16 @@ from calft.retention.scoring import with_pooled_measures
 def _bundle() -> irt.Bundle:
     """One scenario of 6 items: subscenario a holds items 0-4, b item 5; items 0 and 5 are seen.
     A = 1, B = 0, so the MLE theta makes p = mean(responses) = 0.5 on every item."""
-    return irt.Bundle.from_release({
-        "seen_examples": [0, 5], "examples_weights": {"s": [0.7, 0.3]},
-        "irt_parameters": {"A": np.ones((1, 1, 6)), "B": np.zeros((1, 1, 6))},
-        "optimal_lambdas": {"s": 0.4}, "scenarios_position": {"s": list(range(6))},
-        "subscenarios_position": {"s": {"a": [0, 1, 2, 3, 4], "b": [5]}}})
+    return irt.Bundle.from_release(
+        {
+            "seen_examples": [0, 5],
+            "examples_weights": {"s": [0.7, 0.3]},
+            "irt_parameters": {"A": np.ones((1, 1, 6)), "B": np.zeros((1, 1, 6))},
+            "optimal_lambdas": {"s": 0.4},
+            "scenarios_position": {"s": list(range(6))},
+            "subscenarios_position": {"s": {"a": [0, 1, 2, 3, 4], "b": [5]}},
+        }
+    )
 
 
 def test_gp_irt_weighs_seen_and_unseen_items_by_subscenario_balance():
@@ -40,11 +45,16 @@ def test_gp_irt_weighs_seen_and_unseen_items_by_subscenario_balance():
 
 
 def test_each_scenario_takes_its_own_slice_of_the_seen_items():
-    bundle = irt.Bundle.from_release({
-        "seen_examples": [0, 1, 4, 5], "examples_weights": {"s": [0.5, 0.5], "t": [0.5, 0.5]},
-        "irt_parameters": {"A": np.ones((1, 1, 8)), "B": np.zeros((1, 1, 8))}, "optimal_lambdas": {"s": 1, "t": 1},
-        "scenarios_position": {"s": [0, 1, 2, 3], "t": [4, 5, 6, 7]},
-        "subscenarios_position": {"s": {"x": [0, 1, 2, 3]}, "t": {"y": [4, 5, 6, 7]}}})
+    bundle = irt.Bundle.from_release(
+        {
+            "seen_examples": [0, 1, 4, 5],
+            "examples_weights": {"s": [0.5, 0.5], "t": [0.5, 0.5]},
+            "irt_parameters": {"A": np.ones((1, 1, 8)), "B": np.zeros((1, 1, 8))},
+            "optimal_lambdas": {"s": 1, "t": 1},
+            "scenarios_position": {"s": [0, 1, 2, 3], "t": [4, 5, 6, 7]},
+            "subscenarios_position": {"s": {"x": [0, 1, 2, 3]}, "t": {"y": [4, 5, 6, 7]}},
+        }
+    )
     np.testing.assert_array_equal(bundle.seen_of("s", 2), [0, 1])
     np.testing.assert_array_equal(bundle.seen_of("t", 2), [4, 5])
 
@@ -83,14 +93,25 @@ def test_an_all_wrong_or_all_right_scenario_gets_a_finite_extreme_ability(respon
 
 
 def test_accuracy_is_the_mean_score_per_task_and_metric_in_order_and_gp_irt_needs_all_100_items():
-    examples = pd.DataFrame({"task": ["z", "z", "a", "a"], "kind": ["gsm8k", "gsm8k", "mmlu", "mmlu"],
-                             "metric": ["strict", "strict", "acc", "acc"], "doc_id": [0, 1, 0, 1],
-                             "score": [1.0, 0.0, 0.0, 0.0]})
+    examples = pd.DataFrame(
+        {
+            "task": ["z", "z", "a", "a"],
+            "kind": ["gsm8k", "gsm8k", "mmlu", "mmlu"],
+            "metric": ["strict", "strict", "acc", "acc"],
+            "doc_id": [0, 1, 0, 1],
+            "score": [1.0, 0.0, 0.0, 0.0],
+        }
+    )
     rows = scoring.summarize(examples, {}).to_dict("records")
-    nan = {"irt": pytest.approx(np.nan, nan_ok=True), "pirt": pytest.approx(np.nan, nan_ok=True),
-           "gpirt": pytest.approx(np.nan, nan_ok=True)}
-    assert rows == [{"task": "z", "kind": "gsm8k", "metric": "strict", "items": 2, "accuracy": 0.5, **nan},
-                    {"task": "a", "kind": "mmlu", "metric": "acc", "items": 2, "accuracy": 0.0, **nan}]
+    nan = {
+        "irt": pytest.approx(np.nan, nan_ok=True),
+        "pirt": pytest.approx(np.nan, nan_ok=True),
+        "gpirt": pytest.approx(np.nan, nan_ok=True),
+    }
+    assert rows == [
+        {"task": "z", "kind": "gsm8k", "metric": "strict", "items": 2, "accuracy": 0.5, **nan},
+        {"task": "a", "kind": "mmlu", "metric": "acc", "items": 2, "accuracy": 0.0, **nan},
+    ]
 
 
 def test_hellaswag_picks_the_ending_of_highest_log_likelihood_per_character():
@@ -120,10 +141,18 @@ def test_truthfulqa_mc2_is_the_normalized_probability_of_the_true_answers():
     assert scoring.truthfulqa_mc2(doc, far)["acc"] == pytest.approx(0.7)
 
 
-@pytest.mark.parametrize("prompt, continuation, spaced", [
-    ("Q:", "A", " A"), ("Q: ", "A", "A"), ("Q:\n", "A", "A"), ("Q:\t", "A", "A"), ("Q:", " A", " A"),
-    ("Q:", "\nA", "\nA"), ("Q:\u00a0", "A", " A"),  # only space, newline and tab count, as in the reference
-])
+@pytest.mark.parametrize(
+    "prompt, continuation, spaced",
+    [
+        ("Q:", "A", " A"),
+        ("Q: ", "A", "A"),
+        ("Q:\n", "A", "A"),
+        ("Q:\t", "A", "A"),
+        ("Q:", " A", " A"),
+        ("Q:", "\nA", "\nA"),
+        ("Q:\u00a0", "A", " A"),  # only space, newline and tab count, as in the reference
+    ],
+)
 def test_a_continuation_gets_a_space_unless_one_side_already_has_whitespace(prompt, continuation, spaced):
     assert scoring.spaced(prompt, continuation) == spaced
 
@@ -142,8 +171,17 @@ def test_winogrande_cuts_the_longer_option_the_prompt_ends_with_or_falls_back_to
     assert scoring.winogrande_options(neither) == ["He saw cup", "He saw a cup"]
 
 
-@pytest.mark.parametrize("text, value", [("1.50", "1.5"), ("1e2", "100"), ("0.0000001", "0.0000001"), ("-0.5", "-0.5"),
-                                         ("1,234", "1234"), ("12 apples", None)])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("1.50", "1.5"),
+        ("1e2", "100"),
+        ("0.0000001", "0.0000001"),
+        ("-0.5", "-0.5"),
+        ("1,234", "1234"),
+        ("12 apples", None),
+    ],
+)
 def test_numbers_are_compared_as_exact_decimals_written_out(text, value):
     assert scoring.normalize_number(text) == value
 
@@ -168,12 +206,16 @@ def test_pooled_perplexity_and_bits_per_byte_sum_the_counts_over_slices():
     # slice a: nll 20 over 10 tokens and 40 bytes; slice b: nll 90 over 30 tokens and 60 bytes
     # pooled: exp(110 / 40) (the mean of the slices' perplexities would be (e^2 + e^3) / 2) and
     # 110 / (ln 2 x 100) bits per byte
-    table = with_pooled_measures(pd.DataFrame({"slice": ["a", "b"], "documents": [2, 3], "tokens": [10, 30],
-                                               "bytes": [40, 60], "nll": [20.0, 90.0]}))
+    table = with_pooled_measures(
+        pd.DataFrame(
+            {"slice": ["a", "b"], "documents": [2, 3], "tokens": [10, 30], "bytes": [40, 60], "nll": [20.0, 90.0]}
+        )
+    )
     assert list(table.index) == [0, 1, 2]
     rows = table.set_index("slice")
     assert list(rows.index) == ["a", "b", "all"]
     assert rows.loc["all", ["documents", "tokens", "bytes"]].tolist() == [5, 40, 100]
     np.testing.assert_allclose(rows.perplexity, [math.exp(2), math.exp(3), math.exp(2.75)], rtol=1e-12)
-    np.testing.assert_allclose(rows.bits_per_byte, [20 / (math.log(2) * 40), 90 / (math.log(2) * 60),
-                                                    110 / (math.log(2) * 100)], rtol=1e-12)
+    np.testing.assert_allclose(
+        rows.bits_per_byte, [20 / (math.log(2) * 40), 90 / (math.log(2) * 60), 110 / (math.log(2) * 100)], rtol=1e-12
+    )

@@ -61,7 +61,7 @@ def test_paper_evaluation_targets_at_16384_bins():
 
 
 def test_output_space_details_match_the_reference_rules():
-    (strings, mass), = output_spaces(prompt_set("unseen")[:1], 5, 16384)
+    ((strings, mass),) = output_spaces(prompt_set("unseen")[:1], 5, 16384)
     assert (strings[0], strings[-1]) == ("3.50700", "10.49300")
     assert mass[0] == pytest.approx(1.03e-3, rel=1e-3) and mass[100] == pytest.approx(6.07e-5, rel=1e-2)
     lognormal = next(r for p, r in _rows(prompt_set("unseen"), 5, 1001) if p.family == "lognormal")
@@ -85,29 +85,35 @@ def test_cap_keeps_numpy_linspace_positions():
 
 @pytest.mark.parametrize(
     "family, params",
-    [("gaussian", {"mu": 0.3, "sigma": 0.7}), ("beta", {"alpha": 2, "beta": 5}),
-     ("gamma", {"alpha": 3, "beta": 0.5}), ("uniform", {"a": -1, "b": 2}),
-     ("binomial", {"n": 20, "p": 0.3}), ("poisson", {"lambda": 4})],
+    [
+        ("gaussian", {"mu": 0.3, "sigma": 0.7}),
+        ("beta", {"alpha": 2, "beta": 5}),
+        ("gamma", {"alpha": 3, "beta": 0.5}),
+        ("uniform", {"a": -1, "b": 2}),
+        ("binomial", {"n": 20, "p": 0.3}),
+        ("poisson", {"lambda": 4}),
+    ],
 )
 def test_discretized_mean_approaches_scipy_mean(family, params):
     prompt = make_prompt(family, params, "custom")
     law = get_family(family).frozen(prompt.params)
     errors = []
     for bins in (16, 128, 4096):
-        (strings, mass), = output_spaces([prompt], 5, bins)
+        ((strings, mass),) = output_spaces([prompt], 5, bins)
         errors.append(abs(np.dot([float(s) for s in strings], mass) - law.mean()))
     assert errors[-1] <= errors[0] + 1e-12 and errors[-1] < 0.01 * law.std()
 
 
 def test_format_canonical_matches_python_formatting():
     rng = np.random.default_rng(1)
-    k = np.r_[0, -1, 1, -99999, 100000, -100000, rng.integers(-10**10, 10**10, 2000)]
+    k = np.r_[0, -1, 1, -99999, 100000, -100000, rng.integers(-(10**10), 10**10, 2000)]
     for decimals in (0, 1, 5):
         offsets, data = format_canonical(k, decimals)
         text = data.tobytes().decode()
         got = [text[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
         if decimals:
             from decimal import Decimal
+
             expected = [f"{Decimal(int(x)).scaleb(-decimals):.{decimals}f}" for x in k]
         else:
             expected = [str(int(x)) for x in k]

@@ -11,8 +11,16 @@ def test_registry_has_30_families_with_the_paper_split():
     tiers = [f.tier for f in FAMILIES.values()]
     assert (tiers.count("I"), tiers.count("II"), tiers.count("III")) == (3, 11, 16)
     integer = {f.id for f in FAMILIES.values() if f.integer}
-    assert integer == {"bernoulli", "binomial", "poisson", "geometric", "negative_binomial",
-                       "hypergeometric", "skellam", "beta_binomial"}
+    assert integer == {
+        "bernoulli",
+        "binomial",
+        "poisson",
+        "geometric",
+        "negative_binomial",
+        "hypergeometric",
+        "skellam",
+        "beta_binomial",
+    }
 
 
 @pytest.mark.parametrize(

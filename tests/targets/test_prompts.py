@@ -20,7 +20,8 @@ def test_paper_selection_covers_families():
     assert [p.family for p in prompt_set("unseen")] == list(SEEN)
     ood = [p.family for p in prompt_set("ood")]
     assert {f: ood.count(f) for f in set(ood)} == dict.fromkeys(
-        ["bernoulli", "poisson", "maxwell", "truncnorm", "chi", "weibull"], 3)
+        ["bernoulli", "poisson", "maxwell", "truncnorm", "chi", "weibull"], 3
+    )
 
 
 @pytest.mark.parametrize("number_format", ["clean", "reference"])
@@ -43,16 +44,20 @@ def test_ids_are_stable_across_renderings():
 
 def test_prompt_text_follows_the_paper_template():
     gaussian = next(p for p in prompt_set("unseen") if p.family == "gaussian")
-    assert gaussian.text == ("Generate exactly ONE random number from a Gaussian distribution with "
-                             "parameters mu=3.5, sigma=3. Output ONLY the number.")
+    assert gaussian.text == (
+        "Generate exactly ONE random number from a Gaussian distribution with "
+        "parameters mu=3.5, sigma=3. Output ONLY the number."
+    )
     triangular = next(p for p in prompt_set("unseen") if p.family == "triangular")
     assert "parameters a=2.5, c=6, b=9.5." in triangular.text
 
 
 def test_reference_rendering_reproduces_the_raw_floats():
     texts = [p.text for p in prompt_set("train", "reference")]
-    assert ("Generate exactly ONE random number from a Uniform distribution with parameters "
-            "a=-2.9000000000000004, b=-1.9000000000000004. Output ONLY the number.") in texts
+    assert (
+        "Generate exactly ONE random number from a Uniform distribution with parameters "
+        "a=-2.9000000000000004, b=-1.9000000000000004. Output ONLY the number."
+    ) in texts
     assert any("sigma=0.5743491774985174" in t for t in texts)
     unseen = [p.text for p in prompt_set("unseen", "reference")]
     assert any("M=100.0, K=50.0, N=20.0" in t for t in unseen)
@@ -77,8 +82,13 @@ def test_law_uses_the_printed_values():
 
 @pytest.mark.parametrize(
     "value, clean, reference",
-    [(25.0, "25", "25.0"), (-2.9000000000000004, "-2.9", "-2.9000000000000004"),
-     (0.5743491774985174, "0.5743", "0.5743491774985174"), (0.0, "0", "0.0"), (1e-5, "0.00001", "1e-05")],
+    [
+        (25.0, "25", "25.0"),
+        (-2.9000000000000004, "-2.9", "-2.9000000000000004"),
+        (0.5743491774985174, "0.5743", "0.5743491774985174"),
+        (0.0, "0", "0.0"),
+        (1e-5, "0.00001", "1e-05"),
+    ],
 )
 def test_render_number(value, clean, reference):
     assert render_number(value, "clean") == clean
@@ -87,8 +97,9 @@ def test_render_number(value, clean, reference):
 
 def test_thinning_and_family_filter():
     prompts = prompt_set("train", families=["gaussian", "binomial"], per_family=3)
-    assert [p.family for p in prompts] == ["binomial"] * 3 + ["gaussian"] * 3 or \
-        [p.family for p in prompts] == ["gaussian"] * 3 + ["binomial"] * 3
+    assert [p.family for p in prompts] == ["binomial"] * 3 + ["gaussian"] * 3 or [p.family for p in prompts] == [
+        "gaussian"
+    ] * 3 + ["binomial"] * 3
     full = [p.prompt_id for p in prompt_set("train", families=["gaussian"])]
     thinned = [p.prompt_id for p in prompts if p.family == "gaussian"]
     assert thinned == [full[0], full[60], full[120]]

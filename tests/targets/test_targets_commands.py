@@ -41,8 +41,10 @@ def test_build_tries_end_to_end(tmp_path, merging_tokenizer_dir):
     assert main([*build_tries(targets, merging_tokenizer_dir, tries, "<|end|>"), "--workers", "2"]) == 0
     nodes = pd.read_parquet(tries)
     assert set(nodes["prompt_id"]) == set(pd.read_parquet(targets)["prompt_id"])
-    assert (nodes.groupby("prompt_id", observed=True)["canonical_index"].apply(lambda c: (c >= 0).sum())
-            == pd.read_parquet(targets).groupby("prompt_id", observed=True).size()).all()
+    assert (
+        nodes.groupby("prompt_id", observed=True)["canonical_index"].apply(lambda c: (c >= 0).sum())
+        == pd.read_parquet(targets).groupby("prompt_id", observed=True).size()
+    ).all()
     info = artifacts.read_provenance(tries)
     assert info["config"]["terminator"] == "<|end|>" and len(info["config"]["fingerprint"]) == 16
     assert info["config"]["targets"]["families"] == ["gaussian", "skellam"]
@@ -71,8 +73,16 @@ def test_models_sharing_tries_must_share_the_tokenizer(tmp_path, smollm2_dir, me
 
     load_fast_tokenizer(str(smollm2_dir)).save_pretrained(copy)
     assert main([*build_tries(targets, smollm2_dir, tmp_path / "ok.parquet"), "--same-tokenizer", str(copy)]) == 0
-    assert main([*build_tries(targets, smollm2_dir, tmp_path / "no.parquet"), "--same-tokenizer",
-                 str(merging_tokenizer_dir)]) == 2
+    assert (
+        main(
+            [
+                *build_tries(targets, smollm2_dir, tmp_path / "no.parquet"),
+                "--same-tokenizer",
+                str(merging_tokenizer_dir),
+            ]
+        )
+        == 2
+    )
     assert "cannot share tries" in capsys.readouterr().err
     assert not (tmp_path / "no.parquet").exists()
 
@@ -80,11 +90,26 @@ def test_models_sharing_tries_must_share_the_tokenizer(tmp_path, smollm2_dir, me
 def test_construction_cost_builds_what_discretize_and_build_tries_build(tmp_path, merging_tokenizer_dir):
     """Table 24's measurements: per grid point and prompt, the output space and the trie are exactly
     those the workflow's own commands build, each timed and traced one prompt at a time."""
-    settings = {"construction_cost": {"decimals": [1, 2], "max_bins": [40], "prompt_set": "ood", "max_prompts": 3},
-                "terminator": "<|end|>", "reference": {"decimals": 2, "max_bins": 40}}
+    settings = {
+        "construction_cost": {"decimals": [1, 2], "max_bins": [40], "prompt_set": "ood", "max_prompts": 3},
+        "terminator": "<|end|>",
+        "reference": {"decimals": 2, "max_bins": 40},
+    }
     output = tmp_path / "cost.parquet"
-    assert main(["construction-cost", "--settings", json.dumps(settings), "--tokenizer", str(merging_tokenizer_dir),
-                 "--output", str(output)]) == 0
+    assert (
+        main(
+            [
+                "construction-cost",
+                "--settings",
+                json.dumps(settings),
+                "--tokenizer",
+                str(merging_tokenizer_dir),
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     cost = artifacts.read_table(output, "construction_cost").to_pandas()
     assert len(cost) == 2 * 3 and list(cost.groupby("decimals").size()) == [3, 3]
     assert (cost.space_seconds > 0).all() and (cost.trie_peak_bytes > 0).all() and (cost.space_peak_bytes > 0).all()
@@ -95,5 +120,7 @@ def test_construction_cost_builds_what_discretize_and_build_tries_build(tmp_path
         measured = cost[cost.decimals == decimals].set_index("prompt_id")
         outputs = pd.read_parquet(targets).groupby("prompt_id", observed=True).size()
         nodes = pd.read_parquet(tries).groupby("prompt_id", observed=True).size()
-        assert (measured.outputs == outputs[measured.index]).all() and (measured.trie_nodes == nodes[measured.index]).all()
+        assert (measured.outputs == outputs[measured.index]).all() and (
+            measured.trie_nodes == nodes[measured.index]
+        ).all()
     assert artifacts.read_provenance(output)["config"]["reference"] == {"decimals": 2, "max_bins": 40}

@@ -38,8 +38,7 @@ TEXTBOOK = [
     ("exponential", {"lambda": 2}, (0.5, 0.25), (0, None)),  # a rate
     ("geometric", {"p": 0.25}, (4, 12), (1, None)),  # trials to the first success
     ("negative_binomial", {"r": 3, "p": 0.4}, (4.5, 11.25), (0, None)),  # failures before the r-th success
-    ("lognormal", {"mu": 0.5, "sigma": 0.4},
-     (math.exp(0.58), (math.exp(0.16) - 1) * math.exp(1.16)), (0, None)),
+    ("lognormal", {"mu": 0.5, "sigma": 0.4}, (math.exp(0.58), (math.exp(0.16) - 1) * math.exp(1.16)), (0, None)),
     ("triangular", {"a": 1, "c": 2, "b": 5}, (8 / 3, (1 + 25 + 4 - 5 - 2 - 10) / 18), (1, 5)),
     ("rayleigh", {"sigma": 2}, (2 * math.sqrt(math.pi / 2), (4 - math.pi) / 2 * 4), (0, None)),
     ("maxwell", {"scale": 2}, (4 * math.sqrt(2 / math.pi), 4 * (3 * math.pi - 8) / math.pi), (0, None)),
@@ -48,13 +47,16 @@ TEXTBOOK = [
     ("chi_square", {"nu": 4}, (4, 8), (0, None)),
     ("f_distribution", {"d1": 5, "d2": 10}, (1.25, 2 * 100 * 13 / (5 * 64 * 6)), (0, None)),
     ("gamma", {"alpha": 3, "beta": 2}, (6, 12), (0, None)),  # beta is a scale
-    ("weibull", {"k": 2, "lambda": 3},
-     (3 * math.gamma(1.5), 9 * (math.gamma(2) - math.gamma(1.5) ** 2)), (0, None)),
+    ("weibull", {"k": 2, "lambda": 3}, (3 * math.gamma(1.5), 9 * (math.gamma(2) - math.gamma(1.5) ** 2)), (0, None)),
     ("laplace", {"mu": 1, "b": 2}, (1, 8), (None, None)),
     ("logistic", {"mu": 1, "s": 2}, (1, 4 * math.pi**2 / 3), (None, None)),
     ("pareto", {"alpha": 3, "xm": 2}, (3, 3), (2, None)),
-    ("hypergeometric", {"M": 20, "K": 7, "N": 15},
-     (15 * 7 / 20, 15 * 7 / 20 * 13 / 20 * 5 / 19), (2, 7)),  # support [max(0, N-(M-K)), min(N, K)]
+    (
+        "hypergeometric",
+        {"M": 20, "K": 7, "N": 15},
+        (15 * 7 / 20, 15 * 7 / 20 * 13 / 20 * 5 / 19),
+        (2, 7),
+    ),  # support [max(0, N-(M-K)), min(N, K)]
     ("gumbel", {"mu": 1, "beta": 2}, (1 + 2 * EULER_GAMMA, math.pi**2 * 4 / 6), (None, None)),
     ("skellam", {"mu1": 3, "mu2": 1}, (2, 4), (None, None)),
     ("beta_binomial", {"n": 10, "alpha": 2, "beta": 3}, (4, 6), (0, 10)),
@@ -158,8 +160,13 @@ def test_trie_targets_are_prefix_masses_over_parent_masses():
         paths[row] = paths[parent[0]] + (int(trie.token[row]),) if parent else ()
     found = {paths[row]: (trie.mass[row], trie.q[row], trie.canonical_index[row]) for row in paths}
     assert found == {
-        (): (1.0, 1.0, -1), (1,): (1.0, 1.0, -1), (1, 9): (0.5, 0.5, 0), (1, 2): (0.3, 0.3, -1),
-        (1, 3): (0.2, 0.2, -1), (1, 2, 9): (0.3, 1.0, 1), (1, 3, 9): (0.2, 1.0, 2),
+        (): (1.0, 1.0, -1),
+        (1,): (1.0, 1.0, -1),
+        (1, 9): (0.5, 0.5, 0),
+        (1, 2): (0.3, 0.3, -1),
+        (1, 3): (0.2, 0.2, -1),
+        (1, 2, 9): (0.3, 1.0, 1),
+        (1, 3, 9): (0.2, 1.0, 2),
     }
 
 
@@ -187,8 +194,9 @@ def _as_prefix_tables(trie) -> dict:
         for node in sorted(by_node, key=lambda n: trie.depth[by_node[n]]):
             row = by_node[node]
             prefixes[node] = () if trie.parent[row] < 0 else prefixes[int(trie.parent[row])] + (int(trie.token[row]),)
-        tables[int(prompt)] = {prefixes[int(trie.node[r])]: (trie.mass[r], trie.q[r], int(trie.canonical_index[r]))
-                               for r in rows}
+        tables[int(prompt)] = {
+            prefixes[int(trie.node[r])]: (trie.mass[r], trie.q[r], int(trie.canonical_index[r])) for r in rows
+        }
     return tables
 
 
@@ -237,17 +245,20 @@ def test_no_values_format_to_no_text():
     assert offsets.tolist() == [0] and data.size == 0
 
 
-@pytest.mark.parametrize("family_id, row, params", [  # the reference's grid transforms (spec §1.4)
-    ("binomial", {"n": 10.4, "p": 0.3}, {"n": 10.0, "p": 0.3}),
-    ("beta_binomial", {"n": 9.6, "alpha": 2, "beta": 3}, {"n": 10.0, "alpha": 2, "beta": 3}),
-    ("negative_binomial", {"r": 2.5, "p": 0.5}, {"r": 2.0, "p": 0.5}),  # Python's round: ties to even
-    ("hypergeometric", {"M": 30, "N": 5, "success_fraction": 0.35}, {"M": 30.0, "K": 10.0, "N": 5.0}),  # 10.5
-    ("hypergeometric", {"M": 30, "N": 5, "success_fraction": 0.65}, {"M": 30.0, "K": 20.0, "N": 5.0}),  # 19.5
-    ("hypergeometric", {"M": 50, "N": 60, "success_fraction": 0.35}, {"M": 50.0, "K": 18.0, "N": 50.0}),  # 17.5
-    ("hypergeometric", {"M": 30, "N": 5, "success_fraction": 0.01}, {"M": 30.0, "K": 0.0, "N": 5.0}),
-    ("uniform", {"a": 1.5, "width": 2}, {"a": 1.5, "b": 3.5}),
-    ("triangular", {"a": 1, "width": 4, "mode_fraction": 0.25}, {"a": 1, "c": 2.0, "b": 5}),
-])
+@pytest.mark.parametrize(
+    "family_id, row, params",
+    [  # the reference's grid transforms (spec §1.4)
+        ("binomial", {"n": 10.4, "p": 0.3}, {"n": 10.0, "p": 0.3}),
+        ("beta_binomial", {"n": 9.6, "alpha": 2, "beta": 3}, {"n": 10.0, "alpha": 2, "beta": 3}),
+        ("negative_binomial", {"r": 2.5, "p": 0.5}, {"r": 2.0, "p": 0.5}),  # Python's round: ties to even
+        ("hypergeometric", {"M": 30, "N": 5, "success_fraction": 0.35}, {"M": 30.0, "K": 10.0, "N": 5.0}),  # 10.5
+        ("hypergeometric", {"M": 30, "N": 5, "success_fraction": 0.65}, {"M": 30.0, "K": 20.0, "N": 5.0}),  # 19.5
+        ("hypergeometric", {"M": 50, "N": 60, "success_fraction": 0.35}, {"M": 50.0, "K": 18.0, "N": 50.0}),  # 17.5
+        ("hypergeometric", {"M": 30, "N": 5, "success_fraction": 0.01}, {"M": 30.0, "K": 0.0, "N": 5.0}),
+        ("uniform", {"a": 1.5, "width": 2}, {"a": 1.5, "b": 3.5}),
+        ("triangular", {"a": 1, "width": 4, "mode_fraction": 0.25}, {"a": 1, "c": 2.0, "b": 5}),
+    ],
+)
 def test_grid_rows_become_the_prompt_parameters_as_the_reference_transforms_them(family_id, row, params):
     assert _grid_to_params(family_id, row) == params
 
@@ -263,12 +274,21 @@ def test_every_prompt_of_a_set_records_the_sets_split(name):
 
 
 def test_a_set_names_the_families_it_lacks_and_the_sets_it_knows():
-    with pytest.raises(FamilyError, match=r"^family 'poisson' is not in prompt set 'train', which has only the seen "
-                                          r"families$"):
+    with pytest.raises(
+        FamilyError,
+        match=r"^family 'poisson' is not in prompt set 'train', which has only the seen "
+        r"families$",
+    ):
         prompt_set("train", families=["poisson"])
-    with pytest.raises(FamilyError, match=r"^family 'gaussian' is not in prompt set 'ood', which has only the "
-                                          r"held-out families$"):
+    with pytest.raises(
+        FamilyError,
+        match=r"^family 'gaussian' is not in prompt set 'ood', which has only the "
+        r"held-out families$",
+    ):
         prompt_set("ood", families=["gaussian"])
-    with pytest.raises(UserError, match=r"^unknown prompt set 'nope'; choose from train, unseen, ood, unseen-full, "
-                                        r"ood-full$"):
+    with pytest.raises(
+        UserError,
+        match=r"^unknown prompt set 'nope'; choose from train, unseen, ood, unseen-full, "
+        r"ood-full$",
+    ):
         prompt_set("nope")

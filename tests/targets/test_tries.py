@@ -89,7 +89,7 @@ def test_added_number_token_takes_the_exact_path(smollm2_dir):
     # "987" is in ~0.4% of the strings: too rare for the per-shape representatives to catch
     tokenizer.backend_tokenizer.add_tokens([AddedToken("987", normalized=False)])
     term = single_token_id(tokenizer.backend_tokenizer, "<|im_end|>")
-    (chunk, strings, _, rows), = _tokenized(tokenizer, term, prompt_set("unseen")[1:2], 5, 16384)
+    ((chunk, strings, _, rows),) = _tokenized(tokenizer, term, prompt_set("unseen")[1:2], 5, 16384)
     expected = [tokenizer(s, add_special_tokens=False).input_ids + [term] for s in strings]
     assert rows == expected
     assert any(tokenizer.convert_tokens_to_ids("987") in e for e in expected)
@@ -146,7 +146,7 @@ def test_trie_targets_match_brute_force(tokenizer_and_terminator, seed):
 def test_integer_family_lets_the_terminator_compete_with_digits(smollm2_tokenizer):
     term = single_token_id(smollm2_tokenizer.backend_tokenizer, "<|im_end|>")
     prompt = next(p for p in prompt_set("unseen") if p.family == "binomial")
-    (chunk, strings, matrix, _), = _tokenized(smollm2_tokenizer, term, [prompt], 5, 16384)
+    ((chunk, strings, matrix, _),) = _tokenized(smollm2_tokenizer, term, [prompt], 5, 16384)
     trie = build_trie_forest(chunk.prompt_index, chunk.bin, matrix, chunk.mass)
     one = smollm2_tokenizer.convert_tokens_to_ids("1")
     node_one = trie.node[(trie.depth == 1) & (trie.token == one)][0]
@@ -164,7 +164,8 @@ def test_sequences_must_be_prefix_free():
 def test_direct_backend_load_equals_the_transformers_tokenizer(request, folder_fixture, terminator):
     folder = str(request.getfixturevalue(folder_fixture))
     assert fingerprint(load_backend(folder), terminator) == fingerprint(
-        load_fast_tokenizer(folder).backend_tokenizer, terminator)
+        load_fast_tokenizer(folder).backend_tokenizer, terminator
+    )
 
 
 def test_fingerprint_is_stable_and_discriminating(smollm2_dir, merging_tokenizer_dir, tmp_path):

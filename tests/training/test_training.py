@@ -15,7 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import SMOL_ENTRY, build_tries, calft_in_process, cli_settings, discretize, items_and_prompts, random_lora_model, run_checked
+from conftest import (
+    SMOL_ENTRY,
+    build_tries,
+    calft_in_process,
+    cli_settings,
+    discretize,
+    items_and_prompts,
+    random_lora_model,
+    run_checked,
+)
 
 from calft.cli import main
 from calft.modeling.chat import ChatFormat, prompt_ids, render
@@ -61,7 +70,9 @@ def test_hard_draws_are_fresh_every_epoch_and_fixed_by_seed(tiny_model_dir, micr
     families = ["uniform", "uniform", "binomial", "binomial", "gaussian", "gaussian"]
 
     def draws(epoch, seed=11):
-        return [tuple(c.tokens) for item in epoch_items(targets, families, 8, 4, seed, epoch) for c in item.continuations]
+        return [
+            tuple(c.tokens) for item in epoch_items(targets, families, 8, 4, seed, epoch) for c in item.continuations
+        ]
 
     assert draws(0) == draws(0)
     assert draws(0) != draws(1)
@@ -75,7 +86,9 @@ def test_chat_prompt_has_exactly_one_bos_and_a_pinned_date(smollm2_tokenizer):
     assert text.endswith("<|im_start|>assistant\n") and "Generate a number." in text
     original = tokenizer.chat_template
     try:
-        tokenizer.chat_template = "{{ bos_token }}{{ date_string }}|{% for m in messages %}{{ m['content'] }}{% endfor %}"
+        tokenizer.chat_template = (
+            "{{ bos_token }}{{ date_string }}|{% for m in messages %}{{ m['content'] }}{% endfor %}"
+        )
         ids = prompt_ids(tokenizer, ["hi"], ChatFormat("<|im_end|>", template_date="2026-01-01"))[0]
         assert ids[0] == tokenizer.bos_token_id and ids[1] != tokenizer.bos_token_id
         assert tokenizer.decode(ids[1:]) == "01 Jan 2026|hi"
@@ -84,14 +97,39 @@ def test_chat_prompt_has_exactly_one_bos_and_a_pinned_date(smollm2_tokenizer):
 
 
 def _train_command(tiny_model_dir, micro_data, out, method="hard", **overrides):
-    settings = dict(global_batch_size=8, per_device_batch_size=4, hard_epochs=2, hard_samples_per_prompt_per_epoch=8,
-                    hard_group_size=4, checkpoint_every=2, learning_rate=1e-3, lora_r=4) | overrides
-    return [sys.executable, "-m", "calft.cli", "train", *cli_settings(method=method, model=SMOL, training=settings),
-            "--model-dir", str(tiny_model_dir),
-            "--targets", str(micro_data / ("hard.parquet" if method == "hard" else "soft.parquet")),
-            *(["--tries", str(micro_data / "tries.parquet")] if method == "soft" else []),
-            "--adapter", str(out / "adapter"), "--train-log", str(out / "log.parquet"),
-            "--checkpoints", str(out / "checkpoints"), "--threads", "1"]
+    settings = (
+        dict(
+            global_batch_size=8,
+            per_device_batch_size=4,
+            hard_epochs=2,
+            hard_samples_per_prompt_per_epoch=8,
+            hard_group_size=4,
+            checkpoint_every=2,
+            learning_rate=1e-3,
+            lora_r=4,
+        )
+        | overrides
+    )
+    return [
+        sys.executable,
+        "-m",
+        "calft.cli",
+        "train",
+        *cli_settings(method=method, model=SMOL, training=settings),
+        "--model-dir",
+        str(tiny_model_dir),
+        "--targets",
+        str(micro_data / ("hard.parquet" if method == "hard" else "soft.parquet")),
+        *(["--tries", str(micro_data / "tries.parquet")] if method == "soft" else []),
+        "--adapter",
+        str(out / "adapter"),
+        "--train-log",
+        str(out / "log.parquet"),
+        "--checkpoints",
+        str(out / "checkpoints"),
+        "--threads",
+        "1",
+    ]
 
 
 def _adapter_weights(folder):
@@ -153,8 +191,18 @@ def test_real_training_run_lowers_the_loss_and_the_adapter_loads(smollm2_dir, tm
     data = tmp_path / "data"
     assert main(discretize(data / "soft.parquet", "train", 2, 100, families=["gaussian", "uniform"], per_family=4)) == 0
     assert main(build_tries(data / "soft.parquet", smollm2_dir, data / "tries.parquet")) == 0
-    command = _train_command(smollm2_dir, data, tmp_path, method="soft", soft_epochs=2, global_batch_size=4,
-                             per_device_batch_size=4, learning_rate=2e-3, lora_r=8, warmup_ratio=0.0)
+    command = _train_command(
+        smollm2_dir,
+        data,
+        tmp_path,
+        method="soft",
+        soft_epochs=2,
+        global_batch_size=4,
+        per_device_batch_size=4,
+        learning_rate=2e-3,
+        lora_r=8,
+        warmup_ratio=0.0,
+    )
     run_checked(command)
     log = pd.read_parquet(tmp_path / "log.parquet")
     assert len(log) == 4 and (log.tokens > 0).all() and log.lr.iloc[0] > log.lr.iloc[-1]
@@ -178,9 +226,17 @@ def test_real_training_run_lowers_the_loss_and_the_adapter_loads(smollm2_dir, tm
 def test_bf16_base_keeps_float32_lora_parameters_and_float32_loss(tiny_model_dir, micro_data, tmp_path):
     from calft.training.loop import Run, lora_model
 
-    run = Run(method="hard", model_dir=tiny_model_dir, model=ModelEntry.from_dict(SMOL | {"dtype": "bfloat16"}),
-              settings=Training.from_dict({}), targets=micro_data / "hard.parquet", tries=None,
-              adapter=tmp_path / "a", train_log=tmp_path / "l.parquet", checkpoints=tmp_path / "c")
+    run = Run(
+        method="hard",
+        model_dir=tiny_model_dir,
+        model=ModelEntry.from_dict(SMOL | {"dtype": "bfloat16"}),
+        settings=Training.from_dict({}),
+        targets=micro_data / "hard.parquet",
+        tries=None,
+        adapter=tmp_path / "a",
+        train_log=tmp_path / "l.parquet",
+        checkpoints=tmp_path / "c",
+    )
     model = lora_model(run, torch.device("cpu"))
     lora = [p for n, p in model.named_parameters() if "lora_" in n]
     frozen = [p for n, p in model.named_parameters() if "lora_" not in n]
@@ -191,16 +247,17 @@ def test_bf16_base_keeps_float32_lora_parameters_and_float32_loss(tiny_model_dir
     assert losses.dtype == torch.float32 and torch.isfinite(losses).all()
 
 
-def test_soft_training_refuses_tries_of_another_tokenizer_or_other_prompts(tiny_model_dir, merging_tokenizer_dir,
-                                                                           micro_data, tmp_path, capsys):
+def test_soft_training_refuses_tries_of_another_tokenizer_or_other_prompts(
+    tiny_model_dir, merging_tokenizer_dir, micro_data, tmp_path, capsys
+):
     other = tmp_path / "other.parquet"
     assert main(build_tries(micro_data / "soft.parquet", merging_tokenizer_dir, other, "<|end|>")) == 0
     command = _train_command(tiny_model_dir, micro_data, tmp_path / "out", method="soft")[3:]
     tries = command.index("--tries") + 1
-    assert main([*command[:tries], str(other), *command[tries + 1:]]) == 2
+    assert main([*command[:tries], str(other), *command[tries + 1 :]]) == 2
     assert "was built for another tokenizer or terminator" in capsys.readouterr().err
     targets = command.index("--targets") + 1
-    assert main([*command[:targets], str(micro_data / "hard.parquet"), *command[targets + 1:]]) == 2
+    assert main([*command[:targets], str(micro_data / "hard.parquet"), *command[targets + 1 :]]) == 2
     assert "do not belong together" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

@@ -26,9 +26,14 @@ def test_unique_rate_counts_distinct_non_empty_answers_over_all_answers():
     assert math.isnan(metrics.unique_fraction([]))
 
 
-@pytest.mark.parametrize("counts, tv", [
-    ([5, 5, 5, 5], 0.0), ([1, 0, 0, 0], 0.75), ([6, 2, 2, 0], 0.5 * (0.35 + 0.05 + 0.05 + 0.25)),
-])
+@pytest.mark.parametrize(
+    "counts, tv",
+    [
+        ([5, 5, 5, 5], 0.0),
+        ([1, 0, 0, 0], 0.75),
+        ([6, 2, 2, 0], 0.5 * (0.35 + 0.05 + 0.05 + 0.25)),
+    ],
+)
 def test_tv_to_uniform_is_half_the_l1_distance_of_the_frequencies(counts, tv):
     assert metrics.tv_to_uniform(np.array(counts)) == pytest.approx(tv)
 
@@ -37,12 +42,15 @@ def test_tv_to_uniform_is_undefined_without_answers():
     assert math.isnan(metrics.tv_to_uniform(np.zeros(4)))
 
 
-@pytest.mark.parametrize("a, b, same", [
-    ("a b c", "a x y", False),  # 2 x 1 shared < 3 tokens
-    ("a b c d", "a b x y", True),  # 2 x 2 >= 4
-    ("a b c d e", "a b c x y", True),  # five tokens are still short: 2 x 3 >= 5
-    ("a b c d e f", "a b c d e f", None),  # six are for the classifier
-])
+@pytest.mark.parametrize(
+    "a, b, same",
+    [
+        ("a b c", "a x y", False),  # 2 x 1 shared < 3 tokens
+        ("a b c d", "a b x y", True),  # 2 x 2 >= 4
+        ("a b c d e", "a b c x y", True),  # five tokens are still short: 2 x 3 >= 5
+        ("a b c d e f", "a b c d e f", None),  # six are for the classifier
+    ],
+)
 def test_lexical_equivalence_of_short_answers_by_shared_tokens(a, b, same):
     assert metrics.lexically_equivalent(a, b) is same
 
@@ -63,7 +71,11 @@ def test_novelty_summary_averages_over_prompts_within_each_split_and_over_all_pr
     generations = pd.DataFrame(rows, columns=["split", "prompt_index", "partition", "rating"])
     summary = metrics.novelty_summary(generations, 0.5)
     assert summary.split.tolist() == ["wildchat", "curated", "all"] and list(summary.columns) == [
-        "split", "prompts", "mean_distinct", "mean_utility"]
+        "split",
+        "prompts",
+        "mean_distinct",
+        "mean_utility",
+    ]
     assert summary.prompts.tolist() == [3, 1, 4]
     np.testing.assert_allclose(summary.mean_distinct, [1, 3, 1.5])
     np.testing.assert_allclose(summary.mean_utility, [4 / 1.75, 8, (3 * 4 / 1.75 + 8) / 4])

@@ -8,15 +8,59 @@
 """
 
 from calft.artifacts.kinds import KINDS, TARGETS_SCHEMA, TRIE_COLUMNS, TRIES_SCHEMA
-from calft.artifacts.parquet import (check_same_targets, evaluation_reference, parquet_writer, parts, read_prompts,
-                                     read_provenance, read_table, recorded_reference, require, string_buffers,
-                                     string_column, write_frame)
+from calft.artifacts.parquet import (
+    check_same_targets,
+    evaluation_reference,
+    parquet_writer,
+    parts,
+    read_prompts,
+    read_provenance,
+    read_table,
+    recorded_reference,
+    require,
+    string_buffers,
+    string_column,
+    write_frame,
+)
 from calft.artifacts.paths import atomic_path, check_input, check_output, open_regular
-from calft.artifacts.records import (RECORD, code_version, provenance, read_record, record_data, sha256,
-                                     verify_data, write_record)
+from calft.artifacts.records import (
+    RECORD,
+    code_version,
+    provenance,
+    read_record,
+    record_data,
+    sha256,
+    verify_data,
+    write_record,
+)
 
-__all__ = ["KINDS", "TARGETS_SCHEMA", "TRIE_COLUMNS", "TRIES_SCHEMA", "check_same_targets", "evaluation_reference",
-           "parquet_writer", "parts", "recorded_reference",
-           "read_prompts", "read_provenance", "read_table", "require", "string_buffers", "string_column",
-           "write_frame", "atomic_path", "check_input", "check_output", "open_regular", "RECORD", "code_version",
-           "provenance", "read_record", "record_data", "sha256", "verify_data", "write_record"]
+__all__ = [
+    "KINDS",
+    "TARGETS_SCHEMA",
+    "TRIE_COLUMNS",
+    "TRIES_SCHEMA",
+    "check_same_targets",
+    "evaluation_reference",
+    "parquet_writer",
+    "parts",
+    "recorded_reference",
+    "read_prompts",
+    "read_provenance",
+    "read_table",
+    "require",
+    "string_buffers",
+    "string_column",
+    "write_frame",
+    "atomic_path",
+    "check_input",
+    "check_output",
+    "open_regular",
+    "RECORD",
+    "code_version",
+    "provenance",
+    "read_record",
+    "record_data",
+    "sha256",
+    "verify_data",
+    "write_record",
+]

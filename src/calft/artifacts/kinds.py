@@ -8,100 +8,207 @@ problem (a short sentence) or None; it is given the columns the reader asked for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
 
-TARGETS_SCHEMA = pa.schema([
-    ("prompt_id", _DICT), ("family", _DICT), ("split", _DICT),
-    ("params", _DICT),  # JSON object: printed parameter name -> value as printed
-    ("prompt", _DICT),
-    ("bin", pa.int32()),  # position of the value within the prompt's output space
-    ("canonical", pa.string()), ("value", pa.float64()), ("mass", pa.float64()),
-])
-TRIES_SCHEMA = pa.schema([
-    ("prompt_id", _DICT),
-    ("node", pa.int32()),  # 0 = root (empty prefix)
-    ("parent", pa.int32()),  # -1 for the root
-    ("depth", pa.int16()),
-    ("token", pa.int32()),  # token from the parent to this node; -1 for the root
-    ("mass", pa.float64()),  # total mass of canonical outputs with this prefix
-    ("q", pa.float64()),  # mass / parent mass: target probability of `token` after the parent
-    ("canonical_index", pa.int32()),  # for leaves: `bin` of the canonical output; else -1
-])
-SAMPLES_SCHEMA = pa.schema([
-    ("prompt_id", pa.string()), ("family", pa.string()), ("split", pa.string()),
-    ("sample_idx", pa.int32()), ("seed", pa.int64()), ("text", pa.string()), ("num_tokens", pa.int32()),
-    ("stopped", pa.bool_()),  # ended with a stop token (else cut at max_new_tokens)
-    ("value", pa.float64()), ("valid", pa.bool_()),
-])
-SCORES_SCHEMA = pa.schema([
-    ("prompt_id", pa.string()), ("family", pa.string()), ("split", pa.string()), ("params", pa.string()),
-    ("num_samples", pa.int32()), ("num_valid", pa.int32()), ("valid_rate", pa.float64()),
-    ("w1", pa.float64()), ("spread", pa.float64()), ("normalized_w1", pa.float64()),
-])
-LOGIT_KL_SCHEMA = pa.schema([
-    ("prompt_id", pa.string()), ("family", pa.string()), ("split", pa.string()),
-    ("logit_kl", pa.float64()), ("logit_kl_exact", pa.float64()),  # NaN unless computed exactly
-])
-CONSTRUCTION_COST_SCHEMA = pa.schema([
-    ("decimals", pa.int64()), ("max_bins", pa.int64()), ("prompt_id", pa.string()), ("family", pa.string()),
-    ("outputs", pa.int64()), ("trie_nodes", pa.int64()),
-    ("space_seconds", pa.float64()), ("space_peak_bytes", pa.int64()),  # tracemalloc peak above the start
-    ("trie_seconds", pa.float64()), ("trie_peak_bytes", pa.int64()),
-])
-TRAIN_LOG_SCHEMA = pa.schema([
-    ("step", pa.int32()), ("epoch", pa.int16()), ("loss", pa.float64()), ("lr", pa.float64()),
-    ("examples", pa.int32()), ("tokens", pa.int64()), ("seconds", pa.float64()),
-])
-RETENTION_SCHEMA = pa.schema([
-    ("task", pa.string()), ("kind", pa.string()), ("metric", pa.string()), ("items", pa.int32()),
-    ("accuracy", pa.float64()), ("irt", pa.float64()), ("pirt", pa.float64()), ("gpirt", pa.float64()),
-])
-RETENTION_EXAMPLES_SCHEMA = pa.schema([
-    ("task", pa.string()), ("kind", pa.string()), ("metric", pa.string()), ("doc_id", pa.int32()),
-    ("score", pa.float64()),
-    ("generation", pa.string()),  # generation tasks: the greedy answer
-    ("loglikelihoods", pa.list_(pa.float64())),  # multiple-choice tasks: one per choice
-])
-PERPLEXITY_SCHEMA = pa.schema([
-    ("slice", pa.string()), ("documents", pa.int64()), ("tokens", pa.int64()), ("bytes", pa.int64()),
-    ("nll", pa.float64()), ("perplexity", pa.float64()), ("bits_per_byte", pa.float64()),
-])
-OPEN_ENDED_SCHEMA = pa.schema([
-    ("prompt_index", pa.int32()), ("category", pa.string()), ("prompt", pa.string()),
-    ("support_size", pa.int64()),  # top-90% first-token support; null under SSOT
-    ("support_sizes", pa.list_(pa.int64())),  # at each of the thresholds recorded in the provenance
-    ("samples", pa.int32()), ("empty", pa.int32()),
-    ("unique_fraction", pa.float64()),  # reference normalization: case and punctuation kept
-    ("unique_fraction_insensitive", pa.float64()),
-])
-OPEN_ENDED_SAMPLES_SCHEMA = pa.schema([
-    ("prompt_index", pa.int32()), ("sample_idx", pa.int32()), ("seed", pa.int64()), ("text", pa.string()),
-    ("answer", pa.string()), ("normalized", pa.string()), ("normalized_insensitive", pa.string()),
-])
-MCQ_SCHEMA = pa.schema([
-    ("generations", pa.int32()), ("parseable", pa.int32()), ("parse_rate", pa.float64()),
-    ("count_A", pa.int32()), ("count_B", pa.int32()), ("count_C", pa.int32()), ("count_D", pa.int32()),
-    ("tv", pa.float64()),  # null when nothing parses
-    ("max_deviation", pa.float64()), ("chi2_p", pa.float64()), ("unique_options_rate", pa.float64()),
-])
-MCQ_SAMPLES_SCHEMA = pa.schema([
-    ("sample_idx", pa.int32()), ("seed", pa.int64()), ("text", pa.string()), ("parseable", pa.bool_()),
-    ("answer", pa.string()), ("errors", pa.list_(pa.string())),
-])
-NOVELTY_SCHEMA = pa.schema([
-    ("split", pa.string()), ("prompts", pa.int32()), ("mean_distinct", pa.float64()), ("mean_utility", pa.float64()),
-])
-NOVELTY_GENERATIONS_SCHEMA = pa.schema([  # category: curated's, null for WildChat
-    ("split", pa.string()), ("prompt_index", pa.int32()), ("category", pa.string()), ("prompt", pa.string()),
-    ("generation", pa.int32()), ("seed", pa.int64()), ("text", pa.string()), ("partition", pa.int32()),
-    ("representative", pa.bool_()), ("reward", pa.float64()), ("rating", pa.int32()),
-])
+TARGETS_SCHEMA = pa.schema(
+    [
+        ("prompt_id", _DICT),
+        ("family", _DICT),
+        ("split", _DICT),
+        ("params", _DICT),  # JSON object: printed parameter name -> value as printed
+        ("prompt", _DICT),
+        ("bin", pa.int32()),  # position of the value within the prompt's output space
+        ("canonical", pa.string()),
+        ("value", pa.float64()),
+        ("mass", pa.float64()),
+    ]
+)
+TRIES_SCHEMA = pa.schema(
+    [
+        ("prompt_id", _DICT),
+        ("node", pa.int32()),  # 0 = root (empty prefix)
+        ("parent", pa.int32()),  # -1 for the root
+        ("depth", pa.int16()),
+        ("token", pa.int32()),  # token from the parent to this node; -1 for the root
+        ("mass", pa.float64()),  # total mass of canonical outputs with this prefix
+        ("q", pa.float64()),  # mass / parent mass: target probability of `token` after the parent
+        ("canonical_index", pa.int32()),  # for leaves: `bin` of the canonical output; else -1
+    ]
+)
+SAMPLES_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),
+        ("family", pa.string()),
+        ("split", pa.string()),
+        ("sample_idx", pa.int32()),
+        ("seed", pa.int64()),
+        ("text", pa.string()),
+        ("num_tokens", pa.int32()),
+        ("stopped", pa.bool_()),  # ended with a stop token (else cut at max_new_tokens)
+        ("value", pa.float64()),
+        ("valid", pa.bool_()),
+    ]
+)
+SCORES_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),
+        ("family", pa.string()),
+        ("split", pa.string()),
+        ("params", pa.string()),
+        ("num_samples", pa.int32()),
+        ("num_valid", pa.int32()),
+        ("valid_rate", pa.float64()),
+        ("w1", pa.float64()),
+        ("spread", pa.float64()),
+        ("normalized_w1", pa.float64()),
+    ]
+)
+LOGIT_KL_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),
+        ("family", pa.string()),
+        ("split", pa.string()),
+        ("logit_kl", pa.float64()),
+        ("logit_kl_exact", pa.float64()),  # NaN unless computed exactly
+    ]
+)
+CONSTRUCTION_COST_SCHEMA = pa.schema(
+    [
+        ("decimals", pa.int64()),
+        ("max_bins", pa.int64()),
+        ("prompt_id", pa.string()),
+        ("family", pa.string()),
+        ("outputs", pa.int64()),
+        ("trie_nodes", pa.int64()),
+        ("space_seconds", pa.float64()),
+        ("space_peak_bytes", pa.int64()),  # tracemalloc peak above the start
+        ("trie_seconds", pa.float64()),
+        ("trie_peak_bytes", pa.int64()),
+    ]
+)
+TRAIN_LOG_SCHEMA = pa.schema(
+    [
+        ("step", pa.int32()),
+        ("epoch", pa.int16()),
+        ("loss", pa.float64()),
+        ("lr", pa.float64()),
+        ("examples", pa.int32()),
+        ("tokens", pa.int64()),
+        ("seconds", pa.float64()),
+    ]
+)
+RETENTION_SCHEMA = pa.schema(
+    [
+        ("task", pa.string()),
+        ("kind", pa.string()),
+        ("metric", pa.string()),
+        ("items", pa.int32()),
+        ("accuracy", pa.float64()),
+        ("irt", pa.float64()),
+        ("pirt", pa.float64()),
+        ("gpirt", pa.float64()),
+    ]
+)
+RETENTION_EXAMPLES_SCHEMA = pa.schema(
+    [
+        ("task", pa.string()),
+        ("kind", pa.string()),
+        ("metric", pa.string()),
+        ("doc_id", pa.int32()),
+        ("score", pa.float64()),
+        ("generation", pa.string()),  # generation tasks: the greedy answer
+        ("loglikelihoods", pa.list_(pa.float64())),  # multiple-choice tasks: one per choice
+    ]
+)
+PERPLEXITY_SCHEMA = pa.schema(
+    [
+        ("slice", pa.string()),
+        ("documents", pa.int64()),
+        ("tokens", pa.int64()),
+        ("bytes", pa.int64()),
+        ("nll", pa.float64()),
+        ("perplexity", pa.float64()),
+        ("bits_per_byte", pa.float64()),
+    ]
+)
+OPEN_ENDED_SCHEMA = pa.schema(
+    [
+        ("prompt_index", pa.int32()),
+        ("category", pa.string()),
+        ("prompt", pa.string()),
+        ("support_size", pa.int64()),  # top-90% first-token support; null under SSOT
+        ("support_sizes", pa.list_(pa.int64())),  # at each of the thresholds recorded in the provenance
+        ("samples", pa.int32()),
+        ("empty", pa.int32()),
+        ("unique_fraction", pa.float64()),  # reference normalization: case and punctuation kept
+        ("unique_fraction_insensitive", pa.float64()),
+    ]
+)
+OPEN_ENDED_SAMPLES_SCHEMA = pa.schema(
+    [
+        ("prompt_index", pa.int32()),
+        ("sample_idx", pa.int32()),
+        ("seed", pa.int64()),
+        ("text", pa.string()),
+        ("answer", pa.string()),
+        ("normalized", pa.string()),
+        ("normalized_insensitive", pa.string()),
+    ]
+)
+MCQ_SCHEMA = pa.schema(
+    [
+        ("generations", pa.int32()),
+        ("parseable", pa.int32()),
+        ("parse_rate", pa.float64()),
+        ("count_A", pa.int32()),
+        ("count_B", pa.int32()),
+        ("count_C", pa.int32()),
+        ("count_D", pa.int32()),
+        ("tv", pa.float64()),  # null when nothing parses
+        ("max_deviation", pa.float64()),
+        ("chi2_p", pa.float64()),
+        ("unique_options_rate", pa.float64()),
+    ]
+)
+MCQ_SAMPLES_SCHEMA = pa.schema(
+    [
+        ("sample_idx", pa.int32()),
+        ("seed", pa.int64()),
+        ("text", pa.string()),
+        ("parseable", pa.bool_()),
+        ("answer", pa.string()),
+        ("errors", pa.list_(pa.string())),
+    ]
+)
+NOVELTY_SCHEMA = pa.schema(
+    [
+        ("split", pa.string()),
+        ("prompts", pa.int32()),
+        ("mean_distinct", pa.float64()),
+        ("mean_utility", pa.float64()),
+    ]
+)
+NOVELTY_GENERATIONS_SCHEMA = pa.schema(
+    [  # category: curated's, null for WildChat
+        ("split", pa.string()),
+        ("prompt_index", pa.int32()),
+        ("category", pa.string()),
+        ("prompt", pa.string()),
+        ("generation", pa.int32()),
+        ("seed", pa.int64()),
+        ("text", pa.string()),
+        ("partition", pa.int32()),
+        ("representative", pa.bool_()),
+        ("reward", pa.float64()),
+        ("rating", pa.int32()),
+    ]
+)
 
 
 TRIE_COLUMNS = ["prompt_id", "node", "parent", "depth", "token", "mass", "q", "canonical_index"]
@@ -152,15 +259,27 @@ def _check_tries(table: pa.Table) -> str | None:
     node = _column(table, "node").astype(np.int64)
     order = np.argsort(prompt * (int(node.max(initial=0)) + 1) + node, kind="stable")
     prompt, node = prompt[order], node[order]
-    parent, depth, token, q, mass, leaf = (_column(table, name)[order].astype(dtype) for name, dtype in (
-        ("parent", np.int64), ("depth", np.int64), ("token", np.int64), ("q", float), ("mass", float),
-        ("canonical_index", np.int64)))
+    parent, depth, token, q, mass, leaf = (
+        _column(table, name)[order].astype(dtype)
+        for name, dtype in (
+            ("parent", np.int64),
+            ("depth", np.int64),
+            ("token", np.int64),
+            ("q", float),
+            ("mass", float),
+            ("canonical_index", np.int64),
+        )
+    )
     first_row = np.searchsorted(prompt, prompt)  # row of each prompt's root
     if np.any(node != np.arange(len(node)) - first_row):
         return "a prompt's node ids are not 0, 1, ..., n-1"
     root, inner = node == 0, node > 0
-    if np.any(parent[root] != -1) or np.any(token[root] != -1) or np.any(depth[root] != 0) \
-            or np.any(np.abs(mass[root] - 1) > 1e-6):
+    if (
+        np.any(parent[root] != -1)
+        or np.any(token[root] != -1)
+        or np.any(depth[root] != 0)
+        or np.any(np.abs(mass[root] - 1) > 1e-6)
+    ):
         return "a root that is not node 0 with parent -1, token -1, depth 0 and mass 1"
     if np.any((parent[inner] < 0) | (parent[inner] >= node[inner])):
         return "a parent that is not an earlier node of the same prompt"
@@ -222,25 +341,32 @@ class Kind:
     needs: tuple[str, ...] = ()  # the columns `check` reads, whatever the reader asks for
 
 
-KINDS = {kind.name: kind for kind in (
-    Kind("targets", TARGETS_SCHEMA, _check_targets, ("prompt_id", "value", "mass")),
-    Kind("tries", TRIES_SCHEMA, _check_tries, tuple(TRIE_COLUMNS)),
-    Kind("samples", SAMPLES_SCHEMA, _check_samples, ("value", "valid")),
-    Kind("scores", SCORES_SCHEMA, _check_scores, ("num_samples", "num_valid", "valid_rate", "w1", "normalized_w1")),
-    Kind("logit_kl", LOGIT_KL_SCHEMA, _check_logit_kl, ("logit_kl",)),
-    Kind("construction_cost", CONSTRUCTION_COST_SCHEMA, _check_construction_cost,
-         ("space_seconds", "trie_seconds", "space_peak_bytes", "trie_peak_bytes")),
-    Kind("train_log", TRAIN_LOG_SCHEMA),
-    Kind("retention", RETENTION_SCHEMA),
-    Kind("retention_examples", RETENTION_EXAMPLES_SCHEMA),
-    Kind("perplexity", PERPLEXITY_SCHEMA),
-    Kind("open_ended", OPEN_ENDED_SCHEMA),
-    Kind("open_ended_samples", OPEN_ENDED_SAMPLES_SCHEMA),
-    Kind("mcq", MCQ_SCHEMA),
-    Kind("mcq_samples", MCQ_SAMPLES_SCHEMA),
-    Kind("noveltybench", NOVELTY_SCHEMA),
-    Kind("noveltybench_generations", NOVELTY_GENERATIONS_SCHEMA),
-)}
+KINDS = {
+    kind.name: kind
+    for kind in (
+        Kind("targets", TARGETS_SCHEMA, _check_targets, ("prompt_id", "value", "mass")),
+        Kind("tries", TRIES_SCHEMA, _check_tries, tuple(TRIE_COLUMNS)),
+        Kind("samples", SAMPLES_SCHEMA, _check_samples, ("value", "valid")),
+        Kind("scores", SCORES_SCHEMA, _check_scores, ("num_samples", "num_valid", "valid_rate", "w1", "normalized_w1")),
+        Kind("logit_kl", LOGIT_KL_SCHEMA, _check_logit_kl, ("logit_kl",)),
+        Kind(
+            "construction_cost",
+            CONSTRUCTION_COST_SCHEMA,
+            _check_construction_cost,
+            ("space_seconds", "trie_seconds", "space_peak_bytes", "trie_peak_bytes"),
+        ),
+        Kind("train_log", TRAIN_LOG_SCHEMA),
+        Kind("retention", RETENTION_SCHEMA),
+        Kind("retention_examples", RETENTION_EXAMPLES_SCHEMA),
+        Kind("perplexity", PERPLEXITY_SCHEMA),
+        Kind("open_ended", OPEN_ENDED_SCHEMA),
+        Kind("open_ended_samples", OPEN_ENDED_SAMPLES_SCHEMA),
+        Kind("mcq", MCQ_SCHEMA),
+        Kind("mcq_samples", MCQ_SAMPLES_SCHEMA),
+        Kind("noveltybench", NOVELTY_SCHEMA),
+        Kind("noveltybench_generations", NOVELTY_GENERATIONS_SCHEMA),
+    )
+}
 
 
 def layout_problem(kind: str, schema: pa.Schema) -> str | None:

@@ -59,7 +59,9 @@ def read_provenance(path: str | Path) -> dict:
         try:
             schema = pq.read_schema(stream)
         except (pa.ArrowException, OSError) as error:
-            raise UserError(f"{part} cannot be read as parquet ({error}): the file is damaged or not an artifact") from None
+            raise UserError(
+                f"{part} cannot be read as parquet ({error}): the file is damaged or not an artifact"
+            ) from None
         return _provenance_of(schema, part)
 
     if not path.is_dir():
@@ -146,10 +148,16 @@ def check_same_targets(derived: str | Path, kind: str, targets: str | Path) -> N
     made_from = check_kind(derived, kind)["config"].get("targets")
     given = check_kind(targets, "targets")["config"]
     if made_from != given:
-        describe = lambda config: (f"prompt set {config.get('prompt_set')!r}, d={config.get('decimals')}, "  # noqa: E731
-                                   f"{config.get('max_bins')} bins") if isinstance(config, dict) else "unknown targets"
-        raise UserError(f"{derived} was made from {describe(made_from)} but {targets} holds {describe(given)}: "
-                        "they do not belong together")
+
+        def describe(config) -> str:
+            if not isinstance(config, dict):
+                return "unknown targets"
+            return f"prompt set {config.get('prompt_set')!r}, d={config.get('decimals')}, {config.get('max_bins')} bins"
+
+        raise UserError(
+            f"{derived} was made from {describe(made_from)} but {targets} holds {describe(given)}: "
+            "they do not belong together"
+        )
 
 
 def evaluation_reference(targets: str | Path) -> dict:
@@ -180,8 +188,13 @@ def parquet_writer(path: str | Path, schema: pa.Schema, info: dict):
     dictionary_columns = [field.name for field in schema if pa.types.is_dictionary(field.type)]
     with atomic_path(path, info["artifact"]) as temporary:
         writer = pq.ParquetWriter(
-            temporary, with_provenance(schema, info), compression="zstd", use_dictionary=dictionary_columns,
-            write_statistics=False, write_page_checksum=True)
+            temporary,
+            with_provenance(schema, info),
+            compression="zstd",
+            use_dictionary=dictionary_columns,
+            write_statistics=False,
+            write_page_checksum=True,
+        )
         try:
             yield writer
         finally:

@@ -23,8 +23,9 @@ import os
 import shutil
 import socket
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, TypeVar
+from typing import BinaryIO, TypeVar
 
 from calft.artifacts.records import RECORD, decode
 from calft.errors import UserError
@@ -57,8 +58,9 @@ def check_input(path: str | Path) -> None:
     for folder, _, files in os.walk(path):
         for name in files:
             if not os.path.isfile(os.path.join(folder, name)):
-                raise UserError(f"{os.path.join(folder, name)} is not a regular file (a FIFO, socket, device or "
-                                "broken link?)")
+                raise UserError(
+                    f"{os.path.join(folder, name)} is not a regular file (a FIFO, socket, device or broken link?)"
+                )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,8 +176,10 @@ def check_output(path: str | Path, kind: str) -> None:
     found = None if path.is_symlink() else identify(path)
     if found != kind:
         what = f"a calft '{found}' artifact" if found else "not a calft artifact"
-        raise UserError(f"{path} exists and is {what}; calft replaces only its own '{kind}' artifacts: move it "
-                        "away or choose another path")
+        raise UserError(
+            f"{path} exists and is {what}; calft replaces only its own '{kind}' artifacts: move it "
+            "away or choose another path"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +215,7 @@ def remove_stale_temporaries(path: Path) -> None:
     """Remove what writers of `path` on this host left when they were killed (their process is gone)."""
     prefix = _temporary_name(path, "").name.split(".")[1]
     for leftover in path.parent.glob(f".{prefix}.*-*"):
-        role, _, host_pid = leftover.name[len(prefix) + 2:].partition("-")
+        role, _, host_pid = leftover.name[len(prefix) + 2 :].partition("-")
         host, _, pid = host_pid.rpartition("-")
         if role in ("partial", "old") and host == _HOST and pid.isdigit() and not _alive(int(pid)):
             _remove(leftover)

@@ -28,11 +28,17 @@ def code_version() -> str:
     try:
         commit = subprocess.run(
             ["git", "-C", str(source), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no", "."],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return __version__
@@ -53,7 +59,7 @@ def provenance(kind: str, config: dict) -> dict:
         "artifact": kind,
         "config": config,
         "code_version": code_version(),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -63,8 +69,11 @@ def decode(text: str | bytes, where) -> dict:
         info = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         info = None
-    if not isinstance(info, dict) or not isinstance(info.get("artifact"), str) or \
-            not isinstance(info.get("config", {}), dict):
+    if (
+        not isinstance(info, dict)
+        or not isinstance(info.get("artifact"), str)
+        or not isinstance(info.get("config", {}), dict)
+    ):
         raise UserError(f"{where} is not a calft artifact (no readable provenance record)")
     return info
 
@@ -91,8 +100,11 @@ def read_record(folder: str | Path, kind: str | None = None) -> dict:
 def data_files(folder: Path) -> dict[str, str]:
     """sha256 of every file of a data folder by relative path, hidden ones included (only the record
     itself and Snakemake's timestamp are left out)."""
-    return {str(path.relative_to(folder)): sha256(path) for path in sorted(Path(folder).rglob("*"))
-            if not path.is_dir() and path.name not in (RECORD, SNAKEMAKE_TIMESTAMP)}
+    return {
+        str(path.relative_to(folder)): sha256(path)
+        for path in sorted(Path(folder).rglob("*"))
+        if not path.is_dir() and path.name not in (RECORD, SNAKEMAKE_TIMESTAMP)
+    }
 
 
 def record_data(folder: Path, info: dict) -> None:
@@ -108,8 +120,10 @@ def verify_data(folder: str | Path, trusted: bool, section: str) -> None:
     if not (folder / RECORD).exists():
         if trusted:
             return
-        raise UserError(f"{folder} has no {RECORD}, so calft cannot tell whether its files changed: let the workflow "
-                        f"prepare it, or set {section}.trust_data_dir: true to read it as it is")
+        raise UserError(
+            f"{folder} has no {RECORD}, so calft cannot tell whether its files changed: let the workflow "
+            f"prepare it, or set {section}.trust_data_dir: true to read it as it is"
+        )
     recorded = read_record(folder).get("files")
     if not isinstance(recorded, dict) or data_files(folder) != recorded:
         raise UserError(f"{folder} no longer holds the files recorded in its {RECORD}: prepare it again")

@@ -21,9 +21,16 @@ def sample(settings: SampleSettings, model_dir: str, adapter: str | None, target
     prompts = artifacts.read_prompts(targets, ["family", "split", "params", "prompt"])
     loaded = load(model_dir, settings.model, adapter)
     frame = sample_prompt_set(loaded, prompts, settings.sampling, ssot)
-    info = artifacts.provenance("samples", {"model": settings.model.to_dict(), "adapter": adapter,
-                                            "sampling": settings.sampling.to_dict(), "ssot": ssot,
-                                            "targets": artifacts.read_provenance(targets)["config"]})
+    info = artifacts.provenance(
+        "samples",
+        {
+            "model": settings.model.to_dict(),
+            "adapter": adapter,
+            "sampling": settings.sampling.to_dict(),
+            "ssot": ssot,
+            "targets": artifacts.read_provenance(targets)["config"],
+        },
+    )
     artifacts.write_frame(frame, output, info)
     log(f"wrote {len(frame)} samples, valid rate {frame.valid.mean():.3f}, to {output}")
 
@@ -38,24 +45,28 @@ def score(samples: str, targets: str, output: str) -> None:
     if unknown:
         raise UserError(f"{samples} holds samples of prompts that {targets} does not have, e.g. {sorted(unknown)[0]!r}")
     scores = score_samples(frame, prompts)
-    info = artifacts.provenance("scores", {"reference": artifacts.evaluation_reference(targets),
-                                           "samples": artifacts.read_provenance(samples)["config"]})
+    info = artifacts.provenance(
+        "scores",
+        {"reference": artifacts.evaluation_reference(targets), "samples": artifacts.read_provenance(samples)["config"]},
+    )
     artifacts.write_frame(scores, output, info)
     log(f"scored {len(scores)} prompts: mean valid rate {scores.valid_rate.mean():.3f}")
 
 
-def logit_kl(settings: LogitKlSettings, model_dir: str, adapter: str | None, tries: str, targets: str,
-             output: str) -> None:
+def logit_kl(
+    settings: LogitKlSettings, model_dir: str, adapter: str | None, tries: str, targets: str, output: str
+) -> None:
     from calft.evaluation.logit_kl import logit_kl_table
     from calft.modeling.chat import prompt_ids
     from calft.modeling.loader import load
-    from calft.modeling.trees import SoftTargets
     from calft.modeling.tokenizer import check_fingerprint
+    from calft.modeling.trees import SoftTargets
 
     artifacts.require(targets, tries)
     artifacts.check_same_targets(tries, "tries", targets)
-    check_fingerprint(tries, artifacts.read_provenance(tries)["config"]["fingerprint"], model_dir,
-                      settings.model.terminator)
+    check_fingerprint(
+        tries, artifacts.read_provenance(tries)["config"]["fingerprint"], model_dir, settings.model.terminator
+    )
     prompts = artifacts.read_prompts(targets, ["family", "split", "prompt"])
     trie = SoftTargets(tries)
     loaded = load(model_dir, settings.model, adapter)
@@ -63,8 +74,16 @@ def logit_kl(settings: LogitKlSettings, model_dir: str, adapter: str | None, tri
     rendered = prompt_ids(loaded.tokenizer, list(prompts.prompt), loaded.chat)
     paths, seed, exact = settings.sampling.logit_kl_paths, settings.sampling.seed, settings.sampling.logit_kl_exact
     table = logit_kl_table(loaded.model, trie, prompts, rendered, paths, seed, exact)
-    info = artifacts.provenance("logit_kl", {"reference": artifacts.evaluation_reference(targets),
-                                             "model": settings.model.to_dict(), "adapter": adapter, "paths": paths,
-                                             "seed": seed, "exact": exact,
-                                             "tries": artifacts.read_provenance(tries)["config"]})
+    info = artifacts.provenance(
+        "logit_kl",
+        {
+            "reference": artifacts.evaluation_reference(targets),
+            "model": settings.model.to_dict(),
+            "adapter": adapter,
+            "paths": paths,
+            "seed": seed,
+            "exact": exact,
+            "tries": artifacts.read_provenance(tries)["config"],
+        },
+    )
     artifacts.write_frame(table, output, info)

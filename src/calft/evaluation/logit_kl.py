@@ -25,11 +25,13 @@ TAU, EPSILON = 1.0, 1e-8
 log = logging.getLogger(__name__).info
 
 
-def monte_carlo(model, targets: SoftTargets, prompt: int, prompt_ids: list[int], prompt_id: str, paths: int,
-                seed: int) -> float:
+def monte_carlo(
+    model, targets: SoftTargets, prompt: int, prompt_ids: list[int], prompt_id: str, paths: int, seed: int
+) -> float:
     """Mean loss over `paths` trie paths drawn with per-prompt seeds."""
-    continuations = [targets.continuation(prompt, np.random.default_rng(sample_seed(seed, prompt_id, j)))
-                     for j in range(paths)]
+    continuations = [
+        targets.continuation(prompt, np.random.default_rng(sample_seed(seed, prompt_id, j))) for j in range(paths)
+    ]
     rendered = {prompt: prompt_ids}
     with torch.no_grad():
         return float(example_losses(model, pack([Item(prompt, continuations)], rendered), TAU, EPSILON).mean())
@@ -48,7 +50,9 @@ def exact(model, targets: SoftTargets, prompt: int, prompt_ids: list[int], chunk
     """The expected per-path loss over every path of the prompt's trie."""
     start, end = targets.node_start[prompt], targets.node_start[prompt + 1]
     # W(n): sum of P(y) / (L_y + 1) over the leaves below n (a leaf's depth is L_y + 1)
-    weight = np.where(targets.is_leaf[start:end], targets.mass[start:end] / np.maximum(targets.depth[start:end], 1), 0.0)
+    weight = np.where(
+        targets.is_leaf[start:end], targets.mass[start:end] / np.maximum(targets.depth[start:end], 1), 0.0
+    )
     local_parent = targets.parent[start:end] - start
     local_depth = targets.depth[start:end]
     for depth in range(int(local_depth.max()), 0, -1):
@@ -91,25 +95,37 @@ def _node_kl(model, targets: SoftTargets, root: int, chunk: list[int], prompt_id
         logits = model(
             input_ids=torch.tensor([tokens], device=device),
             position_ids=position_ids[None],
-            attention_mask=tree_attention_mask(model, tree_attention(torch.tensor(parents, device=device), max(positions)),
-                                               position_ids),
+            attention_mask=tree_attention_mask(
+                model, tree_attention(torch.tensor(parents, device=device), max(positions)), position_ids
+            ),
             logits_to_keep=torch.tensor([index[n] for n in chunk], device=device),
             use_cache=False,
         ).logits[0]
         return prefix_kl(logits, ids.to(device), probs.to(device), TAU, EPSILON).double().cpu().numpy()
 
 
-def logit_kl_table(model, targets: SoftTargets, prompts: pd.DataFrame, rendered: list[list[int]], paths: int,
-                   seed: int, with_exact: bool) -> pd.DataFrame:
+def logit_kl_table(
+    model,
+    targets: SoftTargets,
+    prompts: pd.DataFrame,
+    rendered: list[list[int]],
+    paths: int,
+    seed: int,
+    with_exact: bool,
+) -> pd.DataFrame:
     """One row per prompt: prompt_id, family, split, logit_kl (the paper's Monte-Carlo estimate) and,
     when asked, logit_kl_exact."""
     rows = []
     index = {prompt_id: i for i, prompt_id in enumerate(targets.prompt_ids)}
     for prompt, ids in zip(prompts.itertuples(), rendered):
         i = index[prompt.prompt_id]
-        row = {"prompt_id": prompt.prompt_id, "family": prompt.family, "split": prompt.split,
-               "logit_kl": monte_carlo(model, targets, i, ids, prompt.prompt_id, paths, seed),
-               "logit_kl_exact": exact(model, targets, i, ids) if with_exact else float("nan")}
+        row = {
+            "prompt_id": prompt.prompt_id,
+            "family": prompt.family,
+            "split": prompt.split,
+            "logit_kl": monte_carlo(model, targets, i, ids, prompt.prompt_id, paths, seed),
+            "logit_kl_exact": exact(model, targets, i, ids) if with_exact else float("nan"),
+        }
         rows.append(row)
         log(f"  {prompt.prompt_id}: logit KL {row['logit_kl']:.4f} (exact {row['logit_kl_exact']:.4f})")
     return pd.DataFrame(rows)

@@ -1,8 +1,8 @@
-"""Sample-level metrics and the paper's aggregation (paper eq. 5, §4.2; reference spec §8.2-8.3).
+"""Sample-level metrics (paper eq. 5; reference spec §8.2).
 
 Pure numpy and SciPy laws. W1 compares the sorted valid samples x_(1..N) with the target's
-quantiles at (i - 0.5) / N; normalized W1 divides it by the target's Q95 - Q05. The aggregates over prompts and families are the
-report's (calft.report.aggregates).
+quantiles at (i - 0.5) / N; normalized W1 divides it by the target's Q95 - Q05. The aggregates over
+prompts and families are the report's (calft.report.aggregates).
 """
 
 from __future__ import annotations

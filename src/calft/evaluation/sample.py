@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from calft.evaluation.parse import judge, may_become_number
-from calft.modeling.answers import extract_ssot_answer
 from calft.evaluation.settings import Sampling
+from calft.modeling.answers import extract_ssot_answer
 from calft.modeling.chat import prompt_ids, ssot_format, ssot_instruction
 from calft.modeling.generation import SharedPrefix, generate, sample_seed
 from calft.modeling.loader import LoadedModel
@@ -19,8 +19,9 @@ from calft.modeling.loader import LoadedModel
 log = logging.getLogger(__name__).info
 
 
-def sample_prompt_set(loaded: LoadedModel, prompts: pd.DataFrame, settings: Sampling,
-                      ssot: bool = False) -> pd.DataFrame:
+def sample_prompt_set(
+    loaded: LoadedModel, prompts: pd.DataFrame, settings: Sampling, ssot: bool = False
+) -> pd.DataFrame:
     """Sample every prompt (rows of a targets file: prompt_id, family, split, params, prompt); one row
     per sample, parsed and judged. With `ssot`, the String Seed of Thought instruction comes first
     and the answer is judged from its <answer> tag; without it, `settings.stop_invalid` ends each
@@ -37,11 +38,21 @@ def sample_prompt_set(loaded: LoadedModel, prompts: pd.DataFrame, settings: Samp
         texts, num_tokens, stopped = generate(loaded, ids, seeds, settings, viable, prefix)
         answers = [extract_ssot_answer(text, harmony=harmony) for text in texts] if ssot else texts
         values, valid = judge(answers, prompt.family, json.loads(prompt.params))
-        frames.append(pd.DataFrame({
-            "prompt_id": prompt.prompt_id, "family": prompt.family, "split": prompt.split,
-            "sample_idx": np.arange(n, dtype=np.int32), "seed": np.array(seeds, dtype=np.int64), "text": texts,
-            "num_tokens": np.array(num_tokens, dtype=np.int32), "stopped": stopped, "value": values,
-            "valid": valid,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "prompt_id": prompt.prompt_id,
+                    "family": prompt.family,
+                    "split": prompt.split,
+                    "sample_idx": np.arange(n, dtype=np.int32),
+                    "seed": np.array(seeds, dtype=np.int64),
+                    "text": texts,
+                    "num_tokens": np.array(num_tokens, dtype=np.int32),
+                    "stopped": stopped,
+                    "value": values,
+                    "valid": valid,
+                }
+            )
+        )
         log(f"  {prompt.prompt_id}: {n} samples, valid rate {valid.mean():.3f}")
     return pd.concat(frames, ignore_index=True)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from calft.evaluation.metrics import prompt_scores, target_spread
 
+
 def score_samples(samples: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
     """One row per prompt of `prompts` (prompt_id, family, split, params); a prompt without samples
     scores NaN rather than disappearing."""
@@ -23,8 +24,18 @@ def score_samples(samples: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
         values = group["value"].to_numpy(float) if group is not None else np.empty(0)
         valid = group["valid"].to_numpy(bool) if group is not None else np.empty(0, dtype=bool)
         scores = prompt_scores(values, valid, prompt.family, params)
-        rows.append({"prompt_id": prompt.prompt_id, "family": prompt.family, "split": prompt.split,
-                     "params": prompt.params, "num_samples": len(valid), "num_valid": scores["num_valid"],
-                     "valid_rate": scores["valid_rate"], "w1": scores["w1"],
-                     "spread": target_spread(prompt.family, params), "normalized_w1": scores["normalized_w1"]})
+        rows.append(
+            {
+                "prompt_id": prompt.prompt_id,
+                "family": prompt.family,
+                "split": prompt.split,
+                "params": prompt.params,
+                "num_samples": len(valid),
+                "num_valid": scores["num_valid"],
+                "valid_rate": scores["valid_rate"],
+                "w1": scores["w1"],
+                "spread": target_spread(prompt.family, params),
+                "normalized_w1": scores["normalized_w1"],
+            }
+        )
     return pd.DataFrame(rows)

@@ -20,8 +20,10 @@ PROTOCOL_BLOCK = re.compile(r"<(random_string|thinking)>.*?</\1>", re.S | re.I)
 ANY_TAG = re.compile(r"</?\w+>")
 HARMONY_TAG_RESIDUE = re.compile(r"assistant(?:final|commentary)\s*(?=<)", re.I)
 HARMONY_ANSWER_OPEN = re.compile(r"assistantanswer>", re.I)
-HARMONY_INLINE_ANSWERS = (re.compile(r"assistantanswer\s*([^\n<][^\n<]*)", re.I),
-                          re.compile(r"assistantfinal\s*([^\n<][^\n<]*)", re.I))
+HARMONY_INLINE_ANSWERS = (
+    re.compile(r"assistantanswer\s*([^\n<][^\n<]*)", re.I),
+    re.compile(r"assistantfinal\s*([^\n<][^\n<]*)", re.I),
+)
 
 
 def extract_ssot_answer(text: str, strict: bool = True, harmony: bool = False) -> str:

@@ -38,8 +38,10 @@ def tree_attention_mask(model, ancestors: torch.Tensor, positions: torch.Tensor)
     config = model.config.get_text_config()
     implementation = config._attn_implementation
     if implementation not in TREE_MASK_IMPLEMENTATIONS:
-        raise UserError(f"attention implementation '{implementation}' cannot honour a tree mask; calft needs one of "
-                        f"{', '.join(TREE_MASK_IMPLEMENTATIONS)}")
+        raise UserError(
+            f"attention implementation '{implementation}' cannot honour a tree mask; calft needs one of "
+            f"{', '.join(TREE_MASK_IMPLEMENTATIONS)}"
+        )
     layer_types = getattr(config, "layer_types", None)
     window = getattr(config, "sliding_window", None)
     dtype = model.dtype

@@ -38,11 +38,16 @@ class ChatFormat:
     chat_protocol: str = "plain"  # or "harmony" (GPT-OSS: developer instructions, analysis and final channels)
 
     @classmethod
-    def from_entry(cls, model: ModelEntry) -> "ChatFormat":
-        return cls(terminator=model.terminator, chat_template_kwargs=dict(model.chat_template_kwargs),
-                   generation_prefix=model.generation_prefix, template_date=model.template_date,
-                   add_special_tokens=model.add_special_tokens, terminator_is_eos=model.terminator_is_eos,
-                   chat_protocol=model.chat_protocol)
+    def from_entry(cls, model: ModelEntry) -> ChatFormat:
+        return cls(
+            terminator=model.terminator,
+            chat_template_kwargs=dict(model.chat_template_kwargs),
+            generation_prefix=model.generation_prefix,
+            template_date=model.template_date,
+            add_special_tokens=model.add_special_tokens,
+            terminator_is_eos=model.terminator_is_eos,
+            chat_protocol=model.chat_protocol,
+        )
 
     @property
     def instruction_role(self) -> str:
@@ -63,13 +68,17 @@ class ChatFormat:
         if not template or "strftime_now" not in template:
             return template
         if not self.template_date:
-            raise UserError("the chat template prints today's date (strftime_now), so its prompts would change "
-                            "from day to day: set template_date in the model's entry")
+            raise UserError(
+                "the chat template prints today's date (strftime_now), so its prompts would change "
+                "from day to day: set template_date in the model's entry"
+            )
         date = dt.date.fromisoformat(self.template_date)
         pinned = STRFTIME_CALL.sub(lambda call: json.dumps(date.strftime(call.group(2))), template)
         if "strftime_now" in pinned:
-            raise UserError("the chat template calls strftime_now with a format that is not a literal string; "
-                            "calft cannot pin its date")
+            raise UserError(
+                "the chat template calls strftime_now with a format that is not a literal string; "
+                "calft cannot pin its date"
+            )
         return pinned
 
 
@@ -81,8 +90,11 @@ def render(tokenizer, prompt: str, chat: ChatFormat, system: str | None = None) 
     else:
         messages = [{"role": chat.instruction_role, "content": system}] if system else []
         text = tokenizer.apply_chat_template(
-            messages + [{"role": "user", "content": prompt}], chat_template=chat.pinned(tokenizer.chat_template),
-            tokenize=False, add_generation_prompt=True, **chat.template_variables(),
+            messages + [{"role": "user", "content": prompt}],
+            chat_template=chat.pinned(tokenizer.chat_template),
+            tokenize=False,
+            add_generation_prompt=True,
+            **chat.template_variables(),
         )
     return text + (chat.generation_prefix or "")
 
@@ -99,8 +111,10 @@ def terminator_id(tokenizer, chat: ChatFormat) -> int:
     if token_id is None or token_id == tokenizer.unk_token_id:
         raise UserError(f"terminator '{chat.terminator}' is not a single token of this tokenizer")
     if chat.terminator_is_eos and chat.terminator != tokenizer.eos_token:
-        raise UserError(f"terminator '{chat.terminator}' is not the tokenizer's eos_token '{tokenizer.eos_token}', "
-                        "which terminator_is_eos requires (the reference appends the eos_token to every target)")
+        raise UserError(
+            f"terminator '{chat.terminator}' is not the tokenizer's eos_token '{tokenizer.eos_token}', "
+            "which terminator_is_eos requires (the reference appends the eos_token to every target)"
+        )
     return int(token_id)
 
 

@@ -33,8 +33,9 @@ def sample_seed(base_seed: int, prompt_id: str, index: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def _draw(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float,
-          top_p: float, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _draw(
+    logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_p: float, rows: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokens by inverse CDF over token ids (the first id whose cumulative probability exceeds u),
     and whether every row's probabilities were finite (a device flag: the caller decides when to
     look). With `rows`, uniform i draws from logits row rows[i]: each row's distribution and CDF are
@@ -68,8 +69,10 @@ def _search_in_rows(cdf: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor
 
 
 def _refuse_non_finite(step: int) -> None:
-    raise RunError(f"the model's next-token probabilities are not finite (NaN or inf) at generated token {step + 1}: "
-                   "its weights, its adapter or the temperature produce garbage; no sample was written")
+    raise RunError(
+        f"the model's next-token probabilities are not finite (NaN or inf) at generated token {step + 1}: "
+        "its weights, its adapter or the temperature produce garbage; no sample was written"
+    )
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -151,15 +154,19 @@ class SharedPrefix:
         if self.ids:
             device = next(model.parameters()).device
             with torch.no_grad():
-                self.cache = model(input_ids=torch.tensor([self.ids], device=device), use_cache=True, logits_to_keep=1,
-                                   cache=preallocated_cache(model, len(self.ids))).cache
+                self.cache = model(
+                    input_ids=torch.tensor([self.ids], device=device),
+                    use_cache=True,
+                    logits_to_keep=1,
+                    cache=preallocated_cache(model, len(self.ids)),
+                ).cache
 
     def split(self, prompt_ids: list[int], capacity: int) -> tuple[Cache | None, list[int]]:
         """(a cache of `capacity` positions holding the shared prefix, the prompt's own tokens), or
         (None, the whole prompt) for a prompt that does not begin with the prefix."""
         if self.cache is None or len(prompt_ids) <= len(self.ids) or prompt_ids[: len(self.ids)] != self.ids:
             return None, prompt_ids
-        return Cache(layers=[layer.extended(capacity) for layer in self.cache.layers]), prompt_ids[len(self.ids):]
+        return Cache(layers=[layer.extended(capacity) for layer in self.cache.layers]), prompt_ids[len(self.ids) :]
 
 
 def free_memory(device: torch.device) -> int:
@@ -182,10 +189,19 @@ def rows_that_fit(model, tokens: int, rows: int, free_bytes: int) -> int:
 
 
 @torch.no_grad()
-def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, stop_ids: set[int],
-           temperature: float = 1.0, top_p: float = 1.0, chunk_size: int | None = None,
-           strategy: str | None = None, hopeless: Callable[[list[int]], bool] | None = None,
-           prefix: SharedPrefix | None = None) -> list[tuple[list[int], bool]]:
+def sample(
+    model,
+    prompt_ids: list[int],
+    seeds: list[int],
+    max_new_tokens: int,
+    stop_ids: set[int],
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    chunk_size: int | None = None,
+    strategy: str | None = None,
+    hopeless: Callable[[list[int]], bool] | None = None,
+    prefix: SharedPrefix | None = None,
+) -> list[tuple[list[int], bool]]:
     """For each seed: (generated token ids without the stop token, whether a stop token ended it).
 
     The prompt is prefilled once. `strategy` "shared" (the default on CPU) runs one row per distinct
@@ -202,8 +218,12 @@ def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, 
     if chunk_size is None:
         chunk_size = rows_that_fit(model, capacity, len(seeds), free_memory(device))
     cache, own_ids = prefix.split(prompt_ids, capacity) if prefix is not None else (None, prompt_ids)
-    prefill = model(input_ids=torch.tensor([own_ids], device=device), use_cache=True, logits_to_keep=1,
-                    cache=cache if cache is not None else preallocated_cache(model, capacity))
+    prefill = model(
+        input_ids=torch.tensor([own_ids], device=device),
+        use_cache=True,
+        logits_to_keep=1,
+        cache=cache if cache is not None else preallocated_cache(model, capacity),
+    )
     uniforms = torch.tensor(np.stack([np.random.default_rng(s).random(max_new_tokens) for s in seeds]))
     stops = torch.tensor(sorted(stop_ids), device=device)
     run_chunk = {"shared": _sample_shared, "batched": _sample_batched}[strategy]
@@ -214,8 +234,9 @@ def sample(model, prompt_ids: list[int], seeds: list[int], max_new_tokens: int, 
     return results
 
 
-def _sample_shared(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float,
-                   top_p: float, hopeless) -> list[tuple[list[int], bool]]:
+def _sample_shared(
+    model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float, top_p: float, hopeless
+) -> list[tuple[list[int], bool]]:
     """Rows whose generations so far are equal share one forward (and one cache row): all rows share
     the prompt, and many share their first tokens, so each step runs one row per distinct history."""
     rows, max_new_tokens = uniforms.shape
@@ -254,8 +275,9 @@ def _sample_shared(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, 
 COMPACT_EVERY = 8  # batched sampler: steps between looks at which rows have stopped
 
 
-def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float,
-                    top_p: float, hopeless) -> list[tuple[list[int], bool]]:
+def _sample_batched(
+    model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float, top_p: float, hopeless
+) -> list[tuple[list[int], bool]]:
     """Every row of the chunk in one batch on the device: draws, stop masks and the generated tokens
     stay there. Every COMPACT_EVERY steps the host looks once: it cuts the rows that became hopeless,
     ends the chunk when all rows have stopped, and drops stopped rows from the batch (and cache)
@@ -300,12 +322,24 @@ def _sample_batched(model, prefill, uniforms: torch.Tensor, stops: torch.Tensor,
     if hopeless is not None:
         _cut_hopeless(generated, length, alive, running, hopeless, checked, step + 1, cut_at)
     generated, length = generated.cpu(), length.cpu().tolist()
-    return [(generated[row, : cut_at[row]].tolist(), False) if row in cut_at
-            else (generated[row, :n].tolist(), n < max_new_tokens) for row, n in enumerate(length)]
+    return [
+        (generated[row, : cut_at[row]].tolist(), False)
+        if row in cut_at
+        else (generated[row, :n].tolist(), n < max_new_tokens)
+        for row, n in enumerate(length)
+    ]
 
 
-def _cut_hopeless(generated: torch.Tensor, length: torch.Tensor, alive: torch.Tensor, running: torch.Tensor,
-                  hopeless, checked: int, steps: int, cut_at: dict[int, int]) -> None:
+def _cut_hopeless(
+    generated: torch.Tensor,
+    length: torch.Tensor,
+    alive: torch.Tensor,
+    running: torch.Tensor,
+    hopeless,
+    checked: int,
+    steps: int,
+    cut_at: dict[int, int],
+) -> None:
     """Batched sampler: each row of the batch with tokens past `checked` (running, or stopped since)
     is cut at its shortest hopeless prefix longer than `checked`, as the shared sampler cuts it."""
     rows = alive.tolist()
@@ -323,16 +357,34 @@ def _cut_hopeless(generated: torch.Tensor, length: torch.Tensor, alive: torch.Te
         running[torch.tensor(cut, device=running.device)] = False
 
 
-def generate(loaded: LoadedModel, ids: list[int], seeds: list[int], settings: Generation,
-             viable: Callable[[str], bool] | None = None, prefix: SharedPrefix | None = None):
+def generate(
+    loaded: LoadedModel,
+    ids: list[int],
+    seeds: list[int],
+    settings: Generation,
+    viable: Callable[[str], bool] | None = None,
+    prefix: SharedPrefix | None = None,
+):
     """For each seed of a rendered prompt: the decoded answer (special tokens skipped), its number of
     tokens, and whether a stop token ended it. Returns the three lists. With `viable`, an answer ends
     at its first token after which `viable(text)` is False; `prefix`: the prompt set's shared prefix."""
     hopeless = None
     if viable is not None:
+
         def hopeless(tokens: list[int]) -> bool:
             return not viable(loaded.tokenizer.decode(tokens, skip_special_tokens=True))
-    generated = sample(loaded.model, ids, seeds, settings.max_new_tokens, loaded.stop_ids, settings.temperature,
-                       settings.top_p, settings.chunk_size, hopeless=hopeless, prefix=prefix)
+
+    generated = sample(
+        loaded.model,
+        ids,
+        seeds,
+        settings.max_new_tokens,
+        loaded.stop_ids,
+        settings.temperature,
+        settings.top_p,
+        settings.chunk_size,
+        hopeless=hopeless,
+        prefix=prefix,
+    )
     texts = loaded.tokenizer.batch_decode([tokens for tokens, _ in generated], skip_special_tokens=True)
     return texts, [len(tokens) for tokens, _ in generated], [stopped for _, stopped in generated]

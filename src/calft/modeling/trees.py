@@ -94,8 +94,9 @@ class SoftTargets:
         return np.arange(self.first_child[node], self.first_child[node] + self.child_count[node])
 
     def continuation(self, prompt: int, rng: np.random.Generator) -> Continuation:
-        leaf = self.leaves_of[prompt][min(np.searchsorted(self.leaf_cdf[prompt], rng.random(), side="right"),
-                                          len(self.leaves_of[prompt]) - 1)]
+        leaf = self.leaves_of[prompt][
+            min(np.searchsorted(self.leaf_cdf[prompt], rng.random(), side="right"), len(self.leaves_of[prompt]) - 1)
+        ]
         path = [leaf]
         while self.parent[path[-1]] >= 0:
             path.append(self.parent[path[-1]])
@@ -128,8 +129,10 @@ class PackedBatch:
         waiting on an accelerator (the packing thread may pin it in advance)."""
         if device.type == "cpu":
             return self
-        moved = {name: value.pin_memory().to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
-                 for name, value in vars(self).items()}
+        moved = {
+            name: value.pin_memory().to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+            for name, value in vars(self).items()
+        }
         return PackedBatch(**moved)
 
 
@@ -203,8 +206,9 @@ def pack(items: list[Item], prompt_ids: Mapping[int, Sequence[int]] | Sequence[S
     )
 
 
-def prefix_kl(logits: torch.Tensor, target_ids: torch.Tensor, target_probs: torch.Tensor,
-              tau: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
+def prefix_kl(
+    logits: torch.Tensor, target_ids: torch.Tensor, target_probs: torch.Tensor, tau: float = 1.0, epsilon: float = 0.0
+) -> torch.Tensor:
     """KL(q~ || softmax(logits / tau)) per row, q~ = max(q, epsilon) renormalized over the candidates.
 
     logits (N, V); target_ids, target_probs (N, C) with zero-probability padding (never smoothed)."""
@@ -235,9 +239,14 @@ def example_losses(model, batch: PackedBatch, tau: float = 1.0, epsilon: float =
     return totals / counts
 
 
-def naive_example_losses(model, items: list[Item], prompt_ids: Mapping[int, Sequence[int]] | Sequence[Sequence[int]],
-                         pad_id: int,
-                         tau: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
+def naive_example_losses(
+    model,
+    items: list[Item],
+    prompt_ids: Mapping[int, Sequence[int]] | Sequence[Sequence[int]],
+    pad_id: int,
+    tau: float = 1.0,
+    epsilon: float = 0.0,
+) -> torch.Tensor:
     """The same losses computed the straightforward way: every continuation is its own sequence
     (the prompt recomputed each time) and full-vocabulary logits are taken at every position.
     The reference for tests and the benchmark baseline."""
@@ -259,8 +268,14 @@ def naive_example_losses(model, items: list[Item], prompt_ids: Mapping[int, Sequ
     for row, (prompt_length, cont) in enumerate(spans):
         prefix_losses = []
         for k, (ids, probs) in enumerate(zip(cont.target_ids, cont.target_probs)):
-            prefix_losses.append(prefix_kl(
-                logits[row, prompt_length - 1 + k][None], torch.as_tensor(ids, device=device)[None],
-                torch.as_tensor(probs, dtype=torch.float32, device=device)[None], tau, epsilon))
+            prefix_losses.append(
+                prefix_kl(
+                    logits[row, prompt_length - 1 + k][None],
+                    torch.as_tensor(ids, device=device)[None],
+                    torch.as_tensor(probs, dtype=torch.float32, device=device)[None],
+                    tau,
+                    epsilon,
+                )
+            )
         losses.append(torch.cat(prefix_losses).mean())
     return torch.stack(losses)

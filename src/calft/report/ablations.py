@@ -20,32 +20,45 @@ def construction_cost_table(cost: pd.DataFrame, reference: tuple[int, int]) -> p
     """Table 24: per grid point, mean output-space and trie construction time per prompt and the
     worst per-prompt tracemalloc peak of each; the evaluation reference's row marked."""
     grouped = cost.groupby(["decimals", "max_bins"], sort=True)
-    table = pd.DataFrame({
-        "prompts": grouped.size(),
-        "mean outputs": grouped.outputs.mean().round(1),
-        "mean trie nodes": grouped.trie_nodes.mean().round(1),
-        "output space ms/prompt": (1000 * grouped.space_seconds.mean()).round(3),
-        "trie ms/prompt": (1000 * grouped.trie_seconds.mean()).round(3),
-        "output space peak MiB": (grouped.space_peak_bytes.max() / MIB).round(2),
-        "trie peak MiB": (grouped.trie_peak_bytes.max() / MIB).round(2),
-    })
+    table = pd.DataFrame(
+        {
+            "prompts": grouped.size(),
+            "mean outputs": grouped.outputs.mean().round(1),
+            "mean trie nodes": grouped.trie_nodes.mean().round(1),
+            "output space ms/prompt": (1000 * grouped.space_seconds.mean()).round(3),
+            "trie ms/prompt": (1000 * grouped.trie_seconds.mean()).round(3),
+            "output space peak MiB": (grouped.space_peak_bytes.max() / MIB).round(2),
+            "trie peak MiB": (grouped.trie_peak_bytes.max() / MIB).round(2),
+        }
+    )
     table["row"] = ["evaluation reference" if key == reference else "" for key in table.index]
     return table.reset_index()
 
 
-def variant_table(summary: pd.DataFrame, runs: list, method: str, models: list[str],
-                  prompt_sets: list[str]) -> pd.DataFrame:
+def variant_table(
+    summary: pd.DataFrame, runs: list, method: str, models: list[str], prompt_sets: list[str]
+) -> pd.DataFrame:
     """Table 25 (soft) or 26 (hard): a row per run of `method` (its settings), a column per model and
     prompt set with the family-median normalized W1; '' marks no run of that model."""
     draws = METHODS[method].training.draws_label
     rows = []
     for run in (run for run in runs if run.method == method):
-        row = {"variant": run.variant or FINAL, "d": run.decimals, "max bins": run.max_bins,
-               draws: run.draws_per_prompt, "epochs": run.epochs, "total draws": run.draws_per_prompt * run.epochs}
+        row = {
+            "variant": run.variant or FINAL,
+            "d": run.decimals,
+            "max bins": run.max_bins,
+            draws: run.draws_per_prompt,
+            "epochs": run.epochs,
+            "total draws": run.draws_per_prompt * run.epochs,
+        }
         for model in models:
             for prompt_set in prompt_sets:
-                match = summary[(summary.model == model) & (summary.method == method)
-                                & (summary.variant == run.variant) & (summary.prompt_set == prompt_set)]
+                match = summary[
+                    (summary.model == model)
+                    & (summary.method == method)
+                    & (summary.variant == run.variant)
+                    & (summary.prompt_set == prompt_set)
+                ]
                 row[f"{model} {prompt_set} W1"] = match.normalized_w1.iloc[0] if len(match) else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
@@ -53,5 +66,7 @@ def variant_table(summary: pd.DataFrame, runs: list, method: str, models: list[s
 
 def variant_title(method: str, table_number: int, prompt_sets: list[str], reference: str) -> str:
     sets = ", ".join(SET_TITLES.get(s, s) for s in prompt_sets)
-    return (f"Table {table_number}: {method}-target training variants, family-median normalized W1 "
-            f"({sets}) against the evaluation reference {reference}")
+    return (
+        f"Table {table_number}: {method}-target training variants, family-median normalized W1 "
+        f"({sets}) against the evaluation reference {reference}"
+    )

@@ -34,14 +34,17 @@ def summary(per_prompt: pd.DataFrame) -> pd.DataFrame:
     keys = ["prompt_set", "model", "method"] + (["variant"] if "variant" in per_prompt else [])
     rows = []
     for values, group in per_prompt.groupby(keys, sort=False):
-        rows.append({
-            **dict(zip(keys, values)),
-            "normalized_w1": family_median(group, "normalized_w1"),
-            "logit_kl": family_mean(group, "logit_kl"),
-            "logit_kl_exact": family_mean(group, "logit_kl_exact"),
-            "valid_rate": family_mean(group, "valid_rate"),
-            "families": group["family"].nunique(), "prompts": len(group),
-        })
+        rows.append(
+            {
+                **dict(zip(keys, values)),
+                "normalized_w1": family_median(group, "normalized_w1"),
+                "logit_kl": family_mean(group, "logit_kl"),
+                "logit_kl_exact": family_mean(group, "logit_kl_exact"),
+                "valid_rate": family_mean(group, "valid_rate"),
+                "families": group["family"].nunique(),
+                "prompts": len(group),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -79,10 +82,17 @@ def open_ended_counts(rows: pd.DataFrame) -> pd.DataFrame:
     for method in [m for m in MAIN if m != "base" and m in set(rows.method)]:
         tuned = rows[rows.method == method].set_index(["model", "prompt_index"])
         for measure in ("support_size", "unique_fraction"):
-            pairs = pd.concat([base[measure].rename("base"), tuned[measure].rename("tuned")], axis=1,
-                              join="inner").dropna()
-            counts.append({"method": method, "measure": measure, "pairs": len(pairs),
-                           "higher": int((pairs.tuned > pairs.base).sum()),
-                           "equal": int((pairs.tuned == pairs.base).sum()),
-                           "lower": int((pairs.tuned < pairs.base).sum())})
+            pairs = pd.concat(
+                [base[measure].rename("base"), tuned[measure].rename("tuned")], axis=1, join="inner"
+            ).dropna()
+            counts.append(
+                {
+                    "method": method,
+                    "measure": measure,
+                    "pairs": len(pairs),
+                    "higher": int((pairs.tuned > pairs.base).sum()),
+                    "equal": int((pairs.tuned == pairs.base).sum()),
+                    "lower": int((pairs.tuned < pairs.base).sum()),
+                }
+            )
     return pd.DataFrame(counts, columns=["method", "measure", "pairs", "higher", "equal", "lower"])

@@ -15,8 +15,21 @@ from calft.methods import METHODS
 from calft.targets.families import FAMILIES
 from calft.targets.prompts import SELECTED, TEST_GRIDS, TRAIN_GRIDS
 
-SHARED = ["lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "learning_rate", "weight_decay",
-          "warmup_ratio", "global_batch_size", "per_device_batch_size", "seed", "order", "distributed", "gpus"]
+SHARED = [
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+    "learning_rate",
+    "weight_decay",
+    "warmup_ratio",
+    "global_batch_size",
+    "per_device_batch_size",
+    "seed",
+    "order",
+    "distributed",
+    "gpus",
+]
 
 
 def _values(items) -> str:
@@ -28,23 +41,30 @@ def _values(items) -> str:
 def hyperparameter_tables(records: dict[tuple[str, str], dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tables 3 and 4 from the training logs' records ((model, method) -> provenance config): the
     shared settings (one column), and per trained method its targets and schedule."""
-    shared = pd.DataFrame({"hyperparameter": SHARED,
-                           "value": [_values(r["training"][key] for r in records.values()) for key in SHARED]})
+    shared = pd.DataFrame(
+        {"hyperparameter": SHARED, "value": [_values(r["training"][key] for r in records.values()) for key in SHARED]}
+    )
     methods = list(dict.fromkeys(method for _, method in records))
-    def scheduled(setting: str, when=lambda training: True):
-        return lambda r, m: (METHODS[m].training.schedule(r["training"])[setting] if when(METHODS[m].training)
-                             else "—")
 
-    rows = {"training decimals": lambda r, m: r["targets"]["decimals"],
-            "training max bins": lambda r, m: r["targets"]["max_bins"],
-            "epochs": scheduled("epochs"),
-            "draws per prompt per epoch": scheduled("draws_per_prompt"),
-            "group size (one prompt forward)": scheduled("group_size"),
-            "tau": scheduled("tau", lambda training: training.smoothed),
-            "epsilon": scheduled("epsilon", lambda training: training.smoothed)}
-    specific = pd.DataFrame({"hyperparameter": list(rows)} | {
-        method: [_values(read(r, method) for (_, m), r in records.items() if m == method) for read in rows.values()]
-        for method in methods})
+    def scheduled(setting: str, when=lambda training: True):
+        return lambda r, m: METHODS[m].training.schedule(r["training"])[setting] if when(METHODS[m].training) else "—"
+
+    rows = {
+        "training decimals": lambda r, m: r["targets"]["decimals"],
+        "training max bins": lambda r, m: r["targets"]["max_bins"],
+        "epochs": scheduled("epochs"),
+        "draws per prompt per epoch": scheduled("draws_per_prompt"),
+        "group size (one prompt forward)": scheduled("group_size"),
+        "tau": scheduled("tau", lambda training: training.smoothed),
+        "epsilon": scheduled("epsilon", lambda training: training.smoothed),
+    }
+    specific = pd.DataFrame(
+        {"hyperparameter": list(rows)}
+        | {
+            method: [_values(read(r, method) for (_, m), r in records.items() if m == method) for read in rows.values()]
+            for method in methods
+        }
+    )
     return shared, specific
 
 
@@ -63,12 +83,18 @@ def families_table() -> pd.DataFrame:
     and the evaluation prompts' parameters; the held-out (OOD) families marked."""
     rows = []
     for family_id, family in FAMILIES.items():
-        rows.append({"family": family.display, "id": family_id, "scipy": family.scipy_name,
-                     "kind": "integer" if family.integer else "continuous",
-                     "split": "held out (OOD)" if family.held_out else "seen",
-                     "training region": "—" if family.held_out else _grid_text(TRAIN_GRIDS[family_id]),
-                     "test grid": _grid_text(TEST_GRIDS[family_id]),
-                     "evaluation prompts": " | ".join(json.dumps(row) for row in SELECTED[family_id])})
+        rows.append(
+            {
+                "family": family.display,
+                "id": family_id,
+                "scipy": family.scipy_name,
+                "kind": "integer" if family.integer else "continuous",
+                "split": "held out (OOD)" if family.held_out else "seen",
+                "training region": "—" if family.held_out else _grid_text(TRAIN_GRIDS[family_id]),
+                "test grid": _grid_text(TEST_GRIDS[family_id]),
+                "evaluation prompts": " | ".join(json.dumps(row) for row in SELECTED[family_id]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -81,13 +107,24 @@ def training_cost(logs: dict[tuple[str, str], tuple[pd.DataFrame, dict]]) -> pd.
         device = record.get("device") or {"type": "unknown", "name": "not recorded", "processes": 1}
         minutes = float(log.seconds.sum()) / 60
         gpus = device["processes"] if device["type"] == "cuda" else 0
-        rows.append({"model": model, "method": method, "minutes": minutes, "gpu_hours": minutes * gpus / 60,
-                     "device": f"{device['processes']} x {device['name']}"})
+        rows.append(
+            {
+                "model": model,
+                "method": method,
+                "minutes": minutes,
+                "gpu_hours": minutes * gpus / 60,
+                "device": f"{device['processes']} x {device['name']}",
+            }
+        )
     runs = pd.DataFrame(rows)
     summary = runs.groupby("method", sort=False).agg(
-        runs=("minutes", "size"), min_minutes=("minutes", "min"), median_minutes=("minutes", "median"),
-        max_minutes=("minutes", "max"), gpu_hours=("gpu_hours", "sum"),
-        devices=("device", lambda d: ", ".join(dict.fromkeys(d))))
+        runs=("minutes", "size"),
+        min_minutes=("minutes", "min"),
+        median_minutes=("minutes", "median"),
+        max_minutes=("minutes", "max"),
+        gpu_hours=("gpu_hours", "sum"),
+        devices=("device", lambda d: ", ".join(dict.fromkeys(d))),
+    )
     return summary.reset_index().round({"min_minutes": 3, "median_minutes": 3, "max_minutes": 3, "gpu_hours": 3})
 
 
@@ -99,11 +136,19 @@ def stage_wallclock(benchmarks: str | Path) -> pd.DataFrame:
         table = pd.read_csv(path, sep="\t")
         if {"s", "cpu_time"} <= set(table.columns) and len(table):
             parts = path.relative_to(benchmarks).parts
-            rows.append({"stage": parts[0] if len(parts) > 1 else path.stem, "s": float(table.s.iloc[-1]),
-                         "cpu_s": float(table.cpu_time.iloc[-1])})
+            rows.append(
+                {
+                    "stage": parts[0] if len(parts) > 1 else path.stem,
+                    "s": float(table.s.iloc[-1]),
+                    "cpu_s": float(table.cpu_time.iloc[-1]),
+                }
+            )
     if not rows:
         return pd.DataFrame(columns=["stage", "jobs", "wall_hours", "cpu_hours"])
-    jobs = pd.DataFrame(rows).groupby("stage", sort=True).agg(jobs=("s", "size"), wall_hours=("s", "sum"),
-                                                               cpu_hours=("cpu_s", "sum"))
+    jobs = (
+        pd.DataFrame(rows)
+        .groupby("stage", sort=True)
+        .agg(jobs=("s", "size"), wall_hours=("s", "sum"), cpu_hours=("cpu_s", "sum"))
+    )
     jobs[["wall_hours", "cpu_hours"]] = (jobs[["wall_hours", "cpu_hours"]] / 3600).round(4)
     return jobs.reset_index()

@@ -69,26 +69,48 @@ def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, 
             table, columns = report.task_table(retention_rows, models)
             _write_table(tables, "retention_tasks", table, columns, "Retention per task (Table 21)")
             table, columns = report.model_mean_table(retention_rows, "task", columns)
-            _write_table(tables, "table21_retention_tasks_model_mean", table, columns,
-                         "Retention per task, mean over the models (Table 21, right)")
+            _write_table(
+                tables,
+                "table21_retention_tasks_model_mean",
+                table,
+                columns,
+                "Retention per task, mean over the models (Table 21, right)",
+            )
             label = report.retention_score_label(retention_rows)
             score = "gpirt" if label == "gp-IRT" else "accuracy"
             with artifacts.atomic_path(figures / "figure11_retention_per_task.png", "report") as path:
-                plots.figure_panels(retention_rows[["task", "model", "method", score]].set_axis(
-                    ["panel", "model", "method", "value"], axis=1), f"{label} (higher is better)",
-                    "Retention per task (Figure 11)", False, path)
+                plots.figure_panels(
+                    retention_rows[["task", "model", "method", score]].set_axis(
+                        ["panel", "model", "method", "value"], axis=1
+                    ),
+                    f"{label} (higher is better)",
+                    "Retention per task (Figure 11)",
+                    False,
+                    path,
+                )
         if perplexity:
             table, columns = report.slice_table(perplexity_rows, models)
             _write_table(tables, "perplexity_slices", table, columns, "PALOMA perplexity per slice (Tables 22-23)")
             table, columns = report.model_mean_table(perplexity_rows, "slice", columns)
-            _write_table(tables, "table23_perplexity_slices_model_mean", table, columns,
-                         "PALOMA per slice, mean over the models (Table 23)")
+            _write_table(
+                tables,
+                "table23_perplexity_slices_model_mean",
+                table,
+                columns,
+                "PALOMA per slice, mean over the models (Table 23)",
+            )
             for number, measure in ((12, "perplexity"), (13, "bits_per_byte")):
                 name = "paloma_perplexity" if measure == "perplexity" else "paloma_bits_per_byte"
                 with artifacts.atomic_path(figures / f"figure{number}_{name}.png", "report") as path:
-                    plots.figure_panels(perplexity_rows[["slice", "model", "method", measure]].set_axis(
-                        ["panel", "model", "method", "value"], axis=1), plots.METRIC_LABELS[measure],
-                        f"PALOMA {measure.replace('_', ' ')} per slice (Figure {number})", False, path)
+                    plots.figure_panels(
+                        perplexity_rows[["slice", "model", "method", measure]].set_axis(
+                            ["panel", "model", "method", "value"], axis=1
+                        ),
+                        plots.METRIC_LABELS[measure],
+                        f"PALOMA {measure.replace('_', ' ')} per slice (Figure {number})",
+                        False,
+                        path,
+                    )
 
     if selection.transfer:
         table, columns = report.transfer_table(transfer, models)
@@ -111,8 +133,12 @@ def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, 
         if "ssot" in samples:
             compared = {method: samples[method] for method in ("base", "ssot", "soft") if method in samples}
             with artifacts.atomic_path(figures / f"figure8_ood_samples_ssot_{model}.png", "report") as path:
-                plots.figure_ood_samples(compared, ood_prompts.astype(str), f"{model}: OOD samples of the base model, "
-                                         "its SSOT prompting and the soft adapter (Figure 8)", path)
+                plots.figure_ood_samples(
+                    compared,
+                    ood_prompts.astype(str),
+                    f"{model}: OOD samples of the base model, its SSOT prompting and the soft adapter (Figure 8)",
+                    path,
+                )
     if selection.open_ended:
         _open_ended_items(inputs, models, tables, figures)
     _appendix_tables(inputs, Path(results) / "benchmarks", tables)
@@ -138,8 +164,14 @@ def _open_ended_items(inputs: dict, models: list[str], tables: Path, figures: Pa
     from calft.report import figures as plots
     from calft.report import tables as report
 
-    rows = pd.concat([report.read(path, "open_ended").assign(model=model, method=method)
-                      for (model, method), path in inputs["open_ended"].items() if method in MAIN], ignore_index=True)
+    rows = pd.concat(
+        [
+            report.read(path, "open_ended").assign(model=model, method=method)
+            for (model, method), path in inputs["open_ended"].items()
+            if method in MAIN
+        ],
+        ignore_index=True,
+    )
     if (rows.method != "base").any():
         counts = aggregates.open_ended_counts(rows)
         title = "Open-ended prompts that fine-tuning widened, kept or narrowed against base (Appendix D.4)"
@@ -149,8 +181,11 @@ def _open_ended_items(inputs: dict, models: list[str], tables: Path, figures: Pa
     texts = dict(zip(rows.prompt_index, rows.prompt))  # the prompts as the results record them
     index_of = dict(zip(rows.category, rows.prompt_index))
     for model in models:
-        samples = {method: report.read(path, "open_ended_samples")
-                   for (sample_model, method), path in inputs["open_ended_samples"].items() if sample_model == model}
+        samples = {
+            method: report.read(path, "open_ended_samples")
+            for (sample_model, method), path in inputs["open_ended_samples"].items()
+            if sample_model == model
+        }
         sampled = sorted(set.intersection(*(set(frame.prompt_index) for frame in samples.values()))) if samples else []
         chosen = [index_of[c] for c in FIGURE10_PROMPTS if index_of.get(c) in sampled] or sampled[:3]
         with artifacts.atomic_path(figures / f"figure10_open_ended_frequencies_{model}.png", "report") as path:
@@ -163,8 +198,13 @@ def _novelty_cases(inputs: dict, methods: list[str], tables: Path) -> None:
     from calft.report import tables as report
 
     paths = inputs["noveltybench_generations"]
-    generations = pd.concat([report.read(path, "noveltybench_generations").assign(model=model, method=method)
-                             for (model, method), path in paths.items()], ignore_index=True)
+    generations = pd.concat(
+        [
+            report.read(path, "noveltybench_generations").assign(model=model, method=method)
+            for (model, method), path in paths.items()
+        ],
+        ignore_index=True,
+    )
     patience = {key: artifacts.read_provenance(path)["config"]["settings"]["patience"] for key, path in paths.items()}
     scores = novelty_cases.prompt_scores(generations, patience)
     shown = [method for method in MAIN if method in methods]
@@ -183,20 +223,33 @@ def _appendix_tables(inputs: dict, benchmarks: Path, tables: Path) -> None:
         _write_flat_table(tables, name, table, title)
 
     if inputs["train_log"]:
-        logs = {key: (artifacts.read_table(path, "train_log").to_pandas(), artifacts.read_provenance(path)["config"])
-                for key, path in inputs["train_log"].items()}
+        logs = {
+            key: (artifacts.read_table(path, "train_log").to_pandas(), artifacts.read_provenance(path)["config"])
+            for key, path in inputs["train_log"].items()
+        }
         shared, specific = appendix.hyperparameter_tables({key: record for key, (_, record) in logs.items()})
-        write("table3_shared_hyperparameters", shared, "Shared hyperparameters, as the training logs record them (Table 3)")
+        write(
+            "table3_shared_hyperparameters",
+            shared,
+            "Shared hyperparameters, as the training logs record them (Table 3)",
+        )
         write("table4_method_hyperparameters", specific, "Method-specific hyperparameters (Table 4)")
-        write("appendix_b1_training_cost", appendix.training_cost(logs),
-              "Training cost per method: optimizer-loop minutes and GPU-hours (Appendix B.1)")
+        write(
+            "appendix_b1_training_cost",
+            appendix.training_cost(logs),
+            "Training cost per method: optimizer-loop minutes and GPU-hours (Appendix B.1)",
+        )
     write("table5_families", appendix.families_table(), "The 30 distribution families (Table 5)")
-    write("appendix_b1_stage_wallclock", appendix.stage_wallclock(benchmarks),
-          "Wall-clock per workflow stage, summed over its jobs, from Snakemake's benchmark files (Appendix B.1)")
+    write(
+        "appendix_b1_stage_wallclock",
+        appendix.stage_wallclock(benchmarks),
+        "Wall-clock per workflow stage, summed over its jobs, from Snakemake's benchmark files (Appendix B.1)",
+    )
 
 
-def aggregate_ablations(settings: AblationSelection, results: str, construction_cost: str, ood_targets: str | None,
-                        output: str) -> None:
+def aggregate_ablations(
+    settings: AblationSelection, results: str, construction_cost: str, ood_targets: str | None, output: str
+) -> None:
     """Tables 24-26 and Figure 14 from the construction-cost parquet and the variants' scores."""
     from calft.report import ablations
     from calft.report import tables as report
@@ -217,11 +270,17 @@ def aggregate_ablations(settings: AblationSelection, results: str, construction_
     _write_flat_table(folder, "table24_construction_cost", table, title, note)
     for method in settings.methods:
         number = layout.TABLE_OF_METHOD[method]
-        table = ablations.variant_table(aggregates.summary(rows), settings.rows, method, settings.models,
-                                        settings.prompt_sets)
+        table = ablations.variant_table(
+            aggregates.summary(rows), settings.rows, method, settings.models, settings.prompt_sets
+        )
         title = ablations.variant_title(method, number, settings.prompt_sets, rows.reference.iloc[0])
-        _write_flat_table(folder, f"table{number}_{method}_ablation", table, title,
-                              "★ = the final setting; bold = the best per model and split; — = undefined")
+        _write_flat_table(
+            folder,
+            f"table{number}_{method}_ablation",
+            table,
+            title,
+            "★ = the final setting; bold = the best per model and split; — = undefined",
+        )
     if settings.soft_models and ood_targets:
         _figure14(settings, inputs, ood_targets, folder)
     log(f"wrote Tables 24-26 and Figure 14 to {folder}")

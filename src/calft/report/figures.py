@@ -30,21 +30,38 @@ def _method_handles(methods, undefined: bool = False) -> list:
 
     handles = [Patch(color=METHODS[method].color, label=method) for method in methods]
     if undefined:
-        handles.append(Line2D([], [], color="black", marker="x", linestyle="none",
-                              label="undefined (a family has no finite value)"))
+        handles.append(
+            Line2D(
+                [], [], color="black", marker="x", linestyle="none", label="undefined (a family has no finite value)"
+            )
+        )
     return handles
 
 
-METRIC_LABELS = {"normalized_w1": "normalized W1 (lower is better)", "logit_kl": "logit KL (lower is better)",
-                 "valid_rate": "valid rate (higher is better)", "perplexity": "perplexity (lower is better)",
-                 "bits_per_byte": "bits per byte (lower is better)"}
+METRIC_LABELS = {
+    "normalized_w1": "normalized W1 (lower is better)",
+    "logit_kl": "logit KL (lower is better)",
+    "valid_rate": "valid rate (higher is better)",
+    "perplexity": "perplexity (lower is better)",
+    "bits_per_byte": "bits per byte (lower is better)",
+}
 
 
 def _mark_undefined(ax, x: float, color: str) -> None:
     """An undefined value: a cross on the axis and the word, never a bar."""
     ax.plot(x, 0, marker="x", color=color, markersize=8, clip_on=False, transform=ax.get_xaxis_transform())
-    ax.annotate("undefined", (x, 0), xycoords=("data", "axes fraction"), xytext=(0, 6), textcoords="offset points",
-                rotation=90, ha="center", va="bottom", fontsize=7, color=color)
+    ax.annotate(
+        "undefined",
+        (x, 0),
+        xycoords=("data", "axes fraction"),
+        xytext=(0, 6),
+        textcoords="offset points",
+        rotation=90,
+        ha="center",
+        va="bottom",
+        fontsize=7,
+        color=color,
+    )
 
 
 def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], path: Path) -> None:
@@ -104,8 +121,13 @@ def figure_per_family(per_prompt: pd.DataFrame, prompt_set: str, metric: str, pa
     """Figures 4-7: one panel per distribution (family), base, soft and hard across the models."""
     statistic = "median over its prompts" if metric == "normalized_w1" else "mean over its prompts"
     title = f"Per distribution ({statistic}), {SET_TITLES.get(prompt_set, prompt_set)}"
-    figure_panels(per_family_values(per_prompt, prompt_set, metric).rename(columns={"family": "panel", metric: "value"}),
-                  METRIC_LABELS[metric], title, metric != "valid_rate", path)
+    figure_panels(
+        per_family_values(per_prompt, prompt_set, metric).rename(columns={"family": "panel", metric: "value"}),
+        METRIC_LABELS[metric],
+        title,
+        metric != "valid_rate",
+        path,
+    )
 
 
 def figure_panels(values: pd.DataFrame, label: str, title: str, log: bool, path: Path) -> None:
@@ -119,8 +141,9 @@ def figure_panels(values: pd.DataFrame, label: str, title: str, log: bool, path:
     rows = -(-len(panels) // columns)
     width = 0.8 / len(MAIN)
     height = 2.9 * rows + 0.8
-    fig, axes = plt.subplots(rows, columns, figsize=(max(2.6, 0.9 * len(models)) * columns, height),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(max(2.6, 0.9 * len(models)) * columns, height), squeeze=False, sharey=True
+    )
     undefined = False
     for ax, panel in zip(axes.ravel(), panels):
         for j, method in enumerate(MAIN):
@@ -136,14 +159,24 @@ def figure_panels(values: pd.DataFrame, label: str, title: str, log: bool, path:
                 shown = min(max(value, low), high)
                 ax.bar(x, shown - (low if log else 0), width, bottom=low if log else 0, color=METHODS[method].color)
                 if value > high:
-                    ax.annotate(f"{value:.2g}", (x, high), xytext=(0, -2), textcoords="offset points", rotation=90,
-                                ha="center", va="top", fontsize=6, color="white", fontweight="bold")
+                    ax.annotate(
+                        f"{value:.2g}",
+                        (x, high),
+                        xytext=(0, -2),
+                        textcoords="offset points",
+                        rotation=90,
+                        ha="center",
+                        va="top",
+                        fontsize=6,
+                        color="white",
+                        fontweight="bold",
+                    )
         ax.set_title(panel, fontsize=9)
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
         ax.set_yscale("log" if log else "linear")
         ax.set_ylim(low, high)
         ax.tick_params(axis="y", labelsize=7)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel(label, fontsize=8)
@@ -154,8 +187,14 @@ def figure_panels(values: pd.DataFrame, label: str, title: str, log: bool, path:
     plt.close(fig)
 
 
-def figure_ood_samples(samples: dict[str, pd.DataFrame], targets: pd.DataFrame, title: str, path: Path,
-                       colors: dict[str, str] | None = None, styles: dict[str, str] | None = None) -> None:
+def figure_ood_samples(
+    samples: dict[str, pd.DataFrame],
+    targets: pd.DataFrame,
+    title: str,
+    path: Path,
+    colors: dict[str, str] | None = None,
+    styles: dict[str, str] | None = None,
+) -> None:
     """Figures 3 and 14: for each OOD prompt, histograms of the valid samples of each series (label ->
     samples; coloured by `colors`, else by method, with line `styles`) over the target law (density,
     or probability mass for integer families)."""
@@ -189,13 +228,19 @@ def figure_ood_samples(samples: dict[str, pd.DataFrame], targets: pd.DataFrame, 
             values = values[(values >= low) & (values <= high)]
             if len(values):
                 bins = np.arange(np.floor(low) - 0.5, np.ceil(high) + 1) if family.integer else 30
-                heights, _, _ = ax.hist(values, bins=bins, density=True, histtype="step", color=colors[method],
-                                        linestyle=styles.get(method, "-"))
+                heights, _, _ = ax.hist(
+                    values,
+                    bins=bins,
+                    density=True,
+                    histtype="step",
+                    color=colors[method],
+                    linestyle=styles.get(method, "-"),
+                )
                 top = max(top, float(np.percentile(heights, 95)))
         ax.set_ylim(0, 1.3 * top)
         ax.set_title(prompt.prompt_id, fontsize=7)
         ax.tick_params(labelsize=6)
-    for ax in axes.ravel()[len(prompts):]:
+    for ax in axes.ravel()[len(prompts) :]:
         ax.axis("off")
     target = Line2D([], [], color="black", label="target law")
     series = [Line2D([], [], color=colors[label], linestyle=styles.get(label, "-"), label=label) for label in samples]
@@ -206,10 +251,10 @@ def figure_ood_samples(samples: dict[str, pd.DataFrame], targets: pd.DataFrame, 
     plt.close(fig)
 
 
-
-
-OPEN_ENDED_MEASURES = {"support_size": "top-90% first-token support (higher: broader)",
-                       "unique_fraction": "unique answers, fraction (higher: more diverse)"}
+OPEN_ENDED_MEASURES = {
+    "support_size": "top-90% first-token support (higher: broader)",
+    "unique_fraction": "unique answers, fraction (higher: more diverse)",
+}
 
 
 def figure_open_ended_per_prompt(rows: pd.DataFrame, path: Path) -> None:
@@ -241,8 +286,9 @@ def figure_open_ended_per_prompt(rows: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def figure_open_ended_frequencies(samples: dict[str, pd.DataFrame], prompts: dict[int, str], model: str,
-                                  path: Path, top: int = 10) -> None:
+def figure_open_ended_frequencies(
+    samples: dict[str, pd.DataFrame], prompts: dict[int, str], model: str, path: Path, top: int = 10
+) -> None:
     """Figure 10: for each of `prompts` (index -> text), the frequency of its most frequent answers
     under each method (method -> open_ended_samples rows), the answers pooled over the methods."""
     plt = _pyplot()
@@ -250,8 +296,9 @@ def figure_open_ended_frequencies(samples: dict[str, pd.DataFrame], prompts: dic
     fig, axes = plt.subplots(1, len(prompts), figsize=(4.6 * len(prompts), 4.2), squeeze=False)
     methods = [m for m in MAIN if m in samples]
     for ax, (index, text) in zip(axes[0], prompts.items()):
-        counts = {m: samples[m][samples[m].prompt_index == index].normalized.value_counts(normalize=True)
-                  for m in methods}
+        counts = {
+            m: samples[m][samples[m].prompt_index == index].normalized.value_counts(normalize=True) for m in methods
+        }
         pooled = pd.concat([pd.Series(dtype=float), *counts.values()], axis=1).fillna(0).sum(axis=1)
         pooled = pooled.sort_values(ascending=False)
         answers = [a for a in pooled.index[:top]]

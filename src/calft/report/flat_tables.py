@@ -46,16 +46,28 @@ def _rows(table: pd.DataFrame, bold, marked: str) -> list[list[str]]:
 
 
 def to_markdown(table: pd.DataFrame, title: str, note: str = "") -> str:
-    lines = [f"**{title}**" + (f" ({note})" if note else ""), "", "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines = [
+        f"**{title}**" + (f" ({note})" if note else ""),
+        "",
+        "| " + " | ".join(table.columns) + " |",
+        "|" + "---|" * len(table.columns),
+    ]
     lines += ["| " + " | ".join(cells) + " |" for cells in _rows(table, lambda t: f"**{t}**", lambda t: f"{t} ★")]
     return "\n".join(lines) + "\n"
 
 
 def to_latex(table: pd.DataFrame, title: str, note: str = "") -> str:
     escape = lambda text: text.replace("—", "--").replace("_", r"\_").replace("%", r"\%")  # noqa: E731
-    lines = [rf"% {title}" + (f" ({note})" if note else ""), rf"\begin{{tabular}}{{{'l' + 'c' * (len(table.columns) - 1)}}}", r"\toprule",
-             " & ".join(escape(c) for c in table.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(escape(c) for c in cells) + r" \\"
-              for cells in _rows(table, lambda t: rf"\textbf{{{t}}}", lambda t: rf"\rowcolor{{green!15}}{t}")]
+    lines = [
+        rf"% {title}" + (f" ({note})" if note else ""),
+        rf"\begin{{tabular}}{{{'l' + 'c' * (len(table.columns) - 1)}}}",
+        r"\toprule",
+        " & ".join(escape(c) for c in table.columns) + r" \\",
+        r"\midrule",
+    ]
+    lines += [
+        " & ".join(escape(c) for c in cells) + r" \\"
+        for cells in _rows(table, lambda t: rf"\textbf{{{t}}}", lambda t: rf"\rowcolor{{green!15}}{t}")
+    ]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

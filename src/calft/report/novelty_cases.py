@@ -29,13 +29,21 @@ def prompt_scores(generations: pd.DataFrame, patience: dict[tuple[str, str], flo
     """Per (model, method, split, prompt): category, prompt, distinct and utility; `patience` by
     (model, method), as each run recorded it."""
     rows = []
-    for (model, method, split, index), group in generations.groupby(["model", "method", "split", "prompt_index"],
-                                                                    sort=False):
-        rows.append({"model": model, "method": method, "split": split, "prompt_index": index,
-                     "category": group.category.iloc[0], "prompt": group.prompt.iloc[0],
-                     "distinct": group.partition.nunique(),
-                     "utility": novelty_utility(group.rating.to_numpy(), group.partition.tolist(),
-                                                patience[model, method])})
+    for (model, method, split, index), group in generations.groupby(
+        ["model", "method", "split", "prompt_index"], sort=False
+    ):
+        rows.append(
+            {
+                "model": model,
+                "method": method,
+                "split": split,
+                "prompt_index": index,
+                "category": group.category.iloc[0],
+                "prompt": group.prompt.iloc[0],
+                "distinct": group.partition.nunique(),
+                "utility": novelty_utility(group.rating.to_numpy(), group.partition.tolist(), patience[model, method]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -74,30 +82,66 @@ def case_rows(generations: pd.DataFrame, scores: pd.DataFrame, cases: list[tuple
     rows = []
     for number, (model, split, index) in enumerate(cases, 1):
         for method in methods:
-            score = scores[(scores.model == model) & (scores.method == method) & (scores.split == split)
-                           & (scores.prompt_index == index)]
-            group = generations[(generations.model == model) & (generations.method == method)
-                                & (generations.split == split) & (generations.prompt_index == index)]
+            score = scores[
+                (scores.model == model)
+                & (scores.method == method)
+                & (scores.split == split)
+                & (scores.prompt_index == index)
+            ]
+            group = generations[
+                (generations.model == model)
+                & (generations.method == method)
+                & (generations.split == split)
+                & (generations.prompt_index == index)
+            ]
             if score.empty:
                 continue
             sizes = group.partition.value_counts()
-            top = group[group.representative].sort_values(["rating", "partition"], ascending=[False, True],
-                                                          kind="stable").head(TOP_PARTITIONS)
+            top = (
+                group[group.representative]
+                .sort_values(["rating", "partition"], ascending=[False, True], kind="stable")
+                .head(TOP_PARTITIONS)
+            )
             for rank, (_, row) in enumerate(top.iterrows(), 1):
-                rows.append({"case": number, "model": model, "split": split, "prompt_index": index,
-                             "category": score.category.iloc[0], "prompt": score.prompt.iloc[0], "method": method,
-                             "distinct": int(score.distinct.iloc[0]), "utility": float(score.utility.iloc[0]),
-                             "rank": rank, "representative": row.text, "rating": int(row.rating),
-                             "partition_size": int(sizes[row.partition])})
-    columns = ["case", "model", "split", "prompt_index", "category", "prompt", "method", "distinct", "utility", "rank",
-               "representative", "rating", "partition_size"]
+                rows.append(
+                    {
+                        "case": number,
+                        "model": model,
+                        "split": split,
+                        "prompt_index": index,
+                        "category": score.category.iloc[0],
+                        "prompt": score.prompt.iloc[0],
+                        "method": method,
+                        "distinct": int(score.distinct.iloc[0]),
+                        "utility": float(score.utility.iloc[0]),
+                        "rank": rank,
+                        "representative": row.text,
+                        "rating": int(row.rating),
+                        "partition_size": int(sizes[row.partition]),
+                    }
+                )
+    columns = [
+        "case",
+        "model",
+        "split",
+        "prompt_index",
+        "category",
+        "prompt",
+        "method",
+        "distinct",
+        "utility",
+        "rank",
+        "representative",
+        "rating",
+        "partition_size",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
 def _short(text: str, limit: int = 120) -> str:
     """One line, at most `limit` characters (an ellipsis marks the cut)."""
     text = re.sub(r"\s+", " ", str(text)).strip()
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _case_grid(rows: pd.DataFrame) -> tuple[list[str], list[str], list[list[str]]]:
@@ -111,8 +155,12 @@ def _case_grid(rows: pd.DataFrame) -> tuple[list[str], list[str], list[list[str]
         cells = []
         for method in methods:
             match = rows[(rows.method == method) & (rows["rank"] == rank)]
-            cells.append("" if match.empty else f"{_short(match.representative.iloc[0])} "
-                         f"(rating {match.rating.iloc[0]}, ×{match.partition_size.iloc[0]})")
+            cells.append(
+                ""
+                if match.empty
+                else f"{_short(match.representative.iloc[0])} "
+                f"(rating {match.rating.iloc[0]}, ×{match.partition_size.iloc[0]})"
+            )
         grid.append(cells)
     return methods, ["prompt", *[str(rank) for rank in range(1, len(grid))]], grid
 
@@ -120,28 +168,47 @@ def _case_grid(rows: pd.DataFrame) -> tuple[list[str], list[str], list[list[str]
 def _caption(regime: str, number: int, rows: pd.DataFrame) -> str:
     first = rows.iloc[0]
     category = f" ({first.category})" if isinstance(first.category, str) else ""
-    return (f"Table {REGIMES[regime][0] + number - 1}: {first.model}{category}, {first.split} prompt "
-            f"{first.prompt_index}. Prompt: {_short(first.prompt, 300)}")
+    return (
+        f"Table {REGIMES[regime][0] + number - 1}: {first.model}{category}, {first.split} prompt "
+        f"{first.prompt_index}. Prompt: {_short(first.prompt, 300)}"
+    )
 
 
 def to_markdown(cases: pd.DataFrame, regime: str) -> str:
     first_table, shows = REGIMES[regime]
-    lines = [f"**Tables {first_table}-{first_table + 2}: NoveltyBench cases where {shows}** (top "
-             f"{TOP_PARTITIONS} partition representatives per method, by rating; ×n = the partition's size)", ""]
+    lines = [
+        f"**Tables {first_table}-{first_table + 2}: NoveltyBench cases where {shows}** (top "
+        f"{TOP_PARTITIONS} partition representatives per method, by rating; ×n = the partition's size)",
+        "",
+    ]
     if cases.empty:
         return "\n".join(lines + ["No prompt qualifies in this run.", ""])
     escape = lambda text: text.replace("|", r"\|")  # noqa: E731
     for number, rows in cases.groupby("case", sort=True):
         methods, labels, grid = _case_grid(rows)
-        lines += [f"*{escape(_caption(regime, number, rows))}*", "", "| rank | " + " | ".join(methods) + " |",
-                  "|---|" + "---|" * len(methods)]
+        lines += [
+            f"*{escape(_caption(regime, number, rows))}*",
+            "",
+            "| rank | " + " | ".join(methods) + " |",
+            "|---|" + "---|" * len(methods),
+        ]
         lines += ["| " + " | ".join(escape(c) for c in [label, *cells]) + " |" for label, cells in zip(labels, grid)]
         lines.append("")
     return "\n".join(lines)
 
 
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-                 "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -154,9 +221,14 @@ def to_latex(cases: pd.DataFrame, regime: str) -> str:
     for number, rows in cases.groupby("case", sort=True):
         methods, labels, grid = _case_grid(rows)
         column = rf"p{{{0.9 / len(methods):.2f}\linewidth}}"
-        lines += [r"\begin{table}[t]", rf"\caption{{{latex_escape(_caption(regime, number, rows))}}}",
-                  rf"\begin{{tabular}}{{r{column * len(methods)}}}", r"\toprule",
-                  " & ".join(["rank", *methods]) + r" \\", r"\midrule"]
+        lines += [
+            r"\begin{table}[t]",
+            rf"\caption{{{latex_escape(_caption(regime, number, rows))}}}",
+            rf"\begin{{tabular}}{{r{column * len(methods)}}}",
+            r"\toprule",
+            " & ".join(["rank", *methods]) + r" \\",
+            r"\midrule",
+        ]
         lines += [" & ".join(latex_escape(c) for c in [label, *cells]) + r" \\" for label, cells in zip(labels, grid)]
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -86,11 +86,15 @@ class AblationSelection(Section):
         for name in self.methods:
             finals = [run for run in self.rows if run.method == name and not run.variant]
             if len(finals) != 1:
-                problems.append(f"settings.runs: {name} has variants and needs exactly one final run (variant ''), "
-                                f"not {len(finals)}")
+                problems.append(
+                    f"settings.runs: {name} has variants and needs exactly one final run (variant ''), "
+                    f"not {len(finals)}"
+                )
         for run in self.rows:
             unknown = [model for model in run.models if model not in self.models]
             if unknown:
-                problems.append(f"settings.runs: run {run.method}~{run.variant} names model '{unknown[0]}', "
-                                "which is not among settings.models")
+                problems.append(
+                    f"settings.runs: run {run.method}~{run.variant} names model '{unknown[0]}', "
+                    "which is not among settings.models"
+                )
         return problems

@@ -18,8 +18,12 @@ from calft.errors import UserError
 from calft.methods import MAIN
 from calft.report import aggregates
 
-SET_TITLES = {"ood": "held-out (OOD) families", "unseen": "unseen parameters of seen families",
-              "ood-full": "held-out families, full grid", "unseen-full": "unseen parameters, full grid"}
+SET_TITLES = {
+    "ood": "held-out (OOD) families",
+    "unseen": "unseen parameters of seen families",
+    "ood-full": "held-out families, full grid",
+    "unseen-full": "unseen parameters, full grid",
+}
 COLUMNS = [("normalized_w1", "W1 (norm.)", "min"), ("logit_kl", "logit KL", "min"), ("valid_rate", "valid rate", "max")]
 
 
@@ -44,9 +48,11 @@ def check_one_reference(frames: dict[Path, str]) -> str:
         found.setdefault(reference, path)
     if len(found) > 1:
         (first, one), (second, other) = list(found.items())[:2]
-        raise UserError(f"{one} was measured against the reference {first} but {other} against {second}: "
-                        "their numbers cannot share a table (set targets.eval_decimals and eval_max_bins to one "
-                        "reference and rerun the evaluations)")
+        raise UserError(
+            f"{one} was measured against the reference {first} but {other} against {second}: "
+            "their numbers cannot share a table (set targets.eval_decimals and eval_max_bins to one "
+            "reference and rerun the evaluations)"
+        )
     return next(iter(found), "")
 
 
@@ -60,11 +66,15 @@ def load(inputs: dict) -> pd.DataFrame:
         kl = inputs["logit_kl"].get(key)
         if kl is not None:
             frame = frame.drop(columns=["logit_kl", "logit_kl_exact"]).merge(
-                read(kl, "logit_kl")[["prompt_id", "logit_kl", "logit_kl_exact"]], on="prompt_id", how="left")
+                read(kl, "logit_kl")[["prompt_id", "logit_kl", "logit_kl_exact"]], on="prompt_id", how="left"
+            )
             references[kl] = _reference(kl)
         model, method, *variant, prompt_set = key
-        frames.append(frame.assign(model=model, method=method, prompt_set=prompt_set,
-                                   **({"variant": variant[0]} if variant else {})))
+        frames.append(
+            frame.assign(
+                model=model, method=method, prompt_set=prompt_set, **({"variant": variant[0]} if variant else {})
+            )
+        )
     reference = check_one_reference(references)
     return pd.concat(frames, ignore_index=True).assign(reference=reference)
 
@@ -108,8 +118,12 @@ def _headers(table: pd.DataFrame, columns) -> list[str]:
 
 def to_markdown(table: pd.DataFrame, title: str, columns=COLUMNS) -> str:
     headers = _headers(table, columns)
-    lines = [f"**{title}** (best per row in bold; — = undefined)", "",
-             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines = [
+        f"**{title}** (best per row in bold; — = undefined)",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+    ]
     lines += ["| " + " | ".join(cells) + " |" for cells in _cells(table, columns, lambda t: f"**{t}**")]
     return "\n".join(lines) + "\n"
 
@@ -118,18 +132,28 @@ def to_latex(table: pd.DataFrame, title: str, columns=COLUMNS) -> str:
     methods = _methods(table)
     spec = "l" + "c" * len(methods) * len(columns)
     groups = " & ".join(rf"\multicolumn{{{len(methods)}}}{{c}}{{{label}}}" for _, label, _ in columns)
-    lines = [rf"% {title}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", rf"{_headers(table, columns)[0]} & {groups} \\",
-             " & " + " & ".join(methods * len(columns)) + r" \\", r"\midrule"]
-    lines += [" & ".join(c.replace("—", "--").replace("_", r"\_") for c in cells) + r" \\"
-              for cells in _cells(table, columns, lambda t: rf"\textbf{{{t}}}")]
+    lines = [
+        rf"% {title}",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        rf"{_headers(table, columns)[0]} & {groups} \\",
+        " & " + " & ".join(methods * len(columns)) + r" \\",
+        r"\midrule",
+    ]
+    lines += [
+        " & ".join(c.replace("—", "--").replace("_", r"\_") for c in cells) + r" \\"
+        for cells in _cells(table, columns, lambda t: rf"\textbf{{{t}}}")
+    ]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
 def _per_method(inputs: dict, kind: str) -> pd.DataFrame:
     """The rows of each (model, method)'s `kind` file, with those two columns."""
-    return pd.concat([read(path, kind).assign(model=model, method=method)
-                      for (model, method), path in inputs[kind].items()], ignore_index=True)
+    return pd.concat(
+        [read(path, kind).assign(model=model, method=method) for (model, method), path in inputs[kind].items()],
+        ignore_index=True,
+    )
 
 
 def load_retention(inputs: dict) -> pd.DataFrame:
@@ -144,8 +168,9 @@ def load_perplexity(inputs: dict) -> pd.DataFrame:
     return _per_method(inputs, "perplexity")
 
 
-def _wide(rows: pd.DataFrame, index: list[str], values: list[str], order: list,
-          methods: tuple[str, ...] = MAIN) -> pd.DataFrame:
+def _wide(
+    rows: pd.DataFrame, index: list[str], values: list[str], order: list, methods: tuple[str, ...] = MAIN
+) -> pd.DataFrame:
     wide = rows.pivot_table(index=index, columns="method", values=values, aggfunc="first", dropna=False)
     wide = wide.reindex(columns=pd.MultiIndex.from_product([values, methods]))
     return wide.reindex(order)
@@ -177,8 +202,12 @@ def task_table(retention: pd.DataFrame, models: list[str]):
     columns = [("accuracy", "accuracy", "max")]
     if retention_score_label(retention) == "gp-IRT":
         columns.insert(0, ("gpirt", "gp-IRT", "max"))
-    return _wide(retention, ["model", "task"], [c for c, _, _ in columns], pd.MultiIndex.from_tuples(
-        order, names=["model", "task"])), columns
+    return _wide(
+        retention,
+        ["model", "task"],
+        [c for c, _, _ in columns],
+        pd.MultiIndex.from_tuples(order, names=["model", "task"]),
+    ), columns
 
 
 def slice_table(perplexity: pd.DataFrame, models: list[str]):
@@ -186,8 +215,12 @@ def slice_table(perplexity: pd.DataFrame, models: list[str]):
     slices = list(dict.fromkeys(perplexity.slice))
     order = [(m, s) for m in models for s in slices if ((perplexity.model == m) & (perplexity.slice == s)).any()]
     columns = [("perplexity", "perplexity", "min"), ("bits_per_byte", "bits/byte", "min")]
-    return _wide(perplexity, ["model", "slice"], ["perplexity", "bits_per_byte"], pd.MultiIndex.from_tuples(
-        order, names=["model", "slice"])), columns
+    return _wide(
+        perplexity,
+        ["model", "slice"],
+        ["perplexity", "bits_per_byte"],
+        pd.MultiIndex.from_tuples(order, names=["model", "slice"]),
+    ), columns
 
 
 def model_mean_table(rows: pd.DataFrame, key: str, columns):
@@ -210,8 +243,12 @@ def noveltybench_split_table(novelty: pd.DataFrame, models: list[str]):
     splits = list(dict.fromkeys(novelty.split))
     rows = aggregates.with_model_means(novelty, "split", ["mean_distinct", "mean_utility"])
     order = [(m, s) for m in ["all models", *models] for s in splits if ((rows.model == m) & (rows.split == s)).any()]
-    return _wide(rows, ["model", "split"], ["mean_distinct", "mean_utility"],
-                 pd.MultiIndex.from_tuples(order, names=["model", "split"])), NOVELTY_COLUMNS
+    return _wide(
+        rows,
+        ["model", "split"],
+        ["mean_distinct", "mean_utility"],
+        pd.MultiIndex.from_tuples(order, names=["model", "split"]),
+    ), NOVELTY_COLUMNS
 
 
 def load_transfer(inputs: dict) -> pd.DataFrame | None:
@@ -219,8 +256,11 @@ def load_transfer(inputs: dict) -> pd.DataFrame | None:
     NoveltyBench utility; for the evaluations of the inputs (SSOT included)."""
     parts = []
     if inputs["open_ended"]:
-        parts.append(aggregates.prompt_means(_per_method(inputs, "open_ended"),
-                                             ["support_size", "unique_fraction", "unique_fraction_insensitive"]))
+        parts.append(
+            aggregates.prompt_means(
+                _per_method(inputs, "open_ended"), ["support_size", "unique_fraction", "unique_fraction_insensitive"]
+            )
+        )
     if inputs["mcq"]:
         parts.append(aggregates.prompt_means(_per_method(inputs, "mcq"), ["parse_rate", "tv"]))
     if inputs["noveltybench"]:
@@ -234,10 +274,14 @@ def load_transfer(inputs: dict) -> pd.DataFrame | None:
     return merged
 
 
-TRANSFER_COLUMNS = [("support_size", "top-90% support", "max"), ("unique_fraction", "unique rate", "max"),
-                    ("unique_fraction_insensitive", "unique rate (case/punct.)", "max"),
-                    ("tv", "MCQ TV", "min"), ("parse_rate", "MCQ parse rate", "max"),
-                    ("mean_utility", "NoveltyBench utility", "max")]
+TRANSFER_COLUMNS = [
+    ("support_size", "top-90% support", "max"),
+    ("unique_fraction", "unique rate", "max"),
+    ("unique_fraction_insensitive", "unique rate (case/punct.)", "max"),
+    ("tv", "MCQ TV", "min"),
+    ("parse_rate", "MCQ parse rate", "max"),
+    ("mean_utility", "NoveltyBench utility", "max"),
+]
 
 
 def transfer_table(transfer: pd.DataFrame, models: list[str]):

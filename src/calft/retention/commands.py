@@ -22,13 +22,16 @@ def retention_data(settings: Retention, output: str) -> None:
     with artifacts.atomic_path(output, kind) as folder:
         folder.mkdir()
         if settings.suite == "offline":
-            data.arithmetic_probe(settings.probe_items, settings.seed).to_parquet(folder / "arithmetic.parquet",
-                                                                                  index=False)
-            data.choice_probe(settings.probe_items, settings.seed).to_parquet(folder / "multiple_choice.parquet",
-                                                                              index=False)
+            data.arithmetic_probe(settings.probe_items, settings.seed).to_parquet(
+                folder / "arithmetic.parquet", index=False
+            )
+            data.choice_probe(settings.probe_items, settings.seed).to_parquet(
+                folder / "multiple_choice.parquet", index=False
+            )
         else:
-            fetched = data.fetch_tinybenchmarks(folder, settings.tinybenchmarks_source,
-                                                settings.tinybenchmarks_revisions)
+            fetched = data.fetch_tinybenchmarks(
+                folder, settings.tinybenchmarks_source, settings.tinybenchmarks_revisions
+            )
         artifacts.record_data(folder, artifacts.provenance(kind, settings.to_dict()) | {"revisions": fetched})
     log(f"wrote {settings.suite} retention data to {output}")
 
@@ -42,12 +45,14 @@ def perplexity_data(settings: Perplexity, output: str) -> None:
     with artifacts.atomic_path(output, kind) as folder:
         folder.mkdir()
         if settings.offline:
-            for name, documents in data.offline_slices(settings.offline_max_documents,
-                                                       settings.offline_max_chars).items():
+            for name, documents in data.offline_slices(
+                settings.offline_max_documents, settings.offline_max_chars
+            ).items():
                 data.write_slice(folder / name, documents)
         else:
-            fetched = data.fetch_paloma(folder, settings.paloma_repository, settings.paloma_revision,
-                                        settings.slices, settings.split)
+            fetched = data.fetch_paloma(
+                folder, settings.paloma_repository, settings.paloma_revision, settings.slices, settings.split
+            )
         artifacts.record_data(folder, artifacts.provenance(kind, settings.to_dict()) | {"revisions": fetched})
     log(f"wrote perplexity data to {output}")
 
@@ -59,8 +64,15 @@ def fetch_irt(settings: Retention, output: str) -> None:
     log(f"fetched {settings.irt_url} to {output}: sha256 {digest}")
 
 
-def retention(settings: RetentionSettings, model_dir: str, adapter: str | None, data_dir: str,
-              irt_parameters: str | None, examples: str, output: str) -> None:
+def retention(
+    settings: RetentionSettings,
+    model_dir: str,
+    adapter: str | None,
+    data_dir: str,
+    irt_parameters: str | None,
+    examples: str,
+    output: str,
+) -> None:
     from calft.modeling.loader import load
     from calft.retention.data import load_bundles
     from calft.retention.harness import CalftLM
@@ -73,13 +85,24 @@ def retention(settings: RetentionSettings, model_dir: str, adapter: str | None, 
     bundles, irt_sha256 = {}, None
     if irt_parameters:
         bundles, irt_sha256 = load_bundles(Path(irt_parameters)), artifacts.sha256(irt_parameters)
-    lm = CalftLM(load(model_dir, settings.model, adapter), batch_size=section.batch_size,
-                 max_gen_toks=section.max_gen_toks, choice_format=section.choice_format)
+    lm = CalftLM(
+        load(model_dir, settings.model, adapter),
+        batch_size=section.batch_size,
+        max_gen_toks=section.max_gen_toks,
+        choice_format=section.choice_format,
+    )
     scores = evaluate_tasks(lm, Path(data_dir), section)
     summary = summarize(scores, bundles)
-    info = artifacts.provenance("retention", {"model": settings.model.to_dict(), "adapter": adapter,
-                                              "retention": section.to_dict(), "irt_parameters": irt_parameters,
-                                              "irt_sha256": irt_sha256})
+    info = artifacts.provenance(
+        "retention",
+        {
+            "model": settings.model.to_dict(),
+            "adapter": adapter,
+            "retention": section.to_dict(),
+            "irt_parameters": irt_parameters,
+            "irt_sha256": irt_sha256,
+        },
+    )
     artifacts.write_frame(scores, examples, info | {"artifact": "retention_examples"})
     artifacts.write_frame(summary, output, info)
     log("retention:\n" + summary.to_string(index=False))
@@ -93,10 +116,22 @@ def perplexity(settings: PerplexitySettings, model_dir: str, adapter: str | None
     section = settings.perplexity
     artifacts.require(data_dir)
     artifacts.verify_data(data_dir, section.trust_data_dir, "perplexity")
-    lm = CalftLM(load(model_dir, settings.model, adapter), batch_size=1, context=section.context,
-                 stride=section.stride, prepend_bos=section.prepend_bos)
+    lm = CalftLM(
+        load(model_dir, settings.model, adapter),
+        batch_size=1,
+        context=section.context,
+        stride=section.stride,
+        prepend_bos=section.prepend_bos,
+    )
     table = evaluate_slices(lm, Path(data_dir), section.slices, section.split, section.max_documents)
-    info = artifacts.provenance("perplexity", {"model": settings.model.to_dict(), "adapter": adapter,
-                                               "perplexity": section.to_dict(), "bos": lm.bos is not None})
+    info = artifacts.provenance(
+        "perplexity",
+        {
+            "model": settings.model.to_dict(),
+            "adapter": adapter,
+            "perplexity": section.to_dict(),
+            "bos": lm.bos is not None,
+        },
+    )
     artifacts.write_frame(table, output, info)
     log("perplexity:\n" + table.to_string(index=False))

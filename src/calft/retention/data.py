@@ -38,10 +38,45 @@ TINYBENCHMARKS = {  # task -> (hub dataset, configuration, split)
 
 NAMES = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonah", "Kemi", "Lars"]
 ITEMS = ["apples", "marbles", "stickers", "books", "pencils", "cookies", "shells", "coins", "cards", "stamps"]
-WORDS = ["anchor", "bridge", "candle", "dragon", "engine", "forest", "garden", "harbor", "island", "jungle",
-         "kettle", "ladder", "meadow", "needle", "orchard", "pepper", "quartz", "ribbon", "saddle", "timber"]
-DOCSTRING_MODULES = ["argparse", "collections", "contextlib", "csv", "dataclasses", "difflib", "functools",
-                     "heapq", "itertools", "json", "logging", "pathlib", "statistics", "string", "textwrap"]
+WORDS = [
+    "anchor",
+    "bridge",
+    "candle",
+    "dragon",
+    "engine",
+    "forest",
+    "garden",
+    "harbor",
+    "island",
+    "jungle",
+    "kettle",
+    "ladder",
+    "meadow",
+    "needle",
+    "orchard",
+    "pepper",
+    "quartz",
+    "ribbon",
+    "saddle",
+    "timber",
+]
+DOCSTRING_MODULES = [
+    "argparse",
+    "collections",
+    "contextlib",
+    "csv",
+    "dataclasses",
+    "difflib",
+    "functools",
+    "heapq",
+    "itertools",
+    "json",
+    "logging",
+    "pathlib",
+    "statistics",
+    "string",
+    "textwrap",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,8 +90,10 @@ def _word_problem(rng: np.random.Generator) -> tuple[str, str]:
     if kind == 0:
         a, b = rng.integers(10, 60, size=2)
         c = rng.integers(1, a)
-        question = f"{name} has {a} {item}. {name} buys {b} more and then gives {c} to a friend. " \
-                   f"How many {item} does {name} have now?"
+        question = (
+            f"{name} has {a} {item}. {name} buys {b} more and then gives {c} to a friend. "
+            f"How many {item} does {name} have now?"
+        )
         work, value = f"{a} + {b} - {c} = {a + b - c}", a + b - c
     elif kind == 1:
         a, b = rng.integers(2, 13, size=2)
@@ -68,8 +105,10 @@ def _word_problem(rng: np.random.Generator) -> tuple[str, str]:
         work, value = f"{b * k} / {b} = {k}", k
     else:
         a, b, c = rng.integers(5, 40), rng.integers(2, 8), rng.integers(3, 30)
-        question = f"{name} reads {a} pages a day for {b} days and then {c} more pages. " \
-                   f"How many pages does {name} read in total?"
+        question = (
+            f"{name} reads {a} pages a day for {b} days and then {c} more pages. "
+            f"How many pages does {name} read in total?"
+        )
         work, value = f"{a} * {b} + {c} = {a * b + c}", a * b + c
     return question, f"{work}\n#### {value}"
 
@@ -82,7 +121,9 @@ def arithmetic_probe(count: int, seed: int, shots: int = 3) -> pd.DataFrame:
     rows = []
     for _ in range(count):
         question, answer = _word_problem(rng)
-        rows.append({"question": question, "answer": answer, "input_formatted": f"{prefix}Question: {question}\nAnswer:"})
+        rows.append(
+            {"question": question, "answer": answer, "input_formatted": f"{prefix}Question: {question}\nAnswer:"}
+        )
     return pd.DataFrame(rows)
 
 
@@ -120,8 +161,14 @@ def choice_probe(count: int, seed: int, shots: int = 2) -> pd.DataFrame:
     rows = []
     for _ in range(count):
         question, choices, gold = _choice_question(rng)
-        rows.append({"question": question, "choices": choices, "answer": gold,
-                     "input_formatted": prefix + _render_choice(question, choices)})
+        rows.append(
+            {
+                "question": question,
+                "choices": choices,
+                "answer": gold,
+                "input_formatted": prefix + _render_choice(question, choices),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -136,12 +183,16 @@ def offline_slices(max_documents: int, max_chars: int) -> dict[str, list[dict]]:
 
     slices = {
         "pydoc_topics": [(key, topics[key]) for key in sorted(topics)],
-        "stdlib_docstrings": [(name, inspect.getdoc(importlib.import_module(name)) or "")
-                              for name in DOCSTRING_MODULES],
+        "stdlib_docstrings": [
+            (name, inspect.getdoc(importlib.import_module(name)) or "") for name in DOCSTRING_MODULES
+        ],
     }
-    return {name: [{"id": key, "text": text} for key, text in documents
-                   if text.strip() and len(text) <= max_chars][:max_documents]
-            for name, documents in slices.items()}
+    return {
+        name: [{"id": key, "text": text} for key, text in documents if text.strip() and len(text) <= max_chars][
+            :max_documents
+        ]
+        for name, documents in slices.items()
+    }
 
 
 def write_slice(folder: Path, documents: list[dict]) -> None:
@@ -187,11 +238,14 @@ def hub_snapshot(repository: str, revision: str | None, patterns: list[str] | No
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repository, repo_type="dataset", revision=revision or "main",
-                                      allow_patterns=patterns))
+        return Path(
+            snapshot_download(repository, repo_type="dataset", revision=revision or "main", allow_patterns=patterns)
+        )
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:
-        raise UserError(f"cannot fetch the dataset {repository} at revision {revision or 'main'} ({error}); gated "
-                        "datasets need `huggingface-cli login` and accepted terms") from None
+        raise UserError(
+            f"cannot fetch the dataset {repository} at revision {revision or 'main'} ({error}); gated "
+            "datasets need `huggingface-cli login` and accepted terms"
+        ) from None
 
 
 def fetch_paloma(output: Path, repository: str, revision: str | None, slices: list[str], split: str) -> str:
@@ -211,16 +265,23 @@ def fetch_paloma(output: Path, repository: str, revision: str | None, slices: li
 # tinyBenchmarks' IRT release is a pickle. It is unpickled once, when fetched, with nothing but plain
 # containers and numpy arrays allowed (numbers and strings need no global), and converted into a
 # numpy archive that later jobs read without unpickling anything.
-IRT_RELEASE_GLOBALS = {("builtins", name) for name in ("dict", "list", "tuple", "set", "frozenset")} | {
-    (module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-    for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+IRT_RELEASE_GLOBALS = (
+    {("builtins", name) for name in ("dict", "list", "tuple", "set", "frozenset")}
+    | {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    }
+    | {("numpy", "ndarray"), ("numpy", "dtype")}
+)
 
 
 class _ReleaseUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) not in IRT_RELEASE_GLOBALS:
-            raise UserError(f"the IRT parameter file refers to {module}.{name}; only plain containers and numpy "
-                            "arrays are accepted")
+            raise UserError(
+                f"the IRT parameter file refers to {module}.{name}; only plain containers and numpy arrays are accepted"
+            )
         return super().find_class(module, name)
 
 
@@ -283,8 +344,10 @@ def load_bundles(path: Path) -> dict:
     except UserError:
         raise
     except Exception as error:  # noqa: BLE001 - a damaged zip, JSON or tree raises its own kinds
-        raise UserError(f"{path} is not a converted IRT parameter archive ({type(error).__name__}: {error}); fetch it "
-                        "again with calft fetch-irt") from None
+        raise UserError(
+            f"{path} is not a converted IRT parameter archive ({type(error).__name__}: {error}); fetch it "
+            "again with calft fetch-irt"
+        ) from None
 
 
 def fetch_irt_parameters(url: str, output: Path, expected_sha256: str | None) -> str:
@@ -294,8 +357,10 @@ def fetch_irt_parameters(url: str, output: Path, expected_sha256: str | None) ->
         release = response.read()
     digest = hashlib.sha256(release).hexdigest()
     if not expected_sha256:
-        raise UserError(f"retention.irt_sha256 is not set, and calft uses no unverified download: {url} has sha256 "
-                        f"{digest}; check it against a trusted copy of the release and set retention.irt_sha256")
+        raise UserError(
+            f"retention.irt_sha256 is not set, and calft uses no unverified download: {url} has sha256 "
+            f"{digest}; check it against a trusted copy of the release and set retention.irt_sha256"
+        )
     if digest != expected_sha256:
         raise UserError(f"{url}: sha256 {digest} differs from retention.irt_sha256 {expected_sha256}")
     convert_irt_release(release, output, provenance("irt_parameters", {"url": url, "sha256": digest}))

@@ -64,12 +64,24 @@ def expects_bos(tokenizer) -> bool:
 class CalftLM(HFLM):
     """lm-eval's HFLM around a calft-loaded model (base, or base plus an unmerged LoRA adapter)."""
 
-    def __init__(self, loaded: LoadedModel, batch_size: int, context: int = 2048, stride: int = 1024,
-                 max_gen_toks: int = 256, prepend_bos: bool = True, choice_format: str = "reference"):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        batch_size: int,
+        context: int = 2048,
+        stride: int = 1024,
+        max_gen_toks: int = 256,
+        prepend_bos: bool = True,
+        choice_format: str = "reference",
+    ):
         self.chat, self.choice_format = loaded.chat, choice_format
         loaded.tokenizer.chat_template = self.chat.pinned(loaded.tokenizer.chat_template)
-        super().__init__(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=batch_size,
-                         chat_template_args=self.chat.template_variables())
+        super().__init__(
+            pretrained=loaded.model,
+            tokenizer=loaded.tokenizer,
+            batch_size=batch_size,
+            chat_template_args=self.chat.template_variables(),
+        )
         self.context, self.stride, self._max_gen_toks = context, stride, max_gen_toks
         self.bos = loaded.tokenizer.bos_token_id if prepend_bos and expects_bos(loaded.tokenizer) else None
 
@@ -81,19 +93,30 @@ class CalftLM(HFLM):
         text = super().apply_chat_template(chat_history, add_generation_prompt)
         return text + (self.chat.generation_prefix or "") if add_generation_prompt else text
 
-    def tok_encode(self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None,
-                   **kwargs) -> list[int]:
+    def tok_encode(
+        self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None, **kwargs
+    ) -> list[int]:
         if add_special_tokens is None:
             add_special_tokens = self.chat.add_special_tokens
         return super().tok_encode(string, add_special_tokens, left_truncate_len, **kwargs)
 
-    def tok_batch_encode(self, strings: list[str], padding_side: str = "left", left_truncate_len: int | None = None,
-                         truncation: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def tok_batch_encode(
+        self,
+        strings: list[str],
+        padding_side: str = "left",
+        left_truncate_len: int | None = None,
+        truncation: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Generation prompts, tokenized as every other prompt (see tok_encode), left-padded."""
         old_side, self.tokenizer.padding_side = self.tokenizer.padding_side, padding_side
         try:
-            encoding = self.tokenizer(strings, truncation=truncation, padding="longest", return_tensors="pt",
-                                      add_special_tokens=self.chat.add_special_tokens)
+            encoding = self.tokenizer(
+                strings,
+                truncation=truncation,
+                padding="longest",
+                return_tensors="pt",
+                add_special_tokens=self.chat.add_special_tokens,
+            )
         finally:
             self.tokenizer.padding_side = old_side
         ids, mask = encoding["input_ids"], encoding["attention_mask"]
@@ -145,15 +168,21 @@ class CalftLM(HFLM):
         for row, tokens in enumerate(own):
             rows[row, rows.shape[1] - len(tokens) :], rows_mask[row, rows.shape[1] - len(tokens) :] = tokens, 1
         cache, _ = self._shared_prefix_cache(aligned[0, :shared], len(own))
-        generated = super()._model_generate(rows, max_length - context.shape[1] + rows.shape[1], stop,
-                                            attention_mask=rows_mask, cache=cache, **generation_kwargs)
+        generated = super()._model_generate(
+            rows,
+            max_length - context.shape[1] + rows.shape[1],
+            stop,
+            attention_mask=rows_mask,
+            cache=cache,
+            **generation_kwargs,
+        )
         return torch.cat([context, generated[:, rows.shape[1] :]], dim=1)
 
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         if self.choice_format == "chat":
             return super()._encode_pair(context, continuation)
         whole, context_ids = self.tok_encode(context + continuation), self.tok_encode(context)
-        return context_ids, whole[len(context_ids):]
+        return context_ids, whole[len(context_ids) :]
 
     def document_ids(self, text: str) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=False).input_ids

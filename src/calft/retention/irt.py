@@ -36,7 +36,7 @@ class Bundle:
     subscenarios_position: dict[str, dict[str, np.ndarray]]  # scenario -> subscenario -> positions
 
     @classmethod
-    def from_release(cls, raw: dict) -> "Bundle":
+    def from_release(cls, raw: dict) -> Bundle:
         """From one entry of tinyBenchmarks' parameter file (a dict of plain arrays and dicts)."""
         return cls(
             seen_examples=np.asarray(raw["seen_examples"], dtype=np.int64),
@@ -45,8 +45,10 @@ class Bundle:
             B=np.asarray(raw["irt_parameters"]["B"], dtype=float),
             optimal_lambdas={k: float(v) for k, v in raw["optimal_lambdas"].items()},
             scenarios_position={k: np.asarray(v, dtype=np.int64) for k, v in raw["scenarios_position"].items()},
-            subscenarios_position={k: {s: np.asarray(p, dtype=np.int64) for s, p in v.items()}
-                                   for k, v in raw["subscenarios_position"].items()},
+            subscenarios_position={
+                k: {s: np.asarray(p, dtype=np.int64) for s, p in v.items()}
+                for k, v in raw["subscenarios_position"].items()
+            },
         )
 
     @property
@@ -56,7 +58,7 @@ class Bundle:
     def seen_of(self, scenario: str, count: int) -> np.ndarray:
         """The scenario's tiny items: its slice of `seen_examples` (scenarios are stored in order)."""
         index = list(self.scenarios_position).index(scenario)
-        return self.seen_examples[count * index: count * (index + 1)]
+        return self.seen_examples[count * index : count * (index + 1)]
 
 
 def balance_weights(bundle: Bundle) -> np.ndarray:

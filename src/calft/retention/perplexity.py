@@ -28,14 +28,23 @@ def _non_blank(dataset):
 
 def task_config(slice_name: str, files: list[Path]) -> dict:
     return {
-        "task": f"paloma_{slice_name}", "dataset_path": "json",
-        "dataset_kwargs": {"data_files": {"test": [str(f) for f in files]}}, "test_split": "test",
-        "process_docs": _non_blank, "output_type": "loglikelihood_rolling", "doc_to_text": "",
-        "doc_to_target": _text, "metadata": {"version": 1},
-        "metric_list": [{"metric": m, "aggregation": a, "higher_is_better": False}
-                        for m, a in (("word_perplexity", "weighted_perplexity"),
-                                     ("byte_perplexity", "weighted_perplexity"),
-                                     ("bits_per_byte", "bits_per_byte"))],
+        "task": f"paloma_{slice_name}",
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": [str(f) for f in files]}},
+        "test_split": "test",
+        "process_docs": _non_blank,
+        "output_type": "loglikelihood_rolling",
+        "doc_to_text": "",
+        "doc_to_target": _text,
+        "metadata": {"version": 1},
+        "metric_list": [
+            {"metric": m, "aggregation": a, "higher_is_better": False}
+            for m, a in (
+                ("word_perplexity", "weighted_perplexity"),
+                ("byte_perplexity", "weighted_perplexity"),
+                ("bits_per_byte", "bits_per_byte"),
+            )
+        ],
     }
 
 
@@ -56,10 +65,13 @@ def evaluate_slices(lm, data_dir: Path, slices: list[str], split: str, max_docum
     for name in slices:
         samples = output["samples"][f"paloma_{name}"]
         texts = [sample["doc"]["text"] for sample in samples]
-        rows.append({
-            "slice": name, "documents": len(samples),
-            "tokens": sum(max(len(lm.document_ids(text)) - 1, 0) for text in texts),
-            "bytes": sum(len(text.encode("utf-8")) for text in texts),
-            "nll": -sum(float(sample["filtered_resps"][0]) for sample in samples),
-        })
+        rows.append(
+            {
+                "slice": name,
+                "documents": len(samples),
+                "tokens": sum(max(len(lm.document_ids(text)) - 1, 0) for text in texts),
+                "bytes": sum(len(text.encode("utf-8")) for text in texts),
+                "nll": -sum(float(sample["filtered_resps"][0]) for sample in samples),
+            }
+        )
     return with_pooled_measures(pd.DataFrame(rows))

@@ -17,8 +17,6 @@ from calft.retention.suites import IRT_SCENARIOS
 NUMBER = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?")
 
 
-
-
 def normalize_number(text: str) -> str | None:
     """Commas dropped, exact decimal value; integers without a fractional part."""
     try:
@@ -105,8 +103,16 @@ def summarize(examples: pd.DataFrame, bundles: dict) -> pd.DataFrame:
     `bundles` (bundle name -> irt.Bundle) and all of the scenario's 100 items were evaluated."""
     rows = []
     for (task, kind, metric), group in examples.groupby(["task", "kind", "metric"], sort=False):
-        row = {"task": task, "kind": kind, "metric": metric, "items": len(group), "accuracy": group.score.mean(),
-               "irt": np.nan, "pirt": np.nan, "gpirt": np.nan}
+        row = {
+            "task": task,
+            "kind": kind,
+            "metric": metric,
+            "items": len(group),
+            "accuracy": group.score.mean(),
+            "irt": np.nan,
+            "pirt": np.nan,
+            "gpirt": np.nan,
+        }
         bundle_name, scenario = IRT_SCENARIOS.get(task, (None, None))
         if bundle_name in bundles and len(group) == 100:
             row |= irt.estimate(bundles[bundle_name], scenario, group.sort_values("doc_id").score.to_numpy())

@@ -54,10 +54,11 @@ class Perplexity(Section):
 
     def problems(self) -> list[str]:
         if self.stride > self.context:
-            return [f"perplexity.stride: {self.stride} exceeds perplexity.context ({self.context}); windows "
-                    "would skip tokens"]
+            return [
+                f"perplexity.stride: {self.stride} exceeds perplexity.context ({self.context}); windows "
+                "would skip tokens"
+            ]
         return []
-
 
 
 @dataclass(frozen=True)

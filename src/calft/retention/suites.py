@@ -8,9 +8,19 @@ the workflow checks the data of the configured suite before any job runs).
 """
 
 SUITES = {
-    "tinybenchmarks": {"mmlu": "mmlu", "hellaswag": "hellaswag", "truthfulqa": "truthfulqa",
-                       "winogrande": "winogrande", "gsm8k": "gsm8k"},
+    "tinybenchmarks": {
+        "mmlu": "mmlu",
+        "hellaswag": "hellaswag",
+        "truthfulqa": "truthfulqa",
+        "winogrande": "winogrande",
+        "gsm8k": "gsm8k",
+    },
     "offline": {"arithmetic": "gsm8k", "multiple_choice": "mmlu"},
 }
-IRT_SCENARIOS = {"mmlu": ("mmlu", "mmlu"), "hellaswag": ("lb", "hellaswag"), "truthfulqa": ("lb", "truthfulqa"),
-                 "winogrande": ("lb", "winogrande"), "gsm8k": ("lb", "gsm8k")}
+IRT_SCENARIOS = {
+    "mmlu": ("mmlu", "mmlu"),
+    "hellaswag": ("lb", "hellaswag"),
+    "truthfulqa": ("lb", "truthfulqa"),
+    "winogrande": ("lb", "winogrande"),
+    "gsm8k": ("lb", "gsm8k"),
+}

@@ -16,8 +16,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from calft.retention.scoring import (clean_hellaswag, gsm8k_scores, hellaswag_scores, spaced, truthfulqa_mc2,
-                                     winogrande_continuation, winogrande_gold, winogrande_options)
+from calft.retention.scoring import (
+    clean_hellaswag,
+    gsm8k_scores,
+    hellaswag_scores,
+    spaced,
+    truthfulqa_mc2,
+    winogrande_continuation,
+    winogrande_gold,
+    winogrande_options,
+)
 from calft.retention.settings import Retention
 from calft.retention.suites import SUITES
 
@@ -54,28 +62,59 @@ def _choices(kind: str, choice_format: str):
 
 def task_config(name: str, kind: str, data_file: Path, max_gen_toks: int, choice_format: str = "reference") -> dict:
     """The lm-eval task config of one task of the given kind over a local parquet file."""
-    common = {"task": f"calft_{name}", "dataset_path": "parquet",
-              "dataset_kwargs": {"data_files": {"test": str(data_file)}}, "test_split": "test",
-              "num_fewshot": 0, "doc_to_text": "{{input_formatted}}", "metadata": {"version": 1}}
+    common = {
+        "task": f"calft_{name}",
+        "dataset_path": "parquet",
+        "dataset_kwargs": {"data_files": {"test": str(data_file)}},
+        "test_split": "test",
+        "num_fewshot": 0,
+        "doc_to_text": "{{input_formatted}}",
+        "metadata": {"version": 1},
+    }
     accuracy = [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]
     kinds = {
-        "mmlu": {"output_type": "multiple_choice", "doc_to_choice": _choices(kind, choice_format),
-                 "doc_to_target": "answer", "metric_list": accuracy},
-        "hellaswag": {"output_type": "multiple_choice", "process_docs": _hellaswag_docs,
-                      "doc_to_choice": _choices(kind, choice_format), "doc_to_target": "gold",
-                      "process_results": hellaswag_scores,
-                      "metric_list": [{"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}]},
-        "truthfulqa": {"output_type": "multiple_choice", "doc_to_choice": _choices(kind, choice_format),
-                       "doc_to_target": 0, "process_results": truthfulqa_mc2, "metric_list": accuracy},
-        "winogrande": {"output_type": "multiple_choice", "doc_to_text": winogrande_gold,
-                       "doc_to_choice": winogrande_options, "doc_to_target": _choices(kind, choice_format),
-                       "metric_list": accuracy},
-        "gsm8k": {"output_type": "generate_until", "doc_to_target": "{{answer}}",
-                  "generation_kwargs": {"until": GSM8K_STOP, "do_sample": False, "temperature": 0.0,
-                                        "max_gen_toks": max_gen_toks},
-                  "process_results": gsm8k_scores,
-                  "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True}
-                                  for m in ("strict", "flexible")]},
+        "mmlu": {
+            "output_type": "multiple_choice",
+            "doc_to_choice": _choices(kind, choice_format),
+            "doc_to_target": "answer",
+            "metric_list": accuracy,
+        },
+        "hellaswag": {
+            "output_type": "multiple_choice",
+            "process_docs": _hellaswag_docs,
+            "doc_to_choice": _choices(kind, choice_format),
+            "doc_to_target": "gold",
+            "process_results": hellaswag_scores,
+            "metric_list": [{"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}],
+        },
+        "truthfulqa": {
+            "output_type": "multiple_choice",
+            "doc_to_choice": _choices(kind, choice_format),
+            "doc_to_target": 0,
+            "process_results": truthfulqa_mc2,
+            "metric_list": accuracy,
+        },
+        "winogrande": {
+            "output_type": "multiple_choice",
+            "doc_to_text": winogrande_gold,
+            "doc_to_choice": winogrande_options,
+            "doc_to_target": _choices(kind, choice_format),
+            "metric_list": accuracy,
+        },
+        "gsm8k": {
+            "output_type": "generate_until",
+            "doc_to_target": "{{answer}}",
+            "generation_kwargs": {
+                "until": GSM8K_STOP,
+                "do_sample": False,
+                "temperature": 0.0,
+                "max_gen_toks": max_gen_toks,
+            },
+            "process_results": gsm8k_scores,
+            "metric_list": [
+                {"metric": m, "aggregation": "mean", "higher_is_better": True} for m in ("strict", "flexible")
+            ],
+        },
     }
     return common | kinds[kind]
 
@@ -94,12 +133,22 @@ def evaluate_tasks(lm, data_dir: Path, settings: Retention) -> pd.DataFrame:
     from calft.retention.harness import evaluate_own_tasks
 
     tasks = SUITES[settings.suite]
-    configs = [task_config(name, kind, Path(data_dir) / f"{name}.parquet", settings.max_gen_toks,
-                           settings.choice_format) for name, kind in tasks.items()]
-    output = evaluate_own_tasks(lm, configs, limit=settings.limit, log_samples=True,
-                                apply_chat_template=settings.apply_chat_template, bootstrap_iters=0,
-                                random_seed=settings.seed, numpy_random_seed=settings.seed,
-                                torch_random_seed=settings.seed, fewshot_random_seed=settings.seed)
+    configs = [
+        task_config(name, kind, Path(data_dir) / f"{name}.parquet", settings.max_gen_toks, settings.choice_format)
+        for name, kind in tasks.items()
+    ]
+    output = evaluate_own_tasks(
+        lm,
+        configs,
+        limit=settings.limit,
+        log_samples=True,
+        apply_chat_template=settings.apply_chat_template,
+        bootstrap_iters=0,
+        random_seed=settings.seed,
+        numpy_random_seed=settings.seed,
+        torch_random_seed=settings.seed,
+        fewshot_random_seed=settings.seed,
+    )
     rows = []
     for name, kind in tasks.items():
         for sample in output["samples"][f"calft_{name}"]:
@@ -107,7 +156,15 @@ def evaluate_tasks(lm, data_dir: Path, settings: Retention) -> pd.DataFrame:
             generation = response[0] if kind == "gsm8k" else None
             loglikelihoods = None if kind == "gsm8k" else [float(r[0]) for r in response]
             for metric in metric_names(kind):
-                rows.append({"task": name, "kind": kind, "metric": metric, "doc_id": int(sample["doc_id"]),
-                             "score": float(sample[metric]), "generation": generation,
-                             "loglikelihoods": loglikelihoods})
+                rows.append(
+                    {
+                        "task": name,
+                        "kind": kind,
+                        "metric": metric,
+                        "doc_id": int(sample["doc_id"]),
+                        "score": float(sample[metric]),
+                        "generation": generation,
+                        "loglikelihoods": loglikelihoods,
+                    }
+                )
     return pd.DataFrame(rows).sort_values(["task", "metric", "doc_id"], ignore_index=True)

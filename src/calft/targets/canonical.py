@@ -56,7 +56,8 @@ class _PieceTable:
         if width <= 2 or digits_only:
             base = 10 if digits_only else 256
             keys = (chars - DIGITS[0] if digits_only else chars).astype(np.int64) @ (
-                base ** np.arange(width - 1, -1, -1, dtype=np.int64))
+                base ** np.arange(width - 1, -1, -1, dtype=np.int64)
+            )
             table = self.dense.setdefault((base, width), np.full(base**width, -1, dtype=np.int64))
             ids = table[keys]
             if (ids < 0).any():
@@ -104,7 +105,8 @@ def _padded(sequences: list[list[int]]) -> np.ndarray:
     lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
     matrix = np.full((len(sequences), int(lengths.max(initial=0))), PAD, dtype=np.int32)
     matrix[np.arange(matrix.shape[1]) < lengths[:, None]] = np.fromiter(
-        itertools.chain.from_iterable(sequences), dtype=np.int32, count=int(lengths.sum()))
+        itertools.chain.from_iterable(sequences), dtype=np.int32, count=int(lengths.sum())
+    )
     return matrix
 
 

@@ -77,8 +77,9 @@ def worker_pool(workers: int, initializer=None, initargs: tuple = ()):
             initializer(*initargs)
         yield _InProcess()
         return
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
-                                                  initargs=(os.getpid(), initializer, initargs))
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, initializer=_start_worker, initargs=(os.getpid(), initializer, initargs)
+    )
     try:
         yield pool
     except BaseException as error:
@@ -107,14 +108,18 @@ def discretize(settings: DiscretizeSettings, output: str, workers: int) -> None:
     config = settings.to_dict() | {"quantile_low": QUANTILE_LOW, "quantile_high": QUANTILE_HIGH}
     info = artifacts.provenance("targets", config)
     runs = [list(run) for _, run in itertools.groupby(prompts, key=lambda p: p.family)]
-    log(f"discretize {settings.prompt_set}: {len(prompts)} prompts in {len(runs)} families at d={decimals}, "
-        f"max_bins={max_bins}, {workers} worker(s)")
+    log(
+        f"discretize {settings.prompt_set}: {len(prompts)} prompts in {len(runs)} families at d={decimals}, "
+        f"max_bins={max_bins}, {workers} worker(s)"
+    )
     rows = 0
     with artifacts.atomic_path(output, "targets") as folder:
         folder.mkdir()
         with worker_pool(min(workers, len(runs))) as pool:
-            futures = [pool.submit(_targets_part, run, decimals, max_bins, folder / f"part-{i:04d}.parquet", info)
-                       for i, run in enumerate(runs)]
+            futures = [
+                pool.submit(_targets_part, run, decimals, max_bins, folder / f"part-{i:04d}.parquet", info)
+                for i, run in enumerate(runs)
+            ]
             for run, future in zip(runs, futures):
                 count = future.result()
                 rows += count
@@ -138,8 +143,12 @@ def _targets_part(prompts: list, decimals: int, max_bins: int, part: Path, info:
     index = pa.array(chunk.prompt_index, pa.int32())
     batch = pa.record_batch(
         [pa.DictionaryArray.from_arrays(index, pa.array(values, pa.string())) for values in labels.values()]
-        + [pa.array(chunk.bin, pa.int32()), artifacts.string_column(offsets, data), pa.array(chunk.value),
-           pa.array(chunk.mass)],
+        + [
+            pa.array(chunk.bin, pa.int32()),
+            artifacts.string_column(offsets, data),
+            pa.array(chunk.value),
+            pa.array(chunk.mass),
+        ],
         schema=artifacts.TARGETS_SCHEMA,
     )
     with artifacts.parquet_writer(part, artifacts.TARGETS_SCHEMA, info) as writer:
@@ -183,15 +192,23 @@ def _tries_part(targets_part: Path, terminator: int, part: Path, info: dict) -> 
 
 def _trie_batch(labels: pa.Array, trie) -> pa.RecordBatch:
     return pa.record_batch(
-        [pa.DictionaryArray.from_arrays(pa.array(trie.prompt_index), labels),
-         pa.array(trie.node), pa.array(trie.parent), pa.array(trie.depth), pa.array(trie.token),
-         pa.array(trie.mass), pa.array(trie.q), pa.array(trie.canonical_index)],
+        [
+            pa.DictionaryArray.from_arrays(pa.array(trie.prompt_index), labels),
+            pa.array(trie.node),
+            pa.array(trie.parent),
+            pa.array(trie.depth),
+            pa.array(trie.token),
+            pa.array(trie.mass),
+            pa.array(trie.q),
+            pa.array(trie.canonical_index),
+        ],
         schema=artifacts.TRIES_SCHEMA,
     )
 
 
-def build_tries(settings: TriesSettings, targets: str, tokenizer: str, output: str, same_tokenizer: list[str],
-                workers: int) -> None:
+def build_tries(
+    settings: TriesSettings, targets: str, tokenizer: str, output: str, same_tokenizer: list[str], workers: int
+) -> None:
     from calft.modeling.tokenizer import fingerprint, load_backend, single_token_id
 
     keep_freed_memory()
@@ -206,21 +223,33 @@ def build_tries(settings: TriesSettings, targets: str, tokenizer: str, output: s
         except UserError:  # the terminator is not even a token there
             same = False
         if not same:
-            raise UserError(f"the tokenizer of '{other}' differs from that of '{tokenizer}', so they cannot share "
-                             "tries; give that model its own `tokenizer` name in the config")
-    config = {"targets": targets_info["config"], "targets_code_version": targets_info["code_version"],
-              "tokenizer": str(tokenizer), "terminator": terminator, "terminator_id": term_id,
-              "fingerprint": expected, "same_tokenizer": list(same_tokenizer)}
+            raise UserError(
+                f"the tokenizer of '{other}' differs from that of '{tokenizer}', so they cannot share "
+                "tries; give that model its own `tokenizer` name in the config"
+            )
+    config = {
+        "targets": targets_info["config"],
+        "targets_code_version": targets_info["code_version"],
+        "tokenizer": str(tokenizer),
+        "terminator": terminator,
+        "terminator_id": term_id,
+        "fingerprint": expected,
+        "same_tokenizer": list(same_tokenizer),
+    }
     info = artifacts.provenance("tries", config)
     targets_parts = artifacts.parts(targets)
-    log(f"build-tries: {len(targets_parts)} families, tokenizer fingerprint {expected}, "
-        f"terminator {terminator!r} (id {term_id}), {workers} worker(s)")
+    log(
+        f"build-tries: {len(targets_parts)} families, tokenizer fingerprint {expected}, "
+        f"terminator {terminator!r} (id {term_id}), {workers} worker(s)"
+    )
     nodes = 0
     with artifacts.atomic_path(output, "tries") as folder:
         folder.mkdir()
         with worker_pool(min(workers, len(targets_parts)), _init_tries_worker, (backend.to_str(),)) as pool:
-            futures = [pool.submit(_tries_part, targets_part, term_id, folder / targets_part.name, info)
-                       for targets_part in targets_parts]
+            futures = [
+                pool.submit(_tries_part, targets_part, term_id, folder / targets_part.name, info)
+                for targets_part in targets_parts
+            ]
             for done, future in enumerate(futures, 1):
                 prompts, count = future.result()
                 nodes += count

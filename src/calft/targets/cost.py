@@ -47,12 +47,23 @@ def construction_cost(prompts: list, grid: list[tuple[int, int]], tokenizer, ter
         for decimals, max_bins in grid:
             for prompt in prompts:
                 (chunk, canonical), space_seconds, space_peak = _measured(
-                    lambda: _output_space(prompt, decimals, max_bins))
+                    lambda: _output_space(prompt, decimals, max_bins)
+                )
                 trie, trie_seconds, trie_peak = _measured(lambda: _trie(chunk, canonical, tokenizer, terminator_id))
-                rows.append({"decimals": decimals, "max_bins": max_bins, "prompt_id": prompt.prompt_id,
-                             "family": prompt.family, "outputs": len(chunk.mass), "trie_nodes": len(trie.node),
-                             "space_seconds": space_seconds, "space_peak_bytes": space_peak,
-                             "trie_seconds": trie_seconds, "trie_peak_bytes": trie_peak})
+                rows.append(
+                    {
+                        "decimals": decimals,
+                        "max_bins": max_bins,
+                        "prompt_id": prompt.prompt_id,
+                        "family": prompt.family,
+                        "outputs": len(chunk.mass),
+                        "trie_nodes": len(trie.node),
+                        "space_seconds": space_seconds,
+                        "space_peak_bytes": space_peak,
+                        "trie_seconds": trie_seconds,
+                        "trie_peak_bytes": trie_peak,
+                    }
+                )
     finally:
         tracemalloc.stop()
     return pd.DataFrame(rows)

@@ -8,8 +8,8 @@ construction and CDF differences are single vectorized calls over a flat, ragged
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -104,8 +104,10 @@ def _continuous_chunk(family, prompts, params, decimals, max_bins, q_low, q_high
 
     step = 10.0**-decimals
     if np.max(np.maximum(np.abs(lower), np.abs(upper))) / step >= 2.0**53:
-        raise UserError(f"decimals={decimals} is too fine for family '{family.id}': its values would need more "
-                        "significant digits than a float64 holds")
+        raise UserError(
+            f"decimals={decimals} is too fine for family '{family.id}': its values would need more "
+            "significant digits than a float64 holds"
+        )
     first = np.ceil(lower / step).astype(np.int64)
     points = np.floor(upper / step).astype(np.int64) - first + 1
     no_point = points <= 0

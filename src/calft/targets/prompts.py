@@ -17,8 +17,7 @@ from calft.errors import UserError
 from calft.targets.families import HELD_OUT, SEEN, FamilyError, get_family
 
 TEMPLATE = (
-    "Generate exactly ONE random number from a {display} distribution with parameters {params}. "
-    "Output ONLY the number."
+    "Generate exactly ONE random number from a {display} distribution with parameters {params}. Output ONLY the number."
 )
 NUMBER_FORMATS = ("clean", "reference")
 PROMPT_SETS = {

@@ -114,9 +114,13 @@ def build_trie_forest(
     depth_offset = np.cumsum(counts, axis=1) - counts  # first local id of each (prompt, depth)
     total = int(counts.sum())
     out = Trie(
-        prompt_index=np.empty(total, dtype=np.int32), node=np.empty(total, dtype=np.int32),
-        parent=np.empty(total, dtype=np.int32), depth=np.empty(total, dtype=np.int16),
-        token=np.empty(total, dtype=np.int32), mass=np.empty(total), q=np.empty(total),
+        prompt_index=np.empty(total, dtype=np.int32),
+        node=np.empty(total, dtype=np.int32),
+        parent=np.empty(total, dtype=np.int32),
+        depth=np.empty(total, dtype=np.int16),
+        token=np.empty(total, dtype=np.int32),
+        mass=np.empty(total),
+        q=np.empty(total),
         canonical_index=np.empty(total, dtype=np.int32),
     )
     start = 0

@@ -33,7 +33,7 @@ def _flatten(node, tensors: dict):
 
 
 def _unflatten(node, tensors: dict):
-    (kind, value), = node.items()
+    ((kind, value),) = node.items()
     if kind == "tensor":
         return tensors[value]
     if kind == "dict":

@@ -7,25 +7,36 @@ from calft.training.settings import TrainSettings
 
 
 def add_commands(sub) -> None:
-    r = command(sub, "train", "calft.training.commands:train", TrainSettings,
-                "JSON: method (soft: KL to the trie's next-token targets on a sampled path; hard: cross-entropy on "
-                "sampled completions), model (the model's config entry) and training (the config's section); "
-                "missing keys take the schema's defaults",
-                offline=True,
-                help="train a soft- or hard-target LoRA adapter (resumes from its checkpoint; torchrun for several "
-                "GPUs)",
-                description="Calibration Fine-Tuning of one model. Writes a peft adapter folder and a parquet "
-                "training log (step, epoch, loss, lr, examples, tokens, seconds). Launch under torchrun for DDP "
-                "over several GPUs; on SIGTERM it checkpoints and exits with status 3, and a rerun resumes.")
+    r = command(
+        sub,
+        "train",
+        "calft.training.commands:train",
+        TrainSettings,
+        "JSON: method (soft: KL to the trie's next-token targets on a sampled path; hard: cross-entropy on "
+        "sampled completions), model (the model's config entry) and training (the config's section); "
+        "missing keys take the schema's defaults",
+        offline=True,
+        help="train a soft- or hard-target LoRA adapter (resumes from its checkpoint; torchrun for several GPUs)",
+        description="Calibration Fine-Tuning of one model. Writes a peft adapter folder and a parquet "
+        "training log (step, epoch, loss, lr, examples, tokens, seconds). Launch under torchrun for DDP "
+        "over several GPUs; on SIGTERM it checkpoints and exits with status 3, and a rerun resumes.",
+    )
     model_paths(r, adapter=False)
-    input_path(r, "--targets", required=True,
-               help="training targets from 'calft discretize' (soft: the soft bins; hard: the hard bins)")
+    input_path(
+        r,
+        "--targets",
+        required=True,
+        help="training targets from 'calft discretize' (soft: the soft bins; hard: the hard bins)",
+    )
     input_path(r, "--tries", default=None, help="soft only: the tries of the soft-bin targets")
     output_path(r, "--adapter", "adapter", required=True, help="output peft adapter folder")
     output_path(r, "--train-log", "train_log", required=True, help="output parquet training log")
     output_path(r, "--checkpoints", "checkpoint", required=True, help="folder for the resumable training state")
-    r.add_argument("--threads", type=integer_in(0, 1024), default=0,
-                   help="CPU threads for torch (default: torch's choice)")
-    r.add_argument("--restart", action="store_true",
-                   help="ignore the checkpoint in --checkpoints and train from the first step (it is replaced at "
-                   "the first save)")
+    r.add_argument(
+        "--threads", type=integer_in(0, 1024), default=0, help="CPU threads for torch (default: torch's choice)"
+    )
+    r.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore the checkpoint in --checkpoints and train from the first step (it is replaced at the first save)",
+    )

@@ -11,8 +11,17 @@ from calft.methods import METHODS
 from calft.training.settings import TrainSettings
 
 
-def train(settings: TrainSettings, model_dir: str, targets: str, tries: str | None, adapter: str, train_log: str,
-          checkpoints: str, threads: int, restart: bool) -> None:
+def train(
+    settings: TrainSettings,
+    model_dir: str,
+    targets: str,
+    tries: str | None,
+    adapter: str,
+    train_log: str,
+    checkpoints: str,
+    threads: int,
+    restart: bool,
+) -> None:
     """Exit status 3 when stopped by SIGTERM after a checkpoint (rerun to resume)."""
     from calft.training.loop import Interrupted, Run, run_training
 
@@ -27,11 +36,22 @@ def train(settings: TrainSettings, model_dir: str, targets: str, tries: str | No
         from calft.modeling.tokenizer import check_fingerprint
 
         artifacts.check_same_targets(tries, "tries", targets)
-        check_fingerprint(tries, artifacts.read_provenance(tries)["config"]["fingerprint"], model_dir,
-                          model_config.terminator)
-    run = Run(method=method, model_dir=Path(model_dir), model=model_config, settings=settings.training,
-              targets=Path(targets), tries=Path(tries) if tries else None, adapter=Path(adapter),
-              train_log=Path(train_log), checkpoints=Path(checkpoints), threads=threads, restart=restart)
+        check_fingerprint(
+            tries, artifacts.read_provenance(tries)["config"]["fingerprint"], model_dir, model_config.terminator
+        )
+    run = Run(
+        method=method,
+        model_dir=Path(model_dir),
+        model=model_config,
+        settings=settings.training,
+        targets=Path(targets),
+        tries=Path(tries) if tries else None,
+        adapter=Path(adapter),
+        train_log=Path(train_log),
+        checkpoints=Path(checkpoints),
+        threads=threads,
+        restart=restart,
+    )
     try:
         run_training(run)
     except Interrupted as stopped:

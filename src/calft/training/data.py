@@ -45,13 +45,16 @@ class HardTargets:
         )
 
 
-def epoch_items(targets, families: list[str], samples_per_prompt: int, group_size: int, seed: int, epoch: int,
-                order=balanced_order) -> list[Item]:
+def epoch_items(
+    targets, families: list[str], samples_per_prompt: int, group_size: int, seed: int, epoch: int, order=balanced_order
+) -> list[Item]:
     """One epoch: every prompt `samples_per_prompt` times, in groups of `group_size` continuations
     sharing a prompt, in a family-balanced `order` (calft.training.balance), each group drawn from
     its own seeded generator."""
     if samples_per_prompt % group_size:
-        raise ValueError(f"samples per prompt ({samples_per_prompt}) must be a multiple of the group size ({group_size})")
+        raise ValueError(
+            f"samples per prompt ({samples_per_prompt}) must be a multiple of the group size ({group_size})"
+        )
     groups = np.repeat(np.arange(len(families)), samples_per_prompt // group_size)
     permutation = order(np.asarray(families)[groups], seed, epoch)
     items = []

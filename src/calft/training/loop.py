@@ -1,11 +1,11 @@
 """The Calibration Fine-Tuning training loop: soft or hard targets, LoRA, one file read top to bottom.
 
 Runs on CPU, on one GPU, or on several GPUs of one node under torchrun: DDP (each rank takes every
-W-th item of a global batch), or FSDP2 sharding for models too large to hold once per GPU. The global batch size is the configured quantity, so the optimizer
-step count is the paper's whatever the number of devices. Checkpoints (adapter, optimizer,
-scheduler, RNG, log) are written every `checkpoint_every` steps and when SIGTERM arrives (SLURM's
-warning before a time limit or preemption); a rerun resumes from the last one and ends with the
-same adapter as an uninterrupted run. Knows nothing of Snakemake.
+W-th item of a global batch), or FSDP2 sharding for models too large to hold once per GPU. The global
+batch size is the configured quantity, so the optimizer step count is the paper's whatever the number
+of devices. Checkpoints (adapter, optimizer, scheduler, RNG, log) are written every `checkpoint_every`
+steps and when SIGTERM arrives (SLURM's warning before a time limit or preemption); a rerun resumes
+from the last one and ends with the same adapter as an uninterrupted run. Knows nothing of Snakemake.
 """
 
 from __future__ import annotations
@@ -83,8 +83,9 @@ def language_model_targets(model, names: list[str]) -> list[str]:
     checkpoints (Gemma-3 4B and up) have the same projection names in their vision tower, which
     never gets a gradient from text: LoRA there would only stall DDP."""
     decoder = {id(module) for module in model.get_decoder().modules()}
-    targets = [name for name, module in model.named_modules()
-               if name.rsplit(".", 1)[-1] in names and id(module) in decoder]
+    targets = [
+        name for name, module in model.named_modules() if name.rsplit(".", 1)[-1] in names and id(module) in decoder
+    ]
     if not targets:
         raise UserError(f"training.lora_target_modules: no module named {', '.join(names)} in the language model")
     return targets
@@ -97,9 +98,14 @@ def lora_model(run: Run, device: torch.device):
 
     s = run.settings
     model = load_base(run.model_dir, run.model)
-    lora = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
-                      target_modules=language_model_targets(model, list(s.lora_target_modules)), bias="none",
-                      task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=s.lora_r,
+        lora_alpha=s.lora_alpha,
+        lora_dropout=s.lora_dropout,
+        target_modules=language_model_targets(model, list(s.lora_target_modules)),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora).to(device)
 
 
@@ -165,13 +171,16 @@ def _fingerprint(run: Run) -> str:
     """What a checkpoint must match to be resumed: method, settings, model, input provenance, code."""
     inputs = [artifacts.read_provenance(run.targets)] + ([artifacts.read_provenance(run.tries)] if run.tries else [])
     inputs = [{k: v for k, v in info.items() if k != "created"} for info in inputs]
-    text = json.dumps([run.method, run.settings.to_dict(), run.model.to_dict(), str(run.model_dir), inputs,
-                       artifacts.code_version()], sort_keys=True)
+    text = json.dumps(
+        [run.method, run.settings.to_dict(), run.model.to_dict(), str(run.model_dir), inputs, artifacts.code_version()],
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _micro_batches(global_batch: list, rank: int, world: int, items_per_micro: int,
-                   rendered: list[list[int]]) -> list[tuple[PackedBatch, float]]:
+def _micro_batches(
+    global_batch: list, rank: int, world: int, items_per_micro: int, rendered: list[list[int]]
+) -> list[tuple[PackedBatch, float]]:
     """This rank's share of a global batch, packed per micro-batch, each with its loss weight: every
     rank runs the same number of micro-batches, and one with fewer items runs zero-weight ones."""
     mine = global_batch[rank::world]
@@ -213,8 +222,9 @@ def _training_data(run: Run, tokenizer) -> tuple[list[str], list[str], object, l
     return ids, families, targets, prompt_ids(tokenizer, texts, chat)
 
 
-def _resume(run: Run, fingerprint: str, model, optimizer, scheduler, sharded: bool,
-            device: torch.device) -> tuple[int, list, int | None]:
+def _resume(
+    run: Run, fingerprint: str, model, optimizer, scheduler, sharded: bool, device: torch.device
+) -> tuple[int, list, int | None]:
     """(step, log rows, last saved step) of the checkpoint of this very run, restored into the model,
     optimizer, schedule and generators; (0, [], None) to start afresh."""
     if run.restart or not run.checkpoints.is_dir() or not any(run.checkpoints.iterdir()):
@@ -231,8 +241,16 @@ def _resume(run: Run, fingerprint: str, model, optimizer, scheduler, sharded: bo
     return state["step"], state["rows"], state["step"]
 
 
-def _accumulate_gradients(engine, model, micro_batches: list[tuple[PackedBatch, float]], schedule, world: int,
-                          sequences: int, sharded: bool, device: torch.device) -> tuple[torch.Tensor, int]:
+def _accumulate_gradients(
+    engine,
+    model,
+    micro_batches: list[tuple[PackedBatch, float]],
+    schedule,
+    world: int,
+    sequences: int,
+    sharded: bool,
+    device: torch.device,
+) -> tuple[torch.Tensor, int]:
     """Backward over this rank's micro-batches of one step, gradients synchronized at the last one;
     returns the sum of the step's losses on this rank and the tokens computed."""
     loss_sum, tokens = torch.zeros((), device=device), 0
@@ -260,24 +278,47 @@ def _optimizer(model, settings: Training, total_steps: int) -> tuple[list, torch
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup_steps(settings.warmup_ratio, total_steps), total_steps)
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, warmup_steps(settings.warmup_ratio, total_steps), total_steps
+    )
     return trainable, optimizer, scheduler
 
 
-def _save_checkpoint(run: Run, fingerprint: str, step: int, rows: list, model, optimizer, scheduler, sharded: bool,
-                     device: torch.device, rank: int) -> None:
+def _save_checkpoint(
+    run: Run,
+    fingerprint: str,
+    step: int,
+    rows: list,
+    model,
+    optimizer,
+    scheduler,
+    sharded: bool,
+    device: torch.device,
+    rank: int,
+) -> None:
     weights, optimizer_state = _training_state(model, optimizer, sharded)  # every rank takes part
     if rank == 0:
-        checkpoint.save(run.checkpoints, {
-            "step": step, "rows": rows, "adapter": weights, "optimizer": optimizer_state,
-            "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, fingerprint)
+        checkpoint.save(
+            run.checkpoints,
+            {
+                "step": step,
+                "rows": rows,
+                "adapter": weights,
+                "optimizer": optimizer_state,
+                "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            },
+            fingerprint,
+        )
 
 
 def _stop_non_finite(run: Run, step: int, epoch: int, saved: int | None) -> None:
     kept = f"the checkpoint of step {saved} in {run.checkpoints} is kept" if saved else "no checkpoint yet"
-    raise RunError(f"non-finite loss or gradient at step {step} (epoch {epoch}), training stopped ({kept}); "
-                   f"training.learning_rate {run.settings.learning_rate} may be too high")
+    raise RunError(
+        f"non-finite loss or gradient at step {step} (epoch {epoch}), training stopped ({kept}); "
+        f"training.learning_rate {run.settings.learning_rate} may be too high"
+    )
 
 
 def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
@@ -295,8 +336,14 @@ def _device_record(device: torch.device, world: int) -> dict:
 
 
 def _write_outputs(run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str, device: dict) -> None:
-    config = {"method": run.method, "model": run.model.to_dict(), "training": run.settings.to_dict(),
-              "targets": artifacts.read_provenance(run.targets)["config"], "device": device, "fingerprint": fingerprint}
+    config = {
+        "method": run.method,
+        "model": run.model.to_dict(),
+        "training": run.settings.to_dict(),
+        "targets": artifacts.read_provenance(run.targets)["config"],
+        "device": device,
+        "fingerprint": fingerprint,
+    }
     with artifacts.atomic_path(run.adapter, "adapter") as folder:
         model.save_pretrained(folder, state_dict=weights)
         tokenizer.save_pretrained(folder)
@@ -336,9 +383,11 @@ def run_training(run: Run) -> None:
 
     stop = {"requested": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
-    log(f"{run.method}: {len(ids)} prompts x {samples} per epoch in groups of {group}, {epochs} epochs, "
+    log(
+        f"{run.method}: {len(ids)} prompts x {samples} per epoch in groups of {group}, {epochs} epochs, "
         f"{total_steps} steps of {s.global_batch_size} sequences on {world} x {device.type}"
-        + (f" ({'fsdp' if sharded else 'ddp'})" if world > 1 else ""))
+        + (f" ({'fsdp' if sharded else 'ddp'})" if world > 1 else "")
+    )
 
     # -- the loop (a thread packs the next step's micro-batches while the device computes)
     model.train()
@@ -346,15 +395,19 @@ def run_training(run: Run) -> None:
     for epoch in range(step // epoch_steps, epochs):
         items = epoch_items(targets, families, samples, group, s.seed, epoch, ORDERS[s.order])
         remaining = batches(items, items_per_step)[step - epoch * epoch_steps :]
-        packed = [packer.submit(_micro_batches, batch, rank, world, items_per_micro, rendered) for batch in remaining[:1]]
+        packed = [
+            packer.submit(_micro_batches, batch, rank, world, items_per_micro, rendered) for batch in remaining[:1]
+        ]
         for position, global_batch in enumerate(remaining):
             started = time.perf_counter()
             micro_batches = packed.pop().result()
             if position + 1 < len(remaining):  # pack the next step while this one computes
-                packed.append(packer.submit(_micro_batches, remaining[position + 1], rank, world, items_per_micro,
-                                            rendered))
-            loss_sum, tokens = _accumulate_gradients(engine, model, micro_batches, schedule, world,
-                                                     len(global_batch) * group, sharded, device)
+                packed.append(
+                    packer.submit(_micro_batches, remaining[position + 1], rank, world, items_per_micro, rendered)
+                )
+            loss_sum, tokens = _accumulate_gradients(
+                engine, model, micro_batches, schedule, world, len(global_batch) * group, sharded, device
+            )
             if world > 1:
                 torch.distributed.all_reduce(loss_sum)
             loss_value, finite = torch.stack([loss_sum, _all_finite(loss_sum, trainable, world)]).tolist()
@@ -365,11 +418,21 @@ def run_training(run: Run) -> None:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            rows.append({"step": step, "epoch": epoch, "loss": loss_value / (len(global_batch) * group), "lr": lr,
-                         "examples": len(global_batch) * group, "tokens": tokens * world,
-                         "seconds": time.perf_counter() - started})
-            log(f"step {step}/{total_steps} epoch {epoch} loss {rows[-1]['loss']:.4f} lr {lr:.2e} "
-                f"{rows[-1]['seconds']:.2f}s")
+            rows.append(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": loss_value / (len(global_batch) * group),
+                    "lr": lr,
+                    "examples": len(global_batch) * group,
+                    "tokens": tokens * world,
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+            log(
+                f"step {step}/{total_steps} epoch {epoch} loss {rows[-1]['loss']:.4f} lr {lr:.2e} "
+                f"{rows[-1]['seconds']:.2f}s"
+            )
             if _any_rank(stop["requested"], world, device):
                 save_checkpoint()
                 raise Interrupted(f"stopped by SIGTERM at step {step}; rerun to resume from the checkpoint")

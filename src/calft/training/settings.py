@@ -54,14 +54,20 @@ class Training(Section):
         problems = []
         for method in methods.TRAINED:
             schedule, draws = self.schedule(method), methods.METHODS[method].training.draws_key
-            for key, value in ((draws, schedule.draws_per_prompt), ("global_batch_size", self.global_batch_size),
-                               ("per_device_batch_size", self.per_device_batch_size)):
+            for key, value in (
+                (draws, schedule.draws_per_prompt),
+                ("global_batch_size", self.global_batch_size),
+                ("per_device_batch_size", self.per_device_batch_size),
+            ):
                 if value % schedule.group_size:
-                    problems.append(f"training.{method}_group_size: {schedule.group_size} does not divide "
-                                    f"training.{key} ({value})")
+                    problems.append(
+                        f"training.{method}_group_size: {schedule.group_size} does not divide training.{key} ({value})"
+                    )
         if self.global_batch_size % self.per_device_batch_size:
-            problems.append(f"training.per_device_batch_size: {self.per_device_batch_size} does not divide "
-                            f"training.global_batch_size ({self.global_batch_size})")
+            problems.append(
+                f"training.per_device_batch_size: {self.per_device_batch_size} does not divide "
+                f"training.global_batch_size ({self.global_batch_size})"
+            )
         return problems
 
 

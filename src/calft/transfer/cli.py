@@ -7,39 +7,67 @@ from calft.transfer.settings import McqSettings, NoveltyBench, NoveltyBenchSetti
 
 
 def add_commands(sub) -> None:
-    oe = command(sub, "open-ended", "calft.transfer.commands:open_ended", OpenEndedSettings,
-                 "JSON: model (the model's config entry), open_ended (the config's transfer.open_ended) and "
-                 "prompting (direct or ssot)",
-                 offline=True, help="open-ended random generation (102 prompts)",
-                 description="Top-p first-token support sizes and unique-output fractions of the 102 "
-                 "'[Verb] a random [category]' prompts.")
+    oe = command(
+        sub,
+        "open-ended",
+        "calft.transfer.commands:open_ended",
+        OpenEndedSettings,
+        "JSON: model (the model's config entry), open_ended (the config's transfer.open_ended) and "
+        "prompting (direct or ssot)",
+        offline=True,
+        help="open-ended random generation (102 prompts)",
+        description="Top-p first-token support sizes and unique-output fractions of the 102 "
+        "'[Verb] a random [category]' prompts.",
+    )
     model_paths(oe)
     output_path(oe, "--samples", "open_ended_samples", required=True, help="parquet file of every generation")
     output_path(oe, "--output", "open_ended", required=True, help="per-prompt parquet file")
 
-    mc = command(sub, "mcq", "calft.transfer.commands:mcq", McqSettings,
-                 "JSON: model (the model's config entry) and mcq (the config's transfer.mcq)",
-                 offline=True, help="MCQ answer-position balance",
-                 description="Generated medical multiple-choice questions, strictly parsed: parse rate and TV "
-                 "distance of the correct-answer letters to uniform.")
+    mc = command(
+        sub,
+        "mcq",
+        "calft.transfer.commands:mcq",
+        McqSettings,
+        "JSON: model (the model's config entry) and mcq (the config's transfer.mcq)",
+        offline=True,
+        help="MCQ answer-position balance",
+        description="Generated medical multiple-choice questions, strictly parsed: parse rate and TV "
+        "distance of the correct-answer letters to uniform.",
+    )
     model_paths(mc)
     output_path(mc, "--samples", "mcq_samples", required=True, help="parquet file of every generation")
     output_path(mc, "--output", "mcq", required=True, help="one-row summary parquet file")
 
-    nb = command(sub, "noveltybench", "calft.transfer.commands:noveltybench", NoveltyBenchSettings,
-                 "JSON: model (the model's config entry) and noveltybench (the config's transfer.noveltybench)",
-                 offline=True, help="NoveltyBench: distinct and utility",
-                 description="Generations per prompt, partitioned by the similarity classifier and rated by the "
-                 "reward model; mean distinct and mean utility (patience 0.8) per split and overall.")
+    nb = command(
+        sub,
+        "noveltybench",
+        "calft.transfer.commands:noveltybench",
+        NoveltyBenchSettings,
+        "JSON: model (the model's config entry) and noveltybench (the config's transfer.noveltybench)",
+        offline=True,
+        help="NoveltyBench: distinct and utility",
+        description="Generations per prompt, partitioned by the similarity classifier and rated by the "
+        "reward model; mean distinct and mean utility (patience 0.8) per split and overall.",
+    )
     model_paths(nb)
     input_path(nb, "--data-dir", required=True, help="folder with curated.jsonl and wildchat_1k.jsonl")
-    output_path(nb, "--generations", "noveltybench_generations", required=True,
-                help="parquet file of every generation, partition and rating")
+    output_path(
+        nb,
+        "--generations",
+        "noveltybench_generations",
+        required=True,
+        help="parquet file of every generation, partition and rating",
+    )
     output_path(nb, "--output", "noveltybench", required=True, help="per-split summary parquet file")
 
-    fn = command(sub, "fetch-noveltybench", "calft.transfer.commands:fetch_noveltybench", NoveltyBench,
-                 "JSON of the config's transfer.noveltybench section",
-                 help="download NoveltyBench's prompt files (head node)",
-                 description="Writes curated.jsonl and wildchat_1k.jsonl from the configured prompts_url, with "
-                 "their checksums in the folder's calft_provenance.json.")
+    fn = command(
+        sub,
+        "fetch-noveltybench",
+        "calft.transfer.commands:fetch_noveltybench",
+        NoveltyBench,
+        "JSON of the config's transfer.noveltybench section",
+        help="download NoveltyBench's prompt files (head node)",
+        description="Writes curated.jsonl and wildchat_1k.jsonl from the configured prompts_url, with "
+        "their checksums in the folder's calft_provenance.json.",
+    )
     output_path(fn, "--output", "eval_data/noveltybench", required=True, help="folder to write")

@@ -19,13 +19,22 @@ def open_ended(settings: OpenEndedSettings, model_dir: str, adapter: str | None,
 
     ssot = settings.prompting == "ssot"
     per_prompt, generated = evaluate_open_ended(load(model_dir, settings.model, adapter), settings.open_ended, ssot)
-    info = artifacts.provenance("open_ended", {"model": settings.model.to_dict(), "adapter": adapter, "ssot": ssot,
-                                               "settings": settings.open_ended.to_dict(),
-                                               "thresholds": THRESHOLDS.tolist()})
+    info = artifacts.provenance(
+        "open_ended",
+        {
+            "model": settings.model.to_dict(),
+            "adapter": adapter,
+            "ssot": ssot,
+            "settings": settings.open_ended.to_dict(),
+            "thresholds": THRESHOLDS.tolist(),
+        },
+    )
     artifacts.write_frame(generated, samples, info | {"artifact": "open_ended_samples"})
     artifacts.write_frame(per_prompt, output, info)
-    log(f"open-ended: mean support {per_prompt.support_size.mean():.1f}, "
-        f"mean unique fraction {per_prompt.unique_fraction.mean():.3f}")
+    log(
+        f"open-ended: mean support {per_prompt.support_size.mean():.1f}, "
+        f"mean unique fraction {per_prompt.unique_fraction.mean():.3f}"
+    )
 
 
 def mcq(settings: McqSettings, model_dir: str, adapter: str | None, samples: str, output: str) -> None:
@@ -33,15 +42,17 @@ def mcq(settings: McqSettings, model_dir: str, adapter: str | None, samples: str
     from calft.transfer.mcq import evaluate_mcq
 
     summary, generated = evaluate_mcq(load(model_dir, settings.model, adapter), settings.mcq)
-    info = artifacts.provenance("mcq", {"model": settings.model.to_dict(), "adapter": adapter,
-                                        "settings": settings.mcq.to_dict()})
+    info = artifacts.provenance(
+        "mcq", {"model": settings.model.to_dict(), "adapter": adapter, "settings": settings.mcq.to_dict()}
+    )
     artifacts.write_frame(generated, samples, info | {"artifact": "mcq_samples"})
     artifacts.write_frame(pd.DataFrame([summary]), output, info)
     log(f"mcq: {summary}")
 
 
-def noveltybench(settings: NoveltyBenchSettings, model_dir: str, adapter: str | None, data_dir: str,
-                 generations: str, output: str) -> None:
+def noveltybench(
+    settings: NoveltyBenchSettings, model_dir: str, adapter: str | None, data_dir: str, generations: str, output: str
+) -> None:
     import torch
 
     from calft.modeling.loader import load
@@ -55,8 +66,9 @@ def noveltybench(settings: NoveltyBenchSettings, model_dir: str, adapter: str | 
     device = loaded.device
     del loaded
     summary, generated = rate_answers(generated, section, device)
-    info = artifacts.provenance("noveltybench", {"model": settings.model.to_dict(), "adapter": adapter,
-                                                 "settings": section.to_dict()})
+    info = artifacts.provenance(
+        "noveltybench", {"model": settings.model.to_dict(), "adapter": adapter, "settings": section.to_dict()}
+    )
     artifacts.write_frame(generated, generations, info | {"artifact": "noveltybench_generations"})
     artifacts.write_frame(summary, output, info)
     log("noveltybench:\n" + summary.to_string(index=False))

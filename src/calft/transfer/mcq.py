@@ -38,7 +38,6 @@ Requirements:
 """
 
 
-
 def mcq_summary(samples: pd.DataFrame) -> dict:
     """Parse rate, answer-letter counts, TV to uniform (NaN when nothing parses), max deviation,
     chi-square p-value, and the rate of parseable questions with four distinct options."""
@@ -46,9 +45,12 @@ def mcq_summary(samples: pd.DataFrame) -> dict:
     counts = parsed.answer.value_counts().reindex(list("ABCD"), fill_value=0).to_numpy()
     frequencies = counts / counts.sum() if counts.sum() else np.full(4, np.nan)
     return {
-        "generations": len(samples), "parseable": len(parsed), "parse_rate": len(parsed) / len(samples),
+        "generations": len(samples),
+        "parseable": len(parsed),
+        "parse_rate": len(parsed) / len(samples),
         **{f"count_{letter}": int(c) for letter, c in zip("ABCD", counts)},
-        "tv": tv_to_uniform(counts), "max_deviation": float(np.max(np.abs(frequencies - 0.25))),
+        "tv": tv_to_uniform(counts),
+        "max_deviation": float(np.max(np.abs(frequencies - 0.25))),
         "chi2_p": float(chisquare(counts).pvalue) if counts.sum() else float("nan"),
         "unique_options_rate": float(parsed.distinct_options.mean()) if len(parsed) else float("nan"),
     }
@@ -61,10 +63,15 @@ def evaluate_mcq(loaded: LoadedModel, settings: Mcq) -> tuple[dict, pd.DataFrame
     seeds = [sample_seed(settings.seed, "mcq", i) for i in range(settings.num_samples)]
     texts, _, _ = generate(loaded, ids, seeds, settings, mcq_may_parse if settings.stop_unparseable else None)
     parsed = [parse_mcq(text) for text in texts]
-    samples = pd.DataFrame({
-        "sample_idx": np.arange(len(texts)), "seed": seeds, "text": texts,
-        "parseable": [not errors for _, errors in parsed],
-        "answer": [fields.get("answer") for fields, _ in parsed], "errors": [errors for _, errors in parsed],
-        "distinct_options": [len({fields.get(k) for k in "ABCD"}) == 4 for fields, _ in parsed],
-    })
+    samples = pd.DataFrame(
+        {
+            "sample_idx": np.arange(len(texts)),
+            "seed": seeds,
+            "text": texts,
+            "parseable": [not errors for _, errors in parsed],
+            "answer": [fields.get("answer") for fields, _ in parsed],
+            "errors": [errors for _, errors in parsed],
+            "distinct_options": [len({fields.get(k) for k in "ABCD"}) == 4 for fields, _ in parsed],
+        }
+    )
     return mcq_summary(samples), samples.drop(columns="distinct_options")

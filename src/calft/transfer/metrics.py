@@ -68,12 +68,29 @@ def novelty_utility(ratings: np.ndarray, partition_ids: list[int], patience: flo
 def novelty_summary(generations: pd.DataFrame, patience: float) -> pd.DataFrame:
     """Per split and for all prompts together: the prompts, their mean distinct partitions and mean
     utility, from one row per generation (split, prompt_index, partition, rating, in order)."""
-    per_prompt = generations.groupby(["split", "prompt_index"], sort=False).apply(
-        lambda g: pd.Series({"distinct": g.partition.nunique(),
-                             "utility": novelty_utility(g.rating.to_numpy(), g.partition.tolist(), patience)}),
-        include_groups=False).reset_index()
-    rows = [{"split": split, "prompts": len(g), "mean_distinct": g.distinct.mean(), "mean_utility": g.utility.mean()}
-            for split, g in per_prompt.groupby("split", sort=False)]
-    rows.append({"split": "all", "prompts": len(per_prompt), "mean_distinct": per_prompt.distinct.mean(),
-                 "mean_utility": per_prompt.utility.mean()})
+    per_prompt = (
+        generations.groupby(["split", "prompt_index"], sort=False)
+        .apply(
+            lambda g: pd.Series(
+                {
+                    "distinct": g.partition.nunique(),
+                    "utility": novelty_utility(g.rating.to_numpy(), g.partition.tolist(), patience),
+                }
+            ),
+            include_groups=False,
+        )
+        .reset_index()
+    )
+    rows = [
+        {"split": split, "prompts": len(g), "mean_distinct": g.distinct.mean(), "mean_utility": g.utility.mean()}
+        for split, g in per_prompt.groupby("split", sort=False)
+    ]
+    rows.append(
+        {
+            "split": "all",
+            "prompts": len(per_prompt),
+            "mean_distinct": per_prompt.distinct.mean(),
+            "mean_utility": per_prompt.utility.mean(),
+        }
+    )
     return pd.DataFrame(rows)

@@ -56,7 +56,9 @@ def read_prompt_files(data_dir: Path, splits: list[str], limit: int | None) -> d
             raise UserError(f"cannot read {path} ({error})") from None
         records = [_prompt(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
         if len(records) != expected:
-            raise UserError(f"{Path(data_dir) / name} has {len(records)} prompts; NoveltyBench's {split} has {expected}")
+            raise UserError(
+                f"{Path(data_dir) / name} has {len(records)} prompts; NoveltyBench's {split} has {expected}"
+            )
         prompts[split] = records[:limit]
     return prompts
 
@@ -95,8 +97,14 @@ def rating(reward: float) -> int:
 def generate_answers(loaded: LoadedModel, prompts: dict[str, list[Prompt]], settings: NoveltyBench) -> pd.DataFrame:
     """`generations` samples per prompt at temperature 1 and top-p 1, all of a prompt decoded together;
     each row keeps its prompt's text and category (the qualitative Tables 11-19 show them)."""
-    sampling = Generation(num_samples=settings.generations, max_new_tokens=settings.max_new_tokens, temperature=1.0,
-                          top_p=1.0, seed=settings.seed, chunk_size=settings.generations)
+    sampling = Generation(
+        num_samples=settings.generations,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=1.0,
+        top_p=1.0,
+        seed=settings.seed,
+        chunk_size=settings.generations,
+    )
     rows = []
     for split, split_prompts in prompts.items():
         texts = [prompt.text for prompt in split_prompts]
@@ -105,9 +113,18 @@ def generate_answers(loaded: LoadedModel, prompts: dict[str, list[Prompt]], sett
         for j, ids in enumerate(rendered):
             seeds = [sample_seed(settings.seed, f"noveltybench/{split}/{j}", g) for g in range(settings.generations)]
             outputs, _, _ = generate(loaded, ids, seeds, sampling, prefix=prefix)
-            rows += [{"split": split, "prompt_index": j, "category": split_prompts[j].category, "prompt": texts[j],
-                      "generation": g, "seed": seed, "text": text.strip()}
-                     for g, (seed, text) in enumerate(zip(seeds, outputs))]
+            rows += [
+                {
+                    "split": split,
+                    "prompt_index": j,
+                    "category": split_prompts[j].category,
+                    "prompt": texts[j],
+                    "generation": g,
+                    "seed": seed,
+                    "text": text.strip(),
+                }
+                for g, (seed, text) in enumerate(zip(seeds, outputs))
+            ]
         log(f"  generated {split}: {len(texts)} prompts")
     return pd.DataFrame(rows)
 
@@ -115,15 +132,16 @@ def generate_answers(loaded: LoadedModel, prompts: dict[str, list[Prompt]], sett
 def pair_inputs(tokenizer, first: list[int], seconds: list[list[int]], device) -> dict:
     """`[CLS] a [SEP] b [SEP]` for each b, token types 0 up to the first [SEP] and 1 after, padded:
     the classifier's input, built from token ids (each side already truncated)."""
-    rows = [[tokenizer.cls_token_id, *first, tokenizer.sep_token_id, *second, tokenizer.sep_token_id]
-            for second in seconds]
+    rows = [
+        [tokenizer.cls_token_id, *first, tokenizer.sep_token_id, *second, tokenizer.sep_token_id] for second in seconds
+    ]
     width = max(map(len, rows))
     ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
     types, mask = torch.zeros_like(ids), torch.zeros_like(ids)
     for row, (tokens, second) in enumerate(zip(rows, seconds)):
-        ids[row, :len(tokens)] = torch.tensor(tokens)
-        mask[row, :len(tokens)] = 1
-        types[row, len(first) + 2:len(tokens)] = 1
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        mask[row, : len(tokens)] = 1
+        types[row, len(first) + 2 : len(tokens)] = 1
     return {"input_ids": ids.to(device), "token_type_ids": types.to(device), "attention_mask": mask.to(device)}
 
 
@@ -141,7 +159,7 @@ def classifier_equivalence(classifier, tokenizer, threshold: float, batch_size: 
         pending = [k for k, d in enumerate(decisions) if d is None]
         first = truncated(texts[i])
         for start in range(0, len(pending), batch_size):
-            chunk = pending[start:start + batch_size]
+            chunk = pending[start : start + batch_size]
             batch = pair_inputs(tokenizer, first, [truncated(texts[later[k]]) for k in chunk], device)
             probability = torch.softmax(classifier(**batch).logits.float(), dim=-1)[:, 1]
             for k, p in zip(chunk, probability.tolist()):
@@ -152,19 +170,28 @@ def classifier_equivalence(classifier, tokenizer, threshold: float, batch_size: 
 
 
 @torch.no_grad()
-def rewards(reward_model, tokenizer, prompt: str, texts: list[str], add_special_tokens: bool,
-            batch_size: int = 4) -> list[float]:
+def rewards(
+    reward_model, tokenizer, prompt: str, texts: list[str], add_special_tokens: bool, batch_size: int = 4
+) -> list[float]:
     """The reward model's scalar for each [user: prompt, assistant: text] conversation, rendered by
     its chat template (which holds BOS) and tokenized without adding special tokens again (with
     them, as the reference does, when `add_special_tokens`)."""
     device = next(reward_model.parameters()).device
-    rendered = [tokenizer.apply_chat_template([{"role": "user", "content": prompt},
-                                               {"role": "assistant", "content": text}], tokenize=False)
-                for text in texts]
+    rendered = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}], tokenize=False
+        )
+        for text in texts
+    ]
     scores = []
     for start in range(0, len(rendered), batch_size):
-        batch = tokenizer(rendered[start:start + batch_size], padding=True, truncation=True,
-                          add_special_tokens=add_special_tokens, return_tensors="pt").to(device)
+        batch = tokenizer(
+            rendered[start : start + batch_size],
+            padding=True,
+            truncation=True,
+            add_special_tokens=add_special_tokens,
+            return_tensors="pt",
+        ).to(device)
         scores += reward_model(**batch).logits[:, 0].float().tolist()
     return scores
 
@@ -176,8 +203,9 @@ def _release(model) -> None:
         torch.cuda.empty_cache()
 
 
-def rate_answers(generations: pd.DataFrame, settings: NoveltyBench,
-                 device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
+def rate_answers(
+    generations: pd.DataFrame, settings: NoveltyBench, device: torch.device
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Partition and rate the generations (the first of each partition is its representative);
     per-split and overall mean distinct and mean utility."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -195,12 +223,18 @@ def rate_answers(generations: pd.DataFrame, settings: NoveltyBench,
     log("  partitioned")
 
     tokenizer = AutoTokenizer.from_pretrained(settings.reward_model)
-    reward_model = AutoModelForSequenceClassification.from_pretrained(  # eager: SDPA drops Gemma-2's soft-capping
-        settings.reward_model, dtype=getattr(torch, settings.reward_dtype), attn_implementation="eager").to(device).eval()
+    reward_model = (
+        AutoModelForSequenceClassification.from_pretrained(  # eager: SDPA drops Gemma-2's soft-capping
+            settings.reward_model, dtype=getattr(torch, settings.reward_dtype), attn_implementation="eager"
+        )
+        .to(device)
+        .eval()
+    )
     scores = []
     for _, group in generations.groupby(["split", "prompt_index"], sort=False):
-        scores += rewards(reward_model, tokenizer, group.prompt.iloc[0], group.text.tolist(),
-                          settings.reward_add_special_tokens)
+        scores += rewards(
+            reward_model, tokenizer, group.prompt.iloc[0], group.text.tolist(), settings.reward_add_special_tokens
+        )
     _release(reward_model)
     generations = generations.assign(reward=scores, rating=[rating(r) for r in scores])
 

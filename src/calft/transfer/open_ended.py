@@ -39,7 +39,9 @@ def first_token_probabilities(model, ids: list[int]) -> np.ndarray:
     return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
 
-def evaluate_open_ended(loaded: LoadedModel, settings: OpenEnded, ssot: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_open_ended(
+    loaded: LoadedModel, settings: OpenEnded, ssot: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-prompt support sizes and unique fractions, and every sample with its normalizations."""
     indices = prompt_subset(settings.max_prompts)
     every_prompt = open_ended_prompts()
@@ -55,15 +57,31 @@ def evaluate_open_ended(loaded: LoadedModel, settings: OpenEnded, ssot: bool = F
         normalized = [normalize_open_answer(a) for a in answers]
         insensitive = [normalize_open_answer(a, insensitive=True) for a in answers]
         sizes = None if ssot else top_p_support(first_token_probabilities(loaded.model, ids)[None], THRESHOLDS)[0]
-        rows.append({
-            "prompt_index": k, "category": CATEGORIES[k], "prompt": prompt,
-            "support_size": None if sizes is None else int(sizes[np.isclose(THRESHOLDS, PRIMARY_THRESHOLD)][0]),
-            "support_sizes": None if sizes is None else sizes.tolist(),
-            "samples": len(texts), "empty": sum(not a for a in normalized),
-            "unique_fraction": unique_fraction(normalized), "unique_fraction_insensitive": unique_fraction(insensitive),
-        })
-        samples.append(pd.DataFrame({"prompt_index": k, "sample_idx": np.arange(len(texts)), "seed": seeds,
-                                     "text": texts, "answer": answers, "normalized": normalized,
-                                     "normalized_insensitive": insensitive}))
+        rows.append(
+            {
+                "prompt_index": k,
+                "category": CATEGORIES[k],
+                "prompt": prompt,
+                "support_size": None if sizes is None else int(sizes[np.isclose(THRESHOLDS, PRIMARY_THRESHOLD)][0]),
+                "support_sizes": None if sizes is None else sizes.tolist(),
+                "samples": len(texts),
+                "empty": sum(not a for a in normalized),
+                "unique_fraction": unique_fraction(normalized),
+                "unique_fraction_insensitive": unique_fraction(insensitive),
+            }
+        )
+        samples.append(
+            pd.DataFrame(
+                {
+                    "prompt_index": k,
+                    "sample_idx": np.arange(len(texts)),
+                    "seed": seeds,
+                    "text": texts,
+                    "answer": answers,
+                    "normalized": normalized,
+                    "normalized_insensitive": insensitive,
+                }
+            )
+        )
         log(f"  {prompt}: support {rows[-1]['support_size']}, unique {rows[-1]['unique_fraction']:.2f}")
     return pd.DataFrame(rows), pd.concat(samples, ignore_index=True)

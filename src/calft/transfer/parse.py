@@ -28,8 +28,15 @@ def normalize_open_answer(text: str, insensitive: bool = False) -> str:
     return answer
 
 
-MCQ_MARKERS = {"Question:": "question", "A.": "A", "B.": "B", "C.": "C", "D.": "D",
-               "Correct Answer:": "answer", "Explanation:": "explanation"}
+MCQ_MARKERS = {
+    "Question:": "question",
+    "A.": "A",
+    "B.": "B",
+    "C.": "C",
+    "D.": "D",
+    "Correct Answer:": "answer",
+    "Explanation:": "explanation",
+}
 
 
 def _marker(line: str) -> str | None:
@@ -53,7 +60,7 @@ def parse_mcq(text: str) -> tuple[dict[str, str], list[str]]:
         name = MCQ_MARKERS[marker]
         if name in fields:
             errors.append(f"duplicate_{name}")
-        fields[name] = " ".join(line[len(marker):].split())
+        fields[name] = " ".join(line[len(marker) :].split())
     for name in MCQ_MARKERS.values():
         if name not in fields:
             errors.append(f"missing_{name}")
@@ -78,5 +85,8 @@ def mcq_may_parse(text: str) -> bool:
         if marker is None or MCQ_MARKERS[marker] in seen:
             return False
         seen.add(MCQ_MARKERS[marker])
-    return (not unfinished or unfinished.startswith("<")
-            or any(marker.startswith(unfinished) or unfinished.startswith(marker) for marker in MCQ_MARKERS))
+    return (
+        not unfinished
+        or unfinished.startswith("<")
+        or any(marker.startswith(unfinished) or unfinished.startswith(marker) for marker in MCQ_MARKERS)
+    )

@@ -292,3 +292,19 @@ def test_a_set_names_the_families_it_lacks_and_the_sets_it_knows():
         r"ood-full$",
     ):
         prompt_set("nope")
+
+
+def test_the_coarsest_settings_are_allowed_and_the_first_invalid_ones_refused():
+    # decimals 0 and 2 bins: N(0, 1) becomes -3 and 3 (the cap keeps both ends), half the mass each
+    values, mass = _one(make_prompt("gaussian", {"mu": 0, "sigma": 1}, "custom"), 0, 2)
+    assert values.tolist() == [-3.0, 3.0] and mass.tolist() == pytest.approx([0.5, 0.5])
+    prompt = [make_prompt("gaussian", {"mu": 0, "sigma": 1}, "custom")]
+    for decimals, max_bins, low, high, message in [(-1, 10, 0.001, 0.999, "^decimals must be >= 0, got -1$"),
+                                                   (1, 1, 0.001, 0.999, "^max_bins must be >= 2, got 1$"),
+                                                   (1, 10, 0.0, 0.999, r"^need 0 < quantile_low < quantile_high < 1"),
+                                                   (1, 10, 0.5, 0.5, r"^need 0 < quantile_low < quantile_high < 1"),
+                                                   (1, 10, 0.001, 1.0, r"^need 0 < quantile_low < quantile_high < 1")]:
+        with pytest.raises(UserError, match=message):
+            list(discretize_laws(prompt, decimals, max_bins, low, high))
+    values, _ = _one(make_prompt("gaussian", {"mu": 0, "sigma": 1}, "custom"), 1, 10)
+    assert len(values) == 10

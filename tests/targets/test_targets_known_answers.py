@@ -200,13 +200,14 @@ def _as_prefix_tables(trie) -> dict:
     return tables
 
 
-@pytest.mark.parametrize("vocabulary, seed", [(12, 0), (12, 1), (600, 2), (600, 3)])
-def test_tries_of_shuffled_rows_of_several_prompts_equal_a_pure_python_trie(vocabulary, seed):
-    # prompts whose tokens interleave, rows in random order, more than 256 distinct tokens in half the cases
+@pytest.mark.parametrize("vocabulary, longest, seed", [(12, 4, 0), (12, 4, 1), (600, 4, 2), (600, 4, 3), (600, 9, 4)])
+def test_tries_of_shuffled_rows_of_several_prompts_equal_a_pure_python_trie(vocabulary, longest, seed):
+    # prompts whose tokens interleave, rows in random order, more than 256 distinct tokens in some cases, and
+    # sequences long enough that their sort keys need more than one 64-bit word in the last
     rng = np.random.default_rng(seed)
     rows = []
     for prompt in range(4):
-        outputs = {tuple(rng.integers(0, vocabulary, rng.integers(1, 5))) + (vocabulary,) for _ in range(25)}
+        outputs = {tuple(rng.integers(0, vocabulary, rng.integers(1, longest + 1))) + (vocabulary,) for _ in range(25)}
         rows += [(prompt, output) for output in outputs]
     rows = [rows[i] for i in rng.permutation(len(rows))]
     width = max(len(output) for _, output in rows)
@@ -299,11 +300,13 @@ def test_the_coarsest_settings_are_allowed_and_the_first_invalid_ones_refused():
     values, mass = _one(make_prompt("gaussian", {"mu": 0, "sigma": 1}, "custom"), 0, 2)
     assert values.tolist() == [-3.0, 3.0] and mass.tolist() == pytest.approx([0.5, 0.5])
     prompt = [make_prompt("gaussian", {"mu": 0, "sigma": 1}, "custom")]
-    for decimals, max_bins, low, high, message in [(-1, 10, 0.001, 0.999, "^decimals must be >= 0, got -1$"),
-                                                   (1, 1, 0.001, 0.999, "^max_bins must be >= 2, got 1$"),
-                                                   (1, 10, 0.0, 0.999, r"^need 0 < quantile_low < quantile_high < 1"),
-                                                   (1, 10, 0.5, 0.5, r"^need 0 < quantile_low < quantile_high < 1"),
-                                                   (1, 10, 0.001, 1.0, r"^need 0 < quantile_low < quantile_high < 1")]:
+    for decimals, max_bins, low, high, message in [
+        (-1, 10, 0.001, 0.999, "^decimals must be >= 0, got -1$"),
+        (1, 1, 0.001, 0.999, "^max_bins must be >= 2, got 1$"),
+        (1, 10, 0.0, 0.999, r"^need 0 < quantile_low < quantile_high < 1"),
+        (1, 10, 0.5, 0.5, r"^need 0 < quantile_low < quantile_high < 1"),
+        (1, 10, 0.001, 1.0, r"^need 0 < quantile_low < quantile_high < 1"),
+    ]:
         with pytest.raises(UserError, match=message):
             list(discretize_laws(prompt, decimals, max_bins, low, high))
     values, _ = _one(make_prompt("gaussian", {"mu": 0, "sigma": 1}, "custom"), 1, 10)

@@ -14,7 +14,7 @@ from scipy import stats
 from calft.errors import UserError
 from calft.targets.discretize import discretize_laws, format_canonical
 from calft.targets.families import FamilyError, get_family
-from calft.targets.prompts import _grid_to_params, make_prompt, prompt_set
+from calft.targets.prompts import _grid_to_params, make_prompt, prompt_set, render_number
 from calft.targets.tries import build_trie_forest
 
 EULER_GAMMA = 0.5772156649015329
@@ -311,3 +311,14 @@ def test_the_coarsest_settings_are_allowed_and_the_first_invalid_ones_refused():
             list(discretize_laws(prompt, decimals, max_bins, low, high))
     values, _ = _one(make_prompt("gaussian", {"mu": 0, "sigma": 1}, "custom"), 1, 10)
     assert len(values) == 10
+
+
+def test_a_parameter_outside_its_domain_and_an_unknown_number_format_are_named_whole():
+    with pytest.raises(
+        FamilyError,
+        match=r"^family 'gaussian': parameter 'sigma' must satisfy sigma > 0 "
+        r"\(got mu=0\.0, sigma=-1\.0\)$",
+    ):
+        get_family("gaussian").check({"mu": 0.0, "sigma": -1.0})
+    with pytest.raises(UserError, match=r"^number_format must be one of \('clean', 'reference'\), got 'fancy'$"):
+        render_number(1.0, "fancy")

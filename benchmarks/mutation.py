@@ -40,6 +40,11 @@ class Stage:
     tests: tuple[str, ...]  # the oracle: the stage's own test folders or files
     markers: str = "not model"  # which of them: by default those that build no model (one per mutant)
 
+    @property
+    def oracle(self) -> list[str]:
+        """pytest's selection of the stage's oracle tests."""
+        return (["-m", self.markers] if self.markers else []) + list(self.tests)
+
 
 STAGES = {  # in the order they run: the metrics the tables print first
     "evaluation": Stage(
@@ -104,6 +109,7 @@ STATUS = {
     255: "timeout",
     None: "not checked",
 }
+PYTEST_ARGS = ["-q", "-o", "addopts=", "-p", "no:xdist"]  # one process, none of the suite's own options
 SKIPPED = {
     ".git",
     ".venv",
@@ -119,18 +125,21 @@ SKIPPED = {
 }
 
 
+def copy_project(folder: Path) -> None:
+    shutil.copytree(ROOT, folder, dirs_exist_ok=True, ignore=lambda _, names: [n for n in names if n in SKIPPED])
+
+
 def scratch_copy(stage: str, stage_spec: Stage, workdir: Path, fresh: bool) -> Path:
     """A copy of the project whose pyproject.toml points mutmut at this stage (kept between runs)."""
     folder = workdir / stage
     if fresh:
         shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(ROOT, folder, dirs_exist_ok=True, ignore=lambda _, names: [n for n in names if n in SKIPPED])
+    copy_project(folder)
     settings = {
         "source_paths": ["src"],
         "only_mutate": [str(PACKAGE / module) for module in stage_spec.modules],
-        "pytest_add_cli_args": ["-o", "addopts=", "-p", "no:xdist", "-p", "no:randomly", "-q"],
-        "pytest_add_cli_args_test_selection": (["-m", stage_spec.markers] if stage_spec.markers else [])
-        + list(stage_spec.tests),
+        "pytest_add_cli_args": PYTEST_ARGS,
+        "pytest_add_cli_args_test_selection": stage_spec.oracle,
         "also_copy": [".test", "workflow", "profiles", "Snakefile", "config.yaml", "config.paper.yaml"],
         "process_isolation": "forkserver",
         "timeout_multiplier": 10.0,
@@ -143,7 +152,7 @@ def scratch_copy(stage: str, stage_spec: Stage, workdir: Path, fresh: bool) -> P
 
 def outcomes(folder: Path, module: str) -> dict[str, str]:
     """Mutant name -> status, from mutmut's record of one module."""
-    meta = folder / "mutants" / PACKAGE.parent / PACKAGE.name / (module + ".meta")
+    meta = folder / "mutants" / PACKAGE / (module + ".meta")
     if not meta.exists():
         return {}
     codes = json.loads(meta.read_text())["exit_code_by_key"]
@@ -184,26 +193,12 @@ def run_named(workdir: Path) -> int:
         spec = STAGES[stage]
         folder = workdir / "named"
         shutil.rmtree(folder, ignore_errors=True)
-        shutil.copytree(ROOT, folder, ignore=lambda _, names: [n for n in names if n in SKIPPED])
+        copy_project(folder)
         source = folder / PACKAGE / module
         text = source.read_text()
         assert text.count(old) == 1, f"{label}: the code to mutate is not in {module} once"
         source.write_text(text.replace(old, new))
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-x",
-            "-o",
-            "addopts=",
-            "-p",
-            "no:xdist",
-            "-p",
-            "no:cacheprovider",
-            *(["-m", spec.markers] if spec.markers else []),
-            *spec.tests,
-        ]
+        command = [sys.executable, "-m", "pytest", *PYTEST_ARGS, "-x", "-p", "no:cacheprovider", *spec.oracle]
         result = subprocess.run(
             command, cwd=folder, env=os.environ | {"PYTHONPATH": str(folder / "src")}, capture_output=True, text=True
         )

@@ -23,7 +23,7 @@ class Training:
     draws_label: str  # the same, as the tables head it
     tries: bool  # targets are the token tries' next-token distributions (soft) or sampled outputs (hard)
     smoothed: bool  # the loss takes the config's tau and epsilon (else tau 1, epsilon 0: cross-entropy)
-    variant_draws_key: str | None = None  # the key an ablation variant changes the draws with, if any
+    variant_draws: bool = False  # an ablation variant may change its draws (samples_per_prompt_per_epoch)
 
     def key(self, setting: str) -> str:
         return f"{self.prefix}_{setting}"
@@ -80,7 +80,7 @@ METHODS = {
                 "samples/prompt/epoch",
                 tries=False,
                 smoothed=False,
-                variant_draws_key="samples_per_prompt_per_epoch",
+                variant_draws=True,
             ),
         ),
         Method(

@@ -102,7 +102,7 @@ def problems(config: dict) -> list[str]:
                 f"{', '.join(config['methods'])}); its final setting is the row the variant is compared with"
             )
             continue
-        if "samples_per_prompt_per_epoch" in entry and not METHODS[entry["method"]].training.variant_draws_key:
+        if "samples_per_prompt_per_epoch" in entry and not METHODS[entry["method"]].training.variant_draws:
             found.append(f"{key}.samples_per_prompt_per_epoch: only hard-target training samples completions")
         for model in entry.get("models", []):
             if model not in config["models"]:

@@ -59,7 +59,7 @@ STAGES = {  # in the order they run: the metrics the tables print first
         ("targets/discretize.py", "targets/tries.py", "targets/families.py", "targets/ragged.py", "targets/prompts.py"),
         tuple(
             f"tests/targets/test_{name}.py"
-            for name in ("targets_known_answers", "discretize", "tries", "families", "prompts")
+            for name in ("targets_known_answers", "targets_boundaries", "discretize", "tries", "families", "prompts")
         ),
     ),
 }

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+from trie_reference import prefix_tables, pure_python_tries
 
 from calft.errors import UserError
 from calft.targets.discretize import discretize_laws, format_canonical
@@ -170,36 +171,6 @@ def test_trie_targets_are_prefix_masses_over_parent_masses():
     }
 
 
-def _pure_python_tries(prompt_index, sequences, mass) -> dict:
-    """prompt -> {token prefix: (prefix mass, mass / parent mass)}, by summing over the outputs."""
-    masses = {}
-    for prompt, sequence, m in zip(prompt_index, sequences, mass):
-        tokens = tuple(int(t) for t in sequence if t >= 0)
-        for length in range(len(tokens) + 1):
-            key = (int(prompt), tokens[:length])
-            masses[key] = masses.get(key, 0.0) + m
-    tries = {}
-    for (prompt, prefix), m in masses.items():
-        parent = masses[prompt, prefix[:-1]] if prefix else m
-        tries.setdefault(prompt, {})[prefix] = (m, m / parent)
-    return tries
-
-
-def _as_prefix_tables(trie) -> dict:
-    tables = {}
-    for prompt in np.unique(trie.prompt_index):
-        rows = np.flatnonzero(trie.prompt_index == prompt)
-        by_node = {int(trie.node[r]): r for r in rows}
-        prefixes = {}
-        for node in sorted(by_node, key=lambda n: trie.depth[by_node[n]]):
-            row = by_node[node]
-            prefixes[node] = () if trie.parent[row] < 0 else prefixes[int(trie.parent[row])] + (int(trie.token[row]),)
-        tables[int(prompt)] = {
-            prefixes[int(trie.node[r])]: (trie.mass[r], trie.q[r], int(trie.canonical_index[r])) for r in rows
-        }
-    return tables
-
-
 @pytest.mark.parametrize("vocabulary, longest, seed", [(12, 4, 0), (12, 4, 1), (600, 4, 2), (600, 4, 3), (600, 9, 4)])
 def test_tries_of_shuffled_rows_of_several_prompts_equal_a_pure_python_trie(vocabulary, longest, seed):
     # prompts whose tokens interleave, rows in random order, more than 256 distinct tokens in some cases, and
@@ -219,8 +190,8 @@ def test_tries_of_shuffled_rows_of_several_prompts_equal_a_pure_python_trie(voca
     for prompt in range(4):
         mass[prompt_index == prompt] /= mass[prompt_index == prompt].sum()
     trie = build_trie_forest(prompt_index, np.arange(len(rows)), sequences, mass)
-    expected = _pure_python_tries(prompt_index, sequences, mass)
-    found = _as_prefix_tables(trie)
+    expected = pure_python_tries(prompt_index, sequences, mass)
+    found = prefix_tables(trie)
     assert found.keys() == expected.keys()
     leaf_of = {(prompt, output): i for i, (prompt, output) in enumerate(rows)}
     for prompt, prefixes in expected.items():

@@ -93,7 +93,7 @@ def _integer_chunk(family, prompts, params, max_bins, q_low, q_high):
 def _continuous_chunk(family, prompts, params, decimals, max_bins, q_low, q_high):
     size = len(prompts)
     law = family.frozen(params)
-    lower, upper = law.ppf(q_low).astype(float), law.ppf(q_high).astype(float)
+    lower, upper = law.ppf(q_low), law.ppf(q_high)
     s_lo, s_hi = (_bound(b, size) for b in family.support(params))
     if s_lo is not None:
         lower = np.maximum(lower, s_lo)

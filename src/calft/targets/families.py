@@ -22,6 +22,37 @@ class FamilyError(UserError):
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A parameter's domain: above `low` (or at least `low`, when `low_closed`), at most `high`, and a
+    whole number when `whole`. A bound is a number or the name of another parameter."""
+
+    name: str
+    low: float | str | None = None
+    low_closed: bool = False
+    high: float | str | None = None
+    whole: bool = False
+
+    def holds(self, params: Params) -> bool:
+        value = params[self.name]
+        low, high = (params[b] if isinstance(b, str) else b for b in (self.low, self.high))
+        if self.whole and float(value) != round(float(value)):
+            return False
+        if low is not None and not (value >= low if self.low_closed else value > low):
+            return False
+        return high is None or value <= high
+
+    def __str__(self) -> str:
+        if self.whole:
+            return f"{self.name} is a whole number >= {self.low}"
+        if self.low is None:
+            return f"{self.name} <= {self.high}"
+        above = f"{self.name} {'>=' if self.low_closed else '>'} {self.low}"
+        if self.high is None:
+            return above
+        return f"{self.low} {'<=' if self.low_closed else '<'} {self.name} <= {self.high}"
+
+
+@dataclass(frozen=True)
 class Family:
     id: str
     display: str
@@ -31,7 +62,7 @@ class Family:
     params: tuple[str, ...]
     to_scipy: Callable[[Params], dict]
     support: Callable[[Params], tuple]
-    domain: tuple[tuple[str, str, Callable[[Params], bool]], ...]
+    domain: tuple[Rule, ...]
     held_out: bool = False
 
     @property
@@ -56,32 +87,14 @@ class Family:
             value = params[name]
             if not np.isfinite(value):
                 raise FamilyError(f"family '{self.id}': parameter '{name}'={value} is not finite")
-        for name, rule, holds in self.domain:
-            if not holds(params):
+        for rule in self.domain:
+            if not rule.holds(params):
                 shown = ", ".join(f"{k}={params[k]}" for k in self.params)
-                raise FamilyError(f"family '{self.id}': parameter '{name}' must satisfy {rule} (got {shown})")
-
-
-def _positive(name: str):
-    return (name, f"{name} > 0", lambda p: p[name] > 0)
-
-
-def _probability(name: str, open_low: bool = False):
-    if open_low:
-        return (name, f"0 < {name} <= 1", lambda p: 0 < p[name] <= 1)
-    return (name, f"0 <= {name} <= 1", lambda p: 0 <= p[name] <= 1)
-
-
-def _whole(name: str, minimum: int = 0):
-    return (
-        name,
-        f"{name} is a whole number >= {minimum}",
-        lambda p: float(p[name]) == round(float(p[name])) and p[name] >= minimum,
-    )
+                raise FamilyError(f"family '{self.id}': parameter '{rule.name}' must satisfy {rule} (got {shown})")
 
 
 def _rounded(x):
-    return np.rint(x).astype(np.int64) if isinstance(x, np.ndarray) else int(round(x))
+    return np.rint(x).astype(np.int64)
 
 
 NONE = None
@@ -104,7 +117,7 @@ FAMILIES: dict[str, Family] = {
             ("a", "b"),
             lambda p: {"loc": p["a"], "scale": p["b"] - p["a"]},
             lambda p: (p["a"], p["b"]),
-            (("b", "b > a", lambda p: p["b"] > p["a"]),),
+            (Rule("b", low="a"),),
         ),
         Family(
             "gaussian",
@@ -115,7 +128,7 @@ FAMILIES: dict[str, Family] = {
             ("mu", "sigma"),
             lambda p: {"loc": p["mu"], "scale": p["sigma"]},
             lambda p: (NONE, NONE),
-            (_positive("sigma"),),
+            (Rule("sigma", low=0),),
         ),
         Family(
             "bernoulli",
@@ -126,7 +139,7 @@ FAMILIES: dict[str, Family] = {
             ("p",),
             lambda p: {"p": p["p"]},
             lambda p: (0, 1),
-            (_probability("p"),),
+            (Rule("p", low=0, low_closed=True, high=1),),
             held_out=True,
         ),
         Family(
@@ -138,7 +151,7 @@ FAMILIES: dict[str, Family] = {
             ("alpha", "beta"),
             lambda p: {"a": p["alpha"], "b": p["beta"]},
             lambda p: (0, 1),
-            (_positive("alpha"), _positive("beta")),
+            (Rule("alpha", low=0), Rule("beta", low=0)),
         ),
         Family(
             "binomial",
@@ -149,7 +162,7 @@ FAMILIES: dict[str, Family] = {
             ("n", "p"),
             lambda p: {"n": _rounded(p["n"]), "p": p["p"]},
             lambda p: (0, _rounded(p["n"])),
-            (_whole("n"), _probability("p")),
+            (Rule("n", low=0, low_closed=True, whole=True), Rule("p", low=0, low_closed=True, high=1)),
         ),
         Family(
             "poisson",
@@ -160,7 +173,7 @@ FAMILIES: dict[str, Family] = {
             ("lambda",),
             lambda p: {"mu": p["lambda"]},
             lambda p: (0, NONE),
-            (_positive("lambda"),),
+            (Rule("lambda", low=0),),
             held_out=True,
         ),
         Family(
@@ -172,7 +185,7 @@ FAMILIES: dict[str, Family] = {
             ("lambda",),
             lambda p: {"scale": 1.0 / p["lambda"]},
             lambda p: (0, NONE),
-            (_positive("lambda"),),
+            (Rule("lambda", low=0),),
         ),
         Family(
             "geometric",
@@ -183,7 +196,7 @@ FAMILIES: dict[str, Family] = {
             ("p",),
             lambda p: {"p": p["p"]},
             lambda p: (1, NONE),
-            (_probability("p", open_low=True),),
+            (Rule("p", low=0, high=1),),
         ),
         Family(
             "negative_binomial",
@@ -194,7 +207,7 @@ FAMILIES: dict[str, Family] = {
             ("r", "p"),
             lambda p: {"n": _rounded(p["r"]), "p": p["p"]},
             lambda p: (0, NONE),
-            (_whole("r", 1), _probability("p", open_low=True)),
+            (Rule("r", low=1, low_closed=True, whole=True), Rule("p", low=0, high=1)),
         ),
         Family(
             "lognormal",
@@ -205,7 +218,7 @@ FAMILIES: dict[str, Family] = {
             ("mu", "sigma"),
             lambda p: {"s": p["sigma"], "scale": np.exp(p["mu"])},
             lambda p: (0, NONE),
-            (_positive("sigma"),),
+            (Rule("sigma", low=0),),
         ),
         Family(
             "triangular",
@@ -217,8 +230,8 @@ FAMILIES: dict[str, Family] = {
             lambda p: {"c": (p["c"] - p["a"]) / (p["b"] - p["a"]), "loc": p["a"], "scale": p["b"] - p["a"]},
             lambda p: (p["a"], p["b"]),
             (
-                ("b", "b > a", lambda p: p["b"] > p["a"]),
-                ("c", "a <= c <= b", lambda p: p["a"] <= p["c"] <= p["b"]),
+                Rule("b", low="a"),
+                Rule("c", low="a", low_closed=True, high="b"),
             ),
         ),
         Family(
@@ -230,7 +243,7 @@ FAMILIES: dict[str, Family] = {
             ("sigma",),
             lambda p: {"scale": p["sigma"]},
             lambda p: (0, NONE),
-            (_positive("sigma"),),
+            (Rule("sigma", low=0),),
         ),
         Family(
             "maxwell",
@@ -241,7 +254,7 @@ FAMILIES: dict[str, Family] = {
             ("scale",),
             lambda p: {"scale": p["scale"]},
             lambda p: (0, NONE),
-            (_positive("scale"),),
+            (Rule("scale", low=0),),
             held_out=True,
         ),
         Family(
@@ -258,7 +271,7 @@ FAMILIES: dict[str, Family] = {
                 "scale": p["sigma"],
             },
             lambda p: (p["lower"], p["upper"]),
-            (_positive("sigma"), ("upper", "upper > lower", lambda p: p["upper"] > p["lower"])),
+            (Rule("sigma", low=0), Rule("upper", low="lower")),
             held_out=True,
         ),
         Family(
@@ -270,7 +283,7 @@ FAMILIES: dict[str, Family] = {
             ("x0", "gamma"),
             lambda p: {"loc": p["x0"], "scale": p["gamma"]},
             lambda p: (NONE, NONE),
-            (_positive("gamma"),),
+            (Rule("gamma", low=0),),
         ),
         Family(
             "student_t",
@@ -281,7 +294,7 @@ FAMILIES: dict[str, Family] = {
             ("nu",),
             lambda p: {"df": p["nu"]},
             lambda p: (NONE, NONE),
-            (_positive("nu"),),
+            (Rule("nu", low=0),),
         ),
         Family(
             "chi_square",
@@ -292,7 +305,7 @@ FAMILIES: dict[str, Family] = {
             ("nu",),
             lambda p: {"df": p["nu"]},
             lambda p: (0, NONE),
-            (_positive("nu"),),
+            (Rule("nu", low=0),),
         ),
         Family(
             "f_distribution",
@@ -303,7 +316,7 @@ FAMILIES: dict[str, Family] = {
             ("d1", "d2"),
             lambda p: {"dfn": p["d1"], "dfd": p["d2"]},
             lambda p: (0, NONE),
-            (_positive("d1"), _positive("d2")),
+            (Rule("d1", low=0), Rule("d2", low=0)),
         ),
         Family(
             "gamma",
@@ -314,7 +327,7 @@ FAMILIES: dict[str, Family] = {
             ("alpha", "beta"),
             lambda p: {"a": p["alpha"], "scale": p["beta"]},
             lambda p: (0, NONE),
-            (_positive("alpha"), _positive("beta")),
+            (Rule("alpha", low=0), Rule("beta", low=0)),
         ),
         Family(
             "weibull",
@@ -325,7 +338,7 @@ FAMILIES: dict[str, Family] = {
             ("k", "lambda"),
             lambda p: {"c": p["k"], "scale": p["lambda"]},
             lambda p: (0, NONE),
-            (_positive("k"), _positive("lambda")),
+            (Rule("k", low=0), Rule("lambda", low=0)),
             held_out=True,
         ),
         Family(
@@ -337,7 +350,7 @@ FAMILIES: dict[str, Family] = {
             ("mu", "b"),
             lambda p: {"loc": p["mu"], "scale": p["b"]},
             lambda p: (NONE, NONE),
-            (_positive("b"),),
+            (Rule("b", low=0),),
         ),
         Family(
             "logistic",
@@ -348,7 +361,7 @@ FAMILIES: dict[str, Family] = {
             ("mu", "s"),
             lambda p: {"loc": p["mu"], "scale": p["s"]},
             lambda p: (NONE, NONE),
-            (_positive("s"),),
+            (Rule("s", low=0),),
         ),
         Family(
             "pareto",
@@ -359,7 +372,7 @@ FAMILIES: dict[str, Family] = {
             ("alpha", "xm"),
             lambda p: {"b": p["alpha"], "scale": p["xm"]},
             lambda p: (p["xm"], NONE),
-            (_positive("alpha"), _positive("xm")),
+            (Rule("alpha", low=0), Rule("xm", low=0)),
         ),
         Family(
             "hypergeometric",
@@ -371,11 +384,11 @@ FAMILIES: dict[str, Family] = {
             lambda p: {"M": _rounded(p["M"]), "n": _rounded(p["K"]), "N": _rounded(p["N"])},
             _hypergeometric_support,
             (
-                _whole("M", 1),
-                _whole("K"),
-                _whole("N"),
-                ("K", "K <= M", lambda p: p["K"] <= p["M"]),
-                ("N", "N <= M", lambda p: p["N"] <= p["M"]),
+                Rule("M", low=1, low_closed=True, whole=True),
+                Rule("K", low=0, low_closed=True, whole=True),
+                Rule("N", low=0, low_closed=True, whole=True),
+                Rule("K", high="M"),
+                Rule("N", high="M"),
             ),
         ),
         Family(
@@ -387,7 +400,7 @@ FAMILIES: dict[str, Family] = {
             ("mu", "beta"),
             lambda p: {"loc": p["mu"], "scale": p["beta"]},
             lambda p: (NONE, NONE),
-            (_positive("beta"),),
+            (Rule("beta", low=0),),
         ),
         Family(
             "skellam",
@@ -398,7 +411,7 @@ FAMILIES: dict[str, Family] = {
             ("mu1", "mu2"),
             lambda p: {"mu1": p["mu1"], "mu2": p["mu2"]},
             lambda p: (NONE, NONE),
-            (_positive("mu1"), _positive("mu2")),
+            (Rule("mu1", low=0), Rule("mu2", low=0)),
         ),
         Family(
             "beta_binomial",
@@ -409,7 +422,7 @@ FAMILIES: dict[str, Family] = {
             ("n", "alpha", "beta"),
             lambda p: {"n": _rounded(p["n"]), "a": p["alpha"], "b": p["beta"]},
             lambda p: (0, _rounded(p["n"])),
-            (_whole("n"), _positive("alpha"), _positive("beta")),
+            (Rule("n", low=0, low_closed=True, whole=True), Rule("alpha", low=0), Rule("beta", low=0)),
         ),
         Family(
             "lomax",
@@ -420,7 +433,7 @@ FAMILIES: dict[str, Family] = {
             ("alpha", "lambda"),
             lambda p: {"c": p["alpha"], "scale": p["lambda"]},
             lambda p: (0, NONE),
-            (_positive("alpha"), _positive("lambda")),
+            (Rule("alpha", low=0), Rule("lambda", low=0)),
         ),
         Family(
             "inverse_gaussian",
@@ -431,7 +444,7 @@ FAMILIES: dict[str, Family] = {
             ("mu", "lambda"),
             lambda p: {"mu": p["mu"] / p["lambda"], "scale": p["lambda"]},
             lambda p: (0, NONE),
-            (_positive("mu"), _positive("lambda")),
+            (Rule("mu", low=0), Rule("lambda", low=0)),
         ),
         Family(
             "chi",
@@ -442,7 +455,7 @@ FAMILIES: dict[str, Family] = {
             ("df",),
             lambda p: {"df": p["df"]},
             lambda p: (0, NONE),
-            (_positive("df"),),
+            (Rule("df", low=0),),
             held_out=True,
         ),
     ]

@@ -164,7 +164,7 @@ def _axis_values(axis) -> np.ndarray:
     if isinstance(axis, tuple):
         kind, start, stop, num = axis
         return lin(start, stop, num) if kind == "lin" else geo(start, stop, num)
-    return np.asarray(axis, dtype=float)
+    return np.asarray(axis)
 
 
 def _grid_rows(grid: dict) -> list[dict[str, float]]:
@@ -206,11 +206,11 @@ def render_number(value: float, number_format: str = "clean") -> str:
         return "0"
     if rounded.is_integer():
         return str(int(rounded))
-    return np.format_float_positional(rounded, trim="-")
+    return np.format_float_positional(rounded)
 
 
 def _slug(value: float) -> str:
-    text = str(int(value)) if float(value).is_integer() else f"{value:.6f}".rstrip("0").rstrip(".")
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
     return text.replace("-", "m").replace(".", "p")
 
 

@@ -40,8 +40,8 @@ def _ranked(sequences: np.ndarray) -> tuple[np.ndarray, int]:
     their order; canonical strings use a few dozen distinct tokens, so ranks fit in a byte."""
     present = np.zeros(int(sequences.max(initial=0)) + 2, dtype=bool)  # PAD (-1) lands on the last slot
     present[sequences] = True
-    rank = np.cumsum(present[:-1], dtype=np.int64)  # token t -> 1 + number of smaller tokens present
-    distinct = int(rank[-1]) + 1 if len(rank) else 1
+    rank = np.cumsum(present[:-1])  # token t -> 1 + number of smaller tokens present
+    distinct = int(rank[-1]) + 1
     table = np.append(rank, 0).astype(np.uint8 if distinct <= 256 else np.int32)
     return table[sequences], distinct
 
@@ -105,7 +105,7 @@ def build_trie_forest(
         creators = np.flatnonzero(new)
         # a node's rows run from its creator to the next creator; rows already ended weigh nothing
         np.multiply(mass, alive, out=live_mass)
-        level_mass = np.add.reduceat(live_mass, creators) if len(creators) else np.zeros(0)
+        level_mass = np.add.reduceat(live_mass, creators)
         levels.append((depth, creators, group, level_mass))
 
     # Rows come out depth-major, each depth a contiguous block ordered by (prompt, sequence); local
@@ -124,7 +124,7 @@ def build_trie_forest(
         canonical_index=np.empty(total, dtype=np.int32),
     )
     start = 0
-    previous_local = previous_mass = previous_group = None
+    previous_local = previous_mass = previous_group = None  # the nodes one depth up
     for depth, creators, group, level_mass in levels:
         block = slice(start, start + len(creators))
         start += len(creators)

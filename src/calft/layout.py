@@ -6,14 +6,15 @@ the variant empty for the final setting, ~<name> for a training variant of calft
 targets under results/targets/,
 tries per tokenizer under results/tries/<tokenizer>/; prepared models and data under resources/.
 `report_inputs` is the exact list of files the tables and figures are made of: the aggregate rule
-depends on it and the report reads it, so neither can miss a file the other expects.
+depends on it and the report reads it, so neither can miss a file the other expects. What the report
+writes is calft.report.items'.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from calft.methods import METHODS
+from calft.methods import METHODS, SOFT
 from calft.variants import SEPARATOR
 
 RESULTS = "results"
@@ -64,7 +65,7 @@ def under(results: str | Path, template: str, **keys) -> Path:
 def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tuple, Path]]:
     """Every file the report reads for a selection (calft.report.settings.ReportSelection), by kind,
     keyed by (model, method[, prompt set]): each method's evaluations (calft.methods) among those the
-    selection covers, and the OOD samples of the main methods and SSOT for Figures 3 and 8."""
+    selection covers, and every method's OOD samples for Figures 3 and 8."""
     per_set = {"scores": SCORES, "logit_kl": LOGIT_KL}
     per_model = {
         "retention": RETENTION,
@@ -84,7 +85,7 @@ def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tu
                 keys = dict(model=model, method=name, variant="", prompt_set=prompt_set)
                 for kind in [kind for kind in per_set if kind in method.evaluations]:
                     inputs[kind][model, name, prompt_set] = under(results, per_set[kind], **keys)
-                if prompt_set == "ood" and (method.main or name == "ssot"):  # Figures 3 and 8
+                if prompt_set == "ood":  # Figures 3 and 8
                     inputs["ood_samples"][model, name] = under(results, SAMPLES, **keys)
             if "open_ended" in method.evaluations and method.main and selection.open_ended:  # Figure 10
                 inputs["open_ended_samples"][model, name] = under(
@@ -115,91 +116,8 @@ def ablation_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[
                 inputs["scores"][model, run.method, run.variant, prompt_set] = under(
                     results, SCORES, **keys, prompt_set=prompt_set
                 )
-            if run.method == "soft" and "ood" in selection.prompt_sets:
+            if run.method == SOFT and "ood" in selection.prompt_sets:  # Figure 14
                 inputs["ood_samples"][model, run.method, run.variant] = under(
                     results, SAMPLES, **keys, prompt_set="ood"
                 )
     return inputs
-
-
-def ablation_outputs(selection, folder: str | Path = ABLATIONS) -> list[Path]:
-    """Every table and figure the ablation report writes."""
-    names = ["table24_construction_cost"] + [f"table{TABLE_OF_METHOD[m]}_{m}_ablation" for m in selection.methods]
-    outputs = _tables(names, folder)
-    if "soft" in selection.methods and "ood" in selection.prompt_sets:
-        outputs += [Path(folder) / f"figure14_ood_samples_by_decimals_{model}.png" for model in selection.soft_models]
-    return outputs
-
-
-TABLE_OF_METHOD = {"soft": 25, "hard": 26}  # the paper's ablation table of each trained method
-
-
-def novelty_case_tables(methods: list[str]) -> dict[str, str]:
-    """Tables 11-19 (Appendix D.5): the file of each regime of NoveltyBench cases the methods allow."""
-    tables = {}
-    if "base" in methods and "soft" in methods:
-        tables["soft_helps"] = "table11_13_noveltybench_soft_helps"
-    if "base" in methods and "hard" in methods:
-        tables["hard_best"] = "table14_16_noveltybench_hard_best"
-    if "base" in methods and ("soft" in methods or "hard" in methods):
-        tables["failures"] = "table17_19_noveltybench_failures"
-    return tables
-
-
-def _tables(names: list[str], tables: str | Path) -> list[Path]:
-    return [Path(tables) / f"{name}.{suffix}" for name in names for suffix in ("csv", "md", "tex")]
-
-
-def report_outputs(selection, tables: str | Path = TABLES, figures: str | Path = FIGURES) -> list[Path]:
-    """Every table and figure the report writes; summary.csv first, the figures last."""
-    sets = selection.prompt_sets
-    outputs = [Path(tables) / "summary.csv", Path(tables) / "per_prompt.csv"]
-    outputs += _tables([f"structured_{s}" for s in sets], tables)
-    outputs += _tables(
-        (["retention_perplexity"] if selection.retention or selection.perplexity else [])
-        + (["retention_tasks", "table21_retention_tasks_model_mean"] if selection.retention else [])
-        + (["perplexity_slices", "table23_perplexity_slices_model_mean"] if selection.perplexity else []),
-        tables,
-    )
-    outputs += _tables(
-        (["transfer"] if selection.transfer else [])
-        + (
-            ["table10_noveltybench_splits", *novelty_case_tables(selection.methods).values()]
-            if selection.noveltybench
-            else []
-        )
-        + [f"{baseline}_{s}" for baseline in selection.baselines for s in sets],
-        tables,
-    )
-    trained = any(METHODS[name].adapter for name in selection.methods)
-    outputs.append(Path(tables) / "index.md")
-    outputs += _tables(
-        (
-            ["table3_shared_hyperparameters", "table4_method_hyperparameters", "appendix_b1_training_cost"]
-            if trained
-            else []
-        )
-        + ["table5_families", "appendix_b1_stage_wallclock"],
-        tables,
-    )
-    outputs += [
-        Path(figures) / f"per_family_{s}_{metric}.png" for s in sets for metric in ("normalized_w1", "logit_kl")
-    ]
-    outputs.append(Path(figures) / "figure2_family_median_w1.png")
-    if "ood" in sets:
-        outputs += [Path(figures) / f"figure3_ood_samples_{model}.png" for model in selection.models]
-        if "ssot" in selection.methods:
-            outputs += [Path(figures) / f"figure8_ood_samples_ssot_{model}.png" for model in selection.models]
-    if selection.open_ended and trained:
-        outputs += _tables(["appendix_d4_open_ended_counts"], tables)
-        outputs.append(Path(figures) / "figure9_open_ended_per_prompt.png")
-    if selection.open_ended:
-        outputs += [Path(figures) / f"figure10_open_ended_frequencies_{model}.png" for model in selection.models]
-    if selection.retention:
-        outputs.append(Path(figures) / "figure11_retention_per_task.png")
-    if selection.perplexity:
-        outputs += [
-            Path(figures) / "figure12_paloma_perplexity.png",
-            Path(figures) / "figure13_paloma_bits_per_byte.png",
-        ]
-    return outputs

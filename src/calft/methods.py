@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# How a method prompts: the evaluation prompt as it is, or String Seed of Thought (calft.modeling.answers).
+DIRECT, SEED_THEN_ANSWER = "direct", "ssot"
+
 # The per-model evaluations, named as the results layout names their files.
 EVALUATIONS = ("scores", "logit_kl", "retention", "perplexity", "open_ended", "mcq", "noveltybench")
 
@@ -23,6 +26,7 @@ class Training:
     draws_label: str  # the same, as the tables head it
     tries: bool  # targets are the token tries' next-token distributions (soft) or sampled outputs (hard)
     smoothed: bool  # the loss takes the config's tau and epsilon (else tau 1, epsilon 0: cross-entropy)
+    runtime: int  # minutes a training job asks of the cluster by default (a profile may set its own)
     variant_draws: bool = False  # an ablation variant may change its draws (samples_per_prompt_per_epoch)
 
     def key(self, setting: str) -> str:
@@ -43,11 +47,12 @@ class Training:
 class Method:
     name: str
     adapter: bool  # a LoRA adapter trained by `calft train`, evaluated on top of the base model
-    prompting: str  # "direct": the evaluation prompt as it is; "ssot": String Seed of Thought
+    prompting: str  # DIRECT or SEED_THEN_ANSWER
     evaluations: tuple[str, ...]  # among EVALUATIONS
     color: str  # in every figure
     baseline: bool = False  # compared against in its own tables, not in the main ones
     training: Training | None = None  # for a method with an adapter: how `calft train` trains it
+    sizes: str | None = None  # the transfer section with its own sample counts and generation lengths
 
     @property
     def main(self) -> bool:
@@ -57,21 +62,26 @@ class Method:
 METHODS = {
     method.name: method
     for method in (
-        Method("base", adapter=False, prompting="direct", evaluations=EVALUATIONS, color="#9e9e9e"),
+        Method("base", adapter=False, prompting=DIRECT, evaluations=EVALUATIONS, color="#9e9e9e"),
         Method(
             "soft",
             adapter=True,
-            prompting="direct",
+            prompting=DIRECT,
             evaluations=EVALUATIONS,
             color="#1f77b4",
             training=Training(
-                "soft", "soft_paths_per_prompt_per_epoch", "paths/prompt/epoch", tries=True, smoothed=True
+                "soft",
+                "soft_paths_per_prompt_per_epoch",
+                "paths/prompt/epoch",
+                tries=True,
+                smoothed=True,
+                runtime=240,
             ),
         ),
         Method(
             "hard",
             adapter=True,
-            prompting="direct",
+            prompting=DIRECT,
             evaluations=EVALUATIONS,
             color="#ff7f0e",
             training=Training(
@@ -80,16 +90,18 @@ METHODS = {
                 "samples/prompt/epoch",
                 tries=False,
                 smoothed=False,
+                runtime=720,
                 variant_draws=True,
             ),
         ),
         Method(
             "ssot",
             adapter=False,
-            prompting="ssot",
+            prompting=SEED_THEN_ANSWER,
             evaluations=("scores", "open_ended"),
             color="#2ca02c",
             baseline=True,
+            sizes="ssot",
         ),
     )
 }
@@ -97,3 +109,8 @@ METHODS = {
 MAIN = tuple(name for name, method in METHODS.items() if method.main)
 TRAINED = tuple(name for name, method in METHODS.items() if method.adapter)
 BASELINES = tuple(name for name, method in METHODS.items() if method.baseline)
+# The roles the paper's items compare, found by what each method is, not by its name.
+BASE = next(name for name, method in METHODS.items() if method.main and not method.adapter)  # as released
+SOFT = next(name for name in TRAINED if METHODS[name].training.tries)  # trained on the tries' distributions
+HARD = next(name for name in TRAINED if not METHODS[name].training.tries)  # trained on sampled outputs
+SSOT_COMPARISON = (BASE, SOFT, *BASELINES)  # the columns of Tables 8-9: the base model, its soft adapter, SSOT

@@ -303,8 +303,7 @@ NOVELTY_RUNS = {  # (model, split, prompt): method -> (partition ids, ratings) o
 
 
 def test_tables_11_to_19_rank_curated_prompts_by_utility_deltas_and_show_the_best_partitions(tmp_path):
-    from calft.report import novelty_cases
-    from calft.report.commands import _novelty_cases
+    from calft.report import items, novelty_cases, writers
     from calft.transfer.metrics import novelty_utility
 
     frames = {}
@@ -341,7 +340,10 @@ def test_tables_11_to_19_rank_curated_prompts_by_utility_deltas_and_show_the_bes
             | {"artifact": "noveltybench_generations"},
         )
 
-    _novelty_cases(inputs, selection.methods, tmp_path)
+    report = writers.Report(selection, tmp_path, None, tmp_path, tmp_path)
+    for item in items.ITEMS:
+        if item.writer == "novelty_cases" and item.files(selection):
+            item.write(report)
     generations = pd.concat([pd.concat(f).assign(model=m, method=k) for (m, k), f in frames.items()])
     scores = novelty_cases.prompt_scores(generations, {key: 0.8 for key in frames})
     soft = scores.set_index(["model", "method", "split", "prompt_index"]).utility
@@ -366,9 +368,9 @@ def test_tables_11_to_19_rank_curated_prompts_by_utility_deltas_and_show_the_bes
     latex = (tmp_path / "table14_16_noveltybench_hard_best.tex").read_text()
     assert r"Name a curated thing 0 | with a pipe" in latex and latex.count(r"\begin{table}") == 2
     assert "Table 17: m1" in (tmp_path / "table17_19_noveltybench_failures.md").read_text()
-    assert {path.name for path in layout.report_outputs(selection, tmp_path, tmp_path)} >= {
+    assert {path.name for path in items.report_outputs(selection, "tables", "figures")} >= {
         f"{name}.{suffix}"
-        for name in layout.novelty_case_tables(selection.methods).values()
+        for name in items.novelty_case_tables(selection.methods).values()
         for suffix in ("csv", "md", "tex")
     }
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from calft import layout, variants
 from calft.config import ConfigError, validate
 from calft.methods import BASELINES, METHODS, TRAINED
+from calft.report import items as report_items
 from calft.report.settings import AblationSelection, ReportSelection
 from calft.retention.suites import SUITES
 
@@ -246,13 +247,13 @@ def evaluation_inputs(wildcards):
 
 def generation_settings(key, section, wildcards):
     """The settings of a command that generates: the model, its generation `section` under `key`,
-    and the method's prompting. SSOT (base model, seed-then-answer protocol) has its own sample
-    counts and generation lengths (transfer.ssot)."""
-    prompting = METHODS[wildcards.method].prompting
-    if prompting == "ssot":
-        prefix = "open_ended_" if key == "open_ended" else ""  # open-ended SSOT has its own sizes
-        section = section | {name: TRANSFER["ssot"][prefix + name] for name in ("num_samples", "max_new_tokens")}
-    return settings_json(model=MODELS[wildcards.model], **{key: section}, prompting=prompting)
+    and the method's prompting. A method with sizes of its own (SSOT: transfer.ssot) has its own
+    sample counts and generation lengths."""
+    method = METHODS[wildcards.method]
+    if method.sizes:
+        prefix = "open_ended_" if key == "open_ended" else ""  # open-ended generation has sizes of its own
+        section = section | {name: TRANSFER[method.sizes][prefix + name] for name in ("num_samples", "max_new_tokens")}
+    return settings_json(model=MODELS[wildcards.model], **{key: section}, prompting=method.prompting)
 
 
 def model_settings(**sections):
@@ -275,7 +276,7 @@ def aggregate_inputs(wildcards):
 
 
 def aggregate_outputs():
-    return [str(path) for path in layout.report_outputs(REPORT_SELECTION)]
+    return [str(path) for path in report_items.report_outputs(REPORT_SELECTION, layout.TABLES, layout.FIGURES)]
 
 
 def folder_of(name):
@@ -290,26 +291,10 @@ def ood_targets_option(wildcards, input):
 
 
 def report_item(path):
-    """A table or figure marked for `snakemake --report`, with the caption of its kind."""
-    name = Path(path).stem
-    kind = next((prefix.rstrip("_") for prefix in ("structured_", "ssot_", "per_family_", "figure3_ood_samples_",
-                                                   "figure8_ood_samples_ssot_", "figure10_open_ended_frequencies_",
-                                                   "figure14_ood_samples_by_decimals_")
-                 if name.startswith(prefix)), name)
-    if name == "index":
-        category = "index"
-    elif name.startswith(("table24_", "table25_", "table26_", "figure14_")):
-        category = "ablations"
-    elif name.startswith(("table3_", "table4_", "table5_", "appendix_b1_")):
-        category = "settings and cost"
-    elif name.startswith(("retention_", "perplexity_", "table21_", "table23_", "figure11_", "figure12_", "figure13_")):
-        category = "retention and perplexity"
-    elif name.startswith(("transfer", "ssot_", "table10_", "table11_", "table14_", "table17_", "figure9_", "figure10_",
-                          "appendix_d4_")):
-        category = "transfer"
-    else:
-        category = "structured sampling"
-    return report(path, caption=f"../report/{kind}.rst", category=category)
+    """A table or figure marked for `snakemake --report`, with the caption and category of its item
+    (calft.report.items)."""
+    caption, category = report_items.report_entry(Path(path).name, REPORT_SELECTION)
+    return report(path, caption=f"../report/{caption}.rst", category=category)
 
 
 def all_outputs():
@@ -322,8 +307,8 @@ def all_outputs():
                 outputs.append(layout.ADAPTER.format(**run_keys(name, method)))
     outputs += aggregate_outputs()
     for tokenizer in dict.fromkeys(MODELS[m]["tokenizer"] for m in RUN_MODELS):
-        if "soft" in config["methods"]:
-            final = variants.final(config, "soft")
+        for method in [name for name in TRAINED if name in config["methods"] and METHODS[name].training.tries]:
+            final = variants.final(config, method)
             outputs.append(tries_file(tokenizer, "train", final.decimals, final.max_bins))
         for prompt_set in PROMPTS["evaluation"]:
             outputs.append(reference_tries(tokenizer, prompt_set))
@@ -337,7 +322,7 @@ def ablation_inputs(wildcards):
 
 
 def ablation_outputs():
-    return [str(path) for path in layout.ablation_outputs(ABLATION_SELECTION)]
+    return [str(path) for path in report_items.ablation_outputs(ABLATION_SELECTION, layout.ABLATIONS)]
 
 
 def ablation_targets():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from calft import artifacts
+from calft import artifacts, methods
 from calft.errors import UserError
 from calft.evaluation.settings import LogitKlSettings, SampleSettings
 
@@ -16,7 +16,7 @@ def sample(settings: SampleSettings, model_dir: str, adapter: str | None, target
     from calft.modeling.loader import load
 
     artifacts.require(targets)
-    ssot = settings.prompting == "ssot"
+    ssot = settings.prompting == methods.SEED_THEN_ANSWER
     log(f"sample {targets}: {settings.sampling.num_samples} per prompt, adapter {adapter}, ssot {ssot}")
     prompts = artifacts.read_prompts(targets, ["family", "split", "params", "prompt"])
     loaded = load(model_dir, settings.model, adapter)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from calft.methods import MAIN
+from calft.methods import BASE, TRAINED
 
 
 def family_median(scores: pd.DataFrame, column: str) -> float:
@@ -77,9 +77,9 @@ def with_model_means(rows: pd.DataFrame, key: str, values: list[str]) -> pd.Data
 def open_ended_counts(rows: pd.DataFrame) -> pd.DataFrame:
     """Appendix D.4: for each fine-tuned method and measure, how many (prompt, model) pairs it
     raised, kept or lowered against the base model (e.g. the paper's 1101 of 1224)."""
-    base = rows[rows.method == "base"].set_index(["model", "prompt_index"])
+    base = rows[rows.method == BASE].set_index(["model", "prompt_index"])
     counts = []
-    for method in [m for m in MAIN if m != "base" and m in set(rows.method)]:
+    for method in [m for m in TRAINED if m in set(rows.method)]:
         tuned = rows[rows.method == method].set_index(["model", "prompt_index"])
         for measure in ("support_size", "unique_fraction"):
             pairs = pd.concat(

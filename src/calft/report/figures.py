@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calft.methods import MAIN, METHODS
+from calft.methods import BASE, MAIN, METHODS, TRAINED
 from calft.report.tables import SET_TITLES
 
 
@@ -136,7 +136,7 @@ def figure_panels(values: pd.DataFrame, label: str, title: str, log: bool, path:
     number printed, an undefined one is a cross on the axis."""
     plt = _pyplot()
     panels, models = list(dict.fromkeys(values.panel)), list(dict.fromkeys(values.model))
-    low, high = _clipped_axis(values.value, values[values.method != "base"].value, log)
+    low, high = _clipped_axis(values.value, values[values.method.isin(TRAINED)].value, log)
     columns = min(6, len(panels))
     rows = -(-len(panels) // columns)
     width = 0.8 / len(MAIN)
@@ -261,8 +261,8 @@ def figure_open_ended_per_prompt(rows: pd.DataFrame, path: Path) -> None:
     """Figure 9: one point per (prompt, model), base on x against a fine-tuned method on y, for the
     first-token support size and the unique-answer rate; above the diagonal, fine-tuning widened it."""
     plt = _pyplot()
-    trained = [m for m in MAIN if m != "base" and m in set(rows.method)]
-    base = rows[rows.method == "base"].set_index(["model", "prompt_index"])
+    trained = [m for m in TRAINED if m in set(rows.method)]
+    base = rows[rows.method == BASE].set_index(["model", "prompt_index"])
     fig, axes = plt.subplots(len(OPEN_ENDED_MEASURES), len(trained), figsize=(4.2 * len(trained), 7.6), squeeze=False)
     for row, (measure, label) in enumerate(OPEN_ENDED_MEASURES.items()):
         for column, method in enumerate(trained):

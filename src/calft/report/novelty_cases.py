@@ -14,6 +14,7 @@ import re
 
 import pandas as pd
 
+from calft.methods import BASE, HARD, SOFT, TRAINED
 from calft.transfer.metrics import novelty_utility
 
 TOP_PARTITIONS = 5
@@ -50,12 +51,12 @@ def prompt_scores(generations: pd.DataFrame, patience: dict[tuple[str, str], flo
 def _deltas(scores: pd.DataFrame, regime: str) -> pd.Series:
     """The regime's ranking value per (model, split, prompt), largest first is the clearest case."""
     utility = scores.pivot_table(index=KEYS, columns="method", values="utility", aggfunc="first")
-    tuned = [m for m in ("soft", "hard") if m in utility]
+    tuned = [m for m in TRAINED if m in utility]
     if regime == "soft_helps":
-        return utility.soft - utility.base
+        return utility[SOFT] - utility[BASE]
     if regime == "hard_best":
-        return utility.hard - utility[["base", "soft"] if "soft" in utility else ["base"]].max(axis=1)
-    return utility.base - utility[tuned].max(axis=1)
+        return utility[HARD] - utility[[m for m in (BASE, SOFT) if m in utility]].max(axis=1)
+    return utility[BASE] - utility[tuned].max(axis=1)
 
 
 def choose_cases(scores: pd.DataFrame, regime: str, count: int = 3) -> list[tuple]:

@@ -78,7 +78,7 @@ class AblationSelection(Section):
     @property
     def soft_models(self) -> list[str]:
         """The models of Figure 14: those with soft variants."""
-        varied = {model for run in self.rows if run.method == "soft" and run.variant for model in run.models}
+        varied = {model for run in self.rows if run.method == methods.SOFT and run.variant for model in run.models}
         return [model for model in self.models if model in varied]
 
     def problems(self) -> list[str]:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from calft import artifacts
 from calft.errors import UserError
-from calft.methods import MAIN
+from calft.methods import MAIN, SSOT_COMPARISON
 from calft.report import aggregates
 
 SET_TITLES = {
@@ -210,17 +210,19 @@ def task_table(retention: pd.DataFrame, models: list[str]):
     ), columns
 
 
+SLICE_COLUMNS = [("perplexity", "perplexity", "min"), ("bits_per_byte", "bits/byte", "min")]
+
+
 def slice_table(perplexity: pd.DataFrame, models: list[str]):
     """Paper Tables 22-23 shape: per model and slice, perplexity and bits per byte."""
     slices = list(dict.fromkeys(perplexity.slice))
     order = [(m, s) for m in models for s in slices if ((perplexity.model == m) & (perplexity.slice == s)).any()]
-    columns = [("perplexity", "perplexity", "min"), ("bits_per_byte", "bits/byte", "min")]
     return _wide(
         perplexity,
         ["model", "slice"],
         ["perplexity", "bits_per_byte"],
         pd.MultiIndex.from_tuples(order, names=["model", "slice"]),
-    ), columns
+    ), SLICE_COLUMNS
 
 
 def model_mean_table(rows: pd.DataFrame, key: str, columns):
@@ -292,9 +294,6 @@ def transfer_table(transfer: pd.DataFrame, models: list[str]):
     return _wide(transfer[transfer.method.isin(MAIN)], ["model"], [c for c, _, _ in columns], present), columns
 
 
-SSOT_METHODS = ("base", "soft", "ssot")  # the columns of the paper's Tables 8-9
-
-
 def ssot_table(summary_rows: pd.DataFrame, transfer: pd.DataFrame | None, prompt_set: str, models: list[str]):
     """Paper Tables 8-9 shape: base, soft and SSOT family-median normalized W1 and valid rate on a
     prompt set, with the open-ended unique rate where it was measured."""
@@ -304,4 +303,4 @@ def ssot_table(summary_rows: pd.DataFrame, transfer: pd.DataFrame | None, prompt
         rows = rows.merge(transfer[["model", "method", "unique_fraction"]], on=["model", "method"], how="left")
         columns.append(("unique_fraction", "open-ended unique rate", "max"))
     present = [m for m in models if m in set(rows.model)]
-    return _wide(rows, ["model"], [c for c, _, _ in columns], present, SSOT_METHODS), columns
+    return _wide(rows, ["model"], [c for c, _, _ in columns], present, SSOT_COMPARISON), columns

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from calft import artifacts
+from calft import artifacts, methods
 from calft.transfer.settings import McqSettings, NoveltyBench, NoveltyBenchSettings, OpenEndedSettings
 
 log = logging.getLogger(__name__).info
@@ -17,7 +17,7 @@ def open_ended(settings: OpenEndedSettings, model_dir: str, adapter: str | None,
     from calft.modeling.loader import load
     from calft.transfer.open_ended import THRESHOLDS, evaluate_open_ended
 
-    ssot = settings.prompting == "ssot"
+    ssot = settings.prompting == methods.SEED_THEN_ANSWER
     per_prompt, generated = evaluate_open_ended(load(model_dir, settings.model, adapter), settings.open_ended, ssot)
     info = artifacts.provenance(
         "open_ended",

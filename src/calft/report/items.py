@@ -1,0 +1,421 @@
+"""The report's registry: every table and figure calft writes, each with the paper item it reproduces.
+
+An entry holds the item's label ("Figure 2"; empty for calft's own outputs), what it shows, the
+files it writes in a selection (calft.report.settings.ReportSelection), the writer of
+calft.report.writers that makes them, the config keys that turn it on, and where `snakemake --report`
+files it. The workflow's outputs and report captions, the aggregate command (a loop over the items),
+and the paper index (results/tables/index.md) all read this list; adding a figure is one entry here
+and its drawing function in calft.report.writers.
+
+Cheap to import (the workflow reads it in every job): no pandas, no plotting; a writer is named here
+and imported when it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from calft import methods
+
+TABLE_SUFFIXES = ("csv", "md", "tex")
+ABLATION_TABLES = {methods.SOFT: 25, methods.HARD: 26}  # the paper's ablation table of each trained method
+PAPER_SETS = {"ood": "held-out families", "unseen": "unseen parameters"}  # the prompt sets of the paper's items
+OTHER_SETS = "other"  # an item's prompt sets: those of the selection the paper has no item for
+
+
+def tables(*names: str) -> list[str]:
+    return [f"tables/{name}.{suffix}" for name in names for suffix in TABLE_SUFFIXES]
+
+
+def figures(*names: str) -> list[str]:
+    return [f"figures/{name}.png" for name in names]
+
+
+def prompt_sets(selection, which: str) -> list[str]:
+    """The selection's prompt sets that an item of `which` (a set, or OTHER_SETS) covers."""
+    if which == OTHER_SETS:
+        return [name for name in selection.prompt_sets if name not in PAPER_SETS]
+    return [which] if which in selection.prompt_sets else []
+
+
+def trained(selection) -> bool:
+    return any(methods.METHODS[name].adapter for name in selection.methods)
+
+
+@dataclass(frozen=True)
+class Item:
+    label: str  # the paper's name for it, "" for an output of calft's own
+    shows: str
+    files: Callable  # selection -> its files, "tables/<name>.<suffix>" or "figures/<name>.png"; [] when off
+    writer: str | None  # the function of calft.report.writers that writes them; None: another item's does
+    needs: str = ""  # the config keys that turn it on, for the index
+    category: str = "structured sampling"  # its section in `snakemake --report`
+    caption: str = ""  # workflow/report/<caption>.rst; by default each file's own stem
+    options: dict = field(default_factory=dict)  # passed to the writer
+    ablation: bool = False  # written by the ablations target from its own selection
+
+    def write(self, report) -> None:
+        from calft.report import writers
+
+        getattr(writers, self.writer)(report, **self.options)
+
+
+NO_CONFIG = "the method's schematic, not a result"
+OOD = "`ood` in prompts.evaluation"
+UNSEEN = "`unseen` in prompts.evaluation"
+WITH_TRAINED = "with soft or hard in methods"
+
+
+def _per_family(label: str, shows: str, which: str, metrics: tuple[str, ...], needs: str) -> Item:
+    return Item(
+        label,
+        shows,
+        lambda s: figures(*(f"per_family_{p}_{m}" for p in prompt_sets(s, which) for m in metrics)),
+        "per_family",
+        needs,
+        caption="per_family",
+        options={"which": which, "metrics": metrics},
+    )
+
+
+def _per_set(label: str, shows: str, prefix: str, writer: str, which: str, needs: str, **extra) -> Item:
+    return Item(
+        label,
+        shows,
+        lambda s: tables(*(f"{prefix}{p}" for p in prompt_sets(s, which))) if extra.get("on", bool)(s) else [],
+        writer,
+        needs,
+        extra.get("category", "structured sampling"),
+        prefix.rstrip("_"),
+        {"which": which},
+    )
+
+
+def _baselines(selection) -> bool:
+    return bool(selection.baselines)
+
+
+ITEMS = (
+    Item(
+        "",
+        "every prompt's scores, and the family aggregates of each model, method and prompt set",
+        lambda s: ["tables/summary.csv", "tables/per_prompt.csv"],
+        "summary",
+    ),
+    Item("Figure 1", "the Calibration Fine-Tuning pipeline", lambda s: [], None, NO_CONFIG),
+    Item(
+        "Figure 2",
+        "family-median normalized W1 per model and method",
+        lambda s: figures("figure2_family_median_w1"),
+        "figure2",
+    ),
+    Item(
+        "Figure 3",
+        "OOD samples against the target",
+        lambda s: figures(*(f"figure3_ood_samples_{m}" for m in s.models)) if "ood" in s.prompt_sets else [],
+        "figure3",
+        OOD,
+        caption="figure3_ood_samples",
+    ),
+    _per_family("Figure 4", "per-distribution median W1, held-out families", "ood", ("normalized_w1",), OOD),
+    _per_family("Figure 5", "per-distribution logit KL, held-out families", "ood", ("logit_kl",), OOD),
+    _per_family("Figure 6", "per-distribution logit KL, unseen parameters", "unseen", ("logit_kl",), UNSEEN),
+    _per_family("Figure 7", "per-distribution median W1, unseen parameters", "unseen", ("normalized_w1",), UNSEEN),
+    _per_family(
+        "", "per-distribution W1 and logit KL, the other prompt sets", OTHER_SETS, ("normalized_w1", "logit_kl"), ""
+    ),
+    Item(
+        "Figure 8",
+        "OOD samples: base, SSOT and soft",
+        lambda s: (
+            figures(*(f"figure8_ood_samples_ssot_{m}" for m in s.models))
+            if "ood" in s.prompt_sets and s.baselines
+            else []
+        ),
+        "figure8",
+        f"transfer.ssot.enabled and {OOD}",
+        caption="figure8_ood_samples_ssot",
+    ),
+    Item(
+        "Figure 9",
+        "open-ended support and unique rate per prompt, base against fine-tuned",
+        lambda s: figures("figure9_open_ended_per_prompt") if s.open_ended and trained(s) else [],
+        "figure9",
+        f"transfer.open_ended.enabled, {WITH_TRAINED}",
+        "transfer",
+    ),
+    Item(
+        "Figure 10",
+        "open-ended answer frequencies (city, mammal, weekday)",
+        lambda s: figures(*(f"figure10_open_ended_frequencies_{m}" for m in s.models)) if s.open_ended else [],
+        "figure10",
+        "transfer.open_ended.enabled",
+        "transfer",
+        "figure10_open_ended_frequencies",
+    ),
+    Item(
+        "Figure 11",
+        "retention per TinyBenchmarks task",
+        lambda s: figures("figure11_retention_per_task") if s.retention else [],
+        "figure11",
+        "retention.enabled",
+        "retention and perplexity",
+    ),
+    Item(
+        "Figure 12",
+        "PALOMA perplexity per slice",
+        lambda s: figures("figure12_paloma_perplexity") if s.perplexity else [],
+        "perplexity_figure",
+        "perplexity.enabled",
+        "retention and perplexity",
+        options={"number": 12, "measure": "perplexity"},
+    ),
+    Item(
+        "Figure 13",
+        "PALOMA bits per byte per slice",
+        lambda s: figures("figure13_paloma_bits_per_byte") if s.perplexity else [],
+        "perplexity_figure",
+        "perplexity.enabled",
+        "retention and perplexity",
+        options={"number": 13, "measure": "bits_per_byte"},
+    ),
+    Item(
+        "Figure 14",
+        "OOD samples of the soft decimals ablation",
+        lambda s: (
+            [f"figure14_ood_samples_by_decimals_{m}.png" for m in s.soft_models] if "ood" in s.prompt_sets else []
+        ),
+        None,
+        f"a soft variant in ablations.variants, {OOD}",
+        "ablations",
+        "figure14_ood_samples_by_decimals",
+        ablation=True,
+    ),
+    Item(
+        "Table 1",
+        "transfer summary: open-ended support and unique rate, MCQ TV, NoveltyBench utility",
+        lambda s: tables("transfer") if s.transfer else [],
+        "table1",
+        "transfer.open_ended.enabled, transfer.mcq.enabled or transfer.noveltybench.enabled",
+        "transfer",
+    ),
+    Item(
+        "Table 2",
+        "retention (gp-IRT) and PALOMA perplexity",
+        lambda s: tables("retention_perplexity") if s.retention or s.perplexity else [],
+        "table2",
+        "retention.enabled or perplexity.enabled",
+        "retention and perplexity",
+    ),
+    Item(
+        "Table 3",
+        "shared training and data-construction settings",
+        lambda s: tables("table3_shared_hyperparameters") if trained(s) else [],
+        "tables3_4",
+        "soft or hard in methods",
+        "settings and cost",
+    ),
+    Item(
+        "Table 4",
+        "method-specific hyperparameters",
+        lambda s: tables("table4_method_hyperparameters") if trained(s) else [],
+        None,  # written with Table 3, from the same training logs
+        "soft or hard in methods",
+        "settings and cost",
+    ),
+    Item(
+        "Table 5",
+        "the 30 distribution families",
+        lambda s: tables("table5_families"),
+        "table5",
+        category="settings and cost",
+    ),
+    _per_set("Table 6", "structured sampling, held-out families", "structured_", "structured", "ood", OOD),
+    _per_set("Table 7", "structured sampling, unseen parameters", "structured_", "structured", "unseen", UNSEEN),
+    _per_set("", "structured sampling, the other prompt sets", "structured_", "structured", OTHER_SETS, ""),
+    _per_set(
+        "Table 8",
+        "base, soft and SSOT, held-out families",
+        "ssot_",
+        "ssot",
+        "ood",
+        f"transfer.ssot.enabled and {OOD}",
+        on=_baselines,
+        category="transfer",
+    ),
+    _per_set(
+        "Table 9",
+        "base, soft and SSOT, unseen parameters",
+        "ssot_",
+        "ssot",
+        "unseen",
+        f"transfer.ssot.enabled and {UNSEEN}",
+        on=_baselines,
+        category="transfer",
+    ),
+    _per_set(
+        "",
+        "base, soft and SSOT, the other prompt sets",
+        "ssot_",
+        "ssot",
+        OTHER_SETS,
+        "",
+        on=_baselines,
+        category="transfer",
+    ),
+    Item(
+        "Table 10",
+        "NoveltyBench distinct and utility per split",
+        lambda s: tables("table10_noveltybench_splits") if s.noveltybench else [],
+        "table10",
+        "transfer.noveltybench.enabled",
+        "transfer",
+    ),
+    *(
+        Item(
+            label,
+            shows,
+            lambda s, regime=regime: (
+                tables(novelty_case_tables(s.methods)[regime])
+                if s.noveltybench and regime in novelty_case_tables(s.methods)
+                else []
+            ),
+            "novelty_cases",
+            f"transfer.noveltybench.enabled, with base and {pair} in methods",
+            "transfer",
+            options={"regime": regime},
+        )
+        for label, shows, regime, pair in (
+            ("Tables 11-13", "NoveltyBench cases where soft helps", "soft_helps", "soft"),
+            ("Tables 14-16", "NoveltyBench cases where hard is competitive or best", "hard_best", "hard"),
+            ("Tables 17-19", "NoveltyBench cases where fine-tuning hurts", "failures", "soft or hard"),
+        )
+    ),
+    Item(
+        "Table 20",
+        "MCQ parse rate and answer-position TV (the MCQ columns)",
+        lambda s: tables("transfer") if s.mcq else [],
+        None,  # the MCQ columns of Table 1's file
+        "transfer.mcq.enabled",
+        "transfer",
+    ),
+    Item(
+        "Table 21",
+        "retention per task, per model (left) and over the models (right)",
+        lambda s: tables("retention_tasks", "table21_retention_tasks_model_mean") if s.retention else [],
+        "table21",
+        "retention.enabled",
+        "retention and perplexity",
+    ),
+    Item(
+        "Table 22",
+        "PALOMA per model (the `all` rows) and slice",
+        lambda s: tables("perplexity_slices") if s.perplexity else [],
+        "table22",
+        "perplexity.enabled",
+        "retention and perplexity",
+    ),
+    Item(
+        "Table 23",
+        "PALOMA per slice, over the models",
+        lambda s: tables("table23_perplexity_slices_model_mean") if s.perplexity else [],
+        "table23",
+        "perplexity.enabled",
+        "retention and perplexity",
+    ),
+    Item(
+        "Table 24",
+        "construction cost over the precision grid",
+        lambda s: [f"table24_construction_cost.{suffix}" for suffix in TABLE_SUFFIXES],
+        None,
+        "ablations.construction_cost",
+        "ablations",
+        ablation=True,
+    ),
+    *(
+        Item(
+            f"Table {ABLATION_TABLES[method]}",
+            shows,
+            lambda s, method=method: (
+                [f"table{ABLATION_TABLES[method]}_{method}_ablation.{suffix}" for suffix in TABLE_SUFFIXES]
+                if method in s.methods
+                else []
+            ),
+            None,
+            f"a {method} variant in ablations.variants",
+            "ablations",
+            ablation=True,
+        )
+        for method, shows in (
+            (methods.SOFT, "soft ablation: decimals and bin cap"),
+            (methods.HARD, "hard ablation: draws and epochs"),
+        )
+    ),
+    Item(
+        "Appendix B.1",
+        "training cost and wall-clock per stage",
+        lambda s: tables(*(["appendix_b1_training_cost"] if trained(s) else []), "appendix_b1_stage_wallclock"),
+        "appendix_b1",
+        category="settings and cost",
+    ),
+    Item(
+        "Appendix D.4",
+        "open-ended prompts widened, kept or narrowed by fine-tuning",
+        lambda s: tables("appendix_d4_open_ended_counts") if s.open_ended and trained(s) else [],
+        None,  # written with Figure 9, from the same rows
+        f"transfer.open_ended.enabled, {WITH_TRAINED}",
+        "transfer",
+    ),
+)
+INDEX = "tables/index.md"  # the paper index, written after every item (calft.report.index)
+
+
+def novelty_case_tables(selected: list[str]) -> dict[str, str]:
+    """Tables 11-19 (Appendix D.5): the file of each regime of NoveltyBench cases the methods allow."""
+    tables = {}
+    if methods.BASE in selected and methods.SOFT in selected:
+        tables["soft_helps"] = "table11_13_noveltybench_soft_helps"
+    if methods.BASE in selected and methods.HARD in selected:
+        tables["hard_best"] = "table14_16_noveltybench_hard_best"
+    if methods.BASE in selected and (methods.SOFT in selected or methods.HARD in selected):
+        tables["failures"] = "table17_19_noveltybench_failures"
+    return tables
+
+
+def _placed(files: list[str], tables: str | Path, figures: str | Path) -> list[Path]:
+    folders = {"tables": Path(tables), "figures": Path(figures)}
+    return [folders[name.split("/")[0]] / name.split("/", 1)[1] for name in files]
+
+
+def report_outputs(selection, tables: str | Path, figures: str | Path) -> list[Path]:
+    """Every table and figure the aggregate command writes for a selection, the index last."""
+    files = [name for item in ITEMS if not item.ablation for name in item.files(selection)]
+    return _placed([*dict.fromkeys(files), INDEX], tables, figures)
+
+
+def ablation_outputs(selection, folder: str | Path) -> list[Path]:
+    """Every table and figure the ablation report writes."""
+    return [Path(folder) / name for item in ITEMS if item.ablation for name in item.files(selection)]
+
+
+def item_files(item: Item, selection, tables: str | Path, figures: str | Path, ablations: str | Path) -> list[Path]:
+    """One item's files where this run writes them; an ablation item's come from the selection's
+    ablation selection (none without one)."""
+    if item.ablation:
+        chosen = selection.ablation_selection
+        return [Path(ablations) / name for name in item.files(chosen)] if chosen else []
+    return _placed(item.files(selection), tables, figures)
+
+
+def report_entry(name: str, selection) -> tuple[str, str]:
+    """(caption, category) of an output file called `name` for `snakemake --report`: those of the first
+    item that lists it."""
+    if name == Path(INDEX).name:
+        return "index", "index"
+    for item in ITEMS:
+        chosen = selection.ablation_selection if item.ablation else selection
+        if chosen is not None and any(Path(file).name == name for file in item.files(chosen)):
+            return item.caption or Path(name).stem, item.category
+    raise KeyError(f"no report item writes {name}")

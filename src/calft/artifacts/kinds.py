@@ -336,9 +336,22 @@ def _check_construction_cost(table: pa.Table) -> str | None:
 @dataclass(frozen=True)
 class Kind:
     name: str
-    schema: pa.Schema
+    fields: pa.Schema
     check: Callable[[pa.Table], str | None] = lambda table: None
     needs: tuple[str, ...] = ()  # the columns `check` reads, whatever the reader asks for
+    extra_columns: Callable[[], list[str]] = lambda: []  # float64 columns registered elsewhere
+
+    @property
+    def schema(self) -> pa.Schema:
+        extra = [pa.field(name, pa.float64()) for name in self.extra_columns() if name not in self.fields.names]
+        return pa.schema([*self.fields, *extra]) if extra else self.fields
+
+
+def _sample_metrics() -> list[str]:
+    """The metrics that scoring computes from the samples beside calft's own (calft.metrics)."""
+    from calft.metrics import METRICS
+
+    return [metric.name for metric in METRICS.values() if metric.from_samples]
 
 
 KINDS = {
@@ -347,7 +360,13 @@ KINDS = {
         Kind("targets", TARGETS_SCHEMA, _check_targets, ("prompt_id", "value", "mass")),
         Kind("tries", TRIES_SCHEMA, _check_tries, tuple(TRIE_COLUMNS)),
         Kind("samples", SAMPLES_SCHEMA, _check_samples, ("value", "valid")),
-        Kind("scores", SCORES_SCHEMA, _check_scores, ("num_samples", "num_valid", "valid_rate", "w1", "normalized_w1")),
+        Kind(
+            "scores",
+            SCORES_SCHEMA,
+            _check_scores,
+            ("num_samples", "num_valid", "valid_rate", "w1", "normalized_w1"),
+            _sample_metrics,
+        ),
         Kind("logit_kl", LOGIT_KL_SCHEMA, _check_logit_kl, ("logit_kl",)),
         Kind(
             "construction_cost",

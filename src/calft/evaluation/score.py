@@ -11,12 +11,15 @@ import numpy as np
 import pandas as pd
 
 from calft.evaluation.metrics import prompt_scores, target_spread
+from calft.metrics import METRICS
+from calft.targets.families import get_family
 
 
 def score_samples(samples: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
     """One row per prompt of `prompts` (prompt_id, family, split, params); a prompt without samples
     scores NaN rather than disappearing."""
     rows = []
+    registered = [metric for metric in METRICS.values() if metric.from_samples]
     grouped = {key: group for key, group in samples.groupby("prompt_id", observed=True)}
     for prompt in prompts.itertuples():
         params = json.loads(prompt.params)
@@ -36,6 +39,7 @@ def score_samples(samples: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
                 "w1": scores["w1"],
                 "spread": target_spread(prompt.family, params),
                 "normalized_w1": scores["normalized_w1"],
+                **{m.name: m.from_samples(values, valid, get_family(prompt.family).frozen(params)) for m in registered},
             }
         )
     return pd.DataFrame(rows)

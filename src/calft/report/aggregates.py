@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from calft.methods import BASE, TRAINED
+from calft.metrics import FAMILY_MEAN, FAMILY_MEDIAN, METRICS
 
 
 def family_median(scores: pd.DataFrame, column: str) -> float:
@@ -29,18 +30,22 @@ def family_mean(scores: pd.DataFrame, column: str) -> float:
     return float(scores.groupby("family", observed=True)[column].mean().mean())
 
 
+OVER_FAMILIES = {FAMILY_MEDIAN: family_median, FAMILY_MEAN: family_mean}
+
+
 def summary(per_prompt: pd.DataFrame) -> pd.DataFrame:
-    """One row per (prompt set, model, method[, variant]) with the paper's aggregates."""
+    """One row per (prompt set, model, method[, variant]) with each metric's aggregate (calft.metrics)."""
     keys = ["prompt_set", "model", "method"] + (["variant"] if "variant" in per_prompt else [])
     rows = []
     for values, group in per_prompt.groupby(keys, sort=False):
         rows.append(
             {
                 **dict(zip(keys, values)),
-                "normalized_w1": family_median(group, "normalized_w1"),
-                "logit_kl": family_mean(group, "logit_kl"),
-                "logit_kl_exact": family_mean(group, "logit_kl_exact"),
-                "valid_rate": family_mean(group, "valid_rate"),
+                **{
+                    metric.name: OVER_FAMILIES[metric.aggregate](group, metric.name)
+                    for metric in METRICS.values()
+                    if metric.name in group
+                },
                 "families": group["family"].nunique(),
                 "prompts": len(group),
             }

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from calft.methods import BASE, MAIN, METHODS, TRAINED
+from calft.metrics import METRICS
 from calft.report.tables import SET_TITLES
 
 
@@ -38,10 +39,7 @@ def _method_handles(methods, undefined: bool = False) -> list:
     return handles
 
 
-METRIC_LABELS = {
-    "normalized_w1": "normalized W1 (lower is better)",
-    "logit_kl": "logit KL (lower is better)",
-    "valid_rate": "valid rate (higher is better)",
+METRIC_LABELS = {  # the measures of retention and perplexity; the per-prompt metrics' are calft.metrics'
     "perplexity": "perplexity (lower is better)",
     "bits_per_byte": "bits per byte (lower is better)",
 }
@@ -85,7 +83,7 @@ def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], pat
                     _mark_undefined(ax, x, METHODS[method].color)
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
         ax.set_ylim(bottom=0)
-        ax.set_ylabel(f"family-median {METRIC_LABELS['normalized_w1']}")
+        ax.set_ylabel(f"family-median {METRICS['normalized_w1'].axis_label}")
         ax.set_title(SET_TITLES.get(prompt_set, prompt_set))
     fig.legend(handles=_method_handles(MAIN, undefined), loc="upper center", ncols=4, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
@@ -98,7 +96,7 @@ def per_family_values(per_prompt: pd.DataFrame, prompt_set: str, metric: str) ->
     the family's prompts of normalized W1 (the paper's captions), the mean of logit KL and valid
     rate (as in the tables); NaN where no prompt has a finite value."""
     subset = per_prompt[(per_prompt.prompt_set == prompt_set) & per_prompt.method.isin(MAIN)]
-    statistic = "median" if metric == "normalized_w1" else "mean"
+    statistic = METRICS[metric].per_distribution
     return subset.groupby(["family", "model", "method"], sort=False)[metric].agg(statistic).reset_index()
 
 
@@ -119,13 +117,13 @@ def _clipped_axis(values: pd.Series, fine_tuned: pd.Series, log: bool) -> tuple[
 
 def figure_per_family(per_prompt: pd.DataFrame, prompt_set: str, metric: str, path: Path) -> None:
     """Figures 4-7: one panel per distribution (family), base, soft and hard across the models."""
-    statistic = "median over its prompts" if metric == "normalized_w1" else "mean over its prompts"
+    statistic = f"{METRICS[metric].per_distribution} over its prompts"
     title = f"Per distribution ({statistic}), {SET_TITLES.get(prompt_set, prompt_set)}"
     figure_panels(
         per_family_values(per_prompt, prompt_set, metric).rename(columns={"family": "panel", metric: "value"}),
-        METRIC_LABELS[metric],
+        METRICS[metric].axis_label,
         title,
-        metric != "valid_rate",
+        METRICS[metric].log_axis,
         path,
     )
 

@@ -17,12 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from calft import methods
+from calft import methods, metrics
 
 TABLE_SUFFIXES = ("csv", "md", "tex")
 ABLATION_TABLES = {methods.SOFT: 25, methods.HARD: 26}  # the paper's ablation table of each trained method
 PAPER_SETS = {"ood": "held-out families", "unseen": "unseen parameters"}  # the prompt sets of the paper's items
 OTHER_SETS = "other"  # an item's prompt sets: those of the selection the paper has no item for
+ALL_SETS = "all"  # an item's prompt sets: every one of the selection
+PAPER_FIGURE_METRICS = ("normalized_w1", "logit_kl")  # the metrics of Figures 4-7
 
 
 def tables(*names: str) -> list[str]:
@@ -37,7 +39,17 @@ def prompt_sets(selection, which: str) -> list[str]:
     """The selection's prompt sets that an item of `which` (a set, or OTHER_SETS) covers."""
     if which == OTHER_SETS:
         return [name for name in selection.prompt_sets if name not in PAPER_SETS]
+    if which == ALL_SETS:
+        return list(selection.prompt_sets)
     return [which] if which in selection.prompt_sets else []
+
+
+def figure_metrics(which: tuple[str, ...] | str) -> list[str]:
+    """The metrics of a per-distribution item: those named, or, for "others", the metrics drawn per
+    distribution (calft.metrics) that no paper figure shows."""
+    if which != "others":
+        return list(which)
+    return [metric.name for metric in metrics.in_figures() if metric.name not in PAPER_FIGURE_METRICS]
 
 
 def trained(selection) -> bool:
@@ -68,11 +80,11 @@ UNSEEN = "`unseen` in prompts.evaluation"
 WITH_TRAINED = "with soft or hard in methods"
 
 
-def _per_family(label: str, shows: str, which: str, metrics: tuple[str, ...], needs: str) -> Item:
+def _per_family(label: str, shows: str, which: str, metrics: tuple[str, ...] | str, needs: str) -> Item:
     return Item(
         label,
         shows,
-        lambda s: figures(*(f"per_family_{p}_{m}" for p in prompt_sets(s, which) for m in metrics)),
+        lambda s: figures(*(f"per_family_{p}_{m}" for p in prompt_sets(s, which) for m in figure_metrics(metrics))),
         "per_family",
         needs,
         caption="per_family",
@@ -123,9 +135,8 @@ ITEMS = (
     _per_family("Figure 5", "per-distribution logit KL, held-out families", "ood", ("logit_kl",), OOD),
     _per_family("Figure 6", "per-distribution logit KL, unseen parameters", "unseen", ("logit_kl",), UNSEEN),
     _per_family("Figure 7", "per-distribution median W1, unseen parameters", "unseen", ("normalized_w1",), UNSEEN),
-    _per_family(
-        "", "per-distribution W1 and logit KL, the other prompt sets", OTHER_SETS, ("normalized_w1", "logit_kl"), ""
-    ),
+    _per_family("", "per-distribution W1 and logit KL, the other prompt sets", OTHER_SETS, PAPER_FIGURE_METRICS, ""),
+    _per_family("", "per-distribution figures of the metrics the paper draws none of", ALL_SETS, "others", ""),
     Item(
         "Figure 8",
         "OOD samples: base, SSOT and soft",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calft import artifacts
+from calft import artifacts, metrics
 from calft.errors import UserError
 from calft.methods import MAIN, SSOT_COMPARISON
 from calft.report import aggregates
@@ -24,7 +24,11 @@ SET_TITLES = {
     "ood-full": "held-out families, full grid",
     "unseen-full": "unseen parameters, full grid",
 }
-COLUMNS = [("normalized_w1", "W1 (norm.)", "min"), ("logit_kl", "logit KL", "min"), ("valid_rate", "valid rate", "max")]
+
+
+def metric_columns() -> list[tuple[str, str, str]]:
+    """The columns of Tables 6-7: (name, label, better) of each metric the tables show (calft.metrics)."""
+    return [(metric.name, metric.label, metric.better) for metric in metrics.in_tables()]
 
 
 def read(path: Path, kind: str) -> pd.DataFrame:
@@ -82,8 +86,9 @@ def load(inputs: dict) -> pd.DataFrame:
 def paper_table(summary_rows: pd.DataFrame, prompt_set: str) -> pd.DataFrame:
     """Tables 6/7 shape: a row per model, a column per (metric, method); NaN means undefined."""
     subset = summary_rows[summary_rows.prompt_set == prompt_set]
-    wide = subset.pivot(index="model", columns="method", values=[c for c, _, _ in COLUMNS])
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([[c for c, _, _ in COLUMNS], MAIN]))
+    names = [name for name, _, _ in metric_columns()]
+    wide = subset.pivot(index="model", columns="method", values=names)
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([names, MAIN]))
     return wide.reindex(subset.model.unique())
 
 
@@ -116,7 +121,7 @@ def _headers(table: pd.DataFrame, columns) -> list[str]:
     return [" / ".join(names)] + [f"{label} {method}" for _, label, _ in columns for method in _methods(table)]
 
 
-def to_markdown(table: pd.DataFrame, title: str, columns=COLUMNS) -> str:
+def to_markdown(table: pd.DataFrame, title: str, columns) -> str:
     headers = _headers(table, columns)
     lines = [
         f"**{title}** (best per row in bold; — = undefined)",
@@ -128,7 +133,7 @@ def to_markdown(table: pd.DataFrame, title: str, columns=COLUMNS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_latex(table: pd.DataFrame, title: str, columns=COLUMNS) -> str:
+def to_latex(table: pd.DataFrame, title: str, columns) -> str:
     methods = _methods(table)
     spec = "l" + "c" * len(methods) * len(columns)
     groups = " & ".join(rf"\multicolumn{{{len(methods)}}}{{c}}{{{label}}}" for _, label, _ in columns)

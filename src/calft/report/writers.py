@@ -117,12 +117,12 @@ def structured(report: Report, which: str) -> None:
     for prompt_set in items.prompt_sets(report.selection, which):
         title = f"Structured sampling, {report_tables.SET_TITLES.get(prompt_set, prompt_set)}"
         table = report_tables.paper_table(report.summary, prompt_set)
-        report.table(f"structured_{prompt_set}", table, report_tables.COLUMNS, title)
+        report.table(f"structured_{prompt_set}", table, report_tables.metric_columns(), title)
 
 
-def per_family(report: Report, which: str, metrics: tuple[str, ...]) -> None:
+def per_family(report: Report, which: str, metrics: tuple[str, ...] | str) -> None:
     for prompt_set in items.prompt_sets(report.selection, which):
-        for metric in metrics:
+        for metric in items.figure_metrics(metrics):
             with report.figure(f"per_family_{prompt_set}_{metric}") as path:
                 plots.figure_per_family(report.per_prompt, prompt_set, metric, path)
 

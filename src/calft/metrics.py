@@ -1,0 +1,71 @@
+"""The per-prompt metrics of structured sampling, one registry: how each is named, read and aggregated.
+
+A metric is a column of the per-prompt rows the report reads (the scores and logit-KL files). Its
+entry says how the tables head it, which way is better, how a (model, method, prompt set) aggregates
+it over prompts and families, and whether the structured-sampling tables (Tables 6-7) and the
+per-distribution figures (Figures 4-7) show it. A metric that scoring computes from the samples
+brings its function (`from_samples`); calft.evaluation.score calls it for every prompt. Adding a
+metric is one `register_metric` call. Cheap to import (the workflow reads it in every job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+FAMILY_MEDIAN = "family median"  # the paper's W1 aggregate: within-family means, median across families
+FAMILY_MEAN = "family mean"  # equal-family mean: within-family means, mean across families
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # its column in the per-prompt rows and the summary
+    label: str  # as the tables head it
+    long_label: str  # as the figures' axes name it
+    better: str  # "min" or "max"
+    aggregate: str  # over prompts and families: FAMILY_MEDIAN or FAMILY_MEAN
+    per_distribution: str  # over one family's prompts, in the figures: "median" or "mean"
+    in_tables: bool = True  # a column of Tables 6-7
+    in_figures: bool = True  # drawn per distribution (Figures 4-7 and per_family_<set>_<name>.png)
+    log_axis: bool = True
+    from_samples: Callable | None = None  # (values, valid, law) -> float, for scoring; None: calft's own
+
+    @property
+    def axis_label(self) -> str:
+        return f"{self.long_label} ({'lower' if self.better == 'min' else 'higher'} is better)"
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    if metric.name in METRICS:
+        raise ValueError(f"a metric named '{metric.name}' is already registered")
+    METRICS[metric.name] = metric
+    return metric
+
+
+for _metric in (
+    Metric("normalized_w1", "W1 (norm.)", "normalized W1", "min", FAMILY_MEDIAN, "median"),
+    Metric("logit_kl", "logit KL", "logit KL", "min", FAMILY_MEAN, "mean"),
+    Metric(
+        "logit_kl_exact",
+        "exact logit KL",
+        "exact logit KL",
+        "min",
+        FAMILY_MEAN,
+        "mean",
+        in_tables=False,
+        in_figures=False,
+    ),
+    Metric("valid_rate", "valid rate", "valid rate", "max", FAMILY_MEAN, "mean", in_figures=False, log_axis=False),
+):
+    register_metric(_metric)
+
+
+def in_tables() -> list[Metric]:
+    return [metric for metric in METRICS.values() if metric.in_tables]
+
+
+def in_figures() -> list[Metric]:
+    return [metric for metric in METRICS.values() if metric.in_figures]

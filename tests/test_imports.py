@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "calft"
-CORE = {"errors", "settings", "methods", "variants", "layout", "artifacts", "command"}
+CORE = {"errors", "settings", "methods", "metrics", "evaluations", "variants", "layout", "artifacts", "command"}
 STAGES = ["modeling", "targets", "training", "evaluation", "transfer", "retention", "report"]
 TOP = {"config", "cli"}
 

@@ -197,11 +197,7 @@ def test_the_report_reads_exactly_the_inputs_of_the_aggregate_rule(paper_dry_run
             models=list(paper["models"]),
             methods=["base", "soft", "hard", "ssot"],
             prompt_sets=["unseen", "ood"],
-            retention=True,
-            perplexity=True,
-            open_ended=True,
-            mcq=True,
-            noveltybench=True,
+            evaluations=["retention", "perplexity", "open_ended", "mcq", "noveltybench"],
         )
     )
     read = {str(path) for paths in report_inputs(selection).values() for path in paths.values()}

@@ -12,6 +12,7 @@ from pathlib import Path
 from calft import layout, methods, settings, variants
 from calft.artifacts.records import RECORD
 from calft.evaluation.settings import Sampling
+from calft.evaluations import EVALUATIONS, optional
 from calft.retention.settings import Perplexity, Retention
 from calft.retention.suites import SUITES
 from calft.settings import SettingsError
@@ -116,8 +117,10 @@ def variant_problems(config: dict) -> list[str]:
         key = f"ablations.variants.{name}"
         problems += [f"{key}: {problem}" for problem in Training(**variant.training(config["training"])).problems()]
         for evaluation in variant.evaluations:
-            section = config["transfer"][evaluation] if evaluation in config["transfer"] else config[evaluation]
-            if not section["enabled"]:
+            if evaluation not in [known.name for known in optional()]:
+                known = ", ".join(known.name for known in optional())
+                problems.append(f"{key}.evaluations: unknown evaluation '{evaluation}' ({known})")
+            elif not EVALUATIONS[evaluation].enabled(config):
                 problems.append(f"{key}.evaluations: '{evaluation}' is disabled in this config")
     return problems
 

@@ -64,42 +64,38 @@ def under(results: str | Path, template: str, **keys) -> Path:
 
 def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tuple, Path]]:
     """Every file the report reads for a selection (calft.report.settings.ReportSelection), by kind,
-    keyed by (model, method[, prompt set]): each method's evaluations (calft.methods) among those the
-    selection covers, and every method's OOD samples for Figures 3 and 8."""
-    per_set = {"scores": SCORES, "logit_kl": LOGIT_KL}
-    per_model = {
-        "retention": RETENTION,
-        "perplexity": PERPLEXITY,
-        "open_ended": OPEN_ENDED,
-        "mcq": MCQ,
-        "noveltybench": NOVELTY,
+    keyed by (model, method[, prompt set]): the results of each evaluation (calft.evaluations) that
+    the method runs and the selection covers, every method's OOD samples for Figures 3 and 8, and the
+    main methods' open-ended samples (Figure 10) and NoveltyBench generations (Tables 11-19)."""
+    from calft.evaluations import EVALUATIONS
+
+    raw = {
+        "open_ended": ("open_ended_samples", OPEN_ENDED_SAMPLES),
+        "noveltybench": ("noveltybench_generations", NOVELTY_GENERATIONS),
     }
     inputs: dict[str, dict[tuple, Path]] = {
-        kind: {}
-        for kind in [*per_set, "ood_samples", *per_model, "train_log", "open_ended_samples", "noveltybench_generations"]
+        kind: {} for kind in [*EVALUATIONS, "ood_samples", "train_log", *(k for k, _ in raw.values())]
     }
     for model in selection.models:
         for name in selection.methods:
             method = METHODS[name]
-            for prompt_set in selection.prompt_sets:
-                keys = dict(model=model, method=name, variant="", prompt_set=prompt_set)
-                for kind in [kind for kind in per_set if kind in method.evaluations]:
-                    inputs[kind][model, name, prompt_set] = under(results, per_set[kind], **keys)
-                if prompt_set == "ood":  # Figures 3 and 8
-                    inputs["ood_samples"][model, name] = under(results, SAMPLES, **keys)
-            if "open_ended" in method.evaluations and method.main and selection.open_ended:  # Figure 10
-                inputs["open_ended_samples"][model, name] = under(
-                    results, OPEN_ENDED_SAMPLES, model=model, method=name, variant=""
-                )
-            if "noveltybench" in method.evaluations and method.main and selection.noveltybench:  # Tables 11-19
-                inputs["noveltybench_generations"][model, name] = under(
-                    results, NOVELTY_GENERATIONS, model=model, method=name, variant=""
-                )
+            keys = dict(model=model, method=name, variant="")
+            for evaluation in EVALUATIONS.values():
+                if not (method.runs(evaluation.name) and selection.runs(evaluation.name)):
+                    continue
+                if evaluation.per_prompt_set:
+                    for prompt_set in selection.prompt_sets:
+                        key = (model, name, prompt_set)
+                        inputs[evaluation.name][key] = under(results, evaluation.results, **keys, prompt_set=prompt_set)
+                else:
+                    inputs[evaluation.name][model, name] = under(results, evaluation.results, **keys)
+                if evaluation.name in raw and method.main:
+                    kind, template = raw[evaluation.name]
+                    inputs[kind][model, name] = under(results, template, **keys)
+            if "ood" in selection.prompt_sets:  # Figures 3 and 8
+                inputs["ood_samples"][model, name] = under(results, SAMPLES, **keys, prompt_set="ood")
             if method.adapter:  # Tables 3-4 and the training cost read what the training log records
-                inputs["train_log"][model, name] = under(results, TRAIN_LOG, model=model, method=name, variant="")
-            for kind in [kind for kind in per_model if kind in method.evaluations]:
-                if getattr(selection, kind):
-                    inputs[kind][model, name] = under(results, per_model[kind], model=model, method=name, variant="")
+                inputs["train_log"][model, name] = under(results, TRAIN_LOG, **keys)
     return inputs
 
 

@@ -12,9 +12,6 @@ from dataclasses import dataclass
 # How a method prompts: the evaluation prompt as it is, or String Seed of Thought (calft.modeling.answers).
 DIRECT, SEED_THEN_ANSWER = "direct", "ssot"
 
-# The per-model evaluations, named as the results layout names their files.
-EVALUATIONS = ("scores", "logit_kl", "retention", "perplexity", "open_ended", "mcq", "noveltybench")
-
 
 @dataclass(frozen=True)
 class Training:
@@ -48,7 +45,7 @@ class Method:
     name: str
     adapter: bool  # a LoRA adapter trained by `calft train`, evaluated on top of the base model
     prompting: str  # DIRECT or SEED_THEN_ANSWER
-    evaluations: tuple[str, ...]  # among EVALUATIONS
+    evaluations: tuple[str, ...] | None  # names in calft.evaluations that it runs; None: every one
     color: str  # in every figure
     baseline: bool = False  # compared against in its own tables, not in the main ones
     training: Training | None = None  # for a method with an adapter: how `calft train` trains it
@@ -58,16 +55,19 @@ class Method:
     def main(self) -> bool:
         return not self.baseline
 
+    def runs(self, evaluation: str) -> bool:
+        return self.evaluations is None or evaluation in self.evaluations
+
 
 METHODS = {
     method.name: method
     for method in (
-        Method("base", adapter=False, prompting=DIRECT, evaluations=EVALUATIONS, color="#9e9e9e"),
+        Method("base", adapter=False, prompting=DIRECT, evaluations=None, color="#9e9e9e"),
         Method(
             "soft",
             adapter=True,
             prompting=DIRECT,
-            evaluations=EVALUATIONS,
+            evaluations=None,
             color="#1f77b4",
             training=Training(
                 "soft",
@@ -82,7 +82,7 @@ METHODS = {
             "hard",
             adapter=True,
             prompting=DIRECT,
-            evaluations=EVALUATIONS,
+            evaluations=None,
             color="#ff7f0e",
             training=Training(
                 "hard",

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from calft.methods import METHODS
 
 SEPARATOR = "~"  # between a method and its variant in a results folder name
-EXTRA_EVALUATIONS = ("retention", "perplexity", "open_ended", "mcq", "noveltybench")
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,12 @@ def test_table1_and_the_ssot_table_from_parquet(tmp_path):
                 folder / "mcq.parquet",
             )
     selection = ReportSelection.from_dict(
-        dict(models=["m"], methods=["base", "soft", "hard", "ssot"], prompt_sets=["ood"], open_ended=True, mcq=True)
+        dict(
+            models=["m"],
+            methods=["base", "soft", "hard", "ssot"],
+            prompt_sets=["ood"],
+            evaluations=["open_ended", "mcq"],
+        )
     )
     transfer_rows = aggregate.load_transfer(report_inputs(selection, tmp_path))
     table, columns = aggregate.transfer_table(transfer_rows, ["m"])
@@ -107,7 +112,7 @@ def test_table2_averages_gp_irt_over_the_task_rows_and_pools_perplexity(tmp_path
         _artifact(slices, folder / "perplexity.parquet")
     inputs = report_inputs(
         ReportSelection.from_dict(
-            dict(models=["m"], methods=["base", "soft"], prompt_sets=["ood"], retention=True, perplexity=True)
+            dict(models=["m"], methods=["base", "soft"], prompt_sets=["ood"], evaluations=["retention", "perplexity"])
         ),
         tmp_path,
     )
@@ -254,7 +259,7 @@ def test_table10_noveltybench_per_split_and_the_model_means_of_tables_21_and_23(
                 folder / "noveltybench.parquet",
             )
     selection = ReportSelection.from_dict(
-        dict(models=["m1", "m2"], methods=["base", "soft"], prompt_sets=["ood"], noveltybench=True)
+        dict(models=["m1", "m2"], methods=["base", "soft"], prompt_sets=["ood"], evaluations=["noveltybench"])
     )
     novelty = aggregate.load_noveltybench(report_inputs(selection, tmp_path))
     table, columns = aggregate.noveltybench_split_table(novelty, ["m1", "m2"])
@@ -325,7 +330,7 @@ def test_tables_11_to_19_rank_curated_prompts_by_utility_deltas_and_show_the_bes
                 )
             )
     selection = ReportSelection.from_dict(
-        dict(models=["m1", "m2"], methods=["base", "soft", "hard"], prompt_sets=["ood"], noveltybench=True)
+        dict(models=["m1", "m2"], methods=["base", "soft", "hard"], prompt_sets=["ood"], evaluations=["noveltybench"])
     )
     inputs = report_inputs(selection, tmp_path)
     for key, path in inputs["noveltybench_generations"].items():

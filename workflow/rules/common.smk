@@ -18,6 +18,7 @@ from pathlib import Path
 
 from calft import layout, variants
 from calft.config import ConfigError, validate
+from calft.evaluations import EVALUATIONS, optional as optional_evaluations
 from calft.methods import BASELINES, METHODS, TRAINED
 from calft.report import items as report_items
 from calft.report.settings import AblationSelection, ReportSelection
@@ -75,11 +76,7 @@ REPORT = dict(
     models=RUN_MODELS,
     methods=RUN_METHODS,
     prompt_sets=PROMPTS["evaluation"],
-    retention=RETENTION["enabled"],
-    perplexity=PERPLEXITY["enabled"],
-    open_ended=TRANSFER["open_ended"]["enabled"],
-    mcq=TRANSFER["mcq"]["enabled"],
-    noveltybench=NOVELTY["enabled"],
+    evaluations=[evaluation.name for evaluation in optional_evaluations() if evaluation.enabled(config)],
     ablations=ABLATION_REPORT,  # for the paper index: what the ablations target writes
 )
 REPORT_SELECTION = ReportSelection.from_dict(REPORT)
@@ -329,12 +326,10 @@ def ablation_targets():
     """The `ablations` target: Tables 24-26 and Figure 14, and every variant's adapter, logit KL and
     the further evaluations it asks for."""
     outputs = ablation_outputs()
-    per_model = {"retention": layout.RETENTION, "perplexity": layout.PERPLEXITY, "open_ended": layout.OPEN_ENDED,
-                 "mcq": layout.MCQ, "noveltybench": layout.NOVELTY}
     for variant in VARIANTS.values():
         for model in variant.models:
             keys = run_keys(model, variant.method, variant)
             outputs.append(layout.ADAPTER.format(**keys))
             outputs += [layout.LOGIT_KL.format(**keys, prompt_set=s) for s in PROMPTS["evaluation"]]
-            outputs += [per_model[evaluation].format(**keys) for evaluation in variant.evaluations]
+            outputs += [EVALUATIONS[evaluation].results.format(**keys) for evaluation in variant.evaluations]
     return outputs

@@ -22,7 +22,7 @@ def aggregate(settings: ReportSelection, results: str, ood_targets: str | None, 
     report.read_all()  # every input the tables share is read (and checked) before anything is written
     report.tables.mkdir(parents=True, exist_ok=True)
     report.figures.mkdir(parents=True, exist_ok=True)
-    for item in items.ITEMS:
+    for item in items.all_items():
         if item.writer and not item.ablation and item.files(settings):
             item.write(report)
     rows = index.entries(settings, tables, figures, layout.under(results, layout.ABLATIONS))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calft.report.items import ITEMS, NO_CONFIG, item_files
+from calft.report.items import ITEMS, NO_CONFIG, evaluation_items, item_files
 
 ABLATIONS_TARGET = "made by `snakemake ablations` (not part of `all`)"
 
@@ -15,7 +15,7 @@ def entries(selection, tables: str | Path, figures: str | Path, ablations: str |
     """A row per paper item: its readable files (markdown tables, png figures), and, when it has none,
     why (the keys that turn it on)."""
     rows = []
-    for item in [item for item in ITEMS if item.label]:
+    for item in [item for item in ITEMS if item.label] + evaluation_items():
         files = [
             path for path in item_files(item, selection, tables, figures, ablations) if path.suffix in (".md", ".png")
         ]
@@ -23,7 +23,7 @@ def entries(selection, tables: str | Path, figures: str | Path, ablations: str |
             note = ABLATIONS_TARGET if item.ablation else ""
         else:
             note = NO_CONFIG if item.needs == NO_CONFIG else f"off in this configuration; turn on: {item.needs}"
-        rows.append({"item": item.label, "shows": item.shows, "files": files, "note": note})
+        rows.append({"item": item.label, "shows": item.shows, "files": files, "note": note, "paper": bool(item.label)})
     return rows
 
 
@@ -35,7 +35,13 @@ def to_markdown(rows: list[dict]) -> str:
         "| paper item | what it shows | file | note |",
         "|---|---|---|---|",
     ]
-    for row in rows:
-        files = "<br>".join(f"`{path}`" for path in row["files"]) or "—"
-        lines.append(f"| {row['item']} | {row['shows']} | {files} | {row['note']} |")
+    lines += [f"| {row['item']} | {row['shows']} | {_files(row)} | {row['note']} |" for row in rows if row["paper"]]
+    further = [row for row in rows if not row["paper"]]
+    if further:
+        lines += ["", "**Further evaluations** (calft.evaluations)", "", "| what it shows | file | note |"]
+        lines += ["|---|---|---|", *(f"| {row['shows']} | {_files(row)} | {row['note']} |" for row in further)]
     return "\n".join(lines) + "\n"
+
+
+def _files(row: dict) -> str:
+    return "<br>".join(f"`{path}`" for path in row["files"]) or "—"

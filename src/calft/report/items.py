@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calft import methods, metrics
+from calft.evaluations import EVALUATIONS
 
 TABLE_SUFFIXES = ("csv", "md", "tex")
 ABLATION_TABLES = {methods.SOFT: 25, methods.HARD: 26}  # the paper's ablation table of each trained method
@@ -152,7 +153,7 @@ ITEMS = (
     Item(
         "Figure 9",
         "open-ended support and unique rate per prompt, base against fine-tuned",
-        lambda s: figures("figure9_open_ended_per_prompt") if s.open_ended and trained(s) else [],
+        lambda s: figures("figure9_open_ended_per_prompt") if s.runs("open_ended") and trained(s) else [],
         "figure9",
         f"transfer.open_ended.enabled, {WITH_TRAINED}",
         "transfer",
@@ -160,7 +161,7 @@ ITEMS = (
     Item(
         "Figure 10",
         "open-ended answer frequencies (city, mammal, weekday)",
-        lambda s: figures(*(f"figure10_open_ended_frequencies_{m}" for m in s.models)) if s.open_ended else [],
+        lambda s: figures(*(f"figure10_open_ended_frequencies_{m}" for m in s.models)) if s.runs("open_ended") else [],
         "figure10",
         "transfer.open_ended.enabled",
         "transfer",
@@ -169,7 +170,7 @@ ITEMS = (
     Item(
         "Figure 11",
         "retention per TinyBenchmarks task",
-        lambda s: figures("figure11_retention_per_task") if s.retention else [],
+        lambda s: figures("figure11_retention_per_task") if s.runs("retention") else [],
         "figure11",
         "retention.enabled",
         "retention and perplexity",
@@ -177,7 +178,7 @@ ITEMS = (
     Item(
         "Figure 12",
         "PALOMA perplexity per slice",
-        lambda s: figures("figure12_paloma_perplexity") if s.perplexity else [],
+        lambda s: figures("figure12_paloma_perplexity") if s.runs("perplexity") else [],
         "perplexity_figure",
         "perplexity.enabled",
         "retention and perplexity",
@@ -186,7 +187,7 @@ ITEMS = (
     Item(
         "Figure 13",
         "PALOMA bits per byte per slice",
-        lambda s: figures("figure13_paloma_bits_per_byte") if s.perplexity else [],
+        lambda s: figures("figure13_paloma_bits_per_byte") if s.runs("perplexity") else [],
         "perplexity_figure",
         "perplexity.enabled",
         "retention and perplexity",
@@ -215,7 +216,7 @@ ITEMS = (
     Item(
         "Table 2",
         "retention (gp-IRT) and PALOMA perplexity",
-        lambda s: tables("retention_perplexity") if s.retention or s.perplexity else [],
+        lambda s: tables("retention_perplexity") if s.runs("retention") or s.runs("perplexity") else [],
         "table2",
         "retention.enabled or perplexity.enabled",
         "retention and perplexity",
@@ -279,7 +280,7 @@ ITEMS = (
     Item(
         "Table 10",
         "NoveltyBench distinct and utility per split",
-        lambda s: tables("table10_noveltybench_splits") if s.noveltybench else [],
+        lambda s: tables("table10_noveltybench_splits") if s.runs("noveltybench") else [],
         "table10",
         "transfer.noveltybench.enabled",
         "transfer",
@@ -290,7 +291,7 @@ ITEMS = (
             shows,
             lambda s, regime=regime: (
                 tables(novelty_case_tables(s.methods)[regime])
-                if s.noveltybench and regime in novelty_case_tables(s.methods)
+                if s.runs("noveltybench") and regime in novelty_case_tables(s.methods)
                 else []
             ),
             "novelty_cases",
@@ -307,7 +308,7 @@ ITEMS = (
     Item(
         "Table 20",
         "MCQ parse rate and answer-position TV (the MCQ columns)",
-        lambda s: tables("transfer") if s.mcq else [],
+        lambda s: tables("transfer") if s.runs("mcq") else [],
         None,  # the MCQ columns of Table 1's file
         "transfer.mcq.enabled",
         "transfer",
@@ -315,7 +316,7 @@ ITEMS = (
     Item(
         "Table 21",
         "retention per task, per model (left) and over the models (right)",
-        lambda s: tables("retention_tasks", "table21_retention_tasks_model_mean") if s.retention else [],
+        lambda s: tables("retention_tasks", "table21_retention_tasks_model_mean") if s.runs("retention") else [],
         "table21",
         "retention.enabled",
         "retention and perplexity",
@@ -323,7 +324,7 @@ ITEMS = (
     Item(
         "Table 22",
         "PALOMA per model (the `all` rows) and slice",
-        lambda s: tables("perplexity_slices") if s.perplexity else [],
+        lambda s: tables("perplexity_slices") if s.runs("perplexity") else [],
         "table22",
         "perplexity.enabled",
         "retention and perplexity",
@@ -331,7 +332,7 @@ ITEMS = (
     Item(
         "Table 23",
         "PALOMA per slice, over the models",
-        lambda s: tables("table23_perplexity_slices_model_mean") if s.perplexity else [],
+        lambda s: tables("table23_perplexity_slices_model_mean") if s.runs("perplexity") else [],
         "table23",
         "perplexity.enabled",
         "retention and perplexity",
@@ -374,13 +375,37 @@ ITEMS = (
     Item(
         "Appendix D.4",
         "open-ended prompts widened, kept or narrowed by fine-tuning",
-        lambda s: tables("appendix_d4_open_ended_counts") if s.open_ended and trained(s) else [],
+        lambda s: tables("appendix_d4_open_ended_counts") if s.runs("open_ended") and trained(s) else [],
         None,  # written with Figure 9, from the same rows
         f"transfer.open_ended.enabled, {WITH_TRAINED}",
         "transfer",
     ),
 )
 INDEX = "tables/index.md"  # the paper index, written after every item (calft.report.index)
+
+
+def evaluation_items() -> list[Item]:
+    """A table for each registered evaluation that names its columns (calft.evaluations): per model and
+    method, each column's mean over prompts."""
+    return [
+        Item(
+            "",
+            f"{evaluation.name}: per model and method, the means over prompts",
+            lambda s, name=evaluation.name: tables(name) if s.runs(name) else [],
+            "evaluation_table",
+            f"{evaluation.switch}.enabled",
+            "further evaluations",
+            "evaluation_table",
+            {"evaluation": evaluation.name},
+        )
+        for evaluation in EVALUATIONS.values()
+        if evaluation.table_columns
+    ]
+
+
+def all_items() -> tuple[Item, ...]:
+    """The paper's items and calft's own, then a table per further evaluation."""
+    return (*ITEMS, *evaluation_items())
 
 
 def novelty_case_tables(selected: list[str]) -> dict[str, str]:
@@ -402,13 +427,13 @@ def _placed(files: list[str], tables: str | Path, figures: str | Path) -> list[P
 
 def report_outputs(selection, tables: str | Path, figures: str | Path) -> list[Path]:
     """Every table and figure the aggregate command writes for a selection, the index last."""
-    files = [name for item in ITEMS if not item.ablation for name in item.files(selection)]
+    files = [name for item in all_items() if not item.ablation for name in item.files(selection)]
     return _placed([*dict.fromkeys(files), INDEX], tables, figures)
 
 
 def ablation_outputs(selection, folder: str | Path) -> list[Path]:
     """Every table and figure the ablation report writes."""
-    return [Path(folder) / name for item in ITEMS if item.ablation for name in item.files(selection)]
+    return [Path(folder) / name for item in all_items() if item.ablation for name in item.files(selection)]
 
 
 def item_files(item: Item, selection, tables: str | Path, figures: str | Path, ablations: str | Path) -> list[Path]:
@@ -425,7 +450,7 @@ def report_entry(name: str, selection) -> tuple[str, str]:
     item that lists it."""
     if name == Path(INDEX).name:
         return "index", "index"
-    for item in ITEMS:
+    for item in all_items():
         chosen = selection.ablation_selection if item.ablation else selection
         if chosen is not None and any(Path(file).name == name for file in item.files(chosen)):
             return item.caption or Path(name).stem, item.category

@@ -17,29 +17,38 @@ class ReportSelection(Section):
     models: list
     methods: list
     prompt_sets: list
-    retention: bool
-    perplexity: bool
-    open_ended: bool
-    mcq: bool
-    noveltybench: bool
+    evaluations: list  # the optional evaluations (calft.evaluations) whose items to write
     ablations: dict | None
 
     @property
     def ablation_selection(self) -> AblationSelection | None:
         return AblationSelection.from_dict(self.ablations) if self.ablations is not None else None
 
+    def runs(self, evaluation: str) -> bool:
+        """Whether the report covers an evaluation: always for those no config turns off."""
+        from calft.evaluations import EVALUATIONS
+
+        return EVALUATIONS[evaluation].switch is None or evaluation in self.evaluations
+
     @property
     def transfer(self) -> bool:
-        return self.open_ended or self.mcq or self.noveltybench
+        """Whether Table 1 has a column: open-ended generation, MCQ or NoveltyBench."""
+        return any(self.runs(name) for name in ("open_ended", "mcq", "noveltybench"))
 
     @property
     def baselines(self) -> list[str]:
         return [name for name in self.methods if methods.METHODS[name].baseline]
 
     def problems(self) -> list[str]:
+        from calft.evaluations import optional
+
         unknown = [name for name in self.methods if name not in methods.METHODS]
         if unknown:
             return [f"settings.methods: unknown method '{unknown[0]}' ({', '.join(methods.METHODS)})"]
+        known = [evaluation.name for evaluation in optional()]
+        unknown = [name for name in self.evaluations if name not in known]
+        if unknown:
+            return [f"settings.evaluations: unknown evaluation '{unknown[0]}' ({', '.join(known)})"]
         return []
 
 

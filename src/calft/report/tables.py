@@ -153,7 +153,7 @@ def to_latex(table: pd.DataFrame, title: str, columns) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _per_method(inputs: dict, kind: str) -> pd.DataFrame:
+def per_method(inputs: dict, kind: str) -> pd.DataFrame:
     """The rows of each (model, method)'s `kind` file, with those two columns."""
     return pd.concat(
         [read(path, kind).assign(model=model, method=method) for (model, method), path in inputs[kind].items()],
@@ -163,17 +163,17 @@ def _per_method(inputs: dict, kind: str) -> pd.DataFrame:
 
 def load_retention(inputs: dict) -> pd.DataFrame:
     """Per-task retention rows; `score` is gp-IRT where it exists, else accuracy."""
-    table = _per_method(inputs, "retention")
+    table = per_method(inputs, "retention")
     table["score"] = table.gpirt.fillna(table.accuracy)
     table["task"] = np.where(table.kind == "gsm8k", table.task + " " + table.metric, table.task)
     return table
 
 
 def load_perplexity(inputs: dict) -> pd.DataFrame:
-    return _per_method(inputs, "perplexity")
+    return per_method(inputs, "perplexity")
 
 
-def _wide(
+def wide(
     rows: pd.DataFrame, index: list[str], values: list[str], order: list, methods: tuple[str, ...] = MAIN
 ) -> pd.DataFrame:
     wide = rows.pivot_table(index=index, columns="method", values=values, aggfunc="first", dropna=False)
@@ -197,7 +197,7 @@ def table2(retention: pd.DataFrame | None, perplexity: pd.DataFrame | None, mode
         columns.append(("perplexity", "PALOMA ppl", "min"))
     merged = rows[0] if len(rows) == 1 else rows[0].merge(rows[1], on=["model", "method"], how="outer")
     present = [m for m in models if m in set(merged.model)]
-    return _wide(merged, ["model"], [c for c, _, _ in columns], present), columns
+    return wide(merged, ["model"], [c for c, _, _ in columns], present), columns
 
 
 def task_table(retention: pd.DataFrame, models: list[str]):
@@ -207,7 +207,7 @@ def task_table(retention: pd.DataFrame, models: list[str]):
     columns = [("accuracy", "accuracy", "max")]
     if retention_score_label(retention) == "gp-IRT":
         columns.insert(0, ("gpirt", "gp-IRT", "max"))
-    return _wide(
+    return wide(
         retention,
         ["model", "task"],
         [c for c, _, _ in columns],
@@ -222,7 +222,7 @@ def slice_table(perplexity: pd.DataFrame, models: list[str]):
     """Paper Tables 22-23 shape: per model and slice, perplexity and bits per byte."""
     slices = list(dict.fromkeys(perplexity.slice))
     order = [(m, s) for m in models for s in slices if ((perplexity.model == m) & (perplexity.slice == s)).any()]
-    return _wide(
+    return wide(
         perplexity,
         ["model", "slice"],
         ["perplexity", "bits_per_byte"],
@@ -234,11 +234,11 @@ def model_mean_table(rows: pd.DataFrame, key: str, columns):
     """Paper Tables 21 (right) and 23 shape: per task or slice, each measure averaged over the models
     (a model without the row is left out of its mean)."""
     values = [c for c, _, _ in columns]
-    return _wide(aggregates.model_means(rows, key, values), [key], values, list(dict.fromkeys(rows[key]))), columns
+    return wide(aggregates.model_means(rows, key, values), [key], values, list(dict.fromkeys(rows[key]))), columns
 
 
 def load_noveltybench(inputs: dict) -> pd.DataFrame:
-    return _per_method(inputs, "noveltybench")
+    return per_method(inputs, "noveltybench")
 
 
 NOVELTY_COLUMNS = [("mean_distinct", "distinct", "max"), ("mean_utility", "utility", "max")]
@@ -250,7 +250,7 @@ def noveltybench_split_table(novelty: pd.DataFrame, models: list[str]):
     splits = list(dict.fromkeys(novelty.split))
     rows = aggregates.with_model_means(novelty, "split", ["mean_distinct", "mean_utility"])
     order = [(m, s) for m in ["all models", *models] for s in splits if ((rows.model == m) & (rows.split == s)).any()]
-    return _wide(
+    return wide(
         rows,
         ["model", "split"],
         ["mean_distinct", "mean_utility"],
@@ -265,13 +265,13 @@ def load_transfer(inputs: dict) -> pd.DataFrame | None:
     if inputs["open_ended"]:
         parts.append(
             aggregates.prompt_means(
-                _per_method(inputs, "open_ended"), ["support_size", "unique_fraction", "unique_fraction_insensitive"]
+                per_method(inputs, "open_ended"), ["support_size", "unique_fraction", "unique_fraction_insensitive"]
             )
         )
     if inputs["mcq"]:
-        parts.append(aggregates.prompt_means(_per_method(inputs, "mcq"), ["parse_rate", "tv"]))
+        parts.append(aggregates.prompt_means(per_method(inputs, "mcq"), ["parse_rate", "tv"]))
     if inputs["noveltybench"]:
-        novelty = _per_method(inputs, "noveltybench")
+        novelty = per_method(inputs, "noveltybench")
         parts.append(novelty[novelty.split == "all"][["model", "method", "mean_distinct", "mean_utility"]])
     if not parts:
         return None
@@ -296,7 +296,7 @@ def transfer_table(transfer: pd.DataFrame, models: list[str]):
     (means over prompts), MCQ TV and parse rate, NoveltyBench utility (the columns that exist)."""
     columns = [c for c in TRANSFER_COLUMNS if c[0] in transfer]
     present = [m for m in models if m in set(transfer.model)]
-    return _wide(transfer[transfer.method.isin(MAIN)], ["model"], [c for c, _, _ in columns], present), columns
+    return wide(transfer[transfer.method.isin(MAIN)], ["model"], [c for c, _, _ in columns], present), columns
 
 
 def ssot_table(summary_rows: pd.DataFrame, transfer: pd.DataFrame | None, prompt_set: str, models: list[str]):
@@ -308,4 +308,4 @@ def ssot_table(summary_rows: pd.DataFrame, transfer: pd.DataFrame | None, prompt
         rows = rows.merge(transfer[["model", "method", "unique_fraction"]], on=["model", "method"], how="left")
         columns.append(("unique_fraction", "open-ended unique rate", "max"))
     present = [m for m in models if m in set(rows.model)]
-    return _wide(rows, ["model"], [c for c, _, _ in columns], present, SSOT_COMPARISON), columns
+    return wide(rows, ["model"], [c for c, _, _ in columns], present, SSOT_COMPARISON), columns

@@ -47,11 +47,11 @@ class Report:
 
     @cached_property
     def retention(self) -> pd.DataFrame | None:
-        return report_tables.load_retention(self.inputs) if self.selection.retention else None
+        return report_tables.load_retention(self.inputs) if self.selection.runs("retention") else None
 
     @cached_property
     def perplexity(self) -> pd.DataFrame | None:
-        return report_tables.load_perplexity(self.inputs) if self.selection.perplexity else None
+        return report_tables.load_perplexity(self.inputs) if self.selection.runs("perplexity") else None
 
     @cached_property
     def transfer(self) -> pd.DataFrame | None:
@@ -321,3 +321,13 @@ def appendix_b1(report: Report) -> None:
         appendix.stage_wallclock(Path(report.results) / "benchmarks"),
         "Wall-clock per workflow stage, summed over its jobs, from Snakemake's benchmark files (Appendix B.1)",
     )
+
+
+def evaluation_table(report: Report, evaluation: str) -> None:
+    """A further evaluation's table (calft.evaluations): per model, each column's mean over prompts."""
+    from calft.evaluations import EVALUATIONS
+
+    columns = list(EVALUATIONS[evaluation].table_columns)
+    rows = aggregates.prompt_means(report_tables.per_method(report.inputs, evaluation), [c for c, _, _ in columns])
+    table = report_tables.wide(rows, ["model"], [c for c, _, _ in columns], report.selection.models)
+    report.table(evaluation, table, columns, f"{evaluation}: means over prompts")

@@ -201,43 +201,13 @@ def figure_ood_samples(
     colors = colors or {method: METHODS[method].color for method in samples}
     styles = styles or {}
 
-    from calft.targets.families import get_family
-
     plt = _pyplot()
     prompts = targets.drop_duplicates("prompt_id")
     columns = 6
     rows = -(-len(prompts) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False)
     for ax, prompt in zip(axes.ravel(), prompts.itertuples()):
-        family = get_family(prompt.family)
-        law = family.frozen(json.loads(prompt.params))
-        low, high = law.ppf(0.001), law.ppf(0.999)
-        if family.integer:
-            grid = np.arange(np.floor(low), np.ceil(high) + 1)
-            target = law.pmf(grid)
-            ax.plot(grid, target, "ko", ms=3)
-        else:
-            grid = np.linspace(low, high, 200)
-            target = law.pdf(grid)
-            ax.plot(grid, target, "k-", lw=1.2)
-        top = np.percentile(target, 95)  # a density spike at the edge must not flatten the panel
-        for method, frame in samples.items():
-            values = frame[(frame.prompt_id == prompt.prompt_id) & frame.valid].value
-            values = values[(values >= low) & (values <= high)]
-            if len(values):
-                bins = np.arange(np.floor(low) - 0.5, np.ceil(high) + 1) if family.integer else 30
-                heights, _, _ = ax.hist(
-                    values,
-                    bins=bins,
-                    density=True,
-                    histtype="step",
-                    color=colors[method],
-                    linestyle=styles.get(method, "-"),
-                )
-                top = max(top, float(np.percentile(heights, 95)))
-        ax.set_ylim(0, 1.3 * top)
-        ax.set_title(prompt.prompt_id, fontsize=7)
-        ax.tick_params(labelsize=6)
+        _ood_panel(ax, prompt, samples, colors, styles)
     for ax in axes.ravel()[len(prompts) :]:
         ax.axis("off")
     target = Line2D([], [], color="black", label="target law")
@@ -247,6 +217,35 @@ def figure_ood_samples(
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
+
+
+def _ood_panel(ax, prompt, samples: dict[str, pd.DataFrame], colors: dict, styles: dict) -> None:
+    """One prompt of Figures 3, 8 and 14: the target law and a histogram of each series' valid samples."""
+    from calft.targets.families import get_family
+
+    family = get_family(prompt.family)
+    law = family.frozen(json.loads(prompt.params))
+    low, high = law.ppf(0.001), law.ppf(0.999)
+    if family.integer:
+        grid = np.arange(np.floor(low), np.ceil(high) + 1)
+        target = law.pmf(grid)
+        ax.plot(grid, target, "ko", ms=3)
+    else:
+        grid = np.linspace(low, high, 200)
+        target = law.pdf(grid)
+        ax.plot(grid, target, "k-", lw=1.2)
+    top = np.percentile(target, 95)  # a density spike at the edge must not flatten the panel
+    for method, frame in samples.items():
+        values = frame[(frame.prompt_id == prompt.prompt_id) & frame.valid].value
+        values = values[(values >= low) & (values <= high)]
+        if len(values):
+            bins = np.arange(np.floor(low) - 0.5, np.ceil(high) + 1) if family.integer else 30
+            style = {"color": colors[method], "linestyle": styles.get(method, "-")}
+            heights, _, _ = ax.hist(values, bins=bins, density=True, histtype="step", **style)
+            top = max(top, float(np.percentile(heights, 95)))
+    ax.set_ylim(0, 1.3 * top)
+    ax.set_title(prompt.prompt_id, fontsize=7)
+    ax.tick_params(labelsize=6)
 
 
 OPEN_ENDED_MEASURES = {

@@ -20,6 +20,14 @@ def perplexity_data_kind(args: dict) -> str:
 
 
 def add_commands(sub) -> None:
+    _retention_data(sub)
+    _perplexity_data(sub)
+    _fetch_irt(sub)
+    _retention(sub)
+    _perplexity(sub)
+
+
+def _retention_data(sub) -> None:
     rd = command(
         sub,
         "retention-data",
@@ -32,6 +40,8 @@ def add_commands(sub) -> None:
     )
     output_path(rd, "--output", retention_data_kind, required=True, help="folder to write")
 
+
+def _perplexity_data(sub) -> None:
     pd_ = command(
         sub,
         "perplexity-data",
@@ -43,6 +53,8 @@ def add_commands(sub) -> None:
     )
     output_path(pd_, "--output", perplexity_data_kind, required=True, help="folder to write")
 
+
+def _fetch_irt(sub) -> None:
     fi = command(
         sub,
         "fetch-irt",
@@ -53,6 +65,8 @@ def add_commands(sub) -> None:
     )
     output_path(fi, "--output", "irt_parameters", required=True, help="numpy archive to write")
 
+
+def _retention(sub) -> None:
     rt = command(
         sub,
         "retention",
@@ -70,6 +84,8 @@ def add_commands(sub) -> None:
     output_path(rt, "--examples", "retention_examples", required=True, help="per-example parquet file to write")
     output_path(rt, "--output", "retention", required=True, help="per-task parquet file to write")
 
+
+def _perplexity(sub) -> None:
     pp = command(
         sub,
         "perplexity",

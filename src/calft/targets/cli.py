@@ -7,6 +7,13 @@ from calft.targets.settings import ConstructionCostSettings, DiscretizeSettings,
 
 
 def add_commands(sub) -> None:
+    _discretize(sub)
+    _build_tries(sub)
+    _fingerprint(sub)
+    _construction_cost(sub)
+
+
+def _discretize(sub) -> None:
     d = command(
         sub,
         "discretize",
@@ -24,6 +31,8 @@ def add_commands(sub) -> None:
     output_path(d, "--output", "targets", required=True, help="folder to write (conventionally named *.parquet)")
     workers_option(d, "discretize families in parallel")
 
+
+def _build_tries(sub) -> None:
     t = command(
         sub,
         "build-tries",
@@ -50,6 +59,8 @@ def add_commands(sub) -> None:
     )
     workers_option(t, "tokenize and build tries in parallel, one family at a time")
 
+
+def _fingerprint(sub) -> None:
     f = command(
         sub,
         "fingerprint",
@@ -60,6 +71,8 @@ def add_commands(sub) -> None:
     )
     input_path(f, "--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
 
+
+def _construction_cost(sub) -> None:
     c = command(
         sub,
         "construction-cost",

@@ -74,7 +74,8 @@ def build_trie_forest(
     Each row is one canonical output: its prompt, its position in the prompt's output space, its
     token sequence (a row of the right-padded matrix `sequences`, PAD = -1, terminator included)
     and its mass. Sequences of one prompt must be distinct and prefix-free, which a terminator
-    appended to every sequence guarantees.
+    appended to every sequence guarantees. Vectorized: one pass of array operations per depth, no
+    loop over rows or nodes, hence longer than a function that loops.
     """
     ranked, distinct = _ranked(sequences)
     order = _sort_order(prompt_index, ranked, distinct)

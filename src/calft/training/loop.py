@@ -19,6 +19,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -352,6 +353,78 @@ def _write_outputs(run: Run, model, weights: dict, tokenizer, rows: list, finger
         writer.write_table(pa.Table.from_pylist(rows, schema=TRAIN_LOG_SCHEMA))
 
 
+def _prefetched(pack, steps: list):
+    """Each step's batch with the future of its micro-batches; a thread packs the next step's while
+    the device computes this one."""
+    with ThreadPoolExecutor(max_workers=1) as packer:
+        pending = packer.submit(pack, steps[0]) if steps else None
+        for position, batch in enumerate(steps):
+            current = pending
+            if position + 1 < len(steps):
+                pending = packer.submit(pack, steps[position + 1])
+            yield batch, current
+
+
+def _log_plan(run: Run, prompts: int, schedule, step: int, total_steps: int, world: int, device, sharded: bool) -> None:
+    if step:
+        log(f"resuming from step {step} of {total_steps}")
+    parallel = f" ({'fsdp' if sharded else 'ddp'})" if world > 1 else ""
+    log(
+        f"{run.method}: {prompts} prompts x {schedule.draws_per_prompt} per epoch in groups of {schedule.group_size}, "
+        f"{schedule.epochs} epochs, {total_steps} steps of {run.settings.global_batch_size} sequences on {world} x "
+        f"{device.type}{parallel}"
+    )
+
+
+def _log_step(row: dict, total_steps: int) -> None:
+    log(
+        f"step {row['step']}/{total_steps} epoch {row['epoch']} loss {row['loss']:.4f} lr {row['lr']:.2e} "
+        f"{row['seconds']:.2f}s"
+    )
+
+
+def _stop_on_sigterm() -> dict:
+    """A flag that SIGTERM raises: the loop checkpoints and stops after the step it is in."""
+    stop = {"requested": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    return stop
+
+
+def _step_row(step: int, epoch: int, loss_sum: float, lr: float, examples: int, tokens: int, started: float) -> dict:
+    """The training log's row of one optimizer step (its loss is the mean over the step's examples)."""
+    return {
+        "step": step,
+        "epoch": epoch,
+        "loss": loss_sum / examples,
+        "lr": lr,
+        "examples": examples,
+        "tokens": tokens,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _reduced(loss_sum: torch.Tensor, trainable: list, world: int) -> tuple[float, bool]:
+    """The step's summed loss over every rank, and whether it and every gradient are finite."""
+    if world > 1:
+        torch.distributed.all_reduce(loss_sum)
+    loss_value, finite = torch.stack([loss_sum, _all_finite(loss_sum, trainable, world)]).tolist()
+    return loss_value, bool(finite)
+
+
+def _optimizer_step(optimizer, scheduler) -> float:
+    """Apply the accumulated gradients; the learning rate they were applied with."""
+    lr = scheduler.get_last_lr()[0]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return lr
+
+
+def _leave_process_group(world: int) -> None:
+    if world > 1:
+        torch.distributed.destroy_process_group()
+
+
 def run_training(run: Run) -> None:
     rank, world, device = _distributed()
     _set_threads(run.threads)
@@ -363,7 +436,6 @@ def run_training(run: Run) -> None:
     ids, families, targets, rendered = _training_data(run, tokenizer)
     schedule = s.schedule(run.method)
     epochs, samples, group = schedule.epochs, schedule.draws_per_prompt, schedule.group_size
-    items_per_step, items_per_micro = s.global_batch_size // group, s.per_device_batch_size // group
     epoch_steps = steps_per_epoch(len(ids), schedule, s.global_batch_size)
     total_steps = epoch_steps * epochs
 
@@ -374,74 +446,42 @@ def run_training(run: Run) -> None:
     # -- resume
     fingerprint = _fingerprint(run)
     step, rows, saved = _resume(run, fingerprint, model, optimizer, scheduler, sharded, device)
-    if step:
-        log(f"resuming from step {step} of {total_steps}")
-
-    def save_checkpoint():
-        _save_checkpoint(run, fingerprint, step, rows, model, optimizer, scheduler, sharded, device, rank)
-        return step
-
-    stop = {"requested": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
-    log(
-        f"{run.method}: {len(ids)} prompts x {samples} per epoch in groups of {group}, {epochs} epochs, "
-        f"{total_steps} steps of {s.global_batch_size} sequences on {world} x {device.type}"
-        + (f" ({'fsdp' if sharded else 'ddp'})" if world > 1 else "")
-    )
+    save_checkpoint = partial(
+        _save_checkpoint, run, fingerprint, model=model, optimizer=optimizer, scheduler=scheduler, sharded=sharded,
+        device=device, rank=rank,
+    )  # fmt: skip
+    stop = _stop_on_sigterm()
+    _log_plan(run, len(ids), schedule, step, total_steps, world, device, sharded)
 
     # -- the loop (a thread packs the next step's micro-batches while the device computes)
     model.train()
-    packer = ThreadPoolExecutor(max_workers=1)
+    micro = s.per_device_batch_size // group
+    pack = partial(_micro_batches, rank=rank, world=world, items_per_micro=micro, rendered=rendered)
     for epoch in range(step // epoch_steps, epochs):
         items = epoch_items(targets, families, samples, group, s.seed, epoch, ORDERS[s.order])
-        remaining = batches(items, items_per_step)[step - epoch * epoch_steps :]
-        packed = [
-            packer.submit(_micro_batches, batch, rank, world, items_per_micro, rendered) for batch in remaining[:1]
-        ]
-        for position, global_batch in enumerate(remaining):
+        remaining = batches(items, s.global_batch_size // group)[step - epoch * epoch_steps :]
+        for global_batch, packing in _prefetched(pack, remaining):
             started = time.perf_counter()
-            micro_batches = packed.pop().result()
-            if position + 1 < len(remaining):  # pack the next step while this one computes
-                packed.append(
-                    packer.submit(_micro_batches, remaining[position + 1], rank, world, items_per_micro, rendered)
-                )
+            micro_batches = packing.result()
             loss_sum, tokens = _accumulate_gradients(
                 engine, model, micro_batches, schedule, world, len(global_batch) * group, sharded, device
             )
-            if world > 1:
-                torch.distributed.all_reduce(loss_sum)
-            loss_value, finite = torch.stack([loss_sum, _all_finite(loss_sum, trainable, world)]).tolist()
+            loss_value, finite = _reduced(loss_sum, trainable, world)
             if not finite:
                 _stop_non_finite(run, step + 1, epoch, saved)
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            lr = _optimizer_step(optimizer, scheduler)
             step += 1
-            rows.append(
-                {
-                    "step": step,
-                    "epoch": epoch,
-                    "loss": loss_value / (len(global_batch) * group),
-                    "lr": lr,
-                    "examples": len(global_batch) * group,
-                    "tokens": tokens * world,
-                    "seconds": time.perf_counter() - started,
-                }
-            )
-            log(
-                f"step {step}/{total_steps} epoch {epoch} loss {rows[-1]['loss']:.4f} lr {lr:.2e} "
-                f"{rows[-1]['seconds']:.2f}s"
-            )
+            rows.append(_step_row(step, epoch, loss_value, lr, len(global_batch) * group, tokens * world, started))
+            _log_step(rows[-1], total_steps)
             if _any_rank(stop["requested"], world, device):
-                save_checkpoint()
+                save_checkpoint(step=step, rows=rows)
                 raise Interrupted(f"stopped by SIGTERM at step {step}; rerun to resume from the checkpoint")
             if step % s.checkpoint_every == 0 and step < total_steps:
-                saved = save_checkpoint()
+                save_checkpoint(step=step, rows=rows)
+                saved = step
 
     # -- outputs: the peft adapter folder and the training log, each written atomically
     weights, _ = _training_state(model, optimizer, sharded)  # every rank takes part
     if rank == 0:
         _write_outputs(run, model, weights, tokenizer, rows, fingerprint, _device_record(device, world))
-    if world > 1:
-        torch.distributed.destroy_process_group()
+    _leave_process_group(world)

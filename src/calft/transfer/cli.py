@@ -7,6 +7,13 @@ from calft.transfer.settings import McqSettings, NoveltyBench, NoveltyBenchSetti
 
 
 def add_commands(sub) -> None:
+    _open_ended(sub)
+    _mcq(sub)
+    _noveltybench(sub)
+    _fetch_noveltybench(sub)
+
+
+def _open_ended(sub) -> None:
     oe = command(
         sub,
         "open-ended",
@@ -23,6 +30,8 @@ def add_commands(sub) -> None:
     output_path(oe, "--samples", "open_ended_samples", required=True, help="parquet file of every generation")
     output_path(oe, "--output", "open_ended", required=True, help="per-prompt parquet file")
 
+
+def _mcq(sub) -> None:
     mc = command(
         sub,
         "mcq",
@@ -38,6 +47,8 @@ def add_commands(sub) -> None:
     output_path(mc, "--samples", "mcq_samples", required=True, help="parquet file of every generation")
     output_path(mc, "--output", "mcq", required=True, help="one-row summary parquet file")
 
+
+def _noveltybench(sub) -> None:
     nb = command(
         sub,
         "noveltybench",
@@ -60,6 +71,8 @@ def add_commands(sub) -> None:
     )
     output_path(nb, "--output", "noveltybench", required=True, help="per-split summary parquet file")
 
+
+def _fetch_noveltybench(sub) -> None:
     fn = command(
         sub,
         "fetch-noveltybench",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 from trie_reference import prefix_tables, pure_python_tries
 
 from calft.errors import UserError
@@ -248,3 +249,35 @@ def test_duplicates_and_prefixes_are_refused_wherever_they_sit(rows, message):
     prompt_index, sequences, mass = _forest(rows)
     with pytest.raises(UserError, match=f"^{message}"):
         build_trie_forest(prompt_index, np.arange(len(rows)), sequences, mass)
+
+
+def test_a_law_whose_upper_quantile_overflows_falls_back_to_minus_ten_to_ten():
+    # Pareto(alpha=0.001): Q(0.999) = 0.001**-1000 overflows to inf, so the reference's fallback interval
+    # [-10, 10] (spec §4.2) replaces [Q(0.001), inf]; masses are cdf differences between midpoints, tails folded
+    law = stats.pareto(b=0.001, scale=1.0)
+    (chunk,) = discretize_laws([make_prompt("pareto", {"alpha": 0.001, "xm": 1}, "x")], 1, 1001)
+    centres = np.round(np.arange(-100, 101) / 10, 1)
+    np.testing.assert_allclose(chunk.value, centres)
+    edges = law.cdf(np.concatenate([[-10.0], (centres[:-1] + centres[1:]) / 2, [10.0]]))
+    expected = np.diff(edges)
+    expected[0] += edges[0]
+    expected[-1] += 1 - edges[-1]
+    np.testing.assert_allclose(chunk.mass, expected / expected.sum(), rtol=1e-12, atol=1e-15)
+
+
+def test_a_grid_that_renders_two_rows_alike_is_refused_by_name(monkeypatch):
+    from calft.targets import prompts as prompt_module
+
+    rows = [{"mu": 0.12341, "sigma": 1.0}, {"mu": 0.12342, "sigma": 1.0}]  # both print as mu=0.1234
+    monkeypatch.setitem(prompt_module.SELECTED, "gaussian", rows)
+    with pytest.raises(FamilyError) as error:
+        prompt_module.prompt_set("unseen", families=["gaussian"])
+    assert str(error.value) == "prompt set 'unseen' renders two prompts to the same id"
+
+
+def test_a_rule_prints_as_its_error_message_names_it():
+    from calft.targets.families import Rule
+
+    assert str(Rule("x", low=0, low_closed=True)) == "x >= 0"
+    assert str(Rule("x", low=0)) == "x > 0"
+    assert str(Rule("x", low="a", low_closed=True, high="b")) == "a <= x <= b"

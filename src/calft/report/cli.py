@@ -12,12 +12,12 @@ def add_commands(sub) -> None:
         "aggregate",
         "calft.report.commands:aggregate",
         ReportSelection,
-        "JSON: models and methods in table order, prompt_sets, and which optional stages' tables "
-        "(retention, perplexity, open_ended, mcq, noveltybench) to write",
+        "JSON: models and methods in table order, prompt_sets, and evaluations: the optional evaluations "
+        "whose tables to write (retention, perplexity, open_ended, mcq, noveltybench; calft.evaluations)",
         help="tables and figures from the per-prompt parquet files (no model)",
         description="Read exactly the files the selection needs (calft.layout.report_inputs; a missing "
-        "one is an error naming it) and write Tables 6/7 (csv, md, tex), summary and per-prompt CSVs, "
-        "Figures 2-7, and the tables of the optional stages.",
+        "one is an error naming it) and write every table and figure of calft.report.items that the "
+        "selection turns on (each table as csv, md and tex), then the paper index.",
     )
     input_path(ag, "--results", default="results", help="results folder")
     input_path(ag, "--ood-targets", default=None, help="OOD evaluation targets, for Figure 3")

@@ -22,7 +22,7 @@ from calft.evaluations import EVALUATIONS
 
 TABLE_SUFFIXES = ("csv", "md", "tex")
 ABLATION_TABLES = {methods.SOFT: 25, methods.HARD: 26}  # the paper's ablation table of each trained method
-PAPER_SETS = {"ood": "held-out families", "unseen": "unseen parameters"}  # the prompt sets of the paper's items
+PAPER_SETS = ("ood", "unseen")  # the prompt sets the paper's items show
 OTHER_SETS = "other"  # an item's prompt sets: those of the selection the paper has no item for
 ALL_SETS = "all"  # an item's prompt sets: every one of the selection
 PAPER_FIGURE_METRICS = ("normalized_w1", "logit_kl")  # the metrics of Figures 4-7
@@ -37,7 +37,7 @@ def figures(*names: str) -> list[str]:
 
 
 def prompt_sets(selection, which: str) -> list[str]:
-    """The selection's prompt sets that an item of `which` (a set, or OTHER_SETS) covers."""
+    """The selection's prompt sets that an item of `which` (a set, OTHER_SETS or ALL_SETS) covers."""
     if which == OTHER_SETS:
         return [name for name in selection.prompt_sets if name not in PAPER_SETS]
     if which == ALL_SETS:
@@ -93,21 +93,18 @@ def _per_family(label: str, shows: str, which: str, metrics: tuple[str, ...] | s
     )
 
 
-def _per_set(label: str, shows: str, prefix: str, writer: str, which: str, needs: str, **extra) -> Item:
+def _per_set(label: str, shows: str, prefix: str, writer: str, which: str, needs: str, baselines: bool = False) -> Item:
+    """A table per prompt set (`<prefix><set>`); with `baselines`, only when the selection has one."""
     return Item(
         label,
         shows,
-        lambda s: tables(*(f"{prefix}{p}" for p in prompt_sets(s, which))) if extra.get("on", bool)(s) else [],
+        lambda s: tables(*(f"{prefix}{p}" for p in prompt_sets(s, which))) if s.baselines or not baselines else [],
         writer,
         needs,
-        extra.get("category", "structured sampling"),
+        "transfer" if baselines else "structured sampling",
         prefix.rstrip("_"),
         {"which": which},
     )
-
-
-def _baselines(selection) -> bool:
-    return bool(selection.baselines)
 
 
 ITEMS = (
@@ -254,8 +251,7 @@ ITEMS = (
         "ssot",
         "ood",
         f"transfer.ssot.enabled and {OOD}",
-        on=_baselines,
-        category="transfer",
+        baselines=True,
     ),
     _per_set(
         "Table 9",
@@ -264,8 +260,7 @@ ITEMS = (
         "ssot",
         "unseen",
         f"transfer.ssot.enabled and {UNSEEN}",
-        on=_baselines,
-        category="transfer",
+        baselines=True,
     ),
     _per_set(
         "",
@@ -274,8 +269,7 @@ ITEMS = (
         "ssot",
         OTHER_SETS,
         "",
-        on=_baselines,
-        category="transfer",
+        baselines=True,
     ),
     Item(
         "Table 10",

@@ -46,6 +46,11 @@ class Report:
         return aggregates.summary(self.per_prompt)
 
     @cached_property
+    def with_baselines(self) -> pd.DataFrame:
+        """The summary rows of the main methods and of the baselines (Tables 8-9)."""
+        return pd.concat([self.summary, aggregates.summary(self.rows[self.rows.method.isin(methods.BASELINES)])])
+
+    @cached_property
     def retention(self) -> pd.DataFrame | None:
         return report_tables.load_retention(self.inputs) if self.selection.runs("retention") else None
 
@@ -71,6 +76,26 @@ class Report:
             for (model, method), path in self.inputs["ood_samples"].items():
                 samples.setdefault(model, {})[method] = report_tables.read(path, "samples")
         return samples
+
+    @cached_property
+    def open_ended(self) -> pd.DataFrame:
+        """The main methods' per-prompt open-ended rows (Figures 9-10, Appendix D.4)."""
+        return pd.concat(
+            [
+                report_tables.read(path, "open_ended").assign(model=model, method=method)
+                for (model, method), path in self.inputs["open_ended"].items()
+                if method in MAIN
+            ],
+            ignore_index=True,
+        )
+
+    @cached_property
+    def training_logs(self) -> dict:
+        """(model, method) -> (training log rows, the config they record) (Tables 3-4, Appendix B.1)."""
+        return {
+            key: (artifacts.read_table(path, "train_log").to_pandas(), artifacts.read_provenance(path)["config"])
+            for key, path in self.inputs["train_log"].items()
+        }
 
     def read_all(self) -> None:
         """Read (and check) the inputs every selection needs, before anything is written."""
@@ -156,20 +181,9 @@ def figure8(report: Report) -> None:
 FIGURE10_PROMPTS = ("city", "mammal", "weekday")  # the paper's Figure 10
 
 
-def _open_ended_rows(report: Report) -> pd.DataFrame:
-    return pd.concat(
-        [
-            report_tables.read(path, "open_ended").assign(model=model, method=method)
-            for (model, method), path in report.inputs["open_ended"].items()
-            if method in MAIN
-        ],
-        ignore_index=True,
-    )
-
-
 def figure9(report: Report) -> None:
     """Figure 9 and the Appendix D.4 counts, from the same per-prompt rows."""
-    rows = _open_ended_rows(report)
+    rows = report.open_ended
     counts = aggregates.open_ended_counts(rows)
     title = "Open-ended prompts that fine-tuning widened, kept or narrowed against base (Appendix D.4)"
     report.flat_table("appendix_d4_open_ended_counts", counts, title)
@@ -178,7 +192,7 @@ def figure9(report: Report) -> None:
 
 
 def figure10(report: Report) -> None:
-    rows = _open_ended_rows(report)
+    rows = report.open_ended
     texts = dict(zip(rows.prompt_index, rows.prompt))  # the prompts as the results record them
     index_of = dict(zip(rows.category, rows.prompt_index))
     for model in report.selection.models:
@@ -228,19 +242,12 @@ def tables3_4(report: Report) -> None:
     from calft.report import appendix
 
     shared, specific = appendix.hyperparameter_tables(
-        {key: config for key, (_, config) in _training_logs(report).items()}
+        {key: config for key, (_, config) in report.training_logs.items()}
     )
     report.flat_table(
         "table3_shared_hyperparameters", shared, "Shared hyperparameters, as the training logs record them (Table 3)"
     )
     report.flat_table("table4_method_hyperparameters", specific, "Method-specific hyperparameters (Table 4)")
-
-
-def _training_logs(report: Report) -> dict:
-    return {
-        key: (artifacts.read_table(path, "train_log").to_pandas(), artifacts.read_provenance(path)["config"])
-        for key, path in report.inputs["train_log"].items()
-    }
 
 
 def table5(report: Report) -> None:
@@ -250,11 +257,10 @@ def table5(report: Report) -> None:
 
 
 def ssot(report: Report, which: str) -> None:
-    ssot_summary = pd.concat(
-        [report.summary, aggregates.summary(report.rows[report.rows.method.isin(methods.BASELINES)])]
-    )
     for prompt_set in items.prompt_sets(report.selection, which):
-        table, columns = report_tables.ssot_table(ssot_summary, report.transfer, prompt_set, report.selection.models)
+        table, columns = report_tables.ssot_table(
+            report.with_baselines, report.transfer, prompt_set, report.selection.models
+        )
         title = f"SSOT baseline, {report_tables.SET_TITLES.get(prompt_set, prompt_set)} (Tables 8-9)"
         report.table(f"ssot_{prompt_set}", table, columns, title)
 
@@ -313,7 +319,7 @@ def appendix_b1(report: Report) -> None:
     if report.inputs["train_log"]:
         report.flat_table(
             "appendix_b1_training_cost",
-            appendix.training_cost(_training_logs(report)),
+            appendix.training_cost(report.training_logs),
             "Training cost per method: optimizer-loop minutes and GPU-hours (Appendix B.1)",
         )
     report.flat_table(

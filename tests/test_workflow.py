@@ -187,7 +187,7 @@ def test_invalid_config_stops_snakemake_before_any_job_naming_the_key(tmp_path, 
 
 
 def test_the_report_reads_exactly_the_inputs_of_the_aggregate_rule(paper_dry_run):
-    from calft.layout import report_inputs
+    from calft.report.items import report_inputs
     from calft.report.settings import ReportSelection
 
     paper = yaml.safe_load((ROOT / "config.paper.yaml").read_text())
@@ -200,7 +200,7 @@ def test_the_report_reads_exactly_the_inputs_of_the_aggregate_rule(paper_dry_run
             evaluations=["retention", "perplexity", "open_ended", "mcq", "noveltybench"],
         )
     )
-    read = {str(path) for paths in report_inputs(selection).values() for path in paths.values()}
+    read = {str(path) for paths in report_inputs(selection, "results").values() for path in paths.values()}
     assert set(aggregate["inputs"]) == read | {"results/targets/ood/d5_b16384.parquet"}
 
 

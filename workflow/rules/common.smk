@@ -268,8 +268,9 @@ def evaluator_inputs(key):
 
 
 def aggregate_inputs(wildcards):
-    """Exactly the files the report reads (calft.layout.report_inputs)."""
-    return [str(path) for paths in layout.report_inputs(REPORT_SELECTION).values() for path in paths.values()]
+    """Exactly the files the report reads (calft.report.items.report_inputs)."""
+    return [str(path) for paths in report_items.report_inputs(REPORT_SELECTION, layout.RESULTS).values()
+            for path in paths.values()]
 
 
 def aggregate_outputs():

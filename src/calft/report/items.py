@@ -2,9 +2,10 @@
 
 An entry holds the item's label ("Figure 2"; empty for calft's own outputs), what it shows, the
 files it writes in a selection (calft.report.settings.ReportSelection), the writer of
-calft.report.writers that makes them, the config keys that turn it on, and where `snakemake --report`
-files it. The workflow's outputs and report captions, the aggregate command (a loop over the items),
-and the paper index (results/tables/index.md) all read this list; adding a figure is one entry here
+calft.report.writers that makes them, the kinds of input it reads (calft.layout.report_inputs), the
+config keys that turn it on, and where `snakemake --report` files it. The aggregate rule's inputs and
+outputs, the report captions, the aggregate command (a loop over the items) and the paper index
+(results/tables/index.md) all read this list; adding a figure is one entry here
 and its drawing function in calft.report.writers.
 
 Cheap to import (the workflow reads it in every job): no pandas, no plotting; a writer is named here
@@ -68,6 +69,7 @@ class Item:
     caption: str = ""  # workflow/report/<caption>.rst; by default each file's own stem
     options: dict = field(default_factory=dict)  # passed to the writer
     ablation: bool = False  # written by the ablations target from its own selection
+    reads: tuple[str, ...] = ()  # the kinds of calft.layout.report_inputs its writer reads
 
     def write(self, report) -> None:
         from calft.report import writers
@@ -75,6 +77,8 @@ class Item:
         getattr(writers, self.writer)(report, **self.options)
 
 
+ROWS = ("scores", "logit_kl")  # the per-prompt rows of structured sampling
+TRANSFER = ("open_ended", "mcq", "noveltybench")  # the columns of Table 1
 NO_CONFIG = "the method's schematic, not a result"
 OOD = "`ood` in prompts.evaluation"
 UNSEEN = "`unseen` in prompts.evaluation"
@@ -90,6 +94,7 @@ def _per_family(label: str, shows: str, which: str, metrics: tuple[str, ...] | s
         needs,
         caption="per_family",
         options={"which": which, "metrics": metrics},
+        reads=ROWS,
     )
 
 
@@ -104,6 +109,7 @@ def _per_set(label: str, shows: str, prefix: str, writer: str, which: str, needs
         "transfer" if baselines else "structured sampling",
         prefix.rstrip("_"),
         {"which": which},
+        reads=ROWS + TRANSFER if baselines else ROWS,  # Tables 8-9 show the open-ended unique rate
     )
 
 
@@ -113,6 +119,7 @@ ITEMS = (
         "every prompt's scores, and the family aggregates of each model, method and prompt set",
         lambda s: ["tables/summary.csv", "tables/per_prompt.csv"],
         "summary",
+        reads=ROWS,
     ),
     Item("Figure 1", "the Calibration Fine-Tuning pipeline", lambda s: [], None, NO_CONFIG),
     Item(
@@ -120,6 +127,7 @@ ITEMS = (
         "family-median normalized W1 per model and method",
         lambda s: figures("figure2_family_median_w1"),
         "figure2",
+        reads=ROWS,
     ),
     Item(
         "Figure 3",
@@ -128,6 +136,7 @@ ITEMS = (
         "figure3",
         OOD,
         caption="figure3_ood_samples",
+        reads=("ood_samples",),
     ),
     _per_family("Figure 4", "per-distribution median W1, held-out families", "ood", ("normalized_w1",), OOD),
     _per_family("Figure 5", "per-distribution logit KL, held-out families", "ood", ("logit_kl",), OOD),
@@ -146,6 +155,7 @@ ITEMS = (
         "figure8",
         f"transfer.ssot.enabled and {OOD}",
         caption="figure8_ood_samples_ssot",
+        reads=("ood_samples",),
     ),
     Item(
         "Figure 9",
@@ -154,6 +164,7 @@ ITEMS = (
         "figure9",
         f"transfer.open_ended.enabled, {WITH_TRAINED}",
         "transfer",
+        reads=("open_ended",),
     ),
     Item(
         "Figure 10",
@@ -163,6 +174,7 @@ ITEMS = (
         "transfer.open_ended.enabled",
         "transfer",
         "figure10_open_ended_frequencies",
+        reads=("open_ended", "open_ended_samples"),
     ),
     Item(
         "Figure 11",
@@ -171,6 +183,7 @@ ITEMS = (
         "figure11",
         "retention.enabled",
         "retention and perplexity",
+        reads=("retention",),
     ),
     Item(
         "Figure 12",
@@ -180,6 +193,7 @@ ITEMS = (
         "perplexity.enabled",
         "retention and perplexity",
         options={"number": 12, "measure": "perplexity"},
+        reads=("perplexity",),
     ),
     Item(
         "Figure 13",
@@ -189,6 +203,7 @@ ITEMS = (
         "perplexity.enabled",
         "retention and perplexity",
         options={"number": 13, "measure": "bits_per_byte"},
+        reads=("perplexity",),
     ),
     Item(
         "Figure 14",
@@ -209,6 +224,7 @@ ITEMS = (
         "table1",
         "transfer.open_ended.enabled, transfer.mcq.enabled or transfer.noveltybench.enabled",
         "transfer",
+        reads=TRANSFER,
     ),
     Item(
         "Table 2",
@@ -217,6 +233,7 @@ ITEMS = (
         "table2",
         "retention.enabled or perplexity.enabled",
         "retention and perplexity",
+        reads=("retention", "perplexity"),
     ),
     Item(
         "Table 3",
@@ -225,6 +242,7 @@ ITEMS = (
         "tables3_4",
         "soft or hard in methods",
         "settings and cost",
+        reads=("train_log",),
     ),
     Item(
         "Table 4",
@@ -278,6 +296,7 @@ ITEMS = (
         "table10",
         "transfer.noveltybench.enabled",
         "transfer",
+        reads=("noveltybench",),
     ),
     *(
         Item(
@@ -292,6 +311,7 @@ ITEMS = (
             f"transfer.noveltybench.enabled, with base and {pair} in methods",
             "transfer",
             options={"regime": regime},
+            reads=("noveltybench_generations",),
         )
         for label, shows, regime, pair in (
             ("Tables 11-13", "NoveltyBench cases where soft helps", "soft_helps", "soft"),
@@ -314,6 +334,7 @@ ITEMS = (
         "table21",
         "retention.enabled",
         "retention and perplexity",
+        reads=("retention",),
     ),
     Item(
         "Table 22",
@@ -322,6 +343,7 @@ ITEMS = (
         "table22",
         "perplexity.enabled",
         "retention and perplexity",
+        reads=("perplexity",),
     ),
     Item(
         "Table 23",
@@ -330,6 +352,7 @@ ITEMS = (
         "table23",
         "perplexity.enabled",
         "retention and perplexity",
+        reads=("perplexity",),
     ),
     Item(
         "Table 24",
@@ -365,6 +388,7 @@ ITEMS = (
         lambda s: tables(*(["appendix_b1_training_cost"] if trained(s) else []), "appendix_b1_stage_wallclock"),
         "appendix_b1",
         category="settings and cost",
+        reads=("train_log",),
     ),
     Item(
         "Appendix D.4",
@@ -391,6 +415,7 @@ def evaluation_items() -> list[Item]:
             "further evaluations",
             "evaluation_table",
             {"evaluation": evaluation.name},
+            reads=(evaluation.name,),
         )
         for evaluation in EVALUATIONS.values()
         if evaluation.table_columns
@@ -417,6 +442,15 @@ def novelty_case_tables(selected: list[str]) -> dict[str, str]:
 def _placed(files: list[str], tables: str | Path, figures: str | Path) -> list[Path]:
     folders = {"tables": Path(tables), "figures": Path(figures)}
     return [folders[name.split("/")[0]] / name.split("/", 1)[1] for name in files]
+
+
+def report_inputs(selection, results: str | Path) -> dict[str, dict[tuple, Path]]:
+    """The files the aggregate command reads (calft.layout.report_inputs), of the kinds that the items
+    the selection turns on read; every other kind is empty."""
+    from calft import layout
+
+    read = {kind for item in all_items() if not item.ablation and item.files(selection) for kind in item.reads}
+    return {kind: paths if kind in read else {} for kind, paths in layout.report_inputs(selection, results).items()}
 
 
 def report_outputs(selection, tables: str | Path, figures: str | Path) -> list[Path]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from calft import artifacts, layout, methods
+from calft import artifacts, methods
 from calft.methods import MAIN
 from calft.report import aggregates, items
 from calft.report import figures as plots
@@ -30,7 +30,7 @@ class Report:
 
     @cached_property
     def inputs(self) -> dict:
-        return layout.report_inputs(self.selection, self.results)
+        return items.report_inputs(self.selection, self.results)
 
     @cached_property
     def rows(self) -> pd.DataFrame:

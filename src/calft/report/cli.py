@@ -15,7 +15,7 @@ def add_commands(sub) -> None:
         "JSON: models and methods in table order, prompt_sets, and evaluations: the optional evaluations "
         "whose tables to write (retention, perplexity, open_ended, mcq, noveltybench; calft.evaluations)",
         help="tables and figures from the per-prompt parquet files (no model)",
-        description="Read exactly the files the selection needs (calft.layout.report_inputs; a missing "
+        description="Read exactly the files the selection needs (calft.report.items.report_inputs; a missing "
         "one is an error naming it) and write every table and figure of calft.report.items that the "
         "selection turns on (each table as csv, md and tex), then the paper index.",
     )

@@ -1,7 +1,7 @@
 """The paper's tables from parquet only, CPU, no model: structured sampling (Tables 6-7), retention
 and perplexity (Tables 2, 21-23), transfer (Table 1) and SSOT (Tables 8-9).
 
-The inputs are exactly the files of `calft.layout.report_inputs`, the same list the aggregate rule
+The inputs are exactly the files of `calft.report.items.report_inputs`, the same list the aggregate rule
 depends on; a missing one is an error that names it. The numbers are calft.report.aggregates'; this
 module reads the files and lays the numbers out.
 """

@@ -19,7 +19,7 @@ from calft.report.settings import ReportSelection
 
 @dataclass
 class Report:
-    """What the items are made of: the selection, its inputs (calft.layout.report_inputs) and the
+    """What the items are made of: the selection, its inputs (calft.report.items.report_inputs) and the
     folders they are written to."""
 
     selection: ReportSelection

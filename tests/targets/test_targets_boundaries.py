@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import stats
-from trie_reference import prefix_tables, pure_python_tries
+from trie_reference import assert_equals_pure_python, padded
 
 from calft.errors import UserError
 from calft.targets.discretize import _normalize, discretize_laws, format_canonical
@@ -172,10 +172,7 @@ def test_no_values_format_to_arrow_typed_empty_columns():
 
 
 def _forest(rows: list[tuple[int, tuple[int, ...]]]):
-    width = max(len(tokens) for _, tokens in rows)
-    sequences = np.full((len(rows), width), -1)
-    for i, (_, tokens) in enumerate(rows):
-        sequences[i, : len(tokens)] = tokens
+    sequences = padded([tokens for _, tokens in rows])
     prompt_index = np.array([prompt for prompt, _ in rows])
     mass = np.ones(len(rows))
     for prompt in set(prompt_index.tolist()):
@@ -197,13 +194,7 @@ def test_a_power_of_two_of_distinct_tokens_still_sorts_and_ranks_exactly(vocabul
     prompt_index, sequences, mass = _forest(rows)
     assert len(np.unique(sequences[sequences >= 0])) == vocabulary
     trie = build_trie_forest(prompt_index, np.arange(len(rows)), sequences, mass)
-    expected = pure_python_tries(prompt_index, sequences, mass)
-    found = prefix_tables(trie)
-    assert found.keys() == expected.keys()
-    for prompt, prefixes in expected.items():
-        assert found[prompt].keys() == prefixes.keys()
-        for prefix, (m, q) in prefixes.items():
-            assert found[prompt][prefix][:2] == pytest.approx((m, q), rel=1e-12), (prompt, prefix)
+    assert_equals_pure_python(trie, prompt_index, sequences, mass)
 
 
 def test_ranks_take_one_byte_up_to_256_distinct_values_with_pad():

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-from trie_reference import prefix_tables, pure_python_tries
+from trie_reference import assert_equals_pure_python, padded
 
 from calft.errors import UserError
 from calft.targets.discretize import discretize_laws, format_canonical
@@ -181,24 +181,13 @@ def test_tries_of_shuffled_rows_of_several_prompts_equal_a_pure_python_trie(voca
         outputs = {tuple(rng.integers(0, vocabulary, rng.integers(1, longest + 1))) + (vocabulary,) for _ in range(25)}
         rows += [(prompt, output) for output in outputs]
     rows = [rows[i] for i in rng.permutation(len(rows))]
-    width = max(len(output) for _, output in rows)
-    sequences = np.full((len(rows), width), -1)
-    for i, (_, output) in enumerate(rows):
-        sequences[i, : len(output)] = output
+    sequences = padded([output for _, output in rows])
     prompt_index = np.array([prompt for prompt, _ in rows])
     mass = rng.random(len(rows))
     for prompt in range(4):
         mass[prompt_index == prompt] /= mass[prompt_index == prompt].sum()
     trie = build_trie_forest(prompt_index, np.arange(len(rows)), sequences, mass)
-    expected = pure_python_tries(prompt_index, sequences, mass)
-    found = prefix_tables(trie)
-    assert found.keys() == expected.keys()
-    leaf_of = {(prompt, output): i for i, (prompt, output) in enumerate(rows)}
-    for prompt, prefixes in expected.items():
-        assert found[prompt].keys() == prefixes.keys()
-        for prefix, (m, q) in prefixes.items():
-            assert found[prompt][prefix][:2] == pytest.approx((m, q), rel=1e-12), (prompt, prefix)
-            assert found[prompt][prefix][2] == leaf_of.get((prompt, prefix), -1)
+    assert_equals_pure_python(trie, prompt_index, sequences, mass)
 
 
 def test_outputs_that_tokenize_alike_or_prefix_one_another_are_refused_by_name():

@@ -251,7 +251,7 @@ TERMINATOR = json.dumps({"terminator": "<|im_end|>"})
                 "--output",
                 "{d}/out",
             ],
-            "cannot load the tokenizer from '{d}/missing'",
+            "'{d}/missing' is neither a model folder nor the download marker of a hub model",
         ),
         (
             [

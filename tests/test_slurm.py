@@ -1,11 +1,11 @@
 """`snakemake --profile slurm` for real, on the single-node cluster of `.ci/slurm-cluster` (real
 accounting, fake `gpu:a100` GRES): the micro configuration's structured-sampling pipeline (targets,
 tries, both trainings, every method's samples, scores and logit KL, the report) through
-profiles/slurm itself, with only its account and partition placeholders and its first status-check
-delay replaced. Every job goes through sbatch and sacct, the GPU jobs get what the profile declares,
-the tables equal the local micro run's, a single target submits only what it needs, and a failed job
-is reported with SLURM's state and leaves no output that looks complete. Skipped where no cluster
-answers (`.ci/run` starts one).
+profiles/slurm itself, with only its first status-check delay shortened (the account and partitions
+come from the environment, as on a user's cluster). Every job goes through sbatch and sacct, the GPU
+jobs get what the profile declares, the tables equal the local micro run's, a single target submits
+only what it needs, and a failed job is reported with SLURM's state and leaves no output that looks
+complete. Skipped where no cluster answers (`.ci/run` starts one).
 
 The retention, perplexity, transfer and SSOT stages stay out of the SLURM run: their jobs go through the
 same sbatch path as these, and on two cores every extra job costs about ten CPU seconds of Python
@@ -30,7 +30,7 @@ import yaml
 from calft import layout
 
 ROOT = Path(__file__).resolve().parents[1]
-PLACEHOLDERS = {"CHANGE_ME_ACCOUNT": "calft-test", "CHANGE_ME_CPU_PARTITION": "cpu", "CHANGE_ME_GPU_PARTITION": "gpu"}
+SITE = {"CALFT_SLURM_ACCOUNT": "calft-test", "CALFT_SLURM_PARTITION": "cpu", "CALFT_SLURM_GPU_PARTITION": "gpu"}
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: .*/rule_(\w+)/")
 
 pytestmark = pytest.mark.slurm
@@ -42,14 +42,11 @@ def _cluster_answers() -> bool:
 
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory) -> Path:
-    """profiles/slurm with its placeholders filled in for the test cluster, and a first status
-    check after 5 s instead of 40 (everything else as committed)."""
+    """profiles/slurm as committed, with a first status check after 5 s instead of 40; the test
+    cluster's account and partitions come from the environment (SITE)."""
     if not _cluster_answers():
         pytest.skip("no SLURM cluster answers (start one with .ci/slurm-cluster up)")
     text = (ROOT / "profiles" / "slurm" / "config.yaml").read_text()
-    for placeholder, value in PLACEHOLDERS.items():
-        assert placeholder in text
-        text = text.replace(placeholder, value)
     folder = tmp_path_factory.mktemp("profile") / "slurm"
     folder.mkdir()
     (folder / "config.yaml").write_text(text + "\nslurm-init-seconds-before-status-checks: 5\n")
@@ -76,7 +73,7 @@ def _start_snakemake(profile: Path, workdir: Path, *targets: str) -> subprocess.
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"},
+        env=os.environ | SITE | {"OMP_WAIT_POLICY": "PASSIVE"},
     )
 
 

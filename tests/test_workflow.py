@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+from string import Template
 
 import numpy as np
 import pandas as pd
@@ -60,11 +62,53 @@ def paper_dry_run(tmp_path_factory):
     (home / ".config" / "snakemake" / "slurm").symlink_to(ROOT / "profiles" / "slurm")
     import os
 
-    env = {**os.environ, "HOME": str(home)}
+    env = {**os.environ, "HOME": str(home), **SITE}
     result = run_checked(
         [sys.executable, "-m", "snakemake", "--profile", "slurm", "all", "-n", "--forceall"], cwd=ROOT, env=env
     )
     return dry_run_jobs(result.stdout + result.stderr)
+
+
+SITE = {"CALFT_SLURM_ACCOUNT": "acct", "CALFT_SLURM_PARTITION": "cpu", "CALFT_SLURM_GPU_PARTITION": "gpu"}
+
+
+@pytest.mark.parametrize("unset", list(SITE))
+def test_a_profile_run_without_an_account_or_partition_stops_before_any_job_naming_it(tmp_path, unset):
+    import os
+
+    env = {key: value for key, value in (os.environ | SITE).items() if key != unset}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", str(ROOT / "profiles" / "slurm"), "all", "-n"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and f"set {unset}, " in output and "site.yaml" in output
+    assert "Building DAG" not in output
+
+
+def test_the_site_overlay_fills_what_the_environment_lacks_and_refuses_unknown_keys(tmp_path):
+    from calft import slurm
+    from calft.errors import UserError
+
+    overlay = tmp_path / "site.yaml"
+    overlay.write_text("CALFT_SLURM_ACCOUNT: from-overlay\nCALFT_SLURM_GPU_PARTITION: a100\n")
+    environ = {"CALFT_SLURM_ACCOUNT": "from-environment", "CALFT_SLURM_PARTITION": "cpu"}
+    slurm.apply_site(["$CALFT_SLURM_ACCOUNT", "${CALFT_SLURM_GPU_PARTITION}", 4000], environ, overlay)
+    assert environ["CALFT_SLURM_ACCOUNT"] == "from-environment" and environ["CALFT_SLURM_GPU_PARTITION"] == "a100"
+    with pytest.raises(UserError, match="set CALFT_SLURM_PARTITION, the partition of the CPU jobs"):
+        slurm.apply_site(["$CALFT_SLURM_PARTITION"], {}, overlay)
+    overlay.write_text("CALFT_SLURM_ACCOUT: typo\n")
+    with pytest.raises(UserError, match="unknown setting CALFT_SLURM_ACCOUT"):
+        slurm.apply_site([], {}, overlay)
+
+
+def test_no_tracked_file_asks_to_be_edited():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    placeholder = "CHANGE_" + "ME"
+    assert [name for name in tracked if placeholder in (ROOT / name).read_text(errors="ignore")] == []
 
 
 def test_paper_dag_has_the_jobs_of_12_models(paper_dry_run):
@@ -133,7 +177,7 @@ def test_paper_jobs_get_the_profile_resources(paper_dry_run):
             continue
         expected = {**defaults, **per_rule[job["rule"]]}
         for key, value in expected.items():
-            assert job["resources"][key] == str(value), (job["rule"], key)
+            assert job["resources"][key] == Template(str(value)).substitute(SITE), (job["rule"], key)
         checked.add(job["rule"])
     assert checked >= model_rules | {"discretize", "build_tries"}, (
         checked
@@ -638,7 +682,15 @@ def test_the_index_lists_every_paper_item_produced_or_explained(local_micro_run)
 
 
 # Params that hold whole options, built in common.smk with every value passed through shlex.quote.
-OPTION_PARAMS = {"irt", "launcher", "model", "ood_targets", "same_tokenizer", "tries"}  # options quoted where built
+OPTION_PARAMS = {
+    "evaluators",
+    "irt",
+    "launcher",
+    "model",
+    "ood_targets",
+    "same_tokenizer",
+    "tries",
+}  # options quoted where built
 
 
 def test_every_value_interpolated_into_a_shell_command_is_quoted():

@@ -65,7 +65,7 @@ def model_paths(parser, adapter: bool = True) -> None:
         parser,
         "--model-dir",
         required=True,
-        help="model folder (weights, tokenizer, chat template), or a hub id in the local cache",
+        help="model folder (weights, tokenizer, chat template), or the download marker of a hub model",
     )
     if adapter:
         input_path(parser, "--adapter", default=None, help="peft adapter folder (omit for the base model)")

@@ -129,8 +129,9 @@ def test_table2_averages_gp_irt_over_the_task_rows_and_pools_perplexity(tmp_path
     assert list(tasks.index) == [("m", "mmlu"), ("m", "gsm8k strict"), ("m", "gsm8k flexible")]
 
 
-def _scores(path, w1: list[float], reference=(5, 16384)) -> None:
-    """A scores artifact of two families (two prompts each) measured against `reference`."""
+def _scores(path, w1: list[float], reference=(5, 16384), loaded=None) -> None:
+    """A scores artifact of two families (two prompts each) measured against `reference`, of samples
+    of a model `loaded` from a hub snapshot (model id, commit) or a folder (None)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(
         {
@@ -151,7 +152,13 @@ def _scores(path, w1: list[float], reference=(5, 16384)) -> None:
         frame,
         path,
         artifacts.provenance(
-            "scores", {"reference": {"prompt_set": "ood", "decimals": decimals, "max_bins": max_bins}}
+            "scores",
+            {
+                "reference": {"prompt_set": "ood", "decimals": decimals, "max_bins": max_bins},
+                "samples": {
+                    "model": {"loaded": dict(zip(["model_id", "commit"], loaded)) if loaded else {"folder": "m"}}
+                },
+            },
         ),
     )
 
@@ -239,6 +246,21 @@ def test_numbers_measured_against_different_references_never_share_a_table(tmp_p
     )
     with pytest.raises(UserError, match="measured against the reference d=5, 16384 bins but .* against d=3, 1001 bins"):
         aggregate.load(inputs)
+
+
+def test_results_of_two_snapshots_of_one_model_never_share_a_table(tmp_path):
+    from calft.errors import UserError
+
+    results = tmp_path / "results"
+    selection = ReportSelection.from_dict(dict(models=["m1", "m2"], methods=["base", "soft"], prompt_sets=["ood"]))
+    commits = {("m1", "base"): "a" * 40, ("m1", "soft"): "a" * 40, ("m2", "base"): "c" * 40, ("m2", "soft"): "c" * 40}
+    for (model, method), commit in commits.items():
+        _scores(results / model / method / "scores" / "ood.parquet", [0.1] * 4, loaded=(f"acme/{model}", commit))
+    scores = {"scores": report_inputs(selection, results)["scores"]}
+    aggregate.check_one_snapshot(scores)  # one commit per model: fine
+    _scores(results / "m1" / "soft" / "scores" / "ood.parquet", [0.1] * 4, loaded=("acme/m1", "b" * 40))
+    with pytest.raises(UserError, match=f"computed with acme/m1 at commit {'a' * 40} but .*soft.* at {'b' * 40}"):
+        aggregate.check_one_snapshot(scores)
 
 
 def test_table10_noveltybench_per_split_and_the_model_means_of_tables_21_and_23(tmp_path):

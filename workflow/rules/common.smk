@@ -16,8 +16,9 @@ import re
 import shlex
 from pathlib import Path
 
-from calft import layout, variants
+from calft import layout, slurm, variants
 from calft.config import ConfigError, validate
+from calft.errors import UserError
 from calft.evaluations import EVALUATIONS, optional as optional_evaluations
 from calft.methods import BASELINES, METHODS, TRAINED
 from calft.report import items as report_items
@@ -28,6 +29,21 @@ try:
     validate(config)  # fills in the schema's defaults
 except ConfigError as error:
     raise WorkflowError(str(error))
+
+
+def _profile_resources():
+    """The raw values of the resources a profile sets (profiles/slurm: account and partitions)."""
+    settings = workflow.resource_settings
+    default = settings.default_resources._data.values() if settings.default_resources else []
+    per_rule = [resource for rule in (settings.overwrite_resources or {}).values() for resource in rule.values()]
+    return [resource.raw for resource in [*default, *per_rule]]
+
+
+if not workflow.remote_exec:  # the main process, before any job is submitted
+    try:
+        slurm.apply_site(_profile_resources(), overlay=Path(workflow.basedir) / slurm.OVERLAY)
+    except UserError as error:
+        raise WorkflowError(str(error))
 
 
 MODELS = config["models"]
@@ -143,13 +159,12 @@ def model_inputs(name):
 
 
 def model_source(name):
-    """How a job names the model to transformers: a folder, or a hub id resolved offline from the cache."""
+    """How a job names the model: its folder, or the download marker of a hub model, from which the
+    job loads exactly the recorded snapshot offline (calft.modeling.source)."""
     model = MODELS[name]
     if model["path"]:
         return model["path"]
-    if model["source"] == "embedded":
-        return layout.EMBEDDED_MODEL.format(model=name)
-    return model["source"]
+    return model_inputs(name)[0]
 
 
 def settings_json(**sections):
@@ -265,6 +280,12 @@ def irt_option(wildcards, input):
 def evaluator_inputs(key):
     """A NoveltyBench evaluator model or tokenizer: nothing for a local folder, else its download marker."""
     return [] if Path(NOVELTY[key]).is_dir() else [layout.NOVELTY_EVALUATOR_MARKER.format(evaluator=key)]
+
+
+def evaluator_options(wildcards, input):
+    """Each NoveltyBench evaluator as the job loads it: its download marker, else the setting's folder."""
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote((input.get(key) or [NOVELTY[key]])[0])}"
+                    for key in ("similarity_model", "similarity_tokenizer", "reward_model"))
 
 
 def aggregate_inputs(wildcards):

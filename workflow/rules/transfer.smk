@@ -92,14 +92,15 @@ rule noveltybench:
     input:
         unpack(model_and_adapter),
         prompts=NOVELTY_DATA,
-        similarity=evaluator_inputs("similarity_model"),
+        similarity_model=evaluator_inputs("similarity_model"),
         similarity_tokenizer=evaluator_inputs("similarity_tokenizer"),
-        reward=evaluator_inputs("reward_model"),
+        reward_model=evaluator_inputs("reward_model"),
     output:
         summary=layout.NOVELTY,
         generations=layout.NOVELTY_GENERATIONS,
     params:
         model=model_paths,
+        evaluators=evaluator_options,
         settings=model_settings(noveltybench=NOVELTY),
     log:
         "logs/noveltybench/{model}/{method}{variant}.log",
@@ -113,5 +114,5 @@ rule noveltybench:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "calft noveltybench --settings {params.settings:q} {params.model} --data-dir {input.prompts:q} "
+        "calft noveltybench --settings {params.settings:q} {params.model} {params.evaluators} --data-dir {input.prompts:q} "
         "--generations {output.generations:q} --output {output.summary:q} > {log:q} 2>&1"

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__).info
 
 def sample(settings: SampleSettings, model_dir: str, adapter: str | None, targets: str, output: str) -> None:
     from calft.evaluation.sample import sample_prompt_set
-    from calft.modeling.loader import load
+    from calft.modeling.loader import load, model_record
 
     artifacts.require(targets)
     ssot = settings.prompting == methods.SEED_THEN_ANSWER
@@ -24,7 +24,7 @@ def sample(settings: SampleSettings, model_dir: str, adapter: str | None, target
     info = artifacts.provenance(
         "samples",
         {
-            "model": settings.model.to_dict(),
+            "model": model_record(settings.model, model_dir),
             "adapter": adapter,
             "sampling": settings.sampling.to_dict(),
             "ssot": ssot,
@@ -58,7 +58,7 @@ def logit_kl(
 ) -> None:
     from calft.evaluation.logit_kl import logit_kl_table
     from calft.modeling.chat import prompt_ids
-    from calft.modeling.loader import load
+    from calft.modeling.loader import load, model_record
     from calft.modeling.tokenizer import check_fingerprint
     from calft.modeling.trees import SoftTargets
 
@@ -78,7 +78,7 @@ def logit_kl(
         "logit_kl",
         {
             "reference": artifacts.evaluation_reference(targets),
-            "model": settings.model.to_dict(),
+            "model": model_record(settings.model, model_dir),
             "adapter": adapter,
             "paths": paths,
             "seed": seed,

@@ -21,6 +21,7 @@ from calft.errors import UserError
 from calft.modeling.attention import implementation_for
 from calft.modeling.chat import ChatFormat, terminator_id
 from calft.modeling.settings import ModelEntry
+from calft.modeling.source import COMMIT, ModelSource, resolve
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
@@ -39,11 +40,25 @@ def _loading(what: str, source):
         raise UserError(f"cannot load the {what} from '{source}' ({first_line})") from None
 
 
+def model_source(model_dir, entry: ModelEntry | None = None) -> ModelSource:
+    """The folder a model folder or download marker names; a hub snapshot must be of the commit
+    that `entry` pins, when it pins one."""
+    found = resolve(model_dir)
+    pinned = entry.revision if entry is not None else None
+    if found.commit and pinned and COMMIT.fullmatch(pinned) and pinned != found.commit:
+        raise UserError(
+            f"{model_dir} holds {found.model_id} at commit {found.commit}, but the config pins {pinned}; "
+            f"rerun the rule download_hub_model: snakemake --forcerun {model_dir}"
+        )
+    return found
+
+
 def load_tokenizer(model_dir):
     from transformers import AutoTokenizer
 
-    with _loading("tokenizer", model_dir):
-        return AutoTokenizer.from_pretrained(model_dir)
+    folder = resolve(model_dir).folder
+    with _loading("tokenizer", folder):
+        return AutoTokenizer.from_pretrained(folder)
 
 
 def load_base(model_dir, entry: ModelEntry):
@@ -51,10 +66,11 @@ def load_base(model_dir, entry: ModelEntry):
     implementation that honours tree masks (calft.modeling.attention)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    with _loading("model", model_dir):
-        implementation = implementation_for(AutoConfig.from_pretrained(model_dir))
+    folder = model_source(model_dir, entry).folder
+    with _loading("model", folder):
+        implementation = implementation_for(AutoConfig.from_pretrained(folder))
         return AutoModelForCausalLM.from_pretrained(
-            model_dir, dtype=getattr(torch, entry.dtype), attn_implementation=implementation
+            folder, dtype=getattr(torch, entry.dtype), attn_implementation=implementation
         )
 
 
@@ -140,7 +156,7 @@ def stop_token_ids(model_dir, tokenizer, chat: ChatFormat) -> set[int]:
 
     stop_ids = {terminator_id(tokenizer, chat)}
     try:
-        eos = GenerationConfig.from_pretrained(model_dir).eos_token_id
+        eos = GenerationConfig.from_pretrained(resolve(model_dir).folder).eos_token_id
         stop_ids |= set(eos if isinstance(eos, list) else [eos]) - {None}
     except OSError:
         pass
@@ -167,6 +183,7 @@ def load(
     """The model of `model_dir` configured by `entry`, with `adapter` (a calft adapter folder, checked
     against this base model) applied when given."""
     artifacts.require(adapter)
+    model_dir = model_source(model_dir, entry).folder
     tokenizer = load_tokenizer(model_dir)
     chat = ChatFormat.from_entry(entry)
     model = load_base(model_dir, entry)
@@ -180,3 +197,8 @@ def load(
         _check_adapter_weights(adapter, model, record.get("zero_weights", []))
     model = model.to(device or default_device()).eval()
     return LoadedModel(model, tokenizer, chat, stop_token_ids(model_dir, tokenizer, chat))
+
+
+def model_record(entry: ModelEntry, model_dir) -> dict:
+    """What results record about their model: its config entry and the snapshot it was loaded from."""
+    return entry.to_dict() | {"loaded": model_source(model_dir, entry).record()}

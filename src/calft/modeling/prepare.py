@@ -20,6 +20,7 @@ from pathlib import Path
 
 from calft.artifacts import atomic_path, provenance, sha256, write_record
 from calft.errors import UserError
+from calft.modeling import source
 
 log = logging.getLogger(__name__).info
 
@@ -92,7 +93,8 @@ def prepare_embedded(output: Path) -> None:
 
 def prepare_hub(model_id: str, revision: str | None, marker: Path) -> None:
     """Download a hub model into the Hugging Face cache (run on a node with internet access) and
-    write a marker JSON naming the snapshot folder."""
+    write a marker JSON naming the commit, its snapshot folder and every file in it, from which jobs
+    load exactly that snapshot (calft.modeling.source)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -104,10 +106,14 @@ def prepare_hub(model_id: str, revision: str | None, marker: Path) -> None:
             f"cannot download the model {model_id} at revision {revision or 'main'} (offline, a wrong id "
             f"or revision, or a gated model without `huggingface-cli login`?): {error}"
         ) from None
-    with atomic_path(marker, "hub_model") as temporary:
-        temporary.write_text(
-            json.dumps(
-                provenance("hub_model", {"model_id": model_id, "revision": revision, "snapshot": folder}), indent=2
-            )
-        )
-    log(f"{model_id} cached at {folder}")
+    snapshot = Path(folder)
+    record = {
+        "model_id": model_id,
+        "revision": revision,
+        "commit": snapshot.name,
+        "snapshot": str(snapshot),
+        "files": source.snapshot_files(snapshot),
+    }
+    with atomic_path(marker, source.MARKER_KIND) as temporary:
+        temporary.write_text(json.dumps(provenance(source.MARKER_KIND, record), indent=2))
+    log(f"{model_id} at commit {snapshot.name} cached in {snapshot}")

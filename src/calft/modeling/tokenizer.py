@@ -9,14 +9,16 @@ import json
 from pathlib import Path
 
 from calft.errors import UserError
+from calft.modeling.source import resolve
 
 
 def load_fast_tokenizer(source: str):
-    """A fast Hugging Face tokenizer (transformers) from a model folder, a tokenizer folder or a hub id."""
+    """A fast Hugging Face tokenizer (transformers) from a model or tokenizer folder, or a hub model's
+    download marker (calft.modeling.source)."""
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(resolve(source).folder)
     except (OSError, ValueError) as error:
         raise UserError(f"no tokenizer at '{source}' ({error})") from None
     if getattr(tokenizer, "backend_tokenizer", None) is None:
@@ -25,21 +27,15 @@ def load_fast_tokenizer(source: str):
 
 
 def load_backend(source: str):
-    """The Rust tokenizer (`tokenizers.Tokenizer`) of a model folder or a hub id in the local cache.
+    """The Rust tokenizer (`tokenizers.Tokenizer`) of a model folder or download marker.
 
     Reads tokenizer.json directly when there is one (0.2 s instead of 7 s through transformers); it
     is the same backend transformers builds, which the fingerprint check of later stages confirms.
     """
-    folder = Path(source)
+    folder = resolve(source).folder
     if (folder / "tokenizer.json").is_file():
         return _tokenizer_file(folder / "tokenizer.json")
-    if not folder.exists():
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(source, "tokenizer.json")
-        if isinstance(cached, str):
-            return _tokenizer_file(Path(cached))
-    return load_fast_tokenizer(source).backend_tokenizer
+    return load_fast_tokenizer(folder).backend_tokenizer
 
 
 def _tokenizer_file(path: Path):

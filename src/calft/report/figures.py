@@ -24,6 +24,45 @@ def _pyplot():
     return plt
 
 
+DPI = 100
+MAX_WIDTH = 24.0  # inches: 2400 px at DPI
+MAX_ASPECT = 3.0  # width / height
+
+
+def grid(count: int, panel_width: float, panel_height: float, header: float, most_columns: int = 6):
+    """(rows, columns, figure size) for `count` panels: as many columns as fit in MAX_WIDTH (at most
+    `most_columns`), fewer where the figure would be more than MAX_ASPECT times wider than high."""
+    panel_width = min(panel_width, MAX_WIDTH)
+    columns = max(1, min(count, most_columns, int(MAX_WIDTH // panel_width)))
+    while columns > 1 and columns * panel_width > MAX_ASPECT * (-(-count // columns) * panel_height + header):
+        columns -= 1
+    rows = -(-count // columns)
+    return rows, columns, (columns * panel_width, rows * panel_height + header)
+
+
+def header_height(handles: int, per_row: int = 6) -> float:
+    """Inches above the panels for the title line and a legend of `handles` entries below it."""
+    return 0.45 + 0.25 * -(-handles // per_row)
+
+
+def finish(fig, path: Path, title: str, handles: list, per_row: int = 6) -> None:
+    """The title on the first line, the legend below it, both above the panels (never over them), saved."""
+    height = fig.get_figheight()
+    fig.text(0.01, 1 - 0.08 / height, title, va="top", ha="left", fontsize=10)
+    if handles:
+        fig.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(0.01, 1 - 0.36 / height),
+            ncols=min(per_row, len(handles)),
+            fontsize=8,
+            frameon=False,
+        )
+    fig.tight_layout(rect=(0, 0, 1, 1 - header_height(len(handles), per_row) / height))
+    fig.savefig(path, dpi=DPI, format="png")
+    _pyplot().close(fig)
+
+
 def _method_handles(methods, undefined: bool = False) -> list:
     """Legend entries: a patch per method, and the mark of an undefined value when one is drawn."""
     from matplotlib.lines import Line2D
@@ -65,9 +104,12 @@ def _mark_undefined(ax, x: float, color: str) -> None:
 def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], path: Path) -> None:
     """Figure 2: family-median normalized W1 per model and method, the legend above the panels."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(prompt_sets), figsize=(6 * len(prompt_sets), 4.4), squeeze=False)
+    models = summary_rows.model.nunique()
+    header = header_height(len(MAIN) + 1)
+    rows, columns, size = grid(len(prompt_sets), max(6.0, 0.6 * models + 1), 4.8, header)
+    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
     undefined = False
-    for ax, prompt_set in zip(axes[0], prompt_sets):
+    for ax, prompt_set in zip(axes.ravel(), prompt_sets):
         subset = summary_rows[summary_rows.prompt_set == prompt_set]
         models = list(subset.model.unique())
         for j, method in enumerate(MAIN):
@@ -85,10 +127,9 @@ def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], pat
         ax.set_ylim(bottom=0)
         ax.set_ylabel(f"family-median {METRICS['normalized_w1'].axis_label}")
         ax.set_title(SET_TITLES.get(prompt_set, prompt_set))
-    fig.legend(handles=_method_handles(MAIN, undefined), loc="upper center", ncols=4, fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    fig.savefig(path, dpi=120, format="png")
-    plt.close(fig)
+    for ax in axes.ravel()[len(prompt_sets) :]:
+        ax.axis("off")
+    finish(fig, path, "Family-median normalized W1 (Figure 2)", _method_handles(MAIN, undefined))
 
 
 def per_family_values(per_prompt: pd.DataFrame, prompt_set: str, metric: str) -> pd.DataFrame:
@@ -130,59 +171,71 @@ def figure_per_family(per_prompt: pd.DataFrame, prompt_set: str, metric: str, pa
 
 def figure_panels(values: pd.DataFrame, label: str, title: str, log: bool, path: Path) -> None:
     """One panel per `panel` value (a distribution, a task, a slice), base, soft and hard across the
-    models. The value axis covers the fine-tuned values; a value beyond it reaches the edge with its
-    number printed, an undefined one is a cross on the axis."""
+    models. The value axis covers the fine-tuned values, one axis for every panel unless their scales
+    differ (then each its own); a value beyond it reaches the edge with its number printed, an
+    undefined one is a cross on the axis."""
     plt = _pyplot()
     panels, models = list(dict.fromkeys(values.panel)), list(dict.fromkeys(values.model))
-    low, high = _clipped_axis(values.value, values[values.method.isin(TRAINED)].value, log)
-    columns = min(6, len(panels))
-    rows = -(-len(panels) // columns)
-    width = 0.8 / len(MAIN)
-    height = 2.9 * rows + 0.8
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(max(2.6, 0.9 * len(models)) * columns, height), squeeze=False, sharey=True
-    )
+    limits = {
+        panel: _clipped_axis(group.value, group[group.method.isin(TRAINED)].value, log)
+        for panel, group in values.groupby("panel", sort=False)
+    }
+    highs = [high for _, high in limits.values()]
+    shared = max(highs) <= 3 * min(highs)
+    if shared:
+        common = _clipped_axis(values.value, values[values.method.isin(TRAINED)].value, log)
+        limits = dict.fromkeys(panels, common)
+    header = header_height(len(MAIN) + 1)
+    rows, columns, size = grid(len(panels), max(2.6, 0.5 * len(models) + 0.8), 2.9, header)
+    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False, sharey=shared)
     undefined = False
     for ax, panel in zip(axes.ravel(), panels):
-        for j, method in enumerate(MAIN):
-            for i, model in enumerate(models):
-                match = values[(values.panel == panel) & (values.model == model) & (values.method == method)].value
-                if match.empty:
-                    continue
-                x, value = i + (j - (len(MAIN) - 1) / 2) * width, float(match.iloc[0])
-                if not np.isfinite(value):
-                    undefined = True
-                    _mark_undefined(ax, x, METHODS[method].color)
-                    continue
-                shown = min(max(value, low), high)
-                ax.bar(x, shown - (low if log else 0), width, bottom=low if log else 0, color=METHODS[method].color)
-                if value > high:
-                    ax.annotate(
-                        f"{value:.2g}",
-                        (x, high),
-                        xytext=(0, -2),
-                        textcoords="offset points",
-                        rotation=90,
-                        ha="center",
-                        va="top",
-                        fontsize=6,
-                        color="white",
-                        fontweight="bold",
-                    )
+        undefined |= _panel_bars(ax, values[values.panel == panel], models, limits[panel], log)
         ax.set_title(panel, fontsize=9)
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
-        ax.set_yscale("log" if log else "linear")
-        ax.set_ylim(low, high)
         ax.tick_params(axis="y", labelsize=7)
     for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel(label, fontsize=8)
-    fig.text(0.01, 1 - 0.12 / height, f"{title}; a value beyond the axis is printed on its bar", va="top", fontsize=9)
-    fig.legend(handles=_method_handles(MAIN, undefined), loc="upper right", ncols=4, fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / height))
-    fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
+    axis = "one value axis" if shared else "each panel its own value axis"
+    finish(fig, path, f"{title}; {axis}; a value beyond it is printed on its bar", _method_handles(MAIN, undefined))
+
+
+def _panel_bars(ax, values: pd.DataFrame, models: list[str], limits: tuple[float, float], log: bool) -> bool:
+    """One panel's bars (a group per model, a bar per method) on the axis `limits`; True when a value
+    is undefined."""
+    low, high = limits
+    width = 0.8 / len(MAIN)
+    undefined = False
+    for j, method in enumerate(MAIN):
+        for i, model in enumerate(models):
+            match = values[(values.model == model) & (values.method == method)].value
+            if match.empty:
+                continue
+            x, value = i + (j - (len(MAIN) - 1) / 2) * width, float(match.iloc[0])
+            if not np.isfinite(value):
+                undefined = True
+                _mark_undefined(ax, x, METHODS[method].color)
+                continue
+            shown = min(max(value, low), high)
+            ax.bar(x, shown - (low if log else 0), width, bottom=low if log else 0, color=METHODS[method].color)
+            if value > high:
+                ax.annotate(
+                    f"{value:.2g}",
+                    (x, high),
+                    xytext=(0, -2),
+                    textcoords="offset points",
+                    rotation=90,
+                    ha="center",
+                    va="top",
+                    fontsize=6,
+                    color="white",
+                    fontweight="bold",
+                )
+    ax.set_yscale("log" if log else "linear")
+    ax.set_ylim(low, high)
+    return undefined
 
 
 def figure_ood_samples(
@@ -203,20 +256,15 @@ def figure_ood_samples(
 
     plt = _pyplot()
     prompts = targets.drop_duplicates("prompt_id")
-    columns = 6
-    rows = -(-len(prompts) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False)
+    target = Line2D([], [], color="black", label="target law")
+    series = [Line2D([], [], color=colors[label], linestyle=styles.get(label, "-"), label=label) for label in samples]
+    rows, columns, size = grid(len(prompts), 3.2, 2.6, header_height(1 + len(series)))
+    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
     for ax, prompt in zip(axes.ravel(), prompts.itertuples()):
         _ood_panel(ax, prompt, samples, colors, styles)
     for ax in axes.ravel()[len(prompts) :]:
         ax.axis("off")
-    target = Line2D([], [], color="black", label="target law")
-    series = [Line2D([], [], color=colors[label], linestyle=styles.get(label, "-"), label=label) for label in samples]
-    fig.legend(handles=[target, *series], loc="upper right", ncols=min(6, 1 + len(series)), fontsize=8)
-    fig.suptitle(title, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
+    finish(fig, path, title, [target, *series])
 
 
 def _ood_panel(ax, prompt, samples: dict[str, pd.DataFrame], colors: dict, styles: dict) -> None:
@@ -254,19 +302,49 @@ OPEN_ENDED_MEASURES = {
 }
 
 
+FAMILY_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+SIZE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def model_styles(families: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """model -> (colour, marker): a colour per model family, a marker per model within its family,
+    in the given (table) order, as the paper's scatter plots."""
+    names = list(dict.fromkeys(families.values()))
+    seen: dict[str, int] = {}
+    styles = {}
+    for model, family in families.items():
+        rank = seen[family] = seen.get(family, -1) + 1
+        styles[model] = (
+            FAMILY_COLORS[names.index(family) % len(FAMILY_COLORS)],
+            SIZE_MARKERS[rank % len(SIZE_MARKERS)],
+        )
+    return styles
+
+
 def figure_open_ended_per_prompt(rows: pd.DataFrame, path: Path) -> None:
     """Figure 9: one point per (prompt, model), base on x against a fine-tuned method on y, for the
-    first-token support size and the unique-answer rate; above the diagonal, fine-tuning widened it."""
+    first-token support size and the unique-answer rate; above the diagonal, fine-tuning widened it.
+    `rows` carry each model's `family`: a colour per family, a marker per model within it."""
+    from matplotlib.lines import Line2D
+
     plt = _pyplot()
     trained = [m for m in TRAINED if m in set(rows.method)]
     base = rows[rows.method == BASE].set_index(["model", "prompt_index"])
-    fig, axes = plt.subplots(len(OPEN_ENDED_MEASURES), len(trained), figsize=(4.2 * len(trained), 7.6), squeeze=False)
+    styles = model_styles(dict(zip(rows.model, rows.family)))
+    handles = [
+        Line2D([], [], color=color, marker=marker, linestyle="none", label=model)
+        for model, (color, marker) in styles.items()
+    ]
+    _, _, size = grid(len(OPEN_ENDED_MEASURES) * len(trained), 5.0, 4.6, header_height(len(handles)), len(trained))
+    fig, axes = plt.subplots(len(OPEN_ENDED_MEASURES), len(trained), figsize=size, squeeze=False)
     for row, (measure, label) in enumerate(OPEN_ENDED_MEASURES.items()):
         for column, method in enumerate(trained):
             ax = axes[row, column]
             tuned = rows[rows.method == method].set_index(["model", "prompt_index"])[measure]
             pairs = pd.concat([base[measure].rename("base"), tuned.rename("tuned")], axis=1, join="inner").dropna()
-            ax.scatter(pairs.base, pairs.tuned, s=10, alpha=0.6, color=METHODS[method].color)
+            for model, (color, marker) in styles.items():
+                mine = pairs.xs(model, level="model") if model in pairs.index.get_level_values("model") else pairs[:0]
+                ax.scatter(mine.base, mine.tuned, s=12, alpha=0.6, color=color, marker=marker, linewidths=0)
             top = max(1.0, float(pairs.max().max()) if len(pairs) else 1.0)
             bottom = 1 if measure == "support_size" else 0
             ax.plot([bottom, top], [bottom, top], "k--", lw=0.8)
@@ -277,10 +355,8 @@ def figure_open_ended_per_prompt(rows: pd.DataFrame, path: Path) -> None:
             ax.set_ylabel(f"{method}: {label}", fontsize=8)
             higher = int((pairs.tuned > pairs.base).sum())
             ax.set_title(f"{method} vs base: {higher} of {len(pairs)} prompt/model pairs above", fontsize=9)
-    fig.text(0.01, 0.99, "Open-ended generation per prompt (Figure 9); dashed: no change", va="top", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
+    title = "Open-ended generation per prompt (Figure 9); dashed: no change; colour: model family, marker: model"
+    finish(fig, path, title, handles)
 
 
 def figure_open_ended_frequencies(
@@ -290,9 +366,12 @@ def figure_open_ended_frequencies(
     under each method (method -> open_ended_samples rows), the answers pooled over the methods."""
     plt = _pyplot()
     prompts = prompts or {-1: "no open-ended prompt was sampled"}
-    fig, axes = plt.subplots(1, len(prompts), figsize=(4.6 * len(prompts), 4.2), squeeze=False)
     methods = [m for m in MAIN if m in samples]
-    for ax, (index, text) in zip(axes[0], prompts.items()):
+    rows, columns, size = grid(len(prompts), 4.6, 4.2, header_height(len(methods)))
+    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
+    for ax in axes.ravel()[len(prompts) :]:
+        ax.axis("off")
+    for ax, (index, text) in zip(axes.ravel(), prompts.items()):
         counts = {
             m: samples[m][samples[m].prompt_index == index].normalized.value_counts(normalize=True) for m in methods
         }
@@ -310,8 +389,4 @@ def figure_open_ended_frequencies(
         ax.set_title(textwrap.fill(text, 48), fontsize=8)
         if not answers:
             ax.text(0.5, 0.5, "no answers", transform=ax.transAxes, ha="center")
-    fig.legend(handles=_method_handles(methods), loc="upper right", ncols=len(methods), fontsize=8)
-    fig.text(0.01, 0.98, f"{model}: most frequent answers of open-ended prompts (Figure 10)", va="top", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
+    finish(fig, path, f"{model}: most frequent answers of open-ended prompts (Figure 10)", _method_handles(methods))

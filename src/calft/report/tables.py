@@ -60,6 +60,42 @@ def check_one_reference(frames: dict[Path, str]) -> str:
     return next(iter(found), "")
 
 
+def _snapshots(config) -> list[tuple[str, str]]:
+    """(model id, commit) of every hub snapshot a provenance config records as loaded, nested
+    records (a score's samples) included."""
+    if isinstance(config, dict):
+        loaded = config.get("loaded")
+        here = [(loaded["model_id"], loaded["commit"])] if isinstance(loaded, dict) and loaded.get("commit") else []
+        return here + [found for value in config.values() for found in _snapshots(value)]
+    if isinstance(config, list):
+        return [found for value in config for found in _snapshots(value)]
+    return []
+
+
+def recorded_family(path: Path, model: str) -> str:
+    """A result's model family as its provenance records it: the model's tokenizer (models that
+    share one are one family); the model's name where the record has none."""
+    recorded = artifacts.read_provenance(path)["config"].get("model")
+    return recorded.get("tokenizer", model) if isinstance(recorded, dict) else model
+
+
+def check_one_snapshot(inputs: dict) -> None:
+    """Every result of a model was computed with one snapshot of its weights: two commits of one
+    model are an error naming a file of each."""
+    found = {}
+    for paths in inputs.values():
+        for key, path in paths.items():
+            for model_id, commit in _snapshots(artifacts.read_provenance(path)["config"]):
+                found.setdefault((key[0], model_id), {}).setdefault(commit, path)
+    for (model, model_id), commits in found.items():
+        if len(commits) > 1:
+            (first, one), (second, other) = list(commits.items())[:2]
+            raise UserError(
+                f"{one} was computed with {model_id} at commit {first} but {other} at {second}: the results "
+                f"of {model} cannot share a table (rerun the older ones with the revision the config pins)"
+            )
+
+
 def load(inputs: dict) -> pd.DataFrame:
     """Per-prompt rows of every (model, method[, variant], prompt set) of the inputs: scores joined
     with logit KL (SSOT has no logit KL: NaN), all measured against one evaluation reference."""

@@ -79,10 +79,13 @@ class Report:
 
     @cached_property
     def open_ended(self) -> pd.DataFrame:
-        """The main methods' per-prompt open-ended rows (Figures 9-10, Appendix D.4)."""
+        """The main methods' per-prompt open-ended rows (Figures 9-10, Appendix D.4), with each model's
+        family (its tokenizer, as the results record it)."""
         return pd.concat(
             [
-                report_tables.read(path, "open_ended").assign(model=model, method=method)
+                report_tables.read(path, "open_ended").assign(
+                    model=model, method=method, family=report_tables.recorded_family(path, model)
+                )
                 for (model, method), path in self.inputs["open_ended"].items()
                 if method in MAIN
             ],
@@ -99,6 +102,7 @@ class Report:
 
     def read_all(self) -> None:
         """Read (and check) the inputs every selection needs, before anything is written."""
+        report_tables.check_one_snapshot(self.inputs)
         for name in ("rows", "retention", "perplexity", "transfer", "ood_prompts", "ood_samples"):
             getattr(self, name)
 

@@ -73,7 +73,7 @@ def retention(
     examples: str,
     output: str,
 ) -> None:
-    from calft.modeling.loader import load
+    from calft.modeling.loader import load, model_record
     from calft.retention.data import load_bundles
     from calft.retention.harness import CalftLM
     from calft.retention.scoring import summarize
@@ -96,7 +96,7 @@ def retention(
     info = artifacts.provenance(
         "retention",
         {
-            "model": settings.model.to_dict(),
+            "model": model_record(settings.model, model_dir),
             "adapter": adapter,
             "retention": section.to_dict(),
             "irt_parameters": irt_parameters,
@@ -109,7 +109,7 @@ def retention(
 
 
 def perplexity(settings: PerplexitySettings, model_dir: str, adapter: str | None, data_dir: str, output: str) -> None:
-    from calft.modeling.loader import load
+    from calft.modeling.loader import load, model_record
     from calft.retention.harness import CalftLM
     from calft.retention.perplexity import evaluate_slices
 
@@ -127,7 +127,7 @@ def perplexity(settings: PerplexitySettings, model_dir: str, adapter: str | None
     info = artifacts.provenance(
         "perplexity",
         {
-            "model": settings.model.to_dict(),
+            "model": model_record(settings.model, model_dir),
             "adapter": adapter,
             "perplexity": section.to_dict(),
             "bos": lm.bos is not None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from calft.command import command, input_path, output_path, workers_option
 from calft.targets.settings import ConstructionCostSettings, DiscretizeSettings, TriesSettings
 
+TOKENIZER_HELP = "model or tokenizer folder, or the download marker of a hub model (calft prepare-model)"
+
 
 def add_commands(sub) -> None:
     _discretize(sub)
@@ -40,13 +42,14 @@ def _build_tries(sub) -> None:
         TriesSettings,
         'JSON: {"terminator": the token that ends an assistant turn, appended to every canonical output '
         "(SmolLM2 and Qwen3: <|im_end|>)}",
+        offline=True,
         help="tokenize every canonical output and build the per-prompt token tries",
         description="Write a folder of parquet parts (one per family, built in parallel) with a row per "
         "trie node: prompt_id, node, parent, depth, token, mass, q (target probability of token after "
         "the parent prefix), canonical_index. Read it whole with pyarrow.parquet.read_table(FOLDER).",
     )
     input_path(t, "--targets", required=True, help="folder written by 'calft discretize'")
-    input_path(t, "--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
+    input_path(t, "--tokenizer", required=True, help=TOKENIZER_HELP)
     output_path(t, "--output", "tries", required=True, help="folder to write (conventionally named *.parquet)")
     input_path(
         t,
@@ -54,8 +57,8 @@ def _build_tries(sub) -> None:
         action="append",
         default=[],
         metavar="SOURCE",
-        help="another model or tokenizer that will use these tries; fails unless its tokenizer fingerprint "
-        "equals this one's (repeatable)",
+        help="another model or tokenizer (a folder or download marker) that will use these tries; fails "
+        "unless its tokenizer fingerprint equals this one's (repeatable)",
     )
     workers_option(t, "tokenize and build tries in parallel, one family at a time")
 
@@ -67,9 +70,10 @@ def _fingerprint(sub) -> None:
         "calft.targets.commands:print_fingerprint",
         TriesSettings,
         "JSON with the terminator (see build-tries)",
+        offline=True,
         help="print the tokenizer fingerprint that keys shared tries",
     )
-    input_path(f, "--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
+    input_path(f, "--tokenizer", required=True, help=TOKENIZER_HELP)
 
 
 def _construction_cost(sub) -> None:
@@ -80,10 +84,11 @@ def _construction_cost(sub) -> None:
         ConstructionCostSettings,
         "JSON: construction_cost (decimals and max_bins lists, prompt_set, max_prompts), number_format, "
         "terminator, reference (the evaluation grid point, marked in Table 24)",
+        offline=True,
         help="time and trace the memory of building each prompt's output space and trie over a precision grid",
         description="For every (decimals, max_bins) of the grid and every prompt, one at a time: the wall "
         "seconds and tracemalloc peak of discretizing its law and of tokenizing and building its trie "
         "(paper Table 24). Writes one parquet row per (grid point, prompt).",
     )
-    input_path(c, "--tokenizer", required=True, help="model or tokenizer folder, or a hub id in the local cache")
+    input_path(c, "--tokenizer", required=True, help=TOKENIZER_HELP)
     output_path(c, "--output", "construction_cost", required=True, help="parquet file to write")

@@ -30,7 +30,7 @@ from calft.artifacts.kinds import TRAIN_LOG_SCHEMA
 from calft.errors import RunError, UserError
 from calft.methods import METHODS
 from calft.modeling.chat import ChatFormat, prompt_ids, terminator_id
-from calft.modeling.loader import load_base, load_tokenizer, record_adapter
+from calft.modeling.loader import load_base, load_tokenizer, model_record, record_adapter
 from calft.modeling.settings import ModelEntry
 from calft.modeling.trees import PackedBatch, SoftTargets, example_losses, pack
 from calft.training import checkpoint
@@ -339,7 +339,7 @@ def _device_record(device: torch.device, world: int) -> dict:
 def _write_outputs(run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str, device: dict) -> None:
     config = {
         "method": run.method,
-        "model": run.model.to_dict(),
+        "model": model_record(run.model, run.model_dir),
         "training": run.settings.to_dict(),
         "targets": artifacts.read_provenance(run.targets)["config"],
         "device": device,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from calft.command import command, input_path, model_paths, output_path
-from calft.transfer.settings import McqSettings, NoveltyBench, NoveltyBenchSettings, OpenEndedSettings
+from calft.transfer.settings import EVALUATORS, McqSettings, NoveltyBench, NoveltyBenchSettings, OpenEndedSettings
 
 
 def add_commands(sub) -> None:
@@ -62,6 +62,13 @@ def _noveltybench(sub) -> None:
     )
     model_paths(nb)
     input_path(nb, "--data-dir", required=True, help="folder with curated.jsonl and wildchat_1k.jsonl")
+    for evaluator in EVALUATORS:
+        input_path(
+            nb,
+            f"--{evaluator.replace('_', '-')}",
+            default=None,
+            help=f"folder or download marker of the {evaluator.replace('_', ' ')} (default: the setting's folder)",
+        )
     output_path(
         nb,
         "--generations",

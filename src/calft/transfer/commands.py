@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 
 from calft import artifacts, methods
-from calft.transfer.settings import McqSettings, NoveltyBench, NoveltyBenchSettings, OpenEndedSettings
+from calft.transfer.settings import EVALUATORS, McqSettings, NoveltyBench, NoveltyBenchSettings, OpenEndedSettings
 
 log = logging.getLogger(__name__).info
 
 
 def open_ended(settings: OpenEndedSettings, model_dir: str, adapter: str | None, samples: str, output: str) -> None:
-    from calft.modeling.loader import load
+    from calft.modeling.loader import load, model_record
     from calft.transfer.open_ended import THRESHOLDS, evaluate_open_ended
 
     ssot = settings.prompting == methods.SEED_THEN_ANSWER
@@ -22,7 +22,7 @@ def open_ended(settings: OpenEndedSettings, model_dir: str, adapter: str | None,
     info = artifacts.provenance(
         "open_ended",
         {
-            "model": settings.model.to_dict(),
+            "model": model_record(settings.model, model_dir),
             "adapter": adapter,
             "ssot": ssot,
             "settings": settings.open_ended.to_dict(),
@@ -38,12 +38,13 @@ def open_ended(settings: OpenEndedSettings, model_dir: str, adapter: str | None,
 
 
 def mcq(settings: McqSettings, model_dir: str, adapter: str | None, samples: str, output: str) -> None:
-    from calft.modeling.loader import load
+    from calft.modeling.loader import load, model_record
     from calft.transfer.mcq import evaluate_mcq
 
     summary, generated = evaluate_mcq(load(model_dir, settings.model, adapter), settings.mcq)
     info = artifacts.provenance(
-        "mcq", {"model": settings.model.to_dict(), "adapter": adapter, "settings": settings.mcq.to_dict()}
+        "mcq",
+        {"model": model_record(settings.model, model_dir), "adapter": adapter, "settings": settings.mcq.to_dict()},
     )
     artifacts.write_frame(generated, samples, info | {"artifact": "mcq_samples"})
     artifacts.write_frame(pd.DataFrame([summary]), output, info)
@@ -51,23 +52,45 @@ def mcq(settings: McqSettings, model_dir: str, adapter: str | None, samples: str
 
 
 def noveltybench(
-    settings: NoveltyBenchSettings, model_dir: str, adapter: str | None, data_dir: str, generations: str, output: str
+    settings: NoveltyBenchSettings,
+    model_dir: str,
+    adapter: str | None,
+    data_dir: str,
+    generations: str,
+    output: str,
+    similarity_model: str | None = None,
+    similarity_tokenizer: str | None = None,
+    reward_model: str | None = None,
 ) -> None:
+    """The evaluators (calft.transfer.settings.EVALUATORS) are folders or download markers; each
+    defaults to the setting's folder."""
     import torch
 
-    from calft.modeling.loader import load
+    from calft.modeling.loader import load, model_record
+    from calft.modeling.source import resolve
     from calft.transfer.noveltybench import generate_answers, rate_answers, read_prompt_files
 
     section = settings.noveltybench
+    given = dict(zip(EVALUATORS, (similarity_model, similarity_tokenizer, reward_model)))
+    evaluators = {key: resolve(given[key] or getattr(section, key)) for key in EVALUATORS}
     artifacts.verify_data(data_dir, section.trust_data_dir, "transfer.noveltybench")
     prompts = read_prompt_files(Path(data_dir), section.splits, section.prompts_limit)
     loaded = load(model_dir, settings.model, adapter)
     generated = generate_answers(loaded, prompts, section)
     device = loaded.device
     del loaded
-    summary, generated = rate_answers(generated, section, device)
+    summary, generated = rate_answers(
+        generated, section, device, {key: found.folder for key, found in evaluators.items()}
+    )
+    loaded_evaluators = {key: found.record() for key, found in evaluators.items()}
     info = artifacts.provenance(
-        "noveltybench", {"model": settings.model.to_dict(), "adapter": adapter, "settings": section.to_dict()}
+        "noveltybench",
+        {
+            "model": model_record(settings.model, model_dir),
+            "adapter": adapter,
+            "settings": section.to_dict(),
+            "evaluators": loaded_evaluators,
+        },
     )
     artifacts.write_frame(generated, generations, info | {"artifact": "noveltybench_generations"})
     artifacts.write_frame(summary, output, info)

@@ -204,14 +204,14 @@ def _release(model) -> None:
 
 
 def rate_answers(
-    generations: pd.DataFrame, settings: NoveltyBench, device: torch.device
+    generations: pd.DataFrame, settings: NoveltyBench, device: torch.device, folders: dict[str, Path]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Partition and rate the generations (the first of each partition is its representative);
-    per-split and overall mean distinct and mean utility."""
+    per-split and overall mean distinct and mean utility. `folders`: each evaluator's model folder."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(settings.similarity_tokenizer)
-    classifier = AutoModelForSequenceClassification.from_pretrained(settings.similarity_model).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folders["similarity_tokenizer"])
+    classifier = AutoModelForSequenceClassification.from_pretrained(folders["similarity_model"]).to(device).eval()
     equivalent = classifier_equivalence(classifier, tokenizer, settings.similarity_threshold)
     groups = []
     for _, group in generations.groupby(["split", "prompt_index"], sort=False):
@@ -222,10 +222,10 @@ def rate_answers(
     _release(classifier)
     log("  partitioned")
 
-    tokenizer = AutoTokenizer.from_pretrained(settings.reward_model)
+    tokenizer = AutoTokenizer.from_pretrained(folders["reward_model"])
     reward_model = (
         AutoModelForSequenceClassification.from_pretrained(  # eager: SDPA drops Gemma-2's soft-capping
-            settings.reward_model, dtype=getattr(torch, settings.reward_dtype), attn_implementation="eager"
+            folders["reward_model"], dtype=getattr(torch, settings.reward_dtype), attn_implementation="eager"
         )
         .to(device)
         .eval()

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from calft.modeling.settings import Generation, ModelEntry
 from calft.settings import Section
 
+EVALUATORS = ("similarity_model", "similarity_tokenizer", "reward_model")  # NoveltyBench's models, by setting
+
 
 @dataclass(frozen=True)
 class OpenEnded(Generation):

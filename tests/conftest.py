@@ -464,6 +464,46 @@ def micro_data(tmp_path_factory, tiny_model_dir):
     return built_once(tmp_path_factory, "micro-data", build)
 
 
+def tiny_evaluators(folder, smollm2_dir):
+    """A tiny BERT pair classifier with a word-piece vocabulary, and a tiny Llama reward model with
+    SmolLM2's tokenizer and chat template: NoveltyBench's models, in miniature."""
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+        BertTokenizerFast,
+        LlamaConfig,
+        LlamaForSequenceClassification,
+    )
+
+    torch.manual_seed(0)
+    similarity, reward = folder / "similarity", folder / "reward"
+    similarity.mkdir()
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(c) for c in range(33, 127)] + ["the", "a", "story"]
+    (similarity / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizerFast(vocab_file=str(similarity / "vocab.txt")).save_pretrained(similarity)
+    BertForSequenceClassification(
+        BertConfig(
+            vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    ).save_pretrained(similarity)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForSequenceClassification(config).save_pretrained(reward)
+    tokenizer.save_pretrained(reward)
+    return similarity, reward
+
+
 def random_lora_model(folder, lora_dropout=0.0, seed=0):
     """The model in `folder` with a LoRA adapter of random weights (its output differs from the start)."""
     import torch

@@ -23,8 +23,8 @@ def parser() -> argparse.ArgumentParser:
         prog="calft", description="Calibration Fine-Tuning stages. Each subcommand is one workflow step."
     )
     sub = top.add_subparsers(dest="command", required=True)
-    for stage in STAGES:
-        importlib.import_module(f"calft.{stage}.cli").add_commands(sub)
+    for module in [*(f"calft.{stage}.cli" for stage in STAGES), "calft.plan"]:
+        importlib.import_module(module).add_commands(sub)
     return top
 
 

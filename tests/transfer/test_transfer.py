@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cli_settings
+from conftest import cli_settings, tiny_evaluators
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -271,50 +271,10 @@ def test_open_ended_and_mcq_cli_on_a_tiny_model(tiny_model_dir, tmp_path):
     assert (cut.text.str.len() < generations.text.str.len()).any()
 
 
-def _tiny_evaluators(folder, smollm2_dir):
-    """A tiny BERT pair classifier with a word-piece vocabulary, and a tiny Llama reward model with
-    SmolLM2's tokenizer and chat template: NoveltyBench's models, in miniature."""
-    import torch
-    from transformers import (
-        AutoTokenizer,
-        BertConfig,
-        BertForSequenceClassification,
-        BertTokenizerFast,
-        LlamaConfig,
-        LlamaForSequenceClassification,
-    )
-
-    torch.manual_seed(0)
-    similarity, reward = folder / "similarity", folder / "reward"
-    similarity.mkdir()
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(c) for c in range(33, 127)] + ["the", "a", "story"]
-    (similarity / "vocab.txt").write_text("\n".join(words) + "\n")
-    BertTokenizerFast(vocab_file=str(similarity / "vocab.txt")).save_pretrained(similarity)
-    BertForSequenceClassification(
-        BertConfig(
-            vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
-        )
-    ).save_pretrained(similarity)
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    LlamaForSequenceClassification(config).save_pretrained(reward)
-    tokenizer.save_pretrained(reward)
-    return similarity, reward
-
-
 def test_the_similarity_input_is_built_from_token_ids_each_side_cut_at_128(tmp_path, smollm2_dir):
     from transformers import AutoTokenizer
 
-    similarity, _ = _tiny_evaluators(tmp_path, smollm2_dir)
+    similarity, _ = tiny_evaluators(tmp_path, smollm2_dir)
     tokenizer = AutoTokenizer.from_pretrained(similarity)
     long_text, short_text = "the " * 200 + "story", "a story"
     first = tokenizer(long_text, add_special_tokens=False).input_ids[: noveltybench.SIDE_TOKENS]
@@ -333,7 +293,7 @@ def test_the_similarity_input_is_built_from_token_ids_each_side_cut_at_128(tmp_p
 
 
 def test_noveltybench_cli_generates_partitions_and_rates(tiny_model_dir, smollm2_dir, tmp_path):
-    similarity, reward = _tiny_evaluators(tmp_path, smollm2_dir)
+    similarity, reward = tiny_evaluators(tmp_path, smollm2_dir)
     data = tmp_path / "prompts"
     data.mkdir()
     for name, count in (("curated.jsonl", 100), ("wildchat_1k.jsonl", 1000)):

@@ -23,6 +23,7 @@ def train(
     restart: bool,
 ) -> None:
     """Exit status 3 when stopped by SIGTERM after a checkpoint (rerun to resume)."""
+    from calft.modeling.loader import model_source
     from calft.training.loop import Interrupted, Run, run_training
 
     method, model_config = settings.method, settings.model
@@ -30,8 +31,7 @@ def train(
     if METHODS[method].training.tries and not tries:
         raise UserError(f"--tries is required for {method}-target training")
     artifacts.require(targets, tries)
-    if not Path(model_dir).is_dir() and model_dir.count("/") != 1:
-        raise UserError(f"--model-dir {model_dir}: neither a folder nor a hub id")
+    model_source(model_dir, model_config)  # a folder, or a marker of the pinned snapshot, before any work
     if tries:
         from calft.modeling.tokenizer import check_fingerprint
 

@@ -163,7 +163,7 @@ def _rehearse(paper_hub, folder: Path, targets: list[str], **changes) -> dict[st
     """Snakemake on the rehearsal config in `folder` (a fresh Hugging Face cache, the hub's address
     in HF_ENDPOINT): the targets, launched as under the SLURM profile. Returns the jobs run per rule."""
     hub, prompts_url = paper_hub
-    (folder / "rehearsal.yaml").write_text(yaml.safe_dump(rehearsal_config(prompts_url, **changes)))
+    (folder / "rehearsal.yaml").write_text(yaml.safe_dump(rehearsal_config(prompts_url, **changes), sort_keys=False))
     environment = {"HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(folder / "hf-cache"), "HF_HOME": str(folder / "hf")}
     saved = {key: os.environ.get(key) for key in [*environment, "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"]}
     os.environ.update(environment)

@@ -281,7 +281,9 @@ def test_a_variant_folder_of_another_method_is_refused(tmp_path, micro_config):
     assert result.returncode != 0 and "variant 'soft-d3' varies soft, not hard" in result.stdout + result.stderr
 
 
-def test_the_paper_ablations_plan_both_grids_on_the_two_models_and_stay_out_of_all():
+def test_the_paper_ablations_plan_both_grids_on_the_two_models_and_stay_out_of_all(monkeypatch):
+    for name, value in SITE.items():  # the profile's account and partitions, as a user sets them
+        monkeypatch.setenv(name, value)
     paper = yaml.safe_load((ROOT / "config.paper.yaml").read_text())["ablations"]
     assert paper["models"] == ["qwen3-14b", "gemma-3-12b-it"]
     grids = {

@@ -24,6 +24,7 @@ from calft.methods import BASELINES, METHODS, TRAINED
 from calft.report import items as report_items
 from calft.report.settings import AblationSelection, ReportSelection
 from calft.retention.suites import SUITES
+from calft.transfer.settings import EVALUATORS as NOVELTY_EVALUATORS
 
 try:
     validate(config)  # fills in the schema's defaults
@@ -285,7 +286,7 @@ def evaluator_inputs(key):
 def evaluator_options(wildcards, input):
     """Each NoveltyBench evaluator as the job loads it: its download marker, else the setting's folder."""
     return " ".join(f"--{key.replace('_', '-')} {shlex.quote((input.get(key) or [NOVELTY[key]])[0])}"
-                    for key in ("similarity_model", "similarity_tokenizer", "reward_model"))
+                    for key in NOVELTY_EVALUATORS)
 
 
 def aggregate_inputs(wildcards):

@@ -7,7 +7,8 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "calft"
 CORE = {"errors", "settings", "methods", "metrics", "evaluations", "variants", "layout", "artifacts", "command"}
 STAGES = ["modeling", "targets", "training", "evaluation", "transfer", "retention", "report"]
-TOP = {"config", "cli", "slurm", "plan"}
+TOP = {"config", "slurm"}
+COMMANDS = {"cli", "plan"}  # above everything: the command line and the planning of a whole config
 
 
 def imported_calft_modules(path: Path) -> set[str]:
@@ -29,7 +30,7 @@ def unit(module: str) -> str:
 
 def test_no_module_imports_upward():
     rank = {name: 0 for name in CORE} | {stage: i + 1 for i, stage in enumerate(STAGES)}
-    rank |= {name: len(STAGES) + 1 for name in TOP}
+    rank |= {name: len(STAGES) + 1 for name in TOP} | {name: len(STAGES) + 2 for name in COMMANDS}
     for path in SOURCE.rglob("*.py"):
         own = unit("calft." + ".".join(path.relative_to(SOURCE).with_suffix("").parts))
         for module in imported_calft_modules(path):

@@ -23,7 +23,11 @@ def test_gpu_hours_scale_per_job_from_the_paper_plan():
 
 
 def test_adapter_disk_follows_the_lora_shapes():
-    config = {"models": {"q": {"source": "Qwen/Qwen3-8B"}}, "training": {"lora_r": 16}}
+    from calft.config import validate
+
+    config = yaml.safe_load((ROOT / "config.paper.yaml").read_text()) | {"run_models": ["qwen3-8b"]}
+    config["training"]["lora_r"] = 16
+    validate(config)
     disk = plan.disk_gigabytes(config, {"train_soft": 1})
     # 36 layers x 16 x (4 x 4096 + 2 x 4096 + 2 x 1024) float32 weights, the adapter and its checkpoint
     assert disk["adapters and checkpoints"] == pytest.approx(2 * 36 * 16 * (16384 + 8192 + 2048) * 4 / 1e9)

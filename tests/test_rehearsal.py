@@ -13,6 +13,7 @@ rehearsal, `all` for the twelve models and then `ablations` for the two ablated 
 
 from __future__ import annotations
 
+import copy
 import gzip
 import io
 import json
@@ -28,6 +29,7 @@ from conftest import ROOT, as_under_the_profile, run_snakemake, tiny_evaluators
 from local_hub import LocalHub
 
 from calft import layout
+from calft.config import validate
 from calft.report.items import novelty_case_tables
 from calft.retention.data import TINYBENCHMARKS
 
@@ -142,19 +144,18 @@ def paper_hub(replica, smollm2_dir, tmp_path_factory):
     for model, entry in PAPER["models"].items():
         replica_folder, _ = replica(_replica_name(model, entry))
         hub.commit(entry["source"], replica_folder, entry["revision"])
-    novelty = {"noveltybench": {}} | PAPER.get("transfer", {})
-    defaults = yaml.safe_load((ROOT / "src" / "calft" / "config.schema.yaml").read_text())
-    evaluators = defaults["properties"]["transfer"]["properties"]["noveltybench"]["properties"]
+    paper = copy.deepcopy(PAPER)
+    validate(paper)  # the schema's defaults filled in: the evaluators' hub ids, PALOMA's slices
     for key, files in (
         ("similarity_model", similarity),
         ("similarity_tokenizer", similarity),
         ("reward_model", reward),
     ):
-        hub.commit(novelty["noveltybench"].get(key, evaluators[key]["default"]), files, next(commit))
+        hub.commit(paper["transfer"]["noveltybench"][key], files, next(commit))
     for dataset, files in _tiny_benchmarks().items():
         hub.commit(dataset, files, next(commit), kind="dataset")
-    slices = defaults["properties"]["perplexity"]["properties"]["slices"]["default"]
-    hub.commit("allenai/paloma", _paloma(slices, "test"), next(commit), kind="dataset")
+    paloma = paper["perplexity"]
+    hub.commit(paloma["paloma_repository"], _paloma(paloma["slices"], paloma["split"]), next(commit), kind="dataset")
     with hub:
         yield hub, prompts.as_uri() + "/"
 

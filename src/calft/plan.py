@@ -110,18 +110,16 @@ def gpu_hours(jobs: dict[str, int], paper_jobs: dict[str, int]) -> list[tuple[st
 
 
 def disk_gigabytes(config: dict, jobs: dict[str, int]) -> dict[str, float]:
-    """Estimated GB of the hub models downloaded, the adapters trained and the results stored."""
+    """Estimated GB of the hub models downloaded, the adapters trained and the results stored, for a
+    validated config (calft.config.validate: the schema's defaults filled in)."""
     models = config["models"]
-    run = config.get("run_models") or list(models)
+    run = config["run_models"] or list(models)
     sources = {models[name]["source"] for name in run} - {"embedded"}
-    novelty = config.get("transfer", {}).get("noveltybench", {})
+    novelty = config["transfer"]["noveltybench"]
     if jobs.get("download_noveltybench_model"):
-        sources |= {
-            novelty.get("similarity_model", "yimingzhang/deberta-v3-large-generation-similarity"),
-            novelty.get("reward_model", "Skywork/Skywork-Reward-Gemma-2-27B-v0.2"),
-        }
+        sources |= {novelty["similarity_model"], novelty["reward_model"]}
     weights = sum(billions * size for billions, size in (HUB_WEIGHTS.get(source, (0, 0)) for source in sources))
-    rank = config.get("training", {}).get("lora_r", 16)
+    rank = config["training"]["lora_r"]
     per_model = {
         name: layers * rank * (4 * hidden + 2 * query + 2 * key_value) * 4 / 1e9
         for name in run
@@ -129,14 +127,16 @@ def disk_gigabytes(config: dict, jobs: dict[str, int]) -> dict[str, float]:
     }
     trainings = jobs.get("train_soft", 0) + jobs.get("train_hard", 0)
     adapters = 2 * trainings * (sum(per_model.values()) / max(len(per_model), 1))  # the adapter and its checkpoint
-    samples = config.get("sampling", {}).get("num_samples", 1000)
+    samples = config["sampling"]["num_samples"]
     answers = jobs.get("sample", 0) * 21 * samples * BYTES_PER_ANSWER  # 21 prompts: the mean prompt set
-    long = jobs.get("noveltybench", 0) * 1100 * novelty.get("generations", 10) * BYTES_PER_LONG_GENERATION
+    long = jobs.get("noveltybench", 0) * 1100 * novelty["generations"] * BYTES_PER_LONG_GENERATION
     return {"hub models": weights, "adapters and checkpoints": adapters, "results": (answers + long) / 1e9}
 
 
 def plan_cost(config: str, goal: str) -> None:
     import yaml
+
+    from calft.config import ConfigError, validate
 
     path = Path(config)
     if not path.is_file():
@@ -155,7 +155,12 @@ def plan_cost(config: str, goal: str) -> None:
         print(f"  {stage:<24}{count:>5} jobs {hours:>8.1f} h   (B.1: {quote})")
     print(f"  {'total':<24}{'':>10}{sum(hours for _, _, hours, _ in rows):>8.1f} h   (logit KL: no B.1 figure)\n")
     print("disk, estimated (GB):")
-    for what, gigabytes in disk_gigabytes(yaml.safe_load(path.read_text()), jobs).items():
+    settings = yaml.safe_load(path.read_text())
+    try:
+        validate(settings)
+    except ConfigError as error:
+        raise UserError(str(error)) from None
+    for what, gigabytes in disk_gigabytes(settings, jobs).items():
         print(f"  {what:<28}{gigabytes:>8.1f}")
     print(
         "  (models: parameters x bytes each, from the model cards; adapters: LoRA r x (4 hidden + 2 query +"

@@ -542,3 +542,95 @@ def items_and_prompts(tiny_model_dir, micro_data, method, group):
         targets = HardTargets(micro_data / "hard.parquet", tokenizer, tokenizer.convert_tokens_to_ids("<|im_end|>"))
     items = epoch_items(targets, list(table.family.astype(str)), group, group, seed=3, epoch=0)
     return items, rendered, tokenizer.pad_token_id
+
+
+# ---------------------------------------------------------------------------------------------
+# Small real artifacts of every kind, for the bad-input tests
+
+TINY_TRAINING = {  # a two-step hard-target run with a checkpoint after its first step
+    "global_batch_size": 4,
+    "per_device_batch_size": 4,
+    "hard_epochs": 1,
+    "soft_epochs": 1,
+    "hard_samples_per_prompt_per_epoch": 4,
+    "hard_group_size": 4,
+    "checkpoint_every": 1,
+    "learning_rate": 0.001,
+    "lora_r": 4,
+}
+TINY_SAMPLE = cli_settings(model=SMOL_ENTRY, sampling={"num_samples": 2, "max_new_tokens": 3})
+
+
+def train_arguments(
+    model_dir, targets, out: Path, *extra: str, method: str = "hard", training: dict = TINY_TRAINING
+) -> list[str]:
+    """The arguments of `calft train` of the tiny model into the folder `out`."""
+    return [
+        "train",
+        *cli_settings(method=method, model=SMOL_ENTRY, training=training),
+        "--model-dir",
+        str(model_dir),
+        "--targets",
+        str(targets),
+        "--adapter",
+        str(out / "adapter"),
+        "--train-log",
+        str(out / "log.parquet"),
+        "--checkpoints",
+        str(out / "checkpoints"),
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, tiny_model_dir):
+    """Small real artifacts of every parquet kind, a trained adapter, and the results layout the
+    report reads (model 'm', method base, prompt set ood)."""
+    from calft.cli import main
+
+    w = tmp_path_factory.mktemp("bad-input")
+    steps = [
+        discretize(w / "ood.parquet", "ood", 1, 30, families=["poisson", "weibull"]),
+        build_tries(w / "ood.parquet", tiny_model_dir, w / "ood-tries.parquet"),
+        discretize(w / "train.parquet", "train", 2, 40, families=["gaussian", "binomial"], per_family=1),
+        build_tries(w / "train.parquet", tiny_model_dir, w / "train-tries.parquet"),
+        [
+            "sample",
+            *TINY_SAMPLE,
+            "--model-dir",
+            str(tiny_model_dir),
+            "--targets",
+            str(w / "ood.parquet"),
+            "--output",
+            str(w / "samples.parquet"),
+        ],
+        [
+            "score",
+            "--samples",
+            str(w / "samples.parquet"),
+            "--targets",
+            str(w / "ood.parquet"),
+            "--output",
+            str(w / "scores.parquet"),
+        ],
+        [
+            "logit-kl",
+            *cli_settings(model=SMOL_ENTRY, sampling={"logit_kl_paths": 1}),
+            "--model-dir",
+            str(tiny_model_dir),
+            "--tries",
+            str(w / "ood-tries.parquet"),
+            "--targets",
+            str(w / "ood.parquet"),
+            "--output",
+            str(w / "logit_kl.parquet"),
+        ],
+        train_arguments(tiny_model_dir, w / "train.parquet", w / "trained"),
+    ]
+    for step in steps:
+        assert main(step) == 0, step
+    for kind in ("scores", "logit_kl", "samples"):
+        target = w / "results" / "m" / "base" / kind / "ood.parquet"
+        target.parent.mkdir(parents=True)
+        shutil.copy(w / f"{kind}.parquet", target)
+    return w

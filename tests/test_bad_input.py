@@ -22,24 +22,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import torch
+from conftest import SMOL_ENTRY as TINY
+from conftest import TINY_TRAINING as TRAINING
 from conftest import build_tries, cli_settings, discretize
+from conftest import train_arguments as _train
 
 from calft import artifacts
 from calft.cli import main
 from calft.errors import RunError, UserError
 
-TINY = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
-TRAINING = {
-    "global_batch_size": 4,
-    "per_device_batch_size": 4,
-    "hard_epochs": 1,
-    "soft_epochs": 1,
-    "hard_samples_per_prompt_per_epoch": 4,
-    "hard_group_size": 4,
-    "checkpoint_every": 1,
-    "learning_rate": 0.001,
-    "lora_r": 4,
-}
 SAMPLE = cli_settings(model=TINY, sampling={"num_samples": 2, "max_new_tokens": 3})
 MODEL = cli_settings(model=TINY)
 REPORT = cli_settings(models=["m"], methods=["base"], prompt_sets=["ood"])
@@ -59,76 +50,6 @@ def _tree(folder: Path) -> dict:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
-
-
-def _train(model_dir, targets, out: Path, *extra: str, method: str = "hard", training: dict = TRAINING) -> list[str]:
-    return [
-        "train",
-        *cli_settings(method=method, model=TINY, training=training),
-        "--model-dir",
-        str(model_dir),
-        "--targets",
-        str(targets),
-        "--adapter",
-        str(out / "adapter"),
-        "--train-log",
-        str(out / "log.parquet"),
-        "--checkpoints",
-        str(out / "checkpoints"),
-        *extra,
-    ]
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory, tiny_model_dir):
-    """Small real artifacts of every parquet kind, a trained adapter, and the results layout the
-    report reads (model 'm', method base, prompt set ood)."""
-    w = tmp_path_factory.mktemp("bad-input")
-    steps = [
-        discretize(w / "ood.parquet", "ood", 1, 30, families=["poisson", "weibull"]),
-        build_tries(w / "ood.parquet", tiny_model_dir, w / "ood-tries.parquet"),
-        discretize(w / "train.parquet", "train", 2, 40, families=["gaussian", "binomial"], per_family=1),
-        build_tries(w / "train.parquet", tiny_model_dir, w / "train-tries.parquet"),
-        [
-            "sample",
-            *SAMPLE,
-            "--model-dir",
-            str(tiny_model_dir),
-            "--targets",
-            str(w / "ood.parquet"),
-            "--output",
-            str(w / "samples.parquet"),
-        ],
-        [
-            "score",
-            "--samples",
-            str(w / "samples.parquet"),
-            "--targets",
-            str(w / "ood.parquet"),
-            "--output",
-            str(w / "scores.parquet"),
-        ],
-        [
-            "logit-kl",
-            *cli_settings(model=TINY, sampling={"logit_kl_paths": 1}),
-            "--model-dir",
-            str(tiny_model_dir),
-            "--tries",
-            str(w / "ood-tries.parquet"),
-            "--targets",
-            str(w / "ood.parquet"),
-            "--output",
-            str(w / "logit_kl.parquet"),
-        ],
-        _train(tiny_model_dir, w / "train.parquet", w / "trained"),
-    ]
-    for step in steps:
-        assert main(step) == 0, step
-    for kind in ("scores", "logit_kl", "samples"):
-        target = w / "results" / "m" / "base" / kind / "ood.parquet"
-        target.parent.mkdir(parents=True)
-        shutil.copy(w / f"{kind}.parquet", target)
-    return w
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,7 +258,7 @@ def test_tries_that_are_not_a_forest_of_normalized_trees_are_refused(
 def test_tries_with_tokens_beyond_the_vocabulary_are_refused(tmp_path, capsys, work, tiny_model_dir):
     tries = tmp_path / "tries.parquet"
     shutil.copytree(work / "ood-tries.parquet", tries)
-    _rewrite(tries, lambda t: _set(t, "token", np.where(t["token"].to_numpy() >= 0, 10**7, -1)))
+    _rewrite(tries, lambda t: _set(t, "token", np.where(t["token"].to_numpy() >= 0, 10**7 + t["node"].to_numpy(), -1)))
     assert (
         main(
             [

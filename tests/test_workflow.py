@@ -642,7 +642,9 @@ def test_retention_and_perplexity_of_the_micro_run_apply_each_adapter(local_micr
     assert (slices["base"].tokens == slices["soft"].tokens).all()
     assert not np.array_equal(slices["base"].nll, slices["soft"].nll)  # one training step moves it a little
     for name in ("retention.parquet", "perplexity.parquet"):
-        assert artifacts.read_provenance(results / "soft" / name)["config"]["adapter"] == "results/smol/soft/adapter"
+        adapter = artifacts.read_provenance(results / "soft" / name)["config"]["adapter"]
+        assert adapter["path"] == "results/smol/soft/adapter" and adapter["method"] == "soft"
+        assert adapter["weights_sha256"] == artifacts.sha256(results / "soft" / "adapter" / "adapter_model.safetensors")
         assert artifacts.read_provenance(results / "base" / name)["config"]["adapter"] is None
     assert (
         artifacts.read_provenance(results / "soft" / "retention.parquet")["config"]["retention"]["suite"] == "offline"

@@ -75,7 +75,7 @@ def integer_in(minimum: int, maximum: int):
     """An argparse type: an integer in [minimum, maximum]."""
 
     def parse(text: str) -> int:
-        if not text.isdigit() or not minimum <= int(text) <= maximum:
+        if not (text.isascii() and text.isdigit()) or not minimum <= int(text) <= maximum:
             raise argparse.ArgumentTypeError(f"'{text}' is not an integer in [{minimum}, {maximum}]")
         return int(text)
 
@@ -112,8 +112,16 @@ def check_paths(subparser: argparse.ArgumentParser, args: dict) -> None:
             else:
                 artifacts.check_output(value, kind(args) if callable(kind) else kind)
                 outputs.append((flag, path))
-    for output_flag, output in outputs:
+    for position, (output_flag, output) in enumerate(outputs):
         resolved = output.resolve()
         for input_flag, path in inputs:
             if path == resolved or resolved in path.parents:
                 raise UserError(f"{output_flag} {output} would overwrite the input {input_flag} {path}")
+        for other_flag, other in outputs[position + 1 :]:
+            first, second = sorted(
+                [(output_flag, resolved), (other_flag, other.resolve())], key=lambda o: len(o[1].parts)
+            )
+            if first[1] == second[1] or first[1] in second[1].parents:
+                raise UserError(
+                    f"{first[0]} {first[1]} and {second[0]} {second[1]} overlap: each output needs a place of its own"
+                )

@@ -7,6 +7,7 @@ will read but no rule makes. Cheap to import: every SLURM job parses the workflo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from calft import layout, methods, settings, variants
@@ -48,6 +49,10 @@ def method_problems(config: dict) -> list[str]:
 def model_problems(config: dict) -> list[str]:
     """Run models must be defined, local folders must exist, models sharing tries share a terminator."""
     models, problems = config["models"], []
+    for name, model in models.items():
+        if model["name"] not in (None, name):
+            problems.append(f"models.{name}.name: '{model['name']}' is not the model's key (leave it out)")
+        model["name"] = name  # what the model's results record
     for name in config["run_models"] or []:
         if name not in models:
             problems.append(f"run_models: unknown model '{name}'; defined models: {', '.join(models)}")
@@ -125,14 +130,55 @@ def variant_problems(config: dict) -> list[str]:
     return problems
 
 
-def validate(config: dict) -> None:
-    """Check a workflow config and fill in the schema's defaults in place; raise ConfigError with
-    every problem found."""
-    problems = settings.schema_problems(config)
+def duplicate_keys(paths) -> list[str]:
+    """A key written twice in one mapping of a YAML config file (YAML keeps the last silently)."""
+    import yaml
+
+    problems = []
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    line = key_node.start_mark.line + 1
+                    problems.append(f"{path}, line {line}: the key '{key}' appears twice in one mapping")
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    for path in paths:
+        try:
+            yaml.load(Path(path).read_text(encoding="utf-8"), Loader=Loader)  # noqa: S506 - a SafeLoader
+        except (OSError, yaml.YAMLError):
+            continue  # Snakemake reports a file it cannot read
+    return problems
+
+
+PERIODIC = re.compile(r"(.+)\1{19,}$")  # what Snakemake's planner takes for an endless wildcard recursion
+
+
+def name_problems(config: dict) -> list[str]:
+    """Names that become wildcard values must not end in 20 repeats of one piece (Snakemake refuses them)."""
+    named = [(f"models.{name}", name) for name in config["models"]]
+    named += [(f"models.{name}.tokenizer", model["tokenizer"]) for name, model in config["models"].items()]
+    named += [(f"ablations.variants.{name}", name) for name in config["ablations"]["variants"]]
+    return [
+        f"{key}: '{value}' ends in 20 or more repeats of '{PERIODIC.search(value).group(1)}', which Snakemake's "
+        "planner refuses as a wildcard value: choose another name"
+        for key, value in named
+        if PERIODIC.search(value)
+    ]
+
+
+def validate(config: dict, files=()) -> None:
+    """Check a workflow config (read from the YAML `files`) and fill in the schema's defaults in
+    place; raise ConfigError with every problem found."""
+    problems = duplicate_keys(files) + settings.schema_problems(config)
     if not problems:
         for label, section in SECTIONS.items():
             problems += section(**_section_value(config, label)).problems()
-        problems += method_problems(config) + model_problems(config) + data_problems(config)
+        problems += method_problems(config) + model_problems(config) + name_problems(config) + data_problems(config)
         problems += variant_problems(config) if not problems else []
     if problems:
         raise ConfigError(problems)

@@ -101,13 +101,14 @@ def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tu
 
 def ablation_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tuple, Path]]:
     """Every file the ablation report reads (calft.report.settings.AblationSelection), keyed by
-    (model, method, variant[, prompt set]): each run's scores and, for Figure 14, the OOD samples
-    of the soft runs."""
-    inputs: dict[str, dict[tuple, Path]] = {"scores": {}, "logit_kl": {}, "ood_samples": {}}
+    (model, method, variant[, prompt set]): each run's scores and training log (what it was trained
+    with) and, for Figure 14, the OOD samples of the soft runs."""
+    inputs: dict[str, dict[tuple, Path]] = {"scores": {}, "logit_kl": {}, "ood_samples": {}, "train_log": {}}
     for run in selection.rows:
         suffix = f"{SEPARATOR}{run.variant}" if run.variant else ""
         for model in run.models:
             keys = dict(model=model, method=run.method, variant=suffix)
+            inputs["train_log"][model, run.method, run.variant] = under(results, TRAIN_LOG, **keys)
             for prompt_set in selection.prompt_sets:
                 inputs["scores"][model, run.method, run.variant, prompt_set] = under(
                     results, SCORES, **keys, prompt_set=prompt_set

@@ -157,7 +157,7 @@ def plan_cost(config: str, goal: str) -> None:
     print("disk, estimated (GB):")
     settings = yaml.safe_load(path.read_text())
     try:
-        validate(settings)
+        validate(settings, [path])
     except ConfigError as error:
         raise UserError(str(error)) from None
     for what, gigabytes in disk_gigabytes(settings, jobs).items():

@@ -134,9 +134,14 @@ class Section:
             values = json.loads(text)
         except json.JSONDecodeError as error:
             raise SettingsError([f"{cls.LABEL}: not valid JSON ({error})"]) from None
+        except RecursionError:
+            raise SettingsError([f"{cls.LABEL}: JSON nested too deeply to be settings"]) from None
         if not isinstance(values, dict):
             raise SettingsError([f"{cls.LABEL}: expected a JSON object, got {type(values).__name__}"])
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except RecursionError:
+            raise SettingsError([f"{cls.LABEL}: JSON nested too deeply to be settings"]) from None
 
     def problems(self) -> list[str]:
         """Cross-key checks (the schema checks one key at a time), the nested sections' included."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from calft.methods import METHODS
+from calft.methods import METHODS, TRAINED
 
 SEPARATOR = "~"  # between a method and its variant in a results folder name
 
@@ -113,3 +113,21 @@ def problems(config: dict) -> list[str]:
             found.append(f"{key}: the same setting as variant '{seen[variant.method, tuple(variant.grid.items())]}'")
         seen.setdefault((variant.method, tuple(variant.grid.items())), name)
     return found
+
+
+def ablation_report(config: dict) -> dict:
+    """What the ablations' report covers (calft.report.settings.AblationSelection): every declared
+    variant, and the final setting of each varied method on the models its variants train."""
+    declared_variants, runs = declared(config), []
+    for method in TRAINED:
+        varied = [variant for variant in declared_variants.values() if variant.method == method]
+        if varied:
+            models = [name for name in config["models"] if any(name in variant.models for variant in varied)]
+            runs += [_report_run(final(config, method), models), *(_report_run(v, v.models) for v in varied)]
+    models = [name for name in config["models"] if any(name in run["models"] for run in runs)]
+    return {"models": models, "prompt_sets": config["prompts"]["evaluation"], "runs": runs}
+
+
+def _report_run(variant: Variant, models) -> dict:
+    grid = {key: value for key, value in variant.grid.items() if key != "total_draws"}
+    return {"method": variant.method, "variant": variant.name, "models": list(models), **grid}

@@ -163,6 +163,21 @@ def _scores(path, w1: list[float], reference=(5, 16384), loaded=None) -> None:
     )
 
 
+def _train_log(path, decimals: int, max_bins: int = 1001, epochs: int = 3) -> None:
+    """A soft run's training log of one step, recording the settings it was trained with."""
+    artifacts.write_frame(
+        pd.DataFrame({"step": [1], "epoch": [0], "loss": [1.0], "lr": [1e-4], "examples": [8], "tokens": [80],
+                      "seconds": [0.5]}),
+        path,
+        artifacts.provenance(
+            "train_log",
+            {"method": "soft", "training": {"soft_epochs": epochs, "soft_paths_per_prompt_per_epoch": 1,
+                                           "soft_group_size": 1, "soft_tau": 1.0, "soft_epsilon": 1e-8},
+             "targets": {"prompt_set": "train", "decimals": decimals, "max_bins": max_bins}},
+        ),
+    )  # fmt: skip
+
+
 def _ablation_selection(**changes):
     from calft.report.settings import AblationSelection
 
@@ -188,7 +203,9 @@ def test_the_ablation_tables_mark_the_final_row_and_the_best_per_model_and_split
         ("m2", "d3"): [0.1, 0.1, 0.3, 0.3],
     }  # 0.8, 0.2
     for (model, variant), w1 in per_run.items():
-        _scores(results / model / ("soft~" + variant if variant else "soft") / "scores" / "ood.parquet", w1)
+        run = results / model / ("soft~" + variant if variant else "soft")
+        _scores(run / "scores" / "ood.parquet", w1, reference=(5, 100))
+        _train_log(run / "train_log.parquet", decimals=3 if variant else 5)
     cost = pd.DataFrame(
         {
             "decimals": [2, 2, 5, 5],
@@ -220,7 +237,7 @@ def test_the_ablation_tables_mark_the_final_row_and_the_best_per_model_and_split
     markdown = (tmp_path / "out" / "table25_soft_ablation.md").read_text()
     assert "| final ★ | 5 | 1001 | 1 | 3 | 3 | **0.2** | 0.8 |" in markdown
     assert "| d3 | 3 | 1001 | 1 | 3 | 3 | 0.4 | **0.2** |" in markdown
-    assert "against the evaluation reference d=5, 16384 bins" in markdown
+    assert "against the evaluation reference d=5, 100 bins" in markdown
     table24 = pd.read_csv(tmp_path / "out" / "table24_construction_cost.csv")
     assert list(table24["output space ms/prompt"]) == pytest.approx([2.0, 3.0])
     assert list(table24["output space peak MiB"]) == pytest.approx([2.0, 3.0])

@@ -27,7 +27,7 @@ from calft.retention.suites import SUITES
 from calft.transfer.settings import EVALUATORS as NOVELTY_EVALUATORS
 
 try:
-    validate(config)  # fills in the schema's defaults
+    validate(config, workflow.configfiles)  # fills in the schema's defaults
 except ConfigError as error:
     raise WorkflowError(str(error))
 
@@ -67,27 +67,7 @@ RUN_METHODS = [name for name in METHODS if name in config["methods"]]  # in tabl
 RUN_METHODS += [name for name in BASELINES if TRANSFER[name]["enabled"]]
 
 
-def _ablation_report():
-    """The runs of Tables 25-26: every declared variant, and the final setting of each varied method
-    on the models its variants train."""
-    runs = []
-    for method in TRAINED:
-        varied = [variant for variant in VARIANTS.values() if variant.method == method]
-        if varied:
-            models = [name for name in MODELS if any(name in variant.models for variant in varied)]
-            runs += [_ablation_run(variants.final(config, method), models), *map(_ablation_run, varied)]
-    models = [name for name in MODELS if any(name in run["models"] for run in runs)]
-    return dict(models=models, prompt_sets=PROMPTS["evaluation"], runs=runs)
-
-
-def _ablation_run(variant, models=None):
-    grid = variant.grid
-    return dict(method=variant.method, variant=variant.name, models=list(models or variant.models),
-                decimals=grid["decimals"], max_bins=grid["max_bins"], draws_per_prompt=grid["draws_per_prompt"],
-                epochs=grid["epochs"])
-
-
-ABLATION_REPORT = _ablation_report()
+ABLATION_REPORT = variants.ablation_report(config)  # the runs of Tables 25-26
 ABLATION_SELECTION = AblationSelection.from_dict(ABLATION_REPORT)
 REPORT = dict(
     models=RUN_MODELS,
@@ -338,7 +318,7 @@ def all_outputs():
 def ablation_inputs(wildcards):
     """Exactly the files the ablation report reads (calft.layout.ablation_inputs)."""
     inputs = layout.ablation_inputs(ABLATION_SELECTION)
-    return [str(path) for kind in ("scores", "ood_samples") for path in inputs[kind].values()]
+    return [str(path) for paths in inputs.values() for path in paths.values()]
 
 
 def ablation_outputs():

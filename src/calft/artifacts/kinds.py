@@ -249,7 +249,8 @@ def _within_unit(values: np.ndarray) -> bool:
 def _check_tries(table: pa.Table) -> str | None:
     """q and prefix masses in [0, 1]; with every column read, each prompt's rows form a tree: nodes
     0..n-1, the root first, every other node's parent an earlier node one level up, children
-    contiguous, their q summing to 1, leaves exactly the nodes without children."""
+    contiguous, their q summing to 1, leaves exactly the nodes without children, and the children's
+    masses, q and tokens consistent (_children_problem)."""
     for name in ("q", "mass"):
         if name in table.column_names and not _within_unit(_column(table, name)):
             return f"{name} outside [0, 1]"
@@ -295,6 +296,23 @@ def _check_tries(table: pa.Table) -> str | None:
         return "the q of a node's children do not sum to 1"
     if np.any((leaf >= 0) != (children == 0)):
         return "leaves that are not exactly the nodes without children"
+    return _children_problem(parent_row, children, mass, inner, q[inner], token[inner])
+
+
+def _children_problem(parent_row, children, mass, inner, child_q, child_token) -> str | None:
+    """Children's masses sum to their parent's, each child's q is its mass over its parent's, and no
+    two children of one node share a token (`parent_row`: the row of each inner node's parent)."""
+    child_mass = np.bincount(parent_row, weights=mass[inner], minlength=len(mass))
+    if np.any(np.abs(child_mass[children > 0] - mass[children > 0]) > 1e-6):
+        return "the masses of a node's children do not sum to its own"
+    parent_mass = mass[parent_row]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        implied = np.where(parent_mass > 0, mass[inner] / parent_mass, child_q)
+    if np.any(np.abs(child_q - implied) > 1e-6):
+        return "a q that is not the node's mass over its parent's"
+    siblings = np.lexsort((child_token, parent_row))
+    if np.any((np.diff(parent_row[siblings]) == 0) & (np.diff(child_token[siblings]) == 0)):
+        return "two children of one node with the same token"
     return None
 
 

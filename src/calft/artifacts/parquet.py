@@ -129,6 +129,9 @@ def _read_parts(path: Path, kind: str, columns: list[str] | None) -> list[pa.Tab
     return read_folder(path, read)
 
 
+IDENTIFIERS = ("prompt_id", "family", "split")  # the columns a row is found by: never empty
+
+
 def read_table(path: str | Path, kind: str, columns: list[str] | None = None) -> pa.Table:
     """A `kind` artifact (file or folder of parts) as one table: page checksums verified, its kind,
     layout and invariants checked. Anything else, or no rows at all, is a UserError naming the file."""
@@ -136,7 +139,8 @@ def read_table(path: str | Path, kind: str, columns: list[str] | None = None) ->
     table = pa.concat_tables(_read_parts(Path(path), kind, read))
     if table.num_rows == 0:
         raise UserError(f"{path} has no rows")
-    problem = KINDS[kind].check(table)
+    missing = [name for name in IDENTIFIERS if name in table.column_names and table.column(name).null_count]
+    problem = f"rows without a {missing[0]}" if missing else KINDS[kind].check(table)
     if problem:
         raise UserError(f"{path}: {problem}: the file is damaged or was not made by calft")
     return table if columns is None else table.select(columns)

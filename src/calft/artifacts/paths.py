@@ -32,6 +32,7 @@ from calft.errors import UserError
 
 SELF_DESCRIBING = (".parquet", ".json", ".npz")  # file formats whose provenance is inside them
 MANIFEST = ".calft-files.json"
+MANIFEST_LOCK = ".calft-files.lock"  # held by the process updating the manifest
 Read = TypeVar("Read")
 
 
@@ -76,23 +77,38 @@ def _manifest(folder: Path) -> dict:
 
 
 def _list_in_manifest(path: Path, kind: str) -> None:
-    listed = _manifest(path.parent)
-    if listed.get(path.name) == kind:
-        return
-    temporary = _temporary_name(path.parent / MANIFEST, "partial")
-    temporary.write_text(json.dumps(listed | {path.name: kind}, indent=1, sort_keys=True))
-    os.replace(temporary, path.parent / MANIFEST)
+    """Add `path` to its folder's manifest; writers in other processes wait their turn (a lock)."""
+    import fcntl
+
+    with open(path.parent / MANIFEST_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        listed = _manifest(path.parent)
+        if listed.get(path.name) == kind:
+            return
+        temporary = _temporary_name(path.parent / MANIFEST, "partial")
+        temporary.write_text(json.dumps(listed | {path.name: kind}, indent=1, sort_keys=True))
+        os.replace(temporary, path.parent / MANIFEST)
+
+
+def _parquet_record(path: Path) -> dict | None:
+    """The provenance record of a parquet file, None when it has no readable one."""
+    import pyarrow.parquet as pq
+
+    try:
+        with open_regular(path) as stream:
+            metadata = pq.read_schema(stream).metadata or {}
+        return decode(metadata.get(b"calft", b""), path)
+    except Exception:  # noqa: BLE001 - whatever it is, it is not a readable calft artifact
+        return None
 
 
 def _file_kind(path: Path) -> str | None:
     import numpy as np
-    import pyarrow.parquet as pq
 
     try:
         if path.suffix == ".parquet":
-            with open_regular(path) as stream:
-                metadata = pq.read_schema(stream).metadata or {}
-            return decode(metadata.get(b"calft", b""), path)["artifact"]
+            record = _parquet_record(path)
+            return record["artifact"] if record else None
         if path.suffix == ".json":
             with open_regular(path) as stream:
                 return decode(stream.read(), path)["artifact"]
@@ -121,8 +137,12 @@ def _folder_kind(path: Path, names: list[str]) -> str | None:
         except (OSError, UserError):
             return None
     entries = [path / name for name in names if name != ".snakemake_timestamp"]
-    kinds = {_file_kind(entry) if entry.suffix == ".parquet" and entry.is_file() else None for entry in entries}
-    return kinds.pop() if len(kinds) == 1 else None
+    records = {
+        json.dumps(_parquet_record(entry), sort_keys=True) if entry.suffix == ".parquet" and entry.is_file() else None
+        for entry in entries
+    }  # the parts of one artifact share one record (the reader refuses any other folder)
+    record = json.loads(records.pop()) if len(records) == 1 and None not in records else None
+    return record["artifact"] if record else None
 
 
 def _still_at(folder: int, path: Path) -> bool:

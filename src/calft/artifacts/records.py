@@ -72,7 +72,7 @@ def decode(text: str | bytes, where) -> dict:
     if (
         not isinstance(info, dict)
         or not isinstance(info.get("artifact"), str)
-        or not isinstance(info.get("config", {}), dict)
+        or not isinstance(info.get("config"), dict)
     ):
         raise UserError(f"{where} is not a calft artifact (no readable provenance record)")
     return info

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__).info
 
 def sample(settings: SampleSettings, model_dir: str, adapter: str | None, targets: str, output: str) -> None:
     from calft.evaluation.sample import sample_prompt_set
-    from calft.modeling.loader import load, model_record
+    from calft.modeling.loader import adapter_record, load, model_record
 
     artifacts.require(targets)
     ssot = settings.prompting == methods.SEED_THEN_ANSWER
@@ -25,7 +25,7 @@ def sample(settings: SampleSettings, model_dir: str, adapter: str | None, target
         "samples",
         {
             "model": model_record(settings.model, model_dir),
-            "adapter": adapter,
+            "adapter": adapter_record(adapter),
             "sampling": settings.sampling.to_dict(),
             "ssot": ssot,
             "targets": artifacts.read_provenance(targets)["config"],
@@ -44,6 +44,7 @@ def score(samples: str, targets: str, output: str) -> None:
     unknown = set(frame.prompt_id) - set(prompts.prompt_id)
     if unknown:
         raise UserError(f"{samples} holds samples of prompts that {targets} does not have, e.g. {sorted(unknown)[0]!r}")
+    _check_support(samples, frame, prompts)
     scores = score_samples(frame, prompts)
     info = artifacts.provenance(
         "scores",
@@ -53,12 +54,29 @@ def score(samples: str, targets: str, output: str) -> None:
     log(f"scored {len(scores)} prompts: mean valid rate {scores.valid_rate.mean():.3f}")
 
 
+def _check_support(path: str, samples, prompts) -> None:
+    """Every sample marked valid has a value its prompt's family can take (the sampler never marks
+    another one valid)."""
+    import json
+
+    from calft.evaluation.parse import in_support
+
+    families = prompts.set_index("prompt_id")
+    for prompt_id, group in samples[samples.valid].groupby("prompt_id", observed=True):
+        family, params = families.family[prompt_id], json.loads(families.params[prompt_id])
+        if not in_support(group.value.to_numpy(float), family, params).all():
+            raise UserError(
+                f"{path} marks values valid that the {family} family of prompt {prompt_id!r} cannot take: "
+                "the file was changed after sampling"
+            )
+
+
 def logit_kl(
     settings: LogitKlSettings, model_dir: str, adapter: str | None, tries: str, targets: str, output: str
 ) -> None:
     from calft.evaluation.logit_kl import logit_kl_table
     from calft.modeling.chat import prompt_ids
-    from calft.modeling.loader import load, model_record
+    from calft.modeling.loader import adapter_record, load, model_record
     from calft.modeling.tokenizer import check_fingerprint
     from calft.modeling.trees import SoftTargets
 
@@ -79,7 +97,7 @@ def logit_kl(
         {
             "reference": artifacts.evaluation_reference(targets),
             "model": model_record(settings.model, model_dir),
-            "adapter": adapter,
+            "adapter": adapter_record(adapter),
             "paths": paths,
             "seed": seed,
             "exact": exact,

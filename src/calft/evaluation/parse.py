@@ -45,10 +45,10 @@ def may_become_number(text: str) -> bool:
     return NUMBER_PREFIX.fullmatch(cleaned) is not None
 
 
-def judge(texts: list[str], family_id: str, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(value, valid) for every generation: value NaN when it does not parse."""
+def in_support(values: np.ndarray, family_id: str, params: dict) -> np.ndarray:
+    """Whether each value is finite, in the family's support (inclusive bounds) and, for integer
+    families, integer-valued."""
     family = get_family(family_id)
-    values = np.array([np.nan if (v := parse_number(t)) is None else v for t in texts], dtype=float)
     low, high = family.support(params)
     valid = np.isfinite(values)
     if low is not None:
@@ -58,4 +58,10 @@ def judge(texts: list[str], family_id: str, params: dict) -> tuple[np.ndarray, n
     if family.integer:
         with np.errstate(invalid="ignore"):
             valid &= np.abs(values - np.round(values)) <= INTEGER_TOLERANCE
-    return values, valid
+    return valid
+
+
+def judge(texts: list[str], family_id: str, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(value, valid) for every generation: value NaN when it does not parse."""
+    values = np.array([np.nan if (v := parse_number(t)) is None else v for t in texts], dtype=float)
+    return values, in_support(values, family_id, params)

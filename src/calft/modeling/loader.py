@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from calft import artifacts
 from calft.errors import UserError
@@ -38,6 +39,11 @@ def _loading(what: str, source):
     except (OSError, ValueError, RuntimeError) as error:  # RuntimeError: weights of the wrong shape
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"cannot load the {what} from '{source}' ({first_line})") from None
+    except SafetensorError as error:
+        raise UserError(
+            f"cannot load the {what} from '{source}': a weights file is damaged or incomplete ({error}); copy it "
+            "again, or rerun the rule that prepared the folder"
+        ) from None
 
 
 def model_source(model_dir, entry: ModelEntry | None = None) -> ModelSource:
@@ -197,6 +203,22 @@ def load(
         _check_adapter_weights(adapter, model, record.get("zero_weights", []))
     model = model.to(device or default_device()).eval()
     return LoadedModel(model, tokenizer, chat, stop_token_ids(model_dir, tokenizer, chat))
+
+
+def adapter_record(adapter) -> dict | None:
+    """What results record about the adapter they ran (None: the base model): its folder, the method
+    and settings it was trained with, its training targets' grid and its weights' checksum."""
+    if adapter is None:
+        return None
+    config = artifacts.read_record(adapter, "adapter")["config"]
+    targets = config.get("targets") if isinstance(config.get("targets"), dict) else {}
+    return {
+        "path": str(adapter),
+        "method": config.get("method"),
+        "training": config.get("training"),
+        "targets": {key: targets.get(key) for key in ("prompt_set", "decimals", "max_bins")},
+        "weights_sha256": config.get("weights_sha256"),
+    }
 
 
 def model_record(entry: ModelEntry, model_dir) -> dict:

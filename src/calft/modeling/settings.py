@@ -14,6 +14,7 @@ class ModelEntry(Section):
 
     SCHEMA_PATH = ("$defs", "model")
     LABEL = "model"
+    name: str | None  # the key in the config's `models`, filled in by the workflow
     source: str
     path: str | None
     revision: str | None

@@ -1,19 +1,58 @@
 """The paper's ablations (Appendix E) from cached parquet: Table 24 (what the output space and the trie
 cost to build over the precision grid), Tables 25-26 (soft and hard training variants, family-median
-normalized W1 per model and split against the one evaluation reference) and the rows' marks (the
-final setting; the best value per model and split in bold).
+normalized W1 per model and split against the one evaluation reference, each run's settings as its
+training log records them) and the rows' marks (the final setting; the best value per model and
+split in bold).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
+from calft import artifacts
+from calft.errors import UserError
 from calft.methods import METHODS
+from calft.report import records
 from calft.report.flat_tables import FINAL
+from calft.report.settings import AblationRun
 from calft.report.tables import SET_TITLES
 
 MIB = 2**20
+
+
+def cost_reference(construction_cost) -> dict:
+    """The evaluation reference the construction-cost measurements mark, as they record it."""
+    recorded = artifacts.read_provenance(construction_cost)["config"].get("reference")
+    if not isinstance(recorded, dict) or not {"decimals", "max_bins"} <= set(recorded):
+        raise UserError(f"{construction_cost} records no evaluation reference: rerun the rule construction_cost")
+    return recorded
+
+
+def recorded_runs(runs: list[AblationRun], train_logs: dict) -> list[AblationRun]:
+    """The rows of Tables 25-26 with the settings their training logs record; a run trained with
+    other settings than the report is asked for (a variant edited after training) is an error."""
+    recorded = []
+    for run in runs:
+        grids = {
+            model: records.trained_grid(train_logs[model, run.method, run.variant], run.method) for model in run.models
+        }
+        configured = {key: getattr(run, key) for key in ("decimals", "max_bins", "draws_per_prompt", "epochs")}
+        for model, grid in grids.items():
+            if grid != configured:
+                changed = [key for key in configured if grid[key] != configured[key]]
+                was = ", ".join(f"{key} {grid[key]}" for key in changed)
+                now = ", ".join(f"{key} {configured[key]}" for key in changed)
+                name = f"variant '{run.variant}' of {run.method}" if run.variant else f"the final {run.method} setting"
+                raise UserError(
+                    f"{name} on {model} was trained with {was}, but the config now says {now}: retrain it "
+                    f"with `snakemake --cores all {'ablations' if run.variant else 'all'}` (its changed settings "
+                    "rerun its training), or restore the config"
+                )
+        recorded.append(dataclasses.replace(run, **next(iter(grids.values()))))
+    return recorded
 
 
 def construction_cost_table(cost: pd.DataFrame, reference: tuple[int, int]) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from calft import artifacts, layout, methods
+from calft.errors import UserError
 from calft.report import aggregates, items
 from calft.report.settings import AblationSelection, ReportSelection
 
@@ -34,7 +35,7 @@ def aggregate_ablations(
     settings: AblationSelection, results: str, construction_cost: str, ood_targets: str | None, output: str
 ) -> None:
     """Tables 24-26 and Figure 14 from the construction-cost parquet and the variants' scores."""
-    from calft.report import ablations
+    from calft.report import ablations, records
     from calft.report import tables as report
     from calft.report.writers import write_flat_table
 
@@ -43,20 +44,25 @@ def aggregate_ablations(
     for path in outputs:
         artifacts.check_output(path, "report")
     inputs = layout.ablation_inputs(settings, results)
+    records.check_cells(inputs, variants=True)
+    runs = ablations.recorded_runs(settings.rows, inputs["train_log"])
     cost = report.read(construction_cost, "construction_cost")
-    recorded = artifacts.read_provenance(construction_cost)["config"]["reference"]
+    reference = ablations.cost_reference(construction_cost)
     rows = report.load(inputs) if inputs["scores"] else None
+    if rows is not None and rows.reference.iloc[0] != report.reference_label(reference):
+        raise UserError(
+            f"{construction_cost} marks the evaluation reference {report.reference_label(reference)} but the "
+            f"scores were measured against {rows.reference.iloc[0]}: rerun the rule construction_cost"
+        )
     folder.mkdir(parents=True, exist_ok=True)
 
-    table = ablations.construction_cost_table(cost, (recorded["decimals"], recorded["max_bins"]))
+    table = ablations.construction_cost_table(cost, (reference["decimals"], reference["max_bins"]))
     title = "Table 24: construction cost of the output space and the trie over the precision grid"
     note = "per prompt, one at a time; peaks are tracemalloc's; ★ = the evaluation reference"
     write_flat_table(folder, "table24_construction_cost", table, title, note)
     for method in settings.methods:
         number = items.ABLATION_TABLES[method]
-        table = ablations.variant_table(
-            aggregates.summary(rows), settings.rows, method, settings.models, settings.prompt_sets
-        )
+        table = ablations.variant_table(aggregates.summary(rows), runs, method, settings.models, settings.prompt_sets)
         title = ablations.variant_title(method, number, settings.prompt_sets, rows.reference.iloc[0])
         write_flat_table(
             folder,
@@ -66,17 +72,17 @@ def aggregate_ablations(
             "★ = the final setting; bold = the best per model and split; — = undefined",
         )
     if settings.soft_models and ood_targets:
-        _figure14(settings, inputs, ood_targets, folder)
+        _figure14(settings, runs, inputs, ood_targets, folder)
     log(f"wrote Tables 24-26 and Figure 14 to {folder}")
 
 
-def _figure14(settings: AblationSelection, inputs: dict, ood_targets: str, folder: Path) -> None:
+def _figure14(settings: AblationSelection, runs: list, inputs: dict, ood_targets: str, folder: Path) -> None:
     """Per model, the OOD samples of every soft run coloured by its training decimals."""
     from calft.report import figures as plots
     from calft.report import tables as report
 
     prompts = artifacts.read_table(ood_targets, "targets", ["prompt_id", "family", "params"]).to_pandas().astype(str)
-    runs = {run.variant: run for run in settings.rows if run.method == methods.SOFT}
+    runs = {run.variant: run for run in runs if run.method == methods.SOFT}
     decimals = sorted({run.decimals for run in runs.values()})
     bins = sorted({run.max_bins for run in runs.values()})
     for model in settings.soft_models:

@@ -21,6 +21,7 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams["text.parse_math"] = False  # generated text is data: '$x^$' is drawn as it is
     return plt
 
 

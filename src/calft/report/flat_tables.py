@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from calft.report import text
+
 FINAL = "final"  # the label of each method's top-level setting among its variants
 
 
@@ -34,11 +36,13 @@ def _text(value) -> str:
     return str(value)
 
 
-def _rows(table: pd.DataFrame, bold, marked: str) -> list[list[str]]:
+def _rows(table: pd.DataFrame, bold, marked, escape) -> list[list[str]]:
+    """Each row's cells as text, escaped for the format; the best value bold, a marked row marked."""
     best = _best(table)
     rows = []
     for _, row in table.iterrows():
-        cells = [bold(_text(row[c])) if c in best and row[c] == best[c] else _text(row[c]) for c in table.columns]
+        cells = [escape(_text(row[c])) for c in table.columns]
+        cells = [bold(cell) if c in best and row[c] == best[c] else cell for c, cell in zip(table.columns, cells)]
         if row.get("variant") == FINAL or row.get("row"):
             cells[0] = marked(cells[0])
         rows.append(cells)
@@ -49,10 +53,11 @@ def to_markdown(table: pd.DataFrame, title: str, note: str = "") -> str:
     lines = [
         f"**{title}**" + (f" ({note})" if note else ""),
         "",
-        "| " + " | ".join(table.columns) + " |",
+        "| " + " | ".join(map(text.markdown, table.columns)) + " |",
         "|" + "---|" * len(table.columns),
     ]
-    lines += ["| " + " | ".join(cells) + " |" for cells in _rows(table, lambda t: f"**{t}**", lambda t: f"{t} ★")]
+    rows = _rows(table, lambda t: f"**{t}**", lambda t: f"{t} ★", text.markdown)
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -66,8 +71,8 @@ def to_latex(table: pd.DataFrame, title: str, note: str = "") -> str:
         r"\midrule",
     ]
     lines += [
-        " & ".join(escape(c) for c in cells) + r" \\"
-        for cells in _rows(table, lambda t: rf"\textbf{{{t}}}", lambda t: rf"\rowcolor{{green!15}}{t}")
+        " & ".join(cells) + r" \\"
+        for cells in _rows(table, lambda t: rf"\textbf{{{t}}}", lambda t: rf"\rowcolor{{green!15}}{t}", escape)
     ]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ import re
 import pandas as pd
 
 from calft.methods import BASE, HARD, SOFT, TRAINED
+from calft.report import text
 from calft.transfer.metrics import novelty_utility
 
 TOP_PARTITIONS = 5
@@ -184,16 +185,17 @@ def to_markdown(cases: pd.DataFrame, regime: str) -> str:
     ]
     if cases.empty:
         return "\n".join(lines + ["No prompt qualifies in this run.", ""])
-    escape = lambda text: text.replace("|", r"\|")  # noqa: E731
     for number, rows in cases.groupby("case", sort=True):
         methods, labels, grid = _case_grid(rows)
         lines += [
-            f"*{escape(_caption(regime, number, rows))}*",
+            f"*{text.markdown(_caption(regime, number, rows))}*",
             "",
-            "| rank | " + " | ".join(methods) + " |",
+            "| rank | " + " | ".join(map(text.markdown, methods)) + " |",
             "|---|" + "---|" * len(methods),
         ]
-        lines += ["| " + " | ".join(escape(c) for c in [label, *cells]) + " |" for label, cells in zip(labels, grid)]
+        lines += [
+            "| " + " | ".join(text.markdown(c) for c in [label, *cells]) + " |" for label, cells in zip(labels, grid)
+        ]
         lines.append("")
     return "\n".join(lines)
 

@@ -99,7 +99,11 @@ class AblationSelection(Section):
                     f"settings.runs: {name} has variants and needs exactly one final run (variant ''), "
                     f"not {len(finals)}"
                 )
+        seen = set()
         for run in self.rows:
+            if (run.method, run.variant) in seen:
+                problems.append(f"settings.runs: run {run.method}~{run.variant} is listed twice")
+            seen.add((run.method, run.variant))
             unknown = [model for model in run.models if model not in self.models]
             if unknown:
                 problems.append(

@@ -39,9 +39,13 @@ def read(path: Path, kind: str) -> pd.DataFrame:
     return artifacts.read_table(path, kind).to_pandas()
 
 
-def _reference(path: Path) -> str:
-    reference = artifacts.recorded_reference(path)
+def reference_label(reference: dict) -> str:
+    """An evaluation reference as the tables name it."""
     return f"d={reference['decimals']}, {reference['max_bins']} bins"
+
+
+def _reference(path: Path) -> str:
+    return reference_label(artifacts.recorded_reference(path))
 
 
 def check_one_reference(frames: dict[Path, str]) -> str:

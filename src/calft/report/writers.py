@@ -11,7 +11,7 @@ import pandas as pd
 
 from calft import artifacts, methods
 from calft.methods import MAIN
-from calft.report import aggregates, items
+from calft.report import aggregates, items, records, text
 from calft.report import figures as plots
 from calft.report import tables as report_tables
 from calft.report.settings import ReportSelection
@@ -102,6 +102,7 @@ class Report:
 
     def read_all(self) -> None:
         """Read (and check) the inputs every selection needs, before anything is written."""
+        records.check_cells(self.inputs)
         report_tables.check_one_snapshot(self.inputs)
         for name in ("rows", "retention", "perplexity", "transfer", "ood_prompts", "ood_samples"):
             getattr(self, name)
@@ -111,7 +112,7 @@ class Report:
 
     def table(self, name: str, table, columns, title: str) -> None:
         """A table with a column per (measure, method), as csv, md and tex."""
-        self.text(self.tables / f"{name}.csv", table.to_csv())
+        self.text(self.tables / f"{name}.csv", text.csv_safe(table).to_csv())
         self.text(self.tables / f"{name}.md", report_tables.to_markdown(table, title, columns))
         self.text(self.tables / f"{name}.tex", report_tables.to_latex(table, title, columns))
 
@@ -132,14 +133,14 @@ def write_flat_table(folder: Path, name: str, table, title: str, note: str = "")
     """A table whose columns are its own (no per-method groups), as csv, md and tex."""
     from calft.report import flat_tables
 
-    write_text(folder / f"{name}.csv", table.to_csv(index=False))
+    write_text(folder / f"{name}.csv", text.csv_safe(table).to_csv(index=False))
     write_text(folder / f"{name}.md", flat_tables.to_markdown(table, title, note))
     write_text(folder / f"{name}.tex", flat_tables.to_latex(table, title, note))
 
 
 def summary(report: Report) -> None:
-    report.text(report.tables / "per_prompt.csv", report.per_prompt.to_csv(index=False))
-    report.text(report.tables / "summary.csv", report.summary.to_csv(index=False))
+    report.text(report.tables / "per_prompt.csv", text.csv_safe(report.per_prompt).to_csv(index=False))
+    report.text(report.tables / "summary.csv", text.csv_safe(report.summary).to_csv(index=False))
 
 
 def structured(report: Report, which: str) -> None:
@@ -292,7 +293,7 @@ def novelty_cases(report: Report, regime: str) -> None:
     shown = [method for method in MAIN if method in report.selection.methods]
     name = items.novelty_case_tables(report.selection.methods)[regime]
     rows = cases.case_rows(generations, scores, cases.choose_cases(scores, regime), shown)
-    report.text(report.tables / f"{name}.csv", rows.to_csv(index=False))
+    report.text(report.tables / f"{name}.csv", text.csv_safe(rows).to_csv(index=False))
     report.text(report.tables / f"{name}.md", cases.to_markdown(rows, regime))
     report.text(report.tables / f"{name}.tex", cases.to_latex(rows, regime))
 

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from calft import artifacts
+from calft.errors import UserError
 from calft.retention.cli import perplexity_data_kind, retention_data_kind
 from calft.retention.settings import Perplexity, PerplexitySettings, Retention, RetentionSettings
 
@@ -34,6 +35,9 @@ def retention_data(settings: Retention, output: str) -> None:
             )
         artifacts.record_data(folder, artifacts.provenance(kind, settings.to_dict()) | {"revisions": fetched})
     log(f"wrote {settings.suite} retention data to {output}")
+    for task, commit in (fetched or {}).items():
+        if not settings.tinybenchmarks_revisions.get(task) and commit != "local":
+            log(f"read {task} at commit {commit}: pin it as retention.tinybenchmarks_revisions.{task}")
 
 
 def perplexity_data(settings: Perplexity, output: str) -> None:
@@ -48,6 +52,11 @@ def perplexity_data(settings: Perplexity, output: str) -> None:
             for name, documents in data.offline_slices(
                 settings.offline_max_documents, settings.offline_max_chars
             ).items():
+                if not documents:
+                    raise UserError(
+                        f"perplexity.offline_max_chars {settings.offline_max_chars} leaves the offline slice "
+                        f"'{name}' without a document: raise it"
+                    )
                 data.write_slice(folder / name, documents)
         else:
             fetched = data.fetch_paloma(
@@ -55,6 +64,8 @@ def perplexity_data(settings: Perplexity, output: str) -> None:
             )
         artifacts.record_data(folder, artifacts.provenance(kind, settings.to_dict()) | {"revisions": fetched})
     log(f"wrote perplexity data to {output}")
+    if fetched and not settings.paloma_revision:
+        log(f"read {settings.paloma_repository} at commit {fetched}: pin it as perplexity.paloma_revision")
 
 
 def fetch_irt(settings: Retention, output: str) -> None:
@@ -73,7 +84,7 @@ def retention(
     examples: str,
     output: str,
 ) -> None:
-    from calft.modeling.loader import load, model_record
+    from calft.modeling.loader import adapter_record, load, model_record
     from calft.retention.data import load_bundles
     from calft.retention.harness import CalftLM
     from calft.retention.scoring import summarize
@@ -97,7 +108,7 @@ def retention(
         "retention",
         {
             "model": model_record(settings.model, model_dir),
-            "adapter": adapter,
+            "adapter": adapter_record(adapter),
             "retention": section.to_dict(),
             "irt_parameters": irt_parameters,
             "irt_sha256": irt_sha256,
@@ -109,7 +120,7 @@ def retention(
 
 
 def perplexity(settings: PerplexitySettings, model_dir: str, adapter: str | None, data_dir: str, output: str) -> None:
-    from calft.modeling.loader import load, model_record
+    from calft.modeling.loader import adapter_record, load, model_record
     from calft.retention.harness import CalftLM
     from calft.retention.perplexity import evaluate_slices
 
@@ -128,7 +139,7 @@ def perplexity(settings: PerplexitySettings, model_dir: str, adapter: str | None
         "perplexity",
         {
             "model": model_record(settings.model, model_dir),
-            "adapter": adapter,
+            "adapter": adapter_record(adapter),
             "perplexity": section.to_dict(),
             "bos": lm.bos is not None,
         },

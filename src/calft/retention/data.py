@@ -353,8 +353,11 @@ def load_bundles(path: Path) -> dict:
 def fetch_irt_parameters(url: str, output: Path, expected_sha256: str | None) -> str:
     """Download the IRT release, verify its checksum (an unverified download is refused) and convert
     it into a numpy archive at `output`. Returns the release's sha256."""
-    with urllib.request.urlopen(url, timeout=120) as response:
-        release = response.read()
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            release = response.read()
+    except (OSError, ValueError) as error:  # URLError and HTTPError are OSErrors; ValueError: not a URL
+        raise UserError(f"cannot fetch retention.irt_url {url} ({error})") from None
     digest = hashlib.sha256(release).hexdigest()
     if not expected_sha256:
         raise UserError(

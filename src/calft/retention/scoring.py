@@ -6,7 +6,7 @@ perplexity and bits per byte per slice and pooled. Pure Python, numpy and pandas
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 import numpy as np
 import pandas as pd
@@ -23,9 +23,10 @@ def normalize_number(text: str) -> str | None:
         value = Decimal(text.replace(",", ""))
     except InvalidOperation:
         return None
-    if value == value.to_integral_value():
-        return str(int(value))
-    return format(value.normalize(), "f")
+    if value.is_zero():
+        return "0"
+    with localcontext(prec=max(28, len(text))):  # exact, however many digits a degenerate answer has
+        return format(value.normalize(), "f")  # integers without a fractional part
 
 
 def gsm8k_gold(answer: str) -> str | None:

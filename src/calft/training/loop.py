@@ -224,7 +224,7 @@ def _training_data(run: Run, tokenizer) -> tuple[list[str], list[str], object, l
 
 
 def _resume(
-    run: Run, fingerprint: str, model, optimizer, scheduler, sharded: bool, device: torch.device
+    run: Run, fingerprint: str, model, optimizer, scheduler, sharded: bool, device: torch.device, total_steps: int
 ) -> tuple[int, list, int | None]:
     """(step, log rows, last saved step) of the checkpoint of this very run, restored into the model,
     optimizer, schedule and generators; (0, [], None) to start afresh."""
@@ -234,11 +234,22 @@ def _resume(
     if recorded != fingerprint:
         log(f"ignoring {run.checkpoints}: it belongs to another configuration")
         return 0, [], None
-    _restore_training_state(model, optimizer, state["adapter"], state["optimizer"], sharded)
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"])
-    if device.type == "cuda" and state["cuda_rng"] is not None:
-        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    weights = model.state_dict() if not sharded else None  # FSDP checks shapes as it restores
+    problem = checkpoint.state_problem(state, total_steps, weights)
+    if problem is None:
+        try:
+            _restore_training_state(model, optimizer, state["adapter"], state["optimizer"], sharded)
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            if device.type == "cuda" and state["cuda_rng"] is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            problem = checkpoint.optimizer_problem(optimizer)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
+            problem = (
+                f"does not fit this run ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+            )
+    if problem:
+        raise UserError(f"the checkpoint {run.checkpoints} {problem}: {checkpoint.way_out(run.checkpoints)}")
     return state["step"], state["rows"], state["step"]
 
 
@@ -337,6 +348,8 @@ def _device_record(device: torch.device, world: int) -> dict:
 
 
 def _write_outputs(run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str, device: dict) -> None:
+    if not all(torch.isfinite(tensor).all() for tensor in weights.values()):
+        raise RunError(f"the adapter's weights are not finite after step {len(rows)}: nothing was written")
     config = {
         "method": run.method,
         "model": model_record(run.model, run.model_dir),
@@ -445,7 +458,7 @@ def run_training(run: Run) -> None:
 
     # -- resume
     fingerprint = _fingerprint(run)
-    step, rows, saved = _resume(run, fingerprint, model, optimizer, scheduler, sharded, device)
+    step, rows, saved = _resume(run, fingerprint, model, optimizer, scheduler, sharded, device, total_steps)
     save_checkpoint = partial(
         _save_checkpoint, run, fingerprint, model=model, optimizer=optimizer, scheduler=scheduler, sharded=sharded,
         device=device, rank=rank,

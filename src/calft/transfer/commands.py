@@ -14,7 +14,7 @@ log = logging.getLogger(__name__).info
 
 
 def open_ended(settings: OpenEndedSettings, model_dir: str, adapter: str | None, samples: str, output: str) -> None:
-    from calft.modeling.loader import load, model_record
+    from calft.modeling.loader import adapter_record, load, model_record
     from calft.transfer.open_ended import THRESHOLDS, evaluate_open_ended
 
     ssot = settings.prompting == methods.SEED_THEN_ANSWER
@@ -23,7 +23,7 @@ def open_ended(settings: OpenEndedSettings, model_dir: str, adapter: str | None,
         "open_ended",
         {
             "model": model_record(settings.model, model_dir),
-            "adapter": adapter,
+            "adapter": adapter_record(adapter),
             "ssot": ssot,
             "settings": settings.open_ended.to_dict(),
             "thresholds": THRESHOLDS.tolist(),
@@ -38,13 +38,17 @@ def open_ended(settings: OpenEndedSettings, model_dir: str, adapter: str | None,
 
 
 def mcq(settings: McqSettings, model_dir: str, adapter: str | None, samples: str, output: str) -> None:
-    from calft.modeling.loader import load, model_record
+    from calft.modeling.loader import adapter_record, load, model_record
     from calft.transfer.mcq import evaluate_mcq
 
     summary, generated = evaluate_mcq(load(model_dir, settings.model, adapter), settings.mcq)
     info = artifacts.provenance(
         "mcq",
-        {"model": model_record(settings.model, model_dir), "adapter": adapter, "settings": settings.mcq.to_dict()},
+        {
+            "model": model_record(settings.model, model_dir),
+            "adapter": adapter_record(adapter),
+            "settings": settings.mcq.to_dict(),
+        },
     )
     artifacts.write_frame(generated, samples, info | {"artifact": "mcq_samples"})
     artifacts.write_frame(pd.DataFrame([summary]), output, info)
@@ -66,7 +70,7 @@ def noveltybench(
     defaults to the setting's folder."""
     import torch
 
-    from calft.modeling.loader import load, model_record
+    from calft.modeling.loader import adapter_record, load, model_record
     from calft.modeling.source import resolve
     from calft.transfer.noveltybench import generate_answers, rate_answers, read_prompt_files
 
@@ -87,7 +91,7 @@ def noveltybench(
         "noveltybench",
         {
             "model": model_record(settings.model, model_dir),
-            "adapter": adapter,
+            "adapter": adapter_record(adapter),
             "settings": section.to_dict(),
             "evaluators": loaded_evaluators,
         },
@@ -106,6 +110,6 @@ def fetch_noveltybench(settings: NoveltyBench, output: str) -> None:
     with artifacts.atomic_path(output, "eval_data/noveltybench") as folder:
         folder.mkdir()
         fetch_prompts(settings.prompts_url, folder)
-        read_prompt_files(folder, settings.splits, None)  # the full splits, with the benchmark's counts
+        read_prompt_files(folder, settings.splits, None, settings.prompts_url)  # the benchmark's counts
         artifacts.record_data(folder, artifacts.provenance("eval_data/noveltybench", settings.to_dict()))
     log(f"fetched NoveltyBench's prompts from {settings.prompts_url} to {output}")

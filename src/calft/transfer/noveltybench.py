@@ -44,26 +44,28 @@ class Prompt(NamedTuple):
     category: str | None
 
 
-def read_prompt_files(data_dir: Path, splits: list[str], limit: int | None) -> dict[str, list[Prompt]]:
-    """Each split's prompts; the full splits must have the benchmark's counts."""
+def read_prompt_files(
+    data_dir: Path, splits: list[str], limit: int | None, url: str | None = None
+) -> dict[str, list[Prompt]]:
+    """Each split's prompts; the full splits must have the benchmark's counts. Messages name the
+    files at `url` when they were just fetched from there."""
     prompts = {}
     for split in splits:
         name, expected = layout.NOVELTY_PROMPT_FILES[split], PROMPT_COUNTS[split]
         path = Path(data_dir) / name
+        shown = f"{url.rstrip('/')}/{UPSTREAM_FILES[split]}" if url else path
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as error:
-            raise UserError(f"cannot read {path} ({error})") from None
-        records = [_prompt(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
+            raise UserError(f"cannot read {shown} ({error})") from None
+        records = [_prompt(shown, number, line) for number, line in enumerate(lines, 1) if line.strip()]
         if len(records) != expected:
-            raise UserError(
-                f"{Path(data_dir) / name} has {len(records)} prompts; NoveltyBench's {split} has {expected}"
-            )
+            raise UserError(f"{shown} has {len(records)} prompts; NoveltyBench's {split} has {expected}")
         prompts[split] = records[:limit]
     return prompts
 
 
-def _prompt(path: Path, number: int, line: str) -> Prompt:
+def _prompt(path, number: int, line: str) -> Prompt:
     """The stripped `prompt` field of one JSON line of a prompt file, and its `category` if any."""
     try:
         record = json.loads(line)
@@ -85,8 +87,10 @@ def fetch_prompts(base_url: str, output: Path) -> None:
         try:
             with urllib.request.urlopen(base_url + upstream, timeout=120) as response:
                 (output / layout.NOVELTY_PROMPT_FILES[split]).write_bytes(response.read())
-        except OSError as error:
-            raise UserError(f"cannot fetch {base_url + upstream} ({error})") from None
+        except (OSError, ValueError) as error:  # ValueError: not a URL
+            raise UserError(
+                f"cannot fetch {base_url + upstream} (transfer.noveltybench.prompts_url; {error})"
+            ) from None
 
 
 def rating(reward: float) -> int:

@@ -1,0 +1,113 @@
+"""What the report's inputs record, checked against the cells they fill.
+
+A results file sits in the folder of a model, a method (and a training variant) and a prompt set;
+its provenance records what actually ran: the model (by its name in `models`), the adapter with the
+method and settings it was trained with, String Seed of Thought or not, and the prompt set. The
+report refuses a file whose record names another cell (a file copied from another results folder),
+and prints the training settings the records hold, never those of today's config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from calft import artifacts
+from calft.errors import UserError
+from calft.methods import METHODS, SEED_THEN_ANSWER
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Where a results file sits: model, method, training variant ('' the final setting), prompt set."""
+
+    model: str
+    method: str
+    variant: str = ""
+    prompt_set: str | None = None
+
+    @classmethod
+    def of(cls, kind: str, key: tuple, variants: bool) -> Cell:
+        """The cell of an input of `kind` keyed (model, method[, variant][, prompt set]) (calft.layout)."""
+        model, method, *rest = key
+        variant = rest.pop(0) if variants else ""
+        prompt_set = rest[0] if rest else ("ood" if kind == "ood_samples" else None)
+        return cls(model, method, variant, prompt_set)
+
+    @property
+    def label(self) -> str:
+        run = f"{self.method}~{self.variant}" if self.variant else self.method
+        return f"{self.model}/{run}" + (f" ({self.prompt_set})" if self.prompt_set else "")
+
+
+def _run(config: dict) -> dict:
+    """The part of a record that says what ran: a score's is its samples' record."""
+    samples = config.get("samples")
+    return samples if isinstance(samples, dict) else config
+
+
+def _recorded_prompt_set(config: dict) -> str | None:
+    for holder in (config.get("reference"), _run(config).get("targets")):
+        if isinstance(holder, dict) and holder.get("prompt_set"):
+            return holder["prompt_set"]
+    return None
+
+
+def cell_problem(path: Path, cell: Cell, config: dict) -> str | None:
+    """How the record `config` of the file `path` contradicts its cell, or None."""
+    ran = _run(config)
+    model = ran.get("model") if isinstance(ran.get("model"), dict) else {}
+    if model.get("name") not in (None, cell.model):
+        return f"records model '{model['name']}'"
+    method = METHODS[cell.method]
+    expected = cell.method if method.adapter else None
+    if "method" in ran:  # a training log records its method itself
+        trained = ran["method"]
+    elif "adapter" not in ran:
+        trained = expected  # a record that does not say
+    elif isinstance(ran["adapter"], dict):
+        trained = ran["adapter"].get("method")
+    elif ran["adapter"] is None:
+        trained = None
+    else:  # older records name only the adapter's folder
+        trained = expected if method.adapter else "another"
+    if trained != expected:
+        return f"records {'the base model' if trained is None else f'a {trained} adapter'}"
+    ssot = ran.get("ssot")
+    if ssot is not None and ssot != (method.prompting == SEED_THEN_ANSWER):
+        return "records String Seed of Thought prompting" if ssot else "records direct prompting"
+    recorded_set = _recorded_prompt_set(config)
+    if cell.prompt_set and recorded_set and recorded_set != cell.prompt_set:
+        return f"records prompt set '{recorded_set}'"
+    return None
+
+
+def check_cells(inputs: dict, variants: bool = False) -> None:
+    """Every input's record agrees with the cell it fills (see cell_problem); the first that does not
+    is an error naming the file, its cell and what it records."""
+    for kind, paths in inputs.items():
+        for key, path in paths.items():
+            if not Path(path).exists():
+                continue  # the reader names a missing file
+            cell = Cell.of(kind, key, variants)
+            problem = cell_problem(path, cell, artifacts.read_provenance(path)["config"])
+            if problem:
+                raise UserError(
+                    f"{path} fills the cell {cell.label} but {problem}: it was copied from another results "
+                    "folder? Rerun the step that makes it"
+                )
+
+
+def trained_grid(train_log: Path, method: str) -> dict:
+    """The settings Tables 25-26 print for a run, as its training log records them."""
+    config = artifacts.read_provenance(train_log)["config"]
+    training, targets = config.get("training"), config.get("targets")
+    if not isinstance(training, dict) or not isinstance(targets, dict):
+        raise UserError(f"{train_log} records no training settings: retrain it with this version of calft")
+    schedule = METHODS[method].training.schedule(training)
+    return {
+        "decimals": targets.get("decimals"),
+        "max_bins": targets.get("max_bins"),
+        "draws_per_prompt": schedule["draws_per_prompt"],
+        "epochs": schedule["epochs"],
+    }

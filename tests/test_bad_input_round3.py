@@ -108,6 +108,13 @@ def test_a_results_file_of_another_method_or_model_is_refused_naming_both(tmp_pa
     assert "soft/scores/ood.parquet fills the cell smol/soft (ood) but records a hard adapter" in message
     assert not (tmp_path / "tables").exists()
 
+    variant = results / "smol" / "soft~soft-d3" / "scores" / "ood.parquet"
+    shutil.copy(variant, results / "smol" / "soft" / "scores" / "ood.parquet")  # the d=3 variant's as the final's
+    assert main(aggregate) == 2
+    assert "records an adapter trained on d=3, 50 bins with other settings than the training log of smol/soft" in (
+        _error(capsys)
+    )
+
     shutil.copy(work / "results" / "smol" / "soft" / "scores" / "ood.parquet", results / "smol" / "soft" / "scores")
     shutil.copytree(results / "smol", results / "other")
     assert main([*aggregate[:1], *cli_settings(**report | {"models": ["other"]}), *aggregate[3:]]) == 2

@@ -82,20 +82,55 @@ def cell_problem(path: Path, cell: Cell, config: dict) -> str | None:
     return None
 
 
+GRID = ("prompt_set", "decimals", "max_bins")
+
+
+def _trained(config: dict) -> tuple | None:
+    """(training targets' grid, training settings) of a training log's record or of the adapter a
+    result records; None where it does not say."""
+    holder = config if "method" in config else _run(config).get("adapter")
+    if not isinstance(holder, dict) or not isinstance(holder.get("targets"), dict):
+        return None
+    return tuple(holder["targets"].get(key) for key in GRID), holder.get("training")
+
+
+def _adapter_problem(config: dict, log_config: dict | None, cell: Cell) -> str | None:
+    """A result of a trained cell must record the adapter its folder's training log records."""
+    recorded, trained = _trained(config), _trained(log_config) if log_config else None
+    if recorded is None or trained is None or recorded == trained:
+        return None
+    (prompt_set, decimals, bins), _ = recorded
+    return (
+        f"records an adapter trained on d={decimals}, {bins} bins with other settings than the training log "
+        f"of {cell.model}/{cell.method}{'~' + cell.variant if cell.variant else ''} records"
+    )
+
+
 def check_cells(inputs: dict, variants: bool = False) -> None:
-    """Every input's record agrees with the cell it fills (see cell_problem); the first that does not
-    is an error naming the file, its cell and what it records."""
+    """Every input's record agrees with the cell it fills (see cell_problem), and a trained cell's
+    results record the adapter its training log records; the first that does not is an error naming
+    the file, its cell and what it records."""
+    logs = {
+        Cell.of("train_log", key, variants): artifacts.read_provenance(path)["config"]
+        for key, path in inputs.get("train_log", {}).items()
+        if Path(path).exists()
+    }
     for kind, paths in inputs.items():
         for key, path in paths.items():
             if not Path(path).exists():
                 continue  # the reader names a missing file
             cell = Cell.of(kind, key, variants)
-            problem = cell_problem(path, cell, artifacts.read_provenance(path)["config"])
+            config = artifacts.read_provenance(path)["config"]
+            problem = cell_problem(path, cell, config) or _adapter_problem(config, logs.get(_trained_cell(cell)), cell)
             if problem:
                 raise UserError(
                     f"{path} fills the cell {cell.label} but {problem}: it was copied from another results "
                     "folder? Rerun the step that makes it"
                 )
+
+
+def _trained_cell(cell: Cell) -> Cell:
+    return Cell(cell.model, cell.method, cell.variant)
 
 
 def trained_grid(train_log: Path, method: str) -> dict:

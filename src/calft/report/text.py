@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")  # an inner '_' is plain text
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as the start of a formula
 
 

@@ -167,7 +167,11 @@ def test_the_irt_download_is_refused_unless_its_checksum_is_recorded_and_matches
         ("#### 3 or 4", None, "4"),
         ("The answer is 42.", None, "42"),
         ("no number at all", None, None),
-        ("####\n5", None, "5"),
+        ("####\n5", "5", "5"),  # the answer on the line after the marker
+        ("####\n\n 5 apples\n6", "5", "6"),
+        ("####", None, None),
+        ("#### 1234,567", None, "567"),  # not a thousands grouping: two numbers
+        ("total 12,345,678.5", None, "12345678.5"),
     ],
 )
 def test_gsm8k_strict_and_flexible(generation, strict, flexible):
@@ -616,3 +620,23 @@ def test_choice_formats_score_these_continuations(tiny_model_dir, tmp_path, choi
     config = tasks.task_config("mmlu", "mmlu", data / "mmlu.parquet", 8, choice_format)
     simple_evaluate(model=lm, tasks=[config], limit=1, apply_chat_template=True, bootstrap_iters=0)
     assert lm.continuations == scored
+
+
+def test_reference_choices_split_prompt_and_continuation_where_the_reference_does(tiny_model_dir):
+    """Prompt + continuation tokenized together, split after the prompt's own token count: where
+    SmolLM2 merges the prompt's trailing space with the continuation ('Answer: ' + 'A' -> 'ĠA'), the
+    merged token is context, as in the reference, not the lone 'Ġ' of the prompt tokenized alone."""
+    from calft.retention.harness import CalftLM
+
+    lm = CalftLM(load(str(tiny_model_dir), MODEL_ENTRY), batch_size=1)
+    tokenizer = lm.tokenizer
+
+    def reference(prompt: str, continuation: str) -> tuple[list[int], list[int]]:
+        whole = tokenizer(prompt + continuation, add_special_tokens=False).input_ids
+        alone = tokenizer(prompt, add_special_tokens=False).input_ids
+        return whole[: len(alone)], whole[len(alone) :]
+
+    for prompt, continuation in (("Answer: ", "A"), ("Answer:", " A"), ("The sum is ", "12"), ("x\n", " B")):
+        assert lm._encode_pair(prompt, continuation) == reference(prompt, continuation)
+    context, _ = lm._encode_pair("Answer: ", "A")
+    assert context != tokenizer("Answer: ", add_special_tokens=False).input_ids  # the merge across the boundary

@@ -130,6 +130,7 @@ def test_hellaswag_counts_an_empty_ending_as_one_character():
 def test_hellaswag_endings_are_cleaned_of_bracketed_markers_and_double_spaces():
     # " [title]" becomes ". ", other [markers] go, and each run of two spaces becomes one, left to right
     assert scoring.clean_hellaswag("  A man [title] walks.  [header] Then [step] runs  ") == "A man. walks.  Then runs"
+    assert scoring.clean_hellaswag("Stir [a note\nover two lines] well.") == "Stir well."  # a marker may span lines
 
 
 def test_truthfulqa_mc2_is_the_normalized_probability_of_the_true_answers():

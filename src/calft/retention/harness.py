@@ -6,8 +6,8 @@ PALOMA's strided perplexity windows.
   the model entry's `add_special_tokens` decides whether the tokenizer adds its own BOS before the
   rendered text (the reference's double BOS for Gemma and Llama), never lm-eval's BOS check.
 * Answer choices are scored as `retention.choice_format` says: `reference`, the reference's token
-  ids (the rendered prompt tokenized on its own, then the continuation's tokens after it in the
-  tokenization of prompt + continuation; nothing moved between the two); `chat`, lm-eval's
+  ids (prompt + continuation tokenized together and split after as many tokens as the prompt has on
+  its own, so that a token merged across the boundary counts as context); `chat`, lm-eval's
   convention for chat models (the prompt's trailing whitespace moved into the continuation).
 * What every row of a batch begins with (the chat template's opening, few-shot examples) is computed
   once for the batch, in scoring and in generation: the rows' cache continues from it.
@@ -181,8 +181,8 @@ class CalftLM(HFLM):
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         if self.choice_format == "chat":
             return super()._encode_pair(context, continuation)
-        whole, context_ids = self.tok_encode(context + continuation), self.tok_encode(context)
-        return context_ids, whole[len(context_ids) :]
+        whole, split = self.tok_encode(context + continuation), len(self.tok_encode(context))
+        return whole[:split], whole[split:]  # a token merged across the boundary stays in the context
 
     def document_ids(self, text: str) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=False).input_ids

@@ -14,7 +14,11 @@ import pandas as pd
 from calft.retention import irt
 from calft.retention.suites import IRT_SCENARIOS
 
-NUMBER = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?")
+# A number: a sign, then thousands groups ('1,234') or plain digits ('1234'; '1234,567' reads as 1234 and 567),
+# then decimals; the strict answer: what follows the first '####' and any whitespace, newlines included, up to
+# the end of that line (the reference's rules).
+NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+STRICT_ANSWER = re.compile(r"####\s*([^\n\r]+)")
 
 
 def normalize_number(text: str) -> str | None:
@@ -34,10 +38,10 @@ def gsm8k_gold(answer: str) -> str | None:
 
 
 def gsm8k_strict(generation: str) -> str | None:
-    """The only number after the first '####' on its line; None when absent or ambiguous."""
-    if "####" not in generation:
-        return None
-    numbers = NUMBER.findall(generation.split("####", 1)[1].split("\n", 1)[0])
+    """The only number of the line that follows the first '####' (on its own line or the next);
+    None when absent or ambiguous."""
+    answer = STRICT_ANSWER.search(generation)
+    numbers = NUMBER.findall(answer.group(1)) if answer else []
     return normalize_number(numbers[0]) if len(numbers) == 1 else None
 
 
@@ -63,7 +67,7 @@ def spaced(prompt: str, continuation: str) -> str:
 
 def clean_hellaswag(text: str) -> str:
     text = text.strip().replace(" [title]", ". ")
-    text = re.sub(r"\[.*?\]", "", text)
+    text = re.sub(r"\[.*?\]", "", text, flags=re.DOTALL)  # a marker may span lines
     return text.replace("  ", " ")
 
 

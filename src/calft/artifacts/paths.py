@@ -137,12 +137,9 @@ def _folder_kind(path: Path, names: list[str]) -> str | None:
         except (OSError, UserError):
             return None
     entries = [path / name for name in names if name != ".snakemake_timestamp"]
-    records = {
-        json.dumps(_parquet_record(entry), sort_keys=True) if entry.suffix == ".parquet" and entry.is_file() else None
-        for entry in entries
-    }  # the parts of one artifact share one record (the reader refuses any other folder)
-    record = json.loads(records.pop()) if len(records) == 1 and None not in records else None
-    return record["artifact"] if record else None
+    records = [_parquet_record(entry) if entry.suffix == ".parquet" and entry.is_file() else None for entry in entries]
+    first = records[0] if records else None  # the parts of one artifact share one record, as the reader requires
+    return first["artifact"] if first and all(record == first for record in records) else None
 
 
 def _still_at(folder: int, path: Path) -> bool:

@@ -1,7 +1,8 @@
 """Benchmark: build the training targets and token tries, ours against a per-string baseline.
 
-The baseline follows the reference implementation's algorithm (reference spec §4 and §5.1): one
-SciPy law per prompt, one Python format call per canonical string, one `tokenizer.encode` call per
+The baseline is the reference implementation's algorithm as `calft.targets.paper_construction`
+restates it for Table 24 (reference spec §4 and §5.1): one SciPy law per prompt, the whole decimal
+grid materialized before the bin cap, one Python format call and one `tokenizer.encode` call per
 canonical string, and a trie of Python dicts keyed by token tuples. Ours is the real CLI
 (`calft discretize` then `calft build-tries`). Each side runs in its own process; we record wall
 time and the peak resident memory of its whole process tree (workers included). Ours is measured
@@ -19,7 +20,9 @@ sides are timed on that same subset; ours also runs on the full grid.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -27,8 +30,6 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-
-import numpy as np
 
 # The reference implementation's own figures on a 2-core machine with the SmolLM2 tokenizer, full
 # training grid (1988 prompts), targets plus tries: the goal is 20x faster.
@@ -86,72 +87,27 @@ def _measure_once(command: list[str]) -> tuple[float, float]:
     return time.perf_counter() - start, peak / 1e9
 
 
-# ---------------------------------------------------------------------------------------------
-# Baseline: the reference implementation's per-prompt, per-string algorithm.
-
-
-def baseline_output_space(prompt, decimals, max_bins):
-    from calft.targets.families import get_family
-
-    family = get_family(prompt.family)
-    law = family.frozen(prompt.params)
-    low, high = family.support(prompt.params)
-    if family.integer:
-        lo = int(np.floor(low)) if low is not None else int(np.floor(law.ppf(0.001)))
-        hi = int(np.ceil(high)) if high is not None else int(np.ceil(law.ppf(0.999)))
-        values = list(range(lo, hi + 1))[:max_bins]
-        masses = [float(law.pmf(v)) for v in values]
-        if high is None:
-            masses[-1] += max(0.0, 1.0 - float(law.cdf(values[-1])))
-        strings = [str(v) for v in values]
-    else:
-        lower, upper = float(law.ppf(0.001)), float(law.ppf(0.999))
-        lower = max(lower, low) if low is not None else lower
-        upper = min(upper, high) if high is not None else upper
-        step = 10**-decimals
-        first, count = int(np.ceil(lower / step)), int(np.floor(upper / step)) - int(np.ceil(lower / step)) + 1
-        kept = np.linspace(0, count - 1, max_bins).astype(int) if count > max_bins else range(count)
-        centres = [(first + int(i)) * step for i in kept]
-        edges = [lower] + [(a + b) / 2 for a, b in zip(centres, centres[1:])] + [upper]
-        cdf = law.cdf(np.array(edges))
-        masses = list(np.diff(cdf))
-        masses[0] += float(cdf[0])
-        masses[-1] += 1.0 - float(cdf[-1])
-        strings = [f"{c:.{decimals}f}" for c in centres]
-    total = sum(masses)
-    return strings, [m / total for m in masses]
-
-
-def baseline_trie(backend, terminator, strings, masses):
-    encode = backend.encode  # the Rust encoder, one call per string: 3x cheaper than transformers' wrapper
-    prefix_mass, next_mass = defaultdict(float), defaultdict(dict)
-    for text, mass in zip(strings, masses):
-        sequence = tuple(encode(text, add_special_tokens=False).ids) + (terminator,)
-        for k in range(len(sequence)):
-            prefix = sequence[:k]
-            prefix_mass[prefix] += mass
-            children = next_mass[prefix]
-            children[sequence[k]] = children.get(sequence[k], 0.0) + mass
-    return {p: ([*c], [m / prefix_mass[p] for m in c.values()]) for p, c in next_mass.items()}
-
-
 def run_baseline(args) -> None:
-    from calft.targets.canonical import load_backend, single_token_id
+    from calft.modeling.tokenizer import load_backend, single_token_id
+    from calft.targets import paper_construction
+    from calft.targets.canonical import CanonicalTokenizer
     from calft.targets.prompts import prompt_set
 
     prompts = prompt_set("train", per_family=args.per_family or None)
     backend = load_backend(args.model)
     terminator = single_token_id(backend, args.terminator)
     tries = []
+    encode = CanonicalTokenizer(backend).encode_text  # the Rust encoder, one call per string
     for prompt in prompts:
-        strings, masses = baseline_output_space(prompt, args.decimals, args.max_bins)
-        tries.append(baseline_trie(backend, terminator, strings, masses))
+        strings, masses = paper_construction.output_space(prompt, args.decimals, args.max_bins)
+        tries.append(paper_construction.trie(strings, masses, encode, terminator))
     print(f"baseline: {len(prompts)} prompts, {sum(len(t) for t in tries)} trie nodes", file=sys.stderr)
 
 
 def run_ours_in_memory(args) -> None:
     """Our modules, the same work as the baseline: one process, one thread, nothing written."""
-    from calft.targets.canonical import CanonicalTokenizer, load_backend, single_token_id
+    from calft.modeling.tokenizer import load_backend, single_token_id
+    from calft.targets.canonical import CanonicalTokenizer
     from calft.targets.discretize import discretize_laws, format_canonical
     from calft.targets.prompts import prompt_set
     from calft.targets.tries import build_trie_forest
@@ -172,14 +128,19 @@ def run_ours_in_memory(args) -> None:
 def ours(args, folder: Path, per_family: int) -> list[str]:
     """A shell command running our CLI on the training grid (`per_family` 0 = all prompts)."""
     targets, tries = folder / f"targets_{per_family}.parquet", folder / f"tries_{per_family}.parquet"
-    thin = f" --per-family {per_family}" if per_family else ""
+    grid = {
+        "prompt_set": "train",
+        "decimals": args.decimals,
+        "max_bins": args.max_bins,
+        "per_family": per_family or None,
+    }
     return [
         "bash",
         "-c",
-        f"calft discretize --prompt-set train{thin} --decimals {args.decimals} --max-bins {args.max_bins} "
-        f"--workers {args.workers} --output {targets} 2>/dev/null && "
-        f"calft build-tries --targets {targets} --tokenizer {args.model} --terminator '{args.terminator}' "
-        f"--output {tries} --workers {args.workers} 2>/dev/null",
+        f"calft discretize --settings {shlex.quote(json.dumps(grid))} --workers {args.workers} --output {targets} "
+        f"2>/dev/null && calft build-tries --settings {shlex.quote(json.dumps({'terminator': args.terminator}))} "
+        f"--targets {targets} --tokenizer {shlex.quote(args.model)} --output {tries} --workers {args.workers} "
+        "2>/dev/null",
     ]
 
 

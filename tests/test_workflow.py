@@ -693,6 +693,7 @@ OPTION_PARAMS = {
     "model",
     "ood_targets",
     "same_tokenizer",
+    "tokenizer_option",
     "tries",
 }  # options quoted where built
 

@@ -206,8 +206,9 @@ def test_the_ablation_tables_mark_the_final_row_and_the_best_per_model_and_split
         run = results / model / ("soft~" + variant if variant else "soft")
         _scores(run / "scores" / "ood.parquet", w1, reference=(5, 100))
         _train_log(run / "train_log.parquet", decimals=3 if variant else 5)
-    cost = pd.DataFrame(
+    calft = pd.DataFrame(
         {
+            "algorithm": "calft",
             "decimals": [2, 2, 5, 5],
             "max_bins": [100, 100, 100, 100],
             "prompt_id": ["p", "q"] * 2,
@@ -220,10 +221,23 @@ def test_the_ablation_tables_mark_the_final_row_and_the_best_per_model_and_split
             "trie_peak_bytes": 2**20,
         }
     )
+    reference = calft.assign(
+        algorithm="reference",
+        trie_nodes=calft.trie_nodes - calft.outputs,
+        space_seconds=[0.01, 0.05, 0.5, 0.7],
+        space_peak_bytes=[2**21, 2**22, 100 * 2**20, 300 * 2**20],
+        trie_seconds=0.04,
+    )
     artifacts.write_frame(
-        cost,
+        pd.concat([reference, calft], ignore_index=True),
         tmp_path / "cost.parquet",
-        artifacts.provenance("construction_cost", {"reference": {"decimals": 5, "max_bins": 100}}),
+        artifacts.provenance(
+            "construction_cost",
+            {
+                "reference": {"decimals": 5, "max_bins": 100},
+                "construction_cost": {"prompt_set": "probe", "tokenizer": "characters"},
+            },
+        ),
     )
     aggregate_ablations(
         _ablation_selection(), str(results), str(tmp_path / "cost.parquet"), None, str(tmp_path / "out")
@@ -239,8 +253,17 @@ def test_the_ablation_tables_mark_the_final_row_and_the_best_per_model_and_split
     assert "| d3 | 3 | 1001 | 1 | 3 | 3 | 0.4 | **0.2** |" in markdown
     assert "against the evaluation reference d=5, 100 bins" in markdown
     table24 = pd.read_csv(tmp_path / "out" / "table24_construction_cost.csv")
-    assert list(table24["output space ms/prompt"]) == pytest.approx([2.0, 3.0])
-    assert list(table24["output space peak MiB"]) == pytest.approx([2.0, 3.0])
+    assert list(table24["mean trie nodes"]) == [50, 100]  # calft's trie: the reference's prefixes and the leaves
+    assert list(table24["output space ms/prompt: calft"]) == pytest.approx([2.0, 3.0])
+    assert list(table24["output space ms/prompt: reference"]) == pytest.approx([30.0, 600.0])
+    assert list(table24["output space ms/prompt: reference/calft"]) == pytest.approx([15.0, 200.0])
+    assert list(table24["output space peak MiB: calft"]) == pytest.approx([2.0, 3.0])  # the worst prompt
+    assert list(table24["output space peak MiB: reference"]) == pytest.approx([4.0, 300.0])
+    assert list(table24["trie ms/prompt: reference/calft"]) == pytest.approx([4.0, 4.0])
+    assert (
+        "the 'probe' prompts, one token per character"
+        in (tmp_path / "out" / "table24_construction_cost.md").read_text()
+    )
     assert list(table24.row.fillna("")) == ["", "evaluation reference"]
     assert not (tmp_path / "out" / "table26_hard_ablation.csv").exists()  # no hard variants, no Table 26
 

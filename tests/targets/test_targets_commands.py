@@ -88,36 +88,35 @@ def test_models_sharing_tries_must_share_the_tokenizer(tmp_path, smollm2_dir, me
 
 
 def test_construction_cost_builds_what_discretize_and_build_tries_build(tmp_path, merging_tokenizer_dir):
-    """Table 24's measurements: per grid point and prompt, the output space and the trie are exactly
-    those the workflow's own commands build, each timed and traced one prompt at a time."""
+    """Table 24's measurements: per grid point and prompt, calft's output space and trie are exactly
+    those the workflow's own commands build, and the reference's construction, timed beside it,
+    builds the same outputs and one trie prefix per inner node of calft's trie."""
     settings = {
-        "construction_cost": {"decimals": [1, 2], "max_bins": [40], "prompt_set": "ood", "max_prompts": 3},
+        "construction_cost": {
+            "decimals": [1, 2],
+            "max_bins": [40],
+            "prompt_set": "ood",
+            "max_prompts": 3,
+            "tokenizer": "model",
+        },
         "terminator": "<|end|>",
         "reference": {"decimals": 2, "max_bins": 40},
     }
     output = tmp_path / "cost.parquet"
-    assert (
-        main(
-            [
-                "construction-cost",
-                "--settings",
-                json.dumps(settings),
-                "--tokenizer",
-                str(merging_tokenizer_dir),
-                "--output",
-                str(output),
-            ]
-        )
-        == 0
-    )
+    arguments = ["construction-cost", "--settings", json.dumps(settings), "--output", str(output)]
+    assert main(arguments) == 2 and not output.exists()  # the model's tokenizer is not given
+    assert main([*arguments, "--tokenizer", str(merging_tokenizer_dir)]) == 0
     cost = artifacts.read_table(output, "construction_cost").to_pandas()
-    assert len(cost) == 2 * 3 and list(cost.groupby("decimals").size()) == [3, 3]
+    assert len(cost) == 2 * 2 * 3 and cost.groupby(["algorithm", "decimals"]).size().tolist() == [3] * 4
     assert (cost.space_seconds > 0).all() and (cost.trie_peak_bytes > 0).all() and (cost.space_peak_bytes > 0).all()
+    ours = cost[cost.algorithm == "calft"].set_index(["decimals", "prompt_id"])
+    theirs = cost[cost.algorithm == "reference"].set_index(["decimals", "prompt_id"]).loc[ours.index]
+    assert (theirs.outputs == ours.outputs).all() and (theirs.trie_nodes == ours.trie_nodes - ours.outputs).all()
     for decimals in (1, 2):
         targets, tries = tmp_path / f"targets{decimals}.parquet", tmp_path / f"tries{decimals}.parquet"
         assert main(discretize(targets, "ood", decimals, 40)) == 0
         assert main(build_tries(targets, merging_tokenizer_dir, tries, "<|end|>")) == 0
-        measured = cost[cost.decimals == decimals].set_index("prompt_id")
+        measured = ours.loc[decimals]
         outputs = pd.read_parquet(targets).groupby("prompt_id", observed=True).size()
         nodes = pd.read_parquet(tries).groupby("prompt_id", observed=True).size()
         assert (measured.outputs == outputs[measured.index]).all() and (

@@ -250,7 +250,7 @@ def test_a_set_names_the_families_it_lacks_and_the_sets_it_knows():
     with pytest.raises(
         UserError,
         match=r"^unknown prompt set 'nope'; choose from train, unseen, ood, unseen-full, "
-        r"ood-full$",
+        r"ood-full, probe$",
     ):
         prompt_set("nope")
 

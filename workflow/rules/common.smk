@@ -189,6 +189,28 @@ def construction_cost_settings():
                          reference=dict(decimals=TARGETS["eval_decimals"], max_bins=TARGETS["eval_max_bins"]))
 
 
+def _cost_uses_model():
+    return config["ablations"]["construction_cost"]["tokenizer"] == "model"
+
+
+def construction_cost_inputs(wildcards):
+    """The first run model, when Table 24 is measured with its tokenizer."""
+    return {"model": model_inputs(RUN_MODELS[0])} if _cost_uses_model() else {}
+
+
+def construction_cost_tokenizer_option(wildcards):
+    return f"--tokenizer {shlex.quote(str(model_source(RUN_MODELS[0])))}" if _cost_uses_model() else ""
+
+
+def construction_cost_mem_mb(wildcards):
+    from calft.targets.cost import memory_mb  # SciPy, for this job alone (a callable resource)
+    from calft.targets.prompts import evenly_spaced, prompt_set
+
+    cost = config["ablations"]["construction_cost"]
+    prompts = evenly_spaced(prompt_set(cost["prompt_set"], PROMPTS["number_format"]), cost["max_prompts"])
+    return memory_mb(prompts, cost["decimals"])
+
+
 def tries_inputs(wildcards):
     return {
         "targets": layout.TARGETS.format(**wildcards),

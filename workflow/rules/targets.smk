@@ -51,21 +51,20 @@ rule build_tries:
 
 rule construction_cost:
     input:
-        model=lambda wildcards: model_inputs(RUN_MODELS[0]),
+        unpack(construction_cost_inputs),
     output:
         layout.CONSTRUCTION_COST,
     params:
-        tokenizer=lambda wildcards: model_source(RUN_MODELS[0]),
+        tokenizer_option=construction_cost_tokenizer_option,
         settings=construction_cost_settings(),
     log:
         "logs/construction_cost.log",
     benchmark:
         "results/benchmarks/construction_cost.tsv"
     resources:
-        mem_mb=64000,
+        mem_mb=construction_cost_mem_mb,  # the reference's construction holds a prompt's whole decimal grid
         runtime=120,
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft construction-cost --settings {params.settings:q} --tokenizer {params.tokenizer:q} "
-        "--output {output:q} > {log:q} 2>&1"
+        "calft construction-cost --settings {params.settings:q} {params.tokenizer_option} --output {output:q} > {log:q} 2>&1"

@@ -78,8 +78,10 @@ LOGIT_KL_SCHEMA = pa.schema(
         ("logit_kl_exact", pa.float64()),  # NaN unless computed exactly
     ]
 )
+CONSTRUCTION_ALGORITHMS = ("reference", "calft")  # the paper's construction, calft's
 CONSTRUCTION_COST_SCHEMA = pa.schema(
     [
+        ("algorithm", pa.string()),  # one of CONSTRUCTION_ALGORITHMS
         ("decimals", pa.int64()),
         ("max_bins", pa.int64()),
         ("prompt_id", pa.string()),
@@ -344,6 +346,10 @@ def _check_logit_kl(table: pa.Table) -> str | None:
 
 
 def _check_construction_cost(table: pa.Table) -> str | None:
+    if "algorithm" in table.column_names:
+        unknown = set(table.column("algorithm").to_pylist()) - set(CONSTRUCTION_ALGORITHMS)
+        if unknown:
+            return f"unknown algorithm {sorted(map(str, unknown))}"
     for name in ("space_seconds", "trie_seconds", "space_peak_bytes", "trie_peak_bytes"):
         values = _column(table, name)
         if values is not None and not np.all(np.isfinite(values) & (values >= 0)):
@@ -390,7 +396,7 @@ KINDS = {
             "construction_cost",
             CONSTRUCTION_COST_SCHEMA,
             _check_construction_cost,
-            ("space_seconds", "trie_seconds", "space_peak_bytes", "trie_peak_bytes"),
+            ("algorithm", "space_seconds", "trie_seconds", "space_peak_bytes", "trie_peak_bytes"),
         ),
         Kind("train_log", TRAIN_LOG_SCHEMA),
         Kind("retention", RETENTION_SCHEMA),

@@ -58,7 +58,7 @@ def aggregate_ablations(
 
     table = ablations.construction_cost_table(cost, (reference["decimals"], reference["max_bins"]))
     title = "Table 24: construction cost of the output space and the trie over the precision grid"
-    note = "per prompt, one at a time; peaks are tracemalloc's; ★ = the evaluation reference"
+    note = ablations.cost_note(artifacts.read_provenance(construction_cost)["config"])
     write_flat_table(folder, "table24_construction_cost", table, title, note)
     for method in settings.methods:
         number = items.ABLATION_TABLES[method]

@@ -188,6 +188,10 @@ class CanonicalTokenizer:
             matrix = np.take_along_axis(matrix, np.argsort(matrix == PAD, axis=1, kind="stable"), axis=1)
         return matrix
 
+    def encode_text(self, text: str) -> list[int]:
+        """One string's token ids, one `encode` call (the reference's way)."""
+        return self.backend.encode(text, add_special_tokens=False).ids
+
     def encode(self, offsets: np.ndarray, data: np.ndarray, terminator: int) -> np.ndarray:
         """Token ids of every string (Arrow layout: offsets, utf-8 bytes), each followed by the
         terminator, as a right-padded int32 matrix (PAD = -1)."""
@@ -204,4 +208,29 @@ class CanonicalTokenizer:
         for rows, tokens in encoded:
             matrix[rows, : tokens.shape[1]] = tokens
             matrix[rows, sequence_lengths(tokens)] = terminator
+        return matrix
+
+
+class CharacterTokenizer:
+    """One token per character ('-' 1, '.' 2, digits 3-12) and the terminator 0: the stand-in
+    tokenizer the reference's granularity probe uses unless given a model's, so Table 24 can be
+    measured as the paper measured it and without any model."""
+
+    ALPHABET = "-.0123456789"
+    TERMINATOR = 0
+
+    def __init__(self):
+        self.ids = np.zeros(256, dtype=np.int32)
+        self.ids[np.frombuffer(self.ALPHABET.encode(), dtype=np.uint8)] = np.arange(1, len(self.ALPHABET) + 1)
+
+    def encode_text(self, text: str) -> list[int]:
+        return [self.ALPHABET.index(char) + 1 for char in text]
+
+    def encode(self, offsets: np.ndarray, data: np.ndarray, terminator: int) -> np.ndarray:
+        """As CanonicalTokenizer.encode: each string's characters, then the terminator, right-padded."""
+        sizes = np.diff(offsets)
+        matrix = np.full((len(sizes), int(sizes.max(initial=0)) + 1), PAD, dtype=np.int32)
+        inside = np.arange(matrix.shape[1]) < sizes[:, None]
+        matrix[inside] = self.ids[data]
+        matrix[np.arange(len(sizes)), sizes] = terminator
         return matrix

@@ -82,13 +82,15 @@ def _construction_cost(sub) -> None:
         "construction-cost",
         "calft.targets.commands:construction_cost",
         ConstructionCostSettings,
-        "JSON: construction_cost (decimals and max_bins lists, prompt_set, max_prompts), number_format, "
-        "terminator, reference (the evaluation grid point, marked in Table 24)",
+        "JSON: construction_cost (decimals and max_bins lists, prompt_set, max_prompts, tokenizer), "
+        "number_format, terminator, reference (the evaluation grid point, marked in Table 24)",
         offline=True,
         help="time and trace the memory of building each prompt's output space and trie over a precision grid",
         description="For every (decimals, max_bins) of the grid and every prompt, one at a time: the wall "
         "seconds and tracemalloc peak of discretizing its law and of tokenizing and building its trie "
-        "(paper Table 24). Writes one parquet row per (grid point, prompt).",
+        "(paper Table 24), both with the reference's algorithm (the whole decimal grid materialized, then "
+        "thinned; a trie of Python dicts) and with calft's. Writes one parquet row per (algorithm, grid "
+        "point, prompt).",
     )
-    input_path(c, "--tokenizer", required=True, help=TOKENIZER_HELP)
+    input_path(c, "--tokenizer", help=TOKENIZER_HELP + " (needed when construction_cost.tokenizer is 'model')")
     output_path(c, "--output", "construction_cost", required=True, help="parquet file to write")

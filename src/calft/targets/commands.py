@@ -267,18 +267,32 @@ def print_fingerprint(settings: TriesSettings, tokenizer: str) -> None:
 # construction-cost
 
 
-def construction_cost(settings: ConstructionCostSettings, tokenizer: str, output: str) -> None:
-    from calft.modeling.tokenizer import load_backend, single_token_id
-    from calft.targets.canonical import CanonicalTokenizer
+def construction_cost(settings: ConstructionCostSettings, tokenizer: str | None, output: str) -> None:
+    from calft.targets.canonical import CharacterTokenizer
     from calft.targets.cost import construction_cost as measure
     from calft.targets.prompts import evenly_spaced, prompt_set
 
     cost = settings.construction_cost
     prompts = evenly_spaced(prompt_set(cost["prompt_set"], settings.number_format), cost["max_prompts"])
-    backend = load_backend(tokenizer)
-    terminator_id = single_token_id(backend, settings.terminator)
-    log(f"construction-cost: {len(prompts)} {cost['prompt_set']} prompts over {len(settings.grid)} grid points")
-    frame = measure(prompts, settings.grid, CanonicalTokenizer(backend), terminator_id)
+    if cost["tokenizer"] == "characters":
+        tokens, terminator_id, tokenizer = CharacterTokenizer(), CharacterTokenizer.TERMINATOR, "characters"
+    elif tokenizer is None:
+        raise UserError("construction_cost.tokenizer is 'model': give the model's tokenizer with --tokenizer")
+    else:
+        tokens, terminator_id = _model_tokens(tokenizer, settings.terminator)
+    log(
+        f"construction-cost: {len(prompts)} {cost['prompt_set']} prompts over {len(settings.grid)} grid points, "
+        f"{tokenizer} tokens, the reference's algorithm and calft's"
+    )
+    frame = measure(prompts, settings.grid, tokens, terminator_id)
     info = artifacts.provenance("construction_cost", settings.to_dict() | {"tokenizer": str(tokenizer)})
     artifacts.write_frame(frame, output, info)
     log(f"wrote {len(frame)} rows to {output}")
+
+
+def _model_tokens(tokenizer: str, terminator: str):
+    from calft.modeling.tokenizer import load_backend, single_token_id
+    from calft.targets.canonical import CanonicalTokenizer
+
+    backend = load_backend(tokenizer)
+    return CanonicalTokenizer(backend), single_token_id(backend, terminator)

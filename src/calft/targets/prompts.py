@@ -26,6 +26,7 @@ PROMPT_SETS = {
     "ood": "ood",
     "unseen-full": "unseen",
     "ood-full": "ood",
+    "probe": "probe",
 }
 
 
@@ -146,6 +147,20 @@ SELECTED = {
 }
 
 
+# The reference's granularity probe (the prompts of the paper's Table 24): three laws each of eight
+# families, seen and held-out alike, from narrow to wide or light to heavy, in grid names.
+PROBE = {
+    "uniform": [{"a": -5.0, "width": 1.0}, {"a": -1.0, "width": 4.0}, {"a": 2.5, "width": 8.0}],
+    "gaussian": [{"mu": 0.0, "sigma": 0.5}, {"mu": 0.0, "sigma": 2.0}, {"mu": 2.0, "sigma": 4.0}],
+    "beta": [{"alpha": 0.5, "beta": 0.5}, {"alpha": 2.0, "beta": 5.0}, {"alpha": 7.0, "beta": 7.0}],
+    "gamma": [{"alpha": 1.0, "beta": 1.0}, {"alpha": 3.0, "beta": 1.5}, {"alpha": 8.0, "beta": 2.0}],
+    "lognormal": [{"mu": 0.0, "sigma": 0.5}, {"mu": 0.5, "sigma": 1.0}, {"mu": 1.0, "sigma": 1.5}],
+    "cauchy": [{"x0": 0.0, "gamma": 0.5}, {"x0": 0.0, "gamma": 2.0}, {"x0": 2.0, "gamma": 5.0}],
+    "weibull": [{"k": 0.5, "lambda": 0.5}, {"k": 1.5, "lambda": 1.5}, {"k": 3.0, "lambda": 3.0}],
+    "poisson": [{"lambda": 1.0}, {"lambda": 4.0}, {"lambda": 10.0}],
+}
+
+
 @dataclass(frozen=True)
 class Prompt:
     prompt_id: str
@@ -245,6 +260,8 @@ def prompt_set(
     if name not in PROMPT_SETS:
         raise UserError(f"unknown prompt set '{name}'; choose from {', '.join(PROMPT_SETS)}")
     split = PROMPT_SETS[name]
+    if name == "probe":
+        return [make_prompt(f, _grid_to_params(f, row), split, number_format) for f in PROBE for row in PROBE[f]]
     pool = SEEN if split in ("train", "unseen") else HELD_OUT
     for family_id in families or ():
         get_family(family_id)

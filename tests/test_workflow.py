@@ -401,6 +401,30 @@ def test_micro_ablations_train_each_variant_into_its_own_folder_against_the_one_
 
 
 @pytest.mark.slow
+def test_an_edited_ssot_instruction_reruns_the_ssot_jobs_and_nothing_else(local_micro_run):
+    """The instruction files are the SSOT jobs' inputs: results record their checksum, and a new
+    wording plans exactly the SSOT jobs that read it, their scores and the report."""
+    from calft.modeling import ssot
+
+    _, work = local_micro_run
+    samples = artifacts.read_provenance(work / "results" / "smol" / "ssot" / "samples" / "ood.parquet")["config"]
+    calft_wording = ssot.read(ssot.instruction_file({}, "numeric"), "numeric")
+    assert samples["ssot_instruction"] == calft_wording.record()
+    base = artifacts.read_provenance(work / "results" / "smol" / "base" / "samples" / "ood.parquet")["config"]
+    assert base["ssot_instruction"] is None
+
+    config = yaml.safe_load((work / "micro.yaml").read_text())
+    (work / "numeric.txt").write_text("Write a random seed string, then answer between <answer> tags.\n")
+    config["transfer"]["ssot"]["instructions"] = {"numeric": "numeric.txt"}  # relative to the working folder
+    (work / "ssot.yaml").write_text(yaml.safe_dump(config))
+    planned = snakemake("all", "-n", "--directory", str(work), "--configfile", str(work / "ssot.yaml"))
+    jobs = dry_run_jobs(planned.stdout + planned.stderr)
+    assert {job["rule"] for job in jobs} == {"sample", "score", "aggregate", "all"}
+    assert {job["wildcards"]["method"] for job in jobs if job["wildcards"]} == {"ssot"}
+    assert all("numeric.txt" in job["inputs"] for job in jobs if job["rule"] == "sample")
+
+
+@pytest.mark.slow
 def test_the_micro_run_builds_targets_and_tries_for_the_models_tokenizer(local_micro_run, tiny_model_dir):
     """The micro workflow (training launched as under the SLURM profile, over 4 gloo ranks) on a local
     model folder, used where it is: targets and tries with their logs, benchmarks and tokenizer fingerprint."""
@@ -693,6 +717,7 @@ OPTION_PARAMS = {
     "model",
     "ood_targets",
     "same_tokenizer",
+    "ssot",
     "tokenizer_option",
     "tries",
 }  # options quoted where built

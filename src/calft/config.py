@@ -12,8 +12,10 @@ from pathlib import Path
 
 from calft import layout, methods, settings, variants
 from calft.artifacts.records import RECORD
+from calft.errors import UserError
 from calft.evaluation.settings import Sampling
 from calft.evaluations import EVALUATIONS, optional
+from calft.modeling import ssot
 from calft.retention.settings import Perplexity, Retention
 from calft.retention.suites import SUITES
 from calft.settings import SettingsError
@@ -115,6 +117,18 @@ def data_problems(config: dict) -> list[str]:
     return problems
 
 
+def ssot_problems(config: dict) -> list[str]:
+    """Every SSOT instruction file the config names can be read and is not empty."""
+    problems = []
+    for name, path in config["transfer"]["ssot"]["instructions"].items():
+        if path is not None:
+            try:
+                ssot.read(path, name)
+            except UserError as error:
+                problems.append(f"transfer.ssot.instructions.{name}: {error}")
+    return problems
+
+
 def variant_problems(config: dict) -> list[str]:
     """The ablations' variants (calft.variants), each with a training schedule that works."""
     problems = variants.problems(config)
@@ -179,6 +193,7 @@ def validate(config: dict, files=()) -> None:
         for label, section in SECTIONS.items():
             problems += section(**_section_value(config, label)).problems()
         problems += method_problems(config) + model_problems(config) + name_problems(config) + data_problems(config)
+        problems += ssot_problems(config)
         problems += variant_problems(config) if not problems else []
     if problems:
         raise ConfigError(problems)

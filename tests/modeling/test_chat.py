@@ -78,14 +78,16 @@ def test_the_paper_settings_terminate_with_the_eos_token_and_count_bos_as_the_re
 def test_ssot_instructs_in_each_protocols_own_message(replica, name, role, thinking):
     from conftest import PAPER_SETTINGS
 
-    from calft.modeling.chat import SSOT_NUMERIC, SSOT_NUMERIC_HARMONY, ssot_format, ssot_instruction
+    from calft.modeling import ssot
+    from calft.modeling.chat import ssot_format
     from calft.modeling.settings import ModelEntry
 
     folder, entry = replica(name)
     tokenizer = load_tokenizer(folder)
     chat = ssot_format(ChatFormat.from_entry(ModelEntry.from_dict(entry | PAPER_SETTINGS[name])))
-    instruction = ssot_instruction(chat)
-    assert instruction == (SSOT_NUMERIC_HARMONY if name == "gpt-oss" else SSOT_NUMERIC)
+    which = ssot.role(chat.chat_protocol)
+    assert which == ("numeric_harmony" if name == "gpt-oss" else "numeric")
+    instruction = ssot.read(ssot.instruction_file({}, which), which).text  # calft's wording, the default
     text = render(tokenizer, "Sample from N(0, 1).", chat, instruction)
     assert text.index(role) < text.index(instruction) < text.index("Sample from N(0, 1).")
     assert chat.chat_template_kwargs.get("enable_thinking") is thinking and chat.generation_prefix is None

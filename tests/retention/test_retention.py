@@ -640,3 +640,34 @@ def test_reference_choices_split_prompt_and_continuation_where_the_reference_doe
         assert lm._encode_pair(prompt, continuation) == reference(prompt, continuation)
     context, _ = lm._encode_pair("Answer: ", "A")
     assert context != tokenizer("Answer: ", add_special_tokens=False).input_ids  # the merge across the boundary
+
+
+def test_a_prompt_ending_in_a_space_gives_a_merged_space_digit_token_to_the_context(tiny_model_dir):
+    """A GPT-2 style tokenizer keeps a space with the digits after it (' 1' and ' 19' are tokens): for
+    'The sum is ' + '1987' the reference scores the tokens after the first len(tokenize('The sum is '))
+    of tokenize('The sum is 1987'), which are ['The', 'Ġsum', 'Ġis', 'Ġ19', '87']: only '87'."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from calft.retention.harness import CalftLM
+
+    corpus = [f"The sum is {n} and {n + 7} more" for n in range(2000)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's split: ' ?\\p{N}+'
+    bpe.train_from_iterator(
+        corpus, trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    )
+    merging = PreTrainedTokenizerFast(tokenizer_object=bpe)
+    assert merging.tokenize(" 1") == ["Ġ1"] and merging.tokenize("The sum is ")[-1] == "Ġ"
+
+    def reference(prompt: str, continuation: str) -> tuple[list[int], list[int]]:
+        whole = merging(prompt + continuation, add_special_tokens=False).input_ids
+        alone = merging(prompt, add_special_tokens=False).input_ids
+        return whole[: len(alone)], whole[len(alone) :]
+
+    lm = CalftLM(load(str(tiny_model_dir), MODEL_ENTRY), batch_size=1)
+    lm.tokenizer = merging
+    context, continuation = lm._encode_pair("The sum is ", "1987")
+    assert (context, continuation) == reference("The sum is ", "1987")
+    assert merging.convert_ids_to_tokens(continuation) == ["87"] and merging.convert_ids_to_tokens(context)[-1] == "Ġ19"
+    assert lm._encode_pair("The sum is", " 1987") == reference("The sum is", " 1987")  # no merge: the same split

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -12,6 +13,7 @@ from conftest import cli_settings, tiny_evaluators
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from calft import artifacts
 from calft.cli import main
 from calft.transfer import mcq, metrics, noveltybench
 from calft.transfer.parse import mcq_may_parse, normalize_open_answer, parse_mcq
@@ -209,6 +211,8 @@ def test_reward_ratings_count_the_thresholds_strictly_below():
 def test_open_ended_and_mcq_cli_on_a_tiny_model(tiny_model_dir, tmp_path):
     model = ["--model-dir", str(tiny_model_dir)]
     settings = {"num_samples": 6, "max_new_tokens": 5, "max_prompts": 3, "temperature": 1.0, "top_p": 1.0, "seed": 11}
+    instruction = tmp_path / "open_ended.txt"
+    instruction.write_text("Seed, think, then <answer>your answer</answer>.\n")
     for ssot in (False, True):
         prompting = "ssot" if ssot else "direct"
         assert (
@@ -217,6 +221,7 @@ def test_open_ended_and_mcq_cli_on_a_tiny_model(tiny_model_dir, tmp_path):
                     "open-ended",
                     *cli_settings(model=MODEL_CONFIG, open_ended=settings, prompting=prompting),
                     *model,
+                    *(["--ssot-instruction", str(instruction)] if ssot else []),
                     "--samples",
                     str(tmp_path / f"s{ssot}.parquet"),
                     "--output",
@@ -230,6 +235,11 @@ def test_open_ended_and_mcq_cli_on_a_tiny_model(tiny_model_dir, tmp_path):
     for sizes, primary in zip(direct.support_sizes, direct.support_size):
         assert len(sizes) == 21 and (np.diff(sizes) >= 0).all() and sizes[-3] == primary  # index of 0.9
     assert direct.unique_fraction.between(0, 1).all() and ssot.support_size.isna().all()
+    recorded = artifacts.read_provenance(tmp_path / "oTrue.parquet")["config"]["ssot_instruction"]
+    assert (
+        recorded["role"] == "open_ended"
+        and recorded["sha256"] == hashlib.sha256(b"Seed, think, then <answer>your answer</answer>.").hexdigest()
+    )
     samples = pd.read_parquet(tmp_path / "sFalse.parquet")
     assert len(samples) == 18 and samples.seed.nunique() == 18
 

@@ -20,7 +20,8 @@ from calft import layout, slurm, variants
 from calft.config import ConfigError, validate
 from calft.errors import UserError
 from calft.evaluations import EVALUATIONS, optional as optional_evaluations
-from calft.methods import BASELINES, METHODS, TRAINED
+from calft.methods import BASELINES, METHODS, SEED_THEN_ANSWER, TRAINED
+from calft.modeling import ssot
 from calft.report import items as report_items
 from calft.report.settings import AblationSelection, ReportSelection
 from calft.retention.suites import SUITES
@@ -256,8 +257,28 @@ def model_and_adapter(wildcards):
 
 
 def evaluation_inputs(wildcards):
-    """The model, the adapter, and the evaluation targets of the prompt set."""
-    return model_and_adapter(wildcards) | {"targets": reference_targets(wildcards.prompt_set)}
+    """The model, the adapter, the evaluation targets of the prompt set, and the SSOT instruction of
+    an SSOT-prompted method."""
+    return (model_and_adapter(wildcards) | {"targets": reference_targets(wildcards.prompt_set)}
+            | ssot_instruction_input(wildcards))
+
+
+def open_ended_inputs(wildcards):
+    return model_and_adapter(wildcards) | ssot_instruction_input(wildcards, open_ended=True)
+
+
+def ssot_instruction_input(wildcards, open_ended=False):
+    """The file of the SSOT instruction a job of an SSOT-prompted method reads (for its task and its
+    model's chat protocol), so that editing it reruns exactly those jobs."""
+    if METHODS[wildcards.method].prompting != SEED_THEN_ANSWER:
+        return {}
+    name = ssot.role(MODELS[wildcards.model]["chat_protocol"], open_ended)
+    return {"ssot_instruction": ssot.instruction_file(TRANSFER["ssot"]["instructions"], name)}
+
+
+def ssot_option(wildcards, input):
+    path = input.get("ssot_instruction")
+    return f"--ssot-instruction {shlex.quote(path)}" if path else ""
 
 
 def generation_settings(key, section, wildcards):

@@ -12,6 +12,7 @@ rule sample:
         layout.SAMPLES,
     params:
         model=model_paths,
+        ssot=ssot_option,
         settings=lambda wildcards: generation_settings("sampling", SAMPLING, wildcards),
     log:
         "logs/sample/{model}/{method}{variant}/{prompt_set}.log",
@@ -25,7 +26,7 @@ rule sample:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "calft sample --settings {params.settings:q} {params.model} --targets {input.targets:q} "
+        "calft sample --settings {params.settings:q} {params.model} --targets {input.targets:q} {params.ssot} "
         "--output {output:q} > {log:q} 2>&1"
 
 

@@ -5,12 +5,13 @@
 
 rule open_ended:
     input:
-        unpack(model_and_adapter),
+        unpack(open_ended_inputs),
     output:
         per_prompt=layout.OPEN_ENDED,
         samples=layout.OPEN_ENDED_SAMPLES,
     params:
         model=model_paths,
+        ssot=ssot_option,
         settings=lambda wildcards: generation_settings("open_ended", TRANSFER["open_ended"], wildcards),
     log:
         "logs/open_ended/{model}/{method}{variant}.log",
@@ -24,7 +25,7 @@ rule open_ended:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "calft open-ended --settings {params.settings:q} {params.model} --samples {output.samples:q} "
+        "calft open-ended --settings {params.settings:q} {params.model} {params.ssot} --samples {output.samples:q} "
         "--output {output.per_prompt:q} > {log:q} 2>&1"
 
 

@@ -22,6 +22,11 @@ def add_commands(sub) -> None:
     )
     model_paths(sa)
     input_path(sa, "--targets", required=True, help="evaluation targets from 'calft discretize' (the prompts)")
+    input_path(
+        sa,
+        "--ssot-instruction",
+        help="text file of the String Seed of Thought instruction (ssot prompting only; transfer.ssot.instructions)",
+    )
     output_path(sa, "--output", "samples", required=True, help="parquet file to write")
 
     sc = command(

@@ -11,16 +11,25 @@ from calft.evaluation.settings import LogitKlSettings, SampleSettings
 log = logging.getLogger(__name__).info
 
 
-def sample(settings: SampleSettings, model_dir: str, adapter: str | None, targets: str, output: str) -> None:
+def sample(
+    settings: SampleSettings,
+    model_dir: str,
+    adapter: str | None,
+    targets: str,
+    ssot_instruction: str | None,
+    output: str,
+) -> None:
     from calft.evaluation.sample import sample_prompt_set
+    from calft.modeling import ssot as seed_of_thought
     from calft.modeling.loader import adapter_record, load, model_record
 
     artifacts.require(targets)
     ssot = settings.prompting == methods.SEED_THEN_ANSWER
+    instruction = seed_of_thought.job_instruction(ssot, ssot_instruction, settings.model.chat_protocol)
     log(f"sample {targets}: {settings.sampling.num_samples} per prompt, adapter {adapter}, ssot {ssot}")
     prompts = artifacts.read_prompts(targets, ["family", "split", "params", "prompt"])
     loaded = load(model_dir, settings.model, adapter)
-    frame = sample_prompt_set(loaded, prompts, settings.sampling, ssot)
+    frame = sample_prompt_set(loaded, prompts, settings.sampling, instruction and instruction.text)
     info = artifacts.provenance(
         "samples",
         {
@@ -28,6 +37,7 @@ def sample(settings: SampleSettings, model_dir: str, adapter: str | None, target
             "adapter": adapter_record(adapter),
             "sampling": settings.sampling.to_dict(),
             "ssot": ssot,
+            "ssot_instruction": instruction and instruction.record(),
             "targets": artifacts.read_provenance(targets)["config"],
         },
     )

@@ -12,7 +12,7 @@ import pandas as pd
 from calft.evaluation.parse import judge, may_become_number
 from calft.evaluation.settings import Sampling
 from calft.modeling.answers import extract_ssot_answer
-from calft.modeling.chat import prompt_ids, ssot_format, ssot_instruction
+from calft.modeling.chat import prompt_ids, ssot_format
 from calft.modeling.generation import SharedPrefix, generate, sample_seed
 from calft.modeling.loader import LoadedModel
 
@@ -20,14 +20,14 @@ log = logging.getLogger(__name__).info
 
 
 def sample_prompt_set(
-    loaded: LoadedModel, prompts: pd.DataFrame, settings: Sampling, ssot: bool = False
+    loaded: LoadedModel, prompts: pd.DataFrame, settings: Sampling, ssot: str | None = None
 ) -> pd.DataFrame:
     """Sample every prompt (rows of a targets file: prompt_id, family, split, params, prompt); one row
-    per sample, parsed and judged. With `ssot`, the String Seed of Thought instruction comes first
-    and the answer is judged from its <answer> tag; without it, `settings.stop_invalid` ends each
-    generation once it can no longer be a number."""
+    per sample, parsed and judged. With `ssot` (a String Seed of Thought instruction), the
+    instruction comes first and the answer is judged from its <answer> tag; without it,
+    `settings.stop_invalid` ends each generation once it can no longer be a number."""
     chat = ssot_format(loaded.chat) if ssot else loaded.chat
-    rendered = prompt_ids(loaded.tokenizer, list(prompts.prompt), chat, ssot_instruction(chat) if ssot else None)
+    rendered = prompt_ids(loaded.tokenizer, list(prompts.prompt), chat, ssot)
     harmony = chat.chat_protocol == "harmony"
     viable = may_become_number if settings.stop_invalid and not ssot else None
     n = settings.num_samples

@@ -2,9 +2,10 @@
 
 A results file sits in the folder of a model, a method (and a training variant) and a prompt set;
 its provenance records what actually ran: the model (by its name in `models`), the adapter with the
-method and settings it was trained with, String Seed of Thought or not, and the prompt set. The
-report refuses a file whose record names another cell (a file copied from another results folder),
-and prints the training settings the records hold, never those of today's config.
+method and settings it was trained with, String Seed of Thought or not (and which instruction), and
+the prompt set. The report refuses a file whose record names another cell (a file copied from
+another results folder) and two SSOT wordings in one report, and prints the training settings the
+records hold, never those of today's config.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ def check_cells(inputs: dict, variants: bool = False) -> None:
         for key, path in inputs.get("train_log", {}).items()
         if Path(path).exists()
     }
+    instructions = {}
     for kind, paths in inputs.items():
         for key, path in paths.items():
             if not Path(path).exists():
@@ -127,6 +129,22 @@ def check_cells(inputs: dict, variants: bool = False) -> None:
                     f"{path} fills the cell {cell.label} but {problem}: it was copied from another results "
                     "folder? Rerun the step that makes it"
                 )
+            _check_one_instruction(instructions, path, _run(config).get("ssot_instruction"))
+
+
+def _check_one_instruction(seen: dict, path, instruction) -> None:
+    """All results prompted with String Seed of Thought used one text per instruction (a report
+    never compares two wordings of the baseline)."""
+    if not isinstance(instruction, dict):
+        return
+    first = seen.setdefault(instruction.get("role"), (instruction.get("sha256"), path))
+    if first[0] != instruction.get("sha256"):
+        raise UserError(
+            f"{first[1]} and {path} were prompted with two different SSOT instructions "
+            f"'{instruction.get('role')}' (sha256 {str(first[0])[:12]}… and {str(instruction.get('sha256'))[:12]}…): "
+            "one report compares one wording. Rerun the SSOT jobs with the instruction file the config names "
+            "(`snakemake all` reruns those older than the file)"
+        )
 
 
 def _trained_cell(cell: Cell) -> Cell:

@@ -27,6 +27,11 @@ def _open_ended(sub) -> None:
         "'[Verb] a random [category]' prompts.",
     )
     model_paths(oe)
+    input_path(
+        oe,
+        "--ssot-instruction",
+        help="text file of the String Seed of Thought instruction (ssot prompting only; transfer.ssot.instructions)",
+    )
     output_path(oe, "--samples", "open_ended_samples", required=True, help="parquet file of every generation")
     output_path(oe, "--output", "open_ended", required=True, help="per-prompt parquet file")
 

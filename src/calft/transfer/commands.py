@@ -13,18 +13,29 @@ from calft.transfer.settings import EVALUATORS, McqSettings, NoveltyBench, Novel
 log = logging.getLogger(__name__).info
 
 
-def open_ended(settings: OpenEndedSettings, model_dir: str, adapter: str | None, samples: str, output: str) -> None:
+def open_ended(
+    settings: OpenEndedSettings,
+    model_dir: str,
+    adapter: str | None,
+    ssot_instruction: str | None,
+    samples: str,
+    output: str,
+) -> None:
+    from calft.modeling import ssot as seed_of_thought
     from calft.modeling.loader import adapter_record, load, model_record
     from calft.transfer.open_ended import THRESHOLDS, evaluate_open_ended
 
     ssot = settings.prompting == methods.SEED_THEN_ANSWER
-    per_prompt, generated = evaluate_open_ended(load(model_dir, settings.model, adapter), settings.open_ended, ssot)
+    instruction = seed_of_thought.job_instruction(ssot, ssot_instruction, settings.model.chat_protocol, open_ended=True)
+    loaded = load(model_dir, settings.model, adapter)
+    per_prompt, generated = evaluate_open_ended(loaded, settings.open_ended, instruction and instruction.text)
     info = artifacts.provenance(
         "open_ended",
         {
             "model": model_record(settings.model, model_dir),
             "adapter": adapter_record(adapter),
             "ssot": ssot,
+            "ssot_instruction": instruction and instruction.record(),
             "settings": settings.open_ended.to_dict(),
             "thresholds": THRESHOLDS.tolist(),
         },

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from calft.modeling.answers import extract_ssot_answer
-from calft.modeling.chat import prompt_ids, ssot_format, ssot_instruction
+from calft.modeling.chat import prompt_ids, ssot_format
 from calft.modeling.generation import SharedPrefix, generate, sample_seed
 from calft.modeling.loader import LoadedModel
 from calft.transfer.metrics import top_p_support, unique_fraction
@@ -40,14 +40,15 @@ def first_token_probabilities(model, ids: list[int]) -> np.ndarray:
 
 
 def evaluate_open_ended(
-    loaded: LoadedModel, settings: OpenEnded, ssot: bool = False
+    loaded: LoadedModel, settings: OpenEnded, ssot: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-prompt support sizes and unique fractions, and every sample with its normalizations."""
+    """Per-prompt support sizes and unique fractions, and every sample with its normalizations;
+    `ssot` is a String Seed of Thought instruction, or None for direct prompting."""
     indices = prompt_subset(settings.max_prompts)
     every_prompt = open_ended_prompts()
     prompts = [every_prompt[k] for k in indices]
     chat = ssot_format(loaded.chat) if ssot else loaded.chat
-    rendered = prompt_ids(loaded.tokenizer, prompts, chat, ssot_instruction(chat, open_ended=True) if ssot else None)
+    rendered = prompt_ids(loaded.tokenizer, prompts, chat, ssot)
     prefix = SharedPrefix(loaded.model, rendered)
     rows, samples = [], []
     for k, prompt, ids in zip(indices, prompts, rendered):

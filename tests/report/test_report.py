@@ -209,14 +209,14 @@ def test_the_ablation_tables_mark_the_final_row_and_the_best_per_model_and_split
     calft = pd.DataFrame(
         {
             "algorithm": "calft",
-            "decimals": [2, 2, 5, 5],
-            "max_bins": [100, 100, 100, 100],
-            "prompt_id": ["p", "q"] * 2,
+            "decimals": [2, 2, 2, 5, 5, 5],
+            "max_bins": 100,
+            "prompt_id": ["p", "q", "r"] * 2,
             "family": "a",
-            "outputs": [10, 20, 30, 50],
-            "trie_nodes": [40, 60, 90, 110],
-            "space_seconds": [0.001, 0.003, 0.002, 0.004],
-            "space_peak_bytes": [2**20, 2**21, 2**20, 3 * 2**20],
+            "outputs": [10, 20, 30, 30, 50, 70],
+            "trie_nodes": [40, 60, 80, 90, 110, 130],
+            "space_seconds": [0.001, 0.003, 0.008, 0.002, 0.004, 0.009],  # means 4 and 5 ms, medians 3 and 4
+            "space_peak_bytes": [2**20, 2**21, 3 * 2**19, 2**20, 3 * 2**20, 2**21],
             "trie_seconds": 0.01,
             "trie_peak_bytes": 2**20,
         }
@@ -224,8 +224,8 @@ def test_the_ablation_tables_mark_the_final_row_and_the_best_per_model_and_split
     reference = calft.assign(
         algorithm="reference",
         trie_nodes=calft.trie_nodes - calft.outputs,
-        space_seconds=[0.01, 0.05, 0.5, 0.7],
-        space_peak_bytes=[2**21, 2**22, 100 * 2**20, 300 * 2**20],
+        space_seconds=[0.01, 0.05, 0.06, 0.5, 0.7, 1.8],
+        space_peak_bytes=[2**21, 2**22, 3 * 2**20, 100 * 2**20, 300 * 2**20, 200 * 2**20],
         trie_seconds=0.04,
     )
     artifacts.write_frame(
@@ -253,10 +253,10 @@ def test_the_ablation_tables_mark_the_final_row_and_the_best_per_model_and_split
     assert "| d3 | 3 | 1001 | 1 | 3 | 3 | 0.4 | **0.2** |" in markdown
     assert "against the evaluation reference d=5, 100 bins" in markdown
     table24 = pd.read_csv(tmp_path / "out" / "table24_construction_cost.csv")
-    assert list(table24["mean trie nodes"]) == [50, 100]  # calft's trie: the reference's prefixes and the leaves
-    assert list(table24["output space ms/prompt: calft"]) == pytest.approx([2.0, 3.0])
-    assert list(table24["output space ms/prompt: reference"]) == pytest.approx([30.0, 600.0])
-    assert list(table24["output space ms/prompt: reference/calft"]) == pytest.approx([15.0, 200.0])
+    assert list(table24["mean trie nodes"]) == [60, 110]  # calft's trie: the reference's prefixes and the leaves
+    assert list(table24["output space ms/prompt: calft"]) == pytest.approx([4.0, 5.0])
+    assert list(table24["output space ms/prompt: reference"]) == pytest.approx([40.0, 1000.0])
+    assert list(table24["output space ms/prompt: reference/calft"]) == pytest.approx([10.0, 200.0])
     assert list(table24["output space peak MiB: calft"]) == pytest.approx([2.0, 3.0])  # the worst prompt
     assert list(table24["output space peak MiB: reference"]) == pytest.approx([4.0, 300.0])
     assert list(table24["trie ms/prompt: reference/calft"]) == pytest.approx([4.0, 4.0])

@@ -494,6 +494,9 @@ def test_generated_text_is_drawn_as_plain_text(tmp_path):
     answers = pd.DataFrame({"prompt_index": [0, 0, 0, 0], "normalized": ["$x^$", "$\\foo$", "$x^$", "a_b"]})
     figure_open_ended_frequencies({"base": answers}, {0: "a $broken^ prompt"}, "m", tmp_path / "figure10.png")
     assert (tmp_path / "figure10.png").stat().st_size > 1000
+    import matplotlib.pyplot as plt
+
+    assert plt.rcParams["text.parse_math"]  # only the generated text is plain: a log axis's 10^k labels are math
 
 
 def test_generated_text_is_escaped_in_markdown_and_neutralized_in_csv(tmp_path):

@@ -34,6 +34,8 @@ def test_table1_and_the_ssot_table_from_parquet(tmp_path):
                 "support_size": [2.0, 4.0] if method != "ssot" else [None, None],
                 "unique_fraction": [unique, unique + 0.2],
                 "unique_fraction_insensitive": unique,
+                "samples": 10,
+                "empty": [2, 10] if method == "ssot" else 0,  # SSOT's second prompt got no answer
             }
         )
         _artifact(open_ended, folder / "open_ended.parquet")
@@ -76,9 +78,13 @@ def test_table1_and_the_ssot_table_from_parquet(tmp_path):
     table, columns = aggregate.ssot_table(summary, transfer_rows, "ood", ["m"])
     assert list(table.columns.get_level_values(1)[:3]) == ["base", "soft", "ssot"]
     assert (
-        "| m | 1.000 | **0.200** | — | 0.100 | **0.900** | 0.500 | 0.300 | **0.700** | 0.400 |"
+        "| m | 1.000 | **0.200** | — | 0.100 | **0.900** | 0.500 | 0.300 | **0.700** | 0.300 |"
         in aggregate.to_markdown(table, "SSOT", columns)
-    )
+    )  # SSOT's unique rate over its one answered prompt, not (0.3 + 0.5) / 2
+    ssot = tmp_path / "m" / "ssot" / "transfer" / "open_ended.parquet"
+    _artifact(pd.read_parquet(ssot).assign(empty=10, unique_fraction=0.0), ssot)  # no answer anywhere
+    rows = aggregate.load_transfer(report_inputs(selection, tmp_path)).set_index("method")
+    assert np.isnan(rows.loc["ssot", "unique_fraction"]) and rows.loc["soft", "unique_fraction"] == pytest.approx(0.7)
 
 
 def test_table2_averages_gp_irt_over_the_task_rows_and_pools_perplexity(tmp_path):
@@ -463,6 +469,29 @@ def test_per_distribution_figures_take_the_median_and_keep_a_huge_base_value_off
     assert (tmp_path / "figure.png").stat().st_size > 5000
 
 
+def test_panel_figures_name_families_as_the_paper_does_and_promise_labels_only_on_log_axes(monkeypatch, tmp_path):
+    from calft.report import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "finish", lambda fig, path, title, handles: drawn.append((fig, title)))
+    rows = pd.DataFrame(
+        {
+            "prompt_set": "ood",
+            "model": "m",
+            "family": ["f_distribution", "negative_binomial"] * 3,
+            "prompt_id": ["p1", "p2"] * 3,
+            "method": ["base"] * 2 + ["soft"] * 2 + ["hard"] * 2,
+            "normalized_w1": [3.0, 2.0, 0.1, 0.2, 0.3, 0.4],
+        }
+    )
+    figures.figure_per_family(rows, "ood", "normalized_w1", tmp_path / "f.png")
+    values = pd.DataFrame({"panel": "mmlu", "model": "m", "method": ["base", "soft", "hard"], "value": [0.2, 0.3, 9]})
+    figures.figure_panels(values, "accuracy", "Retention per task", False, tmp_path / "g.png")
+    (per_family, per_family_title), (_, linear_title) = drawn
+    assert [ax.get_title() for ax in per_family.axes[:2]] == ["F-Distribution", "Negative Binomial"]
+    assert "printed on its bar" in per_family_title and "printed on its bar" not in linear_title
+
+
 def test_hyperparameter_and_cost_tables_come_from_the_training_records_and_benchmark_files(tmp_path):
     from calft.report import appendix
 
@@ -493,7 +522,7 @@ def test_hyperparameter_and_cost_tables_come_from_the_training_records_and_bench
     cost = appendix.training_cost(logs).set_index("method")
     assert cost.loc["soft", "min_minutes"] == 2.0 and cost.loc["soft", "max_minutes"] == 3.5
     assert cost.loc["soft", "gpu_hours"] == pytest.approx((2.0 + 3.5) * 4 / 60, abs=1e-3)
-    assert cost.loc["hard", "gpu_hours"] == 0 and "not recorded" in cost.loc["hard", "devices"]
+    assert np.isnan(cost.loc["hard", "gpu_hours"]) and "not recorded" in cost.loc["hard", "devices"]  # not 0
     for rule, seconds in (("sample/m/base/ood", 10.0), ("sample/m/soft/ood", 26.0), ("score/m/base/ood", 1.0)):
         path = tmp_path / "benchmarks" / f"{rule}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)

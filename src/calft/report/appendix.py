@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from calft.methods import METHODS
@@ -100,13 +101,13 @@ def families_table() -> pd.DataFrame:
 
 def training_cost(logs: dict[tuple[str, str], tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
     """Appendix B.1, training: per method, the optimizer-loop minutes of its runs (min, median, max),
-    their GPU-hours (minutes x GPUs; none on CPU) and the devices they ran on. `logs` maps (model,
+    their GPU-hours (minutes x GPUs; undefined where no run used a GPU) and the devices they ran on. `logs` maps (model,
     method) to the training log and its record."""
     rows = []
     for (model, method), (log, record) in logs.items():
         device = record.get("device") or {"type": "unknown", "name": "not recorded", "processes": 1}
         minutes = float(log.seconds.sum()) / 60
-        gpus = device["processes"] if device["type"] == "cuda" else 0
+        gpus = device["processes"] if device["type"] == "cuda" else np.nan  # no GPU-hours on CPU: undefined
         rows.append(
             {
                 "model": model,
@@ -122,7 +123,7 @@ def training_cost(logs: dict[tuple[str, str], tuple[pd.DataFrame, dict]]) -> pd.
         min_minutes=("minutes", "min"),
         median_minutes=("minutes", "median"),
         max_minutes=("minutes", "max"),
-        gpu_hours=("gpu_hours", "sum"),
+        gpu_hours=("gpu_hours", lambda hours: hours.sum(min_count=1)),
         devices=("device", lambda d: ", ".join(dict.fromkeys(d))),
     )
     return summary.reset_index().round({"min_minutes": 3, "median_minutes": 3, "max_minutes": 3, "gpu_hours": 3})

@@ -13,6 +13,7 @@ import pandas as pd
 from calft.methods import BASE, MAIN, METHODS, TRAINED
 from calft.metrics import METRICS
 from calft.report.tables import SET_TITLES
+from calft.targets.families import get_family
 
 
 def _pyplot():
@@ -21,8 +22,14 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams["text.parse_math"] = False  # generated text is data: '$x^$' is drawn as it is
     return plt
+
+
+def _plain(texts) -> None:
+    """Draw these texts as they are: generated text is data ('$x^$' is not math). Math stays on for
+    the rest, which a log axis's tick labels need."""
+    for text in texts:
+        text.set_parse_math(False)
 
 
 DPI = 100
@@ -161,8 +168,11 @@ def figure_per_family(per_prompt: pd.DataFrame, prompt_set: str, metric: str, pa
     """Figures 4-7: one panel per distribution (family), base, soft and hard across the models."""
     statistic = f"{METRICS[metric].per_distribution} over its prompts"
     title = f"Per distribution ({statistic}), {SET_TITLES.get(prompt_set, prompt_set)}"
+    values = per_family_values(per_prompt, prompt_set, metric)
     figure_panels(
-        per_family_values(per_prompt, prompt_set, metric).rename(columns={"family": "panel", metric: "value"}),
+        values.assign(panel=values.family.map(lambda family: get_family(family).display)).rename(
+            columns={metric: "value"}
+        ),
         METRICS[metric].axis_label,
         title,
         METRICS[metric].log_axis,
@@ -194,13 +204,14 @@ def figure_panels(values: pd.DataFrame, label: str, title: str, log: bool, path:
         undefined |= _panel_bars(ax, values[values.panel == panel], models, limits[panel], log)
         ax.set_title(panel, fontsize=9)
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
-        ax.tick_params(axis="y", labelsize=7)
+        ax.tick_params(axis="y", which="both", labelsize=7)
     for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel(label, fontsize=8)
     axis = "one value axis" if shared else "each panel its own value axis"
-    finish(fig, path, f"{title}; {axis}; a value beyond it is printed on its bar", _method_handles(MAIN, undefined))
+    axis += "; a value beyond it is printed on its bar" if log else ""  # a linear axis holds every value
+    finish(fig, path, f"{title}; {axis}", _method_handles(MAIN, undefined))
 
 
 def _panel_bars(ax, values: pd.DataFrame, models: list[str], limits: tuple[float, float], log: bool) -> bool:
@@ -294,7 +305,7 @@ def _ood_panel(ax, prompt, samples: dict[str, pd.DataFrame], colors: dict, style
             top = max(top, float(np.percentile(heights, 95)))
     ax.set_ylim(0, 1.3 * top)
     ax.set_title(prompt.prompt_id, fontsize=7)
-    ax.tick_params(labelsize=6)
+    ax.tick_params(which="both", labelsize=6)
 
 
 OPEN_ENDED_MEASURES = {
@@ -385,9 +396,10 @@ def figure_open_ended_frequencies(
             positions = np.arange(len(answers)) + (j - (len(methods) - 1) / 2) * height
             ax.barh(positions, values, height, color=METHODS[method].color, label=method)
         ax.set_yticks(range(len(answers)), [a if len(a) <= 24 else a[:23] + "…" for a in answers], fontsize=7)
+        _plain(ax.get_yticklabels())
         ax.invert_yaxis()
         ax.set_xlabel("share of the samples", fontsize=8)
-        ax.set_title(textwrap.fill(text, 48), fontsize=8)
+        _plain([ax.set_title(textwrap.fill(text, 48), fontsize=8)])
         if not answers:
             ax.text(0.5, 0.5, "no answers", transform=ax.transAxes, ha="center")
     finish(fig, path, f"{model}: most frequent answers of open-ended prompts (Figure 10)", _method_handles(methods))

@@ -62,17 +62,16 @@ def to_markdown(table: pd.DataFrame, title: str, note: str = "") -> str:
 
 
 def to_latex(table: pd.DataFrame, title: str, note: str = "") -> str:
-    escape = lambda text: text.replace("—", "--").replace("_", r"\_").replace("%", r"\%")  # noqa: E731
     lines = [
         rf"% {title}" + (f" ({note})" if note else ""),
         rf"\begin{{tabular}}{{{'l' + 'c' * (len(table.columns) - 1)}}}",
         r"\toprule",
-        " & ".join(escape(c) for c in table.columns) + r" \\",
+        " & ".join(map(text.latex, table.columns)) + r" \\",
         r"\midrule",
     ]
     lines += [
         " & ".join(cells) + r" \\"
-        for cells in _rows(table, lambda t: rf"\textbf{{{t}}}", lambda t: rf"\rowcolor{{green!15}}{t}", escape)
+        for cells in _rows(table, lambda t: rf"\textbf{{{t}}}", lambda t: rf"\rowcolor{{green!15}}{t}", text.latex)
     ]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

@@ -329,7 +329,8 @@ ITEMS = (
     ),
     Item(
         "Table 21",
-        "retention per task, per model (left) and over the models (right)",
+        "retention per task and model, and per task over the models (the right half); the left half, per "
+        "model over the tasks, is Table 2's retention column",
         lambda s: tables("retention_tasks", "table21_retention_tasks_model_mean") if s.runs("retention") else [],
         "table21",
         "retention.enabled",

@@ -200,24 +200,6 @@ def to_markdown(cases: pd.DataFrame, regime: str) -> str:
     return "\n".join(lines)
 
 
-LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(LATEX_SPECIAL.get(character, character) for character in text)
-
-
 def to_latex(cases: pd.DataFrame, regime: str) -> str:
     first_table, shows = REGIMES[regime]
     lines = [f"% Tables {first_table}-{first_table + 2}: NoveltyBench cases where {shows}"]
@@ -226,12 +208,12 @@ def to_latex(cases: pd.DataFrame, regime: str) -> str:
         column = rf"p{{{0.9 / len(methods):.2f}\linewidth}}"
         lines += [
             r"\begin{table}[t]",
-            rf"\caption{{{latex_escape(_caption(regime, number, rows))}}}",
+            rf"\caption{{{text.latex(_caption(regime, number, rows))}}}",
             rf"\begin{{tabular}}{{r{column * len(methods)}}}",
             r"\toprule",
             " & ".join(["rank", *methods]) + r" \\",
             r"\midrule",
         ]
-        lines += [" & ".join(latex_escape(c) for c in [label, *cells]) + r" \\" for label, cells in zip(labels, grid)]
+        lines += [" & ".join(text.latex(c) for c in [label, *cells]) + r" \\" for label, cells in zip(labels, grid)]
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"

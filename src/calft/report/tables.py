@@ -16,7 +16,7 @@ import pandas as pd
 from calft import artifacts, metrics
 from calft.errors import UserError
 from calft.methods import MAIN, SSOT_COMPARISON
-from calft.report import aggregates
+from calft.report import aggregates, text
 
 SET_TITLES = {
     "ood": "held-out (OOD) families",
@@ -136,12 +136,13 @@ def _methods(table: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(table.columns.get_level_values(1)))
 
 
-def _cells(table: pd.DataFrame, columns, bold) -> list[list[str]]:
-    """Formatted cells, the best method of each metric in each row marked with `bold`."""
+def _cells(table: pd.DataFrame, columns, bold, escape) -> list[list[str]]:
+    """Formatted cells, escaped for the format, the best method of each metric in each row marked
+    with `bold`."""
     methods = _methods(table)
     rows = []
     for key, row in table.iterrows():
-        cells = [" / ".join(map(str, key)) if isinstance(key, tuple) else str(key)]
+        cells = [escape(" / ".join(map(str, key)) if isinstance(key, tuple) else str(key))]
         for column, _, best in columns:
             values = row[column]
             finite = values[np.isfinite(values.astype(float))]
@@ -150,8 +151,8 @@ def _cells(table: pd.DataFrame, columns, bold) -> list[list[str]]:
             distinct = len(winners) < len(finite)  # bold only where the best stands out (ties all bold)
             for method in methods:
                 value = values[method]
-                text = "—" if not np.isfinite(value) else f"{value:.3f}"
-                cells.append(bold(text) if method in winners and distinct else text)
+                shown = escape("—" if not np.isfinite(value) else f"{value:.3f}")
+                cells.append(bold(shown) if method in winners and distinct else shown)
         rows.append(cells)
     return rows
 
@@ -166,29 +167,26 @@ def to_markdown(table: pd.DataFrame, title: str, columns) -> str:
     lines = [
         f"**{title}** (best per row in bold; — = undefined)",
         "",
-        "| " + " | ".join(headers) + " |",
+        "| " + " | ".join(map(text.markdown, headers)) + " |",
         "|" + "---|" * len(headers),
     ]
-    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(table, columns, lambda t: f"**{t}**")]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(table, columns, lambda t: f"**{t}**", text.markdown)]
     return "\n".join(lines) + "\n"
 
 
 def to_latex(table: pd.DataFrame, title: str, columns) -> str:
     methods = _methods(table)
     spec = "l" + "c" * len(methods) * len(columns)
-    groups = " & ".join(rf"\multicolumn{{{len(methods)}}}{{c}}{{{label}}}" for _, label, _ in columns)
+    groups = " & ".join(rf"\multicolumn{{{len(methods)}}}{{c}}{{{text.latex(label)}}}" for _, label, _ in columns)
     lines = [
         rf"% {title}",
         rf"\begin{{tabular}}{{{spec}}}",
         r"\toprule",
-        rf"{_headers(table, columns)[0]} & {groups} \\",
-        " & " + " & ".join(methods * len(columns)) + r" \\",
+        rf"{text.latex(_headers(table, columns)[0])} & {groups} \\",
+        " & " + " & ".join(map(text.latex, methods * len(columns))) + r" \\",
         r"\midrule",
     ]
-    lines += [
-        " & ".join(c.replace("—", "--").replace("_", r"\_") for c in cells) + r" \\"
-        for cells in _cells(table, columns, lambda t: rf"\textbf{{{t}}}")
-    ]
+    lines += [" & ".join(cells) + r" \\" for cells in _cells(table, columns, lambda t: rf"\textbf{{{t}}}", text.latex)]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -299,15 +297,15 @@ def noveltybench_split_table(novelty: pd.DataFrame, models: list[str]):
 
 
 def load_transfer(inputs: dict) -> pd.DataFrame | None:
-    """Per (model, method): mean open-ended support size and unique fractions, MCQ parse rate and TV,
-    NoveltyBench utility; for the evaluations of the inputs (SSOT included)."""
+    """Per (model, method): mean open-ended support size and unique fractions (over the prompts that
+    got an answer: a prompt without one has no rate, where the reference counts 0), MCQ parse rate
+    and TV, NoveltyBench utility; for the evaluations of the inputs (SSOT included)."""
     parts = []
     if inputs["open_ended"]:
-        parts.append(
-            aggregates.prompt_means(
-                per_method(inputs, "open_ended"), ["support_size", "unique_fraction", "unique_fraction_insensitive"]
-            )
-        )
+        rates = ["unique_fraction", "unique_fraction_insensitive"]
+        open_ended = per_method(inputs, "open_ended")
+        open_ended.loc[open_ended["empty"] >= open_ended.samples, rates] = np.nan  # no answer: no rate (not 0)
+        parts.append(aggregates.prompt_means(open_ended, ["support_size", *rates]))
     if inputs["mcq"]:
         parts.append(aggregates.prompt_means(per_method(inputs, "mcq"), ["parse_rate", "tv"]))
     if inputs["noveltybench"]:

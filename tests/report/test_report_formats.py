@@ -1,0 +1,42 @@
+"""Every md and tex table is well formed whatever its text holds: LaTeX's and markdown's special
+characters in column names, row labels, method names and cells come out as themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pylatexenc.latex2text import LatexNodes2Text
+from well_formed import latex_problems, markdown_problems
+
+from calft.report import flat_tables, text
+from calft.report import tables as report_tables
+
+HOSTILE = r'top-90% {"a": 1} a|b x_y &#$~^\ end'
+
+
+def test_the_checks_catch_what_lost_cells_and_braces_look_like():
+    assert latex_problems(r"\begin{tabular}{lc}" + "\n\\toprule\na & {top-90% support} \\\\\n\\end{tabular}\n")
+    assert latex_problems(
+        '\\begin{tabular}{lc}\n\\toprule\nx \\\\\n\\midrule\na & {"a": 1} \\\\\n\\bottomrule\n\\end{tabular}'
+    )
+    assert latex_problems(
+        "\\begin{tabular}{lc}\n\\toprule\nx \\\\\n\\midrule\na & b & c \\\\\n\\bottomrule\n\\end{tabular}"
+    )
+    assert markdown_problems("| a | b |\n|---|---|\n| x | y | z |\n")
+    assert not markdown_problems("| a | b |\n|---|---|\n| x \\| y | z |\n")
+
+
+def test_a_flat_table_of_special_characters_is_well_formed():
+    table = pd.DataFrame({HOSTILE: [HOSTILE, "plain"], "value W1": [0.5, np.nan], "row": ["evaluation reference", ""]})
+    assert not latex_problems(flat_tables.to_latex(table, "a title", "a note"))
+    assert not markdown_problems(flat_tables.to_markdown(table, "a title", "a note"))
+    shown = LatexNodes2Text().latex_to_text(text.latex(HOSTILE))
+    assert shown == HOSTILE.replace("^", "ˆ")  # what LaTeX prints: the text itself (a circumflex accent for ^)
+
+
+def test_a_method_table_of_special_characters_is_well_formed():
+    columns = pd.MultiIndex.from_product([["support"], ["base", "so_ft"]])
+    table = pd.DataFrame([[1.0, 2.0], [np.nan, 3.0]], index=pd.Index([HOSTILE, "m|2"], name="model"), columns=columns)
+    metrics = [("support", "top-90% support", "max")]
+    assert not latex_problems(report_tables.to_latex(table, "Table 1", metrics))
+    assert not markdown_problems(report_tables.to_markdown(table, "Table 1", metrics))

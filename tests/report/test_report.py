@@ -531,3 +531,16 @@ def test_hyperparameter_and_cost_tables_come_from_the_training_records_and_bench
     assert stages.loc["sample", "jobs"] == 2 and stages.loc["sample", "wall_hours"] == pytest.approx(
         36 / 3600, abs=1e-4
     )
+
+
+def test_figure_14_colours_decimals_apart_from_every_method_colour():
+    """Figure 14's series sit beside base, soft, hard and SSOT in the reader's mind: no decimals colour
+    may pass for a method's (at least 85 apart in RGB)."""
+    from calft.methods import METHODS
+    from calft.report.commands import DECIMALS_PALETTE
+
+    def rgb(colour: str) -> np.ndarray:
+        return np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+    gaps = [np.linalg.norm(rgb(a) - rgb(m.color)) for a in DECIMALS_PALETTE for m in METHODS.values()]
+    assert min(gaps) >= 85

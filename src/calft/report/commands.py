@@ -99,5 +99,5 @@ def _figure14(settings: AblationSelection, runs: list, inputs: dict, ood_targets
             plots.figure_ood_samples(samples, prompts, title, path, colors, styles)
 
 
-DECIMALS_PALETTE = ["#d95f02", "#7570b3", "#1b9e77", "#e7298a", "#66a61e", "#a6761d"]  # Figure 14, by decimals
+DECIMALS_PALETTE = ["#7b3294", "#e7298a", "#a6761d", "#000000", "#b2182b", "#01665e"]  # Figure 14: by decimals
 BINS_STYLES = ["-", "--", ":", "-."]  # Figure 14, by bin cap

@@ -241,10 +241,10 @@ def _panel_bars(ax, values: pd.DataFrame, models: list[str], limits: tuple[float
                     rotation=90,
                     ha="center",
                     va="top",
-                    fontsize=6,
-                    color="white",
-                    fontweight="bold",
-                )
+                    fontsize=7,
+                    color="black",
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.9},
+                )  # readable on any bar colour
     ax.set_yscale("log" if log else "linear")
     ax.set_ylim(low, high)
     return undefined

@@ -544,3 +544,17 @@ def test_figure_14_colours_decimals_apart_from_every_method_colour():
 
     gaps = [np.linalg.norm(rgb(a) - rgb(m.color)) for a in DECIMALS_PALETTE for m in METHODS.values()]
     assert min(gaps) >= 85
+
+
+def test_ood_sample_panels_name_the_law_and_count_each_series_samples(monkeypatch, tmp_path):
+    from calft.report import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "finish", lambda fig, path, title, handles: drawn.append(fig))
+    targets = pd.DataFrame({"prompt_id": ["g"], "family": ["gaussian"], "params": ['{"mu": 0, "sigma": 1}']})
+    soft = pd.DataFrame({"prompt_id": "g", "valid": [True] * 4 + [False], "value": [0.1, -0.5, 0.3, 40.0, np.nan]})
+    ssot = soft.assign(valid=False)
+    figures.figure_ood_samples({"soft": soft, "ssot": ssot}, targets, "t", tmp_path / "f.png")
+    (ax, *_) = drawn[0].axes
+    assert ax.get_title() == "Gaussian(mu=0, sigma=1)" and ax.get_ylabel() == "density"
+    assert [text.get_text() for text in ax.texts] == ["soft: 4 valid, 1 off the axis", "ssot: 0 valid"]

@@ -276,15 +276,20 @@ def figure_ood_samples(
         _ood_panel(ax, prompt, samples, colors, styles)
     for ax in axes.ravel()[len(prompts) :]:
         ax.axis("off")
+    for ax in axes.ravel()[max(0, len(prompts) - columns) : len(prompts)]:  # the lowest panel of each column
+        ax.set_xlabel("sampled value", fontsize=7)
     finish(fig, path, title, [target, *series])
 
 
 def _ood_panel(ax, prompt, samples: dict[str, pd.DataFrame], colors: dict, styles: dict) -> None:
-    """One prompt of Figures 3, 8 and 14: the target law and a histogram of each series' valid samples."""
+    """One prompt of Figures 3, 8 and 14: the target law and a histogram of each series' valid
+    samples. The panel says how many valid samples each series drew and how many fall outside the
+    plotted range; a bar cut by the value axis ends in a triangle."""
     from calft.targets.families import get_family
 
     family = get_family(prompt.family)
-    law = family.frozen(json.loads(prompt.params))
+    params = json.loads(prompt.params)
+    law = family.frozen(params)
     low, high = law.ppf(0.001), law.ppf(0.999)
     if family.integer:
         grid = np.arange(np.floor(low), np.ceil(high) + 1)
@@ -295,16 +300,38 @@ def _ood_panel(ax, prompt, samples: dict[str, pd.DataFrame], colors: dict, style
         target = law.pdf(grid)
         ax.plot(grid, target, "k-", lw=1.2)
     top = np.percentile(target, 95)  # a density spike at the edge must not flatten the panel
+    drawn, counts = [], []
     for method, frame in samples.items():
-        values = frame[(frame.prompt_id == prompt.prompt_id) & frame.valid].value
-        values = values[(values >= low) & (values <= high)]
+        valid = frame[(frame.prompt_id == prompt.prompt_id) & frame.valid].value
+        values = valid[(valid >= low) & (valid <= high)]
+        outside = len(valid) - len(values)
+        counts.append((method, f"{method}: {len(valid)} valid" + (f", {outside} off the axis" if outside else "")))
         if len(values):
             bins = np.arange(np.floor(low) - 0.5, np.ceil(high) + 1) if family.integer else 30
             style = {"color": colors[method], "linestyle": styles.get(method, "-")}
-            heights, _, _ = ax.hist(values, bins=bins, density=True, histtype="step", **style)
+            heights, edges, _ = ax.hist(values, bins=bins, density=True, histtype="step", **style)
+            drawn.append((method, heights, edges))
             top = max(top, float(np.percentile(heights, 95)))
-    ax.set_ylim(0, 1.3 * top)
-    ax.set_title(prompt.prompt_id, fontsize=7)
+    ceiling = 1.3 * top
+    ax.set_ylim(0, ceiling)
+    for method, heights, edges in drawn:
+        cut = heights > ceiling
+        centres = (edges[:-1] + edges[1:]) / 2
+        ax.plot(centres[cut], np.full(cut.sum(), ceiling), "^", color=colors[method], ms=4, clip_on=False)
+    for line, (method, text) in enumerate(counts):
+        ax.text(
+            0.98,
+            0.97 - 0.09 * line,
+            text,
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=5.5,
+            color=colors[method],
+        )
+    shown = ", ".join(f"{name}={value:g}" for name, value in params.items())
+    ax.set_title(f"{family.display}({shown})", fontsize=7)
+    ax.set_ylabel("probability" if family.integer else "density", fontsize=6)
     ax.tick_params(which="both", labelsize=6)
 
 

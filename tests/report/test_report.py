@@ -558,3 +558,26 @@ def test_ood_sample_panels_name_the_law_and_count_each_series_samples(monkeypatc
     (ax, *_) = drawn[0].axes
     assert ax.get_title() == "Gaussian(mu=0, sigma=1)" and ax.get_ylabel() == "density"
     assert [text.get_text() for text in ax.texts] == ["soft: 4 valid, 1 off the axis", "ssot: 0 valid"]
+
+
+def test_figure_2_puts_the_held_out_families_left_and_hatches_an_undefined_value(monkeypatch, tmp_path):
+    from calft.report import figures
+    from calft.report.tables import SET_TITLES
+
+    drawn = []
+    monkeypatch.setattr(figures, "finish", lambda fig, path, title, handles: drawn.append((fig, handles)))
+    summary = pd.DataFrame(
+        {
+            "prompt_set": ["unseen"] * 3 + ["ood"] * 3,
+            "model": "m",
+            "method": ["base", "soft", "hard"] * 2,
+            "normalized_w1": [0.5, 0.2, 0.3, np.nan, 0.4, 0.6],
+        }
+    )
+    figures.figure_family_median(summary, ["unseen", "ood"], tmp_path / "f.png")
+    fig, handles = drawn[0]
+    ood, unseen = fig.axes[:2]
+    assert [ood.get_title(), unseen.get_title()] == [SET_TITLES["ood"], SET_TITLES["unseen"]]
+    assert [bar.get_hatch() for bar in ood.patches] == [figures.UNDEFINED_HATCH, None, None]  # base, soft, hard
+    assert [bar.get_hatch() for bar in unseen.patches] == [None, None, None]
+    assert handles[-1].get_label() == "undefined (no finite value)"

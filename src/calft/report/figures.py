@@ -73,17 +73,17 @@ def finish(fig, path: Path, title: str, handles: list, per_row: int = 6) -> None
 
 def _method_handles(methods, undefined: bool = False) -> list:
     """Legend entries: a patch per method, and the mark of an undefined value when one is drawn."""
-    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     handles = [Patch(color=METHODS[method].color, label=method) for method in methods]
     if undefined:
         handles.append(
-            Line2D(
-                [], [], color="black", marker="x", linestyle="none", label="undefined (a family has no finite value)"
-            )
+            Patch(facecolor="none", edgecolor="black", hatch=UNDEFINED_HATCH, label="undefined (no finite value)")
         )
     return handles
+
+
+UNDEFINED_HATCH = "///"
 
 
 METRIC_LABELS = {  # the measures of retention and perplexity; the per-prompt metrics' are calft.metrics'
@@ -92,31 +92,36 @@ METRIC_LABELS = {  # the measures of retention and perplexity; the per-prompt me
 }
 
 
-def _mark_undefined(ax, x: float, color: str) -> None:
-    """An undefined value: a cross on the axis and the word, never a bar."""
-    ax.plot(x, 0, marker="x", color=color, markersize=8, clip_on=False, transform=ax.get_xaxis_transform())
-    ax.annotate(
-        "undefined",
-        (x, 0),
-        xycoords=("data", "axes fraction"),
-        xytext=(0, 6),
-        textcoords="offset points",
-        rotation=90,
-        ha="center",
-        va="bottom",
-        fontsize=7,
-        color=color,
+def _mark_undefined(ax, x: float, width: float, color: str) -> None:
+    """An undefined value, as the paper draws it: an empty hatched bar the height of the panel."""
+    ax.bar(
+        x,
+        1,
+        width,
+        bottom=0,
+        transform=ax.get_xaxis_transform(),
+        fill=False,
+        hatch=UNDEFINED_HATCH,
+        edgecolor=color,
+        linewidth=0.8,
     )
 
 
+PAPER_PANEL_ORDER = ("ood", "unseen")  # Figure 2: held-out families left, unseen parameters right
+
+
 def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], path: Path) -> None:
-    """Figure 2: family-median normalized W1 per model and method, the legend above the panels."""
+    """Figure 2: family-median normalized W1 per model and method, OOD on the left as in the paper,
+    the legend above the panels."""
     plt = _pyplot()
     models = summary_rows.model.nunique()
     header = header_height(len(MAIN) + 1)
     rows, columns, size = grid(len(prompt_sets), max(6.0, 0.6 * models + 1), 4.8, header)
     fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
     undefined = False
+    prompt_sets = sorted(
+        prompt_sets, key=lambda name: PAPER_PANEL_ORDER.index(name) if name in PAPER_PANEL_ORDER else 9
+    )
     for ax, prompt_set in zip(axes.ravel(), prompt_sets):
         subset = summary_rows[summary_rows.prompt_set == prompt_set]
         models = list(subset.model.unique())
@@ -130,7 +135,7 @@ def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], pat
                     ax.bar(x, value.iloc[0], 0.27, color=METHODS[method].color)
                 else:
                     undefined = True
-                    _mark_undefined(ax, x, METHODS[method].color)
+                    _mark_undefined(ax, x, 0.27, METHODS[method].color)
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
         ax.set_ylim(bottom=0)
         ax.set_ylabel(f"family-median {METRICS['normalized_w1'].axis_label}")
@@ -228,7 +233,7 @@ def _panel_bars(ax, values: pd.DataFrame, models: list[str], limits: tuple[float
             x, value = i + (j - (len(MAIN) - 1) / 2) * width, float(match.iloc[0])
             if not np.isfinite(value):
                 undefined = True
-                _mark_undefined(ax, x, METHODS[method].color)
+                _mark_undefined(ax, x, width, METHODS[method].color)
                 continue
             shown = min(max(value, low), high)
             ax.bar(x, shown - (low if log else 0), width, bottom=low if log else 0, color=METHODS[method].color)

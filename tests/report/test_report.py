@@ -581,3 +581,16 @@ def test_figure_2_puts_the_held_out_families_left_and_hatches_an_undefined_value
     assert [bar.get_hatch() for bar in ood.patches] == [figures.UNDEFINED_HATCH, None, None]  # base, soft, hard
     assert [bar.get_hatch() for bar in unseen.patches] == [None, None, None]
     assert handles[-1].get_label() == "undefined (no finite value)"
+
+
+def test_figure_10_shows_the_paper_s_labels_and_every_method_s_answers_under_ties():
+    """The paper: each state's top 10, their union ranked by peak then total share, the top 15."""
+    from calft.report.figures import displayed_answers
+
+    base = pd.Series({"a": 0.8, "b": 0.1, "c": 0.1})
+    soft = pd.Series({"d": 0.4, "a": 0.3, "e": 0.3})
+    assert displayed_answers({"base": base, "soft": soft}) == ["a", "d", "e", "b", "c"]
+    assert displayed_answers({"base": base, "soft": soft}, per_method=2) == ["a", "d", "b"]  # e is not soft's top 2
+    assert displayed_answers({"base": base, "soft": soft}, shown=2) == ["a", "d"]
+    tied = {m: pd.Series({f"{m}{i}": 1 / 3 for i in range(3)} | {"": 0.0}) for m in ("base", "soft", "hard")}
+    assert displayed_answers(tied, shown=4) == ["base0", "soft0", "hard0", "base1"]  # round the methods, no ''

@@ -403,15 +403,30 @@ def figure_open_ended_per_prompt(rows: pd.DataFrame, path: Path) -> None:
     finish(fig, path, title, handles)
 
 
+def displayed_answers(shares: dict[str, pd.Series], per_method: int = 10, shown: int = 15) -> list[str]:
+    """Figure 10's labels, by the paper's rule: the top `per_method` answers of each method, their
+    union ranked by peak, then total, share across the methods, the first `shown`. Ties (20 answers
+    at 1/20 each) go round the methods, each one's next best in turn, so no method's answers are
+    hidden behind another's."""
+    rank = {}
+    for method_shares in shares.values():
+        ordered = method_shares.sort_values(ascending=False, kind="stable").index[:per_method]
+        for position, answer in enumerate(a for a in ordered if a):  # an empty output is no answer
+            rank[answer] = min(rank.get(answer, position), position)
+    table = pd.DataFrame(shares).reindex(list(rank)).fillna(0.0)
+    peak, total = table.max(axis=1), table.sum(axis=1)
+    return sorted(rank, key=lambda answer: (-peak[answer], -total[answer], rank[answer]))[:shown]
+
+
 def figure_open_ended_frequencies(
-    samples: dict[str, pd.DataFrame], prompts: dict[int, str], model: str, path: Path, top: int = 10
+    samples: dict[str, pd.DataFrame], prompts: dict[int, str], model: str, path: Path
 ) -> None:
-    """Figure 10: for each of `prompts` (index -> text), the frequency of its most frequent answers
-    under each method (method -> open_ended_samples rows), the answers pooled over the methods."""
+    """Figure 10: for each of `prompts` (index -> text), the shares of its most frequent answers
+    under each method (method -> open_ended_samples rows), chosen by `displayed_answers`."""
     plt = _pyplot()
     prompts = prompts or {-1: "no open-ended prompt was sampled"}
     methods = [m for m in MAIN if m in samples]
-    rows, columns, size = grid(len(prompts), 4.6, 4.2, header_height(len(methods)))
+    rows, columns, size = grid(len(prompts), 4.6, 4.6, header_height(len(methods)))
     fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
     for ax in axes.ravel()[len(prompts) :]:
         ax.axis("off")
@@ -419,9 +434,7 @@ def figure_open_ended_frequencies(
         counts = {
             m: samples[m][samples[m].prompt_index == index].normalized.value_counts(normalize=True) for m in methods
         }
-        pooled = pd.concat([pd.Series(dtype=float), *counts.values()], axis=1).fillna(0).sum(axis=1)
-        pooled = pooled.sort_values(ascending=False)
-        answers = [a for a in pooled.index[:top]]
+        answers = displayed_answers(counts)
         height = 0.8 / max(1, len(methods))
         for j, method in enumerate(methods):
             values = [float(counts[method].get(answer, 0.0)) for answer in answers]
@@ -434,4 +447,5 @@ def figure_open_ended_frequencies(
         _plain([ax.set_title(textwrap.fill(text, 48), fontsize=8)])
         if not answers:
             ax.text(0.5, 0.5, "no answers", transform=ax.transAxes, ha="center")
-    finish(fig, path, f"{model}: most frequent answers of open-ended prompts (Figure 10)", _method_handles(methods))
+    title = f"{model}: most frequent answers of open-ended prompts (Figure 10; each method's top 10, the 15 highest)"
+    finish(fig, path, title, _method_handles(methods))

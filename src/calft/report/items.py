@@ -168,7 +168,7 @@ ITEMS = (
     ),
     Item(
         "Figure 10",
-        "open-ended answer frequencies (city, mammal, weekday)",
+        "open-ended answer frequencies (the city, mammal and weekday prompts where sampled, else the first three)",
         lambda s: figures(*(f"figure10_open_ended_frequencies_{m}" for m in s.models)) if s.runs("open_ended") else [],
         "figure10",
         "transfer.open_ended.enabled",

@@ -508,16 +508,22 @@ def test_hyperparameter_and_cost_tables_come_from_the_training_records_and_bench
             "soft_tau": 1.0,
             "soft_epsilon": 1e-8,
         }
-        return {"training": training, "targets": {"decimals": 5, "max_bins": 1001}} | (
+        targets = {"decimals": 5, "max_bins": 1001, "quantile_low": 0.001, "quantile_high": 0.999, "per_family": None}
+        return {"training": training, "targets": targets, "model": {"dtype": "bfloat16"}} | (
             {"device": device} if device else {}
         )
 
     a100 = {"type": "cuda", "name": "NVIDIA A100", "processes": 4}
     records = {("m1", "soft"): record(16, a100), ("m2", "soft"): record(8, a100), ("m1", "hard"): record(16, None)}
-    shared, specific = appendix.hyperparameter_tables(records)
-    assert shared.set_index("hyperparameter").loc["lora_r", "value"] == "16 / 8"  # the models differ
-    assert shared.set_index("hyperparameter").loc["lora_target_modules", "value"] == "q_proj, v_proj"
+    steps = {("m1", "soft"): 189, ("m2", "soft"): 189, ("m1", "hard"): 1988}
+    shared, specific = appendix.hyperparameter_tables(records, steps)
+    shared = shared.set_index("hyperparameter").value
+    assert shared["lora_r"] == "16 / 8" and shared["lora_target_modules"] == "q_proj, v_proj"  # the models differ
+    assert shared["quantile interval"] == "[0.001, 0.999]" and shared["precision"] == "bfloat16"
+    assert shared["hardware"] == "4 x NVIDIA A100 / not recorded"
+    assert shared["training prompts per family"] == "all (the paper's grid)"
     assert specific.set_index("hyperparameter").loc["epochs"].to_dict() == {"soft": "3", "hard": "2"}
+    assert specific.set_index("hyperparameter").loc["optimizer steps"].to_dict() == {"soft": "189", "hard": "1988"}
     logs = {key: (pd.DataFrame({"seconds": [30.0, 90.0 * (i + 1)]}), r) for i, (key, r) in enumerate(records.items())}
     cost = appendix.training_cost(logs).set_index("method")
     assert cost.loc["soft", "min_minutes"] == 2.0 and cost.loc["soft", "max_minutes"] == 3.5
@@ -594,3 +600,11 @@ def test_figure_10_shows_the_paper_s_labels_and_every_method_s_answers_under_tie
     assert displayed_answers({"base": base, "soft": soft}, shown=2) == ["a", "d"]
     tied = {m: pd.Series({f"{m}{i}": 1 / 3 for i in range(3)} | {"": 0.0}) for m in ("base", "soft", "hard")}
     assert displayed_answers(tied, shown=4) == ["base0", "soft0", "hard0", "base1"]  # round the methods, no ''
+
+
+def test_table_5_gives_each_family_its_tier_and_marks_the_held_out_ones():
+    from calft.report.appendix import families_table
+
+    table = families_table().set_index("id")
+    assert set(table.index[table.tier == "I"]) == {"uniform", "gaussian", "bernoulli"}  # the reference's tier I
+    assert table.loc["cauchy", "tier"] == "III" and table.loc["poisson", "split"] == "held out (OOD)"

@@ -39,11 +39,26 @@ def _values(items) -> str:
     return " / ".join(shown)
 
 
-def hyperparameter_tables(records: dict[tuple[str, str], dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tables 3 and 4 from the training logs' records ((model, method) -> provenance config): the
-    shared settings (one column), and per trained method its targets and schedule."""
+RECORDED = {  # Table 3's rows beyond the training section, as a training log's record holds them
+    "quantile interval": lambda r: f"[{r['targets'].get('quantile_low')}, {r['targets'].get('quantile_high')}]",
+    "training prompts per family": lambda r: r["targets"].get("per_family") or "all (the paper's grid)",
+    "precision": lambda r: r.get("model", {}).get("dtype", "not recorded"),
+    "hardware": lambda r: f"{r['device']['processes']} x {r['device']['name']}" if r.get("device") else "not recorded",
+}
+
+
+def hyperparameter_tables(
+    records: dict[tuple[str, str], dict], steps: dict[tuple[str, str], int]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tables 3 and 4 from the training logs ((model, method) -> the record's config, and the
+    optimizer steps the log holds): the shared settings (one column), and per trained method its
+    targets, schedule and steps."""
     shared = pd.DataFrame(
-        {"hyperparameter": SHARED, "value": [_values(r["training"][key] for r in records.values()) for key in SHARED]}
+        {
+            "hyperparameter": SHARED + list(RECORDED),
+            "value": [_values(r["training"][key] for r in records.values()) for key in SHARED]
+            + [_values(read(r) for r in records.values()) for read in RECORDED.values()],
+        }
     )
     methods = list(dict.fromkeys(method for _, method in records))
 
@@ -60,9 +75,10 @@ def hyperparameter_tables(records: dict[tuple[str, str], dict]) -> tuple[pd.Data
         "epsilon": scheduled("epsilon", lambda training: training.smoothed),
     }
     specific = pd.DataFrame(
-        {"hyperparameter": list(rows)}
+        {"hyperparameter": [*rows, "optimizer steps"]}
         | {
             method: [_values(read(r, method) for (_, m), r in records.items() if m == method) for read in rows.values()]
+            + [_values(steps[key] for key in records if key[1] == method)]
             for method in methods
         }
     )
@@ -87,6 +103,7 @@ def families_table() -> pd.DataFrame:
         rows.append(
             {
                 "family": family.display,
+                "tier": family.tier,
                 "id": family_id,
                 "scipy": family.scipy_name,
                 "kind": "integer" if family.integer else "continuous",

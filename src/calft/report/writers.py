@@ -247,7 +247,8 @@ def tables3_4(report: Report) -> None:
     from calft.report import appendix
 
     shared, specific = appendix.hyperparameter_tables(
-        {key: config for key, (_, config) in report.training_logs.items()}
+        {key: config for key, (_, config) in report.training_logs.items()},
+        {key: int(log.step.max()) for key, (log, _) in report.training_logs.items()},
     )
     report.flat_table(
         "table3_shared_hyperparameters", shared, "Shared hyperparameters, as the training logs record them (Table 3)"

@@ -119,9 +119,8 @@ def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], pat
     rows, columns, size = grid(len(prompt_sets), max(6.0, 0.6 * models + 1), 4.8, header)
     fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
     undefined = False
-    prompt_sets = sorted(
-        prompt_sets, key=lambda name: PAPER_PANEL_ORDER.index(name) if name in PAPER_PANEL_ORDER else 9
-    )
+    order = {name: position for position, name in enumerate(PAPER_PANEL_ORDER)}
+    prompt_sets = sorted(prompt_sets, key=lambda name: order.get(name, len(order)))
     for ax, prompt_set in zip(axes.ravel(), prompt_sets):
         subset = summary_rows[summary_rows.prompt_set == prompt_set]
         models = list(subset.model.unique())
@@ -290,8 +289,6 @@ def _ood_panel(ax, prompt, samples: dict[str, pd.DataFrame], colors: dict, style
     """One prompt of Figures 3, 8 and 14: the target law and a histogram of each series' valid
     samples. The panel says how many valid samples each series drew and how many fall outside the
     plotted range; a bar cut by the value axis ends in a triangle."""
-    from calft.targets.families import get_family
-
     family = get_family(prompt.family)
     params = json.loads(prompt.params)
     law = family.frozen(params)

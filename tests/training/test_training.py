@@ -19,11 +19,11 @@ from conftest import (
     SMOL_ENTRY,
     build_tries,
     calft_in_process,
-    cli_settings,
     discretize,
     items_and_prompts,
     random_lora_model,
     run_checked,
+    train_arguments,
 )
 
 from calft.cli import main
@@ -110,26 +110,12 @@ def _train_command(tiny_model_dir, micro_data, out, method="hard", **overrides):
         )
         | overrides
     )
-    return [
-        sys.executable,
-        "-m",
-        "calft.cli",
-        "train",
-        *cli_settings(method=method, model=SMOL, training=settings),
-        "--model-dir",
-        str(tiny_model_dir),
-        "--targets",
-        str(micro_data / ("hard.parquet" if method == "hard" else "soft.parquet")),
-        *(["--tries", str(micro_data / "tries.parquet")] if method == "soft" else []),
-        "--adapter",
-        str(out / "adapter"),
-        "--train-log",
-        str(out / "log.parquet"),
-        "--checkpoints",
-        str(out / "checkpoints"),
-        "--threads",
-        "1",
-    ]
+    targets = micro_data / ("hard.parquet" if method == "hard" else "soft.parquet")
+    tries = ["--tries", str(micro_data / "tries.parquet")] if method == "soft" else []
+    arguments = train_arguments(
+        tiny_model_dir, targets, out, *tries, "--threads", "1", method=method, training=settings
+    )
+    return [sys.executable, "-m", "calft.cli", *arguments]
 
 
 def _adapter_weights(folder):

@@ -90,7 +90,7 @@ def test_a_registered_metric_is_scored_aggregated_tabled_and_drawn(toy_registrat
     summary = aggregates.summary(per_prompt)
     assert summary.toy_spread.tolist() == [2.0]  # equal-family mean: (mean(1, 2, 0) + 3) / 2, not the pooled 1.5
     assert ("toy_spread", "base") in tables.paper_table(summary, "ood").columns
-    assert ("toy_spread", "spread", "max") in tables.metric_columns()
+    assert tables.Column("toy_spread", "spread", "max") in tables.metric_columns()
 
     selection = ReportSelection.from_dict(dict(models=["m"], methods=["base", "soft"], prompt_sets=["ood", "unseen"]))
     outputs = {str(path) for path in items.report_outputs(selection, "tables", "figures")}
@@ -110,7 +110,7 @@ def test_a_registered_evaluation_reaches_the_plan_its_table_and_the_index(toy_re
 
     for (model, method), path in inputs["toy_eval"].items():
         frame = pd.DataFrame(
-            {"prompt_index": [0, 1, 2], "toy_score": [1.0, 2.0, 6.0] if method == "base" else [4.0] * 3}
+            {"prompt_index": [0, 1, 2], "toy_score": [1.0, 1.0, 1.5] if method == "base" else [4.0] * 3}
         )
         path.parent.mkdir(parents=True)
         artifacts.write_frame(frame, path, artifacts.provenance("toy_eval", {}) | {"artifact": "toy_eval"})
@@ -118,7 +118,8 @@ def test_a_registered_evaluation_reaches_the_plan_its_table_and_the_index(toy_re
     tables_dir.mkdir()
     for item in items.evaluation_items():
         item.write(report)
-    assert "| m | 3.000 | **4.000** |" in (tables_dir / "toy_eval.md").read_text()
+    # bootstrap intervals over the prompts: base's [1, 1.5] lies below soft's [4, 4], so soft is bold
+    assert "| m | 1.167 \\[1.000, 1.500\\] | **4.000 \\[4.000, 4.000\\]** |" in (tables_dir / "toy_eval.md").read_text()
 
     markdown = index.to_markdown(index.entries(selection, tables_dir, figures_dir, tmp_path / "ablations"))
     assert f"| toy_eval: per model and method, the means over prompts | `{tables_dir / 'toy_eval.md'}` |  |" in markdown

@@ -28,6 +28,7 @@ class Metric:
     in_tables: bool = True  # a column of Tables 6-7
     in_figures: bool = True  # drawn per distribution (Figures 4-7 and per_family_<set>_<name>.png)
     log_axis: bool = True
+    on_valid_samples: bool = False  # from valid samples: marked where few (report.min_valid_samples)
     from_samples: Callable | None = None  # (values, valid, law) -> float, for scoring; None: calft's own
 
     @property
@@ -46,7 +47,7 @@ def register_metric(metric: Metric) -> Metric:
 
 
 for _metric in (
-    Metric("normalized_w1", "W1 (norm.)", "normalized W1", "min", FAMILY_MEDIAN, "median"),
+    Metric("normalized_w1", "W1 (norm.)", "normalized W1", "min", FAMILY_MEDIAN, "median", on_valid_samples=True),
     Metric("logit_kl", "logit KL", "logit KL", "min", FAMILY_MEAN, "mean"),
     Metric(
         "logit_kl_exact",

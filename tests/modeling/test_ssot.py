@@ -63,6 +63,7 @@ def _ssot_scores(path, role: str, text: str) -> None:
     record = {"role": role, "path": "x", "sha256": hashlib.sha256(text.encode()).hexdigest()}
     frame = pd.DataFrame({"prompt_id": ["a1"], "family": ["a"], "split": "ood", "params": "{}", "num_samples": 1})
     frame = frame.assign(num_valid=1, valid_rate=1.0, w1=0.1, spread=1.0, normalized_w1=0.1)
+    frame = frame.assign(valid_rate_replicates=[[1.0]], normalized_w1_replicates=[[0.1]])
     config = {
         "reference": {"prompt_set": "ood", "decimals": 5, "max_bins": 16384},
         "samples": {"adapter": None, "ssot": True, "ssot_instruction": record},

@@ -56,7 +56,7 @@ def test_table1_and_the_ssot_table_from_parquet(tmp_path):
     )
     transfer_rows = aggregate.load_transfer(report_inputs(selection, tmp_path))
     table, columns = aggregate.transfer_table(transfer_rows, ["m"])
-    assert [c for c, _, _ in columns] == [
+    assert [c.name for c in columns] == [
         "support_size",
         "unique_fraction",
         "unique_fraction_insensitive",
@@ -77,10 +77,9 @@ def test_table1_and_the_ssot_table_from_parquet(tmp_path):
     )
     table, columns = aggregate.ssot_table(summary, transfer_rows, "ood", ["m"])
     assert list(table.columns.get_level_values(1)[:3]) == ["base", "soft", "ssot"]
-    assert (
-        "| m | 1.000 | **0.200** | — | 0.100 | **0.900** | 0.500 | 0.300 | **0.700** | 0.300 |"
-        in aggregate.to_markdown(table, "SSOT", columns)
-    )  # SSOT's unique rate over its one answered prompt, not (0.3 + 0.5) / 2
+    assert "| m | 1.000 | 0.200 | — | 0.100 | 0.900 | 0.500 | 0.300 | 0.700 | 0.300 |" in aggregate.to_markdown(
+        table, "SSOT", columns
+    )  # SSOT's unique rate over its one answered prompt, not (0.3 + 0.5) / 2; no intervals: no bold
     ssot = tmp_path / "m" / "ssot" / "transfer" / "open_ended.parquet"
     _artifact(pd.read_parquet(ssot).assign(empty=10, unique_fraction=0.0), ssot)  # no answer anywhere
     rows = aggregate.load_transfer(report_inputs(selection, tmp_path)).set_index("method")
@@ -124,15 +123,37 @@ def test_table2_averages_gp_irt_over_the_task_rows_and_pools_perplexity(tmp_path
     )
     retention_rows = aggregate.load_retention(inputs)
     table, columns = aggregate.table2(retention_rows, aggregate.load_perplexity(inputs), ["m"])
-    assert [label for _, label, _ in columns] == ["gp-IRT", "PALOMA ppl"]
+    assert [c.label for c in columns] == ["gp-IRT", "PALOMA ppl"]
     assert table.loc["m", ("retention", "base")] == pytest.approx(0.3)
     assert table.loc["m", ("retention", "soft")] == pytest.approx(0.4)
     assert math.isnan(table.loc["m", ("retention", "hard")])
     markdown = aggregate.to_markdown(table, "Table 2", columns)
-    assert "| m | 0.300 | **0.400** | — | **7.389** | 7.463 | — |" in markdown
+    # lm-eval's stderr sqrt(p(1-p)/(n-1)) of 0.5, 0.2, 0.3 on 100 items, x1.96, in quadrature over 3 tasks:
+    # +-0.0517; the two methods' intervals overlap and perplexity has none, so nothing is bold
+    assert r"| m | 0.300 \[0.248, 0.352\] | 0.400 \[0.348, 0.452\] | — | 7.389 | 7.463 | — |" in markdown
     tasks, columns = aggregate.task_table(retention_rows, ["m"])
-    assert [label for _, label, _ in columns] == ["gp-IRT", "accuracy"]
+    assert [c.label for c in columns] == ["gp-IRT", "accuracy"]
     assert list(tasks.index) == [("m", "mmlu"), ("m", "gsm8k strict"), ("m", "gsm8k flexible")]
+
+
+def test_retention_one_item_apart_out_of_24_is_never_bold(tmp_path):
+    """Two methods one item apart out of 24 (20/24 against 21/24): lm-eval's stderrs overlap."""
+    for method, correct in (("base", 20), ("soft", 21)):
+        folder = tmp_path / "m" / method
+        folder.mkdir(parents=True)
+        task = {"task": "mmlu", "kind": "mmlu", "metric": "acc", "items": 24, "accuracy": correct / 24}
+        _artifact(pd.DataFrame([task]).assign(irt=np.nan, pirt=np.nan, gpirt=np.nan), folder / "retention.parquet")
+    selection = dict(models=["m"], methods=["base", "soft"], prompt_sets=["ood"], evaluations=["retention"])
+    retention = aggregate.load_retention(report_inputs(ReportSelection.from_dict(selection), tmp_path))
+    half = 1.959964 * math.sqrt(21 / 24 * 3 / 24 / 23)
+    assert retention.set_index("method").accuracy_low["soft"] == pytest.approx(21 / 24 - half)
+    table, columns = aggregate.table2(retention, None, ["m"])
+    assert "| **" not in aggregate.to_markdown(table, "Table 2", columns)
+    table, columns = aggregate.task_table(retention, ["m"])
+    assert "| **" not in aggregate.to_markdown(table, "Table 21", columns)
+    far = retention.assign(accuracy_low=[0.1, 0.8], accuracy_high=[0.2, 0.9])  # separated: soft bold
+    table, columns = aggregate.task_table(far, ["m"])
+    assert "**0.875" in aggregate.to_markdown(table, "Table 21", columns)
 
 
 def _scores(path, w1: list[float], reference=(5, 16384), loaded=None) -> None:
@@ -151,6 +172,8 @@ def _scores(path, w1: list[float], reference=(5, 16384), loaded=None) -> None:
             "w1": w1,
             "spread": 1.0,
             "normalized_w1": w1,
+            "valid_rate_replicates": [[1.0] * 3] * 4,
+            "normalized_w1_replicates": [[w] * 3 for w in w1],
         }
     )
     decimals, max_bins = reference
@@ -344,7 +367,7 @@ def test_table10_noveltybench_per_split_and_the_model_means_of_tables_21_and_23(
             "bits_per_byte": [1.0, 2.0, 1.2, 0.8],
         }
     )
-    table, _ = aggregate.model_mean_table(slices, "slice", [("perplexity", "perplexity", "min")])
+    table, _ = aggregate.model_mean_table(slices, "slice", [aggregate.Column("perplexity", "perplexity", "min")])
     assert (
         table.loc["a", ("perplexity", "base")] == pytest.approx(15.0) and table.loc["a", ("perplexity", "soft")] == 8.0
     )

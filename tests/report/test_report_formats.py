@@ -10,6 +10,7 @@ from well_formed import latex_problems, markdown_problems
 
 from calft.report import flat_tables, text
 from calft.report import tables as report_tables
+from calft.report.intervals import Bootstrap
 
 HOSTILE = r'top-90% {"a": 1} a|b x_y &#$~^\ end'
 
@@ -35,8 +36,11 @@ def test_a_flat_table_of_special_characters_is_well_formed():
 
 
 def test_a_method_table_of_special_characters_is_well_formed():
-    columns = pd.MultiIndex.from_product([["support"], ["base", "so_ft"]])
-    table = pd.DataFrame([[1.0, 2.0], [np.nan, 3.0]], index=pd.Index([HOSTILE, "m|2"], name="model"), columns=columns)
-    metrics = [("support", "top-90% support", "max")]
-    assert not latex_problems(report_tables.to_latex(table, "Table 1", metrics))
-    assert not markdown_problems(report_tables.to_markdown(table, "Table 1", metrics))
+    columns = pd.MultiIndex.from_product([["support", "support_low", "support_high", "support_few"], ["base", "so_ft"]])
+    values = [[1.0, 2.0, 0.5, 1.9, 1.5, np.inf, False, True], [np.nan, 3.0, np.nan, 2.0, np.nan, 4.0, False, False]]
+    table = pd.DataFrame(values, index=pd.Index([HOSTILE, "m|2"], name="model"), columns=columns)
+    metrics = [report_tables.Column("support", "top-90% support", "max")]
+    latex = report_tables.to_latex(table, "Table 1", metrics, report_tables.legend(Bootstrap(), 10))
+    assert r"\infty" in latex and r"$^\dagger$" in latex and not latex_problems(latex)
+    markdown = report_tables.to_markdown(table, "Table 1", metrics, report_tables.legend(Bootstrap(), 10))
+    assert "∞" in markdown and "†" in markdown and not markdown_problems(markdown)

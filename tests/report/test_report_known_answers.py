@@ -81,15 +81,37 @@ def test_the_paper_table_puts_each_method_in_its_column_and_leaves_a_missing_one
     assert math.isnan(table.loc["m", ("normalized_w1", "hard")])
 
 
-def test_bold_marks_the_best_value_per_metric_only_where_it_stands_out():
-    table = pd.DataFrame(
-        [[0.5, 0.3, 0.3, 0.2, 0.2, 0.2]],
-        index=pd.Index(["m"], name="model"),
-        columns=pd.MultiIndex.from_product([["normalized_w1", "valid_rate"], ["base", "soft", "hard"]]),
+def _method_table(**columns) -> pd.DataFrame:
+    """A one-row table: `measure=[base, soft, hard]` per column."""
+    names = list(columns)
+    values = [value for name in names for value in columns[name]]
+    index = pd.MultiIndex.from_product([names, ["base", "soft", "hard"]])
+    return pd.DataFrame([values], index=pd.Index(["m"], name="model"), columns=index)
+
+
+def test_bold_marks_a_best_value_only_where_its_interval_separates_it_from_every_other():
+    w1 = tables.Column("w1", "W1", "min")
+    table = _method_table(w1=[0.5, 0.2, 0.3], w1_low=[0.4, 0.1, 0.25], w1_high=[0.6, 0.22, 0.35])
+    assert tables.best_methods(table.iloc[0], w1, ["base", "soft", "hard"]) == {"soft"}
+    assert "| m | 0.500 \\[0.400, 0.600\\] | **0.200 \\[0.100, 0.220\\]** |" in tables.to_markdown(table, "t", [w1])
+    overlapping = _method_table(w1=[0.5, 0.2, 0.3], w1_low=[0.4, 0.1, 0.2], w1_high=[0.6, 0.25, 0.35])
+    assert tables.best_methods(overlapping.iloc[0], w1, ["base", "soft", "hard"]) == set()  # hard's 0.2 < soft's 0.25
+    no_intervals = _method_table(w1=[0.5, 0.2, 0.3])
+    assert tables.best_methods(no_intervals.iloc[0], w1, ["base", "soft", "hard"]) == set()
+    few = _method_table(w1=[0.5, 0.2, 0.3], w1_low=[0.4, 0.1, 0.25], w1_high=[0.6, 0.22, 0.35], w1_few=[0, 1, 0])
+    assert tables.best_methods(few.iloc[0], w1, ["base", "soft", "hard"]) == set()  # soft's rests on few samples
+    assert "0.200 \\[0.100, 0.220\\]†" in tables.to_markdown(few, "t", [w1])
+
+
+def test_bold_is_withheld_where_the_best_value_comes_from_output_that_is_not_an_answer():
+    unique = tables.Column("unique", "unique rate", "max", answered="answers")
+    prose = _method_table(
+        unique=[1.0, 0.6, 0.5], unique_low=[1.0, 0.5, 0.4], unique_high=[1.0, 0.7, 0.55], answers=[0.0, 1.0, 1.0]
     )
-    columns = [("normalized_w1", "W1", "min"), ("valid_rate", "valid", "max")]
-    # W1: soft and hard tie at the minimum, both bold; valid rate: all equal, none bold
-    assert "| m | 0.500 | **0.300** | **0.300** | 0.200 | 0.200 | 0.200 |" in tables.to_markdown(table, "t", columns)
+    assert tables.best_methods(prose.iloc[0], unique, ["base", "soft", "hard"]) == set()
+    answered = prose.copy()
+    answered["answers", "base"] = 0.9
+    assert tables.best_methods(answered.iloc[0], unique, ["base", "soft", "hard"]) == {"base"}
 
 
 def test_table2_averages_the_retention_scores_over_task_rows_and_takes_the_pooled_perplexity():
@@ -115,7 +137,7 @@ def test_model_means_leave_a_model_without_the_row_out_of_the_mean():
     rows = pd.DataFrame(
         {"model": ["m1", "m2", "m1"], "method": "base", "task": ["x", "x", "y"], "accuracy": [0.2, 0.6, 0.9]}
     )
-    table, _ = tables.model_mean_table(rows, "task", [("accuracy", "accuracy", "max")])
+    table, _ = tables.model_mean_table(rows, "task", [tables.Column("accuracy", "accuracy", "max")])
     assert table.loc["x", ("accuracy", "base")] == pytest.approx(0.4)
     assert table.loc["y", ("accuracy", "base")] == pytest.approx(0.9)
 
@@ -167,6 +189,8 @@ def test_retention_means_average_the_task_rows_per_model_and_method():
         "model": ["m1", "m2"],
         "method": ["soft", "soft"],
         "retention": [0.9, pytest.approx(0.35)],
+        "retention_low": [pytest.approx(np.nan, nan_ok=True)] * 2,
+        "retention_high": [pytest.approx(np.nan, nan_ok=True)] * 2,
     }
 
 

@@ -76,6 +76,7 @@ REPORT = dict(
     prompt_sets=PROMPTS["evaluation"],
     evaluations=[evaluation.name for evaluation in optional_evaluations() if evaluation.enabled(config)],
     ablations=ABLATION_REPORT,  # for the paper index: what the ablations target writes
+    statistics=config["report"],  # sample-count marks and bootstrap intervals
 )
 REPORT_SELECTION = ReportSelection.from_dict(REPORT)
 

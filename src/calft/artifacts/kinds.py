@@ -67,6 +67,8 @@ SCORES_SCHEMA = pa.schema(
         ("w1", pa.float64()),
         ("spread", pa.float64()),
         ("normalized_w1", pa.float64()),
+        ("valid_rate_replicates", pa.list_(pa.float32())),  # on resampled samples, for the report's intervals
+        ("normalized_w1_replicates", pa.list_(pa.float32())),
     ]
 )
 LOGIT_KL_SCHEMA = pa.schema(
@@ -148,6 +150,7 @@ OPEN_ENDED_SCHEMA = pa.schema(
         ("support_sizes", pa.list_(pa.int64())),  # at each of the thresholds recorded in the provenance
         ("samples", pa.int32()),
         ("empty", pa.int32()),
+        ("answers", pa.int32()),  # ended by a stop token with a non-empty answer (not cut at max_new_tokens)
         ("unique_fraction", pa.float64()),  # reference normalization: case and punctuation kept
         ("unique_fraction_insensitive", pa.float64()),
     ]

@@ -10,14 +10,15 @@ import json
 import numpy as np
 import pandas as pd
 
-from calft.evaluation.metrics import prompt_scores, target_spread
+from calft.evaluation.metrics import bootstrap_replicates, prompt_scores, target_spread
 from calft.metrics import METRICS
 from calft.targets.families import get_family
 
 
 def score_samples(samples: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
-    """One row per prompt of `prompts` (prompt_id, family, split, params); a prompt without samples
-    scores NaN rather than disappearing."""
+    """One row per prompt of `prompts` (prompt_id, family, split, params), with the bootstrap
+    replicates of its valid rate and normalized W1; a prompt without samples scores NaN rather than
+    disappearing."""
     rows = []
     registered = [metric for metric in METRICS.values() if metric.from_samples]
     grouped = {key: group for key, group in samples.groupby("prompt_id", observed=True)}
@@ -27,6 +28,8 @@ def score_samples(samples: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
         values = group["value"].to_numpy(float) if group is not None else np.empty(0)
         valid = group["valid"].to_numpy(bool) if group is not None else np.empty(0, dtype=bool)
         scores = prompt_scores(values, valid, prompt.family, params)
+        law, spread = get_family(prompt.family).frozen(params), target_spread(prompt.family, params)
+        replicates = bootstrap_replicates(prompt.prompt_id, values, valid, law, spread)
         rows.append(
             {
                 "prompt_id": prompt.prompt_id,
@@ -37,9 +40,10 @@ def score_samples(samples: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
                 "num_valid": scores["num_valid"],
                 "valid_rate": scores["valid_rate"],
                 "w1": scores["w1"],
-                "spread": target_spread(prompt.family, params),
+                "spread": spread,
                 "normalized_w1": scores["normalized_w1"],
-                **{m.name: m.from_samples(values, valid, get_family(prompt.family).frozen(params)) for m in registered},
+                **{f"{name}_replicates": list(values) for name, values in replicates.items()},
+                **{m.name: m.from_samples(values, valid, law) for m in registered},
             }
         )
     return pd.DataFrame(rows)

@@ -33,29 +33,50 @@ def family_mean(scores: pd.DataFrame, column: str) -> float:
 OVER_FAMILIES = {FAMILY_MEDIAN: family_median, FAMILY_MEAN: family_mean}
 
 
-def summary(per_prompt: pd.DataFrame) -> pd.DataFrame:
-    """One row per (prompt set, model, method[, variant]) with each metric's aggregate (calft.metrics)."""
+def summary(per_prompt: pd.DataFrame, bootstrap=None, min_valid_samples: int = 1) -> pd.DataFrame:
+    """One row per (prompt set, model, method[, variant]) with each metric's aggregate (calft.metrics),
+    what it rests on (prompts, samples, valid samples, the fewest valid samples of any family) and,
+    given a calft.report.intervals.Bootstrap, each metric's interval (`<metric>_low`, `<metric>_high`).
+    `<metric>_few` marks a metric computed from valid samples that some family has fewer than
+    `min_valid_samples` of."""
+    from calft.report.intervals import aggregate_interval
+
     keys = ["prompt_set", "model", "method"] + (["variant"] if "variant" in per_prompt else [])
     rows = []
+    counted = {"num_samples", "num_valid"} <= set(per_prompt)
     for values, group in per_prompt.groupby(keys, sort=False):
-        rows.append(
-            {
-                **dict(zip(keys, values)),
-                **{
-                    metric.name: OVER_FAMILIES[metric.aggregate](group, metric.name)
-                    for metric in METRICS.values()
-                    if metric.name in group
-                },
-                "families": group["family"].nunique(),
-                "prompts": len(group),
-            }
-        )
+        row = {**dict(zip(keys, values)), "families": group["family"].nunique(), "prompts": len(group)}
+        if counted:
+            row["samples"], row["valid_samples"] = int(group.num_samples.sum()), int(group.num_valid.sum())
+            row["fewest_family_valid_samples"] = int(group.groupby("family", observed=True).num_valid.sum().min())
+        for metric in METRICS.values():
+            if metric.name not in group:
+                continue
+            row[metric.name] = OVER_FAMILIES[metric.aggregate](group, metric.name)
+            if metric.on_valid_samples and counted:
+                row[f"{metric.name}_few"] = row["fewest_family_valid_samples"] < min_valid_samples
+            if bootstrap is not None:
+                low, high = aggregate_interval(group, metric, bootstrap, values)
+                row[f"{metric.name}_low"], row[f"{metric.name}_high"] = low, high
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def retention_means(retention: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, method): the mean score over the task rows, as `retention`."""
-    return retention.groupby(["model", "method"], as_index=False).score.mean().rename(columns={"score": "retention"})
+    """Per (model, method): the mean score over the task rows, as `retention`, with the interval of
+    independent task errors (`retention_low`, `retention_high`: the tasks' `half_width` in quadrature,
+    over their number)."""
+    half = retention.half_width if "half_width" in retention else np.nan
+    grouped = retention.assign(half_squared=half**2).groupby(["model", "method"], as_index=False)
+    means = grouped.agg(
+        retention=("score", "mean"),
+        half_squared=("half_squared", lambda h: h.sum(skipna=False)),
+        tasks=("score", "size"),
+    )
+    half = np.sqrt(means.half_squared) / means.tasks
+    return means.assign(retention_low=means.retention - half, retention_high=means.retention + half)[
+        ["model", "method", "retention", "retention_low", "retention_high"]
+    ]
 
 
 def pooled_perplexity(perplexity: pd.DataFrame) -> pd.DataFrame:

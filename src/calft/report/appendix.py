@@ -116,13 +116,22 @@ def families_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+UNRECORDED_DEVICE = {"type": "unknown", "name": "not recorded", "processes": 1}
+
+
+def device_label(record: dict) -> str:
+    """The hardware a training log records: '<processes> x <device name>'."""
+    device = record.get("device") or UNRECORDED_DEVICE
+    return f"{device['processes']} x {device['name']}"
+
+
 def training_cost(logs: dict[tuple[str, str], tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
     """Appendix B.1, training: per method, the optimizer-loop minutes of its runs (min, median, max),
     their GPU-hours (minutes x GPUs; undefined where no run used a GPU) and the devices they ran on. `logs` maps (model,
     method) to the training log and its record."""
     rows = []
     for (model, method), (log, record) in logs.items():
-        device = record.get("device") or {"type": "unknown", "name": "not recorded", "processes": 1}
+        device = record.get("device") or UNRECORDED_DEVICE
         minutes = float(log.seconds.sum()) / 60
         gpus = device["processes"] if device["type"] == "cuda" else np.nan  # no GPU-hours on CPU: undefined
         rows.append(
@@ -131,7 +140,7 @@ def training_cost(logs: dict[tuple[str, str], tuple[pd.DataFrame, dict]]) -> pd.
                 "method": method,
                 "minutes": minutes,
                 "gpu_hours": minutes * gpus / 60,
-                "device": f"{device['processes']} x {device['name']}",
+                "device": device_label(record),
             }
         )
     runs = pd.DataFrame(rows)

@@ -107,12 +107,42 @@ def _mark_undefined(ax, x: float, width: float, color: str) -> None:
     )
 
 
+def _mark_few(ax, x: float, text: str) -> None:
+    """A bar resting on few valid samples: their count (or a dagger), upright at the foot of the panel."""
+    ax.annotate(
+        text,
+        (x, 0.02),
+        xycoords=ax.get_xaxis_transform(),
+        rotation=90,
+        ha="center",
+        va="bottom",
+        fontsize=6,
+        color="black",
+        bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+    )
+
+
+def _whisker(ax, x: float, value: float, row: pd.DataFrame) -> None:
+    """A bar's interval (normalized_w1_low to _high in `row`), where both bounds are finite."""
+    low, high = (float(row.get(f"normalized_w1_{end}", pd.Series([np.nan])).iloc[0]) for end in ("low", "high"))
+    if np.isfinite(low) and np.isfinite(high):
+        ax.errorbar(x, value, yerr=[[value - low], [high - value]], fmt="none", ecolor="black", capsize=3, lw=1)
+
+
+def few_note(min_valid_samples: int, dagger: bool = False) -> str:
+    mark = "†" if dagger else "n=k"
+    return f"{mark}: resting on fewer than {min_valid_samples} valid samples"
+
+
 PAPER_PANEL_ORDER = ("ood", "unseen")  # Figure 2: held-out families left, unseen parameters right
 
 
-def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], path: Path) -> None:
+def figure_family_median(
+    summary_rows: pd.DataFrame, prompt_sets: list[str], path: Path, min_valid_samples: int = 1
+) -> None:
     """Figure 2: family-median normalized W1 per model and method, OOD on the left as in the paper,
-    the legend above the panels."""
+    the legend above the panels; a bar some family of which has fewer than `min_valid_samples` valid
+    samples carries a dagger."""
     plt = _pyplot()
     models = summary_rows.model.nunique()
     header = header_height(len(MAIN) + 1)
@@ -126,12 +156,16 @@ def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], pat
         models = list(subset.model.unique())
         for j, method in enumerate(MAIN):
             for i, model in enumerate(models):
-                value = subset[(subset.model == model) & (subset.method == method)].normalized_w1
+                row = subset[(subset.model == model) & (subset.method == method)]
                 x = i + (j - 1) * 0.27
-                if value.empty:
+                if row.empty:
                     continue
+                value = row.normalized_w1
                 if np.isfinite(value.iloc[0]):
                     ax.bar(x, value.iloc[0], 0.27, color=METHODS[method].color)
+                    _whisker(ax, x, value.iloc[0], row)
+                    if row.get("fewest_family_valid_samples", pd.Series([np.inf])).iloc[0] < min_valid_samples:
+                        _mark_few(ax, x, "†")
                 else:
                     undefined = True
                     _mark_undefined(ax, x, 0.27, METHODS[method].color)
@@ -141,7 +175,11 @@ def figure_family_median(summary_rows: pd.DataFrame, prompt_sets: list[str], pat
         ax.set_title(SET_TITLES.get(prompt_set, prompt_set))
     for ax in axes.ravel()[len(prompt_sets) :]:
         ax.axis("off")
-    finish(fig, path, "Family-median normalized W1 (Figure 2)", _method_handles(MAIN, undefined))
+    title = (
+        f"Family-median normalized W1 (Figure 2); whiskers: the tables' intervals; "
+        f"{few_note(min_valid_samples, dagger=True)} in some family"
+    )
+    finish(fig, path, title, _method_handles(MAIN, undefined))
 
 
 def per_family_values(per_prompt: pd.DataFrame, prompt_set: str, metric: str) -> pd.DataFrame:
@@ -149,8 +187,11 @@ def per_family_values(per_prompt: pd.DataFrame, prompt_set: str, metric: str) ->
     the family's prompts of normalized W1 (the paper's captions), the mean of logit KL and valid
     rate (as in the tables); NaN where no prompt has a finite value."""
     subset = per_prompt[(per_prompt.prompt_set == prompt_set) & per_prompt.method.isin(MAIN)]
-    statistic = METRICS[metric].per_distribution
-    return subset.groupby(["family", "model", "method"], sort=False)[metric].agg(statistic).reset_index()
+    grouped = subset.groupby(["family", "model", "method"], sort=False)
+    values = grouped[metric].agg(METRICS[metric].per_distribution).reset_index()
+    if METRICS[metric].on_valid_samples and "num_valid" in subset:
+        values["valid"] = grouped.num_valid.sum().to_numpy()  # the valid samples each bar rests on
+    return values
 
 
 def _clipped_axis(values: pd.Series, fine_tuned: pd.Series, log: bool) -> tuple[float, float]:
@@ -168,11 +209,17 @@ def _clipped_axis(values: pd.Series, fine_tuned: pd.Series, log: bool) -> tuple[
     return float(positive.min()) / 3, float(positive.max()) * 3
 
 
-def figure_per_family(per_prompt: pd.DataFrame, prompt_set: str, metric: str, path: Path) -> None:
-    """Figures 4-7: one panel per distribution (family), base, soft and hard across the models."""
+def figure_per_family(
+    per_prompt: pd.DataFrame, prompt_set: str, metric: str, path: Path, min_valid_samples: int = 1
+) -> None:
+    """Figures 4-7: one panel per distribution (family), base, soft and hard across the models; a bar
+    of a metric computed from valid samples resting on fewer than `min_valid_samples` shows their count."""
     statistic = f"{METRICS[metric].per_distribution} over its prompts"
     title = f"Per distribution ({statistic}), {SET_TITLES.get(prompt_set, prompt_set)}"
     values = per_family_values(per_prompt, prompt_set, metric)
+    if "valid" in values:
+        values["few"] = values.valid.where(values.valid < min_valid_samples)
+        title += f"; {few_note(min_valid_samples)}"
     figure_panels(
         values.assign(panel=values.family.map(lambda family: get_family(family).display)).rename(
             columns={metric: "value"}
@@ -236,6 +283,9 @@ def _panel_bars(ax, values: pd.DataFrame, models: list[str], limits: tuple[float
                 continue
             shown = min(max(value, low), high)
             ax.bar(x, shown - (low if log else 0), width, bottom=low if log else 0, color=METHODS[method].color)
+            few = values[(values.model == model) & (values.method == method)].get("few")
+            if few is not None and np.isfinite(few.iloc[0]):
+                _mark_few(ax, x, f"n={few.iloc[0]:.0f}")
             if value > high:
                 ax.annotate(
                     f"{value:.2g}",

@@ -399,6 +399,15 @@ ITEMS = (
         f"transfer.open_ended.enabled, {WITH_TRAINED}",
         "transfer",
     ),
+    Item(
+        "Printed numbers",
+        "the numbers the paper prints (Table 26, Appendices B.1 and D.4, §4-5) beside calft's, or the config "
+        "keys that make them not comparable",
+        lambda s: tables("paper_comparison"),
+        "paper_comparison",
+        category="paper comparison",
+        reads=(*ROWS, *TRANSFER, "open_ended_samples", "train_log"),
+    ),
 )
 INDEX = "tables/index.md"  # the paper index, written after every item (calft.report.index)
 

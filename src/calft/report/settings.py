@@ -19,6 +19,17 @@ class ReportSelection(Section):
     prompt_sets: list
     evaluations: list  # the optional evaluations (calft.evaluations) whose items to write
     ablations: dict | None
+    statistics: dict  # min_valid_samples and bootstrap (the config's report section)
+
+    @property
+    def bootstrap(self):
+        from calft.report.intervals import Bootstrap
+
+        return Bootstrap(**self.statistics["bootstrap"])
+
+    @property
+    def min_valid_samples(self) -> int:
+        return self.statistics["min_valid_samples"]
 
     @property
     def ablation_selection(self) -> AblationSelection | None:

@@ -8,6 +8,7 @@ module reads the files and lays the numbers out.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 from calft import artifacts, metrics
 from calft.errors import UserError
 from calft.methods import MAIN, SSOT_COMPARISON
-from calft.report import aggregates, text
+from calft.report import aggregates, intervals, text
 
 SET_TITLES = {
     "ood": "held-out (OOD) families",
@@ -26,9 +27,40 @@ SET_TITLES = {
 }
 
 
-def metric_columns() -> list[tuple[str, str, str]]:
-    """The columns of Tables 6-7: (name, label, better) of each metric the tables show (calft.metrics)."""
-    return [(metric.name, metric.label, metric.better) for metric in metrics.in_tables()]
+@dataclass(frozen=True)
+class Column:
+    """A measure a table shows per method, and the rule that bolds its best value: the best in its
+    direction, and only where the values are distinguishable (its interval, `<name>_low` to
+    `<name>_high`, disjoint from every other method's), where the cell rests on enough samples (no
+    `<name>_few` mark) and where the method's output is an answer (`answered`: the column holding the
+    share of its generations that ended as answers, at least half)."""
+
+    name: str
+    label: str
+    better: str  # "min" or "max"
+    answered: str | None = None
+
+    @property
+    def few(self) -> str:
+        return f"{self.name}_few"
+
+    @property
+    def bounds(self) -> tuple[str, str]:
+        return f"{self.name}_low", f"{self.name}_high"
+
+    def companions(self, rows: pd.DataFrame) -> list[str]:
+        """The columns of `rows` a table carries beside the value: its bounds, its mark, its answered share."""
+        return [name for name in (*self.bounds, self.few, self.answered) if name and name in rows]
+
+
+def metric_columns() -> list[Column]:
+    """The columns of Tables 6-7: each metric the tables show (calft.metrics)."""
+    return [Column(metric.name, metric.label, metric.better) for metric in metrics.in_tables()]
+
+
+def carried(rows: pd.DataFrame, columns: list[Column]) -> list[str]:
+    """The value columns of a wide table: each column's value and its companions."""
+    return list(dict.fromkeys(name for column in columns for name in (column.name, *column.companions(rows))))
 
 
 def read(path: Path, kind: str) -> pd.DataFrame:
@@ -74,6 +106,20 @@ def _snapshots(config) -> list[tuple[str, str]]:
     if isinstance(config, list):
         return [found for value in config for found in _snapshots(value)]
     return []
+
+
+def recorded_source(path: Path) -> str | None:
+    """The model source (hub id, or "embedded") a result's provenance records, nested records included."""
+
+    def find(config):
+        if isinstance(config, dict):
+            model = config.get("model")
+            if isinstance(model, dict) and isinstance(model.get("source"), str):
+                return model["source"]
+            return next((found for value in config.values() if (found := find(value))), None)
+        return None
+
+    return find(artifacts.read_provenance(path)["config"])
 
 
 def recorded_family(path: Path, model: str) -> str:
@@ -123,10 +169,13 @@ def load(inputs: dict) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).assign(reference=reference)
 
 
+COUNTS = ("prompts", "valid_samples", "fewest_family_valid_samples")  # what a cell rests on, in the csv files
+
+
 def paper_table(summary_rows: pd.DataFrame, prompt_set: str) -> pd.DataFrame:
     """Tables 6/7 shape: a row per model, a column per (metric, method); NaN means undefined."""
     subset = summary_rows[summary_rows.prompt_set == prompt_set]
-    names = [name for name, _, _ in metric_columns()]
+    names = carried(subset, metric_columns()) + [name for name in COUNTS if name in subset]
     wide = subset.pivot(index="model", columns="method", values=names)
     wide = wide.reindex(columns=pd.MultiIndex.from_product([names, MAIN]))
     return wide.reindex(subset.model.unique())
@@ -136,57 +185,122 @@ def _methods(table: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(table.columns.get_level_values(1)))
 
 
-def _cells(table: pd.DataFrame, columns, bold, escape) -> list[list[str]]:
-    """Formatted cells, escaped for the format, the best method of each metric in each row marked
-    with `bold`."""
+def number(value: float) -> str:
+    """A value as the tables print it: three decimals, or three significant digits beyond them."""
+    if not np.isfinite(value):
+        return "∞" if value == np.inf else "-∞" if value == -np.inf else "—"
+    return f"{value:.3f}" if value == 0 or 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"
+
+
+def _get(row: pd.Series, name: str | None, method: str, default=np.nan):
+    return row[name, method] if name and (name, method) in row.index else default
+
+
+def best_methods(row: pd.Series, column: Column, methods: list[str]) -> set[str]:
+    """The methods whose `column` value the table bolds in `row` (Column's rule): at most one."""
+    values = {m: float(_get(row, column.name, m)) for m in methods}
+    finite = {m: v for m, v in values.items() if np.isfinite(v)}
+    if len(finite) < 2:
+        return set()
+    pick = min if column.better == "min" else max
+    best = pick(finite, key=finite.get)
+    if sum(v == finite[best] for v in finite.values()) > 1:
+        return set()
+    low, high = (float(_get(row, bound, best)) for bound in column.bounds)
+    if not (np.isfinite(low) and np.isfinite(high)) or bool(_get(row, column.few, best, False)):
+        return set()
+    if column.answered and not float(_get(row, column.answered, best, 0.0)) >= 0.5:
+        return set()
+    for other in finite.keys() - {best}:
+        other_low, other_high = (float(_get(row, bound, other)) for bound in column.bounds)
+        separated = other_low > high if column.better == "min" else other_high < low
+        if not separated:  # a NaN bound separates nothing
+            return set()
+    return {best}
+
+
+def _cells(table: pd.DataFrame, columns: list[Column], style) -> list[list[str]]:
+    """Formatted cells, in a format's `style` (markdown or latex): value, interval, mark, bold."""
     methods = _methods(table)
     rows = []
     for key, row in table.iterrows():
-        cells = [escape(" / ".join(map(str, key)) if isinstance(key, tuple) else str(key))]
-        for column, _, best in columns:
-            values = row[column]
-            finite = values[np.isfinite(values.astype(float))]
-            target = None if finite.empty else (finite.min() if best == "min" else finite.max())
-            winners = set(finite.index[finite == target])
-            distinct = len(winners) < len(finite)  # bold only where the best stands out (ties all bold)
+        cells = [style.escape(" / ".join(map(str, key)) if isinstance(key, tuple) else str(key))]
+        for column in columns:
+            winners = best_methods(row, column, methods)
             for method in methods:
-                value = values[method]
-                shown = escape("—" if not np.isfinite(value) else f"{value:.3f}")
-                cells.append(bold(shown) if method in winners and distinct else shown)
+                value = float(row[column.name, method])
+                shown = style.escape(number(value))
+                low, high = (float(_get(row, bound, method)) for bound in column.bounds)
+                if np.isfinite(value) and not (np.isnan(low) or np.isnan(high)):
+                    shown += style.interval(style.escape(f"[{number(low)}, {number(high)}]"))
+                if np.isfinite(value) and bool(_get(row, column.few, method, False)):
+                    shown += style.mark
+                cells.append(style.bold(shown) if method in winners else shown)
         rows.append(cells)
     return rows
 
 
-def _headers(table: pd.DataFrame, columns) -> list[str]:
+@dataclass(frozen=True)
+class Style:
+    escape: object
+    bold: object
+    interval: object
+    mark: str
+
+
+MARKDOWN = Style(text.markdown, lambda t: f"**{t}**", lambda t: f" {t}", "†")
+LATEX = Style(text.latex, lambda t: rf"\textbf{{{t}}}", lambda t: rf"\,\mbox{{\scriptsize {t}}}", r"$^\dagger$")
+
+
+def legend(bootstrap=None, min_valid_samples: int | None = None) -> str:
+    """What a method table's marks mean, for its caption."""
+    parts = ["— = undefined"]
+    if bootstrap is not None:
+        source = (
+            f"bootstrap of {bootstrap.replicates} resamples, seed {bootstrap.seed}: prompts within families, "
+            "samples within prompts; retention: lm-eval's stderr"
+        )
+        parts.append(f"[low, high] = {bootstrap.level:.0%} interval ({source})")
+    if min_valid_samples is not None:
+        parts.append(f"† = some family has fewer than {min_valid_samples} valid samples (value kept)")
+    parts.append(
+        "bold = best value whose interval is disjoint from every other method's (none where intervals are "
+        "missing), not marked †, and from generations at least half of which are answers"
+    )
+    return "; ".join(parts)
+
+
+def _headers(table: pd.DataFrame, columns: list[Column]) -> list[str]:
     names = table.index.names if isinstance(table.index, pd.MultiIndex) else [table.index.name or "model"]
-    return [" / ".join(names)] + [f"{label} {method}" for _, label, _ in columns for method in _methods(table)]
+    return [" / ".join(names)] + [f"{column.label} {method}" for column in columns for method in _methods(table)]
 
 
-def to_markdown(table: pd.DataFrame, title: str, columns) -> str:
+def to_markdown(table: pd.DataFrame, title: str, columns: list[Column], note: str = "") -> str:
     headers = _headers(table, columns)
     lines = [
-        f"**{title}** (best per row in bold; — = undefined)",
+        f"**{title}** ({note or legend()})",
         "",
         "| " + " | ".join(map(text.markdown, headers)) + " |",
         "|" + "---|" * len(headers),
     ]
-    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(table, columns, lambda t: f"**{t}**", text.markdown)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(table, columns, MARKDOWN)]
     return "\n".join(lines) + "\n"
 
 
-def to_latex(table: pd.DataFrame, title: str, columns) -> str:
+def to_latex(table: pd.DataFrame, title: str, columns: list[Column], note: str = "") -> str:
     methods = _methods(table)
     spec = "l" + "c" * len(methods) * len(columns)
-    groups = " & ".join(rf"\multicolumn{{{len(methods)}}}{{c}}{{{text.latex(label)}}}" for _, label, _ in columns)
+    groups = " & ".join(rf"\multicolumn{{{len(methods)}}}{{c}}{{{text.latex(column.label)}}}" for column in columns)
     lines = [
         rf"% {title}",
+        rf"% {note or legend()}",
         rf"\begin{{tabular}}{{{spec}}}",
         r"\toprule",
         rf"{text.latex(_headers(table, columns)[0])} & {groups} \\",
         " & " + " & ".join(map(text.latex, methods * len(columns))) + r" \\",
         r"\midrule",
     ]
-    lines += [" & ".join(cells) + r" \\" for cells in _cells(table, columns, lambda t: rf"\textbf{{{t}}}", text.latex)]
+    lines += [" & ".join(cells) + r" \\" for cells in _cells(table, columns, LATEX)]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -199,11 +313,20 @@ def per_method(inputs: dict, kind: str) -> pd.DataFrame:
     )
 
 
-def load_retention(inputs: dict) -> pd.DataFrame:
-    """Per-task retention rows; `score` is gp-IRT where it exists, else accuracy."""
+def load_retention(inputs: dict, level: float = 0.95) -> pd.DataFrame:
+    """Per-task retention rows; `score` is gp-IRT where it exists, else accuracy. `stderr` is the
+    standard error lm-eval reports for the accuracy of the items the task scored, sqrt(p(1-p)/(n-1));
+    the accuracy, gp-IRT and score intervals are the normal ones it gives at `level`, within [0, 1]."""
+    from scipy.stats import norm
+
     table = per_method(inputs, "retention")
     table["score"] = table.gpirt.fillna(table.accuracy)
     table["task"] = np.where(table.kind == "gsm8k", table.task + " " + table.metric, table.task)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["stderr"] = np.sqrt(table.accuracy * (1 - table.accuracy) / (table["items"] - 1))
+    table["half_width"] = half = norm.ppf(0.5 + level / 2) * table.stderr
+    for name in ("accuracy", "gpirt", "score"):
+        table[f"{name}_low"], table[f"{name}_high"] = (table[name] - half).clip(0, 1), (table[name] + half).clip(0, 1)
     return table
 
 
@@ -229,31 +352,31 @@ def table2(retention: pd.DataFrame | None, perplexity: pd.DataFrame | None, mode
     rows, columns = [], []
     if retention is not None:
         rows.append(aggregates.retention_means(retention))
-        columns.append(("retention", retention_score_label(retention), "max"))
+        columns.append(Column("retention", retention_score_label(retention), "max"))
     if perplexity is not None:
         rows.append(aggregates.pooled_perplexity(perplexity))
-        columns.append(("perplexity", "PALOMA ppl", "min"))
+        columns.append(Column("perplexity", "PALOMA ppl", "min"))
     merged = rows[0] if len(rows) == 1 else rows[0].merge(rows[1], on=["model", "method"], how="outer")
     present = [m for m in models if m in set(merged.model)]
-    return wide(merged, ["model"], [c for c, _, _ in columns], present), columns
+    return wide(merged, ["model"], carried(merged, columns), present), columns
 
 
 def task_table(retention: pd.DataFrame, models: list[str]):
     """Paper Table 21 shape: per model and task, gp-IRT (when every task has it) and accuracy."""
     tasks = list(dict.fromkeys(retention.task))
     order = [(m, t) for m in models for t in tasks if ((retention.model == m) & (retention.task == t)).any()]
-    columns = [("accuracy", "accuracy", "max")]
+    columns = [Column("accuracy", "accuracy", "max")]
     if retention_score_label(retention) == "gp-IRT":
-        columns.insert(0, ("gpirt", "gp-IRT", "max"))
+        columns.insert(0, Column("gpirt", "gp-IRT", "max"))
     return wide(
         retention,
         ["model", "task"],
-        [c for c, _, _ in columns],
+        carried(retention, columns),
         pd.MultiIndex.from_tuples(order, names=["model", "task"]),
     ), columns
 
 
-SLICE_COLUMNS = [("perplexity", "perplexity", "min"), ("bits_per_byte", "bits/byte", "min")]
+SLICE_COLUMNS = [Column("perplexity", "perplexity", "min"), Column("bits_per_byte", "bits/byte", "min")]
 
 
 def slice_table(perplexity: pd.DataFrame, models: list[str]):
@@ -271,7 +394,7 @@ def slice_table(perplexity: pd.DataFrame, models: list[str]):
 def model_mean_table(rows: pd.DataFrame, key: str, columns):
     """Paper Tables 21 (right) and 23 shape: per task or slice, each measure averaged over the models
     (a model without the row is left out of its mean)."""
-    values = [c for c, _, _ in columns]
+    values = [column.name for column in columns]
     return wide(aggregates.model_means(rows, key, values), [key], values, list(dict.fromkeys(rows[key]))), columns
 
 
@@ -279,7 +402,7 @@ def load_noveltybench(inputs: dict) -> pd.DataFrame:
     return per_method(inputs, "noveltybench")
 
 
-NOVELTY_COLUMNS = [("mean_distinct", "distinct", "max"), ("mean_utility", "utility", "max")]
+NOVELTY_COLUMNS = [Column("mean_distinct", "distinct", "max"), Column("mean_utility", "utility", "max")]
 
 
 def noveltybench_split_table(novelty: pd.DataFrame, models: list[str]):
@@ -296,21 +419,33 @@ def noveltybench_split_table(novelty: pd.DataFrame, models: list[str]):
     ), NOVELTY_COLUMNS
 
 
-def load_transfer(inputs: dict) -> pd.DataFrame | None:
+def load_transfer(inputs: dict, bootstrap=None) -> pd.DataFrame | None:
     """Per (model, method): mean open-ended support size and unique fractions (over the prompts that
-    got an answer: a prompt without one has no rate, where the reference counts 0), MCQ parse rate
-    and TV, NoveltyBench utility; for the evaluations of the inputs (SSOT included)."""
+    got an answer: a prompt without one has no rate, where the reference counts 0) and the share of
+    generations that are answers, MCQ parse rate and TV, NoveltyBench utility; for the evaluations
+    of the inputs (SSOT included). Given a calft.report.intervals.Bootstrap, each measure's interval:
+    prompts resampled (open-ended, NoveltyBench), generations resampled from their counts (MCQ)."""
     parts = []
     if inputs["open_ended"]:
         rates = ["unique_fraction", "unique_fraction_insensitive"]
         open_ended = per_method(inputs, "open_ended")
         open_ended.loc[open_ended["empty"] >= open_ended.samples, rates] = np.nan  # no answer: no rate (not 0)
-        parts.append(aggregates.prompt_means(open_ended, ["support_size", *rates]))
+        open_ended["answer_share"] = open_ended.answers / open_ended.samples
+        parts.append(aggregates.prompt_means(open_ended, ["support_size", *rates, "answer_share"]))
+        if bootstrap is not None:
+            parts.append(intervals.prompt_mean_intervals(open_ended, ["support_size", *rates], bootstrap))
     if inputs["mcq"]:
-        parts.append(aggregates.prompt_means(per_method(inputs, "mcq"), ["parse_rate", "tv"]))
+        mcq = per_method(inputs, "mcq")
+        parts.append(aggregates.prompt_means(mcq, ["parse_rate", "tv"]))
+        if bootstrap is not None:
+            parts.append(intervals.mcq_intervals(mcq, bootstrap))
     if inputs["noveltybench"]:
         novelty = per_method(inputs, "noveltybench")
         parts.append(novelty[novelty.split == "all"][["model", "method", "mean_distinct", "mean_utility"]])
+        if bootstrap is not None and inputs["noveltybench_generations"]:
+            scores = novelty_prompt_scores(inputs)
+            scores = scores.rename(columns={"distinct": "mean_distinct", "utility": "mean_utility"})
+            parts.append(intervals.prompt_mean_intervals(scores, ["mean_distinct", "mean_utility"], bootstrap))
     if not parts:
         return None
     merged = parts[0]
@@ -319,31 +454,52 @@ def load_transfer(inputs: dict) -> pd.DataFrame | None:
     return merged
 
 
+def novelty_prompt_scores(inputs: dict) -> pd.DataFrame:
+    """Per (model, method, split, prompt): NoveltyBench's distinct partitions and utility, from the
+    generations with the patience each run recorded."""
+    from calft.report import novelty_cases
+
+    paths = inputs["noveltybench_generations"]
+    generations = pd.concat(
+        [
+            read(path, "noveltybench_generations").assign(model=model, method=method)
+            for (model, method), path in paths.items()
+        ],
+        ignore_index=True,
+    )
+    patience = {key: artifacts.read_provenance(path)["config"]["settings"]["patience"] for key, path in paths.items()}
+    return novelty_cases.prompt_scores(generations, patience)
+
+
 TRANSFER_COLUMNS = [
-    ("support_size", "top-90% support", "max"),
-    ("unique_fraction", "unique rate", "max"),
-    ("unique_fraction_insensitive", "unique rate (case/punct.)", "max"),
-    ("tv", "MCQ TV", "min"),
-    ("parse_rate", "MCQ parse rate", "max"),
-    ("mean_utility", "NoveltyBench utility", "max"),
+    Column("support_size", "top-90% support", "max"),
+    Column("unique_fraction", "unique rate", "max", answered="answer_share"),
+    Column("unique_fraction_insensitive", "unique rate (case/punct.)", "max", answered="answer_share"),
+    Column("tv", "MCQ TV", "min", answered="parse_rate"),
+    Column("parse_rate", "MCQ parse rate", "max"),
+    Column("mean_utility", "NoveltyBench utility", "max"),
 ]
 
 
 def transfer_table(transfer: pd.DataFrame, models: list[str]):
     """Paper Table 1 shape: per model, base / soft / hard open-ended support size and unique rate
     (means over prompts), MCQ TV and parse rate, NoveltyBench utility (the columns that exist)."""
-    columns = [c for c in TRANSFER_COLUMNS if c[0] in transfer]
+    columns = [c for c in TRANSFER_COLUMNS if c.name in transfer]
     present = [m for m in models if m in set(transfer.model)]
-    return wide(transfer[transfer.method.isin(MAIN)], ["model"], [c for c, _, _ in columns], present), columns
+    return wide(transfer[transfer.method.isin(MAIN)], ["model"], carried(transfer, columns), present), columns
 
 
 def ssot_table(summary_rows: pd.DataFrame, transfer: pd.DataFrame | None, prompt_set: str, models: list[str]):
     """Paper Tables 8-9 shape: base, soft and SSOT family-median normalized W1 and valid rate on a
     prompt set, with the open-ended unique rate where it was measured."""
-    rows = summary_rows[summary_rows.prompt_set == prompt_set][["model", "method", "normalized_w1", "valid_rate"]]
-    columns = [("normalized_w1", "W1 (norm.)", "min"), ("valid_rate", "valid rate", "max")]
+    rows = summary_rows[summary_rows.prompt_set == prompt_set]
+    columns = [column for column in metric_columns() if column.name in ("normalized_w1", "valid_rate")]
+    rows = rows[["model", "method", *carried(rows, columns), *(name for name in COUNTS if name in rows)]]
     if transfer is not None and "unique_fraction" in transfer:
-        rows = rows.merge(transfer[["model", "method", "unique_fraction"]], on=["model", "method"], how="left")
-        columns.append(("unique_fraction", "open-ended unique rate", "max"))
+        unique = Column("unique_fraction", "open-ended unique rate", "max", answered="answer_share")
+        measured = transfer[["model", "method", *carried(transfer, [unique])]]
+        rows = rows.merge(measured, on=["model", "method"], how="left")
+        columns.append(unique)
     present = [m for m in models if m in set(rows.model)]
-    return wide(rows, ["model"], [c for c, _, _ in columns], present, SSOT_COMPARISON), columns
+    values = carried(rows, columns) + [name for name in COUNTS if name in rows]
+    return wide(rows, ["model"], values, present, SSOT_COMPARISON), columns

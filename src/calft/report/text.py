@@ -23,6 +23,7 @@ LATEX_SPECIAL = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "—": "---",
+    "∞": r"$\infty$",
     "\n": " ",
     "\r": " ",
 }

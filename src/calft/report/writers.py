@@ -11,7 +11,7 @@ import pandas as pd
 
 from calft import artifacts, methods
 from calft.methods import MAIN
-from calft.report import aggregates, items, records, text
+from calft.report import aggregates, intervals, items, records, text
 from calft.report import figures as plots
 from calft.report import tables as report_tables
 from calft.report.settings import ReportSelection
@@ -43,16 +43,21 @@ class Report:
 
     @cached_property
     def summary(self) -> pd.DataFrame:
-        return aggregates.summary(self.per_prompt)
+        return self._summary(self.per_prompt)
 
     @cached_property
     def with_baselines(self) -> pd.DataFrame:
         """The summary rows of the main methods and of the baselines (Tables 8-9)."""
-        return pd.concat([self.summary, aggregates.summary(self.rows[self.rows.method.isin(methods.BASELINES)])])
+        return pd.concat([self.summary, self._summary(self.rows[self.rows.method.isin(methods.BASELINES)])])
+
+    def _summary(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return aggregates.summary(rows, self.selection.bootstrap, self.selection.min_valid_samples)
 
     @cached_property
     def retention(self) -> pd.DataFrame | None:
-        return report_tables.load_retention(self.inputs) if self.selection.runs("retention") else None
+        if not self.selection.runs("retention"):
+            return None
+        return report_tables.load_retention(self.inputs, self.selection.bootstrap.level)
 
     @cached_property
     def perplexity(self) -> pd.DataFrame | None:
@@ -60,7 +65,7 @@ class Report:
 
     @cached_property
     def transfer(self) -> pd.DataFrame | None:
-        return report_tables.load_transfer(self.inputs)
+        return report_tables.load_transfer(self.inputs, self.selection.bootstrap)
 
     @cached_property
     def ood_prompts(self) -> pd.DataFrame | None:
@@ -100,6 +105,43 @@ class Report:
             for key, path in self.inputs["train_log"].items()
         }
 
+    @cached_property
+    def selection_sources(self) -> dict[str, str]:
+        """model -> the source (hub id, or "embedded") its results record."""
+        sources = {}
+        for paths in self.inputs.values():
+            for key, path in paths.items():
+                if key[0] not in sources:
+                    sources[key[0]] = report_tables.recorded_source(path)
+        return {model: source for model, source in sources.items() if source}
+
+    def evaluation_record(self, model: str, method: str, prompt_set: str) -> dict:
+        """What a structured-sampling score of (model, method, prompt set) was measured under."""
+        path = self.inputs["scores"].get((model, method, prompt_set))
+        if path is None:
+            return {}
+        config = artifacts.read_provenance(path)["config"]
+        return {
+            "evaluation.reference": report_tables.reference_label(config["reference"]),
+            "evaluation.num_samples": config["samples"]["sampling"]["num_samples"],
+        }
+
+    def open_ended_record(self, method: str) -> dict:
+        """The open-ended prompts and samples of a method's runs, where every model agrees."""
+        records = set()
+        for (_, name), path in self.inputs["open_ended"].items():
+            if name == method:
+                settings = artifacts.read_provenance(path)["config"]["settings"]
+                records.add((len(report_tables.read(path, "open_ended")), settings["num_samples"]))
+        if len(records) != 1:
+            return {}
+        prompts, samples = records.pop()
+        return {"open_ended.prompts": prompts, "open_ended.num_samples": samples}
+
+    def open_ended_samples(self, model: str, method: str) -> pd.DataFrame | None:
+        path = self.inputs["open_ended_samples"].get((model, method))
+        return report_tables.read(path, "open_ended_samples") if path else None
+
     def read_all(self) -> None:
         """Read (and check) the inputs every selection needs, before anything is written."""
         records.check_cells(self.inputs)
@@ -111,10 +153,11 @@ class Report:
         write_text(path, text)
 
     def table(self, name: str, table, columns, title: str) -> None:
-        """A table with a column per (measure, method), as csv, md and tex."""
+        """A table with a column per (measure, method), as csv (values, bounds, marks), md and tex."""
+        note = report_tables.legend(self.selection.bootstrap, self.selection.min_valid_samples)
         self.text(self.tables / f"{name}.csv", text.csv_safe(table).to_csv())
-        self.text(self.tables / f"{name}.md", report_tables.to_markdown(table, title, columns))
-        self.text(self.tables / f"{name}.tex", report_tables.to_latex(table, title, columns))
+        self.text(self.tables / f"{name}.md", report_tables.to_markdown(table, title, columns, note))
+        self.text(self.tables / f"{name}.tex", report_tables.to_latex(table, title, columns, note))
 
     def flat_table(self, name: str, table, title: str) -> None:
         write_flat_table(self.tables, name, table, title)
@@ -139,7 +182,8 @@ def write_flat_table(folder: Path, name: str, table, title: str, note: str = "")
 
 
 def summary(report: Report) -> None:
-    report.text(report.tables / "per_prompt.csv", text.csv_safe(report.per_prompt).to_csv(index=False))
+    per_prompt = report.per_prompt.drop(columns=[c for c in report.per_prompt if c.endswith("_replicates")])
+    report.text(report.tables / "per_prompt.csv", text.csv_safe(per_prompt).to_csv(index=False))
     report.text(report.tables / "summary.csv", text.csv_safe(report.summary).to_csv(index=False))
 
 
@@ -154,12 +198,14 @@ def per_family(report: Report, which: str, metrics: tuple[str, ...] | str) -> No
     for prompt_set in items.prompt_sets(report.selection, which):
         for metric in items.figure_metrics(metrics):
             with report.figure(f"per_family_{prompt_set}_{metric}") as path:
-                plots.figure_per_family(report.per_prompt, prompt_set, metric, path)
+                plots.figure_per_family(report.per_prompt, prompt_set, metric, path, report.selection.min_valid_samples)
 
 
 def figure2(report: Report) -> None:
     with report.figure("figure2_family_median_w1") as path:
-        plots.figure_family_median(report.summary, report.selection.prompt_sets, path)
+        plots.figure_family_median(
+            report.summary, report.selection.prompt_sets, path, report.selection.min_valid_samples
+        )
 
 
 def figure3(report: Report) -> None:
@@ -289,8 +335,7 @@ def novelty_cases(report: Report, regime: str) -> None:
         ],
         ignore_index=True,
     )
-    patience = {key: artifacts.read_provenance(path)["config"]["settings"]["patience"] for key, path in paths.items()}
-    scores = cases.prompt_scores(generations, patience)
+    scores = report_tables.novelty_prompt_scores(report.inputs)
     shown = [method for method in MAIN if method in report.selection.methods]
     name = items.novelty_case_tables(report.selection.methods)[regime]
     rows = cases.case_rows(generations, scores, cases.choose_cases(scores, regime), shown)
@@ -339,7 +384,22 @@ def evaluation_table(report: Report, evaluation: str) -> None:
     """A further evaluation's table (calft.evaluations): per model, each column's mean over prompts."""
     from calft.evaluations import EVALUATIONS
 
-    columns = list(EVALUATIONS[evaluation].table_columns)
-    rows = aggregates.prompt_means(report_tables.per_method(report.inputs, evaluation), [c for c, _, _ in columns])
-    table = report_tables.wide(rows, ["model"], [c for c, _, _ in columns], report.selection.models)
+    columns = [report_tables.Column(*column) for column in EVALUATIONS[evaluation].table_columns]
+    per_prompt = report_tables.per_method(report.inputs, evaluation)
+    names = [column.name for column in columns]
+    rows = aggregates.prompt_means(per_prompt, names).merge(
+        intervals.prompt_mean_intervals(per_prompt, names, report.selection.bootstrap), on=["model", "method"]
+    )
+    table = report_tables.wide(rows, ["model"], report_tables.carried(rows, columns), report.selection.models)
     report.table(evaluation, table, columns, f"{evaluation}: means over prompts")
+
+
+def paper_comparison(report: Report) -> None:
+    from calft.report import paper_comparison as comparison
+
+    title = "The paper's printed numbers beside calft's"
+    note = (
+        "a row compares only where the run measured the same thing under the configuration the paper "
+        "states; otherwise it names the keys that differ, with this run's value"
+    )
+    write_flat_table(report.tables, "paper_comparison", comparison.comparison_table(report), title, note)

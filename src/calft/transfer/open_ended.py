@@ -4,8 +4,9 @@ the base model.
 Generations come from calft's sampler (per-sample seeds, shared prompt prefill), so they depend on
 their seeds only. 102 "[Verb] a random [category]" prompts; the top-p support size of
 the first generated token from the model's probabilities (not under SSOT: its first token is the
-seed protocol's), and the unique-output fraction under the reference normalization and a case- and
-punctuation-insensitive one.
+seed protocol's), the unique-output fraction under the reference normalization and a case- and
+punctuation-insensitive one, and how many generations are answers (ended by a stop token, not cut
+at max_new_tokens, with a non-empty answer).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def evaluate_open_ended(
     rows, samples = [], []
     for k, prompt, ids in zip(indices, prompts, rendered):
         seeds = [sample_seed(settings.seed, f"open_ended/{k:03d}", i) for i in range(settings.num_samples)]
-        texts, _, _ = generate(loaded, ids, seeds, settings, prefix=prefix)
+        texts, _, stopped = generate(loaded, ids, seeds, settings, prefix=prefix)
         answers = [extract_ssot_answer(t, harmony=chat.chat_protocol == "harmony") for t in texts] if ssot else texts
         normalized = [normalize_open_answer(a) for a in answers]
         insensitive = [normalize_open_answer(a, insensitive=True) for a in answers]
@@ -67,6 +68,7 @@ def evaluate_open_ended(
                 "support_sizes": None if sizes is None else sizes.tolist(),
                 "samples": len(texts),
                 "empty": sum(not a for a in normalized),
+                "answers": sum(bool(a) and ended for a, ended in zip(normalized, stopped)),
                 "unique_fraction": unique_fraction(normalized),
                 "unique_fraction_insensitive": unique_fraction(insensitive),
             }

@@ -487,7 +487,11 @@ def test_the_micro_run_samples_scores_and_tabulates_structured_sampling(local_mi
         kl = pd.read_parquet(tmp_path / "results" / "smol" / method / "logit_kl" / "ood.parquet")
         assert len(scores) == len(kl) == 18 and (kl.logit_kl > 0).all()
     table = pd.read_csv(tmp_path / "results" / "tables" / "structured_ood.csv", header=[0, 1], index_col=0)
-    assert list(table.index) == ["smol"] and table.shape[1] == 9
+    values = table[["normalized_w1", "logit_kl", "valid_rate"]]
+    assert list(table.index) == ["smol"] and values.shape[1] == 9  # 3 metrics x base, soft, hard
+    low, high = table["valid_rate_low"], table["valid_rate_high"]  # each cell's interval and counts beside it
+    assert ((low <= table["valid_rate"]) & (table["valid_rate"] <= high)).all().all()
+    assert (table["prompts"] == 18).all().all() and (table["valid_samples"] <= 18 * 2).all().all()
     markdown = (tmp_path / "results" / "tables" / "structured_ood.md").read_text()
     assert "| smol |" in markdown and "W1 (norm.) base" in markdown
 
@@ -502,7 +506,8 @@ def test_the_micro_run_measures_retention_and_perplexity(local_micro_run):
         slices = pd.read_parquet(tmp_path / "results" / "smol" / method / "perplexity.parquet")
         assert list(slices.slice) == ["pydoc_topics", "stdlib_docstrings", "all"] and (slices.perplexity > 1).all()
     table2 = pd.read_csv(tmp_path / "results" / "tables" / "retention_perplexity.csv", header=[0, 1], index_col=0)
-    assert list(table2.index) == ["smol"] and table2.shape[1] == 6 and table2.notna().all().all()
+    values = table2[["retention", "perplexity", "retention_low", "retention_high"]]
+    assert list(table2.index) == ["smol"] and values.shape[1] == 12 and values.notna().all().all()
     assert "mean accuracy base" in (tmp_path / "results" / "tables" / "retention_perplexity.md").read_text()
     assert "smol / pydoc_topics" in (tmp_path / "results" / "tables" / "perplexity_slices.md").read_text()
     assert "smol / arithmetic strict" in (tmp_path / "results" / "tables" / "retention_tasks.md").read_text()
@@ -522,7 +527,11 @@ def test_the_micro_run_measures_transfer_and_the_ssot_baseline(local_micro_run):
     ssot = pd.read_parquet(tmp_path / "results" / "smol" / "ssot" / "scores" / "ood.parquet")
     assert len(ssot) == 18 and (ssot.num_samples == 2).all()
     table1 = pd.read_csv(tmp_path / "results" / "tables" / "transfer.csv", header=[0, 1], index_col=0)
-    assert list(table1.index) == ["smol"] and table1.shape[1] == 15  # 5 measures x base, soft, hard
+    measures = ["support_size", "unique_fraction", "unique_fraction_insensitive", "tv", "parse_rate"]
+    assert list(table1.index) == ["smol"] and table1[measures].shape[1] == 15  # 5 measures x base, soft, hard
+    assert {"support_size_low", "unique_fraction_high", "parse_rate_low", "answer_share"} <= set(
+        table1.columns.levels[0]
+    )
     assert "W1 (norm.) ssot" in (tmp_path / "results" / "tables" / "ssot_ood.md").read_text()
 
 

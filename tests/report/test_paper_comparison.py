@@ -189,6 +189,9 @@ def test_another_configuration_names_the_keys_that_differ(tmp_path):
     ]
     assert green.comparison == "not comparable: model Qwen/Qwen3-14B is not in this run"
     assert (table.loc["§4.1 and Appendix B, the training prompt configurations", "calft"]) == "1988"
+    without_open_ended = _table(tmp_path, ReportSelection.from_dict({**vars(selection), "evaluations": []}))
+    d4 = without_open_ended.loc["Appendix D.4, soft-target fine-tuning widens top-90% support"]
+    assert d4.calft == "" and d4.comparison.startswith("not comparable: models = 3")
 
 
 def test_every_entry_is_measurable_and_table_26_reads_back_to_the_papers_text():

@@ -532,8 +532,10 @@ def test_hyperparameter_and_cost_tables_come_from_the_training_records_and_bench
             "soft_epsilon": 1e-8,
         }
         targets = {"decimals": 5, "max_bins": 1001, "quantile_low": 0.001, "quantile_high": 0.999, "per_family": None}
+        optimization = {"optimizer": "AdamW", "schedule": "cosine with linear warm-up", "longest_prompt_tokens": 41}
+        optimization["warmup_steps"] = 59 if lora_r == 16 and device is None else 5
         return {"training": training, "targets": targets, "model": {"dtype": "bfloat16"}} | (
-            {"device": device} if device else {}
+            {"device": device, "optimization": optimization} if device else {"optimization": optimization}
         )
 
     a100 = {"type": "cuda", "name": "NVIDIA A100", "processes": 4}
@@ -547,6 +549,9 @@ def test_hyperparameter_and_cost_tables_come_from_the_training_records_and_bench
     assert shared["training prompts per family"] == "all (the paper's grid)"
     assert specific.set_index("hyperparameter").loc["epochs"].to_dict() == {"soft": "3", "hard": "2"}
     assert specific.set_index("hyperparameter").loc["optimizer steps"].to_dict() == {"soft": "189", "hard": "1988"}
+    assert specific.set_index("hyperparameter").loc["warm-up steps"].to_dict() == {"soft": "5", "hard": "59"}
+    assert (shared["optimizer"], shared["learning-rate schedule"]) == ("AdamW", "cosine with linear warm-up")
+    assert shared["maximum length"] == "no truncation (longest prompt 41 tokens)"
     logs = {key: (pd.DataFrame({"seconds": [30.0, 90.0 * (i + 1)]}), r) for i, (key, r) in enumerate(records.items())}
     cost = appendix.training_cost(logs).set_index("method")
     assert cost.loc["soft", "min_minutes"] == 2.0 and cost.loc["soft", "max_minutes"] == 3.5

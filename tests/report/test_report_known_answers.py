@@ -171,11 +171,50 @@ def test_open_ended_counts_compare_each_prompt_with_the_base_model_on_the_same_p
     )
     counts = aggregates.open_ended_counts(rows)
     assert counts.to_dict("records") == [
-        {"method": "soft", "measure": "support_size", "pairs": 3, "higher": 1, "equal": 1, "lower": 1},
-        {"method": "soft", "measure": "unique_fraction", "pairs": 4, "higher": 4, "equal": 0, "lower": 0},
+        {"family": "all", "method": "soft", "measure": "support_size", "pairs": 3, "higher": 1, "equal": 1, "lower": 1},
+        {
+            "family": "all",
+            "method": "soft",
+            "measure": "unique_fraction",
+            "pairs": 4,
+            "higher": 4,
+            "equal": 0,
+            "lower": 0,
+        },
     ]
     alone = aggregates.open_ended_counts(rows[rows.method == "base"])  # no fine-tuned method: no rows, same columns
-    assert alone.empty and list(alone.columns) == ["method", "measure", "pairs", "higher", "equal", "lower"]
+    assert alone.empty and list(alone.columns) == ["family", "method", "measure", "pairs", "higher", "equal", "lower"]
+
+
+def test_open_ended_counts_split_by_family_show_each_familys_direction():
+    # family q: soft raises both prompts' unique rate; family l: soft lowers its one prompt's
+    rows = pd.DataFrame(
+        {
+            "model": ["q1", "q1", "l1"] * 2,
+            "family": ["q", "q", "l"] * 2,
+            "method": ["base"] * 3 + ["soft"] * 3,
+            "prompt_index": [0, 1, 0] * 2,
+            "support_size": 1.0,
+            "unique_fraction": [0.2, 0.2, 0.9, 0.5, 0.6, 0.1],
+        }
+    )
+    unique = aggregates.open_ended_counts(rows).query("measure == 'unique_fraction'").set_index("family")
+    assert unique[["pairs", "higher", "lower"]].to_dict("index") == {
+        "all": {"pairs": 3, "higher": 2, "lower": 1},
+        "q": {"pairs": 2, "higher": 2, "lower": 0},
+        "l": {"pairs": 1, "higher": 0, "lower": 1},
+    }
+
+
+def test_concentration_is_the_share_of_a_prompts_samples_on_its_most_frequent_answers():
+    answers = {0: ["Wed"] * 8 + ["Mon", "Fri"], 1: [f"c{i}" for i in [0, 0, 1, 1, 2, 3, 4, 5, 6, 7]]}
+    samples = pd.DataFrame(
+        [("m", "base", prompt, answer) for prompt, shown in answers.items() for answer in shown],
+        columns=["model", "method", "prompt_index", "normalized"],
+    )
+    row = aggregates.concentration(samples).iloc[0]
+    # top 1: 0.8 and 0.2; top 4: 1.0 and (2 + 2 + 1 + 1) / 10 = 0.6
+    assert (row.prompts, row.top1_mean, row.top1_min, row.top4_mean, row.top4_max) == (2, 0.5, 0.2, 0.8, 1.0)
 
 
 def test_summary_rows_keep_the_order_in_which_their_keys_first_appear():

@@ -26,6 +26,7 @@ from conftest import (
     train_arguments,
 )
 
+from calft import artifacts
 from calft.cli import main
 from calft.modeling.chat import ChatFormat, prompt_ids, render
 from calft.modeling.settings import ModelEntry
@@ -143,6 +144,9 @@ def test_sigterm_then_rerun_gives_the_uninterrupted_adapter(tiny_model_dir, micr
     log_a, log_b = pd.read_parquet(straight / "log.parquet"), pd.read_parquet(resumed / "log.parquet")
     assert list(log_a.step) == list(range(1, 13)) == list(log_b.step)  # 6 prompts x 8 draws / 8 per step x 2 epochs
     assert np.allclose(log_a.loss, log_b.loss)
+    optimization = artifacts.read_provenance(resumed / "log.parquet")["config"]["optimization"]
+    assert optimization["total_steps"] == 12 and optimization["optimizer"] == "AdamW"
+    assert 10 < optimization["longest_prompt_tokens"] < 200  # a rendered chat prompt, not a count of prompts
 
 
 @pytest.mark.parametrize("distributed", ["ddp", "fsdp"])

@@ -102,23 +102,44 @@ def with_model_means(rows: pd.DataFrame, key: str, values: list[str]) -> pd.Data
 
 def open_ended_counts(rows: pd.DataFrame) -> pd.DataFrame:
     """Appendix D.4: for each fine-tuned method and measure, how many (prompt, model) pairs it
-    raised, kept or lowered against the base model (e.g. the paper's 1101 of 1224)."""
-    base = rows[rows.method == BASE].set_index(["model", "prompt_index"])
+    raised, kept or lowered against the base model (e.g. the paper's 1101 of 1224), over all models
+    (family "all") and, where the rows name each model's family, per family (the paper's per-family
+    direction)."""
+    groups = [("all", rows)]
+    if "family" in rows:
+        groups += list(rows.groupby("family", sort=False))
     counts = []
-    for method in [m for m in TRAINED if m in set(rows.method)]:
-        tuned = rows[rows.method == method].set_index(["model", "prompt_index"])
-        for measure in ("support_size", "unique_fraction"):
-            pairs = pd.concat(
-                [base[measure].rename("base"), tuned[measure].rename("tuned")], axis=1, join="inner"
-            ).dropna()
-            counts.append(
-                {
-                    "method": method,
-                    "measure": measure,
-                    "pairs": len(pairs),
-                    "higher": int((pairs.tuned > pairs.base).sum()),
-                    "equal": int((pairs.tuned == pairs.base).sum()),
-                    "lower": int((pairs.tuned < pairs.base).sum()),
-                }
-            )
-    return pd.DataFrame(counts, columns=["method", "measure", "pairs", "higher", "equal", "lower"])
+    for family, group in groups:
+        base = group[group.method == BASE].set_index(["model", "prompt_index"])
+        for method in [m for m in TRAINED if m in set(group.method)]:
+            tuned = group[group.method == method].set_index(["model", "prompt_index"])
+            for measure in ("support_size", "unique_fraction"):
+                pairs = pd.concat(
+                    [base[measure].rename("base"), tuned[measure].rename("tuned")], axis=1, join="inner"
+                ).dropna()
+                counts.append(
+                    {
+                        "family": family,
+                        "method": method,
+                        "measure": measure,
+                        "pairs": len(pairs),
+                        "higher": int((pairs.tuned > pairs.base).sum()),
+                        "equal": int((pairs.tuned == pairs.base).sum()),
+                        "lower": int((pairs.tuned < pairs.base).sum()),
+                    }
+                )
+    return pd.DataFrame(counts, columns=["family", "method", "measure", "pairs", "higher", "equal", "lower"])
+
+
+def concentration(samples: pd.DataFrame, tops: tuple[int, ...] = (1, 4)) -> pd.DataFrame:
+    """Appendix D.4's concentration: per (model, method), the share of a prompt's samples on its k most
+    frequent answers (the paper's "80% on Wednesday", "74% on its top four cities"), as the mean, min
+    and max over prompts, for each k of `tops`."""
+    per_prompt = []
+    for (model, method, prompt), group in samples.groupby(["model", "method", "prompt_index"], sort=False):
+        frequencies = group.normalized.value_counts().to_numpy() / len(group)
+        per_prompt.append({"model": model, "method": method, **{k: frequencies[:k].sum() for k in tops}})
+    shares = pd.DataFrame(per_prompt, columns=["model", "method", *tops])
+    grouped = shares.groupby(["model", "method"], sort=False)
+    columns = {f"top{k}_{stat}": (k, stat) for k in tops for stat in ("mean", "min", "max")}
+    return grouped.agg(prompts=(tops[0], "size"), **columns).reset_index().round(3)

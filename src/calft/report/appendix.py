@@ -44,6 +44,13 @@ RECORDED = {  # Table 3's rows beyond the training section, as a training log's 
     "training prompts per family": lambda r: r["targets"].get("per_family") or "all (the paper's grid)",
     "precision": lambda r: r.get("model", {}).get("dtype", "not recorded"),
     "hardware": lambda r: f"{r['device']['processes']} x {r['device']['name']}" if r.get("device") else "not recorded",
+    "optimizer": lambda r: r.get("optimization", {}).get("optimizer", "not recorded"),
+    "learning-rate schedule": lambda r: r.get("optimization", {}).get("schedule", "not recorded"),
+    "maximum length": lambda r: (
+        f"no truncation (longest prompt {r['optimization']['longest_prompt_tokens']} tokens)"
+        if "optimization" in r
+        else "not recorded"
+    ),
 }
 
 
@@ -73,6 +80,7 @@ def hyperparameter_tables(
         "group size (one prompt forward)": scheduled("group_size"),
         "tau": scheduled("tau", lambda training: training.smoothed),
         "epsilon": scheduled("epsilon", lambda training: training.smoothed),
+        "warm-up steps": lambda r, m: r.get("optimization", {}).get("warmup_steps", "not recorded"),
     }
     specific = pd.DataFrame(
         {"hyperparameter": [*rows, "optimizer steps"]}

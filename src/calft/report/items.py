@@ -164,7 +164,7 @@ ITEMS = (
         "figure9",
         f"transfer.open_ended.enabled, {WITH_TRAINED}",
         "transfer",
-        reads=("open_ended",),
+        reads=("open_ended", "open_ended_samples"),  # and the Appendix D.4 tables
     ),
     Item(
         "Figure 10",
@@ -394,7 +394,11 @@ ITEMS = (
     Item(
         "Appendix D.4",
         "open-ended prompts widened, kept or narrowed by fine-tuning",
-        lambda s: tables("appendix_d4_open_ended_counts") if s.runs("open_ended") and trained(s) else [],
+        lambda s: (
+            tables("appendix_d4_open_ended_counts", "appendix_d4_concentration")
+            if s.runs("open_ended") and trained(s)
+            else []
+        ),
         None,  # written with Figure 9, from the same rows
         f"transfer.open_ended.enabled, {WITH_TRAINED}",
         "transfer",

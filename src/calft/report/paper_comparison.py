@@ -2,10 +2,11 @@
 run measured the same thing under the same configuration, their difference, and otherwise the
 configuration keys that differ.
 
-A measurement (one `register_measurement` function per kind) reads the report's inputs and returns
-calft's value together with the configuration the run's artifacts record for it, as the keys the
-data file uses. Settings-derived numbers (training prompts, planned optimizer steps) are computed by
-calft's own code at the paper's settings, so they compare on any run.
+A measurement (one `register_measurement` function per kind, called with the report, the entry's
+configuration and its arguments) reads the report's inputs and returns calft's value together with
+the configuration the run's artifacts record for it, as the keys the data file uses. Settings-derived
+numbers (training prompts, planned optimizer steps) are computed by calft's own code at the paper's
+settings, so they compare on any run.
 """
 
 from __future__ import annotations
@@ -108,14 +109,14 @@ def _models(report) -> dict:
 
 
 @register_measurement("training_prompts")
-def training_prompts(report) -> Measured:
+def training_prompts(report, configuration: dict) -> Measured:
     from calft.targets.prompts import prompt_set
 
     return Measured(len(prompt_set("train")), {"training.prompts": "full grid"}, source=AT_PAPER_SETTINGS)
 
 
 @register_measurement("planned_optimizer_steps")
-def planned_optimizer_steps(report, method: str, configuration: dict) -> Measured:
+def planned_optimizer_steps(report, configuration: dict, method: str) -> Measured:
     """calft's schedule (calft.training.schedule) for the paper's prompts, batch, epochs and draws, one
     draw per batch item (the paper's batches)."""
     from calft.targets.prompts import prompt_set
@@ -130,14 +131,14 @@ def planned_optimizer_steps(report, method: str, configuration: dict) -> Measure
 
 
 @register_measurement("optimizer_steps")
-def optimizer_steps(report, method: str) -> Measured:
+def optimizer_steps(report, configuration: dict, method: str) -> Measured:
     steps = {int(log.step.max()) for (_, m), (log, _) in report.training_logs.items() if m == method}
     value = steps.pop() if len(steps) == 1 else None
     return Measured(value, _run_training(report, method))
 
 
 @register_measurement("family_median_w1")
-def family_median_w1(report, method: str, prompt_set: str, configuration: dict) -> Measured:
+def family_median_w1(report, configuration: dict, method: str, prompt_set: str) -> Measured:
     model = _model_named(report, configuration["model"])
     if model is None:
         return Measured(None, {"model": None})
@@ -155,11 +156,13 @@ def _open_ended_record(report, method: str) -> dict:
 
 
 @register_measurement("pairs_above_base")
-def pairs_above_base(report, method: str, measure: str) -> Measured:
+def pairs_above_base(report, configuration: dict, method: str, measure: str) -> Measured:
     from calft.report.aggregates import open_ended_counts
 
+    if not report.inputs["open_ended"]:
+        return Measured(None, _open_ended_record(report, method))
     counts = open_ended_counts(report.open_ended)
-    row = counts[(counts.method == method) & (counts.measure == measure)]
+    row = counts[(counts.family == "all") & (counts.method == method) & (counts.measure == measure)]
     if row.empty:
         return Measured(None, _open_ended_record(report, method))
     higher, pairs = int(row.higher.iloc[0]), int(row.pairs.iloc[0])
@@ -167,7 +170,7 @@ def pairs_above_base(report, method: str, measure: str) -> Measured:
 
 
 @register_measurement("models_where")
-def models_where(report, method: str, measure: str, claim: str) -> Measured:
+def models_where(report, configuration: dict, method: str, measure: str, claim: str) -> Measured:
     """How many models a claim holds for: `above_base` (method's value above base's) or `best` (the
     largest among the main methods)."""
     transfer = report.transfer
@@ -185,13 +188,13 @@ def models_where(report, method: str, measure: str, claim: str) -> Measured:
 
 
 @register_measurement("top_answers_share")
-def top_answers_share(report, method: str, category: str, top: int, configuration: dict) -> Measured:
+def top_answers_share(report, configuration: dict, method: str, category: str, top: int) -> Measured:
     """The share of a model's samples of one open-ended prompt on its `top` most frequent answers."""
     model = _model_named(report, configuration["model"])
     if model is None:
         return Measured(None, {"model": None})
     record = {**_open_ended_record(report, method), "model": configuration["model"]}
-    samples = report.open_ended_samples(model, method)
+    samples = report.open_ended_samples(model, method) if report.inputs["open_ended"] else None
     if samples is None:
         return Measured(None, record)
     index = report.open_ended[report.open_ended.category == category].prompt_index
@@ -208,14 +211,14 @@ def _training_costs(report, method: str):
 
 
 @register_measurement("training_minutes")
-def training_minutes(report, method: str, statistic: str) -> Measured:
+def training_minutes(report, configuration: dict, method: str, statistic: str) -> Measured:
     costs = _training_costs(report, method)
     record = {**_models(report), **_run_training(report, method)}
     return Measured(None if costs is None else float(costs[f"{statistic}_minutes"]), record)
 
 
 @register_measurement("gpu_hours")
-def gpu_hours(report, method: str) -> Measured:
+def gpu_hours(report, configuration: dict, method: str) -> Measured:
     costs = _training_costs(report, method)
     record = {**_models(report), **_run_training(report, method)}
     return Measured(None if costs is None else float(costs.gpu_hours), record)
@@ -249,10 +252,7 @@ def _differences(recorded: dict, configuration: dict) -> list[str]:
 
 def _measure(report, entry: dict) -> Measured:
     arguments = dict(entry["measurement"])
-    function = MEASUREMENTS[arguments.pop("kind")]
-    if "configuration" in function.__code__.co_varnames[: function.__code__.co_argcount]:
-        arguments["configuration"] = entry["configuration"]
-    return function(report, **arguments)
+    return MEASUREMENTS[arguments.pop("kind")](report, entry["configuration"], **arguments)
 
 
 def comparison_table(report, entries: list[dict] | None = None) -> pd.DataFrame:

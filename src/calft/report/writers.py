@@ -236,8 +236,23 @@ def figure9(report: Report) -> None:
     """Figure 9 and the Appendix D.4 counts, from the same per-prompt rows."""
     rows = report.open_ended
     counts = aggregates.open_ended_counts(rows)
-    title = "Open-ended prompts that fine-tuning widened, kept or narrowed against base (Appendix D.4)"
+    title = (
+        "Open-ended prompts that fine-tuning widened, kept or narrowed against base, over all models "
+        "and per model family (Appendix D.4)"
+    )
     report.flat_table("appendix_d4_open_ended_counts", counts, title)
+    samples = pd.concat(
+        [
+            report_tables.read(path, "open_ended_samples").assign(model=model, method=method)
+            for (model, method), path in report.inputs["open_ended_samples"].items()
+        ],
+        ignore_index=True,
+    )
+    title = (
+        "How concentrated the open-ended answers are: the share of a prompt's samples on its 1 and 4 most "
+        "frequent answers, mean, min and max over the prompts (Appendix D.4)"
+    )
+    report.flat_table("appendix_d4_concentration", aggregates.concentration(samples), title)
     with report.figure("figure9_open_ended_per_prompt") as path:
         plots.figure_open_ended_per_prompt(rows, path)
 

@@ -347,7 +347,21 @@ def _device_record(device: torch.device, world: int) -> dict:
     return {"type": device.type, "name": name, "processes": world}
 
 
-def _write_outputs(run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str, device: dict) -> None:
+def _optimization_record(settings: Training, total_steps: int, rendered: list[list[int]]) -> dict:
+    """What Table 3 reports beyond the settings: the optimizer, its schedule and steps, and the longest
+    rendered prompt (calft truncates nothing; an answer adds its few tokens)."""
+    return {
+        "optimizer": "AdamW",
+        "schedule": "cosine with linear warm-up",
+        "total_steps": total_steps,
+        "warmup_steps": warmup_steps(settings.warmup_ratio, total_steps),
+        "longest_prompt_tokens": max(map(len, rendered), default=0),
+    }
+
+
+def _write_outputs(
+    run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str, device: dict, optimization: dict
+) -> None:
     if not all(torch.isfinite(tensor).all() for tensor in weights.values()):
         raise RunError(f"the adapter's weights are not finite after step {len(rows)}: nothing was written")
     config = {
@@ -356,6 +370,7 @@ def _write_outputs(run: Run, model, weights: dict, tokenizer, rows: list, finger
         "training": run.settings.to_dict(),
         "targets": artifacts.read_provenance(run.targets)["config"],
         "device": device,
+        "optimization": optimization,
         "fingerprint": fingerprint,
     }
     with artifacts.atomic_path(run.adapter, "adapter") as folder:
@@ -496,5 +511,6 @@ def run_training(run: Run) -> None:
     # -- outputs: the peft adapter folder and the training log, each written atomically
     weights, _ = _training_state(model, optimizer, sharded)  # every rank takes part
     if rank == 0:
-        _write_outputs(run, model, weights, tokenizer, rows, fingerprint, _device_record(device, world))
+        optimization = _optimization_record(s, total_steps, rendered)
+        _write_outputs(run, model, weights, tokenizer, rows, fingerprint, _device_record(device, world), optimization)
     _leave_process_group(world)

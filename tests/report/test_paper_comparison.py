@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from score_frames import scores_frame
 
 from calft import artifacts
 from calft.report import paper_comparison
@@ -46,23 +47,7 @@ def _training(method: str, decimals: int, max_bins: int) -> dict:
 
 def _scores(w1: float) -> pd.DataFrame:
     """Two families of two prompts: the family median of W1 is the mean of the families' means."""
-    values = [w1 - 0.01, w1 + 0.01, w1 - 0.02, w1 + 0.02]
-    return pd.DataFrame(
-        {
-            "prompt_id": ["a1", "a2", "b1", "b2"],
-            "family": ["a", "a", "b", "b"],
-            "split": "ood",
-            "params": "{}",
-            "num_samples": 1000,
-            "num_valid": 1000,
-            "valid_rate": 1.0,
-            "w1": values,
-            "spread": 1.0,
-            "normalized_w1": values,
-            "valid_rate_replicates": [[1.0] * 4] * 4,
-            "normalized_w1_replicates": [[v] * 4 for v in values],
-        }
-    )
+    return scores_frame([w1 - 0.01, w1 + 0.01, w1 - 0.02, w1 + 0.02], samples=1000)
 
 
 def _paper_run(results: Path, minutes: dict, wider: dict) -> ReportSelection:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from score_frames import scores_frame
 
 from calft import artifacts, layout
 from calft.layout import report_inputs
@@ -160,22 +161,7 @@ def _scores(path, w1: list[float], reference=(5, 16384), loaded=None) -> None:
     """A scores artifact of two families (two prompts each) measured against `reference`, of samples
     of a model `loaded` from a hub snapshot (model id, commit) or a folder (None)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(
-        {
-            "prompt_id": ["a1", "a2", "b1", "b2"],
-            "family": ["a", "a", "b", "b"],
-            "split": "ood",
-            "params": "{}",
-            "num_samples": 10,
-            "num_valid": 10,
-            "valid_rate": 1.0,
-            "w1": w1,
-            "spread": 1.0,
-            "normalized_w1": w1,
-            "valid_rate_replicates": [[1.0] * 3] * 4,
-            "normalized_w1_replicates": [[w] * 3 for w in w1],
-        }
-    )
+    frame = scores_frame(w1, samples=10)
     decimals, max_bins = reference
     artifacts.write_frame(
         frame,

@@ -279,3 +279,23 @@ def test_model_means_keep_first_appearance_order_and_pool_as_all_models():
         ["m1", "a"],
     ]
     assert list(pooled.index) == list(range(5))
+
+
+def test_a_per_distribution_w1_bar_knows_the_valid_samples_it_rests_on():
+    from calft.report.figures import per_family_values
+
+    per_prompt = pd.DataFrame(
+        {
+            "prompt_set": "ood",
+            "model": "m",
+            "method": ["base", "base", "soft", "soft"],
+            "family": "a",
+            "num_valid": [1, 2, 90, 95],
+            "normalized_w1": [5.0, 7.0, 0.1, 0.3],
+            "logit_kl": 1.0,
+        }
+    )
+    w1 = per_family_values(per_prompt, "ood", "normalized_w1").set_index("method")
+    assert w1.loc["base", "valid"] == 3 and w1.loc["soft", "valid"] == 185  # summed over the family's prompts
+    assert w1.loc["base", "normalized_w1"] == 6.0  # the median over the prompts, as before
+    assert "valid" not in per_family_values(per_prompt, "ood", "logit_kl")  # logit KL rests on no samples

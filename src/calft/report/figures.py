@@ -107,19 +107,15 @@ def _mark_undefined(ax, x: float, width: float, color: str) -> None:
     )
 
 
+def _upright_label(ax, text: str, xy: tuple, va: str, fontsize: int, **where) -> None:
+    """Black text on a white box, turned upright along a bar: readable on any bar colour."""
+    box = {"boxstyle": "round,pad=0.12", "facecolor": "white", "edgecolor": "none", "alpha": 0.9}
+    ax.annotate(text, xy, rotation=90, ha="center", va=va, fontsize=fontsize, color="black", bbox=box, **where)
+
+
 def _mark_few(ax, x: float, text: str) -> None:
-    """A bar resting on few valid samples: their count (or a dagger), upright at the foot of the panel."""
-    ax.annotate(
-        text,
-        (x, 0.02),
-        xycoords=ax.get_xaxis_transform(),
-        rotation=90,
-        ha="center",
-        va="bottom",
-        fontsize=6,
-        color="black",
-        bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
-    )
+    """A bar resting on few valid samples: their count (or a dagger), at the foot of the panel."""
+    _upright_label(ax, text, (x, 0.02), "bottom", 6, xycoords=ax.get_xaxis_transform())
 
 
 def _whisker(ax, x: float, value: float, row: pd.DataFrame) -> None:
@@ -287,18 +283,7 @@ def _panel_bars(ax, values: pd.DataFrame, models: list[str], limits: tuple[float
             if few is not None and np.isfinite(few.iloc[0]):
                 _mark_few(ax, x, f"n={few.iloc[0]:.0f}")
             if value > high:
-                ax.annotate(
-                    f"{value:.2g}",
-                    (x, high),
-                    xytext=(0, -2),
-                    textcoords="offset points",
-                    rotation=90,
-                    ha="center",
-                    va="top",
-                    fontsize=7,
-                    color="black",
-                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.9},
-                )  # readable on any bar colour
+                _upright_label(ax, f"{value:.2g}", (x, high), "top", 7, xytext=(0, -2), textcoords="offset points")
     ax.set_yscale("log" if log else "linear")
     ax.set_ylim(low, high)
     return undefined

@@ -360,7 +360,7 @@ def _optimization_record(settings: Training, total_steps: int, rendered: list[li
 
 
 def _write_outputs(
-    run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str, device: dict, optimization: dict
+    run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str, device: dict, rendered: list[list[int]]
 ) -> None:
     if not all(torch.isfinite(tensor).all() for tensor in weights.values()):
         raise RunError(f"the adapter's weights are not finite after step {len(rows)}: nothing was written")
@@ -370,7 +370,7 @@ def _write_outputs(
         "training": run.settings.to_dict(),
         "targets": artifacts.read_provenance(run.targets)["config"],
         "device": device,
-        "optimization": optimization,
+        "optimization": _optimization_record(run.settings, len(rows), rendered),  # a row per step
         "fingerprint": fingerprint,
     }
     with artifacts.atomic_path(run.adapter, "adapter") as folder:
@@ -511,6 +511,5 @@ def run_training(run: Run) -> None:
     # -- outputs: the peft adapter folder and the training log, each written atomically
     weights, _ = _training_state(model, optimizer, sharded)  # every rank takes part
     if rank == 0:
-        optimization = _optimization_record(s, total_steps, rendered)
-        _write_outputs(run, model, weights, tokenizer, rows, fingerprint, _device_record(device, world), optimization)
+        _write_outputs(run, model, weights, tokenizer, rows, fingerprint, _device_record(device, world), rendered)
     _leave_process_group(world)

@@ -5,7 +5,10 @@ import ast
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "calft"
-CORE = {"errors", "settings", "methods", "metrics", "evaluations", "variants", "layout", "artifacts", "command"}
+CORE = {
+    "errors", "settings", "methods", "metrics", "evaluations", "variants", "layout", "artifacts", "command", "progress",
+    "tracking",
+}  # fmt: skip
 STAGES = ["modeling", "targets", "training", "evaluation", "transfer", "retention", "report"]
 TOP = {"config", "slurm"}
 COMMANDS = {"cli", "plan"}  # above everything: the command line and the planning of a whole config

@@ -45,6 +45,18 @@ def command(
     return parser
 
 
+def tracking_option(parser) -> None:
+    """--tracking: the tracker run (calft.tracking) that takes the job's headline metrics."""
+    from calft.tracking import TrackedRun
+
+    parser.add_argument(
+        "--tracking",
+        type=_typed(TrackedRun),
+        default=None,
+        help="JSON: trackers, project, run, group, folder (calft.tracking); none by default",
+    )
+
+
 def input_path(parser, flag: str, **options) -> None:
     """An option naming a file or folder the command reads (a hub id is also allowed where the help
     says so). An existing one must be a regular file or a folder of them."""

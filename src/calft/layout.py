@@ -18,6 +18,7 @@ from calft.methods import METHODS, SOFT
 from calft.variants import SEPARATOR
 
 RESULTS = "results"
+TRACKING = "logs/tracking"  # the trackers' own files (calft.tracking): TensorBoard events, W&B offline runs
 
 TARGETS = "results/targets/{prompt_set}/d{decimals}_b{bins}.parquet"
 TRIES = "results/tries/{tokenizer}/{prompt_set}/d{decimals}_b{bins}.parquet"

@@ -64,6 +64,38 @@ for _metric in (
     register_metric(_metric)
 
 
+def family_median(scores, column: str) -> float:
+    """The paper's aggregate: mean of finite values within each family, median across families;
+    NaN (undefined, '—' in the paper's tables) when some family has no finite value. `scores`: a
+    data frame with `family` and `column`."""
+    import numpy as np
+
+    finite = scores[column].where(np.isfinite(scores[column]))
+    per_family = finite.groupby(scores["family"], observed=True).mean()
+    if per_family.isna().any() or per_family.empty:
+        return float("nan")
+    return float(per_family.median())
+
+
+def family_mean(scores, column: str) -> float:
+    """Equal-family-weight mean (the reference's summary for valid rate and logit KL)."""
+    return float(scores.groupby("family", observed=True)[column].mean().mean())
+
+
+OVER_FAMILIES = {FAMILY_MEDIAN: family_median, FAMILY_MEAN: family_mean}
+
+
+def headline(scores) -> dict[str, float]:
+    """Each registered metric of per-prompt rows (a scores or logit-KL table) aggregated over prompts
+    and families as the tables aggregate it; undefined ones left out."""
+    values = {
+        metric.name: OVER_FAMILIES[metric.aggregate](scores, metric.name)
+        for metric in METRICS.values()
+        if metric.name in scores
+    }
+    return {name: value for name, value in values.items() if value == value}
+
+
 def in_tables() -> list[Metric]:
     return [metric for metric in METRICS.values() if metric.in_tables]
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from calft import metrics
 from calft.evaluation.metrics import bootstrap_replicates, wasserstein_to_law
 from calft.metrics import METRICS
 from calft.report import aggregates
@@ -47,7 +48,7 @@ def test_a_prompts_sample_level_replicates_widen_the_interval():
 def test_a_resample_with_an_undefined_family_counts_as_the_worst_value():
     # family b is undefined whenever its one NaN prompt is drawn twice (chance 1/4): W1's upper bound is open
     group = _prompts({"a": [1.0, 1.0], "b": [2.0, np.nan]})
-    assert aggregates.family_median(group, "normalized_w1") == pytest.approx(1.5)
+    assert metrics.family_median(group, "normalized_w1") == pytest.approx(1.5)
     low, high = aggregate_interval(group, W1, Bootstrap(), ("m",))
     assert low == pytest.approx(1.5) and high == np.inf
     valid = group.rename(columns={"normalized_w1": "valid_rate"})

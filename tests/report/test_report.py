@@ -182,7 +182,7 @@ def _train_log(path, decimals: int, max_bins: int = 1001, epochs: int = 3) -> No
     """A soft run's training log of one step, recording the settings it was trained with."""
     artifacts.write_frame(
         pd.DataFrame({"step": [1], "epoch": [0], "loss": [1.0], "lr": [1e-4], "examples": [8], "tokens": [80],
-                      "seconds": [0.5]}),
+                      "seconds": [0.5], "grad_norm": [0.1]}),
         path,
         artifacts.provenance(
             "train_log",
@@ -622,3 +622,18 @@ def test_table_5_gives_each_family_its_tier_and_marks_the_held_out_ones():
     table = families_table().set_index("id")
     assert set(table.index[table.tier == "I"]) == {"uniform", "gaussian", "bernoulli"}  # the reference's tier I
     assert table.loc["cauchy", "tier"] == "III" and table.loc["poisson", "split"] == "held out (OOD)"
+
+
+def test_the_training_curves_draw_each_log_and_leave_a_log_without_gradient_norms_out_of_that_panel(tmp_path):
+    from calft.report.figures import figure_training_curves, panel_curves
+
+    logs = {
+        ("a", "soft"): pd.DataFrame({"step": [1, 2, 3], "loss": [2.0, 1.5, 1.0], "grad_norm": [3.0, 2.0, 1.0]}),
+        ("b", "soft"): pd.DataFrame({"step": [1, 2, 3], "loss": [2.5, 2.0, 1.8], "grad_norm": np.nan}),  # logged before
+        ("a", "hard"): pd.DataFrame({"step": [1, 2], "loss": [3.0, 2.0], "grad_norm": [1.0, 0.5]}),
+    }
+    assert list(panel_curves(logs, "soft", "loss")) == ["a", "b"]
+    assert list(panel_curves(logs, "soft", "grad_norm")) == ["a"]
+    assert panel_curves(logs, "hard", "grad_norm")["a"].to_dict() == {1: 1.0, 2: 0.5}  # by optimizer step
+    figure_training_curves(logs, {"a": "fa", "b": "fb"}, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"

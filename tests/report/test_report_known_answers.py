@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from calft import metrics
 from calft.report import aggregates, tables
 
 # Family values chosen so that every plausible aggregate differs: family means a 0.2 (its inf left out),
@@ -25,26 +26,26 @@ SCORES = pd.DataFrame(
 
 
 def test_the_paper_aggregate_is_the_median_across_families_of_within_family_means():
-    assert aggregates.family_median(SCORES, "normalized_w1") == pytest.approx(0.45)
+    assert metrics.family_median(SCORES, "normalized_w1") == pytest.approx(0.45)
 
 
 def test_the_paper_aggregate_is_undefined_when_one_family_has_no_finite_value():
     scores = SCORES.copy()
     scores.loc[scores.family == "b", "normalized_w1"] = np.nan
-    assert math.isnan(aggregates.family_median(scores, "normalized_w1"))
-    assert aggregates.family_median(SCORES[SCORES.family != "b"], "normalized_w1") == pytest.approx(0.2)  # a, c, d
+    assert math.isnan(metrics.family_median(scores, "normalized_w1"))
+    assert metrics.family_median(SCORES[SCORES.family != "b"], "normalized_w1") == pytest.approx(0.2)  # a, c, d
 
 
 def test_families_read_as_categories_count_only_the_families_present():
     # parquet hands the family column back as a category whose categories may outnumber the rows' families
     scores = SCORES.assign(family=pd.Categorical(SCORES.family, categories=["a", "b", "c", "d", "unused"]))
-    assert aggregates.family_median(scores, "normalized_w1") == pytest.approx(0.45)
-    assert aggregates.family_mean(scores, "valid_rate") == pytest.approx(0.55)
+    assert metrics.family_median(scores, "normalized_w1") == pytest.approx(0.45)
+    assert metrics.family_mean(scores, "valid_rate") == pytest.approx(0.55)
 
 
 def test_the_equal_family_mean_weighs_each_family_once_whatever_its_prompt_count():
     # family means a 0.5, b 0.9, c 0.2, d 0.6 -> 0.55; the prompt mean would be 3.6 / 8 = 0.45
-    assert aggregates.family_mean(SCORES, "valid_rate") == pytest.approx(0.55)
+    assert metrics.family_mean(SCORES, "valid_rate") == pytest.approx(0.55)
 
 
 def _per_prompt(method: str, shift: float) -> pd.DataFrame:

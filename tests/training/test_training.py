@@ -144,6 +144,8 @@ def test_sigterm_then_rerun_gives_the_uninterrupted_adapter(tiny_model_dir, micr
     log_a, log_b = pd.read_parquet(straight / "log.parquet"), pd.read_parquet(resumed / "log.parquet")
     assert list(log_a.step) == list(range(1, 13)) == list(log_b.step)  # 6 prompts x 8 draws / 8 per step x 2 epochs
     assert np.allclose(log_a.loss, log_b.loss)
+    assert (log_a.grad_norm > 0).all() and np.allclose(log_a.grad_norm, log_b.grad_norm)  # recorded, and resumed too
+    assert "12/12 step (100%)" in rerun.stderr and "ETA" in rerun.stderr  # the progress line closing the run
     optimization = artifacts.read_provenance(resumed / "log.parquet")["config"]["optimization"]
     assert optimization["total_steps"] == 12 and optimization["optimizer"] == "AdamW"
     assert 10 < optimization["longest_prompt_tokens"] < 200  # a rendered chat prompt, not a count of prompts

@@ -54,6 +54,7 @@ TARGETS = config["targets"]
 PROMPTS = config["prompts"]
 TRAINING = config["training"]
 SAMPLING = config["sampling"]
+TRACKING = config["tracking"]
 RETENTION = config["retention"]
 PERPLEXITY = config["perplexity"]
 TRANSFER = config["transfer"]
@@ -231,9 +232,24 @@ def train_inputs(wildcards):
 
 
 def train_settings(wildcards):
-    """The method, the model, and the training section with the variant's epochs and draws."""
+    """The method, the model, the training section with the variant's epochs and draws, and the
+    tracker run of its curves."""
     return settings_json(method=wildcards.method, model=MODELS[wildcards.model],
-                         training=run_variant(wildcards).training(TRAINING))
+                         training=run_variant(wildcards).training(TRAINING), tracking=tracked_run(wildcards))
+
+
+def tracked_run(wildcards):
+    """The tracker run (calft.tracking) of a (model, method, variant): its curves and headline metrics,
+    under logs/tracking; None when no tracker is configured."""
+    if not TRACKING["trackers"]:
+        return None
+    run = f"{wildcards.method}{wildcards.variant}"
+    return dict(TRACKING, run=f"{wildcards.model}/{run}", group=run, folder=layout.TRACKING)
+
+
+def tracking_option(wildcards):
+    run = tracked_run(wildcards)
+    return f"--tracking {shlex.quote(json.dumps(run))}" if run else ""
 
 
 def tries_option(wildcards, input):

@@ -36,6 +36,8 @@ rule score:
         targets=lambda wildcards: reference_targets(wildcards.prompt_set),
     output:
         layout.SCORES,
+    params:
+        tracking=tracking_option,
     log:
         "logs/score/{model}/{method}{variant}/{prompt_set}.log",
     benchmark:
@@ -46,7 +48,8 @@ rule score:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft score --samples {input.samples:q} --targets {input.targets:q} --output {output:q} > {log:q} 2>&1"
+        "calft score --samples {input.samples:q} --targets {input.targets:q} --output {output:q} {params.tracking} "
+        "> {log:q} 2>&1"
 
 
 rule logit_kl:
@@ -57,7 +60,9 @@ rule logit_kl:
         layout.LOGIT_KL,
     params:
         model=model_paths,
-        settings=model_settings(sampling=SAMPLING),
+        settings=lambda wildcards: settings_json(
+            model=MODELS[wildcards.model], sampling=SAMPLING, tracking=tracked_run(wildcards)
+        ),
     log:
         "logs/logit_kl/{model}/{method}{variant}/{prompt_set}.log",
     benchmark:

@@ -105,6 +105,7 @@ TRAIN_LOG_SCHEMA = pa.schema(
         ("examples", pa.int32()),
         ("tokens", pa.int64()),
         ("seconds", pa.float64()),
+        ("grad_norm", pa.float64()),  # the total gradient norm of the step (calft clips nothing, as the paper)
     ]
 )
 RETENTION_SCHEMA = pa.schema(
@@ -367,6 +368,7 @@ class Kind:
     check: Callable[[pa.Table], str | None] = lambda table: None
     needs: tuple[str, ...] = ()  # the columns `check` reads, whatever the reader asks for
     extra_columns: Callable[[], list[str]] = lambda: []  # float64 columns registered elsewhere
+    added_later: tuple[str, ...] = ()  # columns files written before them lack: read as nulls
 
     @property
     def schema(self) -> pa.Schema:
@@ -401,11 +403,11 @@ KINDS = {
             _check_construction_cost,
             ("algorithm", "space_seconds", "trie_seconds", "space_peak_bytes", "trie_peak_bytes"),
         ),
-        Kind("train_log", TRAIN_LOG_SCHEMA),
+        Kind("train_log", TRAIN_LOG_SCHEMA, added_later=("grad_norm",)),
         Kind("retention", RETENTION_SCHEMA),
         Kind("retention_examples", RETENTION_EXAMPLES_SCHEMA),
         Kind("perplexity", PERPLEXITY_SCHEMA),
-        Kind("open_ended", OPEN_ENDED_SCHEMA),
+        Kind("open_ended", OPEN_ENDED_SCHEMA, added_later=("answers",)),
         Kind("open_ended_samples", OPEN_ENDED_SAMPLES_SCHEMA),
         Kind("mcq", MCQ_SCHEMA),
         Kind("mcq_samples", MCQ_SAMPLES_SCHEMA),
@@ -420,6 +422,8 @@ def layout_problem(kind: str, schema: pa.Schema) -> str | None:
     expected = KINDS[kind].schema
     for field in expected:
         if field.name not in schema.names:
+            if field.name in KINDS[kind].added_later:
+                continue
             return f"no column {field.name!r}"
         if not schema.field(field.name).type.equals(field.type):
             return f"column {field.name!r} is {schema.field(field.name).type}, not {field.type}"

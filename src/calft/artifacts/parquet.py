@@ -94,10 +94,22 @@ def _read_part(stream, part: Path, kind: str, columns: list[str] | None) -> tupl
         problem = layout_problem(kind, reader.schema_arrow)
         if problem:
             raise UserError(f"{part} is not laid out as a '{kind}' artifact ({problem}): made by another calft?")
-        table = reader.read(columns=columns)
+        absent = [field for field in KINDS[kind].schema if field.name not in reader.schema_arrow.names]
+        table = reader.read(
+            columns=None if columns is None else [c for c in columns if c not in {f.name for f in absent}]
+        )
+        table = _with_later_columns(table, absent, columns, KINDS[kind].schema)
     except (pa.ArrowException, OSError) as error:
         raise UserError(f"{part} cannot be read ({error}): the file is damaged") from None
     return table, info
+
+
+def _with_later_columns(table: pa.Table, absent: list, columns: list[str] | None, schema: pa.Schema) -> pa.Table:
+    """A file written before some of its kind's columns were added, with those columns as nulls."""
+    for field in absent:
+        if columns is None or field.name in columns:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(columns if columns is not None else schema.names) if absent else table
 
 
 def _parquet_parts(path: Path, names: list[str]) -> list[str]:

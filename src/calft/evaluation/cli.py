@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calft.command import command, input_path, model_paths, output_path
+from calft.command import command, input_path, model_paths, output_path, tracking_option
 from calft.evaluation.settings import LogitKlSettings, SampleSettings
 
 
@@ -40,14 +40,15 @@ def add_commands(sub) -> None:
     input_path(sc, "--samples", required=True, help="samples from 'calft sample'")
     input_path(sc, "--targets", required=True, help="the evaluation targets the samples answer")
     output_path(sc, "--output", "scores", required=True, help="parquet file to write")
+    tracking_option(sc)
 
     lk = command(
         sub,
         "logit-kl",
         "calft.evaluation.commands:logit_kl",
         LogitKlSettings,
-        "JSON: model (the model's config entry) and sampling (the config's section: logit_kl_paths, "
-        "logit_kl_exact, seed)",
+        "JSON: model (the model's config entry), sampling (the config's section: logit_kl_paths, "
+        "logit_kl_exact, seed) and tracking (the tracker run of calft.tracking, or null)",
         offline=True,
         help="trie logit KL per prompt: Monte-Carlo over a few paths, optionally exact",
         description="Write one parquet row per prompt: logit_kl (mean training loss over "

@@ -45,7 +45,7 @@ def sample(
     log(f"wrote {len(frame)} samples, valid rate {frame.valid.mean():.3f}, to {output}")
 
 
-def score(samples: str, targets: str, output: str) -> None:
+def score(samples: str, targets: str, output: str, tracking=None) -> None:
     from calft.evaluation.score import score_samples
 
     artifacts.check_same_targets(samples, "samples", targets)
@@ -62,6 +62,17 @@ def score(samples: str, targets: str, output: str) -> None:
     )
     artifacts.write_frame(scores, output, info)
     log(f"scored {len(scores)} prompts: mean valid rate {scores.valid_rate.mean():.3f}")
+    _track_headline(tracking, scores, artifacts.evaluation_reference(targets)["prompt_set"])
+
+
+def _track_headline(run, rows, prompt_set: str) -> None:
+    """The run's headline metrics on a prompt set (calft.metrics.headline) to its tracker run."""
+    from calft.metrics import headline
+    from calft.tracking import open_tracking
+
+    tracking = open_tracking(run)
+    tracking.summary({f"eval/{prompt_set}/{name}": value for name, value in headline(rows).items()})
+    tracking.close()
 
 
 def _check_support(path: str, samples, prompts) -> None:
@@ -115,3 +126,4 @@ def logit_kl(
         },
     )
     artifacts.write_frame(table, output, info)
+    _track_headline(settings.tracking, table, artifacts.evaluation_reference(targets)["prompt_set"])

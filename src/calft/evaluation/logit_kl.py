@@ -20,6 +20,7 @@ import torch
 from calft.modeling.attention import tree_attention_mask
 from calft.modeling.generation import sample_seed
 from calft.modeling.trees import Item, SoftTargets, example_losses, pack, prefix_kl, tree_attention
+from calft.progress import progress
 
 TAU, EPSILON = 1.0, 1e-8
 log = logging.getLogger(__name__).info
@@ -117,7 +118,9 @@ def logit_kl_table(
     when asked, logit_kl_exact."""
     rows = []
     index = {prompt_id: i for i, prompt_id in enumerate(targets.prompt_ids)}
-    for prompt, ids in zip(prompts.itertuples(), rendered):
+    for prompt, ids in progress(
+        zip(prompts.itertuples(), rendered), total=len(rendered), label="logit KL", unit="prompt"
+    ):
         i = index[prompt.prompt_id]
         row = {
             "prompt_id": prompt.prompt_id,

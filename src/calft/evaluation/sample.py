@@ -15,6 +15,7 @@ from calft.modeling.answers import extract_ssot_answer
 from calft.modeling.chat import prompt_ids, ssot_format
 from calft.modeling.generation import SharedPrefix, generate, sample_seed
 from calft.modeling.loader import LoadedModel
+from calft.progress import progress
 
 log = logging.getLogger(__name__).info
 
@@ -33,7 +34,8 @@ def sample_prompt_set(
     n = settings.num_samples
     prefix = SharedPrefix(loaded.model, rendered)
     frames = []
-    for prompt, ids in zip(prompts.itertuples(), rendered):
+    shown = progress(zip(prompts.itertuples(), rendered), total=len(rendered), label="sample", unit="prompt")
+    for prompt, ids in shown:
         seeds = [sample_seed(settings.seed, prompt.prompt_id, i) for i in range(n)]
         texts, num_tokens, stopped = generate(loaded, ids, seeds, settings, viable, prefix)
         answers = [extract_ssot_answer(text, harmony=harmony) for text in texts] if ssot else texts

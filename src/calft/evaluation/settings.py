@@ -35,3 +35,4 @@ class LogitKlSettings(Section):
     LABEL = "settings"
     model: ModelEntry
     sampling: Sampling  # logit_kl_paths, logit_kl_exact, seed
+    tracking: dict | None  # the tracker run (calft.tracking) of the headline logit KL

@@ -12,25 +12,7 @@ import numpy as np
 import pandas as pd
 
 from calft.methods import BASE, TRAINED
-from calft.metrics import FAMILY_MEAN, FAMILY_MEDIAN, METRICS
-
-
-def family_median(scores: pd.DataFrame, column: str) -> float:
-    """The paper's aggregate: mean of finite values within each family, median across families;
-    NaN (undefined, '—' in the paper's tables) when some family has no finite value."""
-    finite = scores[column].where(np.isfinite(scores[column]))
-    per_family = finite.groupby(scores["family"], observed=True).mean()
-    if per_family.isna().any() or per_family.empty:
-        return float("nan")
-    return float(per_family.median())
-
-
-def family_mean(scores: pd.DataFrame, column: str) -> float:
-    """Equal-family-weight mean (the reference's summary for valid rate and logit KL)."""
-    return float(scores.groupby("family", observed=True)[column].mean().mean())
-
-
-OVER_FAMILIES = {FAMILY_MEDIAN: family_median, FAMILY_MEAN: family_mean}
+from calft.metrics import METRICS, OVER_FAMILIES
 
 
 def summary(per_prompt: pd.DataFrame, bootstrap=None, min_valid_samples: int = 1) -> pd.DataFrame:

@@ -481,3 +481,47 @@ def figure_open_ended_frequencies(
             ax.text(0.5, 0.5, "no answers", transform=ax.transAxes, ha="center")
     title = f"{model}: most frequent answers of open-ended prompts (Figure 10; each method's top 10, the 15 highest)"
     finish(fig, path, title, _method_handles(methods))
+
+
+CURVES = (("loss", "training loss", False), ("grad_norm", "gradient norm (before clipping; none is applied)", True))
+
+
+def panel_curves(logs: dict[tuple[str, str], pd.DataFrame], method: str, measure: str) -> dict[str, pd.Series]:
+    """model -> `measure` by optimizer step, for the logs of `method` that hold it (a log written before
+    calft recorded gradient norms has none)."""
+    return {
+        model: rows.set_index("step")[measure]
+        for (model, name), rows in logs.items()
+        if name == method and measure in rows and rows[measure].notna().any()
+    }
+
+
+def figure_training_curves(logs: dict[tuple[str, str], pd.DataFrame], families: dict[str, str], path: Path) -> None:
+    """calft's training curves: a panel per (trained method, measure), loss and gradient norm against
+    the optimizer step, a line per model (colour by family, marker by model, as Figure 9), smoothed
+    over a fiftieth of the run with the raw steps faint behind. A log without gradient norms (written
+    before calft recorded them) leaves its model out of that panel."""
+    plt = _pyplot()
+    trained = list(dict.fromkeys(method for _, method in logs))
+    styles = model_styles(families)
+    panels = [(method, curve) for method in trained for curve in CURVES]
+    header = header_height(len(families))
+    rows, columns, size = grid(len(panels), 5.5, 3.4, header, most_columns=2)
+    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
+    for ax, (method, (measure, label, log)) in zip(axes.ravel(), panels):
+        for model, values in panel_curves(logs, method, measure).items():
+            color, marker = styles[model]
+            smoothed = values.ewm(span=max(len(values) // 50, 1)).mean()
+            ax.plot(values.index, values, color=color, alpha=0.15, linewidth=0.6)
+            ax.plot(values.index, smoothed, color=color, linewidth=1.2, marker=marker, markevery=0.2, markersize=4)
+        ax.set_yscale("log" if log else "linear")
+        ax.set_title(f"{method}: {label}", fontsize=9)
+        ax.set_xlabel("optimizer step", fontsize=8)
+        ax.tick_params(axis="both", which="both", labelsize=7)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.axis("off")
+    handles = [
+        plt.Line2D([], [], color=color, marker=marker, linewidth=1.2, markersize=4, label=model)
+        for model, (color, marker) in styles.items()
+    ]
+    finish(fig, path, "Training curves from the training logs (calft's own figure)", handles)

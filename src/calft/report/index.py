@@ -15,15 +15,19 @@ def entries(selection, tables: str | Path, figures: str | Path, ablations: str |
     """A row per paper item: its readable files (markdown tables, png figures), and, when it has none,
     why (the keys that turn it on)."""
     rows = []
-    for item in [item for item in ITEMS if item.label] + evaluation_items():
+    own = [item for item in ITEMS if not item.label]
+    for item in [item for item in ITEMS if item.label] + own + evaluation_items():
         files = [
-            path for path in item_files(item, selection, tables, figures, ablations) if path.suffix in (".md", ".png")
+            path
+            for path in item_files(item, selection, tables, figures, ablations)
+            if path.suffix in (".md", ".png") or item in own
         ]
         if files:
             note = ABLATIONS_TARGET if item.ablation else ""
         else:
             note = NO_CONFIG if item.needs == NO_CONFIG else f"off in this configuration; turn on: {item.needs}"
-        rows.append({"item": item.label, "shows": item.shows, "files": files, "note": note, "paper": bool(item.label)})
+        section = "paper" if item.label else "own" if item in own else "evaluation"
+        rows.append({"item": item.label, "shows": item.shows, "files": files, "note": note, "section": section})
     return rows
 
 
@@ -35,11 +39,16 @@ def to_markdown(rows: list[dict]) -> str:
         "| paper item | what it shows | file | note |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {row['item']} | {row['shows']} | {_files(row)} | {row['note']} |" for row in rows if row["paper"]]
-    further = [row for row in rows if not row["paper"]]
-    if further:
-        lines += ["", "**Further evaluations** (calft.evaluations)", "", "| what it shows | file | note |"]
-        lines += ["|---|---|---|", *(f"| {row['shows']} | {_files(row)} | {row['note']} |" for row in further)]
+    lines += [
+        f"| {row['item']} | {row['shows']} | {_files(row)} | {row['note']} |"
+        for row in rows
+        if row["section"] == "paper"
+    ]
+    for section, heading in (("own", "calft's own outputs"), ("evaluation", "Further evaluations (calft.evaluations)")):
+        further = [row for row in rows if row["section"] == section]
+        if further:
+            lines += ["", f"**{heading}**", "", "| what it shows | file | note |", "|---|---|---|"]
+            lines += [f"| {row['shows']} | {_files(row)} | {row['note']} |" for row in further]
     return "\n".join(lines) + "\n"
 
 

@@ -404,6 +404,15 @@ ITEMS = (
         "transfer",
     ),
     Item(
+        "",
+        "training curves: loss and gradient norm against the optimizer step, per model and trained method",
+        lambda s: figures("training_curves") if trained(s) else [],
+        "training_curves",
+        WITH_TRAINED,
+        "settings and cost",
+        reads=("train_log",),
+    ),
+    Item(
         "Printed numbers",
         "the numbers the paper prints (Table 26, Appendices B.1 and D.4, §4-5) beside calft's, or the config "
         "keys that make them not comparable",

@@ -317,6 +317,14 @@ def tables3_4(report: Report) -> None:
     report.flat_table("table4_method_hyperparameters", specific, "Method-specific hyperparameters (Table 4)")
 
 
+def training_curves(report: Report) -> None:
+    families = {
+        model: config["model"].get("tokenizer", model) for (model, _), (_, config) in report.training_logs.items()
+    }
+    with report.figure("training_curves") as path:
+        plots.figure_training_curves({key: log for key, (log, _) in report.training_logs.items()}, families, path)
+
+
 def table5(report: Report) -> None:
     from calft.report import appendix
 

@@ -23,6 +23,7 @@ import torch
 from lm_eval.models.huggingface import HFLM
 
 from calft.modeling.loader import LoadedModel
+from calft.progress import progress
 
 
 def evaluate_own_tasks(lm, configs: list[dict], **options) -> dict:
@@ -200,7 +201,7 @@ class CalftLM(HFLM):
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         results = []
-        for request in requests:
+        for request in progress(requests, total=len(requests), label="perplexity", unit="document"):
             (text,) = request.args
             ids = self.document_ids(text)
             results.append(-self.document_nll(ids) if len(ids) > 1 else 0.0)

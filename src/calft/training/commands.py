@@ -51,6 +51,7 @@ def train(
         checkpoints=Path(checkpoints),
         threads=threads,
         restart=restart,
+        tracking=settings.tracking,
     )
     try:
         run_training(run)

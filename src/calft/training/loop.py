@@ -33,6 +33,8 @@ from calft.modeling.chat import ChatFormat, prompt_ids, terminator_id
 from calft.modeling.loader import load_base, load_tokenizer, model_record, record_adapter
 from calft.modeling.settings import ModelEntry
 from calft.modeling.trees import PackedBatch, SoftTargets, example_losses, pack
+from calft.progress import progress
+from calft.tracking import Tracking, open_tracking
 from calft.training import checkpoint
 from calft.training.balance import ORDERS
 from calft.training.data import HardTargets, batches, epoch_items
@@ -59,6 +61,7 @@ class Run:
     checkpoints: Path  # the resumable state: a checkpoint folder, replaced at every save
     threads: int = 0  # CPU threads (0: every CPU of this process, shared among the ranks of a node)
     restart: bool = False  # ignore the checkpoint and train from the first step
+    tracking: dict | None = None  # the tracker run of its curves (calft.tracking)
 
 
 def _distributed() -> tuple[int, int, torch.device]:
@@ -157,11 +160,21 @@ def _restore_training_state(model, optimizer, weights: dict, optimizer_state: di
     set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
 
 
-def _all_finite(loss: torch.Tensor, parameters: list, world: int) -> torch.Tensor:
-    """1.0 when the loss and every gradient (this rank's shard of it under FSDP) are finite on every
-    rank, else 0.0; a device tensor, so the caller decides when to synchronise."""
+def _gradient_norm(loss: torch.Tensor, parameters: list, world: int, sharded: bool) -> torch.Tensor:
+    """The total L2 norm of the step's gradients, before any clipping (calft clips nothing, as the
+    paper); under FSDP each rank holds a shard, so the shards' squared norms are summed."""
     grads = [getattr(p.grad, "_local_tensor", p.grad) for p in parameters if p.grad is not None]
     norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=loss.device)
+    if sharded and world > 1:
+        squared = norm.square()
+        torch.distributed.all_reduce(squared)
+        norm = squared.sqrt()
+    return norm
+
+
+def _all_finite(loss: torch.Tensor, norm: torch.Tensor, world: int) -> torch.Tensor:
+    """1.0 when the loss and the gradient norm are finite on every rank, else 0.0; a device tensor, so
+    the caller decides when to synchronise."""
     finite = (torch.isfinite(loss) & torch.isfinite(norm)).float()
     if world > 1:
         torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
@@ -347,20 +360,50 @@ def _device_record(device: torch.device, world: int) -> dict:
     return {"type": device.type, "name": name, "processes": world}
 
 
-def _optimization_record(settings: Training, total_steps: int, rendered: list[list[int]]) -> dict:
-    """What Table 3 reports beyond the settings: the optimizer, its schedule and steps, and the longest
-    rendered prompt (calft truncates nothing; an answer adds its few tokens)."""
-    return {
-        "optimizer": "AdamW",
-        "schedule": "cosine with linear warm-up",
-        "total_steps": total_steps,
-        "warmup_steps": warmup_steps(settings.warmup_ratio, total_steps),
-        "longest_prompt_tokens": max(map(len, rendered), default=0),
-    }
+@dataclass
+class _Watch:
+    """How a run reports as it goes (rank 0's): a line per step, a progress bar with the ETA, the
+    tracker run (calft.tracking); and, at the end, what the log's record says of its optimization."""
+
+    bar: object
+    tracking: Tracking
+    settings: Training
+    longest_prompt: int
+    examples: int | None = None  # seen so far, resumed steps included
+
+    def step(self, rows: list, total_steps: int) -> None:
+        row = rows[-1]
+        log(
+            f"step {row['step']}/{total_steps} epoch {row['epoch']} loss {row['loss']:.4f} lr {row['lr']:.2e} "
+            f"grad norm {row['grad_norm']:.3g} {row['seconds']:.2f}s"
+        )
+        self.bar.set_postfix_str(f"loss {row['loss']:.4f}", refresh=False)
+        self.bar.update()
+        self.examples = (self.examples or sum(r["examples"] for r in rows[:-1])) + row["examples"]
+        tracked = {"loss": row["loss"], "lr": row["lr"], "grad_norm": row["grad_norm"], "examples": self.examples}
+        tracked["tokens_per_second"] = row["tokens"] / max(row["seconds"], 1e-9)
+        self.tracking.log(row["step"], {f"train/{name}": value for name, value in tracked.items()})
+        if row["step"] == total_steps:
+            self.bar.close()
+
+    def records(self, total_steps: int) -> dict:
+        """The optimizer, its schedule and steps, the longest rendered prompt (calft truncates nothing;
+        an answer adds its few tokens), and the trackers that took the curves (closed here)."""
+        self.tracking.close()
+        return {
+            "optimization": {
+                "optimizer": "AdamW",
+                "schedule": "cosine with linear warm-up",
+                "total_steps": total_steps,
+                "warmup_steps": warmup_steps(self.settings.warmup_ratio, total_steps),
+                "longest_prompt_tokens": self.longest_prompt,
+            },
+            "tracking": self.tracking.ran,
+        }
 
 
 def _write_outputs(
-    run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str, device: dict, rendered: list[list[int]]
+    run: Run, model, weights: dict, tokenizer, rows: list, fingerprint: str, device: dict, watch
 ) -> None:
     if not all(torch.isfinite(tensor).all() for tensor in weights.values()):
         raise RunError(f"the adapter's weights are not finite after step {len(rows)}: nothing was written")
@@ -370,7 +413,7 @@ def _write_outputs(
         "training": run.settings.to_dict(),
         "targets": artifacts.read_provenance(run.targets)["config"],
         "device": device,
-        "optimization": _optimization_record(run.settings, len(rows), rendered),  # a row per step
+        **watch.records(len(rows)),  # a row per step
         "fingerprint": fingerprint,
     }
     with artifacts.atomic_path(run.adapter, "adapter") as folder:
@@ -393,7 +436,9 @@ def _prefetched(pack, steps: list):
             yield batch, current
 
 
-def _log_plan(run: Run, prompts: int, schedule, step: int, total_steps: int, world: int, device, sharded: bool) -> None:
+def _log_plan(run: Run, rendered: list, schedule, step: int, total_steps: int, world: int, device, sharded: bool):
+    """Log the run's plan; how it reports as it goes (_Watch: rank 0's bar and tracker run)."""
+    prompts = len(rendered)
     if step:
         log(f"resuming from step {step} of {total_steps}")
     parallel = f" ({'fsdp' if sharded else 'ddp'})" if world > 1 else ""
@@ -402,13 +447,10 @@ def _log_plan(run: Run, prompts: int, schedule, step: int, total_steps: int, wor
         f"{schedule.epochs} epochs, {total_steps} steps of {run.settings.global_batch_size} sequences on {world} x "
         f"{device.type}{parallel}"
     )
-
-
-def _log_step(row: dict, total_steps: int) -> None:
-    log(
-        f"step {row['step']}/{total_steps} epoch {row['epoch']} loss {row['loss']:.4f} lr {row['lr']:.2e} "
-        f"{row['seconds']:.2f}s"
-    )
+    reporting = int(os.environ.get("RANK", "0")) == 0
+    bar = progress(total=total_steps, initial=step, label=f"train {run.method}", unit="step", quiet=not reporting)
+    tracking = open_tracking(run.tracking if reporting else None)
+    return _Watch(bar, tracking, run.settings, max(map(len, rendered), default=0))
 
 
 def _stop_on_sigterm() -> dict:
@@ -418,25 +460,28 @@ def _stop_on_sigterm() -> dict:
     return stop
 
 
-def _step_row(step: int, epoch: int, loss_sum: float, lr: float, examples: int, tokens: int, started: float) -> dict:
+def _step_row(step: int, epoch: int, reduced: dict, lr: float, examples: int, tokens: int, started: float) -> dict:
     """The training log's row of one optimizer step (its loss is the mean over the step's examples)."""
     return {
         "step": step,
         "epoch": epoch,
-        "loss": loss_sum / examples,
+        "loss": reduced["loss_sum"] / examples,
         "lr": lr,
         "examples": examples,
         "tokens": tokens,
         "seconds": time.perf_counter() - started,
+        "grad_norm": reduced["grad_norm"],
     }
 
 
-def _reduced(loss_sum: torch.Tensor, trainable: list, world: int) -> tuple[float, bool]:
-    """The step's summed loss over every rank, and whether it and every gradient are finite."""
+def _reduced(loss_sum: torch.Tensor, trainable: list, world: int, sharded: bool) -> tuple[dict, bool]:
+    """The step's summed loss over every rank and its total gradient norm, and whether both are
+    finite on every rank (one synchronisation)."""
     if world > 1:
         torch.distributed.all_reduce(loss_sum)
-    loss_value, finite = torch.stack([loss_sum, _all_finite(loss_sum, trainable, world)]).tolist()
-    return loss_value, bool(finite)
+    norm = _gradient_norm(loss_sum, trainable, world, sharded)
+    loss_value, finite, norm_value = torch.stack([loss_sum, _all_finite(loss_sum, norm, world), norm]).tolist()
+    return {"loss_sum": loss_value, "grad_norm": norm_value}, bool(finite)
 
 
 def _optimizer_step(optimizer, scheduler) -> float:
@@ -479,7 +524,7 @@ def run_training(run: Run) -> None:
         device=device, rank=rank,
     )  # fmt: skip
     stop = _stop_on_sigterm()
-    _log_plan(run, len(ids), schedule, step, total_steps, world, device, sharded)
+    watch = _log_plan(run, rendered, schedule, step, total_steps, world, device, sharded)
 
     # -- the loop (a thread packs the next step's micro-batches while the device computes)
     model.train()
@@ -494,13 +539,13 @@ def run_training(run: Run) -> None:
             loss_sum, tokens = _accumulate_gradients(
                 engine, model, micro_batches, schedule, world, len(global_batch) * group, sharded, device
             )
-            loss_value, finite = _reduced(loss_sum, trainable, world)
+            reduced, finite = _reduced(loss_sum, trainable, world, sharded)
             if not finite:
                 _stop_non_finite(run, step + 1, epoch, saved)
             lr = _optimizer_step(optimizer, scheduler)
             step += 1
-            rows.append(_step_row(step, epoch, loss_value, lr, len(global_batch) * group, tokens * world, started))
-            _log_step(rows[-1], total_steps)
+            rows.append(_step_row(step, epoch, reduced, lr, len(global_batch) * group, tokens * world, started))
+            watch.step(rows, total_steps)
             if _any_rank(stop["requested"], world, device):
                 save_checkpoint(step=step, rows=rows)
                 raise Interrupted(f"stopped by SIGTERM at step {step}; rerun to resume from the checkpoint")
@@ -511,5 +556,5 @@ def run_training(run: Run) -> None:
     # -- outputs: the peft adapter folder and the training log, each written atomically
     weights, _ = _training_state(model, optimizer, sharded)  # every rank takes part
     if rank == 0:
-        _write_outputs(run, model, weights, tokenizer, rows, fingerprint, _device_record(device, world), rendered)
+        _write_outputs(run, model, weights, tokenizer, rows, fingerprint, _device_record(device, world), watch)
     _leave_process_group(world)

@@ -80,6 +80,7 @@ class TrainSettings(Section):
     method: str
     model: ModelEntry
     training: Training
+    tracking: dict | None  # the tracker run (calft.tracking) of its curves
 
     def problems(self) -> list[str]:
         if self.method not in methods.TRAINED:

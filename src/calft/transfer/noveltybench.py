@@ -26,6 +26,7 @@ from calft.modeling.chat import prompt_ids
 from calft.modeling.generation import SharedPrefix, generate, sample_seed
 from calft.modeling.loader import LoadedModel
 from calft.modeling.settings import Generation
+from calft.progress import progress
 from calft.transfer.metrics import lexically_equivalent, novelty_summary, partition
 from calft.transfer.settings import NoveltyBench
 
@@ -114,7 +115,7 @@ def generate_answers(loaded: LoadedModel, prompts: dict[str, list[Prompt]], sett
         texts = [prompt.text for prompt in split_prompts]
         rendered = prompt_ids(loaded.tokenizer, texts, loaded.chat)
         prefix = SharedPrefix(loaded.model, rendered)
-        for j, ids in enumerate(rendered):
+        for j, ids in progress(enumerate(rendered), total=len(rendered), label=f"noveltybench {split}", unit="prompt"):
             seeds = [sample_seed(settings.seed, f"noveltybench/{split}/{j}", g) for g in range(settings.generations)]
             outputs, _, _ = generate(loaded, ids, seeds, sampling, prefix=prefix)
             rows += [

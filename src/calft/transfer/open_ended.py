@@ -21,6 +21,7 @@ from calft.modeling.answers import extract_ssot_answer
 from calft.modeling.chat import prompt_ids, ssot_format
 from calft.modeling.generation import SharedPrefix, generate, sample_seed
 from calft.modeling.loader import LoadedModel
+from calft.progress import progress
 from calft.transfer.metrics import top_p_support, unique_fraction
 from calft.transfer.parse import normalize_open_answer
 from calft.transfer.prompts import CATEGORIES, open_ended_prompts, prompt_subset
@@ -52,7 +53,9 @@ def evaluate_open_ended(
     rendered = prompt_ids(loaded.tokenizer, prompts, chat, ssot)
     prefix = SharedPrefix(loaded.model, rendered)
     rows, samples = [], []
-    for k, prompt, ids in zip(indices, prompts, rendered):
+    for k, prompt, ids in progress(
+        zip(indices, prompts, rendered), total=len(rendered), label="open-ended", unit="prompt"
+    ):
         seeds = [sample_seed(settings.seed, f"open_ended/{k:03d}", i) for i in range(settings.num_samples)]
         texts, _, stopped = generate(loaded, ids, seeds, settings, prefix=prefix)
         answers = [extract_ssot_answer(t, harmony=chat.chat_protocol == "harmony") for t in texts] if ssot else texts

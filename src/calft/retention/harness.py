@@ -20,6 +20,7 @@ PALOMA's strided perplexity windows.
 from __future__ import annotations
 
 import torch
+from lm_eval.models import huggingface
 from lm_eval.models.huggingface import HFLM
 
 from calft.modeling.loader import LoadedModel
@@ -60,6 +61,14 @@ def expects_bos(tokenizer) -> bool:
     """Whether the tokenizer starts every encoding with its BOS token (Llama, Gemma: yes)."""
     bos = tokenizer.bos_token_id
     return bos is not None and tokenizer("a").input_ids[:1] == [bos]
+
+
+def _request_progress(iterable=None, total: int | None = None, disable: bool = False, desc: str = "requests"):
+    """lm-eval's request loops (its bars would fill a log with carriage returns) as calft's progress lines."""
+    return progress(iterable, total=total, label=desc, unit="request", quiet=disable)
+
+
+huggingface.tqdm = _request_progress  # the name HFLM's loops call
 
 
 class CalftLM(HFLM):

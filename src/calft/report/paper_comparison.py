@@ -95,9 +95,13 @@ def _agreed(records: list[dict]) -> dict:
 
 
 def _run_training(report, method: str) -> dict:
-    records = [training_record(config, method) for (_, m), (_, config) in report.training_logs.items() if m == method]
-    hardware = [appendix.device_label(config) for (_, m), (_, config) in report.training_logs.items() if m == method]
-    return {**_agreed(records), **({"hardware": hardware[0]} if len(set(hardware)) == 1 else {})} if records else {}
+    """What the run's training logs of `method` record, where its models agree, with their hardware."""
+    configs = [config for (_, name), (_, config) in report.training_logs.items() if name == method]
+    if not configs:
+        return {}
+    hardware = {appendix.device_label(config) for config in configs}
+    agreed = _agreed([training_record(config, method) for config in configs])
+    return agreed | {"hardware": hardware.pop() if len(hardware) == 1 else "varies between models"}
 
 
 def _model_named(report, source: str) -> str | None:

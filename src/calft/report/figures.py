@@ -513,7 +513,15 @@ def figure_training_curves(logs: dict[tuple[str, str], pd.DataFrame], families: 
             color, marker = styles[model]
             smoothed = values.ewm(span=max(len(values) // 50, 1)).mean()
             ax.plot(values.index, values, color=color, alpha=0.15, linewidth=0.6)
-            ax.plot(values.index, smoothed, color=color, linewidth=1.2, marker=marker, markevery=0.2, markersize=4)
+            ax.plot(
+                values.index,
+                smoothed,
+                color=color,
+                linewidth=1.2,
+                marker=marker,
+                markevery=max(len(values) // 5, 1),
+                markersize=4,
+            )
         ax.set_yscale("log" if log else "linear")
         ax.set_title(f"{method}: {label}", fontsize=9)
         ax.set_xlabel("optimizer step", fontsize=8)

@@ -13,7 +13,8 @@ ABLATIONS_TARGET = "made by `snakemake ablations` (not part of `all`)"
 
 def entries(selection, tables: str | Path, figures: str | Path, ablations: str | Path) -> list[dict]:
     """A row per paper item: its readable files (markdown tables, png figures), and, when it has none,
-    why (the keys that turn it on)."""
+    why (the keys that turn it on); then calft's own outputs that this selection writes or a config
+    key turns on, and the further evaluations."""
     rows = []
     own = [item for item in ITEMS if not item.label]
     for item in [item for item in ITEMS if item.label] + own + evaluation_items():
@@ -24,6 +25,8 @@ def entries(selection, tables: str | Path, figures: str | Path, ablations: str |
         ]
         if files:
             note = ABLATIONS_TARGET if item.ablation else ""
+        elif item in own and not item.needs:
+            continue  # an output of other prompt sets or metrics than this selection has
         else:
             note = NO_CONFIG if item.needs == NO_CONFIG else f"off in this configuration; turn on: {item.needs}"
         section = "paper" if item.label else "own" if item in own else "evaluation"

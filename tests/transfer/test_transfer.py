@@ -208,7 +208,7 @@ def test_reward_ratings_count_the_thresholds_strictly_below():
 # Real runs
 
 
-def test_open_ended_and_mcq_cli_on_a_tiny_model(tiny_model_dir, tmp_path):
+def test_open_ended_and_mcq_cli_on_a_tiny_model(tiny_model_dir, tmp_path, capsys):
     model = ["--model-dir", str(tiny_model_dir)]
     settings = {"num_samples": 6, "max_new_tokens": 5, "max_prompts": 3, "temperature": 1.0, "top_p": 1.0, "seed": 11}
     instruction = tmp_path / "open_ended.txt"
@@ -258,6 +258,9 @@ def test_open_ended_and_mcq_cli_on_a_tiny_model(tiny_model_dir, tmp_path):
         )
         == 0
     )
+    logged = capsys.readouterr().err
+    assert "open-ended: 3/3 prompt (100%)" in logged  # each job's closing progress line, with the ETA
+    assert "mcq: 8/8 step (100%)" in logged and "ETA" in logged  # one chunk of 8 decoding steps
     summary = pd.read_parquet(tmp_path / "mcq.parquet")
     generations = pd.read_parquet(tmp_path / "m.parquet")
     assert summary.generations.item() == 4 and summary.parse_rate.item() == generations.parseable.mean()

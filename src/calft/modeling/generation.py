@@ -24,6 +24,7 @@ from transformers.cache_utils import Cache, DynamicLayer
 from calft.errors import RunError
 from calft.modeling.loader import LoadedModel
 from calft.modeling.settings import Generation
+from calft.progress import progress
 
 
 def sample_seed(base_seed: int, prompt_id: str, index: int) -> int:
@@ -201,6 +202,7 @@ def sample(
     strategy: str | None = None,
     hopeless: Callable[[list[int]], bool] | None = None,
     prefix: SharedPrefix | None = None,
+    progress_label: str | None = None,
 ) -> list[tuple[list[int], bool]]:
     """For each seed: (generated token ids without the stop token, whether a stop token ended it).
 
@@ -210,7 +212,8 @@ def sample(
     host synchronisation per step. Rows are decoded `chunk_size` at a time; None: as many as fit in
     the device's free memory (every row when they fit). No sample depends on it. A row for which
     `hopeless(tokens)` is True ends there, unstopped, at the shortest such prefix of its tokens.
-    With `prefix` (of the prompt set), only the prompt's tokens after it are prefilled.
+    With `prefix` (of the prompt set), only the prompt's tokens after it are prefilled. With
+    `progress_label`, the decoding steps report progress lines (calft.progress).
     """
     device = next(model.parameters()).device
     strategy = strategy or ("shared" if device.type == "cpu" else "batched")
@@ -228,14 +231,18 @@ def sample(
     stops = torch.tensor(sorted(stop_ids), device=device)
     run_chunk = {"shared": _sample_shared, "batched": _sample_batched}[strategy]
     results: list[tuple[list[int], bool]] = []
-    for start in range(0, len(seeds), chunk_size):
+    starts = range(0, len(seeds), chunk_size)
+    bar = progress(total=len(starts) * max_new_tokens, label=progress_label, unit="step", quiet=not progress_label)
+    for position, start in enumerate(starts):
         chunk_uniforms = uniforms[start : start + chunk_size].to(device)
-        results.extend(run_chunk(model, prefill, chunk_uniforms, stops, temperature, top_p, hopeless))
+        results.extend(run_chunk(model, prefill, chunk_uniforms, stops, temperature, top_p, hopeless, bar.update))
+        bar.update((position + 1) * max_new_tokens - bar.n)  # a chunk whose rows all stopped early
+    bar.close()
     return results
 
 
 def _sample_shared(
-    model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float, top_p: float, hopeless
+    model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float, top_p: float, hopeless, tick
 ) -> list[tuple[list[int], bool]]:
     """Rows whose generations so far are equal share one forward (and one cache row): all rows share
     the prompt, and many share their first tokens, so each step runs one row per distinct history."""
@@ -249,6 +256,7 @@ def _sample_shared(
     tokens = [[] for _ in range(rows)]
     stopped = [False] * rows
     for step in range(max_new_tokens):
+        tick()
         chosen, finite = _draw(logits, uniforms[alive, step], temperature, top_p, rows=history)
         if not finite:
             _refuse_non_finite(step)
@@ -276,7 +284,7 @@ COMPACT_EVERY = 8  # batched sampler: steps between looks at which rows have sto
 
 
 def _sample_batched(
-    model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float, top_p: float, hopeless
+    model, prefill, uniforms: torch.Tensor, stops: torch.Tensor, temperature: float, top_p: float, hopeless, tick
 ) -> list[tuple[list[int], bool]]:
     """Every row of the chunk in one batch on the device: draws, stop masks and the generated tokens
     stay there. Every COMPACT_EVERY steps the host looks once: it cuts the rows that became hopeless,
@@ -295,6 +303,7 @@ def _sample_batched(
     cut_at: dict[int, int] = {}  # chunk row -> tokens kept, for rows cut as hopeless
     checked = 0  # tokens of every row known not to be hopeless
     for step in range(max_new_tokens):
+        tick()
         chosen, finite_now = _draw(logits, uniforms[alive, step], temperature, top_p)
         finite &= finite_now
         ended = running & torch.isin(chosen, stops)
@@ -364,10 +373,12 @@ def generate(
     settings: Generation,
     viable: Callable[[str], bool] | None = None,
     prefix: SharedPrefix | None = None,
+    progress_label: str | None = None,
 ):
     """For each seed of a rendered prompt: the decoded answer (special tokens skipped), its number of
     tokens, and whether a stop token ended it. Returns the three lists. With `viable`, an answer ends
-    at its first token after which `viable(text)` is False; `prefix`: the prompt set's shared prefix."""
+    at its first token after which `viable(text)` is False; `prefix`: the prompt set's shared prefix;
+    `progress_label`: report the decoding steps (a job of one prompt and many samples)."""
     hopeless = None
     if viable is not None:
 
@@ -385,6 +396,7 @@ def generate(
         settings.chunk_size,
         hopeless=hopeless,
         prefix=prefix,
+        progress_label=progress_label,
     )
     texts = loaded.tokenizer.batch_decode([tokens for tokens, _ in generated], skip_special_tokens=True)
     return texts, [len(tokens) for tokens, _ in generated], [stopped for _, stopped in generated]

@@ -73,7 +73,23 @@ def aggregate_ablations(
         )
     if settings.soft_models and ood_targets:
         _figure14(settings, runs, inputs, ood_targets, folder)
-    log(f"wrote Tables 24-26 and Figure 14 to {folder}")
+    if settings.methods:
+        _variant_curves(inputs, folder)
+    log(f"wrote Tables 24-26, Figure 14 and the variants' training curves to {folder}")
+
+
+def _variant_curves(inputs: dict, folder: Path) -> None:
+    """The training curves of every ablation run: a line per (model, variant), coloured by model."""
+    from calft.report import figures as plots
+
+    logs, families = {}, {}
+    for (model, method, variant), path in inputs["train_log"].items():
+        label = f"{model} {variant or 'final'}"
+        logs[label, method] = artifacts.read_table(path, "train_log").to_pandas()
+        families[label] = model
+    with artifacts.atomic_path(folder / "training_curves_ablations.png", "report") as path:
+        title = "Training curves of the ablation runs, a line per (model, variant) (calft's own figure)"
+        plots.figure_training_curves(logs, families, path, title)
 
 
 def _figure14(settings: AblationSelection, runs: list, inputs: dict, ood_targets: str, folder: Path) -> None:

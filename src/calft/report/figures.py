@@ -496,7 +496,12 @@ def panel_curves(logs: dict[tuple[str, str], pd.DataFrame], method: str, measure
     }
 
 
-def figure_training_curves(logs: dict[tuple[str, str], pd.DataFrame], families: dict[str, str], path: Path) -> None:
+def figure_training_curves(
+    logs: dict[tuple[str, str], pd.DataFrame],
+    families: dict[str, str],
+    path: Path,
+    title: str = "Training curves from the training logs (calft's own figure)",
+) -> None:
     """calft's training curves: a panel per (trained method, measure), loss and gradient norm against
     the optimizer step, a line per model (colour by family, marker by model, as Figure 9), smoothed
     over a fiftieth of the run with the raw steps faint behind. A log without gradient norms (written
@@ -532,4 +537,4 @@ def figure_training_curves(logs: dict[tuple[str, str], pd.DataFrame], families: 
         plt.Line2D([], [], color=color, marker=marker, linewidth=1.2, markersize=4, label=model)
         for model, (color, marker) in styles.items()
     ]
-    finish(fig, path, "Training curves from the training logs (calft's own figure)", handles)
+    finish(fig, path, title, handles)

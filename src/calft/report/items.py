@@ -405,6 +405,15 @@ ITEMS = (
     ),
     Item(
         "",
+        "training curves of the ablation variants: loss and gradient norm against the step",
+        lambda s: ["training_curves_ablations.png"] if s.methods else [],
+        None,  # written by the ablations target with Tables 24-26
+        "a variant in ablations.variants",
+        "ablations",
+        ablation=True,
+    ),
+    Item(
+        "",
         "training curves: loss and gradient norm against the optimizer step, per model and trained method",
         lambda s: figures("training_curves") if trained(s) else [],
         "training_curves",

@@ -61,7 +61,8 @@ def evaluate_mcq(loaded: LoadedModel, settings: Mcq) -> tuple[dict, pd.DataFrame
     `settings.stop_unparseable`, a question ends at its first line that rules out every parse."""
     (ids,) = prompt_ids(loaded.tokenizer, [MCQ_PROMPT], loaded.chat)
     seeds = [sample_seed(settings.seed, "mcq", i) for i in range(settings.num_samples)]
-    texts, _, _ = generate(loaded, ids, seeds, settings, mcq_may_parse if settings.stop_unparseable else None)
+    viable = mcq_may_parse if settings.stop_unparseable else None
+    texts, _, _ = generate(loaded, ids, seeds, settings, viable, progress_label="mcq")
     parsed = [parse_mcq(text) for text in texts]
     samples = pd.DataFrame(
         {

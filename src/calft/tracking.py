@@ -93,6 +93,54 @@ def _wandb(run: TrackedRun) -> Backend:
     return Backend(lambda step, values: tracked.log(values, step=step), tracked.summary.update, tracked.finish)
 
 
+@register_tracker("mlflow")
+def _mlflow(run: TrackedRun) -> Backend:
+    """MLflow (install calft[mlflow]): the server MLFLOW_TRACKING_URI names, else a local file store
+    under <folder>/mlruns (`mlflow ui --backend-store-uri <folder>/mlruns`). The run is found again
+    by its calft id, so every job of it writes into one MLflow run."""
+    from mlflow.tracking import MlflowClient
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # a local store needs no database server
+        uri = (Path(run.folder) / "mlruns").absolute().as_uri()
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(run.project)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(run.project)
+    found = client.search_runs([experiment_id], filter_string=f"tags.calft_run = '{run.run_id}'")
+    tags = {"calft_run": run.run_id, "group": run.group}
+    run_id = (
+        found[0].info.run_id if found else client.create_run(experiment_id, run_name=run.run, tags=tags).info.run_id
+    )
+
+    def log_values(step: int, values: dict) -> None:
+        for name, value in values.items():
+            client.log_metric(run_id, name, value, step=step)
+
+    return Backend(log_values, lambda values: log_values(0, values), lambda: client.set_terminated(run_id))
+
+
+@register_tracker("trackio")
+def _trackio(run: TrackedRun) -> Backend:
+    """trackio (install calft[trackio]): a local database under <folder>/trackio unless TRACKIO_DIR
+    names another (`trackio show --project <project>`)."""
+    os.environ.setdefault("TRACKIO_DIR", str(Path(run.folder).absolute() / "trackio"))
+    import trackio
+
+    tracked = trackio.init(
+        project=run.project,
+        name=run.run,
+        group=run.group,
+        resume="allow",
+        embed=False,
+        auto_log_gpu=False,
+        auto_log_cpu=False,
+    )
+    return Backend(
+        lambda step, values: tracked.log(values, step=step), lambda values: tracked.log(values), tracked.finish
+    )
+
+
 @dataclass
 class Tracking:
     """The trackers of one job: each opened when first used, dropped with one warning when it fails."""

@@ -536,6 +536,16 @@ def test_the_micro_run_measures_transfer_and_the_ssot_baseline(local_micro_run):
 
 
 @pytest.mark.slow
+def test_the_micro_run_logs_progress_lines_with_an_eta_and_no_carriage_returns(local_micro_run):
+    """Every job's log is lines: calft's progress with the ETA, never a library's redrawn bar."""
+    _, tmp_path = local_micro_run
+    logs = {path: path.read_text() for path in (tmp_path / "logs").rglob("*.log")}
+    assert [path for path, text in logs.items() if "\r" in text] == []
+    for job in ("train", "sample", "open_ended", "mcq", "retention", "perplexity", "logit_kl"):
+        assert any(" (100%), " in text and "ETA" in text for path, text in logs.items() if job in path.parts), job
+
+
+@pytest.mark.slow
 def test_the_micro_run_draws_every_figure_and_appendix_table(local_micro_run):
     """The figures, Tables 3-5 and the appendix tables of the micro run."""
     _, tmp_path = local_micro_run

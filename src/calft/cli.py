@@ -28,6 +28,17 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+LIBRARY_BARS_OFF = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+def quiet_library_bars() -> None:
+    """A job's log gets calft's progress lines (calft.progress) and not the libraries' bars, which
+    fill a file with carriage returns: their default, read when tqdm is first imported, is off
+    (calft's bars pass theirs explicitly). A variable the user set is kept."""
+    for name, value in LIBRARY_BARS_OFF.items():
+        os.environ.setdefault(name, value)
+
+
 def configure_logging() -> None:
     """calft's own messages on stderr, one timestamped line each."""
     handler = logging.StreamHandler(sys.stderr)
@@ -56,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     option, file or key); 1 for a run-time failure (one line: non-finite numbers, a killed worker, a
     full disk); 3 for training stopped by SIGTERM after a checkpoint; 128 + the signal for a command
     stopped by SIGINT or SIGTERM (within a second, its temporaries removed)."""
+    quiet_library_bars()
     top = parser()
     try:
         args = vars(top.parse_args(argv))

@@ -22,8 +22,8 @@ def _events(folder) -> dict[str, list]:
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
-def _tracked(folder, trackers=("tensorboard",)) -> dict:
-    return {"trackers": list(trackers), "project": "calft", "run": "m/hard", "group": "hard", "folder": str(folder)}
+def _tracked(folder, trackers=("tensorboard",), project: str = "calft") -> dict:
+    return {"trackers": list(trackers), "project": project, "run": "m/hard", "group": "hard", "folder": str(folder)}
 
 
 def test_training_curves_and_evaluation_metrics_reach_tensorboard(tiny_model_dir, work, tmp_path):
@@ -82,15 +82,16 @@ def test_a_tracker_that_cannot_connect_warns_once_and_training_completes(
     assert artifacts.read_provenance(tmp_path / "trained" / "log.parquet")["config"]["tracking"] == ["tensorboard"]
 
 
-def _two_jobs(folder, tracker: str) -> None:
-    """A training job logs two steps; an evaluation job adds the headline numbers to the same run."""
+def _two_jobs(folder, tracker: str, project: str) -> None:
+    """A training job logs two steps; an evaluation job adds the headline numbers to the same run (a
+    project of the test's own: the run ids of other tests in this process stay apart)."""
     from calft.tracking import open_tracking
 
-    training = open_tracking(_tracked(folder, [tracker]))
+    training = open_tracking(_tracked(folder, [tracker], project))
     training.log(1, {"train/loss": 2.0})
     training.log(2, {"train/loss": 1.5})
     training.close()
-    evaluation = open_tracking(_tracked(folder, [tracker]))
+    evaluation = open_tracking(_tracked(folder, [tracker], project))
     evaluation.summary({"eval/ood/valid_rate": 0.75})
     evaluation.close()
     assert training.ran == evaluation.ran == [tracker]
@@ -101,21 +102,22 @@ def test_mlflow_keeps_one_run_per_model_and_method_across_jobs(tmp_path, monkeyp
     from mlflow.tracking import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    _two_jobs(tmp_path, "mlflow")
+    _two_jobs(tmp_path, "mlflow", "calft-mlflow")
     client = MlflowClient(tracking_uri=(tmp_path / "mlruns").absolute().as_uri())
-    (run,) = client.search_runs([client.get_experiment_by_name("calft").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("calft-mlflow").experiment_id])
     assert run.info.run_name == "m/hard" and run.data.tags["group"] == "hard"
     assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "train/loss")] == [(1, 2.0), (2, 1.5)]
     assert run.data.metrics["eval/ood/valid_rate"] == 0.75
 
 
 def test_trackio_writes_a_local_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))  # before trackio reads it, at its import
     pytest.importorskip("trackio")
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
-    _two_jobs(tmp_path, "trackio")
+    project = f"calft-{tmp_path.name}"  # apart from any earlier run wherever trackio keeps its files
+    _two_jobs(tmp_path, "trackio", project)
     from trackio.sqlite_storage import SQLiteStorage
 
-    logged = SQLiteStorage.get_logs("calft", "m/hard")
+    logged = SQLiteStorage.get_logs(project, "m/hard")
     assert [(row["step"], row["train/loss"]) for row in logged if "train/loss" in row] == [(1, 2.0), (2, 1.5)]
     assert any(row.get("eval/ood/valid_rate") == 0.75 for row in logged)
 
@@ -124,5 +126,5 @@ def test_wandb_writes_an_offline_run_without_a_network(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
-    _two_jobs(tmp_path, "wandb")
+    _two_jobs(tmp_path, "wandb", "calft-offline")
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))

@@ -443,7 +443,7 @@ def load_transfer(inputs: dict, bootstrap=None) -> pd.DataFrame | None:
         novelty = per_method(inputs, "noveltybench")
         parts.append(novelty[novelty.split == "all"][["model", "method", "mean_distinct", "mean_utility"]])
         if bootstrap is not None and inputs["noveltybench_generations"]:
-            scores = novelty_prompt_scores(inputs)
+            scores = novelty_prompt_scores(inputs, novelty_generations(inputs))
             scores = scores.rename(columns={"distinct": "mean_distinct", "utility": "mean_utility"})
             parts.append(intervals.prompt_mean_intervals(scores, ["mean_distinct", "mean_utility"], bootstrap))
     if not parts:
@@ -454,19 +454,24 @@ def load_transfer(inputs: dict, bootstrap=None) -> pd.DataFrame | None:
     return merged
 
 
-def novelty_prompt_scores(inputs: dict) -> pd.DataFrame:
-    """Per (model, method, split, prompt): NoveltyBench's distinct partitions and utility, from the
-    generations with the patience each run recorded."""
-    from calft.report import novelty_cases
-
+def novelty_generations(inputs: dict) -> pd.DataFrame:
+    """Every NoveltyBench generation of the main methods, with its model and method."""
     paths = inputs["noveltybench_generations"]
-    generations = pd.concat(
+    return pd.concat(
         [
             read(path, "noveltybench_generations").assign(model=model, method=method)
             for (model, method), path in paths.items()
         ],
         ignore_index=True,
     )
+
+
+def novelty_prompt_scores(inputs: dict, generations: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, method, split, prompt): NoveltyBench's distinct partitions and utility, from the
+    generations (novelty_generations) with the patience each run recorded."""
+    from calft.report import novelty_cases
+
+    paths = inputs["noveltybench_generations"]
     patience = {key: artifacts.read_provenance(path)["config"]["settings"]["patience"] for key, path in paths.items()}
     return novelty_cases.prompt_scores(generations, patience)
 

@@ -127,16 +127,14 @@ class Report:
         }
 
     def open_ended_record(self, method: str) -> dict:
-        """The open-ended prompts and samples of a method's runs, where every model agrees."""
-        records = set()
-        for (_, name), path in self.inputs["open_ended"].items():
-            if name == method:
-                settings = artifacts.read_provenance(path)["config"]["settings"]
-                records.add((len(report_tables.read(path, "open_ended")), settings["num_samples"]))
-        if len(records) != 1:
+        """The open-ended prompts and samples of a method's runs (from their rows), where every model agrees."""
+        if not self.inputs["open_ended"]:
             return {}
-        prompts, samples = records.pop()
-        return {"open_ended.prompts": prompts, "open_ended.num_samples": samples}
+        rows = self.open_ended[self.open_ended.method == method]
+        prompts, samples = set(rows.groupby("model").size()), set(rows.samples)
+        if len(prompts) != 1 or len(samples) != 1:
+            return {}
+        return {"open_ended.prompts": prompts.pop(), "open_ended.num_samples": int(samples.pop())}
 
     def open_ended_samples(self, model: str, method: str) -> pd.DataFrame | None:
         path = self.inputs["open_ended_samples"].get((model, method))
@@ -350,15 +348,8 @@ def novelty_cases(report: Report, regime: str) -> None:
     """One regime of Tables 11-19: the qualitative NoveltyBench cases."""
     from calft.report import novelty_cases as cases
 
-    paths = report.inputs["noveltybench_generations"]
-    generations = pd.concat(
-        [
-            report_tables.read(path, "noveltybench_generations").assign(model=model, method=method)
-            for (model, method), path in paths.items()
-        ],
-        ignore_index=True,
-    )
-    scores = report_tables.novelty_prompt_scores(report.inputs)
+    generations = report_tables.novelty_generations(report.inputs)
+    scores = report_tables.novelty_prompt_scores(report.inputs, generations)
     shown = [method for method in MAIN if method in report.selection.methods]
     name = items.novelty_case_tables(report.selection.methods)[regime]
     rows = cases.case_rows(generations, scores, cases.choose_cases(scores, regime), shown)

@@ -5,7 +5,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The local default, unless the command line names config files: a --configfile replaces config.yaml
+# (merged into it, the models of both would run), with or without --replace-workflow-config.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 report: "workflow/report/workflow.rst"

@@ -352,3 +352,35 @@ def test_bad_inputs_get_one_line_naming_them_and_status_2(bad_inputs, smollm2_di
     assert main([argument.format(**fill) for argument in _braced(arguments)]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.format(**fill) in error and "Traceback" not in error
+
+
+def test_version_names_the_package_version_and_the_source_commit(capsys):
+    from importlib.metadata import version
+
+    from calft.artifacts import code_version
+
+    assert main(["--version"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == f"calft {code_version()}" and printed.startswith(f"calft {version('calft')}")
+
+
+def test_the_license_and_the_citation_are_the_ones_the_package_names():
+    from importlib.metadata import metadata
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    assert metadata("calft")["License-Expression"] == "MIT"
+    assert (root / "LICENSE").read_text().startswith("MIT License")
+    citation = yaml.safe_load((root / "CITATION.cff").read_text())
+    paper = citation["preferred-citation"]
+    assert paper["title"] == "Probabilistic Calibration Is a Trainable Capability in Language Models"
+    assert paper["identifiers"][0]["value"] == "arXiv:2605.11845"
+    assert citation["version"] == version_of_pyproject(root) and citation["license"] == "MIT"
+
+
+def version_of_pyproject(root) -> str:
+    import tomllib
+
+    return tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]

@@ -220,13 +220,16 @@ def _config_file(tmp_path: Path, values: dict) -> Path:
 def test_invalid_config_stops_snakemake_before_any_job_naming_the_key(tmp_path, micro_config):
     """The wiring of calft.config into the workflow; the cases themselves are in test_config.py."""
     config = _config_file(
-        tmp_path, micro_config(**{"prompts.train_families": ["gaussian", "gausian"], "sampling.num_samples": 100.0})
+        tmp_path, micro_config(**{"prompts.train_families": ["gaussian", "gausian"], "sampling.num_samples": 100})
     )
+    config.write_text(config.read_text().replace("num_samples: 100", "num_samples: 100.0"))
     result = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(config), check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "invalid calft config" in output and "prompts.train_families.1" in output
-    assert "sampling.num_samples: 100.0 is not of type 'integer'" in output
+    assert "invalid calft config" in output and "sampling.num_samples: 100.0 is not of type 'integer'" in output
+    config.write_text(config.read_text().replace("num_samples: 100.0", "num_samples: 100"))
+    result = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(config), check=False)
+    assert "prompts.train_families: 'gausian' is unknown" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 

@@ -22,10 +22,27 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="calft", description="Calibration Fine-Tuning stages. Each subcommand is one workflow step."
     )
+    top.add_argument("--version", action=_Version)
     sub = top.add_subparsers(dest="command", required=True)
     for module in [*(f"calft.{stage}.cli" for stage in STAGES), "calft.plan"]:
         importlib.import_module(module).add_commands(sub)
     return top
+
+
+class _Version(argparse.Action):
+    """--version: calft's version and the git commit of its source tree, the code version every
+    artifact records (computed only when asked)."""
+
+    def __init__(self, option_strings, dest, **options):
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print calft's version and exit"
+        )
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from calft.artifacts import code_version
+
+        print(f"calft {code_version()}")
+        parser.exit()
 
 
 LIBRARY_BARS_OFF = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}

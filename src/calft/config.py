@@ -19,6 +19,7 @@ from calft.modeling import ssot
 from calft.retention.settings import Perplexity, Retention
 from calft.retention.suites import SUITES
 from calft.settings import SettingsError
+from calft.targets import declared, families
 from calft.training.settings import Training
 from calft.transfer.settings import Mcq, NoveltyBench, OpenEnded
 
@@ -46,6 +47,52 @@ def method_problems(config: dict) -> list[str]:
         for name in config["methods"]
         if name not in methods.MAIN
     ]
+
+
+def family_problems(config: dict) -> list[str]:
+    """Declared families (calft.targets.declared) that can be registered, which they then are; the
+    families to train on are seen ones."""
+    problems = declared.problems(config["families"])
+    if problems:
+        return problems
+    declared.register(config["families"])
+    for name in config["prompts"]["train_families"] or []:
+        if name not in families.SEEN:
+            kind = "held out" if name in families.HELD_OUT else "unknown"
+            problems.append(
+                f"prompts.train_families: '{name}' is {kind}; the seen families are {', '.join(families.SEEN)}"
+            )
+    return problems
+
+
+def adapter_problems(config: dict) -> list[str]:
+    """Each declared adapter: a new method name, a defined base model, one source that exists or is
+    pinned, and trusted by the config (calft did not train it)."""
+    problems = []
+    for name, adapter in config["adapters"].items():
+        key = f"adapters.{name}"
+        known = methods.METHODS.get(name)
+        if known is not None and known.model is None:
+            problems.append(
+                f"{key}: '{name}' is a built-in method's name ({', '.join(methods.METHODS)}); choose another"
+            )
+        if adapter["model"] not in config["models"]:
+            problems.append(
+                f"{key}.model: unknown model '{adapter['model']}'; defined models: {', '.join(config['models'])}"
+            )
+        if (adapter["path"] is None) == (adapter["hub"] is None):
+            problems.append(f"{key}: give exactly one of path (a local folder) and hub (a repository id)")
+        elif adapter["path"] is not None and not Path(adapter["path"]).is_dir():
+            problems.append(f"{key}.path: folder '{adapter['path']}' does not exist")
+        elif adapter["hub"] is not None and adapter["revision"] is None:
+            problems.append(f"{key}.revision: a hub adapter is loaded at a pinned commit (40 hex digits); give one")
+        if not adapter["trust"]:
+            problems.append(
+                f"{key}.trust: calft did not train this adapter, so it is loaded only when trusted; set "
+                f"{key}.trust: true (it is still checked: safetensors only, finite weights, its target modules "
+                "and base model, every weight loaded)"
+            )
+    return problems
 
 
 def model_problems(config: dict) -> list[str]:
@@ -192,7 +239,14 @@ def validate(config: dict, files=()) -> None:
     if not problems:
         for label, section in SECTIONS.items():
             problems += section(**_section_value(config, label)).problems()
-        problems += method_problems(config) + model_problems(config) + name_problems(config) + data_problems(config)
+        problems += (
+            family_problems(config)
+            + method_problems(config)
+            + adapter_problems(config)
+            + model_problems(config)
+            + name_problems(config)
+            + data_problems(config)
+        )
         problems += ssot_problems(config)
         problems += variant_problems(config) if not problems else []
     if problems:

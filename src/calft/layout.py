@@ -23,6 +23,7 @@ TRACKING = "logs/tracking"  # the trackers' own files (calft.tracking): TensorBo
 TARGETS = "results/targets/{prompt_set}/d{decimals}_b{bins}.parquet"
 TRIES = "results/tries/{tokenizer}/{prompt_set}/d{decimals}_b{bins}.parquet"
 ADAPTER = "results/{model}/{method}{variant}/adapter"
+RELEASE = "results/release/{model}/{method}{variant}"  # an adapter with its evaluated model card
 TRAIN_LOG = "results/{model}/{method}{variant}/train_log.parquet"
 CHECKPOINTS = "results/{model}/{method}{variant}/checkpoints"
 SAMPLES = "results/{model}/{method}{variant}/samples/{prompt_set}.parquet"
@@ -44,6 +45,7 @@ CONSTRUCTION_COST = "results/targets/construction_cost.parquet"  # Table 24's me
 
 EMBEDDED_MODEL = "resources/models/{model}"  # a converted safetensors folder
 HUB_MODEL_MARKER = "resources/models/{model}.json"  # names the snapshot in the Hugging Face cache
+HUB_ADAPTER_MARKER = "resources/adapters/{adapter}.json"  # the same, for a declared hub adapter
 RETENTION_DATA = "resources/retention/{suite}"  # <task>.parquet per task of the suite
 IRT_PARAMETERS = "resources/retention/tinyBenchmarks.npz"
 PALOMA = "resources/paloma"
@@ -77,26 +79,25 @@ def report_inputs(selection, results: str | Path = RESULTS) -> dict[str, dict[tu
     inputs: dict[str, dict[tuple, Path]] = {
         kind: {} for kind in [*EVALUATIONS, "ood_samples", "train_log", *(k for k, _ in raw.values())]
     }
-    for model in selection.models:
-        for name in selection.methods:
-            method = METHODS[name]
-            keys = dict(model=model, method=name, variant="")
-            for evaluation in EVALUATIONS.values():
-                if not (method.runs(evaluation.name) and selection.runs(evaluation.name)):
-                    continue
-                if evaluation.per_prompt_set:
-                    for prompt_set in selection.prompt_sets:
-                        key = (model, name, prompt_set)
-                        inputs[evaluation.name][key] = under(results, evaluation.results, **keys, prompt_set=prompt_set)
-                else:
-                    inputs[evaluation.name][model, name] = under(results, evaluation.results, **keys)
-                if evaluation.name in raw and method.main:
-                    kind, template = raw[evaluation.name]
-                    inputs[kind][model, name] = under(results, template, **keys)
-            if "ood" in selection.prompt_sets:  # Figures 3 and 8
-                inputs["ood_samples"][model, name] = under(results, SAMPLES, **keys, prompt_set="ood")
-            if method.adapter:  # Tables 3-4 and the training cost read what the training log records
-                inputs["train_log"][model, name] = under(results, TRAIN_LOG, **keys)
+    for model, name in selection.cells():
+        method = METHODS[name]
+        keys = dict(model=model, method=name, variant="")
+        for evaluation in EVALUATIONS.values():
+            if not (method.runs(evaluation.name) and selection.runs(evaluation.name)):
+                continue
+            if evaluation.per_prompt_set:
+                for prompt_set in selection.prompt_sets:
+                    key = (model, name, prompt_set)
+                    inputs[evaluation.name][key] = under(results, evaluation.results, **keys, prompt_set=prompt_set)
+            else:
+                inputs[evaluation.name][model, name] = under(results, evaluation.results, **keys)
+            if evaluation.name in raw and method.main:
+                kind, template = raw[evaluation.name]
+                inputs[kind][model, name] = under(results, template, **keys)
+        if "ood" in selection.prompt_sets:  # Figures 3 and 8
+            inputs["ood_samples"][model, name] = under(results, SAMPLES, **keys, prompt_set="ood")
+        if method.training:  # Tables 3-4 and the training cost read what the training log records
+            inputs["train_log"][model, name] = under(results, TRAIN_LOG, **keys)
     return inputs
 
 

@@ -2,12 +2,16 @@
 
 Every other place that knows a method reads it from here: the results layout, the workflow's rules
 and wildcards, the command line, the tables and the figures. Adding a method is one entry (and, for
-a trained one, its training in calft.training). Cheap to import: the workflow reads it in every job.
+a trained one, its training in calft.training). A config's `adapters` (LoRA adapters that calft did
+not train) join the registry at run time (`register_adapter`), after the built-in methods. Cheap to
+import: the workflow reads it in every job.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from calft.errors import UserError
 
 # How a method prompts: the evaluation prompt as it is, or String Seed of Thought (calft.modeling.answers).
 DIRECT, SEED_THEN_ANSWER = "direct", "ssot"
@@ -50,6 +54,7 @@ class Method:
     baseline: bool = False  # compared against in its own tables, not in the main ones
     training: Training | None = None  # for a method with an adapter: how `calft train` trains it
     sizes: str | None = None  # the transfer section with its own sample counts and generation lengths
+    model: str | None = None  # a declared adapter's base model: the one model it is evaluated on
 
     @property
     def main(self) -> bool:
@@ -57,6 +62,10 @@ class Method:
 
     def runs(self, evaluation: str) -> bool:
         return self.evaluations is None or evaluation in self.evaluations
+
+    def applies_to(self, model: str) -> bool:
+        """Whether the method runs on a model: every one, except a declared adapter (its base only)."""
+        return self.model is None or self.model == model
 
 
 METHODS = {
@@ -106,11 +115,40 @@ METHODS = {
     )
 }
 
-MAIN = tuple(name for name, method in METHODS.items() if method.main)
-TRAINED = tuple(name for name, method in METHODS.items() if method.adapter)
+MAIN = [name for name, method in METHODS.items() if method.main]  # grows with the declared adapters
+TRAINED = tuple(name for name, method in METHODS.items() if method.training)
 BASELINES = tuple(name for name, method in METHODS.items() if method.baseline)
 # The roles the paper's items compare, found by what each method is, not by its name.
 BASE = next(name for name, method in METHODS.items() if method.main and not method.adapter)  # as released
 SOFT = next(name for name in TRAINED if METHODS[name].training.tries)  # trained on the tries' distributions
 HARD = next(name for name in TRAINED if not METHODS[name].training.tries)  # trained on sampled outputs
 SSOT_COMPARISON = (BASE, SOFT, *BASELINES)  # the columns of Tables 8-9: the base model, its soft adapter, SSOT
+
+# Colours of declared adapters, in declaration order (after the built-in methods' colours).
+ADAPTER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+
+
+def register_adapter(name: str, model: str) -> Method:
+    """A declared adapter (the config's `adapters`) as a main method: evaluated like a trained one on
+    its base model, never trained. Registering the same one again changes nothing."""
+    method = Method(
+        name,
+        adapter=True,
+        prompting=DIRECT,
+        evaluations=None,
+        color=ADAPTER_COLORS[sum(m.model is not None for m in METHODS.values()) % len(ADAPTER_COLORS)],
+        model=model,
+    )
+    known = METHODS.get(name)
+    if known is not None and known.model != model:
+        raise UserError(f"method '{name}' is already registered ({'on ' + known.model if known.model else 'built in'})")
+    if known is None:
+        METHODS[name] = method
+        MAIN.append(name)
+    return METHODS[name]
+
+
+def register_adapters(declared: dict[str, str]) -> None:
+    """Declared adapters by name, each with its base model."""
+    for name, model in declared.items():
+        register_adapter(name, model)

@@ -173,3 +173,33 @@ def test_every_command_that_reads_a_model_or_tokenizer_runs_offline():
     }
     assert {"build-tries", "fingerprint", "construction-cost", "sample", "train", "noveltybench"} <= readers
     assert {name for name in readers if commands[name].get_default("offline") is not True} == set()
+
+
+def test_a_hub_adapter_is_downloaded_pinned_without_pickles_and_imported_offline(tmp_path, hub, tiny_model_dir):
+    """A declared hub adapter: `prepare-model` with files=adapter fetches its config and safetensors
+    at the pinned commit (never a pickled file the repository also holds); import-adapter then
+    reads that snapshot offline and records the commit."""
+    from test_adapters import write_foreign_adapter
+
+    server, env = hub
+    folder = write_foreign_adapter(tiny_model_dir, tmp_path / "lora")
+    (folder / "training_args.bin").write_bytes(b"not loaded")
+    server.commit("acme/tiny-lora", folder, PINNED, branch="main")
+    marker = tmp_path / "theirs.json"
+    settings = cli_settings(source="acme/tiny-lora", revision=PINNED, files="adapter")
+    calft(env, "prepare-model", *settings, "--output", str(marker))
+    record = json.loads(marker.read_text())["config"]
+    assert record["commit"] == PINNED and "training_args.bin" not in record["files"]
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= set(record["files"])
+    entry = {"source": "embedded", "tokenizer": "smollm2", "terminator": "<|im_end|>", "dtype": "float32"}
+    adapter = {"model": "smol", "hub": "acme/tiny-lora", "revision": PINNED, "trust": True}
+    offline = env | {"HF_HUB_OFFLINE": "1"}
+    arguments = cli_settings(name="theirs", model=entry, adapter=adapter)
+    output = tmp_path / "imported"
+    run_checked(
+        [sys.executable, "-m", "calft.cli", "import-adapter", *arguments, "--model-dir", str(tiny_model_dir),
+         "--source", str(marker), "--output", str(output)],
+        env=offline,
+    )  # fmt: skip
+    imported = json.loads((output / "calft_provenance.json").read_text())["config"]["imported"]
+    assert imported == imported | {"source": "acme/tiny-lora", "revision": PINNED}

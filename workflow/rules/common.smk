@@ -1,8 +1,8 @@
 # Config validation, paths and input functions. Parse-time code only: cheap imports, no torch
 # (every SLURM job parses the workflow again). Paths come from calft.layout, the one results layout
 # that the report reads too; methods from calft.methods; validation is calft.config, the same checks
-# the commands run. Every command gets its settings as one JSON section (`settings_json`), built
-# from the config here, and checked by the command against the same schema.
+# the commands run. Every command gets its settings as one JSON section, derived by calft.jobs from
+# the config and the job's wildcards (`job_settings`), and checked by the command against the schema.
 #
 # Threads: model jobs declare one thread. Locally two one-thread jobs on two cores compute about
 # 1.5 times what one job on both does (small matrices scale poorly), so `--cores N` runs N of them;
@@ -16,11 +16,11 @@ import re
 import shlex
 from pathlib import Path
 
-from calft import layout, slurm, variants
+from calft import jobs, layout, slurm, variants
 from calft.config import ConfigError, validate
 from calft.errors import UserError
 from calft.evaluations import EVALUATIONS, optional as optional_evaluations
-from calft.methods import BASELINES, METHODS, SEED_THEN_ANSWER, TRAINED
+from calft.methods import METHODS, SEED_THEN_ANSWER, TRAINED
 from calft.modeling import ssot
 from calft.report import items as report_items
 from calft.report.settings import AblationSelection, ReportSelection
@@ -54,32 +54,28 @@ TARGETS = config["targets"]
 PROMPTS = config["prompts"]
 TRAINING = config["training"]
 SAMPLING = config["sampling"]
-TRACKING = config["tracking"]
 RETENTION = config["retention"]
 PERPLEXITY = config["perplexity"]
 TRANSFER = config["transfer"]
 NOVELTY = TRANSFER["noveltybench"]
-VARIANTS = variants.declared(config)  # the ablations' training variants, by name
 
 RETENTION_DATA = RETENTION["data_dir"] or layout.RETENTION_DATA.format(suite=RETENTION["suite"])
 PERPLEXITY_DATA = layout.PALOMA_OFFLINE if PERPLEXITY["offline"] else PERPLEXITY["data_dir"] or layout.PALOMA
 NOVELTY_DATA = NOVELTY["data_dir"] or layout.NOVELTY_PROMPTS
 USE_IRT = RETENTION["suite"] == "tinybenchmarks" and bool(RETENTION["irt_parameters"])
-RUN_METHODS = [name for name in METHODS if name in config["methods"]]  # in table order
-RUN_METHODS += [name for name in BASELINES if TRANSFER[name]["enabled"]]
-
-
-ABLATION_REPORT = variants.ablation_report(config)  # the runs of Tables 25-26
+RUN = jobs.Run(config)  # registers the declared adapters as methods on their base model
+VARIANTS = RUN.variants  # the ablations' training variants, by name
+ADAPTERS = RUN.adapters
+RUN_METHODS = RUN.methods  # in table order
+ABLATION_REPORT = RUN.ablation_report  # the runs of Tables 25-26
 ABLATION_SELECTION = AblationSelection.from_dict(ABLATION_REPORT)
-REPORT = dict(
-    models=RUN_MODELS,
-    methods=RUN_METHODS,
-    prompt_sets=PROMPTS["evaluation"],
-    evaluations=[evaluation.name for evaluation in optional_evaluations() if evaluation.enabled(config)],
-    ablations=ABLATION_REPORT,  # for the paper index: what the ablations target writes
-    statistics=config["report"],  # sample-count marks and bootstrap intervals
-)
-REPORT_SELECTION = ReportSelection.from_dict(REPORT)
+REPORT_SELECTION = ReportSelection.from_dict(RUN.report)
+
+
+def job_settings(rule):
+    """A rule's --settings, derived by calft.jobs from the config and the job's wildcards: the same
+    function derives them for a command run by hand (`--config FILE --model NAME ...`)."""
+    return lambda wildcards: json.dumps(jobs.settings(rule, RUN, **dict(wildcards.items())))
 
 
 def _alternatives(names):
@@ -93,6 +89,7 @@ wildcard_constraints:
     tokenizer=_alternatives({m["tokenizer"] for m in MODELS.values()}),
     prompt_set="train|unseen|ood|unseen-full|ood-full",
     method=_alternatives(METHODS),
+    adapter=_alternatives(ADAPTERS),
     variant="(?:" + "|".join(["", *(re.escape(variant.suffix) for variant in VARIANTS.values())]) + ")",
     decimals=r"\d+",
     bins=r"\d+",
@@ -118,12 +115,10 @@ def reference_tries(tokenizer, prompt_set):
 def run_variant(wildcards):
     """The training setting of a (method, variant) results folder: the method's final (top-level)
     setting, or a declared variant of that method."""
-    if not wildcards.variant:
-        return variants.final(config, wildcards.method)
-    variant = VARIANTS[wildcards.variant.removeprefix(variants.SEPARATOR)]
-    if variant.method != wildcards.method:
-        raise WorkflowError(f"variant '{variant.name}' varies {variant.method}, not {wildcards.method}")
-    return variant
+    try:
+        return RUN.variant(wildcards.method, wildcards.variant)
+    except UserError as error:
+        raise WorkflowError(str(error))
 
 
 def run_keys(model, method, variant=None):
@@ -151,9 +146,6 @@ def model_source(name):
     return model_inputs(name)[0]
 
 
-def settings_json(**sections):
-    """A command's --settings: the config sections (and small values) it reads, as one JSON object."""
-    return json.dumps(sections)
 
 
 def model_paths(wildcards, input):
@@ -165,9 +157,25 @@ def model_paths(wildcards, input):
     return paths
 
 
+def adapter_source(name):
+    """A declared adapter as import-adapter reads it: its folder, or the download marker of a hub adapter."""
+    entry = ADAPTERS[name]
+    return entry["path"] or layout.HUB_ADAPTER_MARKER.format(adapter=name)
+
+
+def import_adapter_inputs(wildcards):
+    """The base model and the declared adapter (of this model only)."""
+    if ADAPTERS[wildcards.method]["model"] != wildcards.model:
+        raise WorkflowError(f"adapter '{wildcards.method}' is declared on model {ADAPTERS[wildcards.method]['model']}, "
+                            f"not {wildcards.model}")
+    return {"model": model_inputs(wildcards.model), "source": adapter_source(wildcards.method)}
+
+
+
+
 def tokenizer_users(tokenizer):
     """The run models that use this tokenizer; the first one's files build the shared tries."""
-    return [name for name in RUN_MODELS if MODELS[name]["tokenizer"] == tokenizer]
+    return RUN.tokenizer_users(tokenizer)
 
 
 def same_tokenizer_options(wildcards):
@@ -176,20 +184,8 @@ def same_tokenizer_options(wildcards):
     return " ".join(f"--same-tokenizer {shlex.quote(model_source(name))}" for name in others)
 
 
-def discretize_settings(wildcards):
-    """The prompts of a prompt set (the training grid may be thinned) and their discretization."""
-    train = wildcards.prompt_set == "train"
-    return settings_json(prompt_set=wildcards.prompt_set, decimals=int(wildcards.decimals), max_bins=int(wildcards.bins),
-                         number_format=PROMPTS["number_format"], families=PROMPTS["train_families"] if train else None,
-                         per_family=PROMPTS["train_per_family"] if train else None)
 
 
-def construction_cost_settings():
-    """Table 24's grid and prompts, the first run model's terminator and the reference's grid point."""
-    first = MODELS[RUN_MODELS[0]]
-    return settings_json(construction_cost=config["ablations"]["construction_cost"],
-                         number_format=PROMPTS["number_format"], terminator=first["terminator"],
-                         reference=dict(decimals=TARGETS["eval_decimals"], max_bins=TARGETS["eval_max_bins"]))
 
 
 def _cost_uses_model():
@@ -231,24 +227,12 @@ def train_inputs(wildcards):
     return inputs
 
 
-def train_settings(wildcards):
-    """The method, the model, the training section with the variant's epochs and draws, and the
-    tracker run of its curves."""
-    return settings_json(method=wildcards.method, model=MODELS[wildcards.model],
-                         training=run_variant(wildcards).training(TRAINING), tracking=tracked_run(wildcards))
 
 
-def tracked_run(wildcards):
-    """The tracker run (calft.tracking) of a (model, method, variant): its curves and headline metrics,
-    under logs/tracking; None when no tracker is configured."""
-    if not TRACKING["trackers"]:
-        return None
-    run = f"{wildcards.method}{wildcards.variant}"
-    return dict(TRACKING, run=f"{wildcards.model}/{run}", group=run, folder=layout.TRACKING)
 
 
 def tracking_option(wildcards):
-    run = tracked_run(wildcards)
+    run = RUN.tracked_run(wildcards.model, wildcards.method, wildcards.variant)
     return f"--tracking {shlex.quote(json.dumps(run))}" if run else ""
 
 
@@ -265,6 +249,9 @@ def train_launcher(wildcards, resources):
 
 def model_and_adapter(wildcards):
     """The model, and the adapter of a method that has one (of the variant, when the folder names one)."""
+    if not METHODS[wildcards.method].applies_to(wildcards.model):
+        raise WorkflowError(f"adapter '{wildcards.method}' is declared on model {METHODS[wildcards.method].model}, "
+                            f"not {wildcards.model}")
     inputs = {"model": model_inputs(wildcards.model)}
     if wildcards.variant:
         run_variant(wildcards)  # only a trained method has variants, and only its own
@@ -298,20 +285,8 @@ def ssot_option(wildcards, input):
     return f"--ssot-instruction {shlex.quote(path)}" if path else ""
 
 
-def generation_settings(key, section, wildcards):
-    """The settings of a command that generates: the model, its generation `section` under `key`,
-    and the method's prompting. A method with sizes of its own (SSOT: transfer.ssot) has its own
-    sample counts and generation lengths."""
-    method = METHODS[wildcards.method]
-    if method.sizes:
-        prefix = "open_ended_" if key == "open_ended" else ""  # open-ended generation has sizes of its own
-        section = section | {name: TRANSFER[method.sizes][prefix + name] for name in ("num_samples", "max_new_tokens")}
-    return settings_json(model=MODELS[wildcards.model], **{key: section}, prompting=method.prompting)
 
 
-def model_settings(**sections):
-    """The settings of a command that runs a model: the model's entry and the config sections."""
-    return lambda wildcards: settings_json(model=MODELS[wildcards.model], **sections)
 
 
 def irt_option(wildcards, input):
@@ -373,6 +348,28 @@ def all_outputs():
         for prompt_set in PROMPTS["evaluation"]:
             outputs.append(reference_tries(tokenizer, prompt_set))
     return outputs
+
+
+def release_inputs(wildcards):
+    """A trained adapter, and the scores and logit KL of it and of the base model on every evaluation
+    prompt set (the card's headline metrics)."""
+    if not METHODS[wildcards.method].training:
+        raise WorkflowError(f"only an adapter calft trains is released, not '{wildcards.method}'")
+
+    def results(method):
+        keys = dict(wildcards) | {"method": method}
+        return [template.format(**keys, prompt_set=prompt_set) for prompt_set in PROMPTS["evaluation"]
+                for template in (layout.SCORES, layout.LOGIT_KL)]
+
+    base = [name for name in RUN_METHODS if not METHODS[name].adapter and METHODS[name].main]
+    return {"adapter": layout.ADAPTER.format(**wildcards), "results": results(wildcards.method),
+            "base_results": results(base[0]) if base and not wildcards.variant else []}
+
+
+def release_targets():
+    """The `release` target: every trained adapter of the run models, with its card's metrics."""
+    return [layout.RELEASE.format(**run_keys(model, method)) for model in RUN_MODELS for method in TRAINED
+            if method in config["methods"]]
 
 
 def ablation_inputs(wildcards):

@@ -13,7 +13,7 @@ rule sample:
     params:
         model=model_paths,
         ssot=ssot_option,
-        settings=lambda wildcards: generation_settings("sampling", SAMPLING, wildcards),
+        settings=job_settings("sample"),
     log:
         "logs/sample/{model}/{method}{variant}/{prompt_set}.log",
     benchmark:
@@ -60,9 +60,7 @@ rule logit_kl:
         layout.LOGIT_KL,
     params:
         model=model_paths,
-        settings=lambda wildcards: settings_json(
-            model=MODELS[wildcards.model], sampling=SAMPLING, tracking=tracked_run(wildcards)
-        ),
+        settings=job_settings("logit_kl"),
     log:
         "logs/logit_kl/{model}/{method}{variant}/{prompt_set}.log",
     benchmark:

@@ -19,7 +19,7 @@ rule aggregate:
     output:
         [report_item(path) if path.endswith((".png", ".md")) else path for path in aggregate_outputs()],
     params:
-        settings=settings_json(**REPORT),
+        settings=job_settings("aggregate"),
         ood_targets=ood_targets_option,
         tables=folder_of("summary.csv"),
         figures=folder_of("figure2_family_median_w1.png"),
@@ -47,7 +47,7 @@ rule aggregate_ablations:
     output:
         [report_item(path) if path.endswith((".png", ".md")) else path for path in ablation_outputs()],
     params:
-        settings=settings_json(**ABLATION_REPORT),
+        settings=job_settings("aggregate_ablations"),
         ood_targets=ood_targets_option,
         folder=folder_of("table24_construction_cost.csv"),
     log:

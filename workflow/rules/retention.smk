@@ -16,7 +16,7 @@ rule retention_data:
     wildcard_constraints:
         suite=_alternatives(SUITES),
     params:
-        settings=lambda wildcards: settings_json(**RETENTION | {"suite": wildcards.suite}),
+        settings=job_settings("retention_data"),
     log:
         "logs/eval_data/retention_{suite}.log",
     benchmark:
@@ -31,7 +31,7 @@ rule fetch_irt_parameters:
     output:
         RETENTION["irt_parameters"] or layout.IRT_PARAMETERS,
     params:
-        settings=settings_json(**RETENTION),
+        settings=job_settings("fetch_irt_parameters"),
     log:
         "logs/eval_data/fetch_irt_parameters.log",
     conda:
@@ -44,7 +44,7 @@ rule fetch_paloma:
     output:
         directory(layout.PALOMA),
     params:
-        settings=settings_json(**PERPLEXITY | {"offline": False}),
+        settings=job_settings("fetch_paloma"),
     log:
         "logs/eval_data/fetch_paloma.log",
     benchmark:
@@ -60,7 +60,7 @@ rule perplexity_data_offline:
     output:
         directory(layout.PALOMA_OFFLINE),
     params:
-        settings=settings_json(**PERPLEXITY | {"offline": True}),
+        settings=job_settings("perplexity_data_offline"),
     log:
         "logs/eval_data/perplexity_offline.log",
     benchmark:
@@ -81,7 +81,7 @@ rule retention:
         examples=layout.RETENTION_EXAMPLES,
     params:
         model=model_paths,
-        settings=model_settings(retention=RETENTION),
+        settings=job_settings("retention"),
         irt=irt_option,
     log:
         "logs/retention/{model}/{method}{variant}.log",
@@ -107,7 +107,7 @@ rule perplexity:
         layout.PERPLEXITY,
     params:
         model=model_paths,
-        settings=model_settings(perplexity=PERPLEXITY),
+        settings=job_settings("perplexity"),
     log:
         "logs/perplexity/{model}/{method}{variant}.log",
     benchmark:

@@ -8,7 +8,7 @@ rule discretize:
     output:
         directory(layout.TARGETS),
     params:
-        settings=discretize_settings,
+        settings=job_settings("discretize"),
     log:
         "logs/discretize/{prompt_set}_d{decimals}_b{bins}.log",
     benchmark:
@@ -31,7 +31,7 @@ rule build_tries:
         directory(layout.TRIES),
     params:
         tokenizer=lambda wildcards: model_source(tokenizer_users(wildcards.tokenizer)[0]),
-        settings=lambda wildcards: settings_json(terminator=MODELS[tokenizer_users(wildcards.tokenizer)[0]]["terminator"]),
+        settings=job_settings("build_tries"),
         same_tokenizer=same_tokenizer_options,
     log:
         "logs/build_tries/{tokenizer}/{prompt_set}_d{decimals}_b{bins}.log",
@@ -56,7 +56,7 @@ rule construction_cost:
         layout.CONSTRUCTION_COST,
     params:
         tokenizer_option=construction_cost_tokenizer_option,
-        settings=construction_cost_settings(),
+        settings=job_settings("construction_cost"),
     log:
         "logs/construction_cost.log",
     benchmark:

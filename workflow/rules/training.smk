@@ -3,6 +3,13 @@
 # than one GPU the job launches torchrun (DDP) on its node. A rerun resumes from
 # results/<model>/<method>[~<variant>]/checkpoints. One rule per trained method, train_<method>, so
 # that a cluster profile can give each its own resources; they differ in their time limit only.
+# Every adapter carries a model card (README.md); `snakemake --cores 1 release` writes each trained
+# adapter with its card's headline metrics into results/release/<model>/<method>/, a folder to publish.
+
+
+localrules:
+    release_adapter,
+    release,
 
 
 for trained in TRAINED:
@@ -19,7 +26,7 @@ for trained in TRAINED:
             method=re.escape(trained),
         params:
             model=model_paths,
-            settings=train_settings,
+            settings=job_settings(f"train_{trained}"),
             launcher=train_launcher,
             tries=tries_option,
             checkpoints=layout.CHECKPOINTS,
@@ -39,3 +46,27 @@ for trained in TRAINED:
             "{params.launcher} train --settings {params.settings:q} {params.model} --targets {input.targets:q} "
             "{params.tries} --adapter {output.adapter:q} --train-log {output.train_log:q} "
             "--checkpoints {params.checkpoints:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule release_adapter:
+    input:
+        unpack(release_inputs),
+    output:
+        directory(layout.RELEASE),
+    params:
+        base=lambda wildcards, input: " ".join(["--base-results", *map(shlex.quote, input.base_results)])
+        if input.base_results else "",
+    log:
+        "logs/release/{model}/{method}{variant}.log",
+    benchmark:
+        "results/benchmarks/release/{model}/{method}{variant}.tsv"
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "calft release --adapter {input.adapter:q} --results {input.results:q} {params.base} --output {output:q} "
+        "> {log:q} 2>&1"
+
+
+rule release:
+    input:
+        release_targets(),

@@ -12,7 +12,7 @@ rule open_ended:
     params:
         model=model_paths,
         ssot=ssot_option,
-        settings=lambda wildcards: generation_settings("open_ended", TRANSFER["open_ended"], wildcards),
+        settings=job_settings("open_ended"),
     log:
         "logs/open_ended/{model}/{method}{variant}.log",
     benchmark:
@@ -37,7 +37,7 @@ rule mcq:
         samples=layout.MCQ_SAMPLES,
     params:
         model=model_paths,
-        settings=model_settings(mcq=TRANSFER["mcq"]),
+        settings=job_settings("mcq"),
     log:
         "logs/mcq/{model}/{method}{variant}.log",
     benchmark:
@@ -63,7 +63,7 @@ rule fetch_noveltybench_prompts:
     output:
         directory(layout.NOVELTY_PROMPTS),
     params:
-        settings=settings_json(**NOVELTY),
+        settings=job_settings("fetch_noveltybench_prompts"),
     log:
         "logs/noveltybench/fetch_prompts.log",
     benchmark:
@@ -80,7 +80,7 @@ rule download_noveltybench_model:
     wildcard_constraints:
         evaluator="similarity_model|similarity_tokenizer|reward_model",
     params:
-        settings=lambda wildcards: settings_json(source=NOVELTY[wildcards.evaluator]),
+        settings=job_settings("download_noveltybench_model"),
     log:
         "logs/noveltybench/download_{evaluator}.log",
     conda:
@@ -102,7 +102,7 @@ rule noveltybench:
     params:
         model=model_paths,
         evaluators=evaluator_options,
-        settings=model_settings(noveltybench=NOVELTY),
+        settings=job_settings("noveltybench"),
     log:
         "logs/noveltybench/{model}/{method}{variant}.log",
     benchmark:

@@ -265,6 +265,24 @@ def _install(temporary: Path, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once, at import: setting it to read it is not thread-safe
+
+
+def _readable(path: Path) -> None:
+    """Readable by whoever the umask lets read new files: some writers (safetensors) create theirs
+    readable by their owner alone, which a shared results folder, or an adapter to publish, must not be."""
+    wanted = 0o444 & ~_UMASK
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if item.is_file() and not item.is_symlink() and item.stat().st_mode & wanted != wanted:
+            item.chmod(item.stat().st_mode | wanted)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, kind: str) -> Iterator[Path]:
     """Yield a temporary sibling path (for a file or a folder) that becomes `path`, a `kind`
@@ -278,6 +296,7 @@ def atomic_path(path: str | Path, kind: str) -> Iterator[Path]:
     _remove(temporary)
     try:
         yield temporary
+        _readable(temporary)
         check_output(path, kind)
         if not temporary.is_dir() and path.suffix not in SELF_DESCRIBING:
             _list_in_manifest(path, kind)

@@ -27,7 +27,7 @@ def sample(
     ssot = settings.prompting == methods.SEED_THEN_ANSWER
     instruction = seed_of_thought.job_instruction(ssot, ssot_instruction, settings.model.chat_protocol)
     log(f"sample {targets}: {settings.sampling.num_samples} per prompt, adapter {adapter}, ssot {ssot}")
-    prompts = artifacts.read_prompts(targets, ["family", "split", "params", "prompt"])
+    prompts = _read_prompts(targets, ["family", "split", "params", "prompt"])
     loaded = load(model_dir, settings.model, adapter)
     frame = sample_prompt_set(loaded, prompts, settings.sampling, instruction and instruction.text)
     info = artifacts.provenance(
@@ -45,12 +45,20 @@ def sample(
     log(f"wrote {len(frame)} samples, valid rate {frame.valid.mean():.3f}, to {output}")
 
 
+def _read_prompts(targets: str, columns: list[str]):
+    """The prompts of a targets artifact, with the families it declares registered (calft.targets.declared)."""
+    from calft.targets import declared
+
+    declared.register(artifacts.read_provenance(targets)["config"].get("declared_families") or {})
+    return artifacts.read_prompts(targets, columns)
+
+
 def score(samples: str, targets: str, output: str, tracking=None) -> None:
     from calft.evaluation.score import score_samples
 
     artifacts.check_same_targets(samples, "samples", targets)
     frame = artifacts.read_table(samples, "samples").to_pandas()
-    prompts = artifacts.read_prompts(targets, ["family", "split", "params"])
+    prompts = _read_prompts(targets, ["family", "split", "params"])
     unknown = set(frame.prompt_id) - set(prompts.prompt_id)
     if unknown:
         raise UserError(f"{samples} holds samples of prompts that {targets} does not have, e.g. {sorted(unknown)[0]!r}")

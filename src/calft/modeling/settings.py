@@ -49,3 +49,28 @@ class ModelSourceSettings(Section):
     LABEL = "settings"
     source: str
     revision: str | None
+    files: str  # what to download of a hub repository: a model's files, or an adapter's
+
+
+@dataclass(frozen=True)
+class AdapterEntry(Section):
+    """One entry of `adapters`: an adapter calft did not train, on a configured base model."""
+
+    SCHEMA_PATH = ("$defs", "adapter")
+    LABEL = "adapter"
+    model: str
+    path: str | None
+    hub: str | None
+    revision: str | None
+    trust: bool
+
+
+@dataclass(frozen=True)
+class ImportAdapterSettings(Section):
+    """import-adapter: the adapter's method name, its entry and its base model's entry."""
+
+    SCHEMA_PATH = ("$defs", "import_adapter_settings")
+    LABEL = "settings"
+    name: str
+    model: ModelEntry
+    adapter: AdapterEntry

@@ -47,7 +47,7 @@ def summary(per_prompt: pd.DataFrame, bootstrap=None, min_valid_samples: int = 1
 def retention_means(retention: pd.DataFrame) -> pd.DataFrame:
     """Per (model, method): the mean score over the task rows, as `retention`, with the interval of
     independent task errors (`retention_low`, `retention_high`: the tasks' `half_width` in quadrature,
-    over their number)."""
+    over their number), within [0, 1] like every score."""
     half = retention.half_width if "half_width" in retention else np.nan
     grouped = retention.assign(half_squared=half**2).groupby(["model", "method"], as_index=False)
     means = grouped.agg(
@@ -56,7 +56,8 @@ def retention_means(retention: pd.DataFrame) -> pd.DataFrame:
         tasks=("score", "size"),
     )
     half = np.sqrt(means.half_squared) / means.tasks
-    return means.assign(retention_low=means.retention - half, retention_high=means.retention + half)[
+    low, high = (means.retention - half).clip(0, 1), (means.retention + half).clip(0, 1)
+    return means.assign(retention_low=low, retention_high=high)[
         ["model", "method", "retention", "retention_low", "retention_high"]
     ]
 

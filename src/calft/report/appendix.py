@@ -117,7 +117,7 @@ def families_table() -> pd.DataFrame:
                 "kind": "integer" if family.integer else "continuous",
                 "split": "held out (OOD)" if family.held_out else "seen",
                 "training region": "—" if family.held_out else _grid_text(TRAIN_GRIDS[family_id]),
-                "test grid": _grid_text(TEST_GRIDS[family_id]),
+                "test grid": _grid_text(TEST_GRIDS[family_id]) if family_id in TEST_GRIDS else "—",
                 "evaluation prompts": " | ".join(json.dumps(row) for row in SELECTED[family_id]),
             }
         )

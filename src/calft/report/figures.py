@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calft.methods import BASE, MAIN, METHODS, TRAINED
+from calft.methods import BASE, MAIN, METHODS
 from calft.metrics import METRICS
 from calft.report.tables import SET_TITLES
 from calft.targets.families import get_family
@@ -141,8 +141,11 @@ def figure_family_median(
     samples carries a dagger."""
     plt = _pyplot()
     models = summary_rows.model.nunique()
-    header = header_height(len(MAIN) + 1)
-    rows, columns, size = grid(len(prompt_sets), max(6.0, 0.6 * models + 1), 4.8, header)
+    shown = _shown(summary_rows)
+    width = 0.8 / len(shown)
+    header = header_height(len(shown) + 1)
+    width_for_title = 9.6 / min(2, len(prompt_sets))  # the title is one line of about 9.5 inches
+    rows, columns, size = grid(len(prompt_sets), max(6.0, 0.6 * models + 1, width_for_title), 4.8, header)
     fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
     undefined = False
     order = {name: position for position, name in enumerate(PAPER_PANEL_ORDER)}
@@ -150,21 +153,21 @@ def figure_family_median(
     for ax, prompt_set in zip(axes.ravel(), prompt_sets):
         subset = summary_rows[summary_rows.prompt_set == prompt_set]
         models = list(subset.model.unique())
-        for j, method in enumerate(MAIN):
+        for j, method in enumerate(shown):
             for i, model in enumerate(models):
                 row = subset[(subset.model == model) & (subset.method == method)]
-                x = i + (j - 1) * 0.27
+                x = i + (j - (len(shown) - 1) / 2) * width
                 if row.empty:
                     continue
                 value = row.normalized_w1
                 if np.isfinite(value.iloc[0]):
-                    ax.bar(x, value.iloc[0], 0.27, color=METHODS[method].color)
+                    ax.bar(x, value.iloc[0], width, color=METHODS[method].color)
                     _whisker(ax, x, value.iloc[0], row)
                     if row.get("fewest_family_valid_samples", pd.Series([np.inf])).iloc[0] < min_valid_samples:
                         _mark_few(ax, x, "†")
                 else:
                     undefined = True
-                    _mark_undefined(ax, x, 0.27, METHODS[method].color)
+                    _mark_undefined(ax, x, width, METHODS[method].color)
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
         ax.set_ylim(bottom=0)
         ax.set_ylabel(f"family-median {METRICS['normalized_w1'].axis_label}")
@@ -175,7 +178,17 @@ def figure_family_median(
         f"Family-median normalized W1 (Figure 2); whiskers: the tables' intervals; "
         f"{few_note(min_valid_samples, dagger=True)} in some family"
     )
-    finish(fig, path, title, _method_handles(MAIN, undefined))
+    finish(fig, path, title, _method_handles(shown, undefined))
+
+
+def _shown(rows: pd.DataFrame) -> list[str]:
+    """The main methods the rows hold, in table order: the bars of a figure."""
+    return [method for method in MAIN if method in set(rows.method)]
+
+
+def _tuned(rows: pd.DataFrame) -> pd.Series:
+    """Which rows are of a method with an adapter (trained by calft or declared)."""
+    return rows.method.map(lambda method: METHODS[method].adapter).astype(bool)
 
 
 def per_family_values(per_prompt: pd.DataFrame, prompt_set: str, metric: str) -> pd.DataFrame:
@@ -235,15 +248,15 @@ def figure_panels(values: pd.DataFrame, label: str, title: str, log: bool, path:
     plt = _pyplot()
     panels, models = list(dict.fromkeys(values.panel)), list(dict.fromkeys(values.model))
     limits = {
-        panel: _clipped_axis(group.value, group[group.method.isin(TRAINED)].value, log)
+        panel: _clipped_axis(group.value, group[_tuned(group)].value, log)
         for panel, group in values.groupby("panel", sort=False)
     }
     highs = [high for _, high in limits.values()]
     shared = max(highs) <= 3 * min(highs)
     if shared:
-        common = _clipped_axis(values.value, values[values.method.isin(TRAINED)].value, log)
+        common = _clipped_axis(values.value, values[_tuned(values)].value, log)
         limits = dict.fromkeys(panels, common)
-    header = header_height(len(MAIN) + 1)
+    header = header_height(len(_shown(values)) + 1)
     rows, columns, size = grid(len(panels), max(2.6, 0.5 * len(models) + 0.8), 2.9, header)
     fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False, sharey=shared)
     undefined = False
@@ -258,21 +271,22 @@ def figure_panels(values: pd.DataFrame, label: str, title: str, log: bool, path:
         ax.set_ylabel(label, fontsize=8)
     axis = "one value axis" if shared else "each panel its own value axis"
     axis += "; a value beyond it is printed on its bar" if log else ""  # a linear axis holds every value
-    finish(fig, path, f"{title}; {axis}", _method_handles(MAIN, undefined))
+    finish(fig, path, f"{title}; {axis}", _method_handles(_shown(values), undefined))
 
 
 def _panel_bars(ax, values: pd.DataFrame, models: list[str], limits: tuple[float, float], log: bool) -> bool:
     """One panel's bars (a group per model, a bar per method) on the axis `limits`; True when a value
     is undefined."""
     low, high = limits
-    width = 0.8 / len(MAIN)
+    bars = _shown(values)
+    width = 0.8 / len(bars)
     undefined = False
-    for j, method in enumerate(MAIN):
+    for j, method in enumerate(bars):
         for i, model in enumerate(models):
             match = values[(values.model == model) & (values.method == method)].value
             if match.empty:
                 continue
-            x, value = i + (j - (len(MAIN) - 1) / 2) * width, float(match.iloc[0])
+            x, value = i + (j - (len(bars) - 1) / 2) * width, float(match.iloc[0])
             if not np.isfinite(value):
                 undefined = True
                 _mark_undefined(ax, x, width, METHODS[method].color)
@@ -336,7 +350,8 @@ def _ood_panel(ax, prompt, samples: dict[str, pd.DataFrame], colors: dict, style
         grid = np.linspace(low, high, 200)
         target = law.pdf(grid)
         ax.plot(grid, target, "k-", lw=1.2)
-    top = np.percentile(target, 95)  # a density spike at the edge must not flatten the panel
+    # A density spike at the edge must not flatten the panel; a probability mass is always shown.
+    top = float(target.max()) if family.integer else np.percentile(target, 95)
     drawn, counts = [], []
     for method, frame in samples.items():
         valid = frame[(frame.prompt_id == prompt.prompt_id) & frame.valid].value
@@ -404,7 +419,7 @@ def figure_open_ended_per_prompt(rows: pd.DataFrame, path: Path) -> None:
     from matplotlib.lines import Line2D
 
     plt = _pyplot()
-    trained = [m for m in TRAINED if m in set(rows.method)]
+    trained = [m for m in MAIN if METHODS[m].adapter and m in set(rows.method)]
     base = rows[rows.method == BASE].set_index(["model", "prompt_index"])
     styles = model_styles(dict(zip(rows.model, rows.family)))
     handles = [

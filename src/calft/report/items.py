@@ -55,7 +55,7 @@ def figure_metrics(which: tuple[str, ...] | str) -> list[str]:
 
 
 def trained(selection) -> bool:
-    return any(methods.METHODS[name].adapter for name in selection.methods)
+    return any(methods.METHODS[name].training for name in selection.methods)
 
 
 @dataclass(frozen=True)

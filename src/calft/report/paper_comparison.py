@@ -210,7 +210,10 @@ def top_answers_share(report, configuration: dict, method: str, category: str, t
 
 
 def _training_costs(report, method: str):
-    costs = appendix.training_cost({key: value for key, value in report.training_logs.items() if key[1] == method})
+    logs = {key: value for key, value in report.training_logs.items() if key[1] == method}
+    if not logs:  # the method is not trained in this run
+        return None
+    costs = appendix.training_cost(logs)
     return costs.iloc[0] if len(costs) else None
 
 

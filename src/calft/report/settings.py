@@ -16,10 +16,25 @@ class ReportSelection(Section):
     LABEL = "settings"
     models: list
     methods: list
+    adapters: dict  # the declared adapters among the methods, each with its one model
+    families: dict  # the config's declared families (calft.targets.declared)
     prompt_sets: list
     evaluations: list  # the optional evaluations (calft.evaluations) whose items to write
     ablations: dict | None
     statistics: dict  # min_valid_samples and bootstrap (the config's report section)
+
+    def __post_init__(self):
+        from calft.targets import declared
+
+        methods.register_adapters(self.adapters)  # the declared adapters join the methods registry
+        declared.register(self.families)  # and the declared families the families' registry
+
+    def cells(self) -> list[tuple[str, str]]:
+        """The (model, method) pairs the report covers: every method on every model, except that a
+        declared adapter runs on its own base model only."""
+        return [
+            (model, name) for model in self.models for name in self.methods if methods.METHODS[name].applies_to(model)
+        ]
 
     @property
     def bootstrap(self):

@@ -177,7 +177,8 @@ def paper_table(summary_rows: pd.DataFrame, prompt_set: str) -> pd.DataFrame:
     subset = summary_rows[summary_rows.prompt_set == prompt_set]
     names = carried(subset, metric_columns()) + [name for name in COUNTS if name in subset]
     wide = subset.pivot(index="model", columns="method", values=names)
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([names, MAIN]))
+    present = [method for method in MAIN if method in set(subset.method)]
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([names, present]))
     return wide.reindex(subset.model.unique())
 
 
@@ -335,8 +336,10 @@ def load_perplexity(inputs: dict) -> pd.DataFrame:
 
 
 def wide(
-    rows: pd.DataFrame, index: list[str], values: list[str], order: list, methods: tuple[str, ...] = MAIN
+    rows: pd.DataFrame, index: list[str], values: list[str], order: list, methods: list[str] | None = None
 ) -> pd.DataFrame:
+    """A column per value and method (by default the main methods the rows hold), a row per `index`."""
+    methods = methods or [method for method in MAIN if method in set(rows.method)]
     wide = rows.pivot_table(index=index, columns="method", values=values, aggfunc="first", dropna=False)
     wide = wide.reindex(columns=pd.MultiIndex.from_product([values, methods]))
     return wide.reindex(order)

@@ -99,10 +99,12 @@ def worker_pool(workers: int, initializer=None, initargs: tuple = ()):
 
 
 def discretize(settings: DiscretizeSettings, output: str, workers: int) -> None:
+    from calft.targets import declared
     from calft.targets.discretize import QUANTILE_HIGH, QUANTILE_LOW
     from calft.targets.prompts import prompt_set
 
     keep_freed_memory()
+    declared.register(settings.declared_families)
     decimals, max_bins = settings.decimals, settings.max_bins
     prompts = prompt_set(settings.prompt_set, settings.number_format, settings.families, settings.per_family)
     config = settings.to_dict() | {"quantile_low": QUANTILE_LOW, "quantile_high": QUANTILE_HIGH}
@@ -115,7 +117,7 @@ def discretize(settings: DiscretizeSettings, output: str, workers: int) -> None:
     rows = 0
     with artifacts.atomic_path(output, "targets") as folder:
         folder.mkdir()
-        with worker_pool(min(workers, len(runs))) as pool:
+        with worker_pool(min(workers, len(runs)), declared.register, (settings.declared_families,)) as pool:
             futures = [
                 pool.submit(_targets_part, run, decimals, max_bins, folder / f"part-{i:04d}.parquet", info)
                 for i, run in enumerate(runs)

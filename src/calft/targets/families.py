@@ -1,4 +1,5 @@
-"""The 30 distribution families: names, parameters, SciPy laws, supports and domains.
+"""The 30 distribution families: names, parameters, SciPy laws, supports and domains (a config may
+declare more: calft.targets.declared).
 
 Pure math: no torch, no I/O. Parameters are always given by their printed names (the order in which
 the prompt prints them). Every mapping function accepts scalars or numpy arrays, so one family's
@@ -461,8 +462,8 @@ FAMILIES: dict[str, Family] = {
     ]
 }
 
-SEEN = tuple(f for f in FAMILIES if not FAMILIES[f].held_out)
-HELD_OUT = tuple(f for f in FAMILIES if FAMILIES[f].held_out)
+SEEN = [f for f in FAMILIES if not FAMILIES[f].held_out]  # grow with declared families (calft.targets.declared)
+HELD_OUT = [f for f in FAMILIES if FAMILIES[f].held_out]
 
 
 def get_family(family_id: str) -> Family:

@@ -274,7 +274,7 @@ def prompt_set(
             continue
         if name == "train":
             rows = _grid_rows(TRAIN_GRIDS[family_id])
-        elif name.endswith("-full"):
+        elif name.endswith("-full") and family_id in TEST_GRIDS:  # a declared family has its evaluation rows only
             rows = _grid_rows(TEST_GRIDS[family_id])
         else:
             rows = SELECTED[family_id]

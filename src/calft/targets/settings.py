@@ -17,6 +17,7 @@ class DiscretizeSettings(Section):
     number_format: str
     families: list | None
     per_family: int | None
+    declared_families: dict  # the config's `families` (calft.targets.declared), recorded by the targets
 
 
 @dataclass(frozen=True)

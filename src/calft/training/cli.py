@@ -1,4 +1,4 @@
-"""The training stage's command: train."""
+"""The training stage's commands: train, release."""
 
 from __future__ import annotations
 
@@ -40,3 +40,16 @@ def add_commands(sub) -> None:
         action="store_true",
         help="ignore the checkpoint in --checkpoints and train from the first step (it is replaced at the first save)",
     )
+
+    rel = command(
+        sub,
+        "release",
+        "calft.training.commands:release",
+        help="an adapter ready to publish: its folder with a model card that states its headline metrics",
+        description="Copy a trained calft adapter and write its model card (README.md) with the "
+        "headline metrics of its scores and logit KL files, per evaluation prompt set, beside the base model's.",
+    )
+    input_path(rel, "--adapter", required=True, help="the calft adapter folder")
+    input_path(rel, "--results", nargs="+", required=True, help="the adapter's scores and logit KL parquet files")
+    input_path(rel, "--base-results", nargs="*", default=[], help="the base model's, for comparison")
+    output_path(rel, "--output", "adapter", required=True, help="the release folder to write")

@@ -1,4 +1,5 @@
-"""The training stage's command: train one model's soft or hard LoRA adapter, resumably."""
+"""The training stage's commands: train one model's soft or hard LoRA adapter, resumably; release one
+with its evaluated model card."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from calft import artifacts
 from calft.errors import UserError
 from calft.methods import METHODS
 from calft.training.settings import TrainSettings
+
+log = logging.getLogger(__name__).info
 
 
 def train(
@@ -58,3 +61,32 @@ def train(
     except Interrupted as stopped:
         logging.getLogger(__name__).info(str(stopped))
         raise SystemExit(3)
+
+
+def release(adapter: str, results: list[str], base_results: list[str], output: str) -> None:
+    """The adapter with its card's headline metrics (calft.metrics.headline), per evaluation prompt
+    set, beside the base model's: a folder to publish."""
+    import shutil
+
+    from calft.metrics import headline
+    from calft.training import card
+
+    def measured(paths: list[str]) -> dict[str, dict[str, float]]:
+        values: dict[str, dict[str, float]] = {}
+        for path in paths:
+            kind = artifacts.read_provenance(path)["artifact"]
+            rows = artifacts.read_table(path, kind).to_pandas()
+            prompt_set = artifacts.recorded_reference(path)["prompt_set"]
+            values.setdefault(prompt_set, {}).update(headline(rows))
+        return values
+
+    mine, base = measured(results), measured(base_results)
+    metrics = {
+        prompt_set: {"this adapter": values, **({"base model": base[prompt_set]} if prompt_set in base else {})}
+        for prompt_set, values in mine.items()
+    }
+    artifacts.read_record(adapter, "adapter")  # a calft adapter, checked before anything is written
+    with artifacts.atomic_path(output, "adapter") as folder:
+        shutil.copytree(adapter, folder, ignore=shutil.ignore_patterns(".snakemake_timestamp"))
+        card.publish(folder, metrics)
+    log(f"release folder {output}: {sum(len(v) for v in mine.values())} headline metrics")

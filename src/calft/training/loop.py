@@ -35,7 +35,7 @@ from calft.modeling.settings import ModelEntry
 from calft.modeling.trees import PackedBatch, SoftTargets, example_losses, pack
 from calft.progress import progress
 from calft.tracking import Tracking, open_tracking
-from calft.training import checkpoint
+from calft.training import card, checkpoint
 from calft.training.balance import ORDERS
 from calft.training.data import HardTargets, batches, epoch_items
 from calft.training.schedule import steps_per_epoch, warmup_steps
@@ -420,6 +420,7 @@ def _write_outputs(
         model.save_pretrained(folder, state_dict=weights)
         tokenizer.save_pretrained(folder)
         record_adapter(folder, model.get_base_model(), config)
+        card.publish(folder)
     with artifacts.parquet_writer(run.train_log, TRAIN_LOG_SCHEMA, artifacts.provenance("train_log", config)) as writer:
         writer.write_table(pa.Table.from_pylist(rows, schema=TRAIN_LOG_SCHEMA))
 

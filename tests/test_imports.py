@@ -7,7 +7,7 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "calft"
 CORE = {
     "errors", "settings", "methods", "metrics", "evaluations", "variants", "layout", "artifacts", "command", "progress",
-    "tracking",
+    "tracking", "jobs",
 }  # fmt: skip
 STAGES = ["modeling", "targets", "training", "evaluation", "transfer", "retention", "report"]
 TOP = {"config", "slurm"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import signal
@@ -79,6 +80,45 @@ def _cap_threads() -> None:
             os.environ[name] = str(available)
 
 
+def load_run(path: str):
+    """A config file, validated as the workflow validates it (defaults filled in), as the rules read it."""
+    import yaml
+
+    from calft.config import validate
+    from calft.jobs import Run
+
+    try:
+        with open(path, encoding="utf-8") as stream:
+            values = yaml.safe_load(stream)
+    except OSError as error:
+        raise UserError(f"--config {path}: cannot read it ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"--config {path}: not YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"--config {path}: a config is a mapping of sections")
+    validate(values, [path])
+    return Run(values)
+
+
+def derive_settings(subparser: argparse.ArgumentParser, args: dict) -> None:
+    """Replace --config FILE and the job's options in `args` by the settings its rule derives
+    (calft.jobs), unless --settings gave them."""
+    args.pop("settings_section", None)
+    job = args.pop("job", None)
+    if job is None:
+        return
+    config = args.pop("config")
+    given = {option: args.pop(option) for option in job.options}
+    if args["settings"] is not None:
+        if config is not None:
+            raise UserError("give --settings or --config, not both")
+        return
+    if config is None:
+        raise UserError("give --settings, or --config FILE with the job's options (see --help)")
+    values = job.settings(load_run(config), **given)
+    args["settings"] = subparser.get_default("settings_section").from_json(json.dumps(values))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand. Exit status: 0; 2 for a user mistake (one line on stderr naming the
     option, file or key); 1 for a run-time failure (one line: non-finite numbers, a killed worker, a
@@ -105,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)} if in_main_thread else {}
     )
     try:
+        derive_settings(subparsers[command], args)
         check_paths(subparsers[command], args)
         getattr(importlib.import_module(module), function)(**args)
     except UserError as error:

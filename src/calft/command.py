@@ -14,16 +14,34 @@ from calft.settings import Section, SettingsError
 
 
 def _typed(section: type[Section]):
-    """An argparse type: JSON parsed into a typed settings section."""
+    """An argparse type: JSON, or @FILE of JSON or YAML, parsed into a typed settings section."""
 
     def parse(text: str):
         try:
-            return section.from_json(text)
+            return section.from_dict(_read_settings(text[1:])) if text.startswith("@") else section.from_json(text)
         except SettingsError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        except UserError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
 
     parse.__name__ = section.__name__
     return parse
+
+
+def _read_settings(path: str) -> dict:
+    """The settings in a JSON or YAML file (JSON is YAML)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as stream:
+            values = yaml.safe_load(stream)
+    except OSError as error:
+        raise UserError(f"cannot read the settings file {path} ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"{path} is neither JSON nor YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path} holds no mapping of settings")
+    return values
 
 
 def command(
@@ -33,15 +51,32 @@ def command(
     settings: type[Section] | None = None,
     settings_help: str = "",
     offline: bool = False,
+    job=None,
     **options,
 ) -> argparse.ArgumentParser:
     """A subcommand run by `target` ('module:function', imported only when it runs), whose parameters
     are the option names. `offline`: it reads models and datasets from local folders and the Hugging
-    Face cache only (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE); a job never downloads."""
+    Face cache only (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE); a job never downloads. `job`
+    (calft.jobs.Job): the rule whose settings `--config FILE` and the job's options derive instead
+    of `--settings`, exactly as the workflow derives them."""
     parser = sub.add_parser(name, **options)
-    parser.set_defaults(target=target, offline=offline)
+    parser.set_defaults(target=target, offline=offline, job=job)
     if settings is not None:
-        parser.add_argument("--settings", type=_typed(settings), required=True, help=settings_help)
+        parser.add_argument(
+            "--settings",
+            type=_typed(settings),
+            required=job is None,
+            help=f"{settings_help}; or @FILE, a JSON or YAML file of them"
+            + ("; or, instead, --config FILE and the job's options" if job is not None else ""),
+        )
+        parser.set_defaults(settings_section=settings)
+    if job is not None:
+        from calft.jobs import JOB_OPTIONS
+
+        group = parser.add_argument_group("the job of a config, instead of --settings (the settings its rule gives)")
+        group.add_argument("--config", metavar="FILE", default=None, help="a workflow config (e.g. config.yaml)")
+        for option in job.options:
+            group.add_argument(f"--{option.replace('_', '-')}", default=None, help=JOB_OPTIONS[option])
     return parser
 
 

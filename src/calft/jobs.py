@@ -9,11 +9,11 @@ would give it. Cheap to import: the workflow reads it in every job.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 
 from calft import layout, methods, variants
 from calft.errors import UserError
-from calft.evaluations import optional as optional_evaluations
 
 DERIVATIONS: dict[str, Callable] = {}
 
@@ -65,6 +65,11 @@ class Run:
             raise UserError(f"unknown model '{name}'; defined models: {', '.join(self.models)}")
         return self.models[name]
 
+    def adapter(self, name: str) -> dict:
+        if name not in self.adapters:
+            raise UserError(f"'{name}' is not a declared adapter of a run model ({', '.join(self.adapters) or 'none'})")
+        return self.adapters[name]
+
     def method(self, name: str) -> methods.Method:
         if name not in methods.METHODS:
             raise UserError(f"unknown method '{name}' ({', '.join(methods.METHODS)})")
@@ -82,6 +87,8 @@ class Run:
     @cached_property
     def report(self) -> dict:
         """The report's selection (calft.report.settings.ReportSelection)."""
+        from calft.evaluations import optional as optional_evaluations  # its schemas: not for `calft --help`
+
         config = self.config
         return dict(
             models=self.run_models,
@@ -127,13 +134,13 @@ def _hub_model(run: Run, hub_model: str, **_) -> dict:
 
 @derives("download_hub_adapter")
 def _hub_adapter(run: Run, adapter: str, **_) -> dict:
-    entry = run.adapters[adapter]
+    entry = run.adapter(adapter)
     return {"source": entry["hub"], "revision": entry["revision"], "files": "adapter"}
 
 
 @derives("import_adapter")
 def _import_adapter(run: Run, model: str, method: str, **_) -> dict:
-    return {"name": method, "model": run.model(model), "adapter": run.adapters[method]}
+    return {"name": method, "model": run.model(model), "adapter": run.adapter(method)}
 
 
 # Targets.
@@ -283,3 +290,82 @@ def _aggregate(run: Run, **_) -> dict:
 @derives("aggregate_ablations")
 def _aggregate_ablations(run: Run, **_) -> dict:
     return run.ablation_report
+
+
+# Commands run by hand: which rule's settings a command takes, and the options that name its job.
+
+JOB_OPTIONS = {
+    "model": "a model of the config's `models`",
+    "method": "a method (base, soft, hard, ssot, or a declared adapter)",
+    "variant": "a training variant of ablations.variants (default: the method's top-level setting)",
+    "prompt_set": "a prompt set (train, unseen, ood, unseen-full, ood-full)",
+    "evaluator": "a NoveltyBench evaluator (similarity_model, similarity_tokenizer, reward_model)",
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """How a command run by hand (`--config FILE --model NAME ...`) names the job whose settings it
+    takes: its rule, or a function (run, **options) -> (rule, wildcards), and the options it reads."""
+
+    rule: str | Callable
+    options: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+
+    def settings(self, run: Run, **given) -> dict:
+        missing = [name for name in self.required if given.get(name) is None]
+        if missing:
+            raise UserError(f"--config needs --{missing[0].replace('_', '-')} ({JOB_OPTIONS[missing[0]]})")
+        given = {name: value for name, value in given.items() if value is not None}
+        if callable(self.rule):
+            rule, wildcards = self.rule(run, **given)
+        else:
+            rule, wildcards = self.rule, _wildcards(given)
+        return settings(rule, run, **wildcards)
+
+
+def _wildcards(given: dict) -> dict:
+    """The options as the job's wildcards: a variant by its folder suffix."""
+    variant = given.get("variant", "")
+    return given | {"variant": f"{variants.SEPARATOR}{variant}" if variant else ""}
+
+
+def discretize_job(run: Run, prompt_set: str, method: str | None = None, variant: str = "") -> tuple[str, dict]:
+    """The training targets of a trained method (and variant), or an evaluation set's reference."""
+    if prompt_set == "train":
+        if method is None or not run.method(method).training:
+            raise UserError("--prompt-set train needs --method naming a trained method (and --variant for a variant)")
+        grid = run.variant(method, variant)
+        decimals, bins = grid.decimals, grid.max_bins
+    else:
+        targets = run.config["targets"]
+        decimals, bins = targets["eval_decimals"], targets["eval_max_bins"]
+    return "discretize", {"prompt_set": prompt_set, "decimals": str(decimals), "bins": str(bins)}
+
+
+def tries_job(run: Run, model: str) -> tuple[str, dict]:
+    return "build_tries", {"tokenizer": run.model(model)["tokenizer"]}
+
+
+def train_job(run: Run, model: str, method: str, variant: str = "") -> tuple[str, dict]:
+    if not run.method(method).training:
+        raise UserError(f"--method {method}: calft trains only {', '.join(methods.TRAINED)}")
+    return f"train_{method}", _wildcards({"model": model, "method": method, "variant": variant})
+
+
+def prepare_job(run: Run, model: str | None = None, method: str | None = None, evaluator: str | None = None):
+    """A model (embedded or from the hub), a declared hub adapter (--method) or a NoveltyBench evaluator."""
+    if [model, method, evaluator].count(None) != 2:
+        raise UserError("--config needs one of --model, --method (a declared hub adapter) and --evaluator")
+    if model is not None:
+        embedded = run.model(model)["source"] == "embedded"
+        return ("prepare_embedded_model", {}) if embedded else ("download_hub_model", {"hub_model": model})
+    if method is not None:
+        if not (run.adapters.get(method) or {}).get("hub"):
+            raise UserError(f"--method {method} is not a declared hub adapter of a run model")
+        return "download_hub_adapter", {"adapter": method}
+    return "download_noveltybench_model", {"evaluator": evaluator}
+
+
+def perplexity_data_job(run: Run) -> tuple[str, dict]:
+    return ("perplexity_data_offline" if run.config["perplexity"]["offline"] else "fetch_paloma"), {}

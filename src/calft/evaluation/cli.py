@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from calft.command import command, input_path, model_paths, output_path, tracking_option
 from calft.evaluation.settings import LogitKlSettings, SampleSettings
+from calft.jobs import Job
 
 
 def add_commands(sub) -> None:
@@ -16,6 +17,7 @@ def add_commands(sub) -> None:
         "max_new_tokens, temperature, top_p, seed, chunk_size) and prompting (direct, or ssot: String "
         "Seed of Thought, judged from <answer>)",
         offline=True,
+        job=Job("sample", ("model", "method"), ("model", "method")),
         help="sample N answers per evaluation prompt, parse and judge them",
         description="Write one parquet row per sample: prompt_id, family, split, sample_idx, seed, text, "
         "num_tokens, stopped, value, valid.",
@@ -50,6 +52,7 @@ def add_commands(sub) -> None:
         "JSON: model (the model's config entry), sampling (the config's section: logit_kl_paths, "
         "logit_kl_exact, seed) and tracking (the tracker run of calft.tracking, or null)",
         offline=True,
+        job=Job("logit_kl", ("model", "method", "variant"), ("model", "method")),
         help="trie logit KL per prompt: Monte-Carlo over a few paths, optionally exact",
         description="Write one parquet row per prompt: logit_kl (mean training loss over "
         "sampling.logit_kl_paths sampled trie paths) and logit_kl_exact (its expectation over all paths, "

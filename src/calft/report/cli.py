@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from calft.command import command, input_path, output_path
+from calft.jobs import Job
 from calft.report.settings import AblationSelection, ReportSelection
 
 
@@ -14,6 +15,7 @@ def add_commands(sub) -> None:
         ReportSelection,
         "JSON: models and methods in table order, prompt_sets, and evaluations: the optional evaluations "
         "whose tables to write (retention, perplexity, open_ended, mcq, noveltybench; calft.evaluations)",
+        job=Job("aggregate"),
         help="tables and figures from the per-prompt parquet files (no model)",
         description="Read exactly the files the selection needs (calft.report.items.report_inputs; a missing "
         "one is an error naming it) and write every table and figure of calft.report.items that the "
@@ -31,6 +33,7 @@ def add_commands(sub) -> None:
         AblationSelection,
         "JSON: models (column order), prompt_sets, and runs (each: method, variant, '' for the final "
         "setting, models, decimals, max_bins, draws_per_prompt, epochs)",
+        job=Job("aggregate_ablations"),
         help="the ablation tables and figure from parquet files (no model)",
         description="Write Table 24 (construction cost), Tables 25-26 (the soft and hard training variants "
         "that the runs name, against the one evaluation reference) and Figure 14 (OOD samples of the soft "

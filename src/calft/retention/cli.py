@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from calft import jobs
 from calft.command import command, input_path, model_paths, output_path
+from calft.jobs import Job
 from calft.retention.settings import Perplexity, PerplexitySettings, Retention, RetentionSettings
 
 DATA_DESCRIPTION = (
@@ -34,6 +36,7 @@ def _retention_data(sub) -> None:
         "calft.retention.commands:retention_data",
         Retention,
         "JSON of the config's retention section (its suite chooses the data)",
+        job=Job("retention_data"),
         help="prepare the retention suite's data: the offline probes, or tinyBenchmarks (head node)",
         description="Writes a folder of <task>.parquet: the offline probes, generated, or the "
         "tinyBenchmarks datasets fetched from the hub. " + DATA_DESCRIPTION,
@@ -48,6 +51,7 @@ def _perplexity_data(sub) -> None:
         "calft.retention.commands:perplexity_data",
         Perplexity,
         "JSON of the config's perplexity section (offline: true builds the offline slices)",
+        job=Job(jobs.perplexity_data_job),
         help="prepare the perplexity slices: offline, or PALOMA fetched from the hub (gated; head node)",
         description="Writes a folder in PALOMA's layout, <slice>/<split>/*.jsonl.gz. " + DATA_DESCRIPTION,
     )
@@ -61,6 +65,7 @@ def _fetch_irt(sub) -> None:
         "calft.retention.commands:fetch_irt",
         Retention,
         "JSON of the config's retention section (irt_url, irt_sha256: the download fails on a mismatch)",
+        job=Job("fetch_irt_parameters"),
         help="download tinyBenchmarks' IRT parameter file (head node)",
     )
     output_path(fi, "--output", "irt_parameters", required=True, help="numpy archive to write")
@@ -74,6 +79,7 @@ def _retention(sub) -> None:
         RetentionSettings,
         "JSON: model (the model's config entry) and retention (the config's section)",
         offline=True,
+        job=Job("retention", ("model",), ("model",)),
         help="TinyBenchmarks-style retention through lm-eval",
         description="Runs the suite's tasks with lm-evaluation-harness on the model (and adapter); writes "
         "per-example scores and per-task accuracy with gp-IRT where IRT parameters exist.",
@@ -93,6 +99,7 @@ def _perplexity(sub) -> None:
         PerplexitySettings,
         "JSON: model (the model's config entry) and perplexity (the config's section)",
         offline=True,
+        job=Job("perplexity", ("model",), ("model",)),
         help="PALOMA-style perplexity through lm-eval",
         description="Strided rolling log-likelihood of every document of each slice; writes per-slice "
         "NLL, tokens, bytes, perplexity and bits per byte.",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from calft import jobs
 from calft.command import command, input_path, output_path, workers_option
+from calft.jobs import Job
 from calft.targets.settings import ConstructionCostSettings, DiscretizeSettings, TriesSettings
 
 TOKENIZER_HELP = "model or tokenizer folder, or the download marker of a hub model (calft prepare-model)"
@@ -25,6 +27,7 @@ def _discretize(sub) -> None:
         "evaluation prompts; unseen-full / ood-full: the full test grids), decimals (d, the paper's 5), "
         "max_bins (paper: 1001 soft, 16384 hard and evaluation), number_format (clean or reference), "
         "families, per_family",
+        job=Job(jobs.discretize_job, ("prompt_set", "method", "variant"), ("prompt_set",)),
         help="discretize the target law of every prompt of a prompt set into canonical strings",
         description="Write a folder of parquet parts (one per family, computed in parallel) with a row "
         "per (prompt, canonical output): prompt_id, family, split, params, prompt, bin, canonical, value, "
@@ -43,6 +46,7 @@ def _build_tries(sub) -> None:
         'JSON: {"terminator": the token that ends an assistant turn, appended to every canonical output '
         "(SmolLM2 and Qwen3: <|im_end|>)}",
         offline=True,
+        job=Job(jobs.tries_job, ("model",), ("model",)),
         help="tokenize every canonical output and build the per-prompt token tries",
         description="Write a folder of parquet parts (one per family, built in parallel) with a row per "
         "trie node: prompt_id, node, parent, depth, token, mass, q (target probability of token after "
@@ -71,6 +75,7 @@ def _fingerprint(sub) -> None:
         TriesSettings,
         "JSON with the terminator (see build-tries)",
         offline=True,
+        job=Job(jobs.tries_job, ("model",), ("model",)),
         help="print the tokenizer fingerprint that keys shared tries",
     )
     input_path(f, "--tokenizer", required=True, help=TOKENIZER_HELP)
@@ -85,6 +90,7 @@ def _construction_cost(sub) -> None:
         "JSON: construction_cost (decimals and max_bins lists, prompt_set, max_prompts, tokenizer), "
         "number_format, terminator, reference (the evaluation grid point, marked in Table 24)",
         offline=True,
+        job=Job("construction_cost"),
         help="time and trace the memory of building each prompt's output space and trie over a precision grid",
         description="For every (decimals, max_bins) of the grid and every prompt, one at a time: the wall "
         "seconds and tracemalloc peak of discretizing its law and of tokenizing and building its trie "

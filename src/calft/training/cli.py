@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from calft import jobs
 from calft.command import command, input_path, integer_in, model_paths, output_path
+from calft.jobs import Job
 from calft.training.settings import TrainSettings
 
 
@@ -16,6 +18,7 @@ def add_commands(sub) -> None:
         "sampled completions), model (the model's config entry) and training (the config's section); "
         "missing keys take the schema's defaults",
         offline=True,
+        job=Job(jobs.train_job, ("model", "method", "variant"), ("model", "method")),
         help="train a soft- or hard-target LoRA adapter (resumes from its checkpoint; torchrun for several GPUs)",
         description="Calibration Fine-Tuning of one model. Writes a peft adapter folder and a parquet "
         "training log (step, epoch, loss, lr, examples, tokens, seconds). Launch under torchrun for DDP "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from calft.command import command, input_path, model_paths, output_path
+from calft.jobs import Job
 from calft.transfer.settings import EVALUATORS, McqSettings, NoveltyBench, NoveltyBenchSettings, OpenEndedSettings
 
 
@@ -22,6 +23,7 @@ def _open_ended(sub) -> None:
         "JSON: model (the model's config entry), open_ended (the config's transfer.open_ended) and "
         "prompting (direct or ssot)",
         offline=True,
+        job=Job("open_ended", ("model", "method"), ("model", "method")),
         help="open-ended random generation (102 prompts)",
         description="Top-p first-token support sizes and unique-output fractions of the 102 "
         "'[Verb] a random [category]' prompts.",
@@ -44,6 +46,7 @@ def _mcq(sub) -> None:
         McqSettings,
         "JSON: model (the model's config entry) and mcq (the config's transfer.mcq)",
         offline=True,
+        job=Job("mcq", ("model",), ("model",)),
         help="MCQ answer-position balance",
         description="Generated medical multiple-choice questions, strictly parsed: parse rate and TV "
         "distance of the correct-answer letters to uniform.",
@@ -61,6 +64,7 @@ def _noveltybench(sub) -> None:
         NoveltyBenchSettings,
         "JSON: model (the model's config entry) and noveltybench (the config's transfer.noveltybench)",
         offline=True,
+        job=Job("noveltybench", ("model",), ("model",)),
         help="NoveltyBench: distinct and utility",
         description="Generations per prompt, partitioned by the similarity classifier and rated by the "
         "reward model; mean distinct and mean utility (patience 0.8) per split and overall.",
@@ -91,6 +95,7 @@ def _fetch_noveltybench(sub) -> None:
         "calft.transfer.commands:fetch_noveltybench",
         NoveltyBench,
         "JSON of the config's transfer.noveltybench section",
+        job=Job("fetch_noveltybench_prompts"),
         help="download NoveltyBench's prompt files (head node)",
         description="Writes curated.jsonl and wildchat_1k.jsonl from the configured prompts_url, with "
         "their checksums in the folder's calft_provenance.json.",

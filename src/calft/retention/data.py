@@ -244,7 +244,7 @@ def hub_snapshot(repository: str, revision: str | None, patterns: list[str] | No
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:
         raise UserError(
             f"cannot fetch the dataset {repository} at revision {revision or 'main'} ({error}); gated "
-            "datasets need `huggingface-cli login` and accepted terms"
+            "datasets need `hf auth login` and accepted terms"
         ) from None
 
 

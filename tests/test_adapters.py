@@ -12,9 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import SMOL_ENTRY, cli_settings, run_snakemake
 
 from calft.cli import main
-from tests.conftest import SMOL_ENTRY, cli_settings, run_snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 

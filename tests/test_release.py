@@ -10,8 +10,7 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.conftest import run_snakemake
+from conftest import run_snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
@@ -64,11 +63,11 @@ def test_the_release_card_states_the_headline_metrics_of_the_adapter_and_the_bas
 
 def test_a_released_adapter_loads_and_samples_in_a_script_without_calft(released, tiny_model_dir):
     """The card's own script, with the base model's hub id pointed at the local folder (no hub here)."""
+    from conftest import SMOL_ENTRY
     from transformers import AutoTokenizer
 
     from calft.modeling.chat import ChatFormat, render
     from calft.modeling.settings import ModelEntry
-    from tests.conftest import SMOL_ENTRY
 
     folder = released / "results" / "release" / "smol" / "soft"
     card = (folder / "README.md").read_text()

@@ -745,6 +745,7 @@ def test_the_index_lists_every_paper_item_produced_or_explained(local_micro_run)
 
 # Params that hold whole options, built in common.smk with every value passed through shlex.quote.
 OPTION_PARAMS = {
+    "base_results",
     "evaluators",
     "irt",
     "launcher",
@@ -789,3 +790,19 @@ def test_a_hostile_model_path_reaches_the_command_intact_and_runs_nothing(tmp_pa
     )
     assert (tmp_path / "results" / "tries" / "smollm2" / "ood" / "d2_b100.parquet").is_dir()
     assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()
+
+
+def test_a_configfile_replaces_the_default_config_with_or_without_the_replace_flag(tmp_path, micro_config):
+    """config.yaml's model never joins a run given --configfile (merged, the models of both would run);
+    --config alone still changes the default."""
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    config = _config_file(tmp_path, micro_config())
+    for flags in ([], ["--replace-workflow-config"]):
+        plan = snakemake(
+            "all", "-n", "--quiet", "rules", "--directory", str(tmp_path), "--configfile", str(config), *flags
+        )
+        assert "prepare_embedded_model" in plan.stdout
+        printed = snakemake("all", "-n", "--directory", str(tmp_path), "--configfile", str(config), *flags).stdout
+        assert "smollm2-135m" not in printed and "results/smol/soft/adapter" in printed
+    default = snakemake("all", "-n", "--directory", str(tmp_path), "--config", 'run_models=["smollm2-135m"]').stdout
+    assert "results/smollm2-135m/soft/adapter" in default

@@ -128,6 +128,13 @@ SSOT_COMPARISON = (BASE, SOFT, *BASELINES)  # the columns of Tables 8-9: the bas
 ADAPTER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 
 
+def shown(present) -> list[str]:
+    """The main methods a table or figure has a place for, in table order: every built-in one (a
+    missing one is undefined there) and the declared adapters among `present`."""
+    present = set(present)
+    return [name for name in MAIN if METHODS[name].model is None or name in present]
+
+
 def register_adapter(name: str, model: str) -> Method:
     """A declared adapter (the config's `adapters`) as a main method: evaluated like a trained one on
     its base model, never trained. Registering the same one again changes nothing."""

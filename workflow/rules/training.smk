@@ -54,7 +54,7 @@ rule release_adapter:
     output:
         directory(layout.RELEASE),
     params:
-        base=lambda wildcards, input: " ".join(["--base-results", *map(shlex.quote, input.base_results)])
+        base_results=lambda wildcards, input: " ".join(["--base-results", *map(shlex.quote, input.base_results)])
         if input.base_results else "",
     log:
         "logs/release/{model}/{method}{variant}.log",
@@ -63,7 +63,7 @@ rule release_adapter:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "calft release --adapter {input.adapter:q} --results {input.results:q} {params.base} --output {output:q} "
+        "calft release --adapter {input.adapter:q} --results {input.results:q} {params.base_results} --output {output:q} "
         "> {log:q} 2>&1"
 
 

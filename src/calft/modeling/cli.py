@@ -36,6 +36,7 @@ def add_commands(sub) -> None:
         "JSON: name (the method name), model (the base model's config entry), adapter (its `adapters` entry: "
         "model, path or hub and revision, trust)",
         job=Job("import_adapter", ("model", "method"), ("model", "method")),
+        offline=True,
         help="check an adapter calft did not train against its base model and write it as a calft adapter folder",
     )
     input_path(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from calft.methods import BASE, MAIN, METHODS
+from calft.methods import shown as shown_methods
 from calft.metrics import METRICS
 from calft.report.tables import SET_TITLES
 from calft.targets.families import get_family
@@ -182,8 +183,8 @@ def figure_family_median(
 
 
 def _shown(rows: pd.DataFrame) -> list[str]:
-    """The main methods the rows hold, in table order: the bars of a figure."""
-    return [method for method in MAIN if method in set(rows.method)]
+    """The bars of a figure, in table order (calft.methods.shown)."""
+    return shown_methods(rows.method)
 
 
 def _tuned(rows: pd.DataFrame) -> pd.Series:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from calft import artifacts, metrics
 from calft.errors import UserError
-from calft.methods import MAIN, SSOT_COMPARISON
+from calft.methods import MAIN, SSOT_COMPARISON, shown
 from calft.report import aggregates, intervals, text
 
 SET_TITLES = {
@@ -177,8 +177,7 @@ def paper_table(summary_rows: pd.DataFrame, prompt_set: str) -> pd.DataFrame:
     subset = summary_rows[summary_rows.prompt_set == prompt_set]
     names = carried(subset, metric_columns()) + [name for name in COUNTS if name in subset]
     wide = subset.pivot(index="model", columns="method", values=names)
-    present = [method for method in MAIN if method in set(subset.method)]
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([names, present]))
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([names, shown(subset.method)]))
     return wide.reindex(subset.model.unique())
 
 
@@ -339,7 +338,7 @@ def wide(
     rows: pd.DataFrame, index: list[str], values: list[str], order: list, methods: list[str] | None = None
 ) -> pd.DataFrame:
     """A column per value and method (by default the main methods the rows hold), a row per `index`."""
-    methods = methods or [method for method in MAIN if method in set(rows.method)]
+    methods = methods or shown(rows.method)
     wide = rows.pivot_table(index=index, columns="method", values=values, aggfunc="first", dropna=False)
     wide = wide.reindex(columns=pd.MultiIndex.from_product([values, methods]))
     return wide.reindex(order)

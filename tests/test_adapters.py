@@ -172,6 +172,7 @@ def extension_run(tmp_path_factory, micro_config, tiny_model_dir, foreign) -> Pa
             "families": DECLARED,
             "prompts.train_families": ["gaussian", "half_normal"],
             "prompts.evaluation": ["unseen", "ood"],
+            "transfer.ssot.enabled": False,  # a baseline of the base model: nothing declared changes it
             "ablations": None,
         }
     )

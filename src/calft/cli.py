@@ -82,20 +82,11 @@ def _cap_threads() -> None:
 
 def load_run(path: str):
     """A config file, validated as the workflow validates it (defaults filled in), as the rules read it."""
-    import yaml
-
+    from calft.command import read_mapping
     from calft.config import validate
     from calft.jobs import Run
 
-    try:
-        with open(path, encoding="utf-8") as stream:
-            values = yaml.safe_load(stream)
-    except OSError as error:
-        raise UserError(f"--config {path}: cannot read it ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise UserError(f"--config {path}: not YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(values, dict):
-        raise UserError(f"--config {path}: a config is a mapping of sections")
+    values = read_mapping(path, "the config")
     validate(values, [path])
     return Run(values)
 

@@ -18,7 +18,11 @@ def _typed(section: type[Section]):
 
     def parse(text: str):
         try:
-            return section.from_dict(_read_settings(text[1:])) if text.startswith("@") else section.from_json(text)
+            return (
+                section.from_dict(read_mapping(text[1:], "the settings file"))
+                if text.startswith("@")
+                else section.from_json(text)
+            )
         except SettingsError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
         except UserError as error:
@@ -28,19 +32,19 @@ def _typed(section: type[Section]):
     return parse
 
 
-def _read_settings(path: str) -> dict:
-    """The settings in a JSON or YAML file (JSON is YAML)."""
+def read_mapping(path: str, what: str) -> dict:
+    """The mapping in a JSON or YAML file (JSON is YAML): `what` (settings, a config) names it in errors."""
     import yaml
 
     try:
         with open(path, encoding="utf-8") as stream:
             values = yaml.safe_load(stream)
     except OSError as error:
-        raise UserError(f"cannot read the settings file {path} ({error.strerror})") from None
+        raise UserError(f"cannot read {what} {path} ({error.strerror})") from None
     except yaml.YAMLError as error:
-        raise UserError(f"{path} is neither JSON nor YAML ({str(error).splitlines()[0]})") from None
+        raise UserError(f"{what} {path} is neither JSON nor YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(values, dict):
-        raise UserError(f"{path} holds no mapping of settings")
+        raise UserError(f"{what} {path} holds no mapping of keys")
     return values
 
 

@@ -226,29 +226,37 @@ def test_declared_families_are_discretized_trained_on_evaluated_and_reported(ext
     assert declared.loc["logarithmic", "kind"] == "integer"
 
 
-def test_declared_families_are_judged_by_their_support_and_scaled_by_their_quantiles(extension_run):
-    """Scoring of the logarithmic prompts, recomputed from the samples: valid = integers >= 1, W1
-    normalized by the law's Q95 - Q05."""
+def test_declared_families_are_judged_by_their_support_and_scaled_by_their_quantiles():
+    """calft's judging and scoring of the declared logarithmic law (in a process of its own: the
+    declaration joins the families' registry) against SciPy by hand: valid = integers >= 1, W1 to
+    the law's quantiles at (i - 0.5)/N, normalized by Q95 - Q05."""
     import numpy as np
     from scipy import stats
 
-    from calft import artifacts
-
-    results = extension_run / "results" / "smol" / "base"
-    samples = artifacts.read_table(results / "samples" / "ood.parquet", "samples").to_pandas()
-    scores = artifacts.read_table(results / "scores" / "ood.parquet", "scores").to_pandas().set_index("prompt_id")
-    for p in (0.6, 0.9):
-        prompt_id = f"logarithmic_p_0p{int(p * 10)}"
-        mine = samples[samples.prompt_id == prompt_id]
-        values = mine.value.to_numpy(dtype=float)
-        valid = np.isfinite(values) & (values >= 1) & (np.abs(values - np.round(values)) < 1e-9)
-        assert scores.loc[prompt_id, "valid_rate"] == pytest.approx(valid.mean())
-        law = stats.logser(p)
-        assert (
-            scores.loc[prompt_id, "w1"] / scores.loc[prompt_id, "normalized_w1"]
-            == pytest.approx(law.ppf(0.95) - law.ppf(0.05))
-            or not valid.any()
-        )
+    code = (
+        "import json, sys, numpy as np\n"
+        "from calft.targets import declared\n"
+        "from calft.evaluation.metrics import prompt_scores\n"
+        "from calft.evaluation.parse import in_support\n"
+        "spec = json.loads(sys.argv[1])\n"
+        "spec['support'].setdefault('high', None); spec.setdefault('train', None)\n"
+        "declared.register({'logarithmic': spec})\n"
+        "values = np.array([1.0, 2.0, 1.0, 0.0, 2.5, 7.0, float('nan')])\n"
+        "valid = in_support(values, 'logarithmic', {'p': 0.6})\n"
+        "print(json.dumps({'valid': valid.tolist(), **prompt_scores(values, valid, 'logarithmic', {'p': 0.6})}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(DECLARED["logarithmic"])], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    scored = json.loads(result.stdout)
+    assert scored["valid"] == [True, True, True, False, False, True, False]
+    law, kept = stats.logser(0.6), np.array([1.0, 1.0, 2.0, 7.0])
+    quantiles = law.ppf((np.arange(1, 5) - 0.5) / 4)
+    w1 = float(np.mean(np.abs(np.sort(kept) - quantiles)))
+    assert scored["valid_rate"] == pytest.approx(4 / 7)
+    assert scored["w1"] == pytest.approx(w1)
+    assert scored["normalized_w1"] == pytest.approx(w1 / (law.ppf(0.95) - law.ppf(0.05)))
 
 
 def test_invalid_family_declarations_stop_before_any_job_naming_the_key(micro_config):

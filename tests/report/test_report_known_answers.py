@@ -234,6 +234,15 @@ def test_retention_means_average_the_task_rows_per_model_and_method():
     }
 
 
+def test_the_retention_mean_interval_adds_half_widths_in_quadrature_within_zero_and_one():
+    """Two tasks of half-widths 0.3 and 0.4: the mean's half-width is sqrt(0.09 + 0.16) / 2 = 0.25;
+    a mean of 0.1 reaches 0, not -0.15 (plain sums would give 0.35; no clip, a negative accuracy)."""
+    retention = pd.DataFrame({"model": "m", "method": "base", "score": [0.0, 0.2], "half_width": [0.3, 0.4]})
+    means = aggregates.retention_means(retention).iloc[0]
+    assert means.retention == pytest.approx(0.1)
+    assert (means.retention_low, means.retention_high) == (0.0, pytest.approx(0.35))
+
+
 def test_the_pooled_perplexity_is_the_all_row():
     perplexity = pd.DataFrame(
         {

@@ -19,7 +19,7 @@ from pathlib import Path
 from calft import jobs, layout, slurm, variants
 from calft.config import ConfigError, validate
 from calft.errors import UserError
-from calft.evaluations import EVALUATIONS, optional as optional_evaluations
+from calft.evaluations import EVALUATIONS
 from calft.methods import METHODS, SEED_THEN_ANSWER, TRAINED
 from calft.modeling import ssot
 from calft.report import items as report_items
@@ -49,7 +49,6 @@ if not workflow.remote_exec:  # the main process, before any job is submitted
 
 
 MODELS = config["models"]
-RUN_MODELS = config["run_models"] or list(MODELS)
 TARGETS = config["targets"]
 PROMPTS = config["prompts"]
 TRAINING = config["training"]
@@ -64,6 +63,7 @@ PERPLEXITY_DATA = layout.PALOMA_OFFLINE if PERPLEXITY["offline"] else PERPLEXITY
 NOVELTY_DATA = NOVELTY["data_dir"] or layout.NOVELTY_PROMPTS
 USE_IRT = RETENTION["suite"] == "tinybenchmarks" and bool(RETENTION["irt_parameters"])
 RUN = jobs.Run(config)  # registers the declared adapters as methods on their base model
+RUN_MODELS = RUN.run_models
 VARIANTS = RUN.variants  # the ablations' training variants, by name
 ADAPTERS = RUN.adapters
 RUN_METHODS = RUN.methods  # in table order
@@ -146,8 +146,6 @@ def model_source(name):
     return model_inputs(name)[0]
 
 
-
-
 def model_paths(wildcards, input):
     """The model block of the rules that run a model (its folder or hub id, and the adapter of a
     method that has one)."""
@@ -171,8 +169,6 @@ def import_adapter_inputs(wildcards):
     return {"model": model_inputs(wildcards.model), "source": adapter_source(wildcards.method)}
 
 
-
-
 def tokenizer_users(tokenizer):
     """The run models that use this tokenizer; the first one's files build the shared tries."""
     return RUN.tokenizer_users(tokenizer)
@@ -182,10 +178,6 @@ def same_tokenizer_options(wildcards):
     """build-tries checks that every other model sharing the tokenizer really has the same one."""
     others = tokenizer_users(wildcards.tokenizer)[1:]
     return " ".join(f"--same-tokenizer {shlex.quote(model_source(name))}" for name in others)
-
-
-
-
 
 
 def _cost_uses_model():
@@ -225,10 +217,6 @@ def train_inputs(wildcards):
     if METHODS[wildcards.method].training.tries:
         inputs["tries"] = tries_file(MODELS[wildcards.model]["tokenizer"], "train", variant.decimals, variant.max_bins)
     return inputs
-
-
-
-
 
 
 def tracking_option(wildcards):
@@ -283,10 +271,6 @@ def ssot_instruction_input(wildcards, open_ended=False):
 def ssot_option(wildcards, input):
     path = input.get("ssot_instruction")
     return f"--ssot-instruction {shlex.quote(path)}" if path else ""
-
-
-
-
 
 
 def irt_option(wildcards, input):

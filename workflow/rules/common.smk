@@ -161,11 +161,16 @@ def adapter_source(name):
     return entry["path"] or layout.HUB_ADAPTER_MARKER.format(adapter=name)
 
 
+def require_its_model(wildcards):
+    """A declared adapter runs on its base model only."""
+    method = METHODS[wildcards.method]
+    if not method.applies_to(wildcards.model):
+        raise WorkflowError(f"adapter '{wildcards.method}' is declared on model {method.model}, not {wildcards.model}")
+
+
 def import_adapter_inputs(wildcards):
     """The base model and the declared adapter (of this model only)."""
-    if ADAPTERS[wildcards.method]["model"] != wildcards.model:
-        raise WorkflowError(f"adapter '{wildcards.method}' is declared on model {ADAPTERS[wildcards.method]['model']}, "
-                            f"not {wildcards.model}")
+    require_its_model(wildcards)
     return {"model": model_inputs(wildcards.model), "source": adapter_source(wildcards.method)}
 
 
@@ -237,9 +242,7 @@ def train_launcher(wildcards, resources):
 
 def model_and_adapter(wildcards):
     """The model, and the adapter of a method that has one (of the variant, when the folder names one)."""
-    if not METHODS[wildcards.method].applies_to(wildcards.model):
-        raise WorkflowError(f"adapter '{wildcards.method}' is declared on model {METHODS[wildcards.method].model}, "
-                            f"not {wildcards.model}")
+    require_its_model(wildcards)
     inputs = {"model": model_inputs(wildcards.model)}
     if wildcards.variant:
         run_variant(wildcards)  # only a trained method has variants, and only its own

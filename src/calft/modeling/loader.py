@@ -81,8 +81,12 @@ def load_base(model_dir, entry: ModelEntry):
 
 
 def base_fingerprint(model) -> str:
-    """A digest of the model's architecture (its config without paths, dtypes and private keys):
-    what an adapter trained on it fits."""
+    """A digest of the model's architecture: what an adapter trained on it fits."""
+    return config_fingerprint(model.config)
+
+
+def config_fingerprint(config) -> str:
+    """A digest of a transformers config without paths, dtypes and private keys."""
 
     def architecture(node):
         if isinstance(node, dict):
@@ -94,7 +98,7 @@ def base_fingerprint(model) -> str:
             }
         return node
 
-    text = json.dumps(architecture(model.config.to_dict()), sort_keys=True, default=str)
+    text = json.dumps(architecture(config.to_dict()), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -136,9 +140,10 @@ def _check_adapter_record(adapter: Path, model) -> dict:
     return config
 
 
-def check_adapter_weights(adapter: Path, model, zero_weights: list[str]) -> None:
+def check_adapter_weights(adapter: Path, model, zero_weights: list[str] | None) -> None:
     """Every LoRA weight of the file, and no other, is in the model, unchanged, finite, and not all
-    zero unless training left it so."""
+    zero unless training left it so (`zero_weights`; None: an adapter whose training calft did not
+    record, any weight may be zero)."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import load_file
 
@@ -152,7 +157,9 @@ def check_adapter_weights(adapter: Path, model, zero_weights: list[str]) -> None
     for name, tensor in saved.items():
         if not torch.isfinite(tensor).all():
             raise UserError(f"adapter {adapter} has non-finite values in {name}")
-        if not torch.equal(loaded[name].to(tensor), tensor) or (name not in zero_weights and not tensor.any()):
+        if not torch.equal(loaded[name].to(tensor), tensor) or (
+            zero_weights is not None and name not in zero_weights and not tensor.any()
+        ):
             raise UserError(f"adapter {adapter}: {name} did not load into the model")
 
 

